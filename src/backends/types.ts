@@ -1,0 +1,47 @@
+// One driver per mount backend behind this interface; the registry (registry.ts) maps names to
+// drivers, so adding a backend is one new file and one registry line.
+import type { Host, MountEntry } from '../host/types.js';
+import type { ResolvedBucket } from '../spec/types.js';
+
+export interface OptionProblem {
+  /** Key under `mount.options`, e.g. `statCacheTtl`. */
+  key: string;
+  message: string;
+}
+
+export interface MountCommand {
+  command: string;
+  args: string[];
+  /** The child's complete environment additions (credentials go here, never in args). */
+  env: Record<string, string>;
+  /** Files to write before starting (e.g. the s3fs passwd file), mode 0600, removed on failure. */
+  files: { path: string; content: string; mode: number }[];
+  /** Log file the daemon writes its errors to, read when a mount fails. */
+  logFile?: string;
+}
+
+export interface BackendContext {
+  host: Host;
+  /** Private runtime folder for this bucket (passwd files, logs, caches), mode 0700. */
+  runtimeDir: string;
+  /** Process environment (to inherit, minus what must be removed, such as AWS_CA_BUNDLE for rclone). */
+  processEnv: Record<string, string | undefined>;
+}
+
+export interface Backend {
+  name: string;
+  /** Whether a real FUSE mount is involved (false for `local`). */
+  fuse: boolean;
+  /** Debian package providing the binary, for doctor. */
+  binary?: { command: string; debianPackage: string };
+  /** Problems with `mount.options` for this backend (unknown keys, wrong types). */
+  validateOptions(options: Record<string, unknown>): OptionProblem[];
+  /** Whether a mountinfo entry is this bucket mounted by this backend. */
+  matches(entry: MountEntry, bucket: ResolvedBucket): boolean;
+  /** Whether a mountinfo entry was made by this backend at all (any bucket). */
+  owns(entry: MountEntry): boolean;
+  /** The command that mounts the bucket. */
+  mountCommand(bucket: ResolvedBucket, ctx: BackendContext): MountCommand;
+  /** Flush pending writes (rclone) and unmount; lazily if busy. */
+  unmount(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
+}

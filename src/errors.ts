@@ -1,0 +1,47 @@
+// Typed errors, mapped to exit codes and one clear line at the top of the CLI (src/cli.ts).
+
+/** An error the user can act on: printed as one line (no stack unless --debug), exit code 1. */
+export class PersistError extends Error {
+  readonly exitCode: number = 1;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A problem located in a spec file. */
+export interface SpecProblem {
+  file: string;
+  line: number;
+  column: number;
+  /** Key path such as `buckets.data.mount.path` (empty for the document itself). */
+  path: string;
+  message: string;
+}
+
+export function formatProblem(p: SpecProblem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+}
+
+/** All problems found in a spec, reported at once. */
+export class SpecError extends PersistError {
+  constructor(readonly problems: SpecProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+  }
+}
+
+/** A command-line usage problem (unknown target, missing file, bad duration...). */
+export class UsageError extends PersistError {}
+
+/** A saved plan that no longer matches the machine or the spec. */
+export class StalePlanError extends PersistError {
+  constructor(message: string, readonly changed: string[]) {
+    super(message);
+  }
+}
+
+/** Another apply holds the lock. */
+export class LockError extends PersistError {}
+
+/** An action failed while applying. */
+export class ActionError extends PersistError {}

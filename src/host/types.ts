@@ -1,0 +1,100 @@
+// The one boundary for every effect: files, the mount table, subprocesses, the clock.
+// Commands compose a host once at start-up: the real one, wrapped read-only for plan and status,
+// or recording for tests. Pure code never touches `node:fs` or `process` directly.
+
+export type FileType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface FileInfo {
+  type: FileType;
+  size: number;
+  /** Permission bits only (e.g. 0o644). */
+  mode: number;
+  mtimeMs: number;
+}
+
+export interface MountEntry {
+  mountId: number;
+  parentId: number;
+  /** Absolute mount point, unescaped. */
+  mountPoint: string;
+  /** Root of the mount within its file system. */
+  root: string;
+  /** File system type, e.g. `fuse.s3fs`. */
+  fsType: string;
+  /** Mount source, unescaped, e.g. the bucket name. */
+  source: string;
+  options: string;
+  superOptions: string;
+}
+
+/** Result of a bounded health probe of a path (stat + list, off the main event loop). */
+export type ProbeResult =
+  | { state: 'ok'; entries: number }
+  | { state: 'missing' }
+  | { state: 'dead'; reason: string };
+
+export interface RunOptions {
+  cwd?: string;
+  /** Complete environment of the child (secrets go here, never in args). */
+  env?: Record<string, string | undefined>;
+  input?: string | Buffer;
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export interface Host {
+  // --- reads ---
+  /** lstat; null when the path does not exist. */
+  lstat(path: string): Promise<FileInfo | null>;
+  /** stat (follows symlinks); null when the path (or the link's target) does not exist. */
+  stat(path: string): Promise<FileInfo | null>;
+  readlink(path: string): Promise<string>;
+  /** Names in a directory, sorted. */
+  readdir(path: string): Promise<string[]>;
+  readFile(path: string): Promise<Buffer>;
+  /** The first `bytes` bytes of a file (or all of it if shorter). */
+  readHead(path: string, bytes: number): Promise<Buffer>;
+  /** sha256 hex of a file's content. */
+  hashFile(path: string): Promise<string>;
+  /** Parsed /proc/self/mountinfo. */
+  mounts(): Promise<MountEntry[]>;
+  /** Bounded probe: stat and list `path` off the main event loop; `dead` on ENOTCONN, ECONNABORTED or timeout. */
+  probe(path: string, timeoutMs: number): Promise<ProbeResult>;
+  /** Environment variables visible to the process. */
+  env(): Record<string, string | undefined>;
+  now(): Date;
+  pid(): number;
+  /** Whether a process with this pid is alive. */
+  processAlive(pid: number): boolean;
+
+  // --- writes (refused by the read-only host) ---
+  mkdir(path: string, options?: { mode?: number }): Promise<void>; // recursive
+  writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void>;
+  /** Write to a temporary name beside `path`, fsync, then rename into place. */
+  writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void>;
+  copyFile(from: string, to: string): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** Remove a file, symlink or (recursive) directory; no error if missing. */
+  remove(path: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  utimes(path: string, mtimeMs: number): Promise<void>;
+  /** fsync a file (or directory) by path. */
+  fsync(path: string): Promise<void>;
+  /** Run a subprocess (never through a shell). */
+  run(command: string, args: string[], options?: RunOptions): Promise<RunResult>;
+}
+
+/** Thrown by the read-only host when code under plan/status tries to change something. */
+export class ReadOnlyViolation extends Error {
+  constructor(operation: string, path: string) {
+    super(`internal error: ${operation} ${path} attempted on a read-only host`);
+    this.name = 'ReadOnlyViolation';
+  }
+}
