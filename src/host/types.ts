@@ -39,6 +39,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   input?: string | Buffer;
   timeoutMs?: number;
+  /** The caller promises the command changes nothing (e.g. `git cat-file`): allowed on a read-only host. */
+  readOnly?: boolean;
 }
 
 export interface RunResult {

@@ -1,0 +1,214 @@
+// An in-memory host for unit tests: a file tree with symlinks, a settable mount table, scripted
+// probes and subprocesses, and a fixed clock. No disk, no processes.
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import type { FileInfo, Host, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
+
+type Node =
+  | { type: 'file'; data: Buffer; mode: number; mtimeMs: number }
+  | { type: 'dir'; mode: number; mtimeMs: number }
+  | { type: 'symlink'; target: string; mode: number; mtimeMs: number }
+  | { type: 'other'; mode: number; mtimeMs: number };
+
+function errno(code: string, path: string): NodeJS.ErrnoException {
+  const error = new Error(`${code}: ${path}`) as NodeJS.ErrnoException;
+  error.code = code;
+  return error;
+}
+
+export type RunHandler = (command: string, args: string[], options: RunOptions) => RunResult | Promise<RunResult>;
+
+export class MemoryHost implements Host {
+  readonly nodes = new Map<string, Node>([['/', { type: 'dir', mode: 0o755, mtimeMs: 0 }]]);
+  mountTable: MountEntry[] = [];
+  /** Probe answers by path; paths not listed are probed from the tree. */
+  probes = new Map<string, ProbeResult>();
+  environment: Record<string, string | undefined> = {};
+  clock = new Date('2026-01-01T00:00:00Z');
+  runHandler: RunHandler = (command) => ({ exitCode: 127, stdout: '', stderr: `${command}: not found`, timedOut: false });
+  alivePids = new Set<number>([4242]);
+
+  // --- building trees in tests ---
+  addDir(path: string, mode = 0o755): this {
+    this.#ensureParent(path);
+    this.nodes.set(path, { type: 'dir', mode, mtimeMs: this.clock.getTime() });
+    return this;
+  }
+  addFile(path: string, content: string | Buffer, mode = 0o644): this {
+    this.#ensureParent(path);
+    this.nodes.set(path, { type: 'file', data: Buffer.from(content), mode, mtimeMs: this.clock.getTime() });
+    return this;
+  }
+  addSymlink(path: string, target: string): this {
+    this.#ensureParent(path);
+    this.nodes.set(path, { type: 'symlink', target, mode: 0o777, mtimeMs: this.clock.getTime() });
+    return this;
+  }
+  addOther(path: string): this {
+    this.#ensureParent(path);
+    this.nodes.set(path, { type: 'other', mode: 0o644, mtimeMs: this.clock.getTime() });
+    return this;
+  }
+
+  #ensureParent(path: string): void {
+    const parent = posix.dirname(path);
+    if (parent === path) return;
+    if (!this.nodes.has(parent)) {
+      this.#ensureParent(parent);
+      this.nodes.set(parent, { type: 'dir', mode: 0o755, mtimeMs: this.clock.getTime() });
+    }
+  }
+
+  /** Follow symlinks in every component of `path`. */
+  #resolve(path: string, followLast: boolean, depth = 0): string {
+    if (depth > 40) throw errno('ELOOP', path);
+    const parts = posix.normalize(path).split('/').filter(Boolean);
+    let current = '/';
+    for (let i = 0; i < parts.length; i++) {
+      const next = posix.join(current, parts[i] ?? '');
+      const node = this.nodes.get(next);
+      const isLast = i === parts.length - 1;
+      if (node?.type === 'symlink' && (!isLast || followLast)) {
+        const target = posix.resolve(current, node.target);
+        current = this.#resolve(target, true, depth + 1);
+      } else {
+        current = next;
+      }
+    }
+    return current;
+  }
+
+  #node(path: string, follow: boolean): Node | undefined {
+    return this.nodes.get(this.#resolve(path, follow));
+  }
+
+  #info(node: Node): FileInfo {
+    return { type: node.type, size: node.type === 'file' ? node.data.length : 0, mode: node.mode, mtimeMs: node.mtimeMs };
+  }
+
+  async lstat(path: string): Promise<FileInfo | null> {
+    const node = this.#node(path, false);
+    return node ? this.#info(node) : null;
+  }
+  async stat(path: string): Promise<FileInfo | null> {
+    const node = this.#node(path, true);
+    return node ? this.#info(node) : null;
+  }
+  async readlink(path: string): Promise<string> {
+    const node = this.#node(path, false);
+    if (node?.type !== 'symlink') throw errno(node ? 'EINVAL' : 'ENOENT', path);
+    return node.target;
+  }
+  async readdir(path: string): Promise<string[]> {
+    const dir = this.#resolve(path, true);
+    const node = this.nodes.get(dir);
+    if (!node) throw errno('ENOENT', path);
+    if (node.type !== 'dir') throw errno('ENOTDIR', path);
+    const prefix = dir === '/' ? '/' : `${dir}/`;
+    const names: string[] = [];
+    for (const key of this.nodes.keys()) {
+      if (key !== dir && key.startsWith(prefix) && !key.slice(prefix.length).includes('/')) names.push(key.slice(prefix.length));
+    }
+    return names.sort();
+  }
+  async readFile(path: string): Promise<Buffer> {
+    const node = this.#node(path, true);
+    if (!node) throw errno('ENOENT', path);
+    if (node.type !== 'file') throw errno('EISDIR', path);
+    return Buffer.from(node.data);
+  }
+  async readHead(path: string, bytes: number): Promise<Buffer> {
+    return (await this.readFile(path)).subarray(0, bytes);
+  }
+  async hashFile(path: string): Promise<string> {
+    return createHash('sha256').update(await this.readFile(path)).digest('hex');
+  }
+  async mounts(): Promise<MountEntry[]> {
+    return this.mountTable;
+  }
+  async probe(path: string): Promise<ProbeResult> {
+    const scripted = this.probes.get(path);
+    if (scripted) return scripted;
+    const node = this.#node(path, true);
+    if (!node) return { state: 'missing' };
+    return { state: 'ok', entries: node.type === 'dir' ? (await this.readdir(path)).length : 0 };
+  }
+  env(): Record<string, string | undefined> {
+    return this.environment;
+  }
+  now(): Date {
+    return this.clock;
+  }
+  pid(): number {
+    return 4242;
+  }
+  processAlive(pid: number): boolean {
+    return this.alivePids.has(pid);
+  }
+
+  async mkdir(path: string, options?: { mode?: number }): Promise<void> {
+    const resolved = this.#resolve(path, true);
+    const node = this.nodes.get(resolved);
+    if (node && node.type !== 'dir') throw errno('EEXIST', path);
+    if (!node) this.addDir(resolved, options?.mode ?? 0o755);
+  }
+  async writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
+    const resolved = this.#resolve(path, true);
+    if (options?.exclusive && this.nodes.has(resolved)) throw errno('EEXIST', path);
+    this.#requireParent(resolved);
+    this.addFile(resolved, data, options?.mode ?? 0o644);
+  }
+  async writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
+    await this.writeFile(path, data, options);
+  }
+  async copyFile(from: string, to: string): Promise<void> {
+    const source = this.#node(from, true);
+    if (source?.type !== 'file') throw errno('ENOENT', from);
+    const resolved = this.#resolve(to, true);
+    this.#requireParent(resolved);
+    this.nodes.set(resolved, { type: 'file', data: Buffer.from(source.data), mode: source.mode, mtimeMs: this.clock.getTime() });
+  }
+  async symlink(target: string, path: string): Promise<void> {
+    const resolved = this.#resolve(path, false);
+    if (this.nodes.has(resolved)) throw errno('EEXIST', path);
+    this.#requireParent(resolved);
+    this.addSymlink(resolved, target);
+  }
+  async rename(from: string, to: string): Promise<void> {
+    const source = this.#resolve(from, false);
+    const target = this.#resolve(to, false);
+    if (!this.nodes.has(source)) throw errno('ENOENT', from);
+    this.#requireParent(target);
+    const existing = this.nodes.get(target);
+    if (existing?.type === 'dir' && (await this.readdir(target)).length > 0) throw errno('ENOTEMPTY', to);
+    const moved = [...this.nodes.entries()].filter(([key]) => key === source || key.startsWith(`${source}/`));
+    for (const [key] of moved) this.nodes.delete(key);
+    for (const [key, node] of moved) this.nodes.set(target + key.slice(source.length), node);
+  }
+  async remove(path: string): Promise<void> {
+    const resolved = this.#resolve(path, false);
+    for (const key of [...this.nodes.keys()]) if (key === resolved || key.startsWith(`${resolved}/`)) this.nodes.delete(key);
+  }
+  async chmod(path: string, mode: number): Promise<void> {
+    const node = this.#node(path, true);
+    if (!node) throw errno('ENOENT', path);
+    node.mode = mode;
+  }
+  async utimes(path: string, mtimeMs: number): Promise<void> {
+    const node = this.#node(path, true);
+    if (!node) throw errno('ENOENT', path);
+    node.mtimeMs = mtimeMs;
+  }
+  async fsync(path: string): Promise<void> {
+    if (!this.#node(path, true)) throw errno('ENOENT', path);
+  }
+  async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+    return this.runHandler(command, args, options);
+  }
+
+  #requireParent(path: string): void {
+    const parent = this.nodes.get(posix.dirname(path));
+    if (!parent) throw errno('ENOENT', path);
+    if (parent.type !== 'dir') throw errno('ENOTDIR', path);
+  }
+}

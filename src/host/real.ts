@@ -1,0 +1,219 @@
+// The real host: node:fs, /proc/self/mountinfo, child processes, the system clock.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parseMountinfo } from './mountinfo.js';
+import type { FileInfo, FileType, Host, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
+
+function fileType(stats: import('node:fs').Stats): FileType {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'dir';
+  if (stats.isSymbolicLink()) return 'symlink';
+  return 'other';
+}
+
+function info(stats: import('node:fs').Stats): FileInfo {
+  return { type: fileType(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs };
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+export class RealHost implements Host {
+  async lstat(path: string): Promise<FileInfo | null> {
+    try {
+      return info(await fs.lstat(path));
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  async stat(path: string): Promise<FileInfo | null> {
+    try {
+      return info(await fs.stat(path));
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  readlink(path: string): Promise<string> {
+    return fs.readlink(path);
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    return (await fs.readdir(path)).sort();
+  }
+
+  readFile(path: string): Promise<Buffer> {
+    return fs.readFile(path);
+  }
+
+  async readHead(path: string, bytes: number): Promise<Buffer> {
+    const handle = await fs.open(path, 'r');
+    try {
+      const buffer = Buffer.alloc(bytes);
+      const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  hashFile(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const hash = createHash('sha256');
+      createReadStream(path)
+        .on('data', (chunk) => hash.update(chunk))
+        .on('error', reject)
+        .on('end', () => resolve(hash.digest('hex')));
+    });
+  }
+
+  async mounts(): Promise<MountEntry[]> {
+    return parseMountinfo(await fs.readFile('/proc/self/mountinfo', 'utf8'));
+  }
+
+  /**
+   * A hung FUSE daemon blocks stat() in the kernel; doing it in this process would tie up a
+   * libuv thread for good. So `ls` runs in a child that is abandoned (not awaited) on timeout.
+   */
+  probe(path: string, timeoutMs: number): Promise<ProbeResult> {
+    return new Promise((resolve) => {
+      const child = spawn('ls', ['-A1', '--', path], { stdio: ['ignore', 'pipe', 'pipe'], env: { LC_ALL: 'C', PATH: process.env.PATH } });
+      let stdout = '';
+      let stderr = '';
+      let settled = false;
+      const finish = (result: ProbeResult): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(result);
+      };
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        child.unref();
+        finish({ state: 'dead', reason: `no answer within ${timeoutMs} ms` });
+      }, timeoutMs);
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', (error) => finish({ state: 'dead', reason: error.message }));
+      child.on('close', (code) => {
+        if (code === 0) return finish({ state: 'ok', entries: stdout.split('\n').filter(Boolean).length });
+        if (/No such file or directory/.test(stderr)) return finish({ state: 'missing' });
+        const reason = stderr.trim().replace(/^ls: /, '') || `ls exited with ${code}`;
+        finish({ state: 'dead', reason });
+      });
+    });
+  }
+
+  env(): Record<string, string | undefined> {
+    return process.env;
+  }
+
+  now(): Date {
+    return new Date();
+  }
+
+  pid(): number {
+    return process.pid;
+  }
+
+  processAlive(pid: number): boolean {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+
+  async mkdir(path: string, options?: { mode?: number }): Promise<void> {
+    await fs.mkdir(path, { recursive: true, mode: options?.mode });
+  }
+
+  async writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
+    await fs.writeFile(path, data, { mode: options?.mode, flag: options?.exclusive ? 'wx' : 'w' });
+    if (options?.mode !== undefined) await fs.chmod(path, options.mode);
+  }
+
+  async writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
+    const temp = join(dirname(path), `.${basename(path)}.persist-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const handle = await fs.open(temp, 'w', options?.mode ?? 0o644);
+    try {
+      await handle.writeFile(data);
+      if (options?.mode !== undefined) await handle.chmod(options.mode);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await fs.rename(temp, path);
+    } catch (error) {
+      await fs.rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  copyFile(from: string, to: string): Promise<void> {
+    return fs.copyFile(from, to);
+  }
+
+  symlink(target: string, path: string): Promise<void> {
+    return fs.symlink(target, path);
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return fs.rename(from, to);
+  }
+
+  remove(path: string): Promise<void> {
+    return fs.rm(path, { recursive: true, force: true });
+  }
+
+  chmod(path: string, mode: number): Promise<void> {
+    return fs.chmod(path, mode);
+  }
+
+  async utimes(path: string, mtimeMs: number): Promise<void> {
+    const seconds = mtimeMs / 1000;
+    await fs.utimes(path, seconds, seconds);
+  }
+
+  async fsync(path: string): Promise<void> {
+    const handle = await fs.open(path, 'r');
+    try {
+      await handle.sync();
+    } catch (error) {
+      // Some file systems (and directories on some FUSE backends) do not support fsync.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EBADF' && code !== 'ENOSYS') throw error;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+    const { execa } = await import('execa');
+    const result = await execa(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      extendEnv: options.env === undefined,
+      input: options.input,
+      timeout: options.timeoutMs,
+      reject: false,
+      stripFinalNewline: false,
+      encoding: 'utf8',
+    });
+    if (result.failed && result.exitCode === undefined && !result.timedOut) {
+      // The command could not be started at all (not installed...).
+      return { exitCode: 127, stdout: '', stderr: result.originalMessage ?? result.message ?? 'could not start', timedOut: false };
+    }
+    return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), timedOut: result.timedOut };
+  }
+}
