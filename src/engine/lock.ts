@@ -1,0 +1,66 @@
+// The apply lock: a file created exclusively on local disk (never the bucket). A second apply
+// waits up to --lock-timeout, then fails naming the holder. A lock left by a dead process is taken
+// over: it is renamed aside (so that only one taker wins) and then recreated exclusively.
+import { join } from 'node:path';
+import { LockError } from '../errors.js';
+import type { Host } from '../host/types.js';
+
+export interface LockHolder {
+  pid: number;
+  startedAt: string;
+  spec: string;
+  environment: string;
+}
+
+async function readHolder(host: Host, path: string): Promise<LockHolder | null> {
+  try {
+    return JSON.parse((await host.readFile(path)).toString('utf8')) as LockHolder;
+  } catch {
+    return null; // vanished, or half-written by a process that died at that moment
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Take the lock; resolves to its release function. */
+export async function acquireLock(
+  host: Host,
+  dir: string,
+  holder: Omit<LockHolder, 'pid' | 'startedAt'>,
+  timeoutMs: number,
+): Promise<() => Promise<void>> {
+  const path = join(dir, 'apply.lock');
+  await host.mkdir(dir, { mode: 0o700 });
+  const mine: LockHolder = { pid: host.pid(), startedAt: host.now().toISOString(), ...holder };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await host.writeFile(path, `${JSON.stringify(mine)}\n`, { exclusive: true, mode: 0o600 });
+      return async () => {
+        const current = await readHolder(host, path);
+        if (current?.pid === mine.pid) await host.remove(path);
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const current = await readHolder(host, path);
+    if (current && !host.processAlive(current.pid)) {
+      const aside = `${path}.stale-${mine.pid}`;
+      try {
+        await host.rename(path, aside);
+        const taken = await readHolder(host, aside);
+        // Another taker recreated the lock between our read and our rename: give it back.
+        if (taken && taken.pid !== current.pid && host.processAlive(taken.pid)) await host.rename(aside, path);
+        else await host.remove(aside);
+      } catch {
+        // Someone else moved it first; just try again.
+      }
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      const who = current ? `pid ${current.pid} (started ${current.startedAt}, environment "${current.environment}")` : 'another process';
+      throw new LockError(`another apply holds the lock ${path}: ${who}; wait for it to finish or pass --lock-timeout`);
+    }
+    await sleep(Math.min(200, Math.max(10, deadline - Date.now())));
+  }
+}

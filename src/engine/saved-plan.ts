@@ -1,0 +1,68 @@
+// A saved plan (`plan --out FILE`): the spec's hash, the environment, the actions and a fingerprint
+// of every resource observed, sealed with a checksum. `apply FILE` refuses it when it was tampered
+// with, made for another spec or environment, or when any resource changed since.
+import { createHash } from 'node:crypto';
+import { PersistError, StalePlanError } from '../errors.js';
+import type { PlannedAction, PlanOptions } from './types.js';
+
+export const SAVED_PLAN_KIND = 'persist-plan' as const;
+
+export interface SavedPlan {
+  kind: typeof SAVED_PLAN_KIND;
+  formatVersion: 1;
+  specFile: string;
+  specHash: string;
+  environment: string;
+  createdAt: string;
+  options: PlanOptions;
+  targets: string[];
+  /** Address -> sha256 of its observed state. */
+  fingerprints: Record<string, string>;
+  actions: PlannedAction[];
+  checksum: string;
+}
+
+function checksumOf(plan: Omit<SavedPlan, 'checksum'>): string {
+  return createHash('sha256').update(JSON.stringify(plan)).digest('hex');
+}
+
+export function sealPlan(plan: Omit<SavedPlan, 'checksum' | 'kind' | 'formatVersion'>): SavedPlan {
+  const body = { kind: SAVED_PLAN_KIND, formatVersion: 1 as const, ...plan };
+  return { ...body, checksum: checksumOf(body) };
+}
+
+/** Parse and check a saved plan file's text; `file` is named in every error. */
+export function parseSavedPlan(text: string, file: string): SavedPlan {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new PersistError(`${file}: not a saved plan (it is not valid JSON; was it truncated?)`);
+  }
+  const plan = data as Partial<SavedPlan> | null;
+  if (!plan || typeof plan !== 'object' || plan.kind !== SAVED_PLAN_KIND) {
+    throw new PersistError(`${file}: not a saved plan (write one with \`persist plan --out ${file}\`)`);
+  }
+  if (plan.formatVersion !== 1) throw new PersistError(`${file}: saved plan format ${String(plan.formatVersion)} is not supported (expected 1)`);
+  const { checksum, ...body } = plan as SavedPlan;
+  if (typeof checksum !== 'string' || checksumOf(body) !== checksum) {
+    throw new PersistError(`${file}: the saved plan was modified after it was written (checksum mismatch); run \`persist plan --out\` again`);
+  }
+  return plan as SavedPlan;
+}
+
+/** Refuse a plan made for another spec or environment, or whose observed resources changed since. */
+export function checkFresh(plan: SavedPlan, file: string, current: { specHash: string; environment: string; fingerprints: Record<string, string> }): void {
+  if (plan.environment !== current.environment) {
+    throw new StalePlanError(`${file}: the plan was made for environment "${plan.environment}", not "${current.environment}"`, []);
+  }
+  if (plan.specHash !== current.specHash) {
+    throw new StalePlanError(`${file}: the spec ${plan.specFile} changed since the plan was made; run \`persist plan --out\` again`, []);
+  }
+  const changed = Object.keys({ ...plan.fingerprints, ...current.fingerprints })
+    .filter((address) => plan.fingerprints[address] !== current.fingerprints[address])
+    .sort();
+  if (changed.length > 0) {
+    throw new StalePlanError(`${file}: the plan is stale; these resources changed since it was made: ${changed.join(', ')}. Run \`persist plan --out\` again.`, changed);
+  }
+}
