@@ -1,0 +1,140 @@
+// Restores a repository from a bundle without clobbering anything already in its folder (links
+// made earlier, files the agent wrote). Crash-safe: when the repo has no `.git`, the git directory
+// is built beside it and renamed into place last, so an interrupted restore leaves no half-made
+// repository, only checked-out files that the next restore finds equal. In an existing `.git`
+// without commits, the refs are written last for the same reason.
+import { basename, dirname, join } from 'node:path';
+import { ActionError } from '../errors.js';
+import type { Host } from '../host/types.js';
+import { isBundledRef } from './refs.js';
+import { git, splitNul } from './run.js';
+
+export interface RestoreRequest {
+  repo: string;
+  /** Absolute path of the bundle in the mount. */
+  file: string;
+  objectFormat: 'sha1' | 'sha256';
+  /** Set as `origin` when given. */
+  remote?: string;
+  /**
+   * The existing git directory of a repo without commits, restored in place; null when the
+   * repo has no `.git` (built beside it, then moved in).
+   */
+  existingGitDir: string | null;
+}
+
+export interface RestoreResult {
+  refs: number;
+  /** `refs/heads/main`, or null when HEAD is detached. */
+  headRef: string | null;
+  headSha: string | null;
+  checkedOut: number;
+  /** Tracked files already present whose content differs from the bundle: kept as they are. */
+  differing: string[];
+  /** Missing tracked files not checked out because a symlink (or a file) lies on their path. */
+  blocked: string[];
+}
+
+/** The branch HEAD should name: the one at HEAD's commit, preferring main and master when several are. */
+export function chooseHeadBranch(refs: Record<string, string>, headSha: string | null): string | null {
+  const branches = Object.keys(refs).filter((name) => name.startsWith('refs/heads/')).sort();
+  const candidates = headSha ? branches.filter((name) => refs[name] === headSha) : branches;
+  for (const preferred of ['refs/heads/main', 'refs/heads/master']) if (candidates.includes(preferred)) return preferred;
+  return candidates[0] ?? null;
+}
+
+/** `<sha> <ref>` lines as printed by `git bundle unbundle` and `list-heads`. */
+function parseRefLines(output: string): Record<string, string> {
+  const refs: Record<string, string> = {};
+  for (const line of output.split('\n')) {
+    const match = /^([0-9a-f]{40,64}) (\S+)$/.exec(line.trim());
+    if (match?.[1] && match[2]) refs[match[2]] = match[1];
+  }
+  return refs;
+}
+
+/** Paths (relative to `root`) with a symlink or non-directory as one of their parent components. */
+async function blockedPaths(host: Host, root: string, paths: string[]): Promise<Set<string>> {
+  const parentOk = new Map<string, boolean>();
+  const isOpenDir = async (relative: string): Promise<boolean> => {
+    let known = parentOk.get(relative);
+    if (known === undefined) {
+      const info = await host.lstat(join(root, relative));
+      const parent = dirname(relative);
+      known = (info === null || info.type === 'dir') && (parent === '.' || (await isOpenDir(parent)));
+      parentOk.set(relative, known);
+    }
+    return known;
+  };
+  const blocked = new Set<string>();
+  for (const path of paths) {
+    const parent = dirname(path);
+    if (parent !== '.' && !(await isOpenDir(parent))) blocked.add(path);
+  }
+  return blocked;
+}
+
+export async function restoreFromBundle(host: Host, request: RestoreRequest, progress: (message: string) => void): Promise<RestoreResult> {
+  const { repo, file } = request;
+  const staging = join(dirname(repo), `.${basename(repo)}.persist-restore-${host.pid()}`);
+  const building = request.existingGitDir === null;
+  try {
+    let gitDir: string;
+    if (building) {
+      if (await host.lstat(join(repo, '.git'))) throw new ActionError(`${repo}/.git appeared during the restore; run persist plan again`);
+      await host.mkdir(repo);
+      await host.remove(staging);
+      await git(host, ['init', '-q', `--object-format=${request.objectFormat}`, staging]);
+      gitDir = join(staging, '.git');
+    } else {
+      gitDir = request.existingGitDir!;
+    }
+    const inRepo = ['--git-dir', gitDir, '--work-tree', repo];
+
+    progress('reading the bundle');
+    const unbundled = parseRefLines((await git(host, ['--git-dir', gitDir, 'bundle', 'unbundle', file])).stdout);
+    const refs = Object.fromEntries(Object.entries(unbundled).filter(([name]) => isBundledRef(name)));
+    const headSha = unbundled.HEAD ?? null;
+    const headRef = chooseHeadBranch(refs, headSha);
+    const checkoutSha = headSha ?? (headRef ? refs[headRef]! : null);
+
+    let checkedOut = 0;
+    let differing: string[] = [];
+    let blocked: string[] = [];
+    if (checkoutSha) {
+      progress('checking out missing files');
+      await git(host, [...inRepo, 'read-tree', checkoutSha]);
+      await git(host, [...inRepo, 'update-index', '-q', '--refresh'], { okExitCodes: [0, 1] });
+      const missing = splitNul((await git(host, [...inRepo, 'ls-files', '-z', '--deleted'])).stdout);
+      const blockedSet = await blockedPaths(host, repo, missing);
+      blocked = missing.filter((path) => blockedSet.has(path));
+      const toCheckOut = missing.filter((path) => !blockedSet.has(path));
+      if (toCheckOut.length > 0) {
+        // Without -f, checkout-index never overwrites a file that exists.
+        await git(host, [...inRepo, 'checkout-index', '-q', '-u', '-z', '--stdin'], { input: toCheckOut.map((p) => `${p}\0`).join('') });
+      }
+      checkedOut = toCheckOut.length;
+      differing = splitNul((await git(host, [...inRepo, 'diff', '--name-only', '-z', '--diff-filter=MT'])).stdout);
+    }
+
+    if (request.remote) {
+      const existing = await git(host, ['--git-dir', gitDir, 'config', '--get', 'remote.origin.url'], { okExitCodes: [0, 1] });
+      const verb = existing.exitCode === 0 ? 'set-url' : 'add';
+      await git(host, ['--git-dir', gitDir, 'remote', verb, 'origin', request.remote], { describe: `git remote ${verb} origin <remote>` });
+    }
+
+    progress('writing refs');
+    const updates = Object.entries(refs).map(([name, sha]) => `update ${name} ${sha}\n`).join('');
+    if (updates) await git(host, ['--git-dir', gitDir, 'update-ref', '--stdin'], { input: updates });
+    if (headRef) await git(host, ['--git-dir', gitDir, 'symbolic-ref', 'HEAD', headRef]);
+    else if (headSha) await git(host, ['--git-dir', gitDir, 'update-ref', '--no-deref', 'HEAD', headSha]);
+
+    if (building) {
+      if (await host.lstat(join(repo, '.git'))) throw new ActionError(`${repo}/.git appeared during the restore; run persist plan again`);
+      await host.rename(gitDir, join(repo, '.git'));
+    }
+    return { refs: Object.keys(refs).length, headRef, headSha: headRef ? refs[headRef]! : headSha, checkedOut, differing, blocked };
+  } finally {
+    if (building) await host.remove(staging);
+  }
+}

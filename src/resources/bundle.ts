@@ -1,0 +1,294 @@
+// bundle.<name>: a local git repository saved into the mount as one `git bundle` file.
+// Desired: the mounted bundle holds exactly the repo's refs (local branches, tags and HEAD; see
+// BUNDLED_REF_PREFIXES). No `.git` (or no commits yet) and a bundle → restore; refs differ →
+// update; equal → nothing. An update that would drop commits the bundle holds and the repo does
+// not (a re-initialised or stale repo) is a conflict unless --allow-shrink.
+import { join, relative } from 'node:path';
+import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlannedAction, PlanOptions, ResourceModule } from '../engine/types.js';
+import { ActionError } from '../errors.js';
+import { readBundleHeader } from '../git/bundle-header.js';
+import { restoreFromBundle } from '../git/bundle-restore.js';
+import { generationPath, writeBundle } from '../git/bundle-update.js';
+import { findGitDir, readRepoRefs, type HeadState } from '../git/refs.js';
+import { splitNul } from '../git/run.js';
+import type { Host } from '../host/types.js';
+import type { ResolvedBundle, ResolvedLink } from '../spec/types.js';
+
+export type RepoObserved =
+  | { state: 'missing' }
+  | { state: 'not-a-dir' }
+  /** A folder without `.git`; `entries` is how many names it holds. */
+  | { state: 'no-git'; entries: number }
+  /** A git repository; no refs and an unborn HEAD means no commits yet. */
+  | { state: 'git'; head: HeadState; refs: Record<string, string> }
+  | { state: 'unreadable'; error: string };
+
+export type BundleFileObserved =
+  /** The mount is not ready: what it holds is unknown until the mount action has run. */
+  | { state: 'unknown' }
+  | { state: 'missing' }
+  /** `refs` includes `HEAD` when the bundle records it. */
+  | { state: 'present'; size: number; objectFormat: 'sha1' | 'sha256'; refs: Record<string, string>; prerequisites: number }
+  | { state: 'unreadable'; error: string };
+
+export interface BundleObserved {
+  repo: RepoObserved;
+  bundle: BundleFileObserved;
+  /** Earlier generations present (`<file>.1` ...), up to `keep`. */
+  generations: number[];
+  /** Refs of the bundle whose commits the repo does not contain (checked only when refs differ). */
+  lost: { ref: string; sha: string }[];
+  /** Link paths inside the repo that the repo tracks (checked only when an update is planned). */
+  trackedLinks: string[];
+}
+
+type Decision = Omit<PlannedAction, 'dependsOn'>;
+
+const short = (sha: string | null | undefined): string | null => (sha ? sha.slice(0, 12) : null);
+
+function hasCommits(repo: RepoObserved): repo is Extract<RepoObserved, { state: 'git' }> {
+  return repo.state === 'git' && (Object.keys(repo.refs).length > 0 || repo.head.sha !== null);
+}
+
+/** The repo's side of the comparison: its bundled refs plus HEAD, as a bundle header lists them. */
+export function repoRefMap(repo: Extract<RepoObserved, { state: 'git' }>): Record<string, string> {
+  return repo.head.sha ? { HEAD: repo.head.sha, ...repo.refs } : { ...repo.refs };
+}
+
+function sameRefs(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
+}
+
+/** One change per ref that differs, HEAD first. */
+export function refChanges(before: Record<string, string>, after: Record<string, string>): Change[] {
+  const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort((a, b) => (a === 'HEAD' ? -1 : b === 'HEAD' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  return names.filter((name) => before[name] !== after[name]).map((field) => ({ field, before: short(before[field]), after: short(after[field]) }));
+}
+
+async function observeRepo(host: Host, repo: string): Promise<RepoObserved> {
+  try {
+    const info = await host.stat(repo);
+    if (!info) return { state: 'missing' };
+    if (info.type !== 'dir') return { state: 'not-a-dir' };
+    const refs = await readRepoRefs(host, repo);
+    if (!refs) return { state: 'no-git', entries: (await host.readdir(repo)).length };
+    return { state: 'git', head: refs.head, refs: refs.refs };
+  } catch (error) {
+    return { state: 'unreadable', error: (error as Error).message };
+  }
+}
+
+async function observeBundleFile(host: Host, file: string): Promise<BundleFileObserved> {
+  try {
+    const info = await host.stat(file);
+    if (!info) return { state: 'missing' };
+    if (info.type !== 'file') return { state: 'unreadable', error: `${file} is not a regular file` };
+    const header = await readBundleHeader(host, file);
+    const refs: Record<string, string> = {};
+    for (const ref of header.refs) refs[ref.name] ??= ref.sha;
+    return { state: 'present', size: info.size, objectFormat: header.objectFormat, refs, prerequisites: header.prerequisites.length };
+  } catch (error) {
+    return { state: 'unreadable', error: (error as Error).message };
+  }
+}
+
+/**
+ * Bundle refs whose commits are not reachable from any of the repo's refs (the repo lacks the
+ * object, or has it only outside the refs that go into a new bundle). Read-only git calls.
+ */
+async function commitsMissingFromRepo(host: Host, repo: string, bundleRefs: Record<string, string>, repoRefs: Record<string, string>): Promise<{ ref: string; sha: string }[]> {
+  const tips = [...new Set(Object.values(repoRefs))];
+  const contained = new Map<string, boolean>();
+  const lost: { ref: string; sha: string }[] = [];
+  for (const [ref, sha] of Object.entries(bundleRefs)) {
+    if (tips.includes(sha)) continue;
+    let known = contained.get(sha);
+    if (known === undefined) {
+      const exists = await host.run('git', ['-C', repo, 'cat-file', '-e', sha], { readOnly: true });
+      if (exists.exitCode !== 0) known = false;
+      else {
+        const input = [sha, ...tips.map((tip) => `^${tip}`)].join('\n') + '\n';
+        const reachable = await host.run('git', ['-C', repo, 'rev-list', '--max-count=1', '--stdin'], { readOnly: true, input });
+        known = reachable.exitCode === 0 && reachable.stdout.trim() === '';
+      }
+      contained.set(sha, known);
+    }
+    if (!known) lost.push({ ref, sha });
+  }
+  return lost;
+}
+
+/** Links that live inside the repo and whose path the repo tracks (git then sees the symlink as a change). */
+async function trackedLinkPaths(host: Host, repo: string, links: Record<string, ResolvedLink>): Promise<string[]> {
+  const inside = Object.values(links)
+    .map((link) => relative(repo, link.path))
+    .filter((rel) => rel !== '' && !rel.startsWith('..') && !rel.startsWith('/'));
+  if (inside.length === 0) return [];
+  const listed = await host.run('git', ['--literal-pathspecs', '-C', repo, 'ls-files', '-z', '--', ...inside], { readOnly: true });
+  if (listed.exitCode !== 0) return [];
+  const tracked = splitNul(listed.stdout);
+  return inside.filter((rel) => tracked.some((path) => path === rel || path.startsWith(`${rel}/`))).map((rel) => join(repo, rel));
+}
+
+export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext): Promise<BundleObserved> {
+  const { host } = ctx;
+  const ready = ctx.mountReady[bundle.bucket] === true;
+  const [repo, file] = await Promise.all([observeRepo(host, bundle.repo), ready ? observeBundleFile(host, bundle.file) : Promise.resolve<BundleFileObserved>({ state: 'unknown' })]);
+  const generations: number[] = [];
+  if (ready) {
+    for (let generation = 1; generation <= bundle.keep; generation++) {
+      if (await host.lstat(generationPath(bundle.file, generation))) generations.push(generation);
+    }
+  }
+  let lost: BundleObserved['lost'] = [];
+  let trackedLinks: string[] = [];
+  if (hasCommits(repo)) {
+    const repoRefs = repoRefMap(repo);
+    const differs = file.state !== 'present' || !sameRefs(file.refs, repoRefs);
+    // Only off the converged path: no git process runs when the bundle already matches.
+    if (differs) {
+      if (file.state === 'present') lost = await commitsMissingFromRepo(host, bundle.repo, file.refs, repoRefs);
+      trackedLinks = await trackedLinkPaths(host, bundle.repo, ctx.env.links);
+    }
+  }
+  return { repo, bundle: file, generations, lost, trackedLinks };
+}
+
+export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, options: PlanOptions): Decision | null {
+  const address = `bundle.${bundle.name}`;
+  const { repo, bundle: file } = observed;
+  const warnings = observed.trackedLinks.map(
+    (path) => `${path} is linked into the mount but tracked by the repo: git sees the symlink as a change; untrack it (git rm -r --cached) and add it to .gitignore`,
+  );
+  const restore = (reason: string, changes: Change[]): Decision => ({ address, kind: 'bundle', action: 'restore', phase: 'restore', reason, changes });
+  const update = (reason: string, changes: Change[], extraWarnings: string[] = []): Decision => {
+    const all = [...extraWarnings, ...warnings];
+    return { address, kind: 'bundle', action: 'update', phase: 'push', reason, changes, ...(all.length ? { warnings: all } : {}) };
+  };
+  const conflict = (phase: 'restore' | 'push', message: string, fix: string, changes: Change[] = [], overrideFlag?: string): Decision => ({
+    address,
+    kind: 'bundle',
+    action: 'conflict',
+    phase,
+    reason: message,
+    changes,
+    conflict: { message, fix, ...(overrideFlag ? { overrideFlag } : {}) },
+  });
+  const previousKept = bundle.keep > 0 ? `the current bundle is kept as ${bundle.relFile}.1` : 'keep is 0: the current bundle is not kept';
+
+  if (repo.state === 'not-a-dir') {
+    return conflict('restore', `${bundle.repo} is not a directory`, `move it away (or change bundles.${bundle.name}.repo), then run persist apply again`);
+  }
+  if (repo.state === 'unreadable') {
+    return conflict('push', `cannot read the git repository at ${bundle.repo}: ${repo.error}`, `repair it (git status shows what is wrong), or move it aside and run persist apply to restore it from ${bundle.file}`);
+  }
+
+  const needsRestore = !hasCommits(repo);
+  if (file.state === 'unknown') {
+    const mountNote = `the mount of bucket ${bundle.bucket} is not ready yet`;
+    return needsRestore
+      ? restore(`${mountNote}: whether ${bundle.relFile} exists to restore ${bundle.repo} from is decided after the mount`, [])
+      : update(`${mountNote}: ${bundle.relFile} is re-checked against the repo's refs after the mount`, []);
+  }
+
+  if (file.state === 'unreadable') {
+    if (needsRestore) {
+      const earlier = observed.generations.includes(1) ? `; an earlier generation is ${generationPath(bundle.file, 1)}: move it into place to restore from it` : '';
+      return conflict('restore', `cannot restore ${bundle.repo}: ${file.error}`, `check the bundle in the bucket${earlier}`);
+    }
+    const message = `the bundle cannot be read (${file.error}); replacing it could lose what it holds`;
+    if (options.allowShrink) return update(`${message}; --allow-shrink replaces it (${previousKept})`, refChanges({}, repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>)));
+    return conflict('push', message, `check the file in the bucket and move it aside, or pass --allow-shrink to replace it (${previousKept})`, [], '--allow-shrink');
+  }
+
+  if (file.state === 'missing') {
+    if (needsRestore) return null; // nothing saved and nothing to save yet
+    const repoRefs = repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>);
+    return update(`${bundle.relFile} does not exist yet in bucket ${bundle.bucket}: create it`, refChanges({}, repoRefs));
+  }
+
+  if (needsRestore) {
+    if (file.prerequisites > 0) {
+      return conflict(
+        'restore',
+        `${bundle.file} is not a full bundle (it needs ${file.prerequisites} prerequisite commit(s)), so ${bundle.repo} cannot be restored from it`,
+        `restore the repository by hand (git clone from its remote, then git fetch the bundle), then run persist apply again`,
+      );
+    }
+    const where =
+      repo.state === 'missing'
+        ? `${bundle.repo} does not exist`
+        : repo.state === 'no-git'
+          ? `${bundle.repo} has no .git${repo.entries > 0 ? ` (its ${repo.entries} existing entries are kept)` : ''}`
+          : `${bundle.repo} has no commits yet`;
+    return restore(`${where}: restore it from ${bundle.relFile}`, refChanges({}, file.refs));
+  }
+
+  const repoRefs = repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>);
+  if (sameRefs(file.refs, repoRefs)) return null;
+  const changes = refChanges(file.refs, repoRefs);
+  if (observed.lost.length > 0) {
+    const lostList = observed.lost.map((entry) => `${entry.ref} ${short(entry.sha)}`).join(', ');
+    const message = `${bundle.relFile} holds commits that ${bundle.repo} does not contain (${lostList}): updating it would drop them from the newest bundle`;
+    if (options.allowShrink) return update(`${bundle.repo}'s refs differ from the bundle's; --allow-shrink drops commits only the bundle holds (${previousKept})`, changes, [message]);
+    return conflict(
+      'push',
+      message,
+      `to get them back, move ${bundle.repo} aside and run persist apply (it restores the repo from the bundle), then bring your changes over; or pass --allow-shrink to save the repo as it is (${previousKept})`,
+      changes,
+      '--allow-shrink',
+    );
+  }
+  return update(`${bundle.repo}'s refs differ from ${bundle.relFile}`, changes);
+}
+
+async function applyBundle(bundle: ResolvedBundle, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome> {
+  // Re-check: the mount has been handled by now, and the machine may have moved since the plan.
+  const now = await observeBundle(bundle, { host: ctx.host, env: ctx.env, mountReady: { [bundle.bucket]: true } });
+  const next = diffBundle(bundle, now, ctx.options);
+  if (!next) {
+    return { summary: now.bundle.state === 'missing' ? `nothing to restore: ${bundle.relFile} does not exist in bucket ${bundle.bucket}` : 'already up to date' };
+  }
+  if (next.action === 'conflict') throw new ActionError(`${next.conflict!.message}; ${next.conflict!.fix}`);
+  if (next.action !== action.action) {
+    throw new ActionError(`${bundle.repo} changed since the plan: it now needs ${next.action} (${next.reason}), not ${action.action}; run persist plan again`);
+  }
+
+  if (next.action === 'update') {
+    const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
+    const written = await writeBundle(ctx.host, { repo: bundle.repo, file: bundle.file, keep: bundle.keep, includeHead: repo.head.sha !== null }, ctx.report, ctx.signal);
+    const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
+    return { summary: `wrote ${bundle.relFile} (${written.header.refs.length} refs, ${written.size} bytes${kept})`, notes: next.warnings };
+  }
+
+  const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
+  const existingGitDir = now.repo.state === 'git' ? await findGitDir(ctx.host, bundle.repo) : null;
+  const restored = await restoreFromBundle(
+    ctx.host,
+    { repo: bundle.repo, file: bundle.file, objectFormat: file.objectFormat, remote: bundle.remote, existingGitDir },
+    ctx.report,
+  );
+  const notes: string[] = [];
+  if (restored.differing.length) {
+    notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${listSome(restored.differing)} (git status shows them as modified)`);
+  }
+  if (restored.blocked.length) {
+    notes.push(`not checked out, a symlink or file lies on their path: ${listSome(restored.blocked)}`);
+  }
+  const at = restored.headRef ? `${restored.headRef.replace(/^refs\/heads\//, '')} (${short(restored.headSha)})` : `detached ${short(restored.headSha)}`;
+  return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)`, ...(notes.length ? { notes } : {}) };
+}
+
+function listSome(paths: string[], limit = 10): string {
+  return paths.length > limit ? `${paths.slice(0, limit).join(', ')} and ${paths.length - limit} more` : paths.join(', ');
+}
+
+export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
+  kind: 'bundle',
+  resources: (env) => env.bundles,
+  bucketOf: (bundle) => bundle.bucket,
+  observe: observeBundle,
+  diff: diffBundle,
+  apply: applyBundle,
+};
