@@ -5,6 +5,11 @@ import { ReadOnlyViolation, type Host, type RunOptions, type RunResult } from '.
 const WRITE_METHODS = ['mkdir', 'writeFile', 'writeFileAtomic', 'copyFile', 'symlink', 'rename', 'remove', 'chmod', 'utimes', 'fsync'] as const;
 type WriteMethod = (typeof WRITE_METHODS)[number];
 
+/** The path a write creates or changes: symlink, copyFile and rename name it second. */
+function writtenPath(method: WriteMethod, args: unknown[]): string {
+  return String(method === 'symlink' || method === 'copyFile' || method === 'rename' ? args[1] : args[0]);
+}
+
 /** Every method of `inner`, bound, with the write methods replaced by `write`. */
 function withWrites(inner: Host, write: (method: WriteMethod, args: unknown[]) => Promise<void>, run: Host['run']): Host {
   const host = Object.create(null) as Record<string, unknown>;
@@ -27,7 +32,7 @@ export function readOnlyHost(inner: Host): Host {
   return withWrites(
     inner,
     async (method, args) => {
-      throw new ReadOnlyViolation(method, String(method === 'symlink' ? args[1] : args[0]));
+      throw new ReadOnlyViolation(method, writtenPath(method, args));
     },
     async (command: string, args: string[], options?: RunOptions): Promise<RunResult> => {
       if (!options?.readOnly) throw new ReadOnlyViolation('run', [command, ...args].join(' '));
@@ -47,8 +52,7 @@ export function recordingHost(inner: Host): Host & { writes: RecordedWrite[] } {
   const host = withWrites(
     inner,
     async (method, args) => {
-      // symlink(target, path) creates `path`; every other write names its path first.
-      writes.push({ method, path: String(method === 'symlink' ? args[1] : args[0]) });
+      writes.push({ method, path: writtenPath(method, args) });
       await (inner[method] as (...a: unknown[]) => Promise<void>)(...args);
     },
     async (command, args, options) => {

@@ -1,0 +1,489 @@
+// `sync.<name>`: a local folder mirrored into the mount (SQLite files, lock files, folders
+// rewritten in place: things that are unsafe on FUSE). Restored at start, pushed on each apply.
+//
+// The rules, in the order diff applies them (the first duty: an empty or fresh local folder
+// never overwrites a good mirror):
+//  1. A local path that is not a folder, a mirror path that is not a folder, or an unreadable
+//     manifest is a conflict: persist will not guess.
+//  2. Mount not ready: the mirror is unknown. Local empty → `restore` (what to restore is decided
+//     after the mount); local has files → `push` (compared with the mirror after the mount). Apply
+//     re-observes and re-decides, so neither can wipe anything.
+//  3. Local missing or empty (no files after excludes), or left half-restored by an interrupted
+//     restore, and the mirror has files → `restore`. Local empty and mirror empty → nothing.
+//     A push never starts from an empty local folder, so it can never delete because of one.
+//  4. Local has files and the mirror none → `push` of every file.
+//  5. Both have files. The mirror's files that are missing locally are "removed". With
+//     `delete: true` a push deletes them from the mirror; with `delete: false` it keeps them in
+//     the mirror but drops them from the manifest (so a later restore gives back the folder as it
+//     was, and the mirror keeps every byte it ever had). In both modes, when the removed files are
+//     more than `maxDeleteRatio` of the mirror's files, the local folder looks fresh or partial
+//     (a container that wrote a template before anything was restored) and the push is a
+//     `conflict` unless --allow-shrink: a fresh file would otherwise overwrite the good one of the
+//     same name, or a wipe would be propagated. Files missing locally are never restored one by
+//     one: restore happens only into an empty folder.
+//  6. Mirror without a manifest but with files (made by hand or by another tool): local empty →
+//     restore everything found (and write a manifest describing it); local has files → a `push`
+//     that compares same-size files by content, copies only those that differ, never deletes, and
+//     writes the manifest. Mirror files the local folder lacks stay in the mirror, unlisted.
+//  7. Otherwise a `push` when files were added, changed or removed since the manifest; nothing
+//     when only mtimes moved (content and mode equal).
+//
+// Only regular files are synced: symlinks and special files are skipped with a warning (see
+// ../sync/tree.ts). WAL and journal files of SQLite (`-wal`, `-shm`, `-journal`) are synced like any
+// other file; each file is copied from one read, so a database written during a push may need
+// the next push to become consistent with its WAL. Exclude them only if the application
+// checkpoints before exit.
+import { dirname, join } from 'node:path';
+import { ActionError, PersistError } from '../errors.js';
+import type { Host } from '../host/types.js';
+import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../engine/types.js';
+import type { ResolvedSync } from '../spec/types.js';
+import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from '../sync/compare.js';
+import { ManifestError, manifestPath, readManifest, writeManifest, type ManifestEntry, type SyncManifest } from '../sync/manifest.js';
+import { readSyncState, recordSyncEvent } from '../sync/state.js';
+import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from '../sync/tree.js';
+import { assertMountLive, copyIntoPlace } from '../sync/transfer.js';
+
+export type SyncLocalObserved =
+  | { state: 'missing' }
+  | { state: 'not-directory'; found: string }
+  | {
+      state: 'directory';
+      /** Regular files after excludes. */
+      files: number;
+      /** Symlinks and special files left out. */
+      skipped: string[];
+      /** An interrupted restore left its marker: the folder is partial. */
+      restoreIncomplete: boolean;
+    };
+
+export type SyncMirrorObserved =
+  /** The mount is not ready: decided at apply time. */
+  | { state: 'unknown' }
+  | { state: 'missing' }
+  | { state: 'not-directory'; found: string }
+  | { state: 'invalid-manifest'; message: string }
+  | {
+      state: 'directory';
+      manifest: boolean;
+      /** Files in the mirror: the manifest's (in scope of the excludes), else the listing's. */
+      files: number;
+      pushedAt?: string;
+    };
+
+export interface SyncObserved {
+  local: SyncLocalObserved;
+  mirror: SyncMirrorObserved;
+  comparison: TreeComparison;
+}
+
+/** Everything one observation found; apply needs the listings, plan only the summary. */
+interface Inspection {
+  observed: SyncObserved;
+  local: TreeListing | null;
+  manifest: SyncManifest | null;
+  /** The mirror's own listing, read only when it has no manifest. */
+  mirrorListing: TreeListing | null;
+}
+
+function addressOf(sync: ResolvedSync): string {
+  return `sync.${sync.name}`;
+}
+
+async function inspect(sync: ResolvedSync, host: Host, mountReady: boolean): Promise<Inspection> {
+  const isExcluded = syncExcluder(sync.exclude);
+  let local: TreeListing | null = null;
+  let localObserved: SyncLocalObserved;
+  const localInfo = await host.stat(sync.from);
+  if (!localInfo) localObserved = { state: 'missing' };
+  else if (localInfo.type !== 'dir') localObserved = { state: 'not-directory', found: localInfo.type };
+  else {
+    local = await walkTree(host, sync.from, isExcluded);
+    const marker = await host.lstat(join(sync.from, RESTORE_MARKER_NAME));
+    localObserved = { state: 'directory', files: Object.keys(local.files).length, skipped: local.skipped, restoreIncomplete: marker !== null };
+  }
+
+  let mirror: SyncMirrorObserved;
+  let manifest: SyncManifest | null = null;
+  let mirrorListing: TreeListing | null = null;
+  let comparison = emptyComparison();
+  const mirrorInfo = mountReady ? await host.stat(sync.to) : null;
+  if (!mountReady) mirror = { state: 'unknown' };
+  else if (!mirrorInfo) {
+    mirror = { state: 'missing' };
+    if (local) comparison = compareWithListing(local.files, {});
+  }
+  else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-directory', found: mirrorInfo.type };
+  else {
+    try {
+      manifest = await readManifest(host, sync.to);
+    } catch (error) {
+      if (!(error instanceof ManifestError)) throw error;
+      return { observed: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, local, manifest: null, mirrorListing: null };
+    }
+    if (manifest) {
+      mirror = { state: 'directory', manifest: true, files: manifestFilesInScope(manifest, isExcluded).length, pushedAt: manifest.pushedAt };
+      if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded);
+    } else {
+      mirrorListing = await walkTree(host, sync.to, isExcluded);
+      mirror = { state: 'directory', manifest: false, files: Object.keys(mirrorListing.files).length };
+      if (local) comparison = compareWithListing(local.files, mirrorListing.files);
+    }
+  }
+  return { observed: { local: localObserved, mirror, comparison }, local, manifest, mirrorListing };
+}
+
+// --- diff (pure) ---
+
+const SAMPLE_SIZE = 3;
+
+function samplePaths(paths: string[]): string {
+  const shown = paths.slice(0, SAMPLE_SIZE).join(', ');
+  return paths.length > SAMPLE_SIZE ? `${shown} and ${paths.length - SAMPLE_SIZE} more` : shown;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+function skippedWarnings(local: SyncLocalObserved): string[] | undefined {
+  if (local.state !== 'directory' || local.skipped.length === 0) return undefined;
+  return [`${plural(local.skipped.length, 'symlink or special file')} not synced (only regular files are): ${samplePaths(local.skipped)}`];
+}
+
+type Decision = Omit<PlannedAction, 'dependsOn'>;
+
+function conflict(sync: ResolvedSync, message: string, fix: string, overrideFlag?: string): Decision {
+  return {
+    address: addressOf(sync),
+    kind: 'sync',
+    action: 'conflict',
+    phase: 'push',
+    reason: message,
+    changes: [],
+    conflict: overrideFlag ? { message, fix, overrideFlag } : { message, fix },
+  };
+}
+
+function restoreAction(sync: ResolvedSync, observed: SyncObserved, reason: string, changes: Change[]): Decision {
+  const action: Decision = { address: addressOf(sync), kind: 'sync', action: 'restore', phase: 'restore', reason, changes };
+  const warnings = skippedWarnings(observed.local);
+  if (warnings) action.warnings = warnings;
+  return action;
+}
+
+function pushAction(sync: ResolvedSync, observed: SyncObserved, reason: string, changes: Change[]): Decision {
+  const action: Decision = { address: addressOf(sync), kind: 'sync', action: 'push', phase: 'push', reason, changes };
+  const warnings = skippedWarnings(observed.local);
+  if (warnings) action.warnings = warnings;
+  return action;
+}
+
+function describeLocal(sync: ResolvedSync, local: SyncLocalObserved): string {
+  if (local.state === 'missing') return `${sync.from} does not exist`;
+  if (local.state === 'directory' && local.restoreIncomplete) return `${sync.from} was left half-restored by an interrupted restore`;
+  return `${sync.from} has no files`;
+}
+
+export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: PlanOptions): Decision | null {
+  const { local, mirror, comparison } = observed;
+  if (local.state === 'not-directory') {
+    return conflict(sync, `${sync.from} is a ${local.found}, not a folder`, `Move it aside so that persist can restore the folder there, or change syncs.${sync.name}.from.`);
+  }
+  if (mirror.state === 'not-directory') {
+    return conflict(sync, `the mirror ${sync.to} is a ${mirror.found}, not a folder`, `Move it aside in the bucket, or change syncs.${sync.name}.to.`);
+  }
+  if (mirror.state === 'invalid-manifest') {
+    return conflict(
+      sync,
+      mirror.message,
+      `Repair ${manifestPath(sync.to)}, or remove it: persist then compares the folders by content (never deleting) and writes a new one.`,
+    );
+  }
+
+  const localFiles = local.state === 'directory' ? local.files : 0;
+  const localEmpty = localFiles === 0;
+  const restoreIncomplete = local.state === 'directory' && local.restoreIncomplete;
+  const mountAddress = `mount.${sync.bucket}`;
+
+  if (mirror.state === 'unknown') {
+    if (localEmpty || restoreIncomplete) {
+      return restoreAction(sync, observed, `${describeLocal(sync, local)}; what the mirror holds is known once ${mountAddress} is up (restored only if it has files)`, [
+        { field: 'files', before: String(localFiles), after: 'from the mirror' },
+      ]);
+    }
+    return pushAction(sync, observed, `${plural(localFiles, 'local file')}, compared with the mirror once ${mountAddress} is up (pushed only if changed)`, [
+      { field: 'files', before: null, after: `${localFiles} local` },
+    ]);
+  }
+
+  const mirrorFiles = mirror.state === 'directory' ? mirror.files : 0;
+  const pushedAt = mirror.state === 'directory' && mirror.pushedAt ? ` (pushed ${mirror.pushedAt})` : '';
+
+  // Rule 3: restore into an empty or half-restored folder; never push from an empty one.
+  if (mirrorFiles > 0 && (localEmpty || restoreIncomplete)) {
+    return restoreAction(sync, observed, `${describeLocal(sync, local)}; the mirror has ${plural(mirrorFiles, 'file')}${pushedAt}`, [
+      { field: 'files', before: String(localFiles), after: String(mirrorFiles) },
+    ]);
+  }
+  if (localEmpty) return null;
+
+  const hasManifest = mirror.state === 'directory' && mirror.manifest;
+  const { added, changed, removed, unverified } = comparison;
+
+  // Rule 5: the shrink guard (both delete modes: see the top of this file).
+  if (mirrorFiles > 0 && removed.length > 0 && removed.length / mirrorFiles > sync.maxDeleteRatio && !options.allowShrink) {
+    const percent = Math.round((removed.length / mirrorFiles) * 100);
+    const effect = hasManifest && sync.delete ? 'delete them from the mirror' : 'drop them from the manifest';
+    const replaced = changed.length + unverified.length;
+    const overwrite = replaced > 0 ? ` and replace up to ${plural(replaced, 'mirror file')} with local ones` : '';
+    return conflict(
+      sync,
+      `${sync.from} lacks ${removed.length} of the mirror's ${plural(mirrorFiles, 'file')} (${percent}%, above maxDeleteRatio ${sync.maxDeleteRatio}): a push would ${effect}${overwrite}; the local folder looks fresh or partial`,
+      `To get the mirror's files back, move ${sync.from} aside and apply again (it is restored from ${sync.to}). To push the local folder as it is, apply with --allow-shrink.`,
+      '--allow-shrink',
+    );
+  }
+
+  if (!hasManifest && mirrorFiles > 0) {
+    // Rule 6: adopt a mirror made without persist.
+    const counts = [`${added.length} new`, `${changed.length} of another size`, `${unverified.length} to compare by content`];
+    const changes: Change[] = [
+      { field: 'manifest', before: null, after: 'written' },
+      { field: 'files', before: null, after: counts.join(', ') },
+    ];
+    if (removed.length > 0) changes.push({ field: 'kept', before: null, after: `${plural(removed.length, 'mirror file')} not in ${sync.from} (left as they are)` });
+    return pushAction(sync, observed, `the mirror ${sync.to} has files but no manifest: copying only what differs, deleting nothing`, changes);
+  }
+
+  const deleting = hasManifest && sync.delete;
+  if (added.length + changed.length + removed.length === 0) return null;
+  const counts: string[] = [];
+  if (added.length) counts.push(`${added.length} added`);
+  if (changed.length) counts.push(`${changed.length} changed`);
+  if (removed.length) counts.push(deleting ? `${removed.length} deleted` : `${removed.length} removed locally (kept in the mirror)`);
+  const changes: Change[] = [
+    { field: 'files', before: String(mirrorFiles), after: String(localFiles) },
+    { field: 'changes', before: null, after: counts.join(', ') },
+    { field: 'paths', before: null, after: samplePaths([...added, ...changed, ...removed]) },
+  ];
+  const reason = mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`;
+  return pushAction(sync, observed, reason, changes);
+}
+
+// --- apply ---
+
+function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: string): void {
+  if (signal.aborted) throw new ActionError(`${addressOf(sync)}: interrupted; ${whatIsSafe}`);
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** Remove now-empty folders above removed mirror files, up to (not including) the mirror itself. */
+async function pruneEmptyParents(host: Host, root: string, relativePaths: string[]): Promise<void> {
+  const dirs = new Set<string>();
+  for (const path of relativePaths) {
+    for (let dir = dirname(path); dir !== '.'; dir = dirname(dir)) dirs.add(dir);
+  }
+  for (const dir of [...dirs].sort((a, b) => b.split('/').length - a.split('/').length)) {
+    const absolute = join(root, dir);
+    const info = await host.lstat(absolute);
+    if (info?.type === 'dir' && (await host.readdir(absolute)).length === 0) await host.remove(absolute);
+  }
+}
+
+async function push(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContext): Promise<ApplyOutcome> {
+  const { host, signal } = ctx;
+  const local = inspection.local!; // push is only decided for a local folder with files
+  const { manifest } = inspection;
+  const { added, changed, removed, touched, unverified } = inspection.observed.comparison;
+  const toCopy = new Set([...added, ...changed]);
+  const toCompare = new Set(unverified);
+  const touchedSet = new Set(touched);
+  const files: Record<string, ManifestEntry> = {};
+  let copied = 0;
+  let bytes = 0;
+
+  await host.mkdir(sync.to);
+  const entries = Object.entries(local.files);
+  for (const [index, [path, file]] of entries.entries()) {
+    checkAborted(sync, signal, 'the mirror keeps its previous manifest, and files copied so far are compared again on the next push');
+    const source = join(sync.from, path);
+    const target = join(sync.to, path);
+    if (toCompare.has(path)) {
+      // No manifest: the only way to know whether the mirror's copy is the same is its content.
+      const [localHash, mirrorHash] = await Promise.all([host.hashFile(source), host.hashFile(target)]);
+      if (localHash === mirrorHash) {
+        files[path] = { size: file.size, mtimeMs: file.mtimeMs, sha256: localHash, mode: file.mode };
+        continue;
+      }
+    } else if (!toCopy.has(path)) {
+      const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
+      files[path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
+      continue;
+    }
+    ctx.report(`copying ${path} (${index + 1}/${entries.length})`);
+    await host.mkdir(dirname(target));
+    const result = await copyIntoPlace(host, source, target, { mode: file.mode, mtimeMs: file.mtimeMs, metadata: 'best-effort' });
+    files[path] = { size: result.size, mtimeMs: file.mtimeMs, sha256: result.sha256, mode: file.mode };
+    copied += 1;
+    bytes += result.size;
+  }
+
+  // The manifest is written before any deletion: a crash in between leaves unlisted files in
+  // the mirror (harmless), never a manifest that lists files already gone.
+  const now = host.now();
+  const next: SyncManifest = { version: 1, files, pushedAt: now.toISOString() };
+  if (manifest?.restoredAt) next.restoredAt = manifest.restoredAt;
+  await writeManifest(host, sync.to, next);
+
+  const deleting = manifest !== null && sync.delete;
+  if (deleting) {
+    for (const path of removed) {
+      checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
+      await host.remove(join(sync.to, path));
+    }
+    await pruneEmptyParents(host, sync.to, removed);
+  }
+  await host.remove(join(sync.from, RESTORE_MARKER_NAME));
+  await recordSyncEvent(host, sync, 'lastPush', now);
+
+  const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)})`];
+  if (removed.length) parts.push(deleting ? `deleted ${removed.length}` : `kept ${removed.length} removed locally in the mirror`);
+  return { summary: parts.join(', ') };
+}
+
+/**
+ * Mode for a file restored from a mirror without a manifest. Objects written by other tools may
+ * show no permission bits through s3fs (no mode metadata); such a file gets 0644 instead.
+ */
+function usableMode(mode: number): number {
+  return (mode & 0o600) === 0o600 ? mode : 0o644;
+}
+
+async function restore(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContext): Promise<ApplyOutcome> {
+  const { host, signal } = ctx;
+  const { manifest } = inspection;
+  const isExcluded = syncExcluder(sync.exclude);
+  // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.
+  const sources: [string, TreeFile & { sha256?: string }][] = manifest
+    ? manifestFilesInScope(manifest, isExcluded).map((path) => [path, manifest.files[path]!])
+    : Object.entries(inspection.mirrorListing!.files).map(([path, file]) => [path, { ...file, mode: usableMode(file.mode) }]);
+
+  await host.mkdir(sync.from);
+  const marker = join(sync.from, RESTORE_MARKER_NAME);
+  await host.writeFile(marker, `restore started by pid ${host.pid()} at ${host.now().toISOString()}\n`);
+
+  const written: Record<string, ManifestEntry> = {};
+  const differing: string[] = [];
+  const missing: string[] = [];
+  let restored = 0;
+  let bytes = 0;
+  for (const [index, [path, entry]] of sources.entries()) {
+    checkAborted(sync, signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
+    const source = join(sync.to, path);
+    const target = join(sync.from, path);
+    const existing = await host.lstat(target);
+    if (existing && existing.type !== 'file') {
+      throw new ActionError(`${addressOf(sync)}: ${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
+    }
+    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime and mode is kept.
+    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs)) {
+      written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
+      continue;
+    }
+    if (!(await host.stat(source))) {
+      missing.push(path);
+      continue;
+    }
+    ctx.report(`restoring ${path} (${index + 1}/${sources.length})`);
+    await host.mkdir(dirname(target));
+    const result = await copyIntoPlace(host, source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs, metadata: 'strict' });
+    if (entry.sha256 && (result.sha256 !== entry.sha256 || result.size !== entry.size)) {
+      // The mirror's bytes are newer than its manifest (an interrupted push, or an edit in the
+      // bucket). They are restored as found, stamped with the current time so the next plan sees
+      // the difference and pushes a manifest that matches them.
+      differing.push(path);
+      await host.utimes(target, host.now().getTime());
+    }
+    written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
+    restored += 1;
+    bytes += result.size;
+  }
+
+  const now = host.now();
+  if (!manifest) {
+    // A mirror made without persist gets its manifest once, describing exactly what was restored,
+    // so that the next plan compares against it instead of reading the whole mirror again.
+    await writeManifest(host, sync.to, { version: 1, files: written, pushedAt: now.toISOString() });
+  }
+  await host.fsync(sync.from);
+  await host.remove(marker);
+  await recordSyncEvent(host, sync, 'lastRestore', now);
+
+  const notes: string[] = [];
+  if (differing.length) notes.push(`${plural(differing.length, 'file')} in the mirror differed from its manifest and were restored as found: ${samplePaths(differing)}`);
+  if (missing.length) notes.push(`${plural(missing.length, 'file')} listed in the manifest ${missing.length === 1 ? 'is' : 'are'} missing from the mirror: ${samplePaths(missing)}`);
+  const outcome: ApplyOutcome = { summary: `restored ${plural(restored, 'file')} (${formatBytes(bytes)})` };
+  if (notes.length) outcome.notes = notes;
+  return outcome;
+}
+
+export async function applySync(sync: ResolvedSync, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome> {
+  await assertMountLive(addressOf(sync), sync.bucket, ctx.env, ctx.host);
+  // Re-check: the plan may be old, or may have been made before the mount was up.
+  const inspection = await inspect(sync, ctx.host, true);
+  const decision = diffSync(sync, inspection.observed, ctx.options);
+  if (!decision) return { summary: 'already in sync' };
+  if (decision.conflict) {
+    throw new ActionError(`${addressOf(sync)}: ${decision.conflict.message}. ${decision.conflict.fix}`);
+  }
+  if (decision.action !== action.action) {
+    throw new ActionError(`${addressOf(sync)}: planned ${action.action}, but the folders now need ${decision.action} (${decision.reason}); run plan again`);
+  }
+  try {
+    return await (decision.action === 'push' ? push(sync, inspection, ctx) : restore(sync, inspection, ctx));
+  } catch (error) {
+    if (error instanceof PersistError) throw error;
+    // e.g. a local file deleted while it was being pushed: the next apply re-checks from scratch.
+    throw new ActionError(`${addressOf(sync)}: ${decision.action} failed: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+export interface SyncStatus {
+  /** Last push into the mirror (from its manifest, whoever pushed; else this machine's record). */
+  lastPush: string | null;
+  /** Last restore on this machine. */
+  lastRestore: string | null;
+  /** Files the mirror's manifest lists; null when it has none or it cannot be read. */
+  files: number | null;
+}
+
+/** For `status`: reads the manifest through the mount, so call it only when the mount is healthy. */
+export async function syncStatus(sync: ResolvedSync, host: Host): Promise<SyncStatus> {
+  const local = await readSyncState(host, sync);
+  let manifest: SyncManifest | null = null;
+  try {
+    manifest = await readManifest(host, sync.to);
+  } catch (error) {
+    if (!(error instanceof ManifestError)) throw error;
+  }
+  return {
+    lastPush: manifest?.pushedAt ?? local.lastPush ?? null,
+    lastRestore: local.lastRestore ?? null,
+    files: manifest ? manifestFilesInScope(manifest, syncExcluder(sync.exclude)).length : null,
+  };
+}
+
+export const syncModule: ResourceModule<ResolvedSync, SyncObserved> = {
+  kind: 'sync',
+  resources: (env) => env.syncs,
+  bucketOf: (sync) => sync.bucket,
+  observe: async (sync: ResolvedSync, ctx: ObserveContext) => (await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true)).observed,
+  diff: diffSync,
+  apply: applySync,
+};

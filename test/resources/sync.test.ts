@@ -1,0 +1,443 @@
+// sync.<name> on real folders: a `local` bucket in a temporary directory, the real host.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { PlannedAction } from '../../src/engine/types.js';
+import { ActionError } from '../../src/errors.js';
+import { RealHost } from '../../src/host/real.js';
+import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
+import { syncModule, syncStatus } from '../../src/resources/sync.js';
+import type { ResolvedSync } from '../../src/spec/types.js';
+import { MANIFEST_NAME, readManifest } from '../../src/sync/manifest.js';
+import { applyContext, environment, snapshot } from './sync-helpers.js';
+
+const host = new RealHost();
+let root: string;
+let local: string;
+let mount: string;
+let mirror: string;
+let savedStateDir: string | undefined;
+
+function makeSync(overrides: Partial<ResolvedSync> = {}): ResolvedSync {
+  return { name: 'clawdbot', bucket: 'data', from: local, relTo: 'clawdbot', to: mirror, delete: true, exclude: [], maxDeleteRatio: 0.5, ...overrides };
+}
+
+/** plan for one sync: observe through a read-only host (any write would throw), then diff. */
+async function plan(sync: ResolvedSync, options = { allowShrink: false }, mountReady = true): Promise<PlannedAction | null> {
+  const env = environment(mount, { syncs: { [sync.name]: sync } });
+  const observed = await syncModule.observe(sync, { host: readOnlyHost(host), env, mountReady: { data: mountReady } });
+  const decided = syncModule.diff(sync, JSON.parse(JSON.stringify(observed)), options); // observed is JSON-safe
+  return decided ? { ...decided, dependsOn: [] } : null;
+}
+
+async function apply(sync: ResolvedSync, action: PlannedAction, options = { allowShrink: false }, signal?: AbortSignal) {
+  const recorder = recordingHost(host);
+  const env = environment(mount, { syncs: { [sync.name]: sync } });
+  const outcome = await syncModule.apply(sync, action, applyContext(recorder, env, options, signal));
+  return { outcome, writes: recorder.writes };
+}
+
+async function planAndApply(sync: ResolvedSync, options = { allowShrink: false }) {
+  const action = await plan(sync, options);
+  if (!action) throw new Error('expected an action');
+  return { action, ...(await apply(sync, action, options)) };
+}
+
+async function put(base: string, rel: string, content: string | Buffer, mode = 0o644, mtimeMs?: number): Promise<void> {
+  const path = join(base, rel);
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, content);
+  await chmod(path, mode);
+  if (mtimeMs !== undefined) await utimes(path, mtimeMs / 1000, mtimeMs / 1000);
+}
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'persist-sync-'));
+  local = join(root, 'local', '.clawdbot');
+  mount = join(root, 'mount');
+  mirror = join(mount, 'clawdbot');
+  await mkdir(mount, { recursive: true });
+  savedStateDir = process.env.PERSIST_STATE_DIR;
+  process.env.PERSIST_STATE_DIR = join(root, 'state');
+});
+
+afterEach(async () => {
+  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
+  else process.env.PERSIST_STATE_DIR = savedStateDir;
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('sync push', () => {
+  it('first push copies every file, writes the manifest, and the next plan is empty', async () => {
+    const sync = makeSync();
+    await put(local, 'a.txt', 'alpha', 0o600, 1_700_000_000_000);
+    await put(local, 'sub/deep/b.bin', randomBytes(5000));
+    const { action, outcome } = await planAndApply(sync);
+    expect(action).toMatchObject({ action: 'push', phase: 'push' });
+    expect(outcome.summary).toMatch(/^copied 2 files \(/);
+    expect(await readFile(join(mirror, 'a.txt'), 'utf8')).toBe('alpha');
+    expect((await readFile(join(mirror, 'sub/deep/b.bin'))).equals(await readFile(join(local, 'sub/deep/b.bin')))).toBe(true);
+    const manifest = (await readManifest(host, mirror))!;
+    expect(Object.keys(manifest.files).sort()).toEqual(['a.txt', 'sub/deep/b.bin']);
+    expect(manifest.files['a.txt']).toMatchObject({ size: 5, mode: 0o600, mtimeMs: 1_700_000_000_000 });
+    // mode and mtime kept on the mirror side where the file system allows (a local bucket does)
+    expect((await stat(join(mirror, 'a.txt'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(mirror, 'a.txt'))).mtimeMs).toBe(1_700_000_000_000);
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('copies only the changed files, each through a temporary name', async () => {
+    const sync = makeSync();
+    for (let i = 0; i < 10; i++) await put(local, `f${i}.txt`, `content ${i}`);
+    await planAndApply(sync);
+    const before = await snapshot(mirror);
+
+    await put(local, 'f3.txt', 'changed content');
+    await put(local, 'new.txt', 'new');
+    const { action, writes } = await planAndApply(sync);
+    expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '1 added, 1 changed' });
+
+    const after = await snapshot(mirror);
+    for (let i = 0; i < 10; i++) {
+      if (i === 3) continue;
+      expect(after[`f${i}.txt`]).toEqual(before[`f${i}.txt`]); // same inode, mtime, content: untouched
+    }
+    expect(after['f3.txt']!.ino).not.toBe(before['f3.txt']!.ino);
+    expect(await readFile(join(mirror, 'f3.txt'), 'utf8')).toBe('changed content');
+    const mirrorWrites = writes.filter((w) => w.path.startsWith(mirror) && w.method !== 'mkdir');
+    const touchedNames = new Set(mirrorWrites.map((w) => w.path.slice(mirror.length + 1)));
+    expect([...touchedNames].sort()).toEqual(['.f3.txt.persist-tmp-' + process.pid, '.new.txt.persist-tmp-' + process.pid, MANIFEST_NAME].sort());
+    expect(mirrorWrites.filter((w) => w.method === 'rename').map((w) => w.path)).toEqual([
+      join(mirror, `.f3.txt.persist-tmp-${process.pid}`),
+      join(mirror, `.new.txt.persist-tmp-${process.pid}`),
+    ]);
+    expect(await readdir(mirror)).not.toContainEqual(expect.stringContaining('persist-tmp'));
+  });
+
+  it('a push of nothing writes nothing: mirror and manifest byte- and mtime-identical', async () => {
+    const sync = makeSync();
+    await put(local, 'a.db', randomBytes(1000));
+    await put(local, 'b/c.txt', 'c');
+    await planAndApply(sync);
+    const mirrorBefore = await snapshot(mirror);
+    const localBefore = await snapshot(local);
+    expect(await plan(sync)).toBeNull();
+    // Even an apply of a stale push re-checks first and then writes nothing at all.
+    const stale: PlannedAction = { address: 'sync.clawdbot', kind: 'sync', action: 'push', phase: 'push', reason: 'stale', changes: [], dependsOn: [] };
+    const { outcome, writes } = await apply(sync, stale);
+    expect(outcome.summary).toBe('already in sync');
+    expect(writes).toEqual([]);
+    expect(await snapshot(mirror)).toEqual(mirrorBefore);
+    expect(await snapshot(local)).toEqual(localBefore);
+  });
+
+  it('a file touched without a content change needs no push', async () => {
+    const sync = makeSync();
+    await put(local, 'a.txt', 'same', 0o644, 1_600_000_000_000);
+    await planAndApply(sync);
+    await utimes(join(local, 'a.txt'), 1_700_000_000, 1_700_000_000);
+    expect(await plan(sync)).toBeNull();
+    // A mode change is a change
+    await chmod(join(local, 'a.txt'), 0o600);
+    const action = (await plan(sync))!;
+    expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '1 changed' });
+    await apply(sync, action);
+    expect((await readManifest(host, mirror))!.files['a.txt']).toMatchObject({ mode: 0o600, mtimeMs: 1_700_000_000_000 });
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('deletes files removed locally when delete is true, and prunes emptied folders', async () => {
+    const sync = makeSync();
+    for (let i = 0; i < 4; i++) await put(local, `keep${i}`, `k${i}`);
+    await put(local, 'old/gone.txt', 'bye');
+    await planAndApply(sync);
+    await rm(join(local, 'old'), { recursive: true });
+    const { action, outcome } = await planAndApply(sync);
+    expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '1 deleted' });
+    expect(outcome.summary).toContain('deleted 1');
+    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'keep0', 'keep1', 'keep2', 'keep3']);
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('delete: false never deletes: removed files stay in the mirror and leave the manifest', async () => {
+    const sync = makeSync({ delete: false });
+    for (let i = 0; i < 5; i++) await put(local, `f${i}`, `v${i}`);
+    await planAndApply(sync);
+    await rm(join(local, 'f0'));
+    await rm(join(local, 'f1'));
+    const { action } = await planAndApply(sync);
+    expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '2 removed locally (kept in the mirror)' });
+    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'f0', 'f1', 'f2', 'f3', 'f4']);
+    expect(Object.keys((await readManifest(host, mirror))!.files).sort()).toEqual(['f2', 'f3', 'f4']);
+    expect(await plan(sync)).toBeNull();
+    // A restore gives back the folder as it was last pushed.
+    await rm(local, { recursive: true });
+    await planAndApply(sync);
+    expect((await readdir(local)).sort()).toEqual(['f2', 'f3', 'f4']);
+  });
+
+  it('honours excludes (basename at any depth, and paths with /)', async () => {
+    const sync = makeSync({ exclude: ['*.lock', 'cache/**', '*.tmp'] });
+    await put(local, 'db.sqlite', 'db');
+    await put(local, 'db.lock', 'lock');
+    await put(local, 'deep/x.tmp', 'tmp');
+    await put(local, 'cache/big/blob', 'cache');
+    await put(local, 'sub/cache/kept', 'not top-level cache');
+    await planAndApply(sync);
+    expect(Object.keys((await readManifest(host, mirror))!.files).sort()).toEqual(['db.sqlite', 'sub/cache/kept']);
+    expect(await readdir(mirror)).not.toContain('db.lock');
+    await put(local, 'db.lock', 'lock changed');
+    await put(local, 'cache/new', 'n');
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('skips symlinks with a warning', async () => {
+    const sync = makeSync();
+    await put(local, 'real.txt', 'r');
+    await symlink('/etc/hostname', join(local, 'link'));
+    const { action } = await planAndApply(sync);
+    expect(action.warnings).toEqual(['1 symlink or special file not synced (only regular files are): link']);
+    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'real.txt']);
+  });
+
+  it('mirrors a SQLite-like binary file and its WAL byte for byte, both ways', async () => {
+    const sync = makeSync();
+    const db = Buffer.concat([Buffer.from('SQLite format 3\0'), randomBytes(3 * 1024 * 1024)]);
+    const wal = Buffer.concat([Buffer.from([0x37, 0x7f, 0x06, 0x82]), randomBytes(64 * 1024)]);
+    await put(local, 'state.db', db, 0o600);
+    await put(local, 'state.db-wal', wal, 0o600);
+    await planAndApply(sync);
+    // Buffer.equals: a deep toEqual over megabytes takes vitest tens of seconds.
+    expect((await readFile(join(mirror, 'state.db'))).equals(db)).toBe(true);
+    await rm(local, { recursive: true });
+    await planAndApply(sync);
+    expect((await readFile(join(local, 'state.db'))).equals(db)).toBe(true);
+    expect((await readFile(join(local, 'state.db-wal'))).equals(wal)).toBe(true);
+    expect(await plan(sync)).toBeNull();
+  });
+});
+
+describe('sync restore', () => {
+  it('restores byte-identical with modes and mtimes, writes nothing to the mirror, then plans nothing', async () => {
+    const sync = makeSync();
+    await put(local, 'secret.env', 'K=V', 0o600, 1_650_000_000_123);
+    await put(local, 'bin/run.sh', '#!/bin/sh\necho hi\n', 0o755, 1_660_000_000_456);
+    await put(local, 'data/blob', randomBytes(20_000), 0o640, 1_670_000_000_789);
+    await planAndApply(sync);
+    const original = await snapshot(local);
+    const mirrorBefore = await snapshot(mirror);
+    await rm(local, { recursive: true });
+
+    const { action, writes, outcome } = await planAndApply(sync);
+    expect(action).toMatchObject({ action: 'restore', phase: 'restore' });
+    expect(outcome.summary).toMatch(/^restored 3 files/);
+    const restored = await snapshot(local);
+    for (const [path, file] of Object.entries(original)) {
+      expect(restored[path]).toMatchObject({ sha256: file.sha256, mode: file.mode, size: file.size });
+      expect(Math.abs(restored[path]!.mtimeMs - file.mtimeMs)).toBeLessThan(1);
+    }
+    expect(Object.keys(restored).sort()).toEqual(Object.keys(original).sort()); // marker removed, no temporaries
+    expect(writes.filter((w) => w.path.startsWith(mount))).toEqual([]);
+    expect(await snapshot(mirror)).toEqual(mirrorBefore);
+
+    expect(await plan(sync)).toBeNull();
+    const status = await syncStatus(sync, host);
+    expect(status.files).toBe(3);
+    expect(status.lastPush).toBe((await readManifest(host, mirror))!.pushedAt);
+    expect(Date.parse(status.lastRestore!)).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('restores into an existing folder that holds only excluded files, leaving them', async () => {
+    const sync = makeSync({ exclude: ['*.lock'] });
+    await put(local, 'a', 'A');
+    await planAndApply(sync);
+    await rm(local, { recursive: true });
+    await put(local, 'app.lock', 'held');
+    const { action } = await planAndApply(sync);
+    expect(action.action).toBe('restore');
+    expect((await readdir(local)).sort()).toEqual(['a', 'app.lock']);
+  });
+
+  it('an interrupted restore is resumed, never pushed as a partial folder', async () => {
+    const sync = makeSync();
+    for (let i = 0; i < 10; i++) await put(local, `f${i}`, `v${i}`);
+    await planAndApply(sync);
+    await rm(local, { recursive: true });
+
+    const controller = new AbortController();
+    const action = (await plan(sync))!;
+    const recorder = recordingHost(host);
+    const ctx = applyContext(recorder, environment(mount, { syncs: { clawdbot: sync } }), { allowShrink: false }, controller.signal);
+    const realReport = ctx.report;
+    ctx.report = (m) => {
+      realReport(m);
+      if (ctx.reports.length === 3) controller.abort();
+    };
+    await expect(syncModule.apply(sync, action, ctx)).rejects.toThrow(/interrupted; .* resumes the restore/);
+    const partial = (await readdir(local)).filter((n) => !n.startsWith('.'));
+    expect(partial.length).toBe(3);
+
+    // 3 of 10 present: a push would delete 7 (> ratio) but even with --allow-shrink it is a restore.
+    const next = (await plan(sync, { allowShrink: true }))!;
+    expect(next.action).toBe('restore');
+    const { outcome } = await apply(sync, next, { allowShrink: true });
+    expect(outcome.summary).toMatch(/^restored 7 files/); // the 3 done are kept
+    expect((await readdir(local)).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `f${i}`).sort());
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('a mirror file that differs from its manifest is restored as found and pushed back next time', async () => {
+    const sync = makeSync();
+    await put(local, 'a', 'original');
+    await planAndApply(sync);
+    await put(mirror, 'a', 'edited in the bucket');
+    await rm(local, { recursive: true });
+    const { outcome } = await planAndApply(sync);
+    expect(outcome.notes?.[0]).toContain('differed from its manifest');
+    expect(await readFile(join(local, 'a'), 'utf8')).toBe('edited in the bucket');
+    const next = (await plan(sync))!;
+    expect(next.action).toBe('push');
+    await apply(sync, next);
+    expect(await plan(sync)).toBeNull();
+  });
+});
+
+describe('the guard against overwriting a good mirror', () => {
+  async function fiftyFileMirror(sync: ResolvedSync): Promise<void> {
+    for (let i = 0; i < 50; i++) await put(local, `memory/${i}.md`, `note ${i}`);
+    await put(local, 'config.json', '{"good": true}');
+    await planAndApply(sync);
+    await rm(local, { recursive: true });
+  }
+
+  it('a fresh container with one template file gets a conflict, never a wipe', async () => {
+    const sync = makeSync();
+    await fiftyFileMirror(sync);
+    await put(local, 'config.json', '{"template": true}');
+    const mirrorBefore = await snapshot(mirror);
+    const action = (await plan(sync))!;
+    expect(action.action).toBe('conflict');
+    expect(action.conflict?.overrideFlag).toBe('--allow-shrink');
+    // Applying the stale push anyway re-checks and refuses.
+    const push: PlannedAction = { ...action, action: 'push', phase: 'push' };
+    await expect(apply(sync, push)).rejects.toBeInstanceOf(ActionError);
+    expect(await snapshot(mirror)).toEqual(mirrorBefore);
+  });
+
+  it('the same with delete: false: the good config.json is not replaced', async () => {
+    const sync = makeSync({ delete: false });
+    await fiftyFileMirror(sync);
+    await put(local, 'config.json', '{"template": true}');
+    expect((await plan(sync))!.action).toBe('conflict');
+  });
+
+  it('with --allow-shrink the push goes ahead and deletes', async () => {
+    const sync = makeSync();
+    await fiftyFileMirror(sync);
+    await put(local, 'config.json', '{"template": true}');
+    const { action, outcome } = await planAndApply(sync, { allowShrink: true });
+    expect(action.action).toBe('push');
+    expect(outcome.summary).toContain('deleted 50');
+    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'config.json']);
+  });
+
+  it('local missing and mirror empty: nothing to do, nothing written', async () => {
+    const sync = makeSync();
+    expect(await plan(sync)).toBeNull();
+    await mkdir(mirror);
+    expect(await plan(sync)).toBeNull();
+    await mkdir(local, { recursive: true });
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('refuses to touch a bucket whose mount is not there', async () => {
+    const sync = makeSync();
+    await put(local, 'a', 'A');
+    const action = (await plan(sync))!;
+    const env = environment(mount, { syncs: { clawdbot: sync }, backend: 's3fs' });
+    await expect(syncModule.apply(sync, action, applyContext(host, env))).rejects.toThrow(`nothing is mounted at ${mount}`);
+    await expect(stat(mirror)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('mirror states', () => {
+  it('an unready mount is not looked into: restore or push decided after the mount', async () => {
+    const sync = makeSync();
+    expect((await plan(sync, { allowShrink: false }, false))!.action).toBe('restore');
+    await put(local, 'a', 'A');
+    const action = (await plan(sync, { allowShrink: false }, false))!;
+    expect(action.action).toBe('push');
+    expect(action.reason).toContain('once mount.data is up');
+    // apply re-checks against the real mirror
+    await apply(sync, action);
+    expect(await readFile(join(mirror, 'a'), 'utf8')).toBe('A');
+  });
+
+  it('adopts a mirror made by hand: copies only what differs, deletes nothing, writes a manifest', async () => {
+    const sync = makeSync();
+    await put(mirror, 'same.txt', 'same', 0o644, 1_600_000_000_000);
+    await put(mirror, 'samesize.txt', 'AAAA');
+    await put(mirror, 'other.txt', 'short');
+    await put(mirror, 'extra.txt', 'only in the mirror');
+    await put(local, 'same.txt', 'same');
+    await put(local, 'samesize.txt', 'BBBB');
+    await put(local, 'other.txt', 'longer content');
+    await put(local, 'new.txt', 'new');
+    const before = await snapshot(mirror);
+    const { action, outcome } = await planAndApply(sync);
+    expect(action.reason).toContain('no manifest');
+    expect(outcome.summary).toMatch(/^copied 3 files/);
+    const after = await snapshot(mirror);
+    expect(after['same.txt']).toEqual(before['same.txt']);
+    expect(after['extra.txt']).toEqual(before['extra.txt']);
+    expect(await readFile(join(mirror, 'samesize.txt'), 'utf8')).toBe('BBBB');
+    expect(Object.keys((await readManifest(host, mirror))!.files).sort()).toEqual(['new.txt', 'other.txt', 'same.txt', 'samesize.txt']);
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('restores a mirror made by hand and writes its manifest once', async () => {
+    const sync = makeSync();
+    await put(mirror, 'x/y.txt', 'y', 0o640, 1_650_000_000_000);
+    const { action } = await planAndApply(sync);
+    expect(action.action).toBe('restore');
+    expect(await readFile(join(local, 'x/y.txt'), 'utf8')).toBe('y');
+    expect((await stat(join(local, 'x/y.txt'))).mode & 0o777).toBe(0o640);
+    expect((await readManifest(host, mirror))!.files['x/y.txt']).toMatchObject({ size: 1, mode: 0o640, mtimeMs: 1_650_000_000_000 });
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('a damaged manifest is a conflict, not an error', async () => {
+    const sync = makeSync();
+    await put(local, 'a', 'A');
+    await put(mirror, MANIFEST_NAME, 'not json');
+    const action = (await plan(sync))!;
+    expect(action.action).toBe('conflict');
+    expect(action.conflict?.message).toContain(join(mirror, MANIFEST_NAME));
+  });
+});
+
+describe('failures while applying', () => {
+  it('a local file that vanishes during a push fails the action by name and keeps the old manifest', async () => {
+    const sync = makeSync();
+    await put(local, 'a', 'A');
+    await planAndApply(sync);
+    const manifestBefore = await readFile(join(mirror, MANIFEST_NAME));
+    await put(local, 'b', 'B');
+    const action = (await plan(sync))!;
+    // `b` disappears between the re-check and its copy.
+    const recorder = recordingHost(host);
+    const ctx = applyContext(recorder, environment(mount, { syncs: { clawdbot: sync } }));
+    const hostWithHook = Object.assign(Object.create(null) as object, recorder, {
+      readFile: async (path: string) => {
+        if (path === join(local, 'b')) await rm(path);
+        return recorder.readFile(path);
+      },
+    }) as typeof recorder;
+    await expect(syncModule.apply(sync, action, { ...ctx, host: hostWithHook })).rejects.toThrow(/^sync\.clawdbot: push failed: .*ENOENT/);
+    expect((await readFile(join(mirror, MANIFEST_NAME))).equals(manifestBefore)).toBe(true);
+    expect((await readdir(mirror)).filter((n) => n.includes('persist-tmp'))).toEqual([]);
+    expect(await plan(sync)).toBeNull(); // `b` is gone locally: nothing left to push
+  });
+});
