@@ -40,8 +40,8 @@ export interface Backend {
   matches(entry: MountEntry, bucket: ResolvedBucket): boolean;
   /** Whether a mountinfo entry was made by this backend at all (any bucket). */
   owns(entry: MountEntry): boolean;
-  /** The command that mounts the bucket. */
-  mountCommand(bucket: ResolvedBucket, ctx: BackendContext): MountCommand;
+  /** The command that mounts the bucket (async: a driver may need to look around first, e.g. rclone picks a free port). */
+  mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand>;
   /** Flush pending writes (rclone) and unmount; lazily if busy. */
   unmount(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
 }

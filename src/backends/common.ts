@@ -1,0 +1,106 @@
+// Pieces the FUSE drivers share: option checks, the child's environment, unmounting.
+import { ActionError } from '../errors.js';
+import type { Host } from '../host/types.js';
+import type { ResolvedBucket } from '../spec/types.js';
+import type { OptionProblem } from './types.js';
+
+/** `30s`, `1m`, `500ms`, `2h`: the duration format every backend option uses. */
+export const DURATION_PATTERN = /^[0-9]+(ms|s|m|h)$/;
+
+export type OptionKind = 'boolean' | 'integer' | 'duration' | 'path' | 'string-array' | { oneOf: readonly string[] };
+
+/** Problems with `options` against the backend's known keys and their kinds. */
+export function checkOptions(
+  backend: string,
+  options: Record<string, unknown>,
+  known: Record<string, OptionKind>,
+): OptionProblem[] {
+  const problems: OptionProblem[] = [];
+  for (const [key, value] of Object.entries(options)) {
+    const kind = known[key];
+    if (kind === undefined) {
+      const allowed = Object.keys(known);
+      problems.push({
+        key,
+        message: allowed.length
+          ? `unknown option for the ${backend} backend; known options: ${allowed.join(', ')}`
+          : `the ${backend} backend takes no options`,
+      });
+      continue;
+    }
+    const problem = checkValue(value, kind);
+    if (problem) problems.push({ key, message: problem });
+  }
+  return problems;
+}
+
+function checkValue(value: unknown, kind: OptionKind): string | undefined {
+  if (typeof kind === 'object') {
+    return typeof value === 'string' && kind.oneOf.includes(value) ? undefined : `expected one of ${kind.oneOf.join(', ')}`;
+  }
+  switch (kind) {
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : 'expected true or false';
+    case 'integer':
+      return Number.isInteger(value) && (value as number) >= 0 ? undefined : 'expected a whole number of seconds (0 or more)';
+    case 'duration':
+      return typeof value === 'string' && DURATION_PATTERN.test(value) ? undefined : 'expected a duration such as 500ms, 30s, 1m or 2h';
+    case 'path':
+      return typeof value === 'string' && value.startsWith('/') ? undefined : 'expected an absolute path';
+    case 'string-array':
+      return Array.isArray(value) && value.every((item) => typeof item === 'string' && item.length > 0)
+        ? undefined
+        : 'expected a list of non-empty strings';
+  }
+}
+
+/** The child's complete environment: the process's, minus `remove`, plus `add`. */
+export function childEnv(
+  processEnv: Record<string, string | undefined>,
+  add: Record<string, string>,
+  remove: string[] = [],
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(processEnv)) {
+    if (value !== undefined && !remove.includes(name)) env[name] = value;
+  }
+  return { ...env, ...add };
+}
+
+/** The endpoint a backend talks to: the spec's, else the provider's usual one. */
+export function endpointOf(bucket: ResolvedBucket): string {
+  if (bucket.endpoint) return bucket.endpoint;
+  if (bucket.provider === 'aws') return `https://s3.${bucket.region ?? 'us-east-1'}.amazonaws.com`;
+  throw new ActionError(`bucket ${bucket.key} (${bucket.name}) has no endpoint; set buckets.${bucket.key}.endpoint`);
+}
+
+export function regionOf(bucket: ResolvedBucket): string {
+  return bucket.region ?? (bucket.provider === 'aws' ? 'us-east-1' : 'auto');
+}
+
+/** Access key and secret, revealed: only for a 0600 file or a child's environment. */
+export function revealCredentials(bucket: ResolvedBucket): { accessKeyId: string; secretAccessKey: string } {
+  if (!bucket.credentials) {
+    throw new ActionError(
+      `bucket ${bucket.key} (${bucket.name}) has no credentials; set buckets.${bucket.key}.credentials.accessKeyId and secretAccessKey`,
+    );
+  }
+  return { accessKeyId: bucket.credentials.accessKeyId.reveal(), secretAccessKey: bucket.credentials.secretAccessKey.reveal() };
+}
+
+/**
+ * Unmount a FUSE mount point: `fusermount -u`, then lazily (`-u -z`) when it is busy, so that the
+ * daemon can exit once the last user lets go. Dead mounts (daemon killed) unmount the same way.
+ */
+export async function fuseUnmount(host: Host, mountPoint: string): Promise<void> {
+  const clean = await host.run('fusermount', ['-u', mountPoint], { timeoutMs: 30_000 });
+  if (clean.exitCode === 0) return;
+  const lazy = await host.run('fusermount', ['-u', '-z', mountPoint], { timeoutMs: 30_000 });
+  if (lazy.exitCode === 0) return;
+  // As root, umount works where fusermount refuses (e.g. a mount made by another user).
+  const umount = await host.run('umount', ['-l', mountPoint], { timeoutMs: 30_000 });
+  if (umount.exitCode === 0) return;
+  throw new ActionError(
+    `could not unmount ${mountPoint}: ${(lazy.stderr || clean.stderr || umount.stderr).trim() || `fusermount exited with ${lazy.exitCode}`}`,
+  );
+}

@@ -1,0 +1,68 @@
+// goofys 0.24 (not packaged in Debian; installed by hand). Credentials in the child's environment.
+// It exits non-zero when the mount fails. See BACKENDS.md.
+import { ActionError } from '../errors.js';
+import type { MountEntry } from '../host/types.js';
+import type { ResolvedBucket } from '../spec/types.js';
+import { checkOptions, childEnv, endpointOf, fuseUnmount, regionOf, revealCredentials, type OptionKind } from './common.js';
+import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
+
+const OPTIONS: Record<string, OptionKind> = {
+  statCacheTtl: 'duration',
+  typeCacheTtl: 'duration',
+  subdomain: 'boolean',
+};
+
+function validateOptions(options: Record<string, unknown>): OptionProblem[] {
+  return checkOptions('goofys', options, OPTIONS);
+}
+
+function matches(entry: MountEntry, bucket: ResolvedBucket): boolean {
+  return entry.fsType === 'fuse.goofys' && entry.source === bucket.name;
+}
+
+function owns(entry: MountEntry): boolean {
+  return entry.fsType === 'fuse.goofys';
+}
+
+async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
+  const problems = validateOptions(bucket.mount.options);
+  if (problems.length) throw new ActionError(`invalid goofys options: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  const options = bucket.mount.options as { statCacheTtl?: string; typeCacheTtl?: string; subdomain?: boolean };
+  const { accessKeyId, secretAccessKey } = revealCredentials(bucket);
+  return {
+    command: 'goofys',
+    args: [
+      '--endpoint',
+      endpointOf(bucket),
+      '--region',
+      regionOf(bucket),
+      '--stat-cache-ttl',
+      options.statCacheTtl ?? '1m',
+      '--type-cache-ttl',
+      options.typeCacheTtl ?? '1m',
+      // goofys is path-style by default; virtual-host style when the spec says so or asks for it.
+      ...(options.subdomain === true || (options.subdomain === undefined && !bucket.pathStyle) ? ['--subdomain'] : []),
+      bucket.name,
+      bucket.mount.path,
+    ],
+    env: childEnv(
+      ctx.processEnv,
+      { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey },
+      ['AWS_SESSION_TOKEN', 'AWS_PROFILE'],
+    ),
+    files: [],
+  };
+}
+
+export const goofys: Backend = {
+  name: 'goofys',
+  fuse: true,
+  binary: { command: 'goofys', debianPackage: '(none: not packaged in Debian; install the release binary from github.com/kahing/goofys)' },
+  validateOptions,
+  matches,
+  owns,
+  mountCommand,
+  async unmount(_bucket, mountPoint, ctx) {
+    await fuseUnmount(ctx.host, mountPoint);
+  },
+};

@@ -1,0 +1,93 @@
+// s3fs-fuse 1.90. Credentials in a 0600 passwd file; the bucket name as mount source
+// (`fsname` + `subtype` together keep the type `fuse.s3fs`). See BACKENDS.md.
+import { join } from 'node:path';
+import { ActionError } from '../errors.js';
+import type { MountEntry } from '../host/types.js';
+import type { ResolvedBucket } from '../spec/types.js';
+import { checkOptions, childEnv, endpointOf, fuseUnmount, regionOf, revealCredentials, type OptionKind } from './common.js';
+import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
+
+const OPTIONS: Record<string, OptionKind> = {
+  statCacheExpire: 'integer',
+  enableNoobjCache: 'boolean',
+  notsupCompatDir: 'boolean',
+  extraOptions: 'string-array',
+};
+
+/** `nonempty` mounts over existing files and hides them; persist never allows it. */
+const FORBIDDEN_EXTRA = /^nonempty(=|$)/;
+/** Options persist sets itself: overriding them would break identification or credentials. */
+const RESERVED_EXTRA = /^(passwd_file|url|endpoint|fsname|subtype|logfile)(=|$)/;
+
+function validateOptions(options: Record<string, unknown>): OptionProblem[] {
+  const problems = checkOptions('s3fs', options, OPTIONS);
+  const extra = options.extraOptions;
+  if (Array.isArray(extra)) {
+    for (const item of extra) {
+      if (typeof item !== 'string') continue;
+      if (FORBIDDEN_EXTRA.test(item)) {
+        problems.push({ key: 'extraOptions', message: '`nonempty` is refused: it would hide the files already in the mount point' });
+      } else if (RESERVED_EXTRA.test(item)) {
+        problems.push({ key: 'extraOptions', message: `\`${item.split('=')[0]}\` is set by persist and cannot be overridden` });
+      }
+    }
+  }
+  return problems;
+}
+
+function matches(entry: MountEntry, bucket: ResolvedBucket): boolean {
+  return entry.fsType === 'fuse.s3fs' && entry.source === bucket.name;
+}
+
+function owns(entry: MountEntry): boolean {
+  return entry.fsType === 'fuse.s3fs';
+}
+
+async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
+  const problems = validateOptions(bucket.mount.options);
+  if (problems.length) throw new ActionError(`invalid s3fs options: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  const options = bucket.mount.options as {
+    statCacheExpire?: number;
+    enableNoobjCache?: boolean;
+    notsupCompatDir?: boolean;
+    extraOptions?: string[];
+  };
+  const { accessKeyId, secretAccessKey } = revealCredentials(bucket);
+  const passwdFile = join(ctx.runtimeDir, 'passwd-s3fs');
+  const logFile = join(ctx.runtimeDir, 's3fs.log');
+  const fuseOptions = [
+    `passwd_file=${passwdFile}`,
+    `url=${endpointOf(bucket)}`,
+    `endpoint=${regionOf(bucket)}`, // the region option is still called `endpoint` in 1.90
+    ...(bucket.pathStyle ? ['use_path_request_style'] : []),
+    'nomixupload', // R2 needs equal-size multipart parts; harmless elsewhere
+    ...(options.notsupCompatDir === false ? [] : ['notsup_compat_dir']),
+    ...(options.enableNoobjCache === false ? [] : ['enable_noobj_cache']),
+    `stat_cache_expire=${options.statCacheExpire ?? 60}`,
+    `fsname=${bucket.name}`,
+    'subtype=s3fs',
+    `logfile=${logFile}`,
+    ...(options.extraOptions ?? []),
+  ];
+  return {
+    command: 's3fs',
+    args: [bucket.name, bucket.mount.path, ...fuseOptions.flatMap((option) => ['-o', option])],
+    // s3fs would prefer keys found in its environment over the passwd file.
+    env: childEnv(ctx.processEnv, {}, ['AWSACCESSKEYID', 'AWSSECRETACCESSKEY', 'AWSSESSIONTOKEN', 'AWS_CREDENTIAL_FILE']),
+    files: [{ path: passwdFile, content: `${accessKeyId}:${secretAccessKey}\n`, mode: 0o600 }],
+    logFile,
+  };
+}
+
+export const s3fs: Backend = {
+  name: 's3fs',
+  fuse: true,
+  binary: { command: 's3fs', debianPackage: 's3fs' },
+  validateOptions,
+  matches,
+  owns,
+  mountCommand,
+  async unmount(_bucket, mountPoint, ctx) {
+    await fuseUnmount(ctx.host, mountPoint);
+  },
+};

@@ -1,0 +1,180 @@
+// persist doctor: can this machine mount the spec's buckets? One line per check, with a fix for
+// each failure. Reads only: no mount, no write, credentials never printed.
+import { accessSync, constants, closeSync, openSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { backends } from '../backends/registry.js';
+import { RealHost } from '../host/real.js';
+import { mountReady, observeMount, diffMount } from '../resources/mount.js';
+import { loadEnvironment } from '../spec/index.js';
+import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
+import type { CommandIO } from './types.js';
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  message: string;
+  fix?: string;
+}
+
+const ENDPOINT_TIMEOUT_MS = 5_000;
+
+function findOnPath(command: string, env: Record<string, string | undefined>): string | undefined {
+  for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this folder
+    }
+  }
+  return undefined;
+}
+
+function checkFuseDevice(): DoctorCheck {
+  try {
+    closeSync(openSync('/dev/fuse', 'r+'));
+    return { name: 'fuse device', ok: true, message: '/dev/fuse is present and opens read-write' };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    return {
+      name: 'fuse device',
+      ok: false,
+      message: code === 'ENOENT' ? '/dev/fuse does not exist' : `/dev/fuse cannot be opened (${code})`,
+      fix: 'run the container with --device /dev/fuse --cap-add SYS_ADMIN (or --privileged), and run persist as root',
+    };
+  }
+}
+
+function checkFusermount(env: Record<string, string | undefined>): DoctorCheck {
+  const found = findOnPath('fusermount', env) ?? findOnPath('fusermount3', env);
+  return found
+    ? { name: 'fusermount', ok: true, message: `found ${found}` }
+    : { name: 'fusermount', ok: false, message: 'neither fusermount nor fusermount3 is installed', fix: 'apt-get install fuse3' };
+}
+
+function checkBinary(bucket: ResolvedBucket, env: Record<string, string | undefined>): DoctorCheck | undefined {
+  const binary = backends[bucket.mount.backend].binary;
+  if (!binary) return undefined;
+  const found = findOnPath(binary.command, env);
+  const name = `${bucket.mount.backend} binary`;
+  return found
+    ? { name, ok: true, message: `found ${found}` }
+    : {
+        name,
+        ok: false,
+        message: `${binary.command} is not installed (needed by bucket ${bucket.key})`,
+        fix: binary.debianPackage.startsWith('(') ? `install ${binary.command} ${binary.debianPackage}` : `apt-get install ${binary.debianPackage}`,
+      };
+}
+
+function checkCredentials(bucket: ResolvedBucket): DoctorCheck {
+  const name = `credentials for ${bucket.key}`;
+  const id = bucket.credentials?.accessKeyId.reveal() ?? '';
+  const secret = bucket.credentials?.secretAccessKey.reveal() ?? '';
+  const missing = [id ? '' : 'accessKeyId', secret ? '' : 'secretAccessKey'].filter(Boolean);
+  if (missing.length === 0) return { name, ok: true, message: 'access key id and secret are set (values not shown)' };
+  return {
+    name,
+    ok: false,
+    message: `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} empty or missing`,
+    fix: `set buckets.${bucket.key}.credentials in the spec, usually from the environment (e.g. \${env:R2_ACCESS_KEY_ID})`,
+  };
+}
+
+/** Any HTTP answer (even 403) counts: the point is that the endpoint is reachable. */
+async function checkEndpoint(bucket: ResolvedBucket): Promise<DoctorCheck> {
+  const name = `endpoint for ${bucket.key}`;
+  const endpoint = bucket.endpoint ?? (bucket.provider === 'aws' ? `https://s3.${bucket.region ?? 'us-east-1'}.amazonaws.com` : undefined);
+  if (!endpoint) return { name, ok: false, message: 'no endpoint is set', fix: `set buckets.${bucket.key}.endpoint` };
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return { name, ok: false, message: `${endpoint} is not a URL`, fix: `set buckets.${bucket.key}.endpoint to https://HOST` };
+  }
+  const client = url.protocol === 'http:' ? await import('node:http') : await import('node:https');
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const request = client.request(url, { method: 'HEAD', timeout: ENDPOINT_TIMEOUT_MS }, (response) => {
+      response.resume();
+      resolve({ name, ok: true, message: `${url.origin} answered HTTP ${response.statusCode} in ${Date.now() - started} ms` });
+    });
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${ENDPOINT_TIMEOUT_MS / 1000} s`)));
+    request.on('error', (error) =>
+      resolve({
+        name,
+        ok: false,
+        message: `${url.origin} does not answer: ${error.message}`,
+        fix: 'check the endpoint URL, DNS and the container network (proxy, firewall)',
+      }),
+    );
+    request.end();
+  });
+}
+
+async function checkMountPath(bucket: ResolvedBucket, host: RealHost): Promise<DoctorCheck> {
+  const name = `mount path for ${bucket.key}`;
+  try {
+    const observed = await observeMount(bucket, host);
+    const action = diffMount(bucket, observed);
+    if (mountReady(observed)) return { name, ok: true, message: `${bucket.mount.path} is ready (${bucket.mount.backend})` };
+    if (action?.conflict) return { name, ok: false, message: action.conflict.message, fix: action.conflict.fix };
+    return { name, ok: true, message: `${action?.reason ?? 'not ready'}; persist apply will ${action?.action ?? 'mount'} it` };
+  } catch (error) {
+    return { name, ok: false, message: `cannot inspect ${bucket.mount.path}: ${(error as Error).message}`, fix: 'check the path and its permissions' };
+  }
+}
+
+export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Record<string, string | undefined>): Promise<DoctorCheck[]> {
+  const host = new RealHost();
+  const buckets = Object.values(env.buckets);
+  const checks: DoctorCheck[] = [];
+  if (buckets.some((bucket) => backends[bucket.mount.backend].fuse)) {
+    checks.push(checkFuseDevice(), checkFusermount(processEnv));
+  }
+  const seenBinaries = new Set<string>();
+  for (const bucket of buckets) {
+    if (!seenBinaries.has(bucket.mount.backend)) {
+      seenBinaries.add(bucket.mount.backend);
+      const binary = checkBinary(bucket, processEnv);
+      if (binary) checks.push(binary);
+    }
+  }
+  for (const bucket of buckets) {
+    if (!backends[bucket.mount.backend].fuse) {
+      checks.push(await checkMountPath(bucket, host));
+      continue;
+    }
+    checks.push(checkCredentials(bucket), await checkEndpoint(bucket), await checkMountPath(bucket, host));
+  }
+  return checks;
+}
+
+export default async function doctor(opts: { file?: string; env?: string; json?: boolean }, io: CommandIO): Promise<number> {
+  const file = opts.file ?? io.env.PERSIST_SPEC ?? './persist.yaml';
+  let checks: DoctorCheck[];
+  let environment: string | undefined;
+  try {
+    const env = await loadEnvironment({ file, environment: opts.env, processEnv: io.env, cwd: io.cwd });
+    environment = env.environment;
+    checks = await runDoctorChecks(env, io.env);
+  } catch (error) {
+    checks = [
+      { name: 'spec', ok: false, message: (error as Error).message, fix: `fix the spec (persist validate -f ${file}), or point -f / PERSIST_SPEC at it` },
+      checkFuseDevice(),
+      checkFusermount(io.env),
+    ];
+  }
+  const failed = checks.filter((check) => !check.ok).length;
+  if (opts.json) {
+    io.out(JSON.stringify({ formatVersion: 1, environment: environment ?? null, ok: failed === 0, checks }, null, 2));
+  } else {
+    for (const check of checks) {
+      io.out(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.message}`);
+      if (!check.ok && check.fix) io.out(`     fix: ${check.fix}`);
+    }
+    io.out(failed === 0 ? `All ${checks.length} checks passed.` : `${failed} of ${checks.length} checks failed.`);
+  }
+  return failed === 0 ? 0 : 1;
+}

@@ -1,0 +1,386 @@
+// mount.<bucket>: the bucket mounted, healthy, at its path with its backend (or, for `local`, a
+// directory standing in for it). Observing is read-only: mountinfo plus a bounded stat and list.
+// Mounting counts as done only once the entry is in mountinfo with the expected type and source
+// AND a read-write probe succeeds: s3fs exits 0 on bad keys, rclone mounts a missing bucket.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { getBackend, backendOwning } from '../backends/registry.js';
+import type { Backend, BackendContext, MountCommand } from '../backends/types.js';
+import type { ApplyContext, ApplyOutcome, Conflict, ObserveContext, PlannedAction, ResourceModule } from '../engine/types.js';
+import { ActionError } from '../errors.js';
+import { mountAt } from '../host/mountinfo.js';
+import { bucketRuntimeDir } from '../host/paths.js';
+import type { FileType, Host, MountEntry } from '../host/types.js';
+import type { BackendName, ResolvedBucket } from '../spec/types.js';
+
+/** A live mount must answer a stat and a listing within this time, or it counts as dead. */
+export const PROBE_TIMEOUT_MS = 5_000;
+/** A fresh mount must appear in mountinfo and pass the read-write probe within this time. */
+export const MOUNT_TIMEOUT_MS = 20_000;
+const POLL_INTERVAL_MS = 150;
+/** Probe attempts on a mount that is present but fails (rclone with bad keys mounts anyway). */
+const PROBE_ATTEMPTS = 3;
+
+/** What is at the mount path. */
+export type MountState =
+  | { state: 'missing' }
+  /** Something other than a directory at the mount path (a file, a symlink...). */
+  | { state: 'not-dir'; type: FileType }
+  /** A plain directory, nothing mounted on it; `sample` holds a few of its names. */
+  | { state: 'dir'; entries: number; sample: string[] }
+  | {
+      state: 'mounted';
+      fsType: string;
+      source: string;
+      /** The registered backend that made this mount, if any. */
+      backend: BackendName | null;
+      /** This bucket, mounted by the expected backend. */
+      matches: boolean;
+      alive: boolean;
+      /** Why the mount counts as dead. */
+      deadReason?: string;
+    };
+
+export type MountObserved = {
+  /** What the spec asks for, so that the observation can be judged on its own. */
+  expected: { backend: BackendName; bucket: string; path: string };
+} & MountState;
+
+function runtimeContext(host: Host, bucket: ResolvedBucket): BackendContext {
+  return { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() };
+}
+
+/** Read-only look at the mount path: mountinfo, then a bounded probe or a listing. */
+export async function observeMount(bucket: ResolvedBucket, host: Host): Promise<MountObserved> {
+  const path = bucket.mount.path;
+  const expected = { backend: bucket.mount.backend, bucket: bucket.name, path };
+  const backend = getBackend(bucket.mount.backend);
+  const entry = mountAt(await host.mounts(), path);
+  const owner = entry ? backendOwning(entry) : undefined;
+  // For `local`, any mount that is not a persist FUSE mount (a container volume, a bind mount)
+  // is just the directory standing in for the bucket.
+  if (entry && (backend.fuse || owner)) {
+    const probe = await host.probe(path, PROBE_TIMEOUT_MS);
+    const alive = probe.state === 'ok';
+    return {
+      expected,
+      state: 'mounted',
+      fsType: entry.fsType,
+      source: entry.source,
+      backend: owner ?? null,
+      matches: backend.matches(entry, bucket),
+      alive,
+      ...(alive ? {} : { deadReason: probe.state === 'dead' ? probe.reason : 'the mount point does not answer' }),
+    };
+  }
+  const info = await host.lstat(path);
+  if (!info) return { expected, state: 'missing' };
+  if (info.type !== 'dir') return { expected, state: 'not-dir', type: info.type };
+  const names = await host.readdir(path);
+  return { expected, state: 'dir', entries: names.length, sample: names.slice(0, 5) };
+}
+
+/** Whether the bucket can be looked into now: mounted and healthy, or the local directory exists. */
+export function mountReady(observed: MountObserved): boolean {
+  if (observed.expected.backend === 'local') {
+    return observed.state === 'dir' || (observed.state === 'mounted' && observed.backend === null);
+  }
+  return observed.state === 'mounted' && observed.matches && observed.alive;
+}
+
+function address(bucket: ResolvedBucket): string {
+  return `mount.${bucket.key}`;
+}
+
+function nonEmptyConflict(path: string, observed: { entries: number; sample: string[] }, backend: string): Conflict {
+  const names = observed.sample.join(', ') + (observed.entries > observed.sample.length ? ', ...' : '');
+  return {
+    message: `${path} is a local directory with ${observed.entries} entr${observed.entries === 1 ? 'y' : 'ies'} (${names}) and nothing is mounted there; mounting ${backend} over it would hide them`,
+    fix: `move the data aside (mv ${path} ${path}.local && mkdir ${path}), run persist apply, then copy what belongs in the bucket into the mount (cp -a ${path}.local/. ${path}/)`,
+  };
+}
+
+function notDirConflict(path: string, type: FileType): Conflict {
+  return {
+    message: `${path} is a ${type === 'other' ? 'special file' : type}, not a directory`,
+    fix: `move it away (mv ${path} ${path}.orig) or choose another mount.path`,
+  };
+}
+
+export function diffMount(bucket: ResolvedBucket, observed: MountObserved): Omit<PlannedAction, 'dependsOn'> | null {
+  const path = bucket.mount.path;
+  const backend = bucket.mount.backend;
+  const base = { address: address(bucket), kind: 'mount' as const, phase: 'mount' as const };
+  const mountChanges = [
+    { field: 'backend', before: null, after: backend },
+    { field: 'bucket', before: null, after: bucket.name },
+  ];
+  const conflict = (reason: string, detail: Conflict) => ({ ...base, action: 'conflict' as const, reason, changes: [], conflict: detail });
+
+  if (backend === 'local') {
+    switch (observed.state) {
+      case 'missing':
+        return { ...base, action: 'mount', reason: `directory ${path} does not exist; it will be created`, changes: [{ field: 'path', before: null, after: path }] };
+      case 'not-dir':
+        return conflict(`${path} is not a directory`, notDirConflict(path, observed.type));
+      case 'dir':
+        return null;
+      case 'mounted':
+        if (observed.backend === null) return null;
+        return {
+          ...base,
+          action: 'replace',
+          reason: `${observed.backend} has ${observed.source} mounted at ${path}; the local directory underneath stands in for the bucket`,
+          changes: [
+            { field: 'backend', before: observed.backend, after: 'local' },
+            { field: 'bucket', before: observed.source, after: bucket.name },
+          ],
+        };
+    }
+  }
+
+  switch (observed.state) {
+    case 'missing':
+      return { ...base, action: 'mount', reason: `nothing mounted at ${path}; the mount point will be created`, changes: mountChanges };
+    case 'not-dir':
+      return conflict(`${path} is not a directory`, notDirConflict(path, observed.type));
+    case 'dir':
+      if (observed.entries > 0) return conflict(`${path} is a non-empty local directory`, nonEmptyConflict(path, observed, backend));
+      return { ...base, action: 'mount', reason: `nothing mounted at ${path}`, changes: mountChanges };
+    case 'mounted': {
+      if (observed.matches) {
+        if (observed.alive) return null;
+        return {
+          ...base,
+          action: 'remount',
+          reason: `the ${backend} mount at ${path} is dead (${observed.deadReason ?? 'no answer'})`,
+          changes: [{ field: 'state', before: 'dead', after: 'mounted' }],
+        };
+      }
+      if (observed.backend === null) {
+        return conflict(`another file system is mounted at ${path}`, {
+          message: `${path} holds a ${observed.fsType} mount of ${observed.source} that persist did not make`,
+          fix: `unmount it yourself (umount ${path}) if it is not needed, or choose another mount.path`,
+        });
+      }
+      return {
+        ...base,
+        action: 'replace',
+        reason: `${path} has ${observed.source} mounted with ${observed.backend}${observed.alive ? '' : ' (dead)'}, not ${bucket.name} with ${backend}`,
+        changes: [
+          { field: 'backend', before: observed.backend, after: backend },
+          { field: 'bucket', before: observed.source, after: bucket.name },
+        ],
+      };
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves to the operation's value, or rejects after `ms`: a hung FUSE call must not hang apply. */
+async function bounded<T>(what: string, ms: number, operation: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${Math.max(0, Math.round(ms))} ms`)), Math.max(0, ms));
+  });
+  operation.catch(() => undefined); // a late failure after the timeout must not go unhandled
+  try {
+    return await Promise.race([operation, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * List the root, write a sentinel object, read it back and delete it. Returns null when all of
+ * that worked, else what went wrong.
+ */
+async function readWriteProbe(host: Host, path: string, timeoutMs: number): Promise<string | null> {
+  const listing = await host.probe(path, Math.max(1_000, timeoutMs));
+  if (listing.state !== 'ok') return `listing ${path} failed: ${listing.state === 'dead' ? listing.reason : 'missing'}`;
+  const sentinel = join(path, `.persist-probe-${host.pid()}-${randomBytes(6).toString('hex')}`);
+  const content = `persist mount probe ${host.now().toISOString()}\n`;
+  try {
+    await bounded(`writing ${sentinel}`, timeoutMs, host.writeFile(sentinel, content));
+    const back = await bounded(`reading ${sentinel}`, timeoutMs, host.readFile(sentinel));
+    if (back.toString('utf8') !== content) return `reading back ${sentinel} gave different content`;
+    await bounded(`deleting ${sentinel}`, timeoutMs, host.remove(sentinel));
+    return null;
+  } catch (error) {
+    await bounded('cleanup', 2_000, host.remove(sentinel)).catch(() => undefined);
+    return errorText(error);
+  }
+}
+
+/** Lines the daemons write when they give up (s3fs `[CRT]`, rclone `Fatal error`/`Failed to ...`). */
+const FATAL_LINE = /\[CRT\]|\[ERR\]|\bERROR\b|CRITICAL|Fatal error|Failed to /;
+
+async function readLogSince(host: Host, logFile: string | undefined, offset: number): Promise<string> {
+  if (!logFile) return '';
+  try {
+    return (await host.readFile(logFile)).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The daemon's own explanation: its last error lines, else its last lines. */
+function meaningfulLines(log: string, max = 5): string[] {
+  const lines = log.split('\n').map((line) => line.trim()).filter(Boolean);
+  const errors = lines.filter((line) => FATAL_LINE.test(line));
+  return (errors.length ? errors : lines).slice(-max);
+}
+
+async function logSize(host: Host, logFile: string | undefined): Promise<number> {
+  if (!logFile) return 0;
+  return (await host.lstat(logFile))?.size ?? 0;
+}
+
+interface MountAttempt {
+  bucket: ResolvedBucket;
+  backend: Backend;
+  ctx: BackendContext;
+  report(message: string): void;
+}
+
+/** Mount the bucket on an absent or empty mount point and prove it works; undo everything on failure. */
+async function mountFresh({ bucket, backend, ctx, report }: MountAttempt): Promise<string> {
+  const { host } = ctx;
+  const path = bucket.mount.path;
+  await host.mkdir(ctx.runtimeDir, { mode: 0o700 });
+  await host.chmod(ctx.runtimeDir, 0o700);
+
+  let createdMountPoint = false;
+  const info = await host.lstat(path);
+  if (!info) {
+    await host.mkdir(path);
+    createdMountPoint = true;
+  } else if (info.type !== 'dir') {
+    throw new ActionError(`cannot mount at ${path}: it is a ${info.type}, not a directory`);
+  } else {
+    const names = await host.readdir(path);
+    if (names.length > 0) {
+      throw new ActionError(`refusing to mount over ${path}: it holds ${names.length} entries (${names.slice(0, 5).join(', ')}) that the mount would hide`);
+    }
+  }
+
+  let command: MountCommand | undefined;
+  const cleanUp = async (): Promise<void> => {
+    const entry = mountAt(await host.mounts(), path);
+    if (entry && backend.owns(entry)) await backend.unmount(bucket, path, ctx).catch(() => undefined);
+    for (const file of command?.files ?? []) await host.remove(file.path).catch(() => undefined);
+    if (createdMountPoint && !mountAt(await host.mounts(), path)) {
+      const left = await host.readdir(path).catch(() => ['?']);
+      if (left.length === 0) await host.remove(path).catch(() => undefined);
+    }
+  };
+
+  try {
+    command = await backend.mountCommand(bucket, ctx);
+    for (const file of command.files) await host.writeFile(file.path, file.content, { mode: file.mode });
+    const logOffset = await logSize(host, command.logFile);
+    report(`starting ${backend.name} for ${bucket.name}`);
+    const started = await host.run(command.command, command.args, { env: command.env, timeoutMs: 90_000 });
+    const failure = async (reason: string): Promise<ActionError> => {
+      const log = meaningfulLines(await readLogSince(host, command?.logFile, logOffset));
+      const stderr = meaningfulLines(started.stderr);
+      const detail = [...stderr, ...log.filter((line) => !stderr.includes(line))];
+      return new ActionError(
+        `mounting ${bucket.name} at ${path} with ${backend.name} failed: ${reason}` +
+          (detail.length ? `\n  ${backend.name} said:\n    ${detail.join('\n    ')}` : '') +
+          (command?.logFile ? `\n  full log: ${command.logFile}` : ''),
+      );
+    };
+    if (started.exitCode !== 0) {
+      throw await failure(started.timedOut ? `${backend.name} did not return within 90 s` : `${backend.name} exited with code ${started.exitCode}`);
+    }
+
+    report(`waiting for ${path} to answer`);
+    const deadline = host.now().getTime() + MOUNT_TIMEOUT_MS;
+    let sawEntry = false;
+    let probeFailures = 0;
+    let lastProblem = `${path} did not appear in the mount table`;
+    for (;;) {
+      const entry = mountAt(await host.mounts(), path);
+      if (entry && backend.matches(entry, bucket)) {
+        sawEntry = true;
+        const remaining = deadline - host.now().getTime();
+        const problem = await readWriteProbe(host, path, Math.max(2_000, Math.min(PROBE_TIMEOUT_MS, remaining)));
+        // The probe counts only if the same mount was there all along: s3fs tears a failed mount
+        // down moments after it appears, and the probe would then pass on the bare directory.
+        const after = mountAt(await host.mounts(), path);
+        if (problem === null && after?.mountId === entry.mountId) return `mounted ${bucket.name} at ${path} with ${backend.name}`;
+        if (problem === null) throw await failure('the mount appeared and vanished again');
+        lastProblem = `the mount does not work: ${problem}`;
+        if (++probeFailures >= PROBE_ATTEMPTS) throw await failure(lastProblem);
+      } else if (entry && !backend.matches(entry, bucket)) {
+        throw await failure(`${path} shows a ${entry.fsType} mount of ${entry.source}, not ${bucket.name}`);
+      } else if (sawEntry) {
+        // s3fs checks keys and bucket after forking; on failure its mount vanishes again.
+        throw await failure('the mount appeared and vanished again');
+      } else if (FATAL_LINE.test(await readLogSince(host, command.logFile, logOffset))) {
+        throw await failure(lastProblem);
+      }
+      if (host.now().getTime() > deadline) throw await failure(`${lastProblem} within ${MOUNT_TIMEOUT_MS / 1000} s`);
+      await sleep(POLL_INTERVAL_MS);
+    }
+  } catch (error) {
+    await cleanUp();
+    const prefix = `mounting ${bucket.name} at ${path} with ${backend.name} failed`;
+    if (error instanceof ActionError && error.message.startsWith(prefix)) throw error;
+    throw new ActionError(`${prefix}: ${errorText(error)}`, { cause: error });
+  }
+}
+
+/** Unmount whatever registered backend's mount is at the bucket's path. */
+async function unmountExisting(bucket: ResolvedBucket, observed: Extract<MountObserved, { state: 'mounted' }>, host: Host): Promise<void> {
+  if (observed.backend === null) throw new ActionError(`${bucket.mount.path} holds a ${observed.fsType} mount that persist did not make; not unmounting it`);
+  // The other mount's runtime folder is keyed by its own bucket name at this path.
+  const other: ResolvedBucket = { ...bucket, name: observed.source, mount: { ...bucket.mount, backend: observed.backend } };
+  await getBackend(observed.backend).unmount(other, bucket.mount.path, runtimeContext(host, other));
+  const still = mountAt(await host.mounts(), bucket.mount.path);
+  if (still && still.fsType === observed.fsType && still.source === observed.source) {
+    throw new ActionError(`${bucket.mount.path} is still mounted after unmounting ${observed.source}`);
+  }
+}
+
+async function applyMount(bucket: ResolvedBucket, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome> {
+  const { host } = ctx;
+  const observed = await observeMount(bucket, host);
+  const now = diffMount(bucket, observed);
+  if (now === null) return { summary: 'already in place' };
+  if (now.action === 'conflict') throw new ActionError(`${now.conflict?.message ?? now.reason}; ${now.conflict?.fix ?? ''}`.trim());
+  if (now.action !== action.action) {
+    throw new ActionError(`${address(bucket)} changed since the plan: it now needs ${now.action} (${now.reason}), not ${action.action}; run persist plan again`);
+  }
+  const backend = getBackend(bucket.mount.backend);
+
+  if (observed.state === 'mounted') {
+    ctx.report(`unmounting ${observed.source} (${observed.backend ?? observed.fsType}) from ${bucket.mount.path}`);
+    await unmountExisting(bucket, observed, host);
+  }
+  if (!backend.fuse) {
+    await host.mkdir(bucket.mount.path);
+    return { summary: observed.state === 'mounted' ? `unmounted ${observed.source}; ${bucket.mount.path} is a local directory again` : `created ${bucket.mount.path}` };
+  }
+  const summary = await mountFresh({ bucket, backend, ctx: runtimeContext(host, bucket), report: ctx.report });
+  return { summary: action.action === 'remount' ? `re${summary}` : summary };
+}
+
+export const mountModule: ResourceModule<ResolvedBucket, MountObserved> = {
+  kind: 'mount',
+  resources: (env) => env.buckets,
+  bucketOf: (bucket) => bucket.key,
+  observe: (bucket, ctx: ObserveContext) => observeMount(bucket, ctx.host),
+  diff: (bucket, observed) => diffMount(bucket, observed),
+  apply: applyMount,
+};
+
+export default mountModule;
