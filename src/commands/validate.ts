@@ -1,0 +1,22 @@
+// `persist validate`: check the spec (every environment, or the one given with --env) and print
+// each problem as FILE:LINE:COL: key.path: message, or one JSON document with --json.
+import { formatProblem } from '../errors.js';
+import { validateSpec } from '../spec/index.js';
+import type { CommandIO, SpecOptions } from './types.js';
+
+export default async function validate(opts: SpecOptions, io: CommandIO): Promise<number> {
+  const file = opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml';
+  const { problems, environments } = await validateSpec({ file, environment: opts.env, processEnv: io.env, cwd: io.cwd });
+  const valid = problems.length === 0;
+  if (opts.json) {
+    const errors = problems.map(({ file, line, column, path, message }) => ({ file, line, column, path, message }));
+    io.out(`${JSON.stringify({ valid, environments, errors }, null, 2)}\n`);
+  } else if (valid) {
+    const checked = opts.env === undefined ? environments : [opts.env];
+    io.out(`✓ ${file} is valid (environments: ${checked.join(', ')})\n`);
+  } else {
+    for (const problem of problems) io.err(`${formatProblem(problem)}\n`);
+    io.err(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${file}\n`);
+  }
+  return valid ? 0 : 1;
+}

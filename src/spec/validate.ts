@@ -1,0 +1,194 @@
+// Checks data against the JSON Schema (compiled at build time into src/generated, so ajv is not
+// loaded at run time) and turns ajv's errors into messages a person can act on, each with the
+// key path it concerns.
+import schema from '../../schemas/persist.schema.json' with { type: 'json' };
+import validateSchema from '../generated/spec-validator.js';
+import { hasReference, isPlainObject } from './interpolate.js';
+import type { KeyPath } from './load.js';
+import { SENSITIVE_TEXT } from './sensitive.js';
+
+export interface SchemaIssue {
+  /** Path of the value at fault in the data that was checked. */
+  path: KeyPath;
+  /** Whether the key (unknown or badly named keys) or the value is at fault. */
+  part: 'key' | 'value';
+  message: string;
+}
+
+type SchemaNode = { [keyword: string]: unknown };
+const NAME_RULE = 'names start with a letter or digit and hold only letters, digits, `_`, `.` and `-`';
+const PATTERN_MESSAGES: Record<string, (shown: string) => string> = {
+  '^[A-Za-z0-9][A-Za-z0-9_.-]*$': (shown) => `${shown} is not a valid name: ${NAME_RULE}`,
+  '^[0-9]+(ms|s|m|h)$': (shown) => `${shown} is not a duration; expected a whole number and a unit, such as 500ms, 30s, 1m or 2h`,
+  '^0?[0-7]{3}$': (shown) => `${shown} is not a file mode; expected octal digits in quotes, such as "0600"`,
+  '\\S': () => 'must not be empty',
+  '^https?://[^\\s]+$': (shown) => `${shown} is not a URL; expected https://host[:port]`,
+};
+
+/** Checks `data` (a whole spec, or one environment merged over it) against the schema. */
+export function checkSchema(data: unknown): SchemaIssue[] {
+  if (validateSchema(data)) return [];
+  const issues: SchemaIssue[] = [];
+  const seen = new Set<string>();
+  for (const error of validateSchema.errors ?? []) {
+    // Errors inside propertyNames repeat the propertyNames error; `if` only says `then` failed.
+    if ('propertyName' in error || error.keyword === 'if') continue;
+    const path = pointerToPath(error.instancePath, data);
+    const value = valueAt(data, path);
+    // A `${...}` reference is checked once it is interpolated (or reported as unresolvable).
+    if (typeof value === 'string' && hasReference(value) && ['pattern', 'enum', 'const', 'not'].includes(error.keyword)) continue;
+    for (const issue of describe(error.keyword, error.params as Record<string, unknown>, path, value, data)) {
+      const key = `${issue.path.join('\u0000')}|${issue.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      issues.push(issue);
+    }
+  }
+  return issues;
+}
+
+function describe(keyword: string, params: Record<string, unknown>, path: KeyPath, value: unknown, data: unknown): SchemaIssue[] {
+  const shown = show(value, path);
+  const at = (message: string): SchemaIssue[] => [{ path, part: 'value', message }];
+  switch (keyword) {
+    case 'type':
+      return at(typeMessage(params.type as string | string[], value, path));
+    case 'required':
+      return [{ path, part: 'key', message: `missing required key "${String(params.missingProperty)}"` }];
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const allowed = allowedKeys(path, data);
+      const hint = allowed.length > 0 ? `; expected one of: ${allowed.join(', ')}` : '';
+      return [{ path: [...path, key], part: 'key', message: `unknown key "${key}"${hint}` }];
+    }
+    case 'maxProperties':
+      // Only the local backend's options have a maximum (zero): point at each option given.
+      return Object.keys(isPlainObject(value) ? value : {}).map((key) => ({
+        path: [...path, key],
+        part: 'key' as const,
+        message: `unknown key "${key}": the local backend takes no options`,
+      }));
+    case 'propertyNames':
+      return [{ path: [...path, String(params.propertyName)], part: 'key', message: `"${String(params.propertyName)}" is not a valid name: ${NAME_RULE}` }];
+    case 'const':
+      return path.join('.') === 'version'
+        ? at(`unsupported version ${shown}; this persist reads version 1`)
+        : at(`must be ${JSON.stringify(params.allowedValue)}`);
+    case 'enum':
+      return at(`${shown} is not one of: ${(params.allowedValues as unknown[]).map(String).join(', ')}`);
+    case 'pattern': {
+      const message = PATTERN_MESSAGES[String(params.pattern)];
+      return at(message ? message(shown) : `${shown} does not match ${String(params.pattern)}`);
+    }
+    case 'minimum':
+      return at(`must be at least ${String(params.limit)} (got ${shown})`);
+    case 'maximum':
+      return at(`must be at most ${String(params.limit)} (got ${shown})`);
+    case 'minProperties':
+      return at(path.join('.') === 'buckets' ? 'declare at least one bucket' : 'must not be empty');
+    case 'not':
+      return at(refusedArgument(String(value)));
+    default:
+      return at(`${shown} is not valid here (${keyword})`);
+  }
+}
+
+/** A value for a message; credentials never appear. */
+function show(value: unknown, path: KeyPath): string {
+  if (path.includes('credentials')) return SENSITIVE_TEXT;
+  return JSON.stringify(value) ?? String(value);
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  integer: 'a whole number',
+  number: 'a number',
+  boolean: 'true or false',
+  null: 'nothing',
+};
+
+function typeMessage(expected: string | string[], value: unknown, path: KeyPath): string {
+  const wanted = (Array.isArray(expected) ? expected : [expected]).map((type) => TYPE_NAMES[type] ?? type).join(' or ');
+  if (path.at(-1) === 'mode' && typeof value === 'number') {
+    return `expected a file mode in quotes, such as "0600" (unquoted, YAML reads ${value} as a number)`;
+  }
+  return `expected ${wanted}, got ${describeValue(value, path)}`;
+}
+
+function describeValue(value: unknown, path: KeyPath): string {
+  if (value === null) return 'an empty value';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (path.includes('credentials')) return `a ${typeof value} ${SENSITIVE_TEXT}`;
+  if (typeof value === 'number' && !Number.isInteger(value)) return `the number ${value}`;
+  if (typeof value === 'number') return `the whole number ${value}`;
+  if (typeof value === 'boolean') return `${value}`;
+  return `the string ${JSON.stringify(value)}`;
+}
+
+function refusedArgument(argument: string): string {
+  if (/^-{0,2}nonempty(=|$)/.test(argument)) return `"${argument}" is refused: mounting over a non-empty folder hides its data`;
+  if (/^-{0,2}(fsname|subtype)(=|$)/.test(argument)) return `"${argument}" is refused: persist sets it to recognise its own mounts`;
+  return 'credentials may not be passed as mount options (they would show on the command line); use `credentials:`';
+}
+
+/** A JSON pointer as a key path; list indexes become numbers, as in the parsed document. */
+export function pointerToPath(pointer: string, data: unknown): KeyPath {
+  if (pointer === '') return [];
+  const path: KeyPath = [];
+  let node = data;
+  for (const raw of pointer.slice(1).split('/')) {
+    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node)) {
+      path.push(Number(segment));
+      node = node[Number(segment)];
+    } else {
+      path.push(segment);
+      node = isPlainObject(node) ? node[segment] : undefined;
+    }
+  }
+  return path;
+}
+
+export function valueAt(data: unknown, path: KeyPath): unknown {
+  let node = data;
+  for (const segment of path) {
+    if (Array.isArray(node)) node = node[Number(segment)];
+    else if (isPlainObject(node) && Object.hasOwn(node, segment)) node = node[segment];
+    else return undefined;
+  }
+  return node;
+}
+
+const defs = (schema as SchemaNode).$defs as Record<string, SchemaNode>;
+
+function deref(node: SchemaNode): SchemaNode[] {
+  const ref = typeof node.$ref === 'string' ? defs[node.$ref.replace('#/$defs/', '')] : undefined;
+  return ref ? [node, ...deref(ref)] : [node];
+}
+
+/** The keys the schema allows at `path`, for "unknown key" messages. */
+function allowedKeys(path: KeyPath, data: unknown): string[] {
+  let nodes: SchemaNode[] = deref(schema as SchemaNode);
+  for (const [index, segment] of path.entries()) {
+    if (segment === 'options' && path[index - 1] === 'mount') {
+      const backend = valueAt(data, [...path.slice(0, index), 'backend']);
+      const options = typeof backend === 'string' ? defs[`${backend}Options`] : undefined;
+      if (!options) return [];
+      nodes = deref(options);
+      continue;
+    }
+    // A definition and the ones it references may each describe the key: take them all.
+    nodes = nodes.flatMap((node) => {
+      const named = (node.properties as Record<string, unknown> | undefined)?.[String(segment)];
+      if (named && typeof named === 'object') return deref(named as SchemaNode);
+      return typeof node.additionalProperties === 'object' ? deref(node.additionalProperties as SchemaNode) : [];
+    });
+    if (nodes.length === 0) return [];
+  }
+  const keys = new Set<string>();
+  for (const node of [...nodes].reverse()) for (const key of Object.keys((node.properties as object | undefined) ?? {})) keys.add(key);
+  return [...keys];
+}
