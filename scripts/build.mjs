@@ -1,6 +1,6 @@
 // Build: compile the JSON Schema into a standalone validator (no ajv at run time), then bundle the
 // CLI with esbuild so that start-up loads a few files instead of hundreds of modules.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
@@ -25,9 +25,12 @@ writeFileSync(
   `import type { ErrorObject } from 'ajv';\ndeclare const validate: ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };\nexport default validate;\n`,
 );
 
+const staging = join(root, `dist.building-${process.pid}`);
 await build({
   entryPoints: { persist: join(root, 'src', 'cli.ts') },
-  outdir: join(root, 'dist'),
+  // Build into a fresh folder, then swap it in: no stale chunks pile up, and a CLI started by a
+  // concurrent test run never sees a half-built dist/.
+  outdir: staging,
   outExtension: { '.js': '.mjs' },
   bundle: true,
   splitting: true,
@@ -40,4 +43,15 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
   logLevel: 'warning',
   legalComments: 'none',
+  // Smaller files parse faster: start-up is dominated by compiling yaml, commander and the validator.
+  minify: true,
 });
+const dist = join(root, 'dist');
+const old = join(root, `dist.old-${process.pid}`);
+try {
+  renameSync(dist, old);
+} catch (error) {
+  if (error.code !== 'ENOENT') throw error;
+}
+renameSync(staging, dist);
+rmSync(old, { recursive: true, force: true });

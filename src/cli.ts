@@ -1,7 +1,130 @@
 // Entry point: parse the command line with commander and hand over to a command module, loaded
-// lazily so that each command pays only for what it uses.
-import { Command } from 'commander';
+// lazily so that each command pays only for what it uses. Errors are mapped to exit codes here.
+import { Command, Option } from 'commander';
+import { PersistError, SpecError } from './errors.js';
+import type { CommandIO } from './commands/types.js';
+
+const VERSION = '0.1.0';
+
+function makeIO(program: Command): CommandIO {
+  const globals = program.opts<{ color: boolean; debug?: boolean }>();
+  const isTTY = Boolean(process.stdout.isTTY);
+  return {
+    out: (text) => void process.stdout.write(text),
+    err: (text) => void process.stderr.write(text),
+    isTTY,
+    color: isTTY && globals.color !== false && !process.env.NO_COLOR,
+    interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+    env: process.env,
+    cwd: process.cwd(),
+    debug: Boolean(globals.debug),
+  };
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const example = (text: string) => `\nExample:\n  ${text}\n`;
+
+type CommandModule<O> = { default: (opts: O, io: CommandIO) => Promise<number> };
+
+function action<O>(load: () => Promise<CommandModule<O>>, shape: (...args: unknown[]) => O) {
+  return async (...args: unknown[]) => {
+    const io = makeIO(program);
+    const module = await load();
+    process.exitCode = await module.default(shape(...args), io);
+  };
+}
 
 const program = new Command('persist');
-program.description('Keep a container workspace durable on object storage.').version('0.1.0');
-await program.parseAsync(process.argv);
+program
+  .description('Keep a throwaway container\'s workspace durable on object storage (S3, R2), declaratively.')
+  .version(VERSION)
+  .option('--no-color', 'plain output without colour (NO_COLOR works too)')
+  .option('--debug', 'show stack traces of errors')
+  .showHelpAfterError('(run with --help for usage)');
+
+const fileOption = () => new Option('-f, --file <spec>', 'spec file (default: $PERSIST_SPEC, else ./persist.yaml)');
+const envOption = () => new Option('--env <name>', 'environment (default: $ENVIRONMENT, else the spec\'s defaultEnvironment)');
+const jsonOption = () => new Option('--json', 'print one JSON document');
+
+program
+  .command('validate')
+  .description('check a spec: format, names, paths, claims and isolation across environments')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .addHelpText('after', example('persist validate -f specs/moltbot.yaml --env production'))
+  .action(action(() => import('./commands/validate.js'), (o) => o as never));
+
+program
+  .command('plan')
+  .description('show the ordered actions that would make this machine match the spec (changes nothing)')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--out <planfile>', 'save the plan for `persist apply PLANFILE`')
+  .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
+  .option('--target <address>', 'limit to this resource and what it needs (repeatable)', collect)
+  .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
+  .addHelpText('after', example('ENVIRONMENT=development persist plan -f specs/moltbot.yaml --out boot.plan'))
+  .action(action(() => import('./commands/plan.js'), (o) => o as never));
+
+program
+  .command('apply')
+  .description('carry out the plan: mount, restore, link, push')
+  .argument('[planfile]', 'a plan saved by `persist plan --out`')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal, unless a PLANFILE is given)')
+  .option('--target <address>', 'limit to this resource and what it needs (repeatable)', collect)
+  .option('--lock-timeout <duration>', 'wait this long for another apply to finish', '0')
+  .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
+  .addHelpText('after', example('persist apply -f examples/quickstart.yaml --auto-approve'))
+  .action(action(() => import('./commands/apply.js'), (planFile, o) => ({ ...(o as object), planFile: planFile as string | undefined }) as never));
+
+program
+  .command('status')
+  .description('report the health of every resource without changing anything')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .addHelpText('after', example('persist status -f specs/moltbot.yaml --json'))
+  .action(action(() => import('./commands/status.js'), (o) => o as never));
+
+program
+  .command('watch')
+  .description('plan every interval; with --auto-approve apply the safe actions, else report drift')
+  .addOption(fileOption()).addOption(envOption())
+  .requiredOption('--interval <duration>', 'time between plans, e.g. 5m')
+  .option('--auto-approve', 'apply safe actions (mount, remount, create a missing link, push, restore into an empty place)')
+  .addHelpText('after', example('persist watch -f specs/moltbot.yaml --interval 5m --auto-approve'))
+  .action(action(() => import('./commands/watch.js'), (o) => o as never));
+
+program
+  .command('init')
+  .description('write a commented starter persist.yaml (local backend)')
+  .option('-f, --file <spec>', 'where to write it', 'persist.yaml')
+  .option('--force', 'overwrite an existing file')
+  .addHelpText('after', example('persist init && persist plan'))
+  .action(action(() => import('./commands/init.js'), (o) => o as never));
+
+program
+  .command('doctor')
+  .description('check FUSE, backend binaries, credentials, the endpoint and the mount path')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .addHelpText('after', example('persist doctor -f specs/moltbot.yaml --env production'))
+  .action(action(() => import('./commands/doctor.js'), (o) => o as never));
+
+program
+  .command('schema')
+  .description('print the JSON Schema of the spec format')
+  .addHelpText('after', example('persist schema > persist.schema.json'))
+  .action(action(() => import('./commands/schema.js'), (o) => o as never));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const debug = process.argv.includes('--debug');
+  if (error instanceof SpecError) {
+    process.stderr.write(`${error.message}\n`);
+  } else if (error instanceof PersistError) {
+    process.stderr.write(`persist: ${error.message}\n`);
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`persist: internal error: ${message}\n${debug ? '' : '(run with --debug for details)\n'}`);
+  }
+  if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  process.exitCode = error instanceof PersistError ? error.exitCode : 1;
+}

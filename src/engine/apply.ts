@@ -26,7 +26,9 @@ export interface ApplyReport {
   skipped: number;
 }
 
-export type Renderer = 'default' | 'simple' | 'silent';
+/** `default`: listr2's live task list (a terminal); `lines`: one line per finished action (CI,
+ * pipes); `silent`: nothing (--json). */
+export type Renderer = 'default' | 'lines' | 'silent';
 
 export interface ExecuteOptions {
   host: Host;
@@ -34,7 +36,11 @@ export interface ExecuteOptions {
   options: PlanOptions;
   renderer: Renderer;
   signal: AbortSignal;
+  /** Where `lines` output goes. */
+  print?: (line: string) => void;
 }
+
+const MARKS: Record<ResultStatus, string> = { applied: '✔', failed: '✖', skipped: '↓' };
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -94,16 +100,17 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
       task: async (_: unknown, task: { title: string; output: string; skip(message?: string): void }) => {
         const result = await runOne(action, (line) => (task.output = line));
         results.set(action.address, result);
-        const suffix = result.notes.length ? `\n${result.notes.map((n) => `   note: ${n}`).join('\n')}` : '';
-        if (result.status === 'failed') throw new Error(`${actionTitle(action, i + 1)}: ${result.message}`);
-        if (result.status === 'skipped') task.skip(`${actionTitle(action, i + 1)}: ${result.message}`);
-        else task.title = `${actionTitle(action, i + 1)}: ${result.message}${suffix}`;
+        const line = `${actionTitle(action, i + 1)}: ${result.message}`;
+        if (run.renderer === 'lines') run.print?.(`${MARKS[result.status]} ${line}\n`);
+        if (result.status === 'failed') throw new Error(line);
+        if (result.status === 'skipped') task.skip(line);
+        else task.title = line;
       },
     })),
     {
       concurrent: false,
       exitOnError: false,
-      renderer: run.renderer,
+      renderer: run.renderer === 'default' ? 'default' : 'silent',
       rendererOptions: { collapseErrors: false, collapseSkips: false, showErrorMessage: true },
     } as never,
   );

@@ -1,0 +1,33 @@
+// Shared benchmark helpers: run commands interleaved (A, B, A, B...) so that machine noise hits
+// every command alike, and report medians side by side with the baseline.
+import { spawnSync } from 'node:child_process';
+
+export function timeOnce(command, args, options = {}) {
+  const start = process.hrtime.bigint();
+  const result = spawnSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (options.expectStatus !== undefined && result.status !== options.expectStatus) {
+    throw new Error(`${command} ${args.join(' ')} exited ${result.status}: ${result.stderr}${result.stdout}`);
+  }
+  return ms;
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** cases: [{name, command, args, options}]; returns {name: median ms}. */
+export function interleave(cases, rounds) {
+  const times = Object.fromEntries(cases.map((c) => [c.name, []]));
+  for (const c of cases) timeOnce(c.command, c.args, c.options); // warm the file cache
+  for (let i = 0; i < rounds; i++) for (const c of cases) times[c.name].push(timeOnce(c.command, c.args, c.options));
+  return Object.fromEntries(Object.entries(times).map(([name, list]) => [name, median(list)]));
+}
+
+export function row(name, ms, baselineMs, limit) {
+  const ratio = ms / baselineMs;
+  const verdict = limit === undefined ? '' : ratio <= limit ? `  ok (limit ${limit}x)` : `  OVER (limit ${limit}x)`;
+  return `${name.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms  ${ratio.toFixed(2).padStart(5)}x${verdict}`;
+}

@@ -1,0 +1,112 @@
+// `persist apply`: plan, approve, lock, execute, verify.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { PersistError, UsageError } from '../errors.js';
+import { executePlan, type Renderer } from '../engine/apply.js';
+import { acquireLock } from '../engine/lock.js';
+import { checkFresh, parseSavedPlan, type SavedPlan } from '../engine/saved-plan.js';
+import { stateDir } from '../host/paths.js';
+import { RealHost } from '../host/real.js';
+import { readOnlyHost } from '../host/wrappers.js';
+import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
+import { makeStyle } from '../output/style.js';
+import { computePlan, header, loadSpec } from './common.js';
+import { parseDuration } from './duration.js';
+import type { CommandIO, SpecOptions } from './types.js';
+
+export interface ApplyCommandOptions extends SpecOptions {
+  planFile?: string;
+  autoApprove?: boolean;
+  target?: string[];
+  lockTimeout?: string;
+  allowShrink?: boolean;
+}
+
+async function readSavedPlan(file: string, io: CommandIO): Promise<SavedPlan> {
+  let text: string;
+  try {
+    text = await readFile(resolve(io.cwd, file), 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new PersistError(`${file}: cannot read the saved plan (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code)})`);
+  }
+  return parseSavedPlan(text, file);
+}
+
+async function confirm(io: CommandIO): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+    return answer.trim() === 'yes';
+  } finally {
+    rl.close();
+    io.out('\n');
+  }
+}
+
+export default async function apply(opts: ApplyCommandOptions, io: CommandIO): Promise<number> {
+  const lockTimeoutMs = parseDuration(opts.lockTimeout ?? '0', '--lock-timeout');
+  const saved = opts.planFile ? await readSavedPlan(opts.planFile, io) : undefined;
+  if (saved && opts.target?.length) throw new UsageError('--target cannot be combined with a saved plan (the plan has its own targets)');
+  const env = await loadSpec({ ...opts, file: opts.file ?? saved?.specFile, env: opts.env ?? saved?.environment }, io);
+  const options = saved?.options ?? { allowShrink: Boolean(opts.allowShrink) };
+  const targets = saved?.targets ?? opts.target ?? [];
+  const style = makeStyle(io.color);
+
+  // Look before locking: an apply with nothing to do writes nothing at all.
+  const planned = await computePlan(readOnlyHost(new RealHost()), env, options, targets);
+  if (saved) checkFresh(saved, opts.planFile!, { specHash: env.specHash, environment: env.environment, fingerprints: planned.fingerprints });
+  const { actions } = planned;
+
+  if (actions.length === 0) {
+    if (opts.json) io.out(`${JSON.stringify({ ...planJson(env.environment, []), result: { applied: 0, failed: 0, skipped: 0 } }, null, 2)}\n`);
+    else io.out(`${header(env, 'apply')}\n\n${NO_CHANGES}\n${applySummaryLine(0, 0, 0)}\n`);
+    return 0;
+  }
+
+  if (!opts.json) io.out(renderPlan(actions, style, header(env, 'apply')));
+  if (!saved && !opts.autoApprove) {
+    if (!io.interactive) throw new UsageError('apply needs --auto-approve or a saved plan file when not run on a terminal');
+    if (!(await confirm(io))) {
+      io.out('Apply cancelled.\n');
+      return 1;
+    }
+  }
+
+  const host = new RealHost();
+  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, lockTimeoutMs);
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(1); // a second signal: stop now
+    io.err(`\n${signal}: finishing the current action, then stopping.\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const renderer: Renderer = opts.json ? 'silent' : io.isTTY ? 'default' : 'lines';
+    if (!opts.json) io.out('\n');
+    const report = await executePlan(actions, { host, env, options, renderer, signal: controller.signal, print: io.out });
+    if (opts.json) {
+      const document = planJson(env.environment, actions);
+      const withResults = {
+        ...document,
+        actions: document.actions.map((a) => ({ ...a, result: report.results.get(a.address) })),
+        result: { applied: report.applied, failed: report.failed, skipped: report.skipped },
+      };
+      io.out(`${JSON.stringify(withResults, null, 2)}\n`);
+    } else {
+      for (const [address, result] of report.results) {
+        if (result.status === 'failed') io.out(`${style.red('failed:')} ${address}: ${result.message}\n`);
+        for (const note of result.notes) io.out(`${style.yellow('note:')} ${address}: ${note}\n`);
+      }
+      io.out(`\n${applySummaryLine(report.applied, report.failed, report.skipped)}\n`);
+    }
+    return report.failed > 0 || controller.signal.aborted ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await release();
+  }
+}

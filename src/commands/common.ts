@@ -1,0 +1,38 @@
+// What plan, apply, status and watch share: finding the spec, loading the environment, observing.
+import { resolve } from 'node:path';
+import { assemblePlan } from '../engine/plan.js';
+import { observeEnvironment, type Observation } from '../engine/observe.js';
+import type { PlannedAction, PlanOptions } from '../engine/types.js';
+import type { Host } from '../host/types.js';
+import { loadEnvironment } from '../spec/index.js';
+import type { ResolvedEnvironment } from '../spec/types.js';
+import type { CommandIO, SpecOptions } from './types.js';
+
+/** `-f`, else `$PERSIST_SPEC`, else `./persist.yaml`. */
+export function specPath(opts: SpecOptions, io: CommandIO): string {
+  return resolve(io.cwd, opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml');
+}
+
+export function loadSpec(opts: SpecOptions, io: CommandIO): Promise<ResolvedEnvironment> {
+  return loadEnvironment({ file: opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml', environment: opts.env, processEnv: io.env, cwd: io.cwd });
+}
+
+export interface PlanResult {
+  env: ResolvedEnvironment;
+  observation: Observation;
+  actions: PlannedAction[];
+  fingerprints: Record<string, string>;
+}
+
+/** Observe the machine and assemble the ordered plan (read-only if `host` is). */
+export async function computePlan(host: Host, env: ResolvedEnvironment, options: PlanOptions, targets: string[]): Promise<PlanResult> {
+  const observation = await observeEnvironment(host, env, options);
+  const diffs = observation.resources.flatMap((r) => (r.diff ? [r.diff] : []));
+  const actions = assemblePlan(diffs, observation.refs, targets);
+  const fingerprints = Object.fromEntries(observation.resources.map((r) => [r.address, r.fingerprint]));
+  return { env, observation, actions, fingerprints };
+}
+
+export function header(env: ResolvedEnvironment, verb: string): string {
+  return `persist ${verb}: environment "${env.environment}" (${env.specFile})`;
+}

@@ -1,0 +1,51 @@
+// `persist plan`: observe (read-only), diff, print the ordered plan.
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { sealPlan } from '../engine/saved-plan.js';
+import { RealHost } from '../host/real.js';
+import { readOnlyHost } from '../host/wrappers.js';
+import { makeStyle } from '../output/style.js';
+import { planJson, renderPlan } from '../output/render.js';
+import { computePlan, header, loadSpec } from './common.js';
+import type { CommandIO, SpecOptions } from './types.js';
+
+export interface PlanCommandOptions extends SpecOptions {
+  out?: string;
+  detailedExitcode?: boolean;
+  target?: string[];
+  allowShrink?: boolean;
+}
+
+export default async function plan(opts: PlanCommandOptions, io: CommandIO): Promise<number> {
+  const env = await loadSpec(opts, io);
+  const host = readOnlyHost(new RealHost());
+  const options = { allowShrink: Boolean(opts.allowShrink) };
+  const targets = opts.target ?? [];
+  const result = await computePlan(host, env, options, targets);
+  const { actions } = result;
+
+  if (opts.out) {
+    const saved = sealPlan({
+      specFile: env.specFile,
+      specHash: env.specHash,
+      environment: env.environment,
+      createdAt: host.now().toISOString(),
+      options,
+      targets,
+      fingerprints: result.fingerprints,
+      actions,
+    });
+    // The saved plan is the user's own output file, not machine state: written directly.
+    await writeFile(resolve(io.cwd, opts.out), `${JSON.stringify(saved, null, 2)}\n`, { mode: 0o600 });
+  }
+
+  if (opts.json) io.out(`${JSON.stringify(planJson(env.environment, actions), null, 2)}\n`);
+  else {
+    io.out(renderPlan(actions, makeStyle(io.color), header(env, 'plan')));
+    if (opts.out) io.out(`Saved the plan to ${opts.out}; apply it with \`persist apply ${opts.out}\`.\n`);
+  }
+
+  if (actions.some((a) => a.action === 'conflict')) return 1;
+  if (opts.detailedExitcode && actions.length > 0) return 2;
+  return 0;
+}
