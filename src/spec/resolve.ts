@@ -36,6 +36,26 @@ interface Place {
   path: string;
 }
 
+/**
+ * A Place computed only when read: finding a key's position walks the YAML document, and every
+ * resource records one for the isolation check, which almost never needs it.
+ */
+function lazyPlace(compute: () => Place): Place {
+  let cached: Place | undefined;
+  const get = (): Place => (cached ??= compute());
+  return {
+    get line() {
+      return get().line;
+    },
+    get column() {
+      return get().column;
+    },
+    get path() {
+      return get().path;
+    },
+  };
+}
+
 interface EnvironmentProblem {
   place: Place;
   message: string;
@@ -285,7 +305,7 @@ class EnvironmentResolver {
     const workspace = this.localPath(['workspace']);
     if (workspace !== undefined) {
       this.env.workspace = workspace;
-      this.facts.localPaths.push({ label: 'workspace', path: workspace, place: this.place(['workspace']) });
+      this.facts.localPaths.push({ label: 'workspace', path: workspace, place: lazyPlace(() => this.place(['workspace'])) });
     }
     for (const [key, value] of this.entries('buckets')) this.resolveBucket(key, value);
     for (const [name, value] of this.entries('links')) this.resolveLink(name, value);
@@ -368,10 +388,10 @@ class EnvironmentResolver {
     const accessKeyId = this.value([...at, 'credentials', 'accessKeyId']);
     const secretAccessKey = this.value([...at, 'credentials', 'secretAccessKey']);
 
-    if (name !== undefined) this.facts.buckets.push({ key, name, endpoint, place: this.place([...at, 'name']) });
+    if (name !== undefined) this.facts.buckets.push({ key, name, endpoint, place: lazyPlace(() => this.place([...at, 'name'])) });
     if (mountPath !== undefined) {
       if (mountPath === '/') this.report([...at, 'mount', 'path'], 'the mount path may not be / (the whole file system)');
-      this.facts.mounts.push({ key, path: mountPath, place: this.place([...at, 'mount', 'path']) });
+      this.facts.mounts.push({ key, path: mountPath, place: lazyPlace(() => this.place([...at, 'mount', 'path'])) });
     }
     this.env.buckets[key] = {
       key,
@@ -422,7 +442,7 @@ class EnvironmentResolver {
     const relTarget = typeof value === 'string' ? this.inMountPath(at, bucket?.key) : this.inMountPath([...at, 'path'], bucket?.key);
     const path = resolvePath(this.env.workspace, name);
     this.localClaims.push({ address: `link.${name}`, kind: 'link', path, at });
-    this.facts.localPaths.push({ label: `link.${name}`, path, place: this.place(at, 'key') });
+    this.facts.localPaths.push({ label: `link.${name}`, path, place: lazyPlace(() => this.place(at, 'key')) });
     if (!bucket || relTarget === undefined) return;
     const targetAt = typeof value === 'string' ? at : [...at, 'path'];
     this.mountClaims.push({ address: `link.${name}`, bucket: bucket.key, paths: [relTarget], at: targetAt });
@@ -439,7 +459,7 @@ class EnvironmentResolver {
     const remote = this.text([...at, 'remote']);
     if (repo !== undefined) {
       this.localClaims.push({ address: `bundle.${name}`, kind: 'repo', path: repo, at: [...at, 'repo'] });
-      this.facts.localPaths.push({ label: `bundle.${name}`, path: repo, place: this.place([...at, 'repo']) });
+      this.facts.localPaths.push({ label: `bundle.${name}`, path: repo, place: lazyPlace(() => this.place([...at, 'repo'])) });
     }
     if (!bucket || relFile === undefined || repo === undefined) return;
     const generations = Array.from({ length: keep }, (_, index) => `${relFile}.${index + 1}`);
@@ -463,7 +483,7 @@ class EnvironmentResolver {
     const relTo = this.inMountPath([...at, 'to'], bucket?.key);
     if (from !== undefined) {
       this.localClaims.push({ address: `sync.${name}`, kind: 'sync', path: from, at: [...at, 'from'] });
-      this.facts.localPaths.push({ label: `sync.${name}`, path: from, place: this.place([...at, 'from']) });
+      this.facts.localPaths.push({ label: `sync.${name}`, path: from, place: lazyPlace(() => this.place([...at, 'from'])) });
     }
     if (!bucket || relTo === undefined || from === undefined) return;
     this.mountClaims.push({ address: `sync.${name}`, bucket: bucket.key, paths: [relTo], at: [...at, 'to'] });
@@ -491,7 +511,7 @@ class EnvironmentResolver {
     const mode = modeText !== undefined && /^0?[0-7]{3}$/.test(modeText) ? Number.parseInt(modeText, 8) : DEFAULT_FILE_MODE;
     if (to !== undefined) {
       this.localClaims.push({ address: `file.${name}`, kind: 'file', path: to, at: [...at, 'to'] });
-      this.facts.localPaths.push({ label: `file.${name}`, path: to, place: this.place([...at, 'to']) });
+      this.facts.localPaths.push({ label: `file.${name}`, path: to, place: lazyPlace(() => this.place([...at, 'to'])) });
     }
     if (!bucket || relFrom === undefined || to === undefined) return;
     this.mountClaims.push({ address: `file.${name}`, bucket: bucket.key, paths: [relFrom], at: [...at, 'from'] });
@@ -500,15 +520,13 @@ class EnvironmentResolver {
 
   /** No two resources may claim the same or nested paths inside one mount. */
   private checkMountClaims(): void {
-    this.mountClaims.forEach((claim, index) => {
-      for (const earlier of this.mountClaims.slice(0, index)) {
-        if (earlier.bucket !== claim.bucket) continue;
-        const clash = findOverlap(earlier.paths, claim.paths, posixContains);
-        if (clash) {
-          this.report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'in the mount of bucket ' + claim.bucket)}`);
-        }
-      }
-    });
+    const entries = this.mountClaims.flatMap((claim, index) => claim.paths.map((path) => ({ key: `${claim.bucket}:${path}`, owner: index })));
+    for (const [first, second] of overlappingOwners(entries)) {
+      const earlier = this.mountClaims[first]!;
+      const claim = this.mountClaims[second]!;
+      const clash = findOverlap(earlier.paths, claim.paths, posixContains);
+      if (clash) this.report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'in the mount of bucket ' + claim.bucket)}`);
+    }
   }
 
   /**
@@ -521,17 +539,19 @@ class EnvironmentResolver {
    * local may lie in a mount of the environment, nor contain one.
    */
   private checkLocalClaims(): void {
-    this.localClaims.forEach((claim, index) => {
-      for (const earlier of this.localClaims.slice(0, index)) {
-        const repo = claim.kind === 'repo' ? claim : earlier.kind === 'repo' ? earlier : undefined;
-        const other = repo === claim ? earlier : claim;
-        let clash: Overlap | undefined;
-        if (!repo || other.kind === 'repo') clash = findOverlap([earlier.path], [claim.path], pathContains);
-        else if (other.path === repo.path || pathContains(other.path, repo.path)) {
-          clash = { a: other.path, b: repo.path, relation: other.path === repo.path ? 'same' : 'contains' };
-        }
-        if (clash) this.report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'on local disk')}`);
+    for (const [first, second] of overlappingOwners(this.localClaims.map((claim, index) => ({ key: claim.path, owner: index })))) {
+      const earlier = this.localClaims[first]!;
+      const claim = this.localClaims[second]!;
+      const repo = claim.kind === 'repo' ? claim : earlier.kind === 'repo' ? earlier : undefined;
+      const other = repo === claim ? earlier : claim;
+      let clash: Overlap | undefined;
+      if (!repo || other.kind === 'repo') clash = findOverlap([earlier.path], [claim.path], pathContains);
+      else if (other.path === repo.path || pathContains(other.path, repo.path)) {
+        clash = { a: other.path, b: repo.path, relation: other.path === repo.path ? 'same' : 'contains' };
       }
+      if (clash) this.report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'on local disk')}`);
+    }
+    for (const claim of this.localClaims) {
       for (const mount of this.facts.mounts) {
         if (claim.path === mount.path || pathContains(mount.path, claim.path)) {
           this.report(claim.at, `${claim.address} (${claim.path}) lies in the mount path of bucket ${mount.key} (${mount.path}); local paths must stay outside mounts`);
@@ -539,7 +559,7 @@ class EnvironmentResolver {
           this.report(claim.at, `${claim.address} (${claim.path}) contains the mount path of bucket ${mount.key} (${mount.path})`);
         }
       }
-    });
+    }
     const workspace = this.env.workspace;
     for (const mount of this.facts.mounts) {
       if (workspace === mount.path || pathContains(mount.path, workspace)) {
@@ -554,6 +574,28 @@ class EnvironmentResolver {
       }
     });
   }
+}
+
+/**
+ * Pairs of owners [earlier, later] whose keys (paths) are equal or nested, in the order a
+ * comparison of every pair would find them, but found by sorting: with '/' sorted before every
+ * other character, everything inside a path comes right after it. O(n log n) instead of O(n²).
+ */
+function overlappingOwners(entries: { key: string; owner: number }[]): [number, number][] {
+  const sorted = entries.map((e) => ({ key: e.key.replaceAll('/', '\u0000'), owner: e.owner })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const pairs = new Map<string, [number, number]>();
+  for (let a = 0; a < sorted.length; a++) {
+    const outer = sorted[a]!;
+    const prefix = outer.key.endsWith('\u0000') ? outer.key : `${outer.key}\u0000`;
+    for (let b = a + 1; b < sorted.length; b++) {
+      const inner = sorted[b]!;
+      if (inner.key !== outer.key && !inner.key.startsWith(prefix)) break;
+      if (inner.owner === outer.owner) continue;
+      const pair: [number, number] = outer.owner < inner.owner ? [outer.owner, inner.owner] : [inner.owner, outer.owner];
+      pairs.set(`${pair[0]},${pair[1]}`, pair);
+    }
+  }
+  return [...pairs.values()].sort((x, y) => x[1] - y[1] || x[0] - y[0]);
 }
 
 interface Overlap {
