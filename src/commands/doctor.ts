@@ -168,13 +168,13 @@ export default async function doctor(opts: { file?: string; env?: string; json?:
   }
   const failed = checks.filter((check) => !check.ok).length;
   if (opts.json) {
-    io.out(JSON.stringify({ formatVersion: 1, environment: environment ?? null, ok: failed === 0, checks }, null, 2));
+    io.out(`${JSON.stringify({ formatVersion: 1, environment: environment ?? null, ok: failed === 0, checks }, null, 2)}\n`);
   } else {
     for (const check of checks) {
-      io.out(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.message}`);
-      if (!check.ok && check.fix) io.out(`     fix: ${check.fix}`);
+      io.out(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.message}\n`);
+      if (!check.ok && check.fix) io.out(`     fix: ${check.fix}\n`);
     }
-    io.out(failed === 0 ? `All ${checks.length} checks passed.` : `${failed} of ${checks.length} checks failed.`);
+    io.out(`${failed === 0 ? `All ${checks.length} checks passed.` : `${failed} of ${checks.length} checks failed.`}\n`);
   }
   return failed === 0 ? 0 : 1;
 }

@@ -54,6 +54,8 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
   const { host, env, options, signal } = run;
   const resources = new Map(listResources(env).map((e) => [e.address, e]));
   const results = new Map<string, ActionResult>();
+  /** Actions that found their resource already as the spec wants it: they block nothing. */
+  const upToDate = new Set<string>();
 
   async function observeMountReady(bucket: string): Promise<boolean> {
     const mount = resources.get(`mount.${bucket}`);
@@ -74,14 +76,17 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
 
   async function runOne(action: PlannedAction, report: (line: string) => void): Promise<ActionResult> {
     if (signal.aborted) return { status: 'skipped', message: 'interrupted before it started', notes: [] };
-    const blocker = action.dependsOn.find((dep) => results.get(dep) && results.get(dep)?.status !== 'applied');
+    const blocker = action.dependsOn.find((dep) => results.get(dep) && results.get(dep)?.status !== 'applied' && !upToDate.has(dep));
     if (blocker) return { status: 'skipped', message: `skipped: it depends on ${blocker}, which did not apply`, notes: [] };
     if (action.conflict) return { status: 'failed', message: `refused: ${action.conflict.message}; ${action.conflict.fix}`, notes: [] };
     const entry = resources.get(action.address);
     if (!entry) return { status: 'failed', message: `no such resource in the spec: ${action.address}`, notes: [] };
     try {
       const { diff } = await observeFresh(entry.module, entry.resource);
-      if (!diff) return { status: 'skipped', message: 'already as the spec wants it (nothing to do)', notes: [] };
+      if (!diff) {
+        upToDate.add(action.address);
+        return { status: 'skipped', message: 'already as the spec wants it (nothing to do)', notes: [] };
+      }
       if (diff.conflict) return { status: 'failed', message: `refused: ${diff.conflict.message}; ${diff.conflict.fix}`, notes: [] };
       const fresh: PlannedAction = { ...diff, dependsOn: action.dependsOn };
       const ctx: ApplyContext = { host, env, options, report, signal };
@@ -110,6 +115,9 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     {
       concurrent: false,
       exitOnError: false,
+      // listr2's own SIGINT handler calls process.exit(127) in the middle of an action; the apply
+      // command handles SIGINT/SIGTERM itself (finish the current action, skip the rest).
+      registerSignalListeners: false,
       renderer: run.renderer === 'default' ? 'default' : 'silent',
       rendererOptions: { collapseErrors: false, collapseSkips: false, showErrorMessage: true },
     } as never,

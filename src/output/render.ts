@@ -55,7 +55,8 @@ export function renderAction(action: PlannedAction, index: number, style: Style)
   const lines = [`${index}. ${symbol} ${style.bold(action.address)}  ${action.action}`, `   ${action.reason}`];
   for (const change of action.changes) lines.push(`     ${renderChange(change, style)}`);
   if (action.conflict) {
-    lines.push(`   ${style.red('conflict:')} ${action.conflict.message}`);
+    // Resources often use the conflict's message as the reason: say it once.
+    if (action.conflict.message !== action.reason) lines.push(`   ${style.red('conflict:')} ${action.conflict.message}`);
     lines.push(`   ${style.bold('fix:')} ${action.conflict.fix}`);
   }
   for (const warning of action.warnings ?? []) lines.push(`   ${style.yellow('warning:')} ${warning}`);

@@ -1,0 +1,112 @@
+// The apply lock through the built CLI: a live holder makes apply fail at once naming its pid,
+// --lock-timeout waits for it, a dead holder's lock is taken over, and two applies started together
+// never interleave.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeFixture, snapshotTree, STACK_LINE, treeChanges, type Fixture } from './helpers.js';
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function holder(seconds: number): ChildProcess {
+  const child = spawn('sleep', [String(seconds)], { stdio: 'ignore' });
+  children.push(child);
+  return child;
+}
+
+function writeLock(f: Fixture, pid: number): string {
+  mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
+  const path = join(f.stateDir, 'apply.lock');
+  writeFileSync(path, `${JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00.000Z', spec: f.spec, environment: 'default' })}\n`);
+  return path;
+}
+
+describe('the apply lock', () => {
+  it('a live holder: apply fails at once naming its pid, and changes nothing', async () => {
+    const f = makeFixture({ links: ['memory'] });
+    const sleeper = holder(30);
+    const lock = writeLock(f, sleeper.pid!);
+    const before = snapshotTree(f.dir);
+    const started = Date.now();
+    const result = await f.run(['apply', '--auto-approve']);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `persist: another apply holds the lock ${lock}: pid ${sleeper.pid} (started 2026-01-01T00:00:00.000Z, environment "default"); wait for it to finish or pass --lock-timeout\n`,
+    );
+    expect(result.stderr).not.toMatch(STACK_LINE);
+    expect(treeChanges(before, snapshotTree(f.dir))).toEqual([]);
+  });
+
+  it('--lock-timeout 2s waits for a holder that exits after 1s, then applies', async () => {
+    const f = makeFixture({ links: ['memory'] });
+    const sleeper = holder(1);
+    writeLock(f, sleeper.pid!);
+    const started = Date.now();
+    const result = await f.run(['apply', '--auto-approve', '--lock-timeout', '2s']);
+    const waited = Date.now() - started;
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(waited).toBeGreaterThanOrEqual(800);
+    expect(result.stdout).toContain('Apply complete: 2 applied, 0 failed, 0 skipped.');
+    expect(readdirSync(f.stateDir)).toEqual([]); // released, and no stale copy left beside it
+  });
+
+  it('takes over a lock left by a dead process', async () => {
+    const f = makeFixture({ links: ['memory'] });
+    const gone = spawn('true');
+    await new Promise((resolve) => gone.on('exit', resolve));
+    writeLock(f, gone.pid!);
+    const result = await f.run(['apply', '--auto-approve']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Apply complete: 2 applied, 0 failed, 0 skipped.');
+    expect(existsSync(join(f.stateDir, 'apply.lock'))).toBe(false);
+    expect(readdirSync(f.stateDir)).toEqual([]);
+  });
+
+  it('an action found already done while waiting for the lock does not block what depends on it', async () => {
+    const f = makeFixture({ links: ['memory', 'notes'] });
+    writeLock(f, holder(2).pid!);
+    const run = f.start(['apply', '--auto-approve', '--lock-timeout', '10s']);
+    await run.waitFor('1. + mount.data  mount');
+    mkdirSync(f.bucket); // someone else creates the bucket folder while this apply waits
+    const result = await run.done;
+    expect(result.stdout).toContain('↓ 1. + mount.data  mount: already as the spec wants it (nothing to do)');
+    expect(result.stdout).toContain('✔ 2. + link.memory  create: created the link');
+    expect(result.stdout).toContain('Apply complete: 2 applied, 0 failed, 1 skipped.');
+    expect(result.code).toBe(0);
+    expect((await f.run(['plan', '--detailed-exitcode'])).code).toBe(0);
+  });
+
+  it('rejects a malformed --lock-timeout in one line', async () => {
+    const f = makeFixture({ links: ['memory'] });
+    const result = await f.run(['apply', '--auto-approve', '--lock-timeout', 'soon']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('persist: --lock-timeout: "soon" is not a duration (expected a number with a unit: 500ms, 30s, 5m, 1h)\n');
+  });
+
+  it('two applies started together never interleave: one does the work, the other finds it done', async () => {
+    const names = Array.from({ length: 60 }, (_, i) => `l${i}`);
+    const f = makeFixture({ links: names, sync: true });
+    const args = ['apply', '--auto-approve', '--lock-timeout', '20s'];
+    const [a, b] = await Promise.all([f.run(args), f.run(args)]);
+    for (const result of [a, b]) {
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+    }
+    const applied = (text: string) => Number(/Apply complete: (\d+) applied, 0 failed, (\d+) skipped\./.exec(text)?.[1]);
+    const counts = [applied(a.stdout), applied(b.stdout)].sort((x, y) => x - y);
+    // 1 mount + 60 links + 1 push, all by one process; the other applied nothing.
+    expect(counts).toEqual([0, 62]);
+    const idle = applied(a.stdout) === 0 ? a.stdout : b.stdout;
+    for (const line of idle.split('\n').filter((l) => /^[✔✖↓] /.test(l))) expect(line).toMatch(/^↓ .*: already as the spec wants it/);
+    expect(readFileSync(join(f.bucket, 'state', 'app.db'), 'utf8')).toBe('rows\n');
+    expect((await f.run(['plan', '--detailed-exitcode'])).code).toBe(0);
+    expect(existsSync(join(f.stateDir, 'apply.lock'))).toBe(false);
+  });
+});
