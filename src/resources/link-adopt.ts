@@ -1,0 +1,242 @@
+// Adopt: a real directory where a link belongs becomes a link into the mount, with nothing lost
+// even if the process is killed at any moment. A journal on local disk
+// (`<backups>/<name>.adopt.json`) is written before anything else and removed last; the steps are:
+//
+//   1. bulk copy   <workspace>/<name>  -> <mount>/<path>   (merge; identical files skipped)
+//   2. commit      rename <workspace>/<name> -> <backups>/<name>-<stamp>   (one atomic rename)
+//   3. verify      copy again from the backup, comparing sha256 of every file on both sides
+//   4. link        symlink <workspace>/<name> -> <mount>/<path>
+//   5. done        remove the journal (the backup stays)
+//
+// Every step is idempotent, so a resume simply runs them again from the state it finds: the
+// original is still in place (before 2) or in the backup (after 2). Nothing is deleted on the way.
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { backupDir } from '../host/paths.js';
+import type { Host } from '../host/types.js';
+import type { ApplyOutcome } from '../engine/types.js';
+import { ActionError } from '../errors.js';
+import type { ResolvedLink } from '../spec/types.js';
+import { mergeTree, MergeInterrupted, type MergeResult } from './link-merge.js';
+
+export interface AdoptJournal {
+  version: 1;
+  /** The link path whose directory is being adopted. */
+  link: string;
+  /** Where the adopt copies to (informational: a resume copies to the link's current target). */
+  target: string;
+  /** Where the original directory is (or will be) kept. */
+  backup: string;
+  /** Compact UTC time stamp of the start, reused for conflict names on every resume. */
+  stamp: string;
+  /** Names the adopt's temporary files in the mount. */
+  token: string;
+  startedAt: string;
+}
+
+/** What observe reports about an adopt journal. */
+export type JournalObserved =
+  | { state: 'present'; target: string; backup: string; backupExists: boolean; startedAt: string }
+  | { state: 'unreadable'; problem: string };
+
+/** The folder holding adopt journals and backups: beside the link, in the workspace. */
+export function linkBackupDir(link: ResolvedLink): string {
+  return backupDir(dirname(link.path));
+}
+
+export function journalPath(link: ResolvedLink): string {
+  return join(linkBackupDir(link), `${link.name}.adopt.json`);
+}
+
+/** `20260101T120000Z` */
+export function compactStamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+function parseJournal(text: string, link: ResolvedLink): AdoptJournal | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return `not valid JSON (${(error as Error).message})`;
+  }
+  const journal = value as Partial<AdoptJournal>;
+  for (const key of ['link', 'target', 'backup', 'stamp', 'token', 'startedAt'] as const) {
+    if (typeof journal[key] !== 'string' || journal[key] === '') return `"${key}" is missing`;
+  }
+  if (journal.version !== 1) return `unknown version ${JSON.stringify(journal.version)}`;
+  // The backup must be one of ours: a journal never makes persist read or move anything else.
+  if (dirname(journal.backup!) !== linkBackupDir(link) || !basename(journal.backup!).startsWith(`${link.name}-`)) {
+    return `"backup" ${journal.backup} is not in ${linkBackupDir(link)}`;
+  }
+  if (!/^[A-Za-z0-9]+$/.test(journal.token!) || !/^[0-9TZ]+$/.test(journal.stamp!)) return 'malformed "token" or "stamp"';
+  return journal as AdoptJournal;
+}
+
+export async function readJournal(host: Host, link: ResolvedLink): Promise<AdoptJournal | string | null> {
+  const path = journalPath(link);
+  const info = await host.lstat(path);
+  if (info === null) return null;
+  if (info.type !== 'file') return `${path} is not a regular file`;
+  return parseJournal((await host.readFile(path)).toString('utf8'), link);
+}
+
+export async function observeJournal(host: Host, link: ResolvedLink): Promise<JournalObserved | null> {
+  const journal = await readJournal(host, link);
+  if (journal === null) return null;
+  if (typeof journal === 'string') return { state: 'unreadable', problem: journal };
+  const backupExists = (await host.lstat(journal.backup)) !== null;
+  return { state: 'present', target: journal.target, backup: journal.backup, backupExists, startedAt: journal.startedAt };
+}
+
+async function startJournal(host: Host, link: ResolvedLink): Promise<AdoptJournal> {
+  const now = host.now();
+  const stamp = compactStamp(now);
+  const folder = linkBackupDir(link);
+  await host.mkdir(folder, { mode: 0o700 });
+  let backup = join(folder, `${link.name}-${stamp}`);
+  for (let i = 2; (await host.lstat(backup)) !== null; i++) backup = join(folder, `${link.name}-${stamp}-${i}`);
+  const journal: AdoptJournal = {
+    version: 1,
+    link: link.path,
+    target: link.target,
+    backup,
+    stamp,
+    token: randomBytes(6).toString('hex'),
+    startedAt: now.toISOString(),
+  };
+  await host.writeFileAtomic(journalPath(link), `${JSON.stringify(journal, null, 2)}\n`, { mode: 0o600 });
+  return journal;
+}
+
+export interface AdoptProgress {
+  report(message: string): void;
+  signal?: AbortSignal;
+}
+
+function plural(n: number, word: string): string {
+  return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function notesOf(result: MergeResult, link: ResolvedLink, journal: AdoptJournal): string[] {
+  const notes: string[] = [];
+  const bySource = (a: { source: string }, b: { source: string }) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0);
+  // Files are copied several at a time: sort so that the notes read the same on every run.
+  for (const conflict of [...result.conflicts].sort(bySource)) {
+    notes.push(`${join(link.path, conflict.source)} differs from the mount's copy: the mount's is kept, the local one is at ${join(link.target, conflict.stored)}`);
+  }
+  for (const skipped of [...result.notCopied].sort(bySource)) {
+    notes.push(`${join(link.path, skipped.source)} was not copied into the mount (${skipped.reason}); it is kept in ${journal.backup}`);
+  }
+  notes.push(...result.attributeProblems);
+  return notes;
+}
+
+/**
+ * Carry out (or resume) the adopt of `link.path` into `link.target`. Returns after the link is in
+ * place and the journal removed. The state is read afresh here: the caller's observation may be old.
+ */
+export async function adoptDirectory(host: Host, link: ResolvedLink, progress: AdoptProgress): Promise<ApplyOutcome> {
+  const existing = await readJournal(host, link);
+  if (typeof existing === 'string') {
+    throw new ActionError(`${journalPath(link)} is unreadable: ${existing}`);
+  }
+  const resuming = existing !== null;
+  const journal = existing ?? (await startJournal(host, link));
+  const notes: string[] = [];
+  const mergeOptions = (verify: boolean) => ({
+    stamp: journal.stamp,
+    token: journal.token,
+    verify,
+    sweepPartials: resuming || verify,
+    signal: progress.signal,
+    progress: (done: number) => progress.report(`${verify ? 'verified' : 'copied'} ${plural(done, 'file')}`),
+  });
+
+  try {
+    await host.mkdir(link.target);
+    let here = await host.lstat(link.path);
+    let backupExists = (await host.lstat(journal.backup)) !== null;
+
+    let bulkAttributeProblems: string[] = [];
+    // 1 + 2: the original is still in place and not yet in the backup.
+    if (here?.type === 'dir' && !backupExists) {
+      progress.report(`copying ${link.path} into ${link.target}`);
+      bulkAttributeProblems = (await mergeTree(host, link.path, link.target, mergeOptions(false))).attributeProblems;
+      progress.report(`moving ${link.path} to ${journal.backup}`);
+      try {
+        await host.rename(link.path, journal.backup); // the commit point
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        const hint = code === 'EXDEV' || code === 'EBUSY' ? ` (${link.path} looks like a mount point of its own; unmount it or move its content out)` : '';
+        throw new ActionError(`cannot move ${link.path} to ${journal.backup}: ${(error as Error).message}${hint}; its content is already copied into ${link.target}, nothing is lost`, { cause: error });
+      }
+      backupExists = true;
+    }
+
+    // 3: every file of the backup is in the mount, byte for byte.
+    let verified: MergeResult | null = null;
+    if (backupExists) {
+      progress.report(`verifying ${link.target} against ${journal.backup}`);
+      verified = await mergeTree(host, journal.backup, link.target, mergeOptions(true));
+      notes.push(...notesOf(verified, link, journal));
+      for (const problem of bulkAttributeProblems) if (!notes.some((n) => n.startsWith(problem.slice(0, 20)))) notes.push(problem);
+      notes.push(`the original directory is kept at ${journal.backup}`);
+    }
+
+    // 4: the link. Something new at the path (the directory re-created meanwhile) is left alone
+    // here and adopted in a fresh round after this one is closed.
+    let adoptAgain = false;
+    here = await host.lstat(link.path);
+    if (here === null) {
+      await host.mkdir(dirname(link.path));
+      await host.symlink(link.target, link.path);
+    } else if (here.type === 'symlink') {
+      if ((await host.readlink(link.path)) !== link.target) await replaceSymlink(host, link);
+    } else if (here.type === 'dir') {
+      adoptAgain = true;
+    } else {
+      throw new ActionError(`${link.path} became a ${here.type === 'file' ? 'regular file' : 'special file'} during the adopt; move it away and run apply again`);
+    }
+
+    // 5: done.
+    await host.remove(journalPath(link));
+
+    const summary = verified
+      ? `adopted ${plural(verified.files, 'file')} (${formatBytes(verified.bytes)}), ${plural(verified.conflicts.length, 'conflict')}${resuming ? ' (resumed)' : ''}`
+      : 'linked (the interrupted adopt had nothing left to copy)';
+    if (adoptAgain) {
+      const again = await adoptDirectory(host, link, progress);
+      return { summary: `${summary}; then ${again.summary}`, notes: [...notes, ...(again.notes ?? [])] };
+    }
+    return { summary, notes };
+  } catch (error) {
+    if (error instanceof MergeInterrupted) {
+      throw new ActionError(`adopt of ${link.path} interrupted; nothing is lost, run apply again to finish it`);
+    }
+    throw error;
+  }
+}
+
+/** Point an existing symlink at the link's target: new link under a temporary name, renamed over. */
+export async function replaceSymlink(host: Host, link: ResolvedLink): Promise<void> {
+  const temp = join(dirname(link.path), `.${link.name}.persist-link-tmp`);
+  const leftover = await host.lstat(temp);
+  if (leftover !== null && leftover.type !== 'symlink') {
+    throw new ActionError(`${temp} is in the way (persist's temporary name for the new link); remove it and run apply again`);
+  }
+  if (leftover !== null) await host.remove(temp);
+  await host.symlink(link.target, temp);
+  await host.rename(temp, link.path);
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

@@ -1,0 +1,210 @@
+// `link.<name>`: `<workspace>/<name>` is an absolute symlink to `<mount>/<path>`.
+// missing -> create; empty directory -> create (the directory is set aside); directory with
+// content -> adopt (link-adopt.ts); symlink elsewhere -> relink; anything else -> conflict.
+import { dirname, join, resolve } from 'node:path';
+import type { Host } from '../host/types.js';
+import type { ApplyContext, ApplyOutcome, ObserveContext, PlannedAction, ResourceModule } from '../engine/types.js';
+import { ActionError } from '../errors.js';
+import type { ResolvedEnvironment, ResolvedLink } from '../spec/types.js';
+import { adoptDirectory, compactStamp, journalPath, linkBackupDir, observeJournal, replaceSymlink, type JournalObserved } from './link-adopt.js';
+
+/** What lies at the link path. */
+export type LinkPathObserved =
+  | { kind: 'missing' }
+  | { kind: 'symlink'; linkTo: string }
+  | { kind: 'dir'; entries: number }
+  | { kind: 'file'; size: number }
+  | { kind: 'other' };
+
+/** The target in the mount; `unknown` while the mount cannot be looked into. */
+export type LinkTargetObserved = 'dir' | 'missing' | 'not-dir' | 'unknown';
+
+export interface LinkObserved {
+  path: LinkPathObserved;
+  target: LinkTargetObserved;
+  /** An adopt that has not finished (its journal is still there). */
+  journal: JournalObserved | null;
+}
+
+type Decision = Omit<PlannedAction, 'dependsOn'>;
+
+export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 'host' | 'mountReady'>): Promise<LinkObserved> {
+  const { host } = ctx;
+  return {
+    path: await observePath(host, link.path),
+    target: ctx.mountReady[link.bucket] ? await observeTarget(host, link.target) : 'unknown',
+    journal: await observeJournal(host, link),
+  };
+}
+
+async function observePath(host: Host, path: string): Promise<LinkPathObserved> {
+  const info = await host.lstat(path);
+  if (info === null) return { kind: 'missing' };
+  switch (info.type) {
+    case 'symlink':
+      return { kind: 'symlink', linkTo: await host.readlink(path) };
+    case 'dir':
+      return { kind: 'dir', entries: (await host.readdir(path)).length };
+    case 'file':
+      return { kind: 'file', size: info.size };
+    default:
+      return { kind: 'other' };
+  }
+}
+
+async function observeTarget(host: Host, target: string): Promise<LinkTargetObserved> {
+  const info = await host.lstat(target);
+  if (info === null) return 'missing';
+  return info.type === 'dir' ? 'dir' : 'not-dir';
+}
+
+function describePath(path: LinkPathObserved): string {
+  switch (path.kind) {
+    case 'missing':
+      return '(missing)';
+    case 'symlink':
+      return path.linkTo;
+    case 'dir':
+      return path.entries === 0 ? '(empty directory)' : `(directory, ${path.entries} ${path.entries === 1 ? 'entry' : 'entries'})`;
+    case 'file':
+      return `(regular file, ${path.size} bytes)`;
+    case 'other':
+      return '(special file)';
+  }
+}
+
+export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision | null {
+  const base = { address: `link.${link.name}`, kind: 'link' as const, phase: 'link' as const };
+  const conflict = (message: string, fix: string): Decision => ({
+    ...base,
+    action: 'conflict',
+    reason: message,
+    changes: [],
+    conflict: { message, fix },
+  });
+  const toTarget = [{ field: 'target', before: observed.path.kind === 'missing' ? null : describePath(observed.path), after: link.target }];
+  const { path, journal } = observed;
+
+  if (path.kind === 'file') {
+    return conflict(
+      `${link.path} is a regular file (${path.size} bytes) where the link belongs`,
+      `move it away (into ${link.target} if it belongs with the data), then run persist apply again`,
+    );
+  }
+  if (path.kind === 'other') {
+    return conflict(
+      `${link.path} is neither a directory nor a symlink (a socket, FIFO or device) where the link belongs`,
+      `stop whatever uses it and move it away, then run persist apply again`,
+    );
+  }
+  if (journal?.state === 'unreadable') {
+    return conflict(
+      `the adopt journal ${journalPath(link)} is unreadable: ${journal.problem}`,
+      `check that the data described there is in ${link.target} (backups are in ${linkBackupDir(link)}), remove the journal, then run persist apply again`,
+    );
+  }
+  if (observed.target === 'not-dir') {
+    return conflict(
+      `${link.target} in the mount is not a directory`,
+      `move it away in the bucket (or change the link's path in the spec), then run persist apply again`,
+    );
+  }
+  if (journal) {
+    if (path.kind === 'symlink' && path.linkTo === link.target) {
+      return { ...base, action: 'adopt', reason: `finish an interrupted adopt: the link is in place; verify the copy and remove ${journalPath(link)}`, changes: [] };
+    }
+    const kept = journal.backupExists ? ` (original kept at ${journal.backup})` : '';
+    return { ...base, action: 'adopt', reason: `resume an interrupted adopt of ${link.path}${kept}`, changes: toTarget };
+  }
+  switch (path.kind) {
+    case 'missing':
+      return {
+        ...base,
+        action: 'create',
+        reason: observed.target === 'missing' ? `${link.path} does not exist, nor does its target directory` : `${link.path} does not exist`,
+        changes: toTarget,
+      };
+    case 'dir':
+      if (path.entries === 0) {
+        return { ...base, action: 'create', reason: `${link.path} is an empty directory: it is replaced by the link`, changes: toTarget };
+      }
+      return {
+        ...base,
+        action: 'adopt',
+        reason: `${link.path} is a directory with ${path.entries} ${path.entries === 1 ? 'entry' : 'entries'}: copy it into the mount, verify, keep a backup, link it`,
+        changes: toTarget,
+      };
+    case 'symlink':
+      if (path.linkTo === link.target) {
+        if (observed.target !== 'missing') return null;
+        return { ...base, action: 'create', reason: 'target directory missing in the mount', changes: [{ field: 'target directory', before: null, after: link.target }] };
+      }
+      return {
+        ...base,
+        action: 'relink',
+        reason: resolve(dirname(link.path), path.linkTo) === link.target ? 'the link is relative; it is made absolute' : `the link points at ${path.linkTo}`,
+        changes: toTarget,
+      };
+  }
+}
+
+async function createLink(host: Host, link: ResolvedLink, observed: LinkObserved): Promise<ApplyOutcome> {
+  await host.mkdir(link.target);
+  const notes: string[] = [];
+  if (observed.path.kind === 'symlink') return { summary: `created ${link.target}` };
+  await host.mkdir(dirname(link.path));
+  if (observed.path.kind === 'dir') {
+    // rename(2) cannot put a symlink over a directory, so the empty directory is set aside first:
+    // moved (never deleted) into the backups, and removed there only if it is still empty.
+    const aside = join(linkBackupDir(link), `${link.name}-empty-${compactStamp(host.now())}-${host.pid()}`);
+    await host.mkdir(linkBackupDir(link), { mode: 0o700 });
+    await host.rename(link.path, aside);
+    if ((await host.readdir(aside)).length === 0) {
+      await host.remove(aside);
+    } else {
+      notes.push(`files appeared in ${link.path} while it was being replaced; they are kept at ${aside}`);
+    }
+  }
+  // symlink(2) fails if anything appeared at the path meanwhile: nothing is ever overwritten.
+  await host.symlink(link.target, link.path);
+  return { summary: observed.path.kind === 'dir' ? 'replaced the empty directory by the link' : 'created the link', notes };
+}
+
+async function relink(host: Host, link: ResolvedLink, observed: LinkObserved): Promise<ApplyOutcome> {
+  const before = observed.path.kind === 'symlink' ? observed.path.linkTo : '?';
+  // The old target may be another environment's mount: it is left exactly as it is, nothing copied.
+  await host.mkdir(link.target);
+  await replaceSymlink(host, link);
+  return { summary: `relinked from ${before}`, notes: [`nothing was copied from or removed in ${before}`] };
+}
+
+export async function applyLink(link: ResolvedLink, action: PlannedAction, ctx: Pick<ApplyContext, 'host' | 'report' | 'signal'>): Promise<ApplyOutcome> {
+  const { host } = ctx;
+  // Re-check the precondition: act only if the machine still needs what was planned.
+  const observed = await observeLink(link, { host, mountReady: { [link.bucket]: true } });
+  const now = diffLink(link, observed);
+  if (now === null) return { summary: 'already in place' };
+  if (now.action === 'conflict') throw new ActionError(`${now.conflict!.message}; ${now.conflict!.fix}`);
+  if (now.action !== action.action) {
+    throw new ActionError(`${link.path} changed since the plan: it now needs ${now.action} (${now.reason}), not ${action.action}; run persist plan again`);
+  }
+  switch (now.action) {
+    case 'create':
+      return createLink(host, link, observed);
+    case 'relink':
+      return relink(host, link, observed);
+    case 'adopt':
+      return adoptDirectory(host, link, { report: ctx.report, signal: ctx.signal });
+    default:
+      throw new ActionError(`internal error: link action ${now.action}`);
+  }
+}
+
+export const linkModule: ResourceModule<ResolvedLink, LinkObserved> = {
+  kind: 'link',
+  resources: (env: ResolvedEnvironment) => env.links,
+  bucketOf: (link) => link.bucket,
+  observe: observeLink,
+  diff: (link, observed) => diffLink(link, observed),
+  apply: applyLink,
+};
