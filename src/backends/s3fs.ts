@@ -61,7 +61,10 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
     `endpoint=${regionOf(bucket)}`, // the region option is still called `endpoint` in 1.90
     ...(bucket.pathStyle ? ['use_path_request_style'] : []),
     'nomixupload', // R2 needs equal-size multipart parts; harmless elsewhere
-    ...(options.notsupCompatDir === false ? [] : ['notsup_compat_dir']),
+    // Off unless asked for: with it, folders written without a directory object (by rclone,
+    // goofys, the R2 dashboard, `aws s3 cp`) are invisible, so a bundle or mirror made by another
+    // backend would look absent and could be written over.
+    ...(options.notsupCompatDir === true ? ['notsup_compat_dir'] : []),
     ...(options.enableNoobjCache === false ? [] : ['enable_noobj_cache']),
     `stat_cache_expire=${options.statCacheExpire ?? 60}`,
     `fsname=${bucket.name}`,

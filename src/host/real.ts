@@ -134,7 +134,14 @@ export class RealHost implements Host {
   }
 
   async mkdir(path: string, options?: { mode?: number }): Promise<void> {
-    await fs.mkdir(path, { recursive: true, mode: options?.mode });
+    try {
+      await fs.mkdir(path, { recursive: true, mode: options?.mode });
+    } catch (error) {
+      // Node's recursive mkdir reports ENOENT where the real cause is EROFS, EPERM or EACCES on
+      // the last folder: a plain mkdir of that folder gives the true reason for the message.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await fs.mkdir(path, { mode: options?.mode });
+    }
   }
 
   async writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {

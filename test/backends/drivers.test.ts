@@ -33,7 +33,6 @@ describe('s3fs mount command', () => {
         `endpoint=${bucket.region}`,
         'use_path_request_style',
         'nomixupload',
-        'notsup_compat_dir',
         'enable_noobj_cache',
         'stat_cache_expire=60',
         'fsname=moltbot-data-dev',
@@ -56,12 +55,12 @@ describe('s3fs mount command', () => {
 
   it('applies each option', async () => {
     const bucket = testBucket('s3fs', 'r2', {
-      options: { statCacheExpire: 5, enableNoobjCache: false, notsupCompatDir: false, extraOptions: ['max_stat_cache_size=1000', 'multireq_max=5'] },
+      options: { statCacheExpire: 5, enableNoobjCache: false, notsupCompatDir: true, extraOptions: ['max_stat_cache_size=1000', 'multireq_max=5'] },
     });
     const options = fuseOptions((await s3fs.mountCommand(bucket, testContext().ctx)).args);
     expect(options).toContain('stat_cache_expire=5');
     expect(options).not.toContain('enable_noobj_cache');
-    expect(options).not.toContain('notsup_compat_dir');
+    expect(options).toContain('notsup_compat_dir');
     expect(options.slice(-2)).toEqual(['max_stat_cache_size=1000', 'multireq_max=5']);
   });
 

@@ -40,6 +40,8 @@ export interface S3TestServer {
   resetCounts(): void;
   /** An object's content, read straight from the store (no request counted); null when absent. */
   getObject(bucket: string, key: string): Promise<Buffer | null>;
+  /** Store an object straight into the store (no request counted), as another machine would have. */
+  putObject(bucket: string, key: string, content: Buffer): Promise<void>;
   /** Keys in a bucket, read straight from the store. */
   listObjects(bucket: string): Promise<string[]>;
   stop(): Promise<void>;
@@ -47,8 +49,54 @@ export interface S3TestServer {
 
 interface FilesystemStore {
   putBucket(name: string): Promise<unknown>;
+  putObject(object: unknown): Promise<unknown>;
   getObject(bucket: string, key: string): Promise<{ content: NodeJS.ReadableStream } | null>;
-  listObjects(bucket: string, options: { maxKeys: number }): Promise<{ objects: { key: string }[] }>;
+  listObjects(bucket: string, options: ListOptions): Promise<ListResult>;
+}
+
+interface ListOptions {
+  delimiter?: string;
+  prefix?: string;
+  startAfter?: string;
+  maxKeys?: number;
+}
+
+interface ListResult {
+  objects: { key: string }[];
+  commonPrefixes?: string[];
+  isTruncated?: boolean;
+}
+
+/**
+ * s3rver 3.7 prunes its directory walk below the first delimiter after the prefix, so a key two
+ * or more levels down (`a/b/c.txt` listed with prefix `` and delimiter `/`) yields no common
+ * prefix `a/` at all: clients that list with a delimiter (rclone) then miss whole folders. This
+ * lists without the delimiter and groups the keys itself, with s3rver's own paging (maxKeys
+ * counts objects).
+ */
+function fixDelimiterListing(store: FilesystemStore): void {
+  const original = store.listObjects.bind(store);
+  store.listObjects = async (bucket, options) => {
+    const { delimiter, prefix = '', startAfter = '', maxKeys = Infinity } = options;
+    if (!delimiter) return original(bucket, options);
+    const all = await original(bucket, { ...options, delimiter: '', maxKeys: Infinity });
+    const objects: { key: string }[] = [];
+    const commonPrefixes = new Set<string>();
+    let isTruncated = false;
+    for (const object of all.objects) {
+      const index = object.key.slice(prefix.length).indexOf(delimiter);
+      if (index !== -1) {
+        const common = object.key.slice(0, prefix.length + index + delimiter.length);
+        if (common > startAfter) commonPrefixes.add(common);
+      } else if (objects.length < maxKeys) {
+        objects.push(object);
+      } else {
+        isTruncated = true;
+        break;
+      }
+    }
+    return { objects, commonPrefixes: [...commonPrefixes].sort(), isTruncated };
+  };
 }
 
 export async function startS3Server(buckets: string[] = []): Promise<S3TestServer> {
@@ -63,6 +111,7 @@ export async function startS3Server(buckets: string[] = []): Promise<S3TestServe
     vhostBuckets: false,
     configureBuckets: buckets.map((name) => ({ name })),
   });
+  fixDelimiterListing(server.store);
   const address = await server.run();
   const port = address.port;
   let seen: RecordedRequest[] = [];
@@ -87,6 +136,10 @@ export async function startS3Server(buckets: string[] = []): Promise<S3TestServe
       const chunks: Buffer[] = [];
       for await (const chunk of object.content) chunks.push(Buffer.from(chunk as Buffer));
       return Buffer.concat(chunks);
+    },
+    async putObject(bucket, key, content) {
+      const S3Object = require('s3rver/lib/models/object') as new (bucket: string, key: string, content: Buffer, metadata: Record<string, string>) => unknown;
+      await server.store.putObject(new S3Object(bucket, key, content, { 'content-length': String(content.length) }));
     },
     async listObjects(bucket) {
       const result = await server.store.listObjects(bucket, { maxKeys: 10_000 });

@@ -1,0 +1,129 @@
+// The whole product through its CLI on real FUSE mounts (s3fs, rclone) of buckets served by
+// s3rver: a workspace saved by one apply comes back byte for byte in a new container.
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { describeE2E, MountSandbox } from '../helpers/e2e.js';
+import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import {
+  convergedMachine,
+  CREDENTIALS,
+  flowSpec,
+  FUSE_BACKENDS,
+  gitStatus,
+  isSymlinkTo,
+  LINK_NAMES,
+  Machine,
+  rcloneSettled,
+  repoSnapshot,
+  treeOf,
+  unmountLikeShutdown,
+} from './flow-helpers.js';
+
+for (const backend of FUSE_BACKENDS) {
+  describeE2E(`persist end to end with ${backend}: save and restore`, [backend], () => {
+    let server: S3TestServer;
+    let sandbox: MountSandbox;
+
+    beforeAll(async () => {
+      server = await startS3Server();
+    });
+    afterAll(async () => {
+      await server?.stop();
+    });
+    beforeEach(() => {
+      sandbox = new MountSandbox();
+    });
+    afterEach(async () => {
+      await sandbox.cleanup();
+    });
+
+    it('applies the whole spec, converges, and a new container gets everything back byte for byte', { timeout: 180_000 }, async () => {
+      const { machine, expected: withCredentials, repo } = await convergedMachine(server, sandbox, backend, `flow-${backend}-whole`);
+      expect(await treeOf(machine)).toEqual(withCredentials);
+      expect((await stat(join(machine.ws, '.credentials.env'))).mode & 0o777).toBe(0o600);
+
+      const plan = await machine.persist(['plan', '--detailed-exitcode']);
+      expect(plan.code, plan.output).toBe(0);
+      expect(plan.stdout).toContain('No changes');
+
+      // A new container: the mount goes away the way the product unmounts (rclone flushes its
+      // uploads first), the local workspace, sync folder and persist's own state are gone.
+      await rcloneSettled(machine);
+      await unmountLikeShutdown(machine);
+      await rm(machine.ws, { recursive: true, force: true });
+      await rm(machine.state, { recursive: true, force: true });
+      machine.newStateDir('second');
+
+      const restored = await machine.persist(['apply', '--auto-approve']);
+      expect(restored.code, restored.output).toBe(0);
+      expect(restored.output).toContain('bundle.ws  restore');
+      expect(restored.output).toContain('sync.state  restore');
+      expect(await treeOf(machine)).toEqual(withCredentials);
+      expect(repoSnapshot(machine.ws)).toEqual(repo);
+      expect((await stat(join(machine.ws, '.credentials.env'))).mode & 0o777).toBe(0o600);
+      expect((await stat(join(machine.state, 'devices', 'pairing.json'))).mode & 0o777).toBe(0o600);
+      for (const name of LINK_NAMES) expect(await isSymlinkTo(join(machine.ws, name), join(machine.mnt, 'workspace', name))).toBe(true);
+      const status = gitStatus(machine.ws);
+      console.log(`git status --porcelain after restore (${backend}): ${JSON.stringify(status)}`);
+      // `memory/` in .gitignore matches directories only; a symlink named memory is not one.
+      expect(status.split('\n').filter(Boolean).sort()).toEqual(LINK_NAMES.map((name) => `?? ${name}`).sort());
+
+      const after = await machine.persist(['plan', '--detailed-exitcode']);
+      expect(after.code, after.output).toBe(0);
+      expect(after.stdout).toContain('No changes');
+    });
+
+    it('cold start: one apply on an empty machine restores everything, a second writes nothing', { timeout: 180_000 }, async () => {
+      const bucket = `flow-${backend}-cold`;
+      const { machine, expected, repo } = await convergedMachine(server, sandbox, backend, bucket);
+      await rcloneSettled(machine);
+      await unmountLikeShutdown(machine);
+      const objects = await server.listObjects(bucket);
+      expect(objects).toEqual(expect.arrayContaining(['.credentials.env', 'workspace/ws.bundle', 'state/db.sqlite', 'workspace/logs/blob.bin']));
+
+      // The second machine: an empty workspace folder, no .git, no sync folder, no persist state.
+      await rm(machine.ws, { recursive: true, force: true });
+      await rm(machine.state, { recursive: true, force: true });
+      await mkdir(machine.ws);
+      machine.newStateDir('cold');
+
+      const cold = await machine.persist(['apply', '--auto-approve']);
+      console.log(`cold restore (${backend}): ${cold.ms} ms`);
+      expect(cold.code, cold.output).toBe(0);
+      expect(await treeOf(machine)).toEqual(expected);
+      expect(repoSnapshot(machine.ws)).toEqual(repo);
+      expect((await stat(join(machine.ws, '.credentials.env'))).mode & 0o777).toBe(0o600);
+
+      await rcloneSettled(machine);
+      server.resetCounts();
+      const again = await machine.persist(['apply', '--auto-approve']);
+      expect(again.code, again.output).toBe(0);
+      expect(again.stdout).toContain('No changes');
+      expect(server.writeCount(), JSON.stringify(server.requests().filter((r) => r.method !== 'GET' && r.method !== 'HEAD'))).toBe(0);
+    });
+
+    it('a brand-new setup (empty bucket, empty workspace): one apply creates every link and converges', { timeout: 120_000 }, async () => {
+      const bucket = `flow-${backend}-fresh`;
+      await server.createBucket(bucket);
+      await server.putObject(bucket, '.credentials.env', CREDENTIALS);
+      const machine = new Machine(await sandbox.tempDir(`persist-flow-${backend}-`));
+      await mkdir(machine.ws);
+      await writeFile(machine.spec, flowSpec(server, backend, bucket));
+
+      // The bundle's restore is planned before the mount exists; once mounted there is no bundle
+      // to restore from, and the links and the file inside the repo folder must still be made.
+      const apply = await machine.persist(['apply', '--auto-approve']);
+      expect(apply.code, apply.output).toBe(0);
+      expect(apply.stdout).toMatch(/bundle\.ws {2}restore: already as the spec wants it/);
+      for (const name of LINK_NAMES) expect(apply.stdout).toMatch(new RegExp(`✔ \\d+\\. \\+ link\\.${name} {2}create: created the link`));
+      for (const name of LINK_NAMES) expect(await isSymlinkTo(join(machine.ws, name), join(machine.mnt, 'workspace', name))).toBe(true);
+      expect(await readFile(join(machine.ws, '.credentials.env'))).toEqual(CREDENTIALS);
+
+      const plan = await machine.persist(['plan', '--detailed-exitcode']);
+      expect(plan.code, plan.output).toBe(0);
+      expect(plan.stdout).toContain('No changes');
+    });
+  });
+}
+
