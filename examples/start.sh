@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Container entrypoint: restore the workspace with persist, then run the agent beside
+# `persist watch`, and save everything once more when the container is stopped.
+#
+#   ENTRYPOINT ["/usr/local/bin/start.sh"]
+#   CMD ["node", "/opt/agent/agent.js"]
+#
+# Environment:
+#   ENVIRONMENT                  development | production (selects the spec's environment)
+#   PERSIST_SPEC                 the spec (default /opt/agent/persist.yaml)
+#   PERSIST_BOOT_LOCK_TIMEOUT    how long the boot apply waits for another apply (default 2m)
+#   PERSIST_WATCH_INTERVAL       time between watch rounds (default 5m)
+#   plus the variables the spec reads (CF_ACCOUNT_ID, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY).
+#
+# What happens on `docker stop` (SIGTERM): the agent gets SIGTERM and is waited for; then watch
+# gets SIGTERM. watch does NOT push on SIGTERM: it lets the action in progress finish (or stop at a
+# safe point), starts nothing new, and exits 0. So this script runs one last
+# `persist apply --auto-approve` itself to push what changed since the last round. Give the
+# container time for that: `docker stop -t 60` (the default grace period is 10 s).
+set -euo pipefail
+
+export PERSIST_SPEC="${PERSIST_SPEC:-/opt/agent/persist.yaml}"
+: "${ENVIRONMENT:?set ENVIRONMENT to the spec environment to use (e.g. development or production)}"
+boot_lock_timeout="${PERSIST_BOOT_LOCK_TIMEOUT:-2m}"
+watch_interval="${PERSIST_WATCH_INTERVAL:-5m}"
+
+if [ "$#" -eq 0 ]; then
+  echo "start.sh: no agent command given (pass it as CMD)" >&2
+  exit 64
+fi
+
+# 1. Mount, restore and link. If anything fails (no mount, a conflict, a stale lock holder), stop
+#    here: an agent started on an empty workspace is how good backups get overwritten.
+echo "start.sh: persist apply ($ENVIRONMENT, $PERSIST_SPEC)"
+if ! persist apply --auto-approve --lock-timeout "$boot_lock_timeout"; then
+  echo "start.sh: persist apply failed; not starting the agent on an unrestored workspace" >&2
+  exit 1
+fi
+
+# 2. watch re-plans every interval and applies only safe actions (mount, remount, create a missing
+#    link, push, restore into an empty place); anything else is logged as needing a person.
+persist watch --interval "$watch_interval" --auto-approve &
+watch_pid=$!
+
+# 3. The agent itself.
+"$@" &
+agent_pid=$!
+
+final_push() {
+  kill -TERM "$watch_pid" 2>/dev/null || true
+  wait "$watch_pid" 2>/dev/null || true
+  echo "start.sh: final persist apply"
+  persist apply --auto-approve --lock-timeout 30s || echo "start.sh: the final persist apply failed; see above" >&2
+}
+
+on_signal() {
+  trap - TERM INT
+  echo "start.sh: stopping the agent"
+  kill -TERM "$agent_pid" 2>/dev/null || true
+  wait "$agent_pid" 2>/dev/null || true
+  final_push
+  exit 0
+}
+trap on_signal TERM INT
+
+agent_status=0
+wait "$agent_pid" || agent_status=$?
+# The agent ended on its own: save, then exit with its status so the orchestrator sees it.
+trap - TERM INT
+final_push
+exit "$agent_status"

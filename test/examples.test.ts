@@ -1,0 +1,146 @@
+// Every spec shipped in examples/ and specs/ validates (all its environments) with the variables it
+// needs set to dummy values; the container start script parses, and really restores, runs the
+// agent, and pushes once more when the container is stopped.
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cliPath, ROOT, runPersist, tempDir } from './hardening/helpers.js';
+
+const DUMMY_ENV = {
+  CF_ACCOUNT_ID: '0123456789abcdef0123456789abcdef',
+  R2_ACCESS_KEY_ID: 'dummy-access-key-id',
+  R2_SECRET_ACCESS_KEY: 'dummy-secret-access-key',
+  MINIO_ACCESS_KEY: 'dummy-minio-access',
+  MINIO_SECRET_KEY: 'dummy-minio-secret',
+};
+
+function yamlFiles(folder: string): string[] {
+  return (readdirSync(join(ROOT, folder), { recursive: true }) as string[])
+    .filter((name) => name.endsWith('.yaml') || name.endsWith('.yml'))
+    .map((name) => join(folder, name))
+    .sort();
+}
+
+const SPECS = [...yamlFiles('examples'), ...yamlFiles('specs')];
+
+describe('shipped specs', () => {
+  it('are all found', () => {
+    expect(SPECS).toEqual(expect.arrayContaining(['examples/quickstart.yaml', 'examples/r2-s3fs.yaml', 'examples/r2-rclone.yaml', 'examples/r2-goofys.yaml', 'examples/minio.yaml', 'specs/moltbot.yaml']));
+  });
+
+  for (const spec of SPECS) {
+    it(`${spec} validates`, async () => {
+      const result = await runPersist(['validate', '-f', spec, '--json'], { cwd: ROOT, env: DUMMY_ENV });
+      const report = JSON.parse(result.stdout) as { valid: boolean; environments: string[]; errors: unknown[] };
+      expect(report.errors).toEqual([]);
+      expect(report.valid).toBe(true);
+      expect(result.code).toBe(0);
+    });
+  }
+
+  for (const spec of ['examples/r2-s3fs.yaml', 'examples/r2-rclone.yaml', 'examples/r2-goofys.yaml', 'examples/minio.yaml']) {
+    it(`${spec} has development and production, each with its own bucket and mount path`, async () => {
+      const result = await runPersist(['validate', '-f', spec, '--json'], { cwd: ROOT, env: DUMMY_ENV });
+      expect((JSON.parse(result.stdout) as { environments: string[] }).environments).toEqual(['development', 'production']);
+      // Isolation is part of validation; the names resolve per environment.
+      for (const environment of ['development', 'production']) {
+        const status = await runPersist(['status', '-f', spec, '--env', environment, '--json'], { cwd: ROOT, env: { ...DUMMY_ENV, PERSIST_STATE_DIR: tempDir() } });
+        const mount = (JSON.parse(status.stdout) as { resources: { address: string; facts: Record<string, unknown> }[] }).resources.find((r) => r.address === 'mount.data');
+        expect(mount?.facts.bucket).toMatch(new RegExp(`-${environment}$`));
+        expect(mount?.facts.path).toMatch(new RegExp(`-${environment}$`));
+      }
+    });
+  }
+
+  it('an R2 example names every missing variable at once', async () => {
+    const result = await runPersist(['validate', '-f', 'examples/r2-s3fs.yaml'], { cwd: ROOT, env: {} });
+    expect(result.code).toBe(1);
+    for (const name of ['CF_ACCOUNT_ID', 'R2_ACCESS_KEY_ID', 'R2_SECRET_ACCESS_KEY']) expect(result.stderr).toContain(`environment variable ${name} is not set`);
+  });
+});
+
+describe('examples/start.sh', () => {
+  const script = join(ROOT, 'examples', 'start.sh');
+
+  it('passes bash -n', () => {
+    expect(() => execFileSync('bash', ['-n', script])).not.toThrow();
+  });
+
+  it('restores, runs the agent beside watch, and pushes once more on SIGTERM', async () => {
+    const dir = tempDir();
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'persist'), `#!/bin/sh\nexec "${process.execPath}" "${cliPath()}" "$@"\n`);
+    chmodSync(join(bin, 'persist'), 0o755);
+    // A local bucket that already holds a mirror: boot must restore it before the agent starts.
+    writeFileSync(
+      join(dir, 'persist.yaml'),
+      ['version: 1', 'buckets:', '  data:', '    name: start-test', '    mount: { backend: local, path: ./bucket }', 'syncs:', '  state: { from: ./state, to: state }', 'environments:', '  production: {}', ''].join('\n'),
+    );
+    const seed = tempDir();
+    writeFileSync(join(seed, 'persist.yaml'), readFileSync(join(dir, 'persist.yaml'), 'utf8'));
+    mkdirSync(join(seed, 'state'));
+    writeFileSync(join(seed, 'state', 'restored.txt'), 'from the bucket\n');
+    const env = { PATH: `${bin}:${process.env.PATH}`, ENVIRONMENT: 'production', PERSIST_SPEC: join(dir, 'persist.yaml'), PERSIST_STATE_DIR: join(dir, 'persist-state') };
+    expect((await runPersist(['apply', '--auto-approve', '-f', join(seed, 'persist.yaml'), '--env', 'production'], { cwd: seed, env })).code).toBe(0);
+    execFileSync('cp', ['-a', join(seed, 'bucket'), join(dir, 'bucket')]);
+
+    // The agent: proves the restore happened before it started; writes new state when told to.
+    const agent = `test -f ${dir}/state/restored.txt || exit 3; touch ${dir}/agent-started; while [ ! -f ${dir}/go ]; do sleep 0.05; done; echo new > ${dir}/state/written-by-agent.txt; exec sleep 60`;
+    const child = spawn('bash', [script, 'sh', '-c', agent], { cwd: dir, env: { ...env, PERSIST_WATCH_INTERVAL: '1h' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const waitFor = async (done: () => boolean, what: string): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while (!done()) {
+        if (Date.now() > deadline) throw new Error(`${what} did not happen:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+
+    // watch's first round finds nothing to do (boot converged); only then does the agent write.
+    await waitFor(() => existsSync(join(dir, 'agent-started')) && output.includes('] no changes'), 'the agent start and the first watch round');
+    writeFileSync(join(dir, 'go'), '');
+    await waitFor(() => existsSync(join(dir, 'state', 'written-by-agent.txt')), 'the agent write');
+    expect(existsSync(join(dir, 'bucket', 'state', 'written-by-agent.txt'))).toBe(false);
+    child.kill('SIGTERM');
+    expect(await exited, output).toBe(0);
+    expect(output).toContain('start.sh: final persist apply');
+    expect(output).toMatch(/\] stopped\n/); // watch logged its clean stop
+    expect(readFileSync(join(dir, 'bucket', 'state', 'written-by-agent.txt'), 'utf8')).toBe('new\n');
+    expect(readFileSync(join(dir, 'state', 'restored.txt'), 'utf8')).toBe('from the bucket\n');
+  });
+
+  it('does not start the agent when the boot apply fails', async () => {
+    const dir = tempDir();
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'persist'), `#!/bin/sh\nexec "${process.execPath}" "${cliPath()}" "$@"\n`);
+    chmodSync(join(bin, 'persist'), 0o755);
+    // A file where the bucket folder belongs: the mount is a conflict.
+    writeFileSync(join(dir, 'persist.yaml'), ['version: 1', 'buckets:', '  data:', '    name: start-test', '    mount: { backend: local, path: ./bucket }', 'links:', '  memory: workspace/memory', ''].join('\n'));
+    writeFileSync(join(dir, 'bucket'), 'not a folder\n');
+    const result = execFileSyncResult('bash', [script, 'sh', '-c', `touch ${dir}/agent-started`], {
+      PATH: `${bin}:${process.env.PATH}`,
+      ENVIRONMENT: 'default',
+      PERSIST_SPEC: join(dir, 'persist.yaml'),
+      PERSIST_STATE_DIR: join(dir, 'persist-state'),
+    });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain('not starting the agent on an unrestored workspace');
+    expect(existsSync(join(dir, 'agent-started'))).toBe(false);
+  });
+});
+
+function execFileSyncResult(command: string, args: string[], env: Record<string, string>): { code: number; output: string } {
+  try {
+    const output = execFileSync(command, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return { code: 0, output };
+  } catch (error) {
+    const failed = error as { status: number; stdout: string; stderr: string };
+    return { code: failed.status, output: `${failed.stdout}${failed.stderr}` };
+  }
+}
