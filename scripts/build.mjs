@@ -1,6 +1,8 @@
-// Build: compile the JSON Schema into a standalone validator (no ajv at run time), then bundle the
-// CLI with esbuild so that start-up loads a few files instead of hundreds of modules.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Build: compile the JSON Schema into a standalone validator (no ajv at run time), bundle the CLI
+// with esbuild into one file, and make the V8 code cache the launcher (bin/persist.js) uses.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
@@ -27,24 +29,22 @@ writeFileSync(
 
 const staging = join(root, `dist.building-${process.pid}`);
 await build({
-  entryPoints: { persist: join(root, 'src', 'cli.ts') },
-  // Build into a fresh folder, then swap it in: no stale chunks pile up, and a CLI started by a
+  entryPoints: [join(root, 'src', 'cli.ts')],
+  // Build into a fresh folder, then swap it in: nothing stale stays, and a CLI started by a
   // concurrent test run never sees a half-built dist/.
-  outdir: staging,
-  outExtension: { '.js': '.mjs' },
+  outfile: join(staging, 'persist.cjs'),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  // One CommonJS file: bin/persist.js compiles it with a V8 code cache (see there). Commands and
+  // heavy dependencies (execa, listr2) are still only evaluated when a command needs them.
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
-  // Some bundled dependencies are CommonJS and call require() for Node built-ins.
-  banner: { js: "import { createRequire as __persistRequire } from 'node:module'; const require = __persistRequire(import.meta.url);" },
-  chunkNames: 'chunks/[name]-[hash]',
-  logLevel: 'warning',
   legalComments: 'none',
-  // Smaller files parse faster: start-up is dominated by compiling yaml, commander and the validator.
   minify: true,
+  // Error class names appear in --debug output; keep them readable.
+  keepNames: true,
+  logLevel: 'warning',
 });
 const dist = join(root, 'dist');
 const old = join(root, `dist.old-${process.pid}`);
@@ -55,3 +55,19 @@ try {
 }
 renameSync(staging, dist);
 rmSync(old, { recursive: true, force: true });
+
+// The code cache: one representative, read-only run (a plan of the quickstart) compiles what a
+// boot-time plan needs; the launcher then saves V8's code for it next to the bundle.
+const warmState = mkdtempSync(join(tmpdir(), 'persist-build-'));
+try {
+  execFileSync(process.execPath, [join(root, 'bin', 'persist.js'), 'plan', '-f', join(root, 'examples', 'quickstart.yaml')], {
+    cwd: root,
+    stdio: 'ignore',
+    env: { ...process.env, PERSIST_WRITE_CODE_CACHE: '1', PERSIST_STATE_DIR: warmState, NO_COLOR: '1' },
+  });
+} catch {
+  // The plan's own outcome does not matter; only the cache it leaves behind.
+} finally {
+  rmSync(warmState, { recursive: true, force: true });
+}
+if (!existsSync(join(dist, 'persist.cjs.cache'))) console.warn('build: no code cache was written; persist will start more slowly');

@@ -113,18 +113,21 @@ program
   .addHelpText('after', example('persist schema > persist.schema.json'))
   .action(action(() => import('./commands/schema.js'), (o) => o as never));
 
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  const debug = process.argv.includes('--debug');
-  if (error instanceof SpecError) {
-    process.stderr.write(`${error.message}\n`);
-  } else if (error instanceof PersistError) {
-    process.stderr.write(`persist: ${error.message}\n`);
-  } else {
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`persist: internal error: ${message}\n${debug ? '' : '(run with --debug for details)\n'}`);
+/** Parse and run; map errors to one line and an exit code (a stack trace only with --debug). */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    const debug = argv.includes('--debug');
+    if (error instanceof SpecError) {
+      process.stderr.write(`${error.message}\n`);
+    } else if (error instanceof PersistError) {
+      process.stderr.write(`persist: ${error.message}\n`);
+    } else {
+      const message = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`persist: internal error: ${message}\n${debug ? '' : '(run with --debug for details)\n'}`);
+    }
+    if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    process.exitCode = error instanceof PersistError ? error.exitCode : 1;
   }
-  if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-  process.exitCode = error instanceof PersistError ? error.exitCode : 1;
 }

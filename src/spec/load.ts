@@ -62,7 +62,6 @@ function readSpecBytes(absPath: string, file: string): Buffer {
 
 const YAML_ERROR_MESSAGES: Record<string, string> = {
   TAB_AS_INDENT: 'tabs are not allowed for indentation; indent with spaces',
-  DUPLICATE_KEY: 'duplicate key',
   MULTIPLE_DOCS: 'a spec holds exactly one YAML document',
 };
 
@@ -80,7 +79,9 @@ export function loadSpecSource(file: string, cwd: string): SpecSource {
   const report = (offset: number, message: string, path: KeyPath = []) =>
     problems.push({ file, ...at(offset), path: formatKeyPath(path), message });
 
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  // Duplicate keys are found below, in one pass: the parser's own check compares every key with
+  // every other key of its mapping, which dominates the parse of a spec with hundreds of links.
+  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true });
   const source: SpecSource = {
     file,
     absPath,
@@ -101,7 +102,7 @@ export function loadSpecSource(file: string, cwd: string): SpecSource {
   }
   for (const error of [...doc.errors, ...doc.warnings]) {
     const known = YAML_ERROR_MESSAGES[error.code];
-    const message = error.code === 'DUPLICATE_KEY' ? `duplicate key ${quoteKeyAt(text, error.pos[0])}` : (known ?? error.message);
+    const message = known ?? error.message;
     const lineText = text.split('\n')[lineCounter.linePos(error.pos[0]).line - 1] ?? '';
     // `{` and `}` end a plain value inside { } or [ ]: the usual cause is an unquoted ${...}.
     const hint = lineText.includes('${') && !known ? ' (a value holding ${...} inside { } or [ ] must be quoted)' : '';
@@ -111,7 +112,26 @@ export function loadSpecSource(file: string, cwd: string): SpecSource {
   // Aliases, anchors and keys that are lists or mappings stop the analysis: toJS() would
   // expand or stringify them.
   let unusable = false;
+  const anchorCheck = (node: YamlNode) => {
+    if (node.anchor) {
+      unusable = true;
+      report(node.range?.[0] ?? 0, `YAML anchors (&${node.anchor}) are not supported in a spec; write the value out`);
+    }
+  };
   visit(doc, {
+    Map(_key, map) {
+      anchorCheck(map);
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const identity = `${typeof pair.key.value}:${String(pair.key.value)}`;
+        if (seen.has(identity)) {
+          unusable = true;
+          report(startOf(pair.key), `duplicate key ${quoteKeyAt(text, startOf(pair.key))}`);
+        }
+        seen.add(identity);
+      }
+    },
     Pair(_key, pair) {
       if (pair.key !== null && !isScalar(pair.key)) {
         unusable = true;
@@ -123,10 +143,7 @@ export function loadSpecSource(file: string, cwd: string): SpecSource {
       report(node.range?.[0] ?? 0, 'YAML aliases (*name) are not supported in a spec; write the value out');
     },
     Node(_key, node) {
-      if (node.anchor) {
-        unusable = true;
-        report(node.range?.[0] ?? 0, `YAML anchors (&${node.anchor}) are not supported in a spec; write the value out`);
-      }
+      anchorCheck(node);
     },
   });
 

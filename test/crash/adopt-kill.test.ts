@@ -88,7 +88,7 @@ function driverRunner(driver: string): Runner {
 /** The CLI if it is built and can plan a one-link spec on a local bucket. */
 async function chooseRunner(driver: string): Promise<Runner> {
   const forced = process.env.PERSIST_CRASH_RUNNER;
-  if (forced === 'driver' || (forced !== 'cli' && !existsSync(join(repo, 'dist', 'persist.mjs')))) return driverRunner(driver);
+  if (forced === 'driver' || (forced !== 'cli' && !existsSync(join(repo, 'dist', 'persist.cjs')))) return driverRunner(driver);
   const cli = cliRunner(await snapshotCli());
   if (forced === 'cli') return cli;
   const probe = join(root, 'probe');

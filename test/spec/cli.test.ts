@@ -1,4 +1,4 @@
-// The built CLI (bin/persist.js -> dist/persist.mjs) on good and bad specs: exit codes, --json,
+// The built CLI (bin/persist.js -> dist/persist.cjs) on good and bad specs: exit codes, --json,
 // and no stack trace for a user's mistake.
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
