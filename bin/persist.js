@@ -9,7 +9,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import Module from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Script } from 'node:vm';
+import { constants, Script } from 'node:vm';
 
 const bundle = fileURLToPath(new URL('../dist/persist.cjs', import.meta.url));
 const cacheFile = `${bundle}.cache`;
@@ -32,7 +32,12 @@ if (!writeCache) {
     // no cache: compile from source
   }
 }
-const script = new Script(Module.wrap(source), { filename: bundle, cachedData });
+const script = new Script(Module.wrap(source), {
+  filename: bundle,
+  cachedData,
+  // import() inside the bundle (Node built-ins) resolves as it would in a module of its own.
+  importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+});
 const module = { exports: {} };
 script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, dirname(bundle));
 await module.exports.main(process.argv);

@@ -1,6 +1,7 @@
 // `persist apply`: plan, approve, lock, execute, verify.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import { PersistError, UsageError } from '../errors.js';
 import { executePlan, type Renderer } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
@@ -34,7 +35,6 @@ async function readSavedPlan(file: string, io: CommandIO): Promise<SavedPlan> {
 }
 
 async function confirm(io: CommandIO): Promise<boolean> {
-  const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stdout });
   try {
     const answer = await rl.question("\nDo you want to perform these actions? Only 'yes' will be accepted: ");

@@ -1,6 +1,8 @@
 // persist doctor: can this machine mount the spec's buckets? One line per check, with a fix for
 // each failure. Reads only: no mount, no write, credentials never printed.
 import { accessSync, constants, closeSync, openSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { delimiter, join } from 'node:path';
 import { backends } from '../backends/registry.js';
 import { RealHost } from '../host/real.js';
@@ -93,7 +95,7 @@ async function checkEndpoint(bucket: ResolvedBucket): Promise<DoctorCheck> {
   } catch {
     return { name, ok: false, message: `${endpoint} is not a URL`, fix: `set buckets.${bucket.key}.endpoint to https://HOST` };
   }
-  const client = url.protocol === 'http:' ? await import('node:http') : await import('node:https');
+  const client = url.protocol === 'http:' ? http : https;
   const started = Date.now();
   return new Promise((resolve) => {
     const request = client.request(url, { method: 'HEAD', timeout: ENDPOINT_TIMEOUT_MS }, (response) => {

@@ -31,20 +31,21 @@ function fuseMountPoints(entries: MountEntry[]): string[] {
 
 export class RealHost implements Host {
   /** FUSE mount points, refreshed whenever the mount table is read and after every subprocess. */
-  #fuse: string[] | undefined;
+  // A plain field, not #private: tests wrap a host with Object.create(host) to inject faults.
+  private fuseMounts: string[] | undefined;
 
   /**
    * Metadata of local paths is answered synchronously: microseconds, and no error objects for
    * missing paths (a plan of 500 links makes 2,000 such calls). A path under a FUSE mount goes
    * through the thread pool instead, so that a slow or hung daemon never blocks the event loop.
    */
-  #local(path: string): boolean {
-    this.#fuse ??= fuseMountPoints(parseMountinfo(readFileSync(MOUNTINFO, 'utf8')));
-    return !this.#fuse.some((mount) => path === mount || path.startsWith(mount.endsWith('/') ? mount : `${mount}/`));
+  private isLocal(path: string): boolean {
+    this.fuseMounts ??= fuseMountPoints(parseMountinfo(readFileSync(MOUNTINFO, 'utf8')));
+    return !this.fuseMounts.some((mount) => path === mount || path.startsWith(mount.endsWith('/') ? mount : `${mount}/`));
   }
 
   async lstat(path: string): Promise<FileInfo | null> {
-    if (this.#local(path)) {
+    if (this.isLocal(path)) {
       try {
         const stats = lstatSync(path, { throwIfNoEntry: false });
         return stats ? info(stats) : null;
@@ -71,7 +72,7 @@ export class RealHost implements Host {
   }
 
   async readlink(path: string): Promise<string> {
-    return this.#local(path) ? readlinkSync(path) : fs.readlink(path);
+    return this.isLocal(path) ? readlinkSync(path) : fs.readlink(path);
   }
 
   async readdir(path: string): Promise<string[]> {
@@ -105,7 +106,7 @@ export class RealHost implements Host {
 
   async mounts(): Promise<MountEntry[]> {
     const entries = parseMountinfo(await fs.readFile(MOUNTINFO, 'utf8'));
-    this.#fuse = fuseMountPoints(entries);
+    this.fuseMounts = fuseMountPoints(entries);
     return entries;
   }
 
@@ -236,7 +237,7 @@ export class RealHost implements Host {
   }
 
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-    this.#fuse = undefined; // the command may mount or unmount something (checked again after it)
+    this.fuseMounts = undefined; // the command may mount or unmount something (checked again after it)
     const { execa } = await import('execa');
     const result = await execa(command, args, {
       cwd: options.cwd,
@@ -248,7 +249,7 @@ export class RealHost implements Host {
       stripFinalNewline: false,
       encoding: 'utf8',
     });
-    this.#fuse = undefined;
+    this.fuseMounts = undefined;
     if (result.failed && result.exitCode === undefined && !result.timedOut) {
       // The command could not be started at all (not installed...).
       return { exitCode: 127, stdout: '', stderr: result.originalMessage ?? result.message ?? 'could not start', timedOut: false };

@@ -63,7 +63,7 @@ describe('file restore', () => {
     // written under a temporary name, created with its final mode, then renamed
     const temp = join(root, 'clawd', `..credentials.env.persist-tmp-${process.pid}`);
     expect(writes).toContainEqual({ method: 'writeFile', path: temp });
-    expect(writes).toContainEqual({ method: 'rename', path: temp });
+    expect(writes).toContainEqual({ method: 'rename', path: file.to }); // recorded under its destination
     expect(writes.filter((w) => w.path.startsWith(mount))).toEqual([]);
     expect(await readdir(join(root, 'clawd'))).toEqual(['.credentials.env']);
     expect(await plan()).toBeNull();
