@@ -1,7 +1,7 @@
-// A sync of many small files, one file changed: `persist apply` pushes the changed file (and the
-// mirror's manifest) where a whole-tree copy (what `rsync -r --no-times` does over s3fs, since it
-// cannot trust the mount's mtimes) rewrites every file. Two parts, each against its baseline in
-// the same run:
+// A sync of many small files, one file changed: `persist apply` pushes the changed file, the
+// manifest's shard that lists it and the manifest's root, where a whole-tree copy (what
+// `rsync -r --no-times` does over s3fs, since it cannot trust the mount's mtimes) rewrites every
+// file. Two parts, each against its baseline in the same run:
 //   1. `local` backend, 10,000 files: time of the push vs `cp -r` of the tree into the mirror,
 //      and bytes of the mirror files each one rewrote (files whose ctime moved);
 //   2. s3fs mount of s3rver on loopback, 2,000 files by default (s3rver stores ~60 files/s, so
@@ -43,6 +43,11 @@ function treeBytes(dir, sinceMs = 0) {
     if (stat.ctimeMs >= sinceMs) total += stat.size;
   }
   return total;
+}
+
+/** Bytes of a mirror's manifest: the root `.persist-sync.json` and its shards in `.persist-sync/`. */
+function manifestSize(mirrorDir) {
+  return statSync(join(mirrorDir, '.persist-sync.json')).size + treeBytes(join(mirrorDir, '.persist-sync'));
 }
 
 /** Run `operation` and return the bytes of the files it rewrote under `dir` (by ctime). */
@@ -93,7 +98,7 @@ try {
   const localEnv = persistEnv(join(dir, 'state-local'));
   const converge = runPersist(['apply', '-f', localSpec, '--auto-approve'], localEnv);
   const mirror = join(dir, 'bucket', 'mirror');
-  const manifestBytes = statSync(join(mirror, '.persist-sync.json')).size;
+  const manifestBytes = manifestSize(mirror);
   const baselineCopy = ['-r', `${local}/.`, mirror];
   execFileSync('cp', baselineCopy); // warm: later copies overwrite, as rsync would
   const pushTimes = [];
@@ -133,7 +138,7 @@ try {
     writeFileSync(seedSpec, syncSpec(`buckets:\n  data:\n    name: bench-seed\n    mount: { backend: local, path: ./seed-bucket }\n`, './s3fs-local'));
     runPersist(['apply', '-f', seedSpec, '--auto-approve'], persistEnv(join(dir, 'state-seed')));
     const seedMirror = join(dir, 'seed-bucket', 'mirror');
-    const s3ManifestBytes = statSync(join(seedMirror, '.persist-sync.json')).size;
+    const s3ManifestBytes = manifestSize(seedMirror);
     let s3Edits = 0;
     const changeOneS3File = () => writeFileSync(s3Paths[(s3Edits++ * 7919) % s3Paths.length], fillerText(200_000 + s3Edits, 2500));
     const mountPath = join(dir, 'mnt');

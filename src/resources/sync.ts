@@ -26,7 +26,15 @@
 //     that compares same-size files by content, copies only those that differ, never deletes, and
 //     writes the manifest. Mirror files the local folder lacks stay in the mirror, unlisted.
 //  7. Otherwise a `push` when files were added, changed or removed since the manifest; nothing
-//     when only mtimes moved (content and mode equal).
+//     when only mtimes moved (content and mode equal). A manifest whose shards are newer than
+//     its root (an interrupted push) also gets a `push`, which finishes the root.
+//
+// The manifest is sharded (../sync/manifest.ts) so that a push writes in proportion to what
+// changed: the changed files, the shards listing them, and the small root. A push copies a
+// shard's files before writing that shard, writes the root after every shard, and deletes
+// removed files only after the root: a crash at any point leaves shards that list no file the
+// mirror lacks; at worst the shard of the files being copied still holds their previous hashes,
+// which the next push copies again and a restore notices (restored as found, see restore).
 //
 // Only regular files are synced: symlinks and special files are skipped with a warning (see
 // ../sync/tree.ts). WAL and journal files of SQLite (`-wal`, `-shm`, `-journal`) are synced like any
@@ -39,7 +47,7 @@ import type { Host } from '../host/types.js';
 import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../engine/types.js';
 import type { ResolvedSync } from '../spec/types.js';
 import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from '../sync/compare.js';
-import { ManifestError, manifestPath, readManifest, writeManifest, type ManifestEntry, type SyncManifest } from '../sync/manifest.js';
+import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from '../sync/manifest.js';
 import { readSyncState, recordSyncEvent } from '../sync/state.js';
 import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from '../sync/tree.js';
 import { assertMountLive, copyIntoPlace } from '../sync/transfer.js';
@@ -69,6 +77,8 @@ export type SyncMirrorObserved =
       /** Files in the mirror: the manifest's (in scope of the excludes), else the listing's. */
       files: number;
       pushedAt?: string;
+      /** Shards newer than the manifest's root: a push was interrupted; the next push finishes it. */
+      interruptedPush?: boolean;
     };
 
 export interface SyncObserved {
@@ -123,6 +133,7 @@ async function inspect(sync: ResolvedSync, host: Host, mountReady: boolean): Pro
     }
     if (manifest) {
       mirror = { state: 'directory', manifest: true, files: manifestFilesInScope(manifest, isExcluded).length, pushedAt: manifest.pushedAt };
+      if (manifest.storage.version === 2 && manifest.storage.interrupted.length > 0) mirror.interruptedPush = true;
       if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded);
     } else {
       mirrorListing = await walkTree(host, sync.to, isExcluded);
@@ -197,7 +208,7 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     return conflict(
       sync,
       mirror.message,
-      `Repair ${manifestPath(sync.to)}, or remove it: persist then compares the folders by content (never deleting) and writes a new one.`,
+      `Repair the manifest (${manifestPath(sync.to)} and the shards in ${shardDirPath(sync.to)}), or remove both: persist then compares the folders by content (never deleting) and writes a new one.`,
     );
   }
 
@@ -257,7 +268,13 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   }
 
   const deleting = hasManifest && sync.delete;
-  if (added.length + changed.length + removed.length === 0) return null;
+  if (added.length + changed.length + removed.length === 0) {
+    if (mirror.state !== 'directory' || !mirror.interruptedPush) return null;
+    // Every shard is truthful already; the root still describes the push before.
+    return pushAction(sync, observed, `an interrupted push left ${manifestPath(sync.to)} older than its shards`, [
+      { field: 'manifest', before: 'unfinished', after: 'finished' },
+    ]);
+  }
   const counts: string[] = [];
   if (added.length) counts.push(`${added.length} added`);
   if (changed.length) counts.push(`${changed.length} changed`);
@@ -304,42 +321,51 @@ async function push(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContex
   const toCopy = new Set([...added, ...changed]);
   const toCompare = new Set(unverified);
   const touchedSet = new Set(touched);
-  const files: Record<string, ManifestEntry> = {};
   let copied = 0;
   let bytes = 0;
 
   await host.mkdir(sync.to);
-  const entries = Object.entries(local.files);
-  for (const [index, [path, file]] of entries.entries()) {
-    checkAborted(sync, signal, 'the mirror keeps its previous manifest, and files copied so far are compared again on the next push');
-    const source = join(sync.from, path);
-    const target = join(sync.to, path);
-    if (toCompare.has(path)) {
-      // No manifest: the only way to know whether the mirror's copy is the same is its content.
-      const [localHash, mirrorHash] = await Promise.all([host.hashFile(source), host.hashFile(target)]);
-      if (localHash === mirrorHash) {
-        files[path] = { size: file.size, mtimeMs: file.mtimeMs, sha256: localHash, mode: file.mode };
+  const paths = Object.keys(local.files);
+  const writer = new ManifestWriter(host, sync.to, manifest, paths.length);
+  const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
+  for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
+  let visited = 0;
+  for (const [shard, shardPaths] of pathsByShard.entries()) {
+    const files: Record<string, ManifestEntry> = {};
+    for (const path of shardPaths) {
+      visited += 1;
+      checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
+      const file = local.files[path]!;
+      const source = join(sync.from, path);
+      const target = join(sync.to, path);
+      if (toCompare.has(path)) {
+        // No manifest: the only way to know whether the mirror's copy is the same is its content.
+        const [localHash, mirrorHash] = await Promise.all([host.hashFile(source), host.hashFile(target)]);
+        if (localHash === mirrorHash) {
+          files[path] = { size: file.size, mtimeMs: file.mtimeMs, sha256: localHash, mode: file.mode };
+          continue;
+        }
+      } else if (!toCopy.has(path)) {
+        const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
+        files[path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
         continue;
       }
-    } else if (!toCopy.has(path)) {
-      const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
-      files[path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
-      continue;
+      ctx.report(`copying ${path} (${visited}/${paths.length})`);
+      await host.mkdir(dirname(target));
+      const result = await copyIntoPlace(host, source, target, { mode: file.mode, mtimeMs: file.mtimeMs, metadata: 'best-effort' });
+      files[path] = { size: result.size, mtimeMs: file.mtimeMs, sha256: result.sha256, mode: file.mode };
+      copied += 1;
+      bytes += result.size;
     }
-    ctx.report(`copying ${path} (${index + 1}/${entries.length})`);
-    await host.mkdir(dirname(target));
-    const result = await copyIntoPlace(host, source, target, { mode: file.mode, mtimeMs: file.mtimeMs, metadata: 'best-effort' });
-    files[path] = { size: result.size, mtimeMs: file.mtimeMs, sha256: result.sha256, mode: file.mode };
-    copied += 1;
-    bytes += result.size;
+    // Written once its files are in the mirror (and without the removed ones, deleted only
+    // later), so a shard never lists a file the mirror lacks. Unchanged shards are not written.
+    await writer.putShard(shard, files);
   }
 
-  // The manifest is written before any deletion: a crash in between leaves unlisted files in
-  // the mirror (harmless), never a manifest that lists files already gone.
+  // The root last, and before any deletion: a crash in between leaves unlisted files in the
+  // mirror (harmless), never a manifest that lists files already gone.
   const now = host.now();
-  const next: SyncManifest = { version: 1, files, pushedAt: now.toISOString() };
-  if (manifest?.restoredAt) next.restoredAt = manifest.restoredAt;
-  await writeManifest(host, sync.to, next);
+  await writer.commit(now.toISOString(), manifest?.restoredAt);
 
   const deleting = manifest !== null && sync.delete;
   if (deleting) {
@@ -419,7 +445,7 @@ async function restore(sync: ResolvedSync, inspection: Inspection, ctx: ApplyCon
   if (!manifest) {
     // A mirror made without persist gets its manifest once, describing exactly what was restored,
     // so that the next plan compares against it instead of reading the whole mirror again.
-    await writeManifest(host, sync.to, { version: 1, files: written, pushedAt: now.toISOString() });
+    await writeManifest(host, sync.to, written, now.toISOString());
   }
   await host.fsync(sync.from);
   await host.remove(marker);

@@ -1,13 +1,36 @@
-// The manifest a sync keeps in its mirror: `<mirror>/.persist-sync.json`. It lists every file
-// persist wrote into the mirror (size, mtime, sha256, mode) and is what plan compares the local
-// folder with, so that observing a sync reads one object from the bucket instead of every file.
-// It is also the source of truth for the modes and mtimes a restore gives back (FUSE backends
-// may not keep either).
+// The manifest a sync keeps in its mirror. It lists every file persist wrote into the mirror
+// (size, mtime, sha256, mode) and is what plan compares the local folder with, so that observing
+// a sync reads a few small objects from the bucket instead of every file. It is also the source
+// of truth for the modes and mtimes a restore gives back (FUSE backends may not keep either).
+//
+// Layout (version 2), so that a push rewrites bytes in proportion to what changed:
+//   <mirror>/.persist-sync.json                the root: pushedAt, file count, and per shard its
+//                                              file count and the sha256 of its text
+//   <mirror>/.persist-sync/<i>-of-<n>.json     shard i of n: the entries of the paths whose
+//                                              FNV-1a hash is i modulo n (every shard exists)
+// The shard count n (a power of two, at most 64) is chosen from the file count when the mirror is
+// first written and changed only when the count grows or shrinks by a factor of four; new shards
+// get new names, so the old set stays readable until the root names the new one.
+//
+// Crash safety (see push in ../resources/sync.ts): a shard is written (atomically) only after the
+// files it lists are in the mirror, removed files are deleted only after every shard and the root
+// are written, and the root is written last. A shard newer than the root (an interrupted push) is
+// therefore still the truth: it is read as found, and the manifest is marked `interrupted` so that
+// the next push finishes the root. Version 1 (one file holding every entry) is still read, and a
+// push converts it.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PersistError } from '../errors.js';
 import type { Host } from '../host/types.js';
 
 export const MANIFEST_NAME = '.persist-sync.json';
+export const SHARD_DIR_NAME = '.persist-sync';
+
+/** Shard sizing: about this many entries per shard, and never more shards than this (reads on FUSE are one request each). */
+const ENTRIES_PER_SHARD = 200;
+export const MAX_SHARDS = 64;
+/** The shard count changes only when the ideal one is this factor away from it. */
+const RESHARD_FACTOR = 4;
 
 export interface ManifestEntry {
   size: number;
@@ -17,14 +40,25 @@ export interface ManifestEntry {
   mode: number;
 }
 
+/** How the entries were stored when read: a push rewrites only shards whose text changes. */
+export type ManifestStorage =
+  | { version: 1 }
+  | {
+      version: 2;
+      /** sha256 of each shard's text as read, by shard index. */
+      shardHashes: string[];
+      /** Shards whose text differs from what the root records: a push was interrupted after writing them. */
+      interrupted: number[];
+    };
+
 export interface SyncManifest {
-  version: 1;
   /** Relative `/`-separated path → entry. */
   files: Record<string, ManifestEntry>;
   /** When the mirror was last pushed (ISO 8601). */
   pushedAt: string;
   /** When the mirror was last restored from; persist itself never writes it (see state.ts). */
   restoredAt?: string;
+  storage: ManifestStorage;
 }
 
 /** The manifest is unreadable or not in the expected shape. */
@@ -32,6 +66,43 @@ export class ManifestError extends PersistError {}
 
 export function manifestPath(mirrorDir: string): string {
   return join(mirrorDir, MANIFEST_NAME);
+}
+
+export function shardDirPath(mirrorDir: string): string {
+  return join(mirrorDir, SHARD_DIR_NAME);
+}
+
+export function shardFileName(index: number, count: number): string {
+  const width = String(count - 1).length;
+  return `${String(index).padStart(width, '0')}-of-${count}.json`;
+}
+
+/** FNV-1a (32 bits) of the path's UTF-8 bytes, modulo the shard count: fast, stable, well spread. */
+export function shardOf(path: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(path, 'utf8')) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % count;
+}
+
+/** The shard count for a mirror of `files` files: a power of two giving about ENTRIES_PER_SHARD each. */
+export function idealShardCount(files: number): number {
+  let count = 1;
+  while (count < MAX_SHARDS && count * ENTRIES_PER_SHARD < files) count *= 2;
+  return count;
+}
+
+/** Keep the current shard count unless the file count moved far enough to be worth a rewrite of every shard. */
+export function chooseShardCount(current: number | null, files: number): number {
+  const ideal = idealShardCount(files);
+  if (current === null || ideal >= current * RESHARD_FACTOR || ideal * RESHARD_FACTOR <= current) return ideal;
+  return current;
+}
+
+function sha256(text: string | Buffer): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 function isEntry(value: unknown): value is ManifestEntry {
@@ -54,9 +125,11 @@ function isSafeRelativePath(path: string): boolean {
   return path !== '' && !path.startsWith('/') && path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
 }
 
-/** Parse and check a manifest's text; `source` names the file in errors. */
-export function parseManifest(text: string, source: string): SyncManifest {
-  const expected = 'expected {"version": 1, "files": {<path>: {size, mtimeMs, sha256, mode}}, "pushedAt": <ISO date>}';
+function isIsoDate(value: unknown): value is string {
+  return typeof value === 'string' && !Number.isNaN(Date.parse(value));
+}
+
+function parseJsonObject(text: string, source: string, expected: string): Record<string, unknown> {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -64,37 +137,96 @@ export function parseManifest(text: string, source: string): SyncManifest {
     throw new ManifestError(`${source}: not valid JSON (${(error as Error).message}); ${expected}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ManifestError(`${source}: ${expected}`);
-  const doc = data as Record<string, unknown>;
-  if (doc.version !== 1) throw new ManifestError(`${source}: unsupported version ${JSON.stringify(doc.version)}; expected 1`);
-  if (typeof doc.pushedAt !== 'string' || Number.isNaN(Date.parse(doc.pushedAt))) {
-    throw new ManifestError(`${source}: "pushedAt" must be an ISO date; ${expected}`);
-  }
-  if (doc.restoredAt !== undefined && (typeof doc.restoredAt !== 'string' || Number.isNaN(Date.parse(doc.restoredAt)))) {
-    throw new ManifestError(`${source}: "restoredAt" must be an ISO date`);
-  }
-  if (typeof doc.files !== 'object' || doc.files === null || Array.isArray(doc.files)) throw new ManifestError(`${source}: "files" must be an object; ${expected}`);
+  return data as Record<string, unknown>;
+}
+
+/** Checked entries of a `files` object; `accept` may refuse a path (e.g. one in the wrong shard). */
+function parseEntries(value: unknown, source: string, expected: string, accept?: (path: string) => string | null): Record<string, ManifestEntry> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ManifestError(`${source}: "files" must be an object; ${expected}`);
   const files: Record<string, ManifestEntry> = {};
-  for (const [path, entry] of Object.entries(doc.files as Record<string, unknown>)) {
+  for (const [path, entry] of Object.entries(value as Record<string, unknown>)) {
     // A path escaping the mirror would let a hand-edited manifest make restore write anywhere.
     if (!isSafeRelativePath(path)) throw new ManifestError(`${source}: file path ${JSON.stringify(path)} must be relative and stay inside the folder`);
     if (!isEntry(entry)) throw new ManifestError(`${source}: files[${JSON.stringify(path)}] must be {size, mtimeMs, sha256 (64 hex digits), mode}`);
+    const refusal = accept?.(path);
+    if (refusal) throw new ManifestError(`${source}: file path ${JSON.stringify(path)} ${refusal}`);
     files[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
   }
-  const manifest: SyncManifest = { version: 1, files, pushedAt: doc.pushedAt };
-  if (typeof doc.restoredAt === 'string') manifest.restoredAt = doc.restoredAt;
-  return manifest;
+  return files;
 }
 
-/** Stable text: files sorted by path, so that equal manifests are equal bytes. */
-export function serializeManifest(manifest: SyncManifest): string {
-  const files: Record<string, ManifestEntry> = {};
-  for (const path of Object.keys(manifest.files).sort()) {
-    const e = manifest.files[path]!;
-    files[path] = { size: e.size, mtimeMs: e.mtimeMs, sha256: e.sha256, mode: e.mode };
+function checkDates(doc: Record<string, unknown>, source: string, expected: string): void {
+  if (!isIsoDate(doc.pushedAt)) throw new ManifestError(`${source}: "pushedAt" must be an ISO date; ${expected}`);
+  if (doc.restoredAt !== undefined && !isIsoDate(doc.restoredAt)) throw new ManifestError(`${source}: "restoredAt" must be an ISO date`);
+}
+
+const V1_EXPECTED = 'expected {"version": 1, "files": {<path>: {size, mtimeMs, sha256, mode}}, "pushedAt": <ISO date>}';
+const ROOT_EXPECTED = 'expected {"version": 2, "pushedAt": <ISO date>, "files": <count>, "shards": [{"files": <count>, "sha256": <hex>}, ...]}';
+const SHARD_EXPECTED = 'expected {"version": 2, "files": {<path>: {size, mtimeMs, sha256, mode}}}';
+
+/** The root of a version-2 manifest. */
+export interface ManifestRoot {
+  version: 2;
+  pushedAt: string;
+  restoredAt?: string;
+  /** Files in all shards. */
+  files: number;
+  /** By shard index. */
+  shards: { files: number; sha256: string }[];
+}
+
+/** A manifest file's text: version 1 (every entry) or the root of version 2. */
+export function parseManifestFile(text: string, source: string): { version: 1; manifest: SyncManifest } | { version: 2; root: ManifestRoot } {
+  const doc = parseJsonObject(text, source, ROOT_EXPECTED);
+  if (doc.version === 1) {
+    checkDates(doc, source, V1_EXPECTED);
+    const manifest: SyncManifest = { files: parseEntries(doc.files, source, V1_EXPECTED), pushedAt: doc.pushedAt as string, storage: { version: 1 } };
+    if (doc.restoredAt !== undefined) manifest.restoredAt = doc.restoredAt as string;
+    return { version: 1, manifest };
   }
-  const doc: SyncManifest = { version: 1, files, pushedAt: manifest.pushedAt };
-  if (manifest.restoredAt !== undefined) doc.restoredAt = manifest.restoredAt;
-  return `${JSON.stringify(doc, null, 1)}\n`;
+  if (doc.version !== 2) throw new ManifestError(`${source}: unsupported version ${JSON.stringify(doc.version)}; expected 1 or 2`);
+  checkDates(doc, source, ROOT_EXPECTED);
+  if (!Number.isInteger(doc.files) || (doc.files as number) < 0) throw new ManifestError(`${source}: "files" must be a count; ${ROOT_EXPECTED}`);
+  const shards = doc.shards;
+  if (!Array.isArray(shards) || shards.length < 1 || shards.length > MAX_SHARDS) {
+    throw new ManifestError(`${source}: "shards" must list 1 to ${MAX_SHARDS} shards; ${ROOT_EXPECTED}`);
+  }
+  const parsed = shards.map((shard: unknown, index) => {
+    const record = (typeof shard === 'object' && shard !== null ? shard : {}) as Record<string, unknown>;
+    if (!Number.isInteger(record.files) || (record.files as number) < 0 || typeof record.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(record.sha256)) {
+      throw new ManifestError(`${source}: shards[${index}] must be {"files": <count>, "sha256": <64 hex digits>}`);
+    }
+    return { files: record.files as number, sha256: record.sha256 };
+  });
+  const root: ManifestRoot = { version: 2, pushedAt: doc.pushedAt as string, files: doc.files as number, shards: parsed };
+  if (doc.restoredAt !== undefined) root.restoredAt = doc.restoredAt as string;
+  return { version: 2, root };
+}
+
+/** A shard's text; every path must belong to shard `index` of `count`. */
+export function parseShard(text: string, source: string, index: number, count: number): Record<string, ManifestEntry> {
+  const doc = parseJsonObject(text, source, SHARD_EXPECTED);
+  if (doc.version !== 2) throw new ManifestError(`${source}: unsupported version ${JSON.stringify(doc.version)}; ${SHARD_EXPECTED}`);
+  return parseEntries(doc.files, source, SHARD_EXPECTED, (path) => (shardOf(path, count) === index ? null : `belongs in shard ${shardFileName(shardOf(path, count), count)}`));
+}
+
+/** Stable text, one entry a line, sorted by path: equal shards are equal bytes. */
+export function serializeShard(files: Record<string, ManifestEntry>): string {
+  const lines = Object.keys(files)
+    .sort()
+    .map((path) => {
+      const e = files[path]!;
+      return `${JSON.stringify(path)}:${JSON.stringify({ size: e.size, mtimeMs: e.mtimeMs, sha256: e.sha256, mode: e.mode })}`;
+    });
+  return lines.length === 0 ? '{"version":2,"files":{}}\n' : `{"version":2,"files":{\n${lines.join(',\n')}\n}}\n`;
+}
+
+export function serializeRoot(root: ManifestRoot): string {
+  const head: Record<string, unknown> = { version: 2, pushedAt: root.pushedAt };
+  if (root.restoredAt !== undefined) head.restoredAt = root.restoredAt;
+  head.files = root.files;
+  const shards = root.shards.map((shard) => JSON.stringify({ files: shard.files, sha256: shard.sha256 }));
+  return `${JSON.stringify(head).slice(0, -1)},"shards":[\n${shards.join(',\n')}\n]}\n`;
 }
 
 /** The mirror's manifest, or null when it has none. Throws ManifestError when it is unreadable. */
@@ -103,10 +235,115 @@ export async function readManifest(host: Host, mirrorDir: string): Promise<SyncM
   const info = await host.stat(path);
   if (!info) return null;
   if (info.type !== 'file') throw new ManifestError(`${path}: expected a file, found a ${info.type}`);
-  return parseManifest((await host.readFile(path)).toString('utf8'), path);
+  const parsed = parseManifestFile((await host.readFile(path)).toString('utf8'), path);
+  if (parsed.version === 1) return parsed.manifest;
+
+  const { root } = parsed;
+  const count = root.shards.length;
+  // Concurrently: on FUSE every shard is a request of its own.
+  const shards = await Promise.all(
+    root.shards.map(async (_, index) => {
+      const shardPath = join(shardDirPath(mirrorDir), shardFileName(index, count));
+      let data: Buffer;
+      try {
+        data = await host.readFile(shardPath);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'EISDIR') throw new ManifestError(`${shardPath}: missing (${code}); ${path} lists ${root.shards[index]!.files} files in it`);
+        throw error;
+      }
+      return { hash: sha256(data), files: parseShard(data.toString('utf8'), shardPath, index, count) };
+    }),
+  );
+  const files: Record<string, ManifestEntry> = {};
+  for (const shard of shards) Object.assign(files, shard.files);
+  const manifest: SyncManifest = {
+    files,
+    pushedAt: root.pushedAt,
+    storage: {
+      version: 2,
+      shardHashes: shards.map((shard) => shard.hash),
+      interrupted: shards.flatMap((shard, index) => (shard.hash === root.shards[index]!.sha256 ? [] : [index])),
+    },
+  };
+  if (root.restoredAt !== undefined) manifest.restoredAt = root.restoredAt;
+  return manifest;
 }
 
-/** Write the manifest atomically (temporary name, fsync, rename). */
-export async function writeManifest(host: Host, mirrorDir: string, manifest: SyncManifest): Promise<void> {
-  await host.writeFileAtomic(manifestPath(mirrorDir), serializeManifest(manifest), { mode: 0o644 });
+/**
+ * Writes a manifest in the order that keeps it truthful: the caller puts every shard (each
+ * only once the files it lists are in the mirror), then commits the root. A shard whose text
+ * is unchanged is not written again.
+ */
+export class ManifestWriter {
+  readonly shardCount: number;
+  private readonly previousHashes: (string | undefined)[];
+  private readonly written: ({ files: number; sha256: string } | undefined)[];
+  private shardDirReady = false;
+
+  /** `previous`: the manifest as read (null when there is none); `files`: how many files the new one will list. */
+  constructor(
+    private readonly host: Host,
+    private readonly mirrorDir: string,
+    private readonly previous: SyncManifest | null,
+    files: number,
+  ) {
+    const previousCount = previous?.storage.version === 2 ? previous.storage.shardHashes.length : null;
+    this.shardCount = chooseShardCount(previousCount, files);
+    this.previousHashes = previous?.storage.version === 2 && previousCount === this.shardCount ? previous.storage.shardHashes : [];
+    this.written = new Array<undefined>(this.shardCount).fill(undefined);
+  }
+
+  shardOf(path: string): number {
+    return shardOf(path, this.shardCount);
+  }
+
+  /** Write shard `index` (atomically) unless the mirror holds the same text already. Returns whether it wrote. */
+  async putShard(index: number, files: Record<string, ManifestEntry>): Promise<boolean> {
+    for (const path of Object.keys(files)) {
+      if (this.shardOf(path) !== index) throw new Error(`internal error: ${path} put in shard ${index} of ${this.shardCount}`);
+    }
+    const text = serializeShard(files);
+    const hash = sha256(text);
+    this.written[index] = { files: Object.keys(files).length, sha256: hash };
+    if (this.previousHashes[index] === hash) return false;
+    const dir = shardDirPath(this.mirrorDir);
+    if (!this.shardDirReady) {
+      await this.host.mkdir(dir);
+      this.shardDirReady = true;
+    }
+    await this.host.writeFileAtomic(join(dir, shardFileName(index, this.shardCount)), text, { mode: 0o644 });
+    return true;
+  }
+
+  /** Write the root, then remove shard files it does not name (another shard count, or left by a crash). */
+  async commit(pushedAt: string, restoredAt?: string): Promise<void> {
+    const shards = this.written.map((shard, index) => {
+      if (!shard) throw new Error(`internal error: shard ${index} of ${this.shardCount} was not put before the commit`);
+      return shard;
+    });
+    const root: ManifestRoot = { version: 2, pushedAt, files: shards.reduce((sum, shard) => sum + shard.files, 0), shards };
+    if (restoredAt !== undefined) root.restoredAt = restoredAt;
+    await this.host.writeFileAtomic(manifestPath(this.mirrorDir), serializeRoot(root), { mode: 0o644 });
+
+    // A listing costs a request on FUSE: only when leftovers are possible.
+    const sameLayout = this.previousHashes.length > 0;
+    const interrupted = this.previous?.storage.version === 2 && this.previous.storage.interrupted.length > 0;
+    if (sameLayout && !interrupted) return;
+    const dir = shardDirPath(this.mirrorDir);
+    if ((await this.host.lstat(dir))?.type !== 'dir') return;
+    const current = new Set(shards.map((_, index) => shardFileName(index, this.shardCount)));
+    for (const name of await this.host.readdir(dir)) {
+      if (!current.has(name)) await this.host.remove(join(dir, name));
+    }
+  }
+}
+
+/** Write a whole manifest at once (a mirror that had none): every shard, then the root. */
+export async function writeManifest(host: Host, mirrorDir: string, files: Record<string, ManifestEntry>, pushedAt: string, previous: SyncManifest | null = null): Promise<void> {
+  const writer = new ManifestWriter(host, mirrorDir, previous, Object.keys(files).length);
+  const shards: Record<string, ManifestEntry>[] = Array.from({ length: writer.shardCount }, () => ({}));
+  for (const [path, entry] of Object.entries(files)) shards[writer.shardOf(path)]![path] = entry;
+  for (const [index, shard] of shards.entries()) await writer.putShard(index, shard);
+  await writer.commit(pushedAt, previous?.restoredAt);
 }

@@ -7,7 +7,7 @@
 import { basename, dirname, join } from 'node:path';
 import type { Host } from '../host/types.js';
 import { createPathMatcher, type PathMatcher } from './glob.js';
-import { MANIFEST_NAME } from './manifest.js';
+import { MANIFEST_NAME, SHARD_DIR_NAME } from './manifest.js';
 
 /** Marker left at the top of a local folder while a restore is under way (local disk only). */
 export const RESTORE_MARKER_NAME = '.persist-restore-incomplete';
@@ -21,11 +21,12 @@ export function tempPathFor(path: string, pid: number): string {
 
 function isReserved(relativePath: string): boolean {
   if (relativePath === MANIFEST_NAME || relativePath === RESTORE_MARKER_NAME) return true;
+  if (relativePath === SHARD_DIR_NAME || relativePath.startsWith(`${SHARD_DIR_NAME}/`)) return true;
   const base = relativePath.slice(relativePath.lastIndexOf('/') + 1);
   return base.startsWith('.') && base.includes(TEMP_INFIX); // ours, or the host's writeFileAtomic's
 }
 
-/** The exclude matcher of a sync: its patterns plus persist's own files (manifest, marker, temporaries). */
+/** The exclude matcher of a sync: its patterns plus persist's own files (manifest root and shard folder, marker, temporaries). */
 export function syncExcluder(patterns: readonly string[]): PathMatcher {
   const user = createPathMatcher(patterns);
   return (relativePath) => isReserved(relativePath) || user(relativePath);

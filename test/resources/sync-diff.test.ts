@@ -105,6 +105,17 @@ describe('diffSync: pushes', () => {
     expect(diffSync(sync, observed(localDir(3), mirrorDir(3), { touched: ['a'] }), plan)).toBeNull();
   });
 
+  it('finishes an interrupted push (shards newer than the root) even when the files match', () => {
+    const interrupted: SyncObserved['mirror'] = { state: 'directory', manifest: true, files: 3, pushedAt: '2026-01-01T00:00:00.000Z', interruptedPush: true };
+    const action = diffSync(sync, observed(localDir(3), interrupted, { touched: ['a'] }), plan)!;
+    expect(action).toMatchObject({ action: 'push', phase: 'push' });
+    expect(action.reason).toBe('an interrupted push left /data/m/clawdbot/.persist-sync.json older than its shards');
+    expect(action.changes).toEqual([{ field: 'manifest', before: 'unfinished', after: 'finished' }]);
+    // With changes it is an ordinary push, and an empty local folder is still a restore.
+    expect(diffSync(sync, observed(localDir(3), interrupted, { changed: ['a'] }), plan)?.changes).toContainEqual({ field: 'changes', before: null, after: '1 changed' });
+    expect(diffSync(sync, observed(localDir(0), interrupted), plan)?.action).toBe('restore');
+  });
+
   it('with delete: false, says removed files are kept in the mirror', () => {
     const action = diffSync(keepSync, observed(localDir(9), mirrorDir(10), { removed: ['old'] }), plan)!;
     expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '1 removed locally (kept in the mirror)' });
@@ -179,6 +190,6 @@ describe('diffSync: conflicts', () => {
   it('a damaged manifest', () => {
     const action = diffSync(sync, observed(localDir(1), { state: 'invalid-manifest', message: '/data/m/clawdbot/.persist-sync.json: not valid JSON' }), plan)!;
     expect(action.action).toBe('conflict');
-    expect(action.conflict?.fix).toContain('remove it');
+    expect(action.conflict?.fix).toContain('or remove both');
   });
 });

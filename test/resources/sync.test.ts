@@ -10,7 +10,7 @@ import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
 import { syncModule, syncStatus } from '../../src/resources/sync.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
-import { MANIFEST_NAME, readManifest } from '../../src/sync/manifest.js';
+import { MANIFEST_NAME, readManifest, SHARD_DIR_NAME } from '../../src/sync/manifest.js';
 import { applyContext, environment, snapshot } from './sync-helpers.js';
 
 const host = new RealHost();
@@ -108,11 +108,12 @@ describe('sync push', () => {
     expect(await readFile(join(mirror, 'f3.txt'), 'utf8')).toBe('changed content');
     const mirrorWrites = writes.filter((w) => w.path.startsWith(mirror) && w.method !== 'mkdir');
     const touchedNames = new Set(mirrorWrites.map((w) => w.path.slice(mirror.length + 1)));
-    expect([...touchedNames].sort()).toEqual(['.f3.txt.persist-tmp-' + process.pid, '.new.txt.persist-tmp-' + process.pid, MANIFEST_NAME].sort());
-    expect(mirrorWrites.filter((w) => w.method === 'rename').map((w) => w.path)).toEqual([
-      join(mirror, `.f3.txt.persist-tmp-${process.pid}`),
-      join(mirror, `.new.txt.persist-tmp-${process.pid}`),
-    ]);
+    // The files through their temporaries, the manifest's one shard (11 files) and its root.
+    expect([...touchedNames].sort()).toEqual(
+      [`.f3.txt.persist-tmp-${process.pid}`, `.new.txt.persist-tmp-${process.pid}`, 'f3.txt', 'new.txt', `${SHARD_DIR_NAME}/0-of-1.json`, MANIFEST_NAME].sort(),
+    );
+    // A rename is recorded under its destination: every file copy ends in one.
+    expect(mirrorWrites.filter((w) => w.method === 'rename').map((w) => w.path)).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
     expect(await readdir(mirror)).not.toContainEqual(expect.stringContaining('persist-tmp'));
   });
 
@@ -157,7 +158,7 @@ describe('sync push', () => {
     const { action, outcome } = await planAndApply(sync);
     expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '1 deleted' });
     expect(outcome.summary).toContain('deleted 1');
-    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'keep0', 'keep1', 'keep2', 'keep3']);
+    expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'keep0', 'keep1', 'keep2', 'keep3']);
     expect(await plan(sync)).toBeNull();
   });
 
@@ -169,7 +170,7 @@ describe('sync push', () => {
     await rm(join(local, 'f1'));
     const { action } = await planAndApply(sync);
     expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '2 removed locally (kept in the mirror)' });
-    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'f0', 'f1', 'f2', 'f3', 'f4']);
+    expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'f0', 'f1', 'f2', 'f3', 'f4']);
     expect(Object.keys((await readManifest(host, mirror))!.files).sort()).toEqual(['f2', 'f3', 'f4']);
     expect(await plan(sync)).toBeNull();
     // A restore gives back the folder as it was last pushed.
@@ -199,7 +200,7 @@ describe('sync push', () => {
     await symlink('/etc/hostname', join(local, 'link'));
     const { action } = await planAndApply(sync);
     expect(action.warnings).toEqual(['1 symlink or special file not synced (only regular files are): link']);
-    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'real.txt']);
+    expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'real.txt']);
   });
 
   it('mirrors a SQLite-like binary file and its WAL byte for byte, both ways', async () => {
@@ -340,7 +341,7 @@ describe('the guard against overwriting a good mirror', () => {
     const { action, outcome } = await planAndApply(sync, { allowShrink: true });
     expect(action.action).toBe('push');
     expect(outcome.summary).toContain('deleted 50');
-    expect((await readdir(mirror)).sort()).toEqual([MANIFEST_NAME, 'config.json']);
+    expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'config.json']);
   });
 
   it('local missing and mirror empty: nothing to do, nothing written', async () => {

@@ -1,0 +1,267 @@
+// The sharded manifest on real folders: what a push writes, the version-1 manifest, and pushes
+// interrupted at every write.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { PlannedAction } from '../../src/engine/types.js';
+import { RealHost } from '../../src/host/real.js';
+import type { Host } from '../../src/host/types.js';
+import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
+import { syncModule } from '../../src/resources/sync.js';
+import type { ResolvedSync } from '../../src/spec/types.js';
+import { MANIFEST_NAME, parseManifestFile, readManifest, SHARD_DIR_NAME, shardFileName, shardOf } from '../../src/sync/manifest.js';
+import { applyContext, environment, snapshot, type Snapshot } from './sync-helpers.js';
+
+const host = new RealHost();
+let root: string;
+let local: string;
+let mount: string;
+let mirror: string;
+let savedStateDir: string | undefined;
+
+function makeSync(overrides: Partial<ResolvedSync> = {}): ResolvedSync {
+  return { name: 'state', bucket: 'data', from: local, relTo: 'state', to: mirror, delete: true, exclude: [], maxDeleteRatio: 0.5, ...overrides };
+}
+
+async function plan(sync: ResolvedSync): Promise<PlannedAction | null> {
+  const env = environment(mount, { syncs: { [sync.name]: sync } });
+  const observed = await syncModule.observe(sync, { host: readOnlyHost(host), env, mountReady: { data: true } });
+  const decided = syncModule.diff(sync, observed, { allowShrink: false });
+  return decided ? { ...decided, dependsOn: [] } : null;
+}
+
+async function apply(sync: ResolvedSync, action: PlannedAction, through: Host = host) {
+  const env = environment(mount, { syncs: { [sync.name]: sync } });
+  return syncModule.apply(sync, action, applyContext(through, env));
+}
+
+async function planAndApply(sync: ResolvedSync, through: Host = host) {
+  const action = await plan(sync);
+  if (!action) throw new Error('expected an action');
+  return { action, outcome: await apply(sync, action, through) };
+}
+
+/** `count` small files spread over a few folders, as an agent's memory folder would be. */
+async function writeFiles(dir: string, count: number): Promise<string[]> {
+  const paths = Array.from({ length: count }, (_, i) => `notes/${i % 10}/${i}.md`);
+  for (let i = 0; i < 10; i++) await mkdir(join(dir, 'notes', String(i)), { recursive: true });
+  await Promise.all(paths.map((path, i) => writeFile(join(dir, path), `note ${i}\n${'x'.repeat(1000 + (i % 7) * 300)}\n`)));
+  return paths;
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Path → sha256 of the snapshot's files (those in `only` when given): one comparison instead of one per file. */
+function contentOf(files: Snapshot, only: string[] = Object.keys(files)): Record<string, string | undefined> {
+  return Object.fromEntries(only.map((path) => [path, files[path]?.sha256]));
+}
+
+/** Every entry of the mirror's manifest names a file the mirror has; returns the paths whose content differs from their entry. */
+async function checkManifestTruthful(): Promise<string[]> {
+  const manifest = (await readManifest(host, mirror))!;
+  const missing: string[] = [];
+  const differing: string[] = [];
+  for (const [path, entry] of Object.entries(manifest.files)) {
+    const data = await readFile(join(mirror, path)).catch(() => null);
+    if (!data) missing.push(path);
+    else if (sha256(data) !== entry.sha256) differing.push(path);
+  }
+  expect(missing, 'listed in the manifest but missing from the mirror').toEqual([]);
+  return differing;
+}
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'persist-sync-shards-'));
+  local = join(root, 'local');
+  mount = join(root, 'mount');
+  mirror = join(mount, 'state');
+  await mkdir(mount, { recursive: true });
+  savedStateDir = process.env.PERSIST_STATE_DIR;
+  process.env.PERSIST_STATE_DIR = join(root, 'state');
+});
+
+afterEach(async () => {
+  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
+  else process.env.PERSIST_STATE_DIR = savedStateDir;
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('a push writes in proportion to what changed', () => {
+  it('one changed file in a 2,000-file mirror: that file, one shard and the root', async () => {
+    const sync = makeSync();
+    const paths = await writeFiles(local, 2000);
+    await planAndApply(sync);
+    expect((await readdir(join(mirror, SHARD_DIR_NAME))).length).toBe(16);
+    const mirrorBytes = Object.values(await snapshot(mirror)).reduce((sum, file) => sum + file.size, 0);
+
+    const changed = paths[1234]!;
+    await writeFile(join(local, changed), 'edited\n'.repeat(400));
+    const recorder = recordingHost(host);
+    const { action } = await planAndApply(sync, recorder);
+    expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '1 changed' });
+
+    const mirrorWrites = recorder.writes.filter((w) => w.path.startsWith(`${mirror}/`));
+    const finalPaths = mirrorWrites.filter((w) => w.method === 'rename' || w.method === 'writeFileAtomic').map((w) => w.path.slice(mirror.length + 1));
+    const shard = `${SHARD_DIR_NAME}/${shardFileName(shardOf(changed, 16), 16)}`;
+    expect(finalPaths).toEqual([changed, shard, MANIFEST_NAME]); // in this order: file, its shard, root
+    expect(mirrorWrites.filter((w) => w.method === 'remove')).toEqual([]);
+
+    const written = (await Promise.all(finalPaths.map(async (path) => (await stat(join(mirror, path))).size))).reduce((a, b) => a + b, 0);
+    const rootSize = (await stat(join(mirror, MANIFEST_NAME))).size;
+    const shardSize = (await stat(join(mirror, shard))).size;
+    console.log(`2,000-file mirror (${(mirrorBytes / 1024).toFixed(0)} KiB): a 1-file push wrote ${written} bytes (root ${rootSize}, shard ${shardSize})`);
+    expect(rootSize).toBeLessThan(2000);
+    expect(shardSize).toBeLessThan(25_000);
+    expect(written * 100).toBeLessThan(mirrorBytes);
+    expect(await plan(sync)).toBeNull();
+  });
+});
+
+describe('a version-1 manifest (written by earlier versions)', () => {
+  it('is read as it is, converted by the next push, and restores the same files', async () => {
+    const sync = makeSync();
+    const paths = await writeFiles(local, 300);
+    await planAndApply(sync);
+    // Turn the mirror into one written by an earlier version: a single file with every entry.
+    const current = (await readManifest(host, mirror))!;
+    await writeFile(join(mirror, MANIFEST_NAME), `${JSON.stringify({ version: 1, files: current.files, pushedAt: current.pushedAt }, null, 1)}\n`);
+    await rm(join(mirror, SHARD_DIR_NAME), { recursive: true });
+    expect((await readManifest(host, mirror))!.storage).toEqual({ version: 1 });
+
+    // Read: nothing to do, nothing written.
+    const before = await snapshot(mirror);
+    expect(await plan(sync)).toBeNull();
+    expect(await snapshot(mirror)).toEqual(before);
+
+    // The next push writes version 2.
+    await writeFile(join(local, paths[7]!), 'changed');
+    const { outcome } = await planAndApply(sync);
+    expect(outcome.summary).toMatch(/^copied 1 file /);
+    expect(parseManifestFile(await readFile(join(mirror, MANIFEST_NAME), 'utf8'), 'root').version).toBe(2);
+    const converted = (await readManifest(host, mirror))!;
+    expect(converted.storage).toMatchObject({ version: 2, interrupted: [] });
+    expect(Object.keys(converted.files).sort()).toEqual(Object.keys(current.files).sort());
+    expect(await plan(sync)).toBeNull();
+
+    const original = await snapshot(local);
+    await rm(local, { recursive: true });
+    expect((await planAndApply(sync)).action.action).toBe('restore');
+    const restored = await snapshot(local);
+    expect(contentOf(restored)).toEqual(contentOf(original));
+    expect(Object.values(restored).map((file) => file.mode)).toEqual(Object.values(original).map((file) => file.mode));
+  });
+});
+
+/** Host that passes everything through but fails the write after the first `allowed` ones, as a crash would stop the push there. */
+function crashingHost(inner: Host, allowed: number): Host & { failedAt: () => string | null } {
+  const writeMethods = new Set(['mkdir', 'writeFile', 'writeFileAtomic', 'copyFile', 'symlink', 'rename', 'remove', 'chmod', 'utimes', 'fsync']);
+  let writes = 0;
+  let failed: string | null = null;
+  return new Proxy(inner, {
+    get(target, name, receiver) {
+      if (name === 'failedAt') return () => failed;
+      const value = Reflect.get(target, name, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      if (!writeMethods.has(String(name))) return value.bind(target);
+      return async (...args: unknown[]) => {
+        if (failed !== null) throw new Error('simulated crash: the process is gone');
+        if (writes++ >= allowed) {
+          failed = `${String(name)} ${String(args[0])}`;
+          throw new Error(`simulated crash at ${failed}`);
+        }
+        return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+      };
+    },
+  }) as Host & { failedAt: () => string | null };
+}
+
+describe('a push interrupted at any write', () => {
+  it('leaves a manifest that lists only files in the mirror, and the next apply repairs it with nothing lost', async () => {
+    const sync = makeSync();
+    const paths = await writeFiles(local, 220); // two shards
+    await planAndApply(sync);
+    // Changes in every shard: edits, additions, deletions (below maxDeleteRatio).
+    const edited = paths.filter((_, i) => i % 50 === 3);
+    const removed = paths.filter((_, i) => i % 60 === 5);
+    const added = ['new/a.md', 'new/b.md', 'notes/0/late.md'];
+    for (const path of edited) await writeFile(join(local, path), `edited ${path}`);
+    for (const path of removed) await rm(join(local, path));
+    await mkdir(join(local, 'new'));
+    for (const path of added) await writeFile(join(local, path), `added ${path}`);
+    expect(new Set([...edited, ...removed, ...added].map((path) => shardOf(path, 2)))).toEqual(new Set([0, 1]));
+
+    const templateMirror = join(root, 'template-mirror');
+    execFileSync('cp', ['-a', mirror, templateMirror]);
+    const localBefore = await snapshot(local);
+    const action = (await plan(sync))!;
+    expect(action.changes).toContainEqual({ field: 'changes', before: null, after: `${added.length} added, ${edited.length} changed, ${removed.length} deleted` });
+
+    const crashPoints: string[] = [];
+    for (let allowed = 0; ; allowed++) {
+      await rm(mirror, { recursive: true });
+      execFileSync('cp', ['-a', templateMirror, mirror]);
+      const crashing = crashingHost(host, allowed);
+      const error = await apply(sync, action, crashing).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      if (!error) break; // enough writes allowed for the whole push
+      expect(error.message).toMatch(/simulated crash/);
+      crashPoints.push(crashing.failedAt()!);
+
+      // What the crash left: every listed file is in the mirror; only files being replaced may differ from their entry.
+      const differing = await checkManifestTruthful();
+      for (const path of differing) expect(edited).toContain(path);
+      const next = await plan(sync);
+      if (crashing.failedAt() === `writeFileAtomic ${join(mirror, MANIFEST_NAME)}`) {
+        // Every shard written, the root not: the shards are the truth, the root is finished next.
+        expect(next?.reason).toContain('interrupted push');
+      }
+
+      // The next apply repairs it: the mirror holds the local folder, the manifest says so exactly.
+      if (next) await apply(sync, next);
+      expect(await plan(sync)).toBeNull();
+      // Truthful entries with the local files' hashes: the mirror holds every local file.
+      expect(await checkManifestTruthful()).toEqual([]);
+      const manifest = (await readManifest(host, mirror))!;
+      expect(Object.fromEntries(Object.entries(manifest.files).map(([path, entry]) => [path, entry.sha256]))).toEqual(contentOf(localBefore));
+    }
+    expect(await snapshot(local)).toEqual(localBefore);
+    // Every step of the push was interrupted once: copies, both shards, the root, the deletions.
+    expect(crashPoints.some((p) => p.startsWith(`writeFileAtomic ${join(mirror, SHARD_DIR_NAME)}`))).toBe(true);
+    expect(crashPoints).toContain(`writeFileAtomic ${join(mirror, MANIFEST_NAME)}`);
+    expect(crashPoints.some((p) => p.startsWith(`remove ${join(mirror, 'notes')}`))).toBe(true);
+    expect(crashPoints.length).toBeGreaterThan(30);
+  }, 60_000);
+
+  it('a restore after an interrupted push gives back every file the manifest lists, as found', async () => {
+    const sync = makeSync();
+    const paths = await writeFiles(local, 300);
+    await planAndApply(sync);
+    const edited = paths.filter((_, i) => i % 30 === 1);
+    for (const path of edited) await writeFile(join(local, path), `edited ${path}`);
+    const action = (await plan(sync))!;
+    // Crash half-way through the copies: the container is gone, its local folder with it.
+    await expect(apply(sync, action, crashingHost(host, 25))).rejects.toThrow(/simulated crash/);
+    const listed = Object.keys((await readManifest(host, mirror))!.files).sort();
+    await rm(local, { recursive: true });
+
+    const { action: restore, outcome } = await planAndApply(sync);
+    expect(restore.action).toBe('restore');
+    const restored = await snapshot(local);
+    expect(Object.keys(restored).sort()).toEqual(listed);
+    expect(contentOf(restored)).toEqual(contentOf(await snapshot(mirror), listed));
+    // Files replaced before the crash are restored as found, and pushed back (with their entries) next time.
+    expect(outcome.notes?.[0]).toMatch(/^\d+ files? in the mirror differed from its manifest and were restored as found/);
+    const next = (await plan(sync))!;
+    expect(next.action).toBe('push');
+    await apply(sync, next);
+    expect(await plan(sync)).toBeNull();
+    expect(await checkManifestTruthful()).toEqual([]);
+  });
+});
