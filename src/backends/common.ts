@@ -1,8 +1,8 @@
-// Pieces the FUSE drivers share: option checks, the child's environment, unmounting.
+// Pieces the FUSE drivers share: option checks, mount identity, the child's environment, unmounting.
 import { ActionError } from '../errors.js';
-import type { Host } from '../host/types.js';
+import type { Host, MountEntry } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
-import type { OptionProblem } from './types.js';
+import type { Backend, OptionProblem } from './types.js';
 
 /** `30s`, `1m`, `500ms`, `2h`: the duration format every backend option uses. */
 export const DURATION_PATTERN = /^[0-9]+(ms|s|m|h)$/;
@@ -103,4 +103,20 @@ export async function fuseUnmount(host: Host, mountPoint: string): Promise<void>
   throw new ActionError(
     `could not unmount ${mountPoint}: ${(lazy.stderr || clean.stderr || umount.stderr).trim() || `fusermount exited with ${lazy.exitCode}`}`,
   );
+}
+
+/**
+ * How persist recognises its own FUSE mounts: the type (`fuse.s3fs`...) and, as the source, the
+ * bucket's name (set with fsname or --devname).
+ */
+export function identifiedBy(fsType: string): Pick<Backend, 'matches' | 'owns'> {
+  return {
+    matches: (entry: MountEntry, bucket: ResolvedBucket) => entry.fsType === fsType && entry.source === bucket.name,
+    owns: (entry: MountEntry) => entry.fsType === fsType,
+  };
+}
+
+/** Refuse to build a mount command from options the schema should already have rejected. */
+export function assertValidOptions(backend: string, problems: OptionProblem[]): void {
+  if (problems.length) throw new ActionError(`invalid ${backend} options: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
 }

@@ -1,9 +1,7 @@
 // goofys 0.24 (not packaged in Debian; installed by hand). Credentials in the child's environment.
 // It exits non-zero when the mount fails. See BACKENDS.md.
-import { ActionError } from '../errors.js';
-import type { MountEntry } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
-import { checkOptions, childEnv, endpointOf, fuseUnmount, regionOf, revealCredentials, type OptionKind } from './common.js';
+import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';
 import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
 
 const OPTIONS: Record<string, OptionKind> = {
@@ -16,17 +14,9 @@ function validateOptions(options: Record<string, unknown>): OptionProblem[] {
   return checkOptions('goofys', options, OPTIONS);
 }
 
-function matches(entry: MountEntry, bucket: ResolvedBucket): boolean {
-  return entry.fsType === 'fuse.goofys' && entry.source === bucket.name;
-}
-
-function owns(entry: MountEntry): boolean {
-  return entry.fsType === 'fuse.goofys';
-}
-
 async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
-  if (problems.length) throw new ActionError(`invalid goofys options: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  assertValidOptions('goofys', problems);
   const options = bucket.mount.options as { statCacheTtl?: string; typeCacheTtl?: string; subdomain?: boolean };
   const { accessKeyId, secretAccessKey } = revealCredentials(bucket);
   return {
@@ -59,8 +49,7 @@ export const goofys: Backend = {
   fuse: true,
   binary: { command: 'goofys', debianPackage: '(none: not packaged in Debian; install the release binary from github.com/kahing/goofys)' },
   validateOptions,
-  matches,
-  owns,
+  ...identifiedBy('fuse.goofys'),
   mountCommand,
   async unmount(_bucket, mountPoint, ctx) {
     await fuseUnmount(ctx.host, mountPoint);

@@ -3,9 +3,9 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ActionError } from '../errors.js';
-import type { Host, MountEntry } from '../host/types.js';
+import type { Host } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
-import { checkOptions, childEnv, endpointOf, fuseUnmount, regionOf, revealCredentials, type OptionKind } from './common.js';
+import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';
 import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
 
 const OPTIONS: Record<string, OptionKind> = {
@@ -47,14 +47,6 @@ function validateOptions(options: Record<string, unknown>): OptionProblem[] {
     }
   }
   return problems;
-}
-
-function matches(entry: MountEntry, bucket: ResolvedBucket): boolean {
-  return entry.fsType === 'fuse.rclone' && entry.source === bucket.name;
-}
-
-function owns(entry: MountEntry): boolean {
-  return entry.fsType === 'fuse.rclone';
 }
 
 function freeLoopbackPort(): Promise<number> {
@@ -111,7 +103,7 @@ async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<strin
 
 async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
-  if (problems.length) throw new ActionError(`invalid rclone options: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  assertValidOptions('rclone', problems);
   const options = bucket.mount.options as {
     cacheMode?: string;
     cacheDir?: string;
@@ -225,8 +217,7 @@ export const rclone: Backend = {
   fuse: true,
   binary: { command: 'rclone', debianPackage: 'rclone' },
   validateOptions,
-  matches,
-  owns,
+  ...identifiedBy('fuse.rclone'),
   mountCommand,
   async unmount(_bucket, mountPoint, ctx) {
     await flush(ctx.host, ctx.runtimeDir, ctx.processEnv, mountPoint);

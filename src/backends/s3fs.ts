@@ -1,10 +1,8 @@
 // s3fs-fuse 1.90. Credentials in a 0600 passwd file; the bucket name as mount source
 // (`fsname` + `subtype` together keep the type `fuse.s3fs`). See BACKENDS.md.
 import { join } from 'node:path';
-import { ActionError } from '../errors.js';
-import type { MountEntry } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
-import { checkOptions, childEnv, endpointOf, fuseUnmount, regionOf, revealCredentials, type OptionKind } from './common.js';
+import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';
 import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
 
 const OPTIONS: Record<string, OptionKind> = {
@@ -35,17 +33,9 @@ function validateOptions(options: Record<string, unknown>): OptionProblem[] {
   return problems;
 }
 
-function matches(entry: MountEntry, bucket: ResolvedBucket): boolean {
-  return entry.fsType === 'fuse.s3fs' && entry.source === bucket.name;
-}
-
-function owns(entry: MountEntry): boolean {
-  return entry.fsType === 'fuse.s3fs';
-}
-
 async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
-  if (problems.length) throw new ActionError(`invalid s3fs options: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  assertValidOptions('s3fs', problems);
   const options = bucket.mount.options as {
     statCacheExpire?: number;
     enableNoobjCache?: boolean;
@@ -87,8 +77,7 @@ export const s3fs: Backend = {
   fuse: true,
   binary: { command: 's3fs', debianPackage: 's3fs' },
   validateOptions,
-  matches,
-  owns,
+  ...identifiedBy('fuse.s3fs'),
   mountCommand,
   async unmount(_bucket, mountPoint, ctx) {
     await fuseUnmount(ctx.host, mountPoint);
