@@ -1,6 +1,8 @@
 // Start-up benchmark: `persist validate` of specs/moltbot.yaml and `persist plan` of a converged
 // local spec (5 links, 1 bundle, 1 sync, 1 file; and 500 links), each against `node -e 0` measured
-// in the same run, interleaved. Usage: node bench/startup.mjs [rounds]
+// in the same run, interleaved. The converged specs are made by `persist apply`, which leaves the
+// spec's parse in the state folder's cache as on a real machine (see src/spec/cache.ts).
+// Usage: node bench/startup.mjs [rounds]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -11,7 +11,8 @@ import { RealHost } from '../host/real.js';
 import { readOnlyHost } from '../host/wrappers.js';
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
-import { computePlan, header, loadSpec } from './common.js';
+import { loadEnvironment, rememberSpec } from '../spec/index.js';
+import { computePlan, header, specInput } from './common.js';
 import { parseDuration } from './duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
@@ -49,7 +50,8 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   const lockTimeoutMs = parseDuration(opts.lockTimeout ?? '0', '--lock-timeout');
   const saved = opts.planFile ? await readSavedPlan(opts.planFile, io) : undefined;
   if (saved && opts.target?.length) throw new UsageError('--target cannot be combined with a saved plan (the plan has its own targets)');
-  const env = await loadSpec({ ...opts, file: opts.file ?? saved?.specFile, env: opts.env ?? saved?.environment }, io);
+  const input = specInput({ ...opts, file: opts.file ?? saved?.specFile, env: opts.env ?? saved?.environment }, io);
+  const env = await loadEnvironment(input);
   const options = saved?.options ?? { allowShrink: Boolean(opts.allowShrink) };
   const targets = saved?.targets ?? opts.target ?? [];
   const style = makeStyle(io.color);
@@ -76,6 +78,8 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
 
   const host = new RealHost();
   const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, lockTimeoutMs);
+  // This apply writes state anyway: keep the spec's parse so that later plans skip the YAML.
+  rememberSpec(input, env.specHash);
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(1); // a second signal: stop now

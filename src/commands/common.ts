@@ -4,7 +4,8 @@ import { assemblePlan } from '../engine/plan.js';
 import { observeEnvironment, type Observation } from '../engine/observe.js';
 import type { PlannedAction, PlanOptions } from '../engine/types.js';
 import type { Host } from '../host/types.js';
-import { loadEnvironment } from '../spec/index.js';
+import { specCacheDir } from '../host/paths.js';
+import { loadEnvironment, type SpecInput } from '../spec/index.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
@@ -13,8 +14,12 @@ export function specPath(opts: SpecOptions, io: CommandIO): string {
   return resolve(io.cwd, opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml');
 }
 
+export function specInput(opts: SpecOptions, io: CommandIO): SpecInput & { cacheDir: string } {
+  return { file: opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml', environment: opts.env, processEnv: io.env, cwd: io.cwd, cacheDir: specCacheDir(io.env) };
+}
+
 export function loadSpec(opts: SpecOptions, io: CommandIO): Promise<ResolvedEnvironment> {
-  return loadEnvironment({ file: opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml', environment: opts.env, processEnv: io.env, cwd: io.cwd });
+  return loadEnvironment(specInput(opts, io));
 }
 
 export interface PlanResult {

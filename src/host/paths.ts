@@ -11,6 +11,11 @@ export function stateDir(env: Record<string, string | undefined>): string {
   return join(env.HOME ?? '/root', '.local', 'state', 'persist');
 }
 
+/** The spec parse cache (src/spec/cache.ts). */
+export function specCacheDir(env: Record<string, string | undefined>): string {
+  return join(stateDir(env), 'spec-cache');
+}
+
 /** Private runtime folder of one bucket's mount (mode 0700): `<state>/mounts/<bucket>-<hash of mount path>`. */
 export function bucketRuntimeDir(env: Record<string, string | undefined>, bucket: ResolvedBucket): string {
   const id = createHash('sha256').update(bucket.mount.path).digest('hex').slice(0, 10);

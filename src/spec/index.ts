@@ -1,6 +1,7 @@
 // The spec language's public face: load, validate and resolve a spec file. The engine (plan,
 // apply) calls loadEnvironment; `persist validate` calls validateSpec.
 import { SpecError, type SpecProblem } from '../errors.js';
+import { writeCachedSpecData } from './cache.js';
 import { loadSpecSource } from './load.js';
 import { analyze } from './resolve.js';
 import type { ResolvedEnvironment } from './types.js';
@@ -13,6 +14,8 @@ export interface SpecInput {
   processEnv: Record<string, string | undefined>;
   /** Folder a relative `file` is read from; default process.cwd(). */
   cwd?: string;
+  /** Parse cache folder (see cache.ts); without it the YAML is always parsed. */
+  cacheDir?: string;
 }
 
 /**
@@ -21,7 +24,7 @@ export interface SpecInput {
  * Isolation across every environment of the file is checked too.
  */
 export async function loadEnvironment(input: SpecInput): Promise<ResolvedEnvironment> {
-  const source = loadSpecSource(input.file, input.cwd ?? process.cwd());
+  const source = loadSpecSource(input.file, input.cwd ?? process.cwd(), input.cacheDir);
   const analysis = analyze(source, {
     processEnv: input.processEnv,
     select: { mode: 'one', requested: input.environment, useProcessEnv: true },
@@ -43,6 +46,16 @@ export async function validateSpec(input: SpecInput): Promise<{ problems: SpecPr
     select: input.environment === undefined ? { mode: 'all' } : { mode: 'one', requested: input.environment, useProcessEnv: false },
   });
   return { problems: analysis.problems, environments: analysis.environments };
+}
+
+/**
+ * Cache the parse of the spec whose bytes hash to `hash` (an apply that has work calls this, so
+ * that later plans skip the YAML parse). Parses afresh; nothing is cached if the file changed
+ * meanwhile or has a YAML-level problem.
+ */
+export function rememberSpec(input: SpecInput & { cacheDir: string }, hash: string): void {
+  const source = loadSpecSource(input.file, input.cwd ?? process.cwd());
+  if (source.hash === hash && source.problems.length === 0 && source.data !== undefined) writeCachedSpecData(input.cacheDir, hash, source.data);
 }
 
 export { IMPLICIT_ENVIRONMENT } from './resolve.js';

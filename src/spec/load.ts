@@ -10,6 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { PersistError, type SpecProblem } from '../errors.js';
+import { readCachedSpecData } from './cache.js';
 
 /** A key path into the parsed document: mapping keys and list indexes. */
 export type KeyPath = (string | number)[];
@@ -65,11 +66,30 @@ const YAML_ERROR_MESSAGES: Record<string, string> = {
   MULTIPLE_DOCS: 'a spec holds exactly one YAML document',
 };
 
-/** Loads and parses a spec file. Throws PersistError only when the file cannot be read at all. */
-export function loadSpecSource(file: string, cwd: string): SpecSource {
+/**
+ * Loads and parses a spec file. Throws PersistError only when the file cannot be read at all.
+ * With `cacheDir`, a spec whose exact bytes parsed cleanly before (see cache.ts) skips the YAML
+ * parse; positions for messages then come from parsing it only if a problem needs one.
+ */
+export function loadSpecSource(file: string, cwd: string, cacheDir?: string): SpecSource {
   const absPath = resolve(cwd, file);
   const bytes = readSpecBytes(absPath, file);
-  const text = bytes.toString('utf8');
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const cached = cacheDir === undefined ? undefined : readCachedSpecData(cacheDir, hash);
+  if (cached === undefined) return parseSpec(file, absPath, hash, bytes.toString('utf8'));
+  let parsed: SpecSource | undefined;
+  return {
+    file,
+    absPath,
+    dir: dirname(absPath),
+    hash,
+    data: cached,
+    problems: [],
+    locate: (path, part) => (parsed ??= parseSpec(file, absPath, hash, bytes.toString('utf8'))).locate(path, part),
+  };
+}
+
+function parseSpec(file: string, absPath: string, hash: string, text: string): SpecSource {
   const lineCounter = new LineCounter();
   const problems: SpecProblem[] = [];
   const at = (offset: number) => {
@@ -86,7 +106,7 @@ export function loadSpecSource(file: string, cwd: string): SpecSource {
     file,
     absPath,
     dir: dirname(absPath),
-    hash: createHash('sha256').update(bytes).digest('hex'),
+    hash,
     data: undefined,
     problems,
     locate: () => ({ line: 1, column: 1 }),
