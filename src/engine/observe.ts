@@ -28,22 +28,6 @@ export function fingerprint(observed: unknown): string {
   return createHash('sha256').update(JSON.stringify(observed)).digest('hex');
 }
 
-/** Local paths a resource writes, for dependency ordering (a link inside a bundled repo...). */
-function localPaths(kind: string, resource: Record<string, unknown>): string[] {
-  switch (kind) {
-    case 'link':
-      return [resource.path as string];
-    case 'bundle':
-      return [resource.repo as string];
-    case 'sync':
-      return [resource.from as string];
-    case 'file':
-      return [resource.to as string];
-    default:
-      return [];
-  }
-}
-
 /** Every resource of the environment in declaration order, with its address. */
 export function listResources(env: ResolvedEnvironment): { address: string; module: AnyModule; resource: unknown; ref: ResourceRef }[] {
   const list = [];
@@ -51,7 +35,7 @@ export function listResources(env: ResolvedEnvironment): { address: string; modu
     for (const [name, resource] of Object.entries(module.resources(env))) {
       const address = `${module.kind}.${name}`;
       const mount = module.kind === 'mount' ? undefined : `mount.${module.bucketOf(resource)}`;
-      list.push({ address, module, resource, ref: { address, kind: module.kind, mount, localPaths: localPaths(module.kind, resource as Record<string, unknown>) } });
+      list.push({ address, module, resource, ref: { address, kind: module.kind, mount, localPaths: module.localPaths(resource) } });
     }
   }
   return list;

@@ -83,6 +83,8 @@ export interface ResourceModule<R, Observed> {
   resources(env: ResolvedEnvironment): Record<string, R>;
   /** Bucket key the resource lives in (its mount is a dependency). */
   bucketOf(resource: R): string;
+  /** Local paths the resource writes (a link inside a bundled repo waits for the repo's restore). */
+  localPaths(resource: R): string[];
   observe(resource: R, ctx: ObserveContext): Promise<Observed>;
   diff(resource: R, observed: Observed, options: PlanOptions): Omit<PlannedAction, 'dependsOn'> | null;
   apply(resource: R, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome>;

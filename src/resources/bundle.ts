@@ -288,6 +288,7 @@ export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   kind: 'bundle',
   resources: (env) => env.bundles,
   bucketOf: (bundle) => bundle.bucket,
+  localPaths: (bundle) => [bundle.repo],
   observe: observeBundle,
   diff: diffBundle,
   apply: applyBundle,

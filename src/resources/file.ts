@@ -136,6 +136,7 @@ export const fileModule: ResourceModule<ResolvedFile, FileObserved> = {
   kind: 'file',
   resources: (env) => env.files,
   bucketOf: (file) => file.bucket,
+  localPaths: (file) => [file.to],
   observe: (file: ResolvedFile, ctx: ObserveContext) => observeFile(file, ctx.host, ctx.mountReady[file.bucket] === true),
   diff: diffFile,
   apply: applyFile,

@@ -204,6 +204,7 @@ export const linkModule: ResourceModule<ResolvedLink, LinkObserved> = {
   kind: 'link',
   resources: (env: ResolvedEnvironment) => env.links,
   bucketOf: (link) => link.bucket,
+  localPaths: (link) => [link.path],
   observe: observeLink,
   diff: (link, observed) => diffLink(link, observed),
   apply: applyLink,

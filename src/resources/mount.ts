@@ -378,6 +378,7 @@ export const mountModule: ResourceModule<ResolvedBucket, MountObserved> = {
   kind: 'mount',
   resources: (env) => env.buckets,
   bucketOf: (bucket) => bucket.key,
+  localPaths: () => [],
   observe: (bucket, ctx: ObserveContext) => observeMount(bucket, ctx.host),
   diff: (bucket, observed) => diffMount(bucket, observed),
   apply: applyMount,

@@ -509,6 +509,7 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved> = {
   kind: 'sync',
   resources: (env) => env.syncs,
   bucketOf: (sync) => sync.bucket,
+  localPaths: (sync) => [sync.from],
   observe: async (sync: ResolvedSync, ctx: ObserveContext) => (await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true)).observed,
   diff: diffSync,
   apply: applySync,
