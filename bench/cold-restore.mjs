@@ -6,23 +6,21 @@
 // 200 small files, and a credentials file. Usage: node bench/cold-restore.mjs [repoFiles] [rounds]
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { median } from './lib.mjs';
 import {
   describeTraffic,
   formatBytes,
+  inSandbox,
   makeRepo,
   persistEnv,
-  removeDir,
   runPersist,
   s3fsBucketYaml,
   skipUnlessFuse,
   startS3rver,
   track,
   unmount,
-  unmountAll,
   writeTree,
 } from './s3.mjs';
 
@@ -43,11 +41,9 @@ function writeDatabase(path) {
   writeFileSync(path, data);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'persist-bench-cold-'));
-const mountPath = join(dir, 'mnt');
-let server;
-try {
-  server = await startS3rver(['bench-cold']);
+await inSandbox('persist-bench-cold-', async (dir) => {
+  const mountPath = join(dir, 'mnt');
+  const server = await startS3rver(['bench-cold']);
   const workspace = join(dir, 'clawd');
   const clawdbot = join(dir, 'clawdbot');
   const stateDir = join(dir, 'state');
@@ -125,11 +121,4 @@ files:
   console.log(`  cold apply (mount + restore everything), median of ${rounds}: ${(median(results.map((r) => r.ms)) / 1000).toFixed(1).padStart(7)} s`);
   console.log(`    read ${formatBytes(median(results.map((r) => r.traffic.getResponseBytes)))} in ${results[0].traffic.requests.GET ?? 0} GETs; ${describeTraffic(results[0].traffic)}`);
   console.log(`  restored and verified: HEAD ${expected.head.slice(0, 12)}, database sha256 equal, ${expected.clawdbotFiles} synced files, ${expected.memoryFiles} memory files via the link; plan: no changes`);
-} finally {
-  try {
-    await unmountAll();
-  } finally {
-    await server?.stop();
-    removeDir(dir);
-  }
-}
+});

@@ -3,11 +3,10 @@
 // same repo copied INTO the s3fs mount, both served by s3rver on loopback, interleaved in one run
 // with `node -e 0` as a reference. Usage: node bench/git-status.mjs [rounds] [files]
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { interleave, row } from './lib.mjs';
-import { fillerText, makeRepo, persistEnv, removeDir, runPersist, s3fsBucketYaml, skipUnlessFuse, startS3rver, track, unmountAll } from './s3.mjs';
+import { fillerText, inSandbox, makeRepo, persistEnv, runPersist, s3fsBucketYaml, skipUnlessFuse, startS3rver, track } from './s3.mjs';
 
 skipUnlessFuse('git-status');
 
@@ -15,11 +14,9 @@ const rounds = Number(process.argv[2] ?? 10);
 const fileCount = Number(process.argv[3] ?? 2000);
 const node = process.execPath;
 
-const dir = mkdtempSync(join(tmpdir(), 'persist-bench-git-'));
-const mountPath = join(dir, 'mnt');
-let server;
-try {
-  server = await startS3rver(['bench-git']);
+await inSandbox('persist-bench-git-', async (dir) => {
+  const mountPath = join(dir, 'mnt');
+  const server = await startS3rver(['bench-git']);
 
   // The agent's repo is its workspace; the data folders are links into the bucket, ignored by git.
   const workspace = join(dir, 'workspace');
@@ -74,11 +71,4 @@ ${s3fsBucketYaml(server, 'bench-git', mountPath)}links:
   console.log(row('A: repo on local disk, data linked to s3fs', a, a));
   console.log(row('B: repo inside the s3fs mount', b, a));
   console.log(`B/A: ${(b / a).toFixed(1)}x slower with the repo on s3fs`);
-} finally {
-  try {
-    await unmountAll();
-  } finally {
-    await server?.stop();
-    removeDir(dir);
-  }
-}
+});

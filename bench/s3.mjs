@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks that need a real bucket: s3rver on loopback with a traffic
 // counter, specs whose s3fs mounts persist makes, the checks that decide whether FUSE benches can
-// run, test trees and repos. Register every mount point with track() before persist mounts it, and
-// call unmountAll() in a finally block.
+// run, test trees and repos. Run a bench in inSandbox() and register every mount point with track()
+// before persist mounts it: the sandbox unmounts it, stops the servers and removes the folder.
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -75,7 +75,7 @@ export async function startS3rver(buckets) {
       exited.then(() => reject(new Error('the s3rver child process exited')));
     });
   const { port, directory } = await ask(null);
-  return {
+  const server = {
     port,
     endpoint: `http://127.0.0.1:${port}`,
     /** Start counting afresh. */
@@ -91,9 +91,15 @@ export async function startS3rver(buckets) {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }
       rmSync(directory, { recursive: true, force: true }); // also when the child had to be killed
+      servers.delete(server);
     },
   };
+  servers.add(server);
+  return server;
 }
+
+/** Servers started and not yet stopped, for inSandbox's cleanup. */
+const servers = new Set();
 
 /** The child side: s3rver on a free loopback port, counting traffic, answering over IPC. */
 async function serveS3rver(buckets) {
@@ -201,6 +207,25 @@ export function removeDir(dir) {
     return;
   }
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Run `body(dir)` in a fresh temp folder, then clean up in the only safe order, also on failure:
+ * unmount everything tracked, stop the s3rver servers started meanwhile, and remove the folder
+ * (never through a mount).
+ */
+export async function inSandbox(prefix, body) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    return await body(dir);
+  } finally {
+    try {
+      await unmountAll();
+    } finally {
+      for (const server of [...servers]) await server.stop();
+      removeDir(dir);
+    }
+  }
 }
 
 /** A spec bucket block for an s3fs mount of an s3rver bucket (credentials through the environment). */

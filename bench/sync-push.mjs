@@ -9,9 +9,8 @@
 //      for the push vs for copying every file into the mirror.
 // Usage: node bench/sync-push.mjs [files] [s3fsFiles] [rounds]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, timeOnce } from './lib.mjs';
 import {
@@ -19,13 +18,12 @@ import {
   fillerText,
   formatBytes,
   fuseMissing,
+  inSandbox,
   persistEnv,
-  removeDir,
   runPersist,
   s3fsBucketYaml,
   startS3rver,
   track,
-  unmountAll,
   writeTree,
 } from './s3.mjs';
 
@@ -83,9 +81,7 @@ ${bucketYaml}syncs:
 `;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'persist-bench-sync-'));
-let server;
-try {
+await inSandbox('persist-bench-sync-', async (dir) => {
   const local = join(dir, 'local');
   const paths = writeTree(local, fileCount);
   const sourceBytes = treeBytes(local);
@@ -129,7 +125,7 @@ try {
   if (missing.length) {
     console.log(`SKIP s3fs part (bytes written): ${missing.join('; ')}`);
   } else {
-    server = await startS3rver(['bench-sync']);
+    const server = await startS3rver(['bench-sync']);
     // A smaller tree of its own, converged on the local backend first.
     const s3Local = join(dir, 's3fs-local');
     const s3Paths = writeTree(s3Local, s3fsFileCount);
@@ -182,11 +178,4 @@ try {
     const ratio = copyBytes / pushBytes;
     console.log(`bytes uploaded, baseline/persist: ${ratio.toFixed(1)}x fewer with persist ${ratio >= 50 ? 'ok' : 'UNDER'} (goal 50x)`);
   }
-} finally {
-  try {
-    await unmountAll();
-  } finally {
-    await server?.stop();
-    removeDir(dir);
-  }
-}
+});
