@@ -64,14 +64,14 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     return mountReady((await mount.module.observe(mount.resource, ctx)) as never);
   }
 
-  async function observeFresh(module: AnyModule, resource: unknown): Promise<{ diff: ReturnType<AnyModule['diff']>; ctx: ObserveContext }> {
+  async function freshDiff(module: AnyModule, resource: unknown): Promise<ReturnType<AnyModule['diff']>> {
     const ctx: ObserveContext = { host, env, mountReady: {} };
     if (module.kind !== 'mount') {
+      // Probed again before every action: a daemon that died mid-apply must stop writes into its mount point.
       const bucket = module.bucketOf(resource);
       ctx.mountReady[bucket] = await observeMountReady(bucket);
     }
-    const observed = await module.observe(resource, ctx);
-    return { diff: module.diff(resource, observed, options), ctx };
+    return module.diff(resource, await module.observe(resource, ctx), options);
   }
 
   async function runOne(action: PlannedAction, report: (line: string) => void): Promise<ActionResult> {
@@ -82,7 +82,7 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     const entry = resources.get(action.address);
     if (!entry) return { status: 'failed', message: `no such resource in the spec: ${action.address}`, notes: [] };
     try {
-      const { diff } = await observeFresh(entry.module, entry.resource);
+      const diff = await freshDiff(entry.module, entry.resource);
       if (!diff) {
         upToDate.add(action.address);
         return { status: 'skipped', message: 'already as the spec wants it (nothing to do)', notes: [] };
@@ -129,7 +129,7 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     const result = results.get(action.address);
     const entry = resources.get(action.address);
     if (result?.status !== 'applied' || !entry) continue;
-    const { diff } = await observeFresh(entry.module, entry.resource);
+    const diff = await freshDiff(entry.module, entry.resource);
     if (diff) {
       result.status = 'failed';
       result.message = `verification failed: after the action it still needs "${diff.action}" (${diff.reason})`;
