@@ -1,5 +1,5 @@
 // goofys 0.24 (not packaged in Debian; installed by hand). Credentials in the child's environment.
-// It exits non-zero when the mount fails. See BACKENDS.md.
+// It exits non-zero when the mount fails. See docs/backends.md.
 import type { ResolvedBucket } from '../spec/types.js';
 import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';
 import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';

@@ -1,5 +1,5 @@
 // rclone 1.60 `mount` with the VFS write cache. Configuration and credentials go in the child's
-// environment (RCLONE_CONFIG_<REMOTE>_*), never on its command line. See BACKENDS.md.
+// environment (RCLONE_CONFIG_<REMOTE>_*), never on its command line. See docs/backends.md.
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ActionError } from '../errors.js';

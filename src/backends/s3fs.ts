@@ -1,5 +1,5 @@
 // s3fs-fuse 1.90. Credentials in a 0600 passwd file; the bucket name as mount source
-// (`fsname` + `subtype` together keep the type `fuse.s3fs`). See BACKENDS.md.
+// (`fsname` + `subtype` together keep the type `fuse.s3fs`). See docs/backends.md.
 import { join } from 'node:path';
 import type { ResolvedBucket } from '../spec/types.js';
 import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';

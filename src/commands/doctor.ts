@@ -6,7 +6,7 @@ import * as https from 'node:https';
 import { delimiter, join } from 'node:path';
 import { backends } from '../backends/registry.js';
 import { RealHost } from '../host/real.js';
-import { mountReady, observeMount, diffMount } from '../resources/mount.js';
+import { mountReady, observeMount, diffMount } from '../resources/mount/index.js';
 import { loadEnvironment } from '../spec/index.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
 import type { CommandIO } from './types.js';

@@ -1,13 +1,13 @@
 // `persist status`: the health of every resource, read-only. Each line says whether the resource
 // matches the spec (else the action a plan would take) and the facts an operator asks about:
 // mount alive and what is mounted, where a link points, bundle refs, age and size, last sync times.
-import { readBundleHeader } from '../git/bundle-header.js';
+import { readBundleHeader } from '../resources/bundle/header.js';
 import { mountAt } from '../host/mountinfo.js';
 import { RealHost } from '../host/real.js';
 import type { Host } from '../host/types.js';
 import { readOnlyHost } from '../host/wrappers.js';
 import { makeStyle } from '../output/style.js';
-import { syncStatus } from '../resources/sync.js';
+import { syncStatus } from '../resources/sync/index.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
 import { computePlan, header, loadSpec } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';

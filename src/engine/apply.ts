@@ -4,7 +4,7 @@
 // changed resource is observed again to verify it.
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
-import { mountReady } from '../resources/mount.js';
+import { mountReady } from '../resources/mount/index.js';
 import type { AnyModule } from '../resources/index.js';
 import { listResources } from './observe.js';
 import { SYMBOLS } from './plan.js';

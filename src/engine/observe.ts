@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
 import { resourceModules, type AnyModule } from '../resources/index.js';
-import { mountReady } from '../resources/mount.js';
+import { mountReady } from '../resources/mount/index.js';
 import type { ResourceRef } from './plan.js';
 import type { ObserveContext, PlanOptions, PlannedAction } from './types.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import doctor from '../../src/commands/doctor.js';
 import type { CommandIO } from '../../src/commands/types.js';
-import { mountModule } from '../../src/resources/mount.js';
+import { mountModule } from '../../src/resources/mount/index.js';
 import { RealHost } from '../../src/host/real.js';
 import type { ResolvedEnvironment } from '../../src/spec/types.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';

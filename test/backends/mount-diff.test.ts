@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
-import { diffMount, mountReady, observeMount, type MountObserved, type MountState } from '../../src/resources/mount.js';
+import { diffMount, mountReady, observeMount, type MountObserved, type MountState } from '../../src/resources/mount/index.js';
 import type { BackendName } from '../../src/spec/types.js';
 import { testBucket } from './fixtures.js';
 

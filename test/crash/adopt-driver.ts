@@ -4,7 +4,7 @@
 // plan prints `No changes.` or `<action>: <reason>`; apply carries the action out.
 import { join } from 'node:path';
 import { RealHost } from '../../src/host/real.js';
-import { applyLink, diffLink, observeLink } from '../../src/resources/link.js';
+import { applyLink, diffLink, observeLink } from '../../src/resources/link/index.js';
 import type { ResolvedLink } from '../../src/spec/types.js';
 
 const [command, workspace, mount, name, relTarget] = process.argv.slice(2);

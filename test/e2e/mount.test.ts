@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { ApplyContext, PlannedAction } from '../../src/engine/types.js';
 import { mountAt } from '../../src/host/mountinfo.js';
 import { RealHost } from '../../src/host/real.js';
-import { diffMount, mountReady, observeMount, mountModule } from '../../src/resources/mount.js';
+import { diffMount, mountReady, observeMount, mountModule } from '../../src/resources/mount/index.js';
 import { Sensitive } from '../../src/spec/sensitive.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
 import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';

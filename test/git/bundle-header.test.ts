@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BundleHeaderError, parseBundleHeader, readBundleHeader } from '../../src/git/bundle-header.js';
+import { BundleHeaderError, parseBundleHeader, readBundleHeader } from '../../src/resources/bundle/header.js';
 import { RealHost } from '../../src/host/real.js';
 import { commit, git, gitWithInput, initRepo, tempDir } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GitRefsError, parsePackedRefs, readRepoRefs } from '../../src/git/refs.js';
+import { GitRefsError, parsePackedRefs, readRepoRefs } from '../../src/resources/bundle/refs.js';
 import { RealHost } from '../../src/host/real.js';
 import { commit, forEachRef, git, initRepo, tempDir } from './helpers.js';
 

@@ -1,6 +1,6 @@
 // diff is pure: every observed state in, the planned action (or none) out.
 import { describe, expect, it } from 'vitest';
-import { diffBundle, type BundleObserved, type RepoObserved } from '../../src/resources/bundle.js';
+import { diffBundle, type BundleObserved, type RepoObserved } from '../../src/resources/bundle/index.js';
 import type { ResolvedBundle } from '../../src/spec/types.js';
 
 const A = 'a'.repeat(40);

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ApplyContext, PlannedAction, PlanOptions } from '../../src/engine/types.js';
 import { ActionError } from '../../src/errors.js';
-import { readBundleHeader } from '../../src/git/bundle-header.js';
+import { readBundleHeader } from '../../src/resources/bundle/header.js';
 import { RealHost } from '../../src/host/real.js';
 import type { Host } from '../../src/host/types.js';
 import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
-import { bundleModule } from '../../src/resources/bundle.js';
+import { bundleModule } from '../../src/resources/bundle/index.js';
 import type { ResolvedBundle, ResolvedEnvironment, ResolvedLink } from '../../src/spec/types.js';
 import { commit, forEachRef, git, initRepo, tempDir, write } from '../git/helpers.js';
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
-import { diffFile, fileModule, type FileObserved } from '../../src/resources/file.js';
+import { diffFile, fileModule, type FileObserved } from '../../src/resources/file/index.js';
 import type { ResolvedFile } from '../../src/spec/types.js';
 import { applyContext, environment } from './sync-helpers.js';
 

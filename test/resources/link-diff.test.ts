@@ -1,6 +1,6 @@
 // diffLink on plain observed states: every state gives the right action, reason and changes.
 import { describe, expect, it } from 'vitest';
-import { diffLink, type LinkObserved } from '../../src/resources/link.js';
+import { diffLink, type LinkObserved } from '../../src/resources/link/index.js';
 import type { ResolvedLink } from '../../src/spec/types.js';
 
 const link: ResolvedLink = {

@@ -10,8 +10,8 @@ import type { PlannedAction } from '../../src/engine/types.js';
 import { backupDir } from '../../src/host/paths.js';
 import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
-import { journalPath } from '../../src/resources/link-adopt.js';
-import { applyLink, diffLink, linkModule, observeLink } from '../../src/resources/link.js';
+import { journalPath } from '../../src/resources/link/adopt.js';
+import { applyLink, diffLink, linkModule, observeLink } from '../../src/resources/link/index.js';
 import type { ResolvedLink } from '../../src/spec/types.js';
 
 const host = new RealHost();
@@ -261,7 +261,7 @@ describe('link.<name> adopt', () => {
 
     // Killed after the commit rename, before the link: the path is missing, the backup holds the data.
     // We simulate it by running the first steps by hand: journal + rename, with the mount only half copied.
-    const { adoptDirectory } = await import('../../src/resources/link-adopt.js');
+    const { adoptDirectory } = await import('../../src/resources/link/adopt.js');
     const controller = new AbortController();
     controller.abort();
     await expect(adoptDirectory(host, link, { report: () => {}, signal: controller.signal })).rejects.toThrow(/interrupted; nothing is lost/);
@@ -291,7 +291,7 @@ describe('link.<name> adopt', () => {
   it('adopts a directory re-created at the path while a resumed adopt was pending, with a second backup', async () => {
     const link = linkNamed('memory');
     await write(join(link.path, 'first.md'), 'first');
-    const { adoptDirectory } = await import('../../src/resources/link-adopt.js');
+    const { adoptDirectory } = await import('../../src/resources/link/adopt.js');
     const controller = new AbortController();
     controller.abort();
     await expect(adoptDirectory(host, link, { report: () => {}, signal: controller.signal })).rejects.toThrow();

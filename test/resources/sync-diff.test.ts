@@ -1,8 +1,8 @@
 // diffSync on plain observed objects: every rule of src/resources/sync.ts.
 import { describe, expect, it } from 'vitest';
-import { diffSync, type SyncObserved } from '../../src/resources/sync.js';
+import { diffSync, type SyncObserved } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
-import { emptyComparison, type TreeComparison } from '../../src/sync/compare.js';
+import { emptyComparison, type TreeComparison } from '../../src/resources/sync/compare.js';
 
 const sync: ResolvedSync = {
   name: 'clawdbot',

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
-import { syncModule } from '../../src/resources/sync.js';
+import { syncModule } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
 import { startS3Server, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3TestServer } from '../helpers/s3server.js';
 import { applyContext, environment } from './sync-helpers.js';

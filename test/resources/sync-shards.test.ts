@@ -10,9 +10,9 @@ import type { PlannedAction } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
 import type { Host } from '../../src/host/types.js';
 import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
-import { syncModule } from '../../src/resources/sync.js';
+import { syncModule } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
-import { MANIFEST_NAME, parseManifestFile, readManifest, SHARD_DIR_NAME, shardFileName, shardOf } from '../../src/sync/manifest.js';
+import { MANIFEST_NAME, parseManifestFile, readManifest, SHARD_DIR_NAME, shardFileName, shardOf } from '../../src/resources/sync/manifest.js';
 import { applyContext, environment, snapshot, type Snapshot } from './sync-helpers.js';
 
 const host = new RealHost();

@@ -8,9 +8,9 @@ import type { PlannedAction } from '../../src/engine/types.js';
 import { ActionError } from '../../src/errors.js';
 import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
-import { syncModule, syncStatus } from '../../src/resources/sync.js';
+import { syncModule, syncStatus } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
-import { MANIFEST_NAME, readManifest, SHARD_DIR_NAME } from '../../src/sync/manifest.js';
+import { MANIFEST_NAME, readManifest, SHARD_DIR_NAME } from '../../src/resources/sync/manifest.js';
 import { applyContext, environment, snapshot } from './sync-helpers.js';
 
 const host = new RealHost();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createPathMatcher, globToRegExp } from '../../src/sync/glob.js';
-import { syncExcluder } from '../../src/sync/tree.js';
+import { createPathMatcher, globToRegExp } from '../../src/resources/sync/glob.js';
+import { syncExcluder } from '../../src/resources/sync/tree.js';
 
 describe('globToRegExp', () => {
   it('`*` stays inside one path component and matches a leading dot', () => {

@@ -19,7 +19,7 @@ import {
   shardOf,
   writeManifest,
   type ManifestEntry,
-} from '../../src/sync/manifest.js';
+} from '../../src/resources/sync/manifest.js';
 
 const SHA = 'a'.repeat(64);
 const PUSHED_AT = '2026-01-02T03:04:05.000Z';

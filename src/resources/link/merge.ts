@@ -5,8 +5,8 @@
 // (same token) removes and redoes. Used by adopt, twice: a bulk pass before the original is moved
 // into the backup, then a verifying pass (sha256 of both sides) from the backup.
 import { join } from 'node:path';
-import { ActionError } from '../errors.js';
-import type { FileInfo, Host } from '../host/types.js';
+import { ActionError } from '../../errors.js';
+import type { FileInfo, Host } from '../../host/types.js';
 
 export interface MergeOptions {
   /** Time stamp of the adopt, the same on every resume, so conflict names are stable. */

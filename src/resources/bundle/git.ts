@@ -1,6 +1,6 @@
 // Runs git through the Host (never a shell); a failure becomes an ActionError carrying git's stderr.
-import { ActionError } from '../errors.js';
-import type { Host, RunOptions, RunResult } from '../host/types.js';
+import { ActionError } from '../../errors.js';
+import type { Host, RunOptions, RunResult } from '../../host/types.js';
 
 export interface GitOptions extends RunOptions {
   /** Exit codes that count as success (default [0]). */

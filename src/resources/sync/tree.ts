@@ -5,7 +5,7 @@
 // sockets, FIFOs and devices; the skipped paths are reported as warnings on the sync's action.
 // Empty folders are not synced either: the mirror is a set of files.
 import { basename, dirname, join } from 'node:path';
-import type { Host } from '../host/types.js';
+import type { Host } from '../../host/types.js';
 import { createPathMatcher, type PathMatcher } from './glob.js';
 import { MANIFEST_NAME, SHARD_DIR_NAME } from './manifest.js';
 

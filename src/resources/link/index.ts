@@ -1,12 +1,12 @@
 // `link.<name>`: `<workspace>/<name>` is an absolute symlink to `<mount>/<path>`.
 // missing -> create; empty directory -> create (the directory is set aside); directory with
-// content -> adopt (link-adopt.ts); symlink elsewhere -> relink; anything else -> conflict.
+// content -> adopt (adopt.ts); symlink elsewhere -> relink; anything else -> conflict.
 import { dirname, join, resolve } from 'node:path';
-import type { Host } from '../host/types.js';
-import type { ApplyContext, ApplyOutcome, ObserveContext, PlannedAction, ResourceModule } from '../engine/types.js';
-import { ActionError } from '../errors.js';
-import type { ResolvedEnvironment, ResolvedLink } from '../spec/types.js';
-import { adoptDirectory, compactStamp, journalPath, linkBackupDir, observeJournal, replaceSymlink, type JournalObserved } from './link-adopt.js';
+import type { Host } from '../../host/types.js';
+import type { ApplyContext, ApplyOutcome, ObserveContext, PlannedAction, ResourceModule } from '../../engine/types.js';
+import { ActionError } from '../../errors.js';
+import type { ResolvedEnvironment, ResolvedLink } from '../../spec/types.js';
+import { adoptDirectory, compactStamp, journalPath, linkBackupDir, observeJournal, replaceSymlink, type JournalObserved } from './adopt.js';
 
 /** What lies at the link path. */
 export type LinkPathObserved =

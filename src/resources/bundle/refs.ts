@@ -3,8 +3,8 @@
 // peeled `^` lines), a `.git` file (`gitdir: ...` of worktrees and submodules, with `commondir`)
 // and repositories without commits. The reftable ref storage is refused with a clear error.
 import { isAbsolute, join, resolve } from 'node:path';
-import { PersistError } from '../errors.js';
-import type { Host } from '../host/types.js';
+import { PersistError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
 
 /**
  * The refs a persist bundle holds, and so the refs compared with it: local branches and tags.

@@ -4,15 +4,15 @@
 // update; equal → nothing. An update that would drop commits the bundle holds and the repo does
 // not (a re-initialised or stale repo) is a conflict unless --allow-shrink.
 import { join, relative } from 'node:path';
-import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlannedAction, PlanOptions, ResourceModule } from '../engine/types.js';
-import { ActionError } from '../errors.js';
-import { readBundleHeader } from '../git/bundle-header.js';
-import { restoreFromBundle } from '../git/bundle-restore.js';
-import { generationPath, writeBundle } from '../git/bundle-update.js';
-import { findGitDir, readRepoRefs, type HeadState } from '../git/refs.js';
-import { splitNul } from '../git/run.js';
-import type { Host } from '../host/types.js';
-import type { ResolvedBundle, ResolvedLink } from '../spec/types.js';
+import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlannedAction, PlanOptions, ResourceModule } from '../../engine/types.js';
+import { ActionError } from '../../errors.js';
+import { readBundleHeader } from './header.js';
+import { restoreFromBundle } from './restore.js';
+import { generationPath, writeBundle } from './update.js';
+import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
+import { splitNul } from './git.js';
+import type { Host } from '../../host/types.js';
+import type { ResolvedBundle, ResolvedLink } from '../../spec/types.js';
 
 export type RepoObserved =
   | { state: 'missing' }

@@ -12,12 +12,12 @@
 // original is still in place (before 2) or in the backup (after 2). Nothing is deleted on the way.
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { backupDir } from '../host/paths.js';
-import type { Host } from '../host/types.js';
-import type { ApplyOutcome } from '../engine/types.js';
-import { ActionError } from '../errors.js';
-import type { ResolvedLink } from '../spec/types.js';
-import { mergeTree, MergeInterrupted, type MergeResult } from './link-merge.js';
+import { backupDir } from '../../host/paths.js';
+import type { Host } from '../../host/types.js';
+import type { ApplyOutcome } from '../../engine/types.js';
+import { ActionError } from '../../errors.js';
+import type { ResolvedLink } from '../../spec/types.js';
+import { mergeTree, MergeInterrupted, type MergeResult } from './merge.js';
 
 export interface AdoptJournal {
   version: 1;

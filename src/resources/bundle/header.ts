@@ -5,8 +5,8 @@
 //   -<id> <comment>            (prerequisites: commits the bundle needs but does not hold)
 //   <id> <refname>             (refs, HEAD included as `<id> HEAD`)
 //                              (an empty line, then the packfile)
-import { PersistError } from '../errors.js';
-import type { Host } from '../host/types.js';
+import { PersistError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
 
 export interface BundlePrerequisite {
   sha: string;

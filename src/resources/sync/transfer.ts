@@ -1,9 +1,9 @@
 // Copying one file into place so that a reader never sees half of it: write a temporary name
 // beside the destination, fsync, set mode and mtime, rename over the destination.
 import { createHash } from 'node:crypto';
-import { ActionError } from '../errors.js';
-import type { Host } from '../host/types.js';
-import type { ResolvedEnvironment } from '../spec/types.js';
+import { ActionError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
+import type { ResolvedEnvironment } from '../../spec/types.js';
 import { tempPathFor } from './tree.js';
 
 /**

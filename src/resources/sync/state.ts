@@ -3,9 +3,9 @@
 // two containers restoring from one mirror never race on its manifest.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { Host } from '../host/types.js';
-import { stateDir } from '../host/paths.js';
-import type { ResolvedSync } from '../spec/types.js';
+import type { Host } from '../../host/types.js';
+import { stateDir } from '../../host/paths.js';
+import type { ResolvedSync } from '../../spec/types.js';
 
 export interface SyncLocalState {
   lastPush?: string;

@@ -29,7 +29,7 @@
 //     when only mtimes moved (content and mode equal). A manifest whose shards are newer than
 //     its root (an interrupted push) also gets a `push`, which finishes the root.
 //
-// The manifest is sharded (../sync/manifest.ts) so that a push writes in proportion to what
+// The manifest is sharded (manifest.ts) so that a push writes in proportion to what
 // changed: the changed files, the shards listing them, and the small root. A push copies a
 // shard's files before writing that shard, writes the root after every shard, and deletes
 // removed files only after the root: a crash at any point leaves shards that list no file the
@@ -37,20 +37,20 @@
 // which the next push copies again and a restore notices (restored as found, see restore).
 //
 // Only regular files are synced: symlinks and special files are skipped with a warning (see
-// ../sync/tree.ts). WAL and journal files of SQLite (`-wal`, `-shm`, `-journal`) are synced like any
+// tree.ts). WAL and journal files of SQLite (`-wal`, `-shm`, `-journal`) are synced like any
 // other file; each file is copied from one read, so a database written during a push may need
 // the next push to become consistent with its WAL. Exclude them only if the application
 // checkpoints before exit.
 import { dirname, join } from 'node:path';
-import { ActionError, PersistError } from '../errors.js';
-import type { Host } from '../host/types.js';
-import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../engine/types.js';
-import type { ResolvedSync } from '../spec/types.js';
-import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from '../sync/compare.js';
-import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from '../sync/manifest.js';
-import { readSyncState, recordSyncEvent } from '../sync/state.js';
-import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from '../sync/tree.js';
-import { assertMountLive, copyIntoPlace } from '../sync/transfer.js';
+import { ActionError, PersistError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
+import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../../engine/types.js';
+import type { ResolvedSync } from '../../spec/types.js';
+import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from './compare.js';
+import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { readSyncState, recordSyncEvent } from './state.js';
+import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
+import { assertMountLive, copyIntoPlace } from './transfer.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }

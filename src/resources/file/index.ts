@@ -14,10 +14,10 @@
 // The file's content (secrets) never reaches output: changes say `content: differs`, never a
 // value or a hash.
 import { dirname } from 'node:path';
-import { ActionError } from '../errors.js';
-import type { Host } from '../host/types.js';
-import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../engine/types.js';
-import type { ResolvedFile } from '../spec/types.js';
+import { ActionError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
+import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../../engine/types.js';
+import type { ResolvedFile } from '../../spec/types.js';
 import { assertMountLive, copyIntoPlace } from '../sync/transfer.js';
 
 export type FileSideObserved = { state: 'missing' } | { state: 'not-file'; found: string } | { state: 'file'; size: number; mode: number };

@@ -4,10 +4,10 @@
 // repository, only checked-out files that the next restore finds equal. In an existing `.git`
 // without commits, the refs are written last for the same reason.
 import { basename, dirname, join } from 'node:path';
-import { ActionError } from '../errors.js';
-import type { Host } from '../host/types.js';
+import { ActionError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
 import { isBundledRef } from './refs.js';
-import { git, splitNul } from './run.js';
+import { git, splitNul } from './git.js';
 
 export interface RestoreRequest {
   repo: string;

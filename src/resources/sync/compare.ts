@@ -1,6 +1,6 @@
 // Comparing a local folder with its mirror, without reading the mirror's files.
 import { join } from 'node:path';
-import type { Host } from '../host/types.js';
+import type { Host } from '../../host/types.js';
 import type { PathMatcher } from './glob.js';
 import type { SyncManifest } from './manifest.js';
 import { sameMtime, type TreeFile } from './tree.js';

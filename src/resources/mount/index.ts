@@ -4,14 +4,14 @@
 // AND a read-write probe succeeds: s3fs exits 0 on bad keys, rclone mounts a missing bucket.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { getBackend, backendOwning } from '../backends/registry.js';
-import type { Backend, BackendContext, MountCommand } from '../backends/types.js';
-import type { ApplyContext, ApplyOutcome, Conflict, ObserveContext, PlannedAction, ResourceModule } from '../engine/types.js';
-import { ActionError } from '../errors.js';
-import { mountAt } from '../host/mountinfo.js';
-import { bucketRuntimeDir } from '../host/paths.js';
-import type { FileType, Host, MountEntry } from '../host/types.js';
-import type { BackendName, ResolvedBucket } from '../spec/types.js';
+import { getBackend, backendOwning } from '../../backends/registry.js';
+import type { Backend, BackendContext, MountCommand } from '../../backends/types.js';
+import type { ApplyContext, ApplyOutcome, Conflict, ObserveContext, PlannedAction, ResourceModule } from '../../engine/types.js';
+import { ActionError } from '../../errors.js';
+import { mountAt } from '../../host/mountinfo.js';
+import { bucketRuntimeDir } from '../../host/paths.js';
+import type { FileType, Host, MountEntry } from '../../host/types.js';
+import type { BackendName, ResolvedBucket } from '../../spec/types.js';
 
 /** A live mount must answer a stat and a listing within this time, or it counts as dead. */
 export const PROBE_TIMEOUT_MS = 5_000;

@@ -20,8 +20,8 @@
 // push converts it.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { PersistError } from '../errors.js';
-import type { Host } from '../host/types.js';
+import { PersistError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
 
 export const MANIFEST_NAME = '.persist-sync.json';
 export const SHARD_DIR_NAME = '.persist-sync';

@@ -4,10 +4,10 @@
 // place throughout), rename the copy over the target, then verify what the mount now holds.
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { ActionError } from '../errors.js';
-import type { Host } from '../host/types.js';
-import { readBundleHeader, type BundleHeader } from './bundle-header.js';
-import { git } from './run.js';
+import { ActionError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
+import { readBundleHeader, type BundleHeader } from './header.js';
+import { git } from './git.js';
 
 export interface WriteBundleRequest {
   /** Work tree of the repository. */
