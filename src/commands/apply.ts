@@ -3,12 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { PersistError, UsageError } from '../errors.js';
-import { executePlan, type Renderer } from '../engine/apply.js';
+import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
 import { checkFresh, parseSavedPlan, type SavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
 import { RealHost } from '../host/real.js';
 import { readOnlyHost } from '../host/wrappers.js';
+import { linesView, silentView, taskListView } from '../output/apply-view.js';
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
 import { loadEnvironment, rememberSpec } from '../spec/index.js';
@@ -89,9 +90,9 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const renderer: Renderer = opts.json ? 'silent' : io.isTTY ? 'default' : 'lines';
+    const view = opts.json ? silentView() : io.isTTY ? taskListView() : linesView(io.out);
     if (!opts.json) io.out('\n');
-    const report = await executePlan(actions, { host, env, options, renderer, signal: controller.signal, print: io.out });
+    const report = await executePlan(actions, { host, env, options, view, signal: controller.signal });
     if (opts.json) {
       const document = planJson(env.environment, actions);
       const withResults = {

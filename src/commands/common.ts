@@ -1,7 +1,7 @@
 // What plan, apply, status and watch share: finding the spec, loading the environment, observing.
 import { resolve } from 'node:path';
 import { assemblePlan } from '../engine/plan.js';
-import { observeEnvironment, type Observation } from '../engine/observe.js';
+import { fingerprint, observeEnvironment, type Observation } from '../engine/observe.js';
 import type { PlannedAction, PlanOptions } from '../engine/types.js';
 import type { Host } from '../host/types.js';
 import { specCacheDir } from '../host/paths.js';
@@ -34,7 +34,7 @@ export async function computePlan(host: Host, env: ResolvedEnvironment, options:
   const observation = await observeEnvironment(host, env, options);
   const diffs = observation.resources.flatMap((r) => (r.diff ? [r.diff] : []));
   const actions = assemblePlan(diffs, observation.refs, targets);
-  const fingerprints = Object.fromEntries(observation.resources.map((r) => [r.address, r.fingerprint]));
+  const fingerprints = Object.fromEntries(observation.resources.map((r) => [r.address, fingerprint(r.seen.state)]));
   return { env, observation, actions, fingerprints };
 }
 

@@ -1,18 +1,21 @@
-// `persist watch`: plan every interval. Without --auto-approve it reports drift; with it, it applies
-// only the safe actions (mount, remount, create a missing link, push, restore into an empty place)
-// and reports the rest. Backs off on errors, never runs two applies at once (the apply lock), and
-// stops cleanly on SIGTERM/SIGINT.
+// `persist watch`: plan every interval. Without --auto-approve it reports drift; with it, it
+// applies only what each resource's module says may run unattended (mount, remount, a missing
+// link, a push, a bundle update that drops no commit, a restore into an empty place) and logs
+// the rest. A resource whose action fails backs off alone (1x, 2x, 4x, at most 8x the interval)
+// while the others keep their rhythm; a failure to plan at all backs off the whole round. It never
+// runs two applies at once (the apply lock), survives a closed output, and stops cleanly on
+// SIGTERM/SIGINT.
 import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
 import type { PlannedAction } from '../engine/types.js';
 import { stateDir } from '../host/paths.js';
 import { RealHost } from '../host/real.js';
-import type { Host } from '../host/types.js';
 import { readOnlyHost } from '../host/wrappers.js';
+import { linesView } from '../output/apply-view.js';
+import { errorMessage } from '../output/format.js';
 import { renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
-import type { ResolvedEnvironment } from '../spec/types.js';
 import { computePlan, loadSpec } from './common.js';
 import { parseDuration } from './duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
@@ -22,20 +25,9 @@ export interface WatchCommandOptions extends SpecOptions {
   autoApprove?: boolean;
 }
 
-const ALWAYS_SAFE = new Set(['mount', 'remount', 'create', 'push']);
-
-/** Whether watch may apply an action unattended: it never overwrites or moves local data. */
-export async function isSafe(action: PlannedAction, env: ResolvedEnvironment, host: Host): Promise<boolean> {
-  if (action.conflict) return false;
-  if (ALWAYS_SAFE.has(action.action)) return true;
-  if (action.action !== 'restore') return false;
-  // Bundle and sync restores only ever fill a missing or empty place; a file restore is safe only
-  // when there is no local file yet.
-  if (action.kind === 'file') {
-    const file = env.files[action.address.slice('file.'.length)];
-    return Boolean(file) && (await host.lstat(file!.to)) === null;
-  }
-  return action.kind === 'bundle' || action.kind === 'sync';
+/** Rounds to wait after `failures` failures in a row: 1, 2, 4, at most 8. */
+function backoffRounds(failures: number): number {
+  return Math.min(8, 2 ** Math.max(0, failures - 1));
 }
 
 export default async function watch(opts: WatchCommandOptions, io: CommandIO): Promise<number> {
@@ -46,39 +38,68 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
   const stop = () => controller.abort();
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  const log = (text: string) => io.out(`[${new Date().toISOString()}] ${text}\n`);
-  let failures = 0;
+  // A closed stdout (the log reader went away) must not kill the process that keeps saving.
+  const ignore = () => undefined;
+  process.stdout.on('error', ignore);
+  const out = (text: string) => {
+    try {
+      io.out(text);
+    } catch {
+      // as above
+    }
+  };
+  const log = (text: string) => out(`[${new Date().toISOString()}] ${text}\n`);
+  /** Per resource: failures in a row, and the round before which it is not tried again. */
+  const failing = new Map<string, { failures: number; until: number }>();
+  let planFailures = 0;
   try {
-    while (!controller.signal.aborted) {
+    for (let round = 0; !controller.signal.aborted; round++) {
       try {
         const env = await loadSpec(opts, io);
-        const { actions } = await computePlan(readOnlyHost(new RealHost()), env, { allowShrink: false }, []);
+        const { actions, observation } = await computePlan(readOnlyHost(new RealHost()), env, { allowShrink: false }, []);
         if (actions.length === 0) log('no changes');
         else if (!opts.autoApprove) log(`drift:\n${renderPlan(actions, style)}`);
         else {
-          const host = new RealHost();
+          const byAddress = new Map(observation.resources.map((r) => [r.address, r]));
           const safe: PlannedAction[] = [];
-          for (const action of actions) if (await isSafe(action, env, host)) safe.push(action);
-          const unsafe = actions.filter((a) => !safe.includes(a));
+          const unsafe: PlannedAction[] = [];
+          const waiting: string[] = [];
+          for (const action of actions) {
+            const observed = byAddress.get(action.address);
+            if (action.conflict || !observed || !observed.module.unattended(action, observed.seen.state)) unsafe.push(action);
+            else if ((failing.get(action.address)?.until ?? 0) > round) waiting.push(action.address);
+            else safe.push(action);
+          }
           if (unsafe.length) log(`needs a person (not applied): ${unsafe.map((a) => `${a.address} ${a.action}`).join(', ')}`);
+          if (waiting.length) log(`backing off after failures: ${waiting.join(', ')}`);
           if (safe.length) {
+            const host = new RealHost();
             const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, intervalMs);
             try {
-              const report = await executePlan(safe, { host, env, options: { allowShrink: false }, renderer: 'lines', signal: controller.signal, print: io.out });
-              log(`applied ${report.applied}, failed ${report.failed}, skipped ${report.skipped}`);
-              if (report.failed > 0) throw new Error(`${report.failed} action(s) failed`);
+              const report = await executePlan(safe, { host, env, options: { allowShrink: false }, view: linesView(out), signal: controller.signal, unattendedOnly: true });
+              const saved: string[] = [];
+              for (const action of safe) {
+                const result = report.results.get(action.address);
+                if (result?.status === 'failed') {
+                  const failures = (failing.get(action.address)?.failures ?? 0) + 1;
+                  failing.set(action.address, { failures, until: round + backoffRounds(failures) });
+                } else {
+                  failing.delete(action.address);
+                  if (result?.status === 'applied') saved.push(`${action.address} ${action.action}`);
+                }
+              }
+              log(`applied ${report.applied}, failed ${report.failed}, skipped ${report.skipped}${saved.length ? `: ${saved.join(', ')}` : ''}`);
             } finally {
               await release();
             }
           }
         }
-        failures = 0;
+        planFailures = 0;
       } catch (error) {
-        failures++;
-        log(`error: ${error instanceof Error ? error.message : String(error)}`);
+        planFailures++;
+        log(`error: ${errorMessage(error)}`);
       }
-      // Back off on repeated errors: 1x, 2x, 4x, at most 8x the interval.
-      const wait = intervalMs * Math.min(8, 2 ** Math.max(0, failures - 1));
+      const wait = intervalMs * backoffRounds(planFailures);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         controller.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
@@ -89,5 +110,6 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
   } finally {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
+    process.stdout.off('error', ignore);
   }
 }

@@ -1,14 +1,18 @@
-// The executor: runs a plan's actions in order. Each action re-observes its resource and re-diffs
-// it first (the plan may be minutes old, or was predicted before its mount existed), so every
-// action is idempotent. A failed action skips only the actions that depend on it. Afterwards every
-// changed resource is observed again to verify it.
+// The executor: runs a plan's actions in order. Right before each action it observes the
+// resource again (the plan may be minutes old, or was predicted before its mount existed), and
+// the bucket-readying resource of its bucket with it: this is the only re-check, and the module
+// acts on the observation and decision made here. An action whose bucket is not mounted and
+// healthy at that moment is refused, so nothing is ever written under a bare mount point. A
+// failed action skips only the actions that depend on it. Afterwards every changed resource is
+// observed once more to verify it. Progress goes to a view (src/output/apply-view.ts).
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
-import { mountReady } from '../resources/mount/index.js';
-import type { AnyModule } from '../resources/index.js';
-import { listResources } from './observe.js';
+import { errorMessage } from '../output/format.js';
+import type { Address } from './address.js';
+import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
-import type { ApplyContext, ObserveContext, PlannedAction, PlanOptions } from './types.js';
+import { ActionError } from '../errors.js';
+import type { ApplyContext, ApplyOutcome, Decision, ObserveContext, PlannedAction, PlanOptions } from './types.js';
 
 export type ResultStatus = 'applied' | 'failed' | 'skipped';
 
@@ -26,125 +30,152 @@ export interface ApplyReport {
   skipped: number;
 }
 
-/** `default`: listr2's live task list (a terminal); `lines`: one line per finished action (CI,
- * pipes); `silent`: nothing (--json). */
-export type Renderer = 'default' | 'lines' | 'silent';
+/** One action as a view runs it: a title, and a run that reports progress lines. */
+export interface ActionTask {
+  title: string;
+  run(report: (line: string) => void): Promise<ActionResult>;
+}
+
+/** How an apply shows its progress (a live task list, one line per action, or nothing). */
+export interface ApplyView {
+  /** Run the tasks one after the other, showing each; never throws for a failed task. */
+  run(tasks: ActionTask[]): Promise<void>;
+}
 
 export interface ExecuteOptions {
   host: Host;
   env: ResolvedEnvironment;
   options: PlanOptions;
-  renderer: Renderer;
+  view: ApplyView;
   signal: AbortSignal;
-  /** Where `lines` output goes. */
-  print?: (line: string) => void;
-}
-
-const MARKS: Record<ResultStatus, string> = { applied: '✔', failed: '✖', skipped: '↓' };
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  /** watch: carry out only decisions the module says may run unattended (re-judged on the fresh decision). */
+  unattendedOnly?: boolean;
 }
 
 export function actionTitle(action: PlannedAction, index: number): string {
   return `${index}. ${SYMBOLS[action.action]} ${action.address}  ${action.action}`;
 }
 
+interface Recheck {
+  observed: ObservedResource;
+  ctx: ObserveContext;
+  /** The bucket the resource needs, and whether it is ready now; null when it needs none. */
+  bucket: { key: string; ready: boolean; maker?: Address } | null;
+}
+
+/** Observe a resource now, with the resource that makes its bucket ready observed first. */
+async function observeNow(entry: Entry, byAddress: Map<string, Entry>, host: Host, env: ResolvedEnvironment, options: PlanOptions): Promise<Recheck> {
+  const ctx = observeContext(host, env);
+  const key = entry.module.needsBucket(entry.resource);
+  let bucket: Recheck['bucket'] = null;
+  if (key !== null) {
+    const maker = entry.ref.mount ? byAddress.get(entry.ref.mount) : undefined;
+    if (maker) recordReadiness(ctx, await observeEntry(maker, ctx, options));
+    bucket = { key, ready: ctx.mountReady[key] === true, ...(maker ? { maker: maker.address } : {}) };
+  }
+  return { observed: await observeEntry(entry, ctx, options), ctx, bucket };
+}
+
+export type ActionContext = Omit<ApplyContext, 'store'>;
+
+interface ActionRun {
+  recheck(entry: Entry): Promise<Recheck>;
+  byAddress: Map<string, Entry>;
+  /** Addresses planned in this run (a resource whose mount is among them was decided before it). */
+  planned: Set<string>;
+  unattendedOnly: boolean;
+}
+
+/**
+ * Carry out one planned action: observe now, decide again, refuse what is unsafe at this moment
+ * (a conflict, a bucket not mounted, a resource that changed since the plan), then hand the
+ * module the observation and the decision. Throws ActionError when refused.
+ */
+export async function applyAction(
+  action: PlannedAction,
+  ctx: ActionContext,
+  run?: ActionRun,
+): Promise<{ decision: Decision; outcome: ApplyOutcome } | 'up-to-date' | 'needs-a-person'> {
+  const byAddress = run?.byAddress ?? new Map<string, Entry>(listResources(ctx.env).map((e) => [e.address, e]));
+  const recheck = run?.recheck ?? ((entry: Entry) => observeNow(entry, byAddress, ctx.host, ctx.env, ctx.options));
+  if (action.conflict) throw new ActionError(`refused: ${action.conflict.message}; ${action.conflict.fix}`);
+  const entry = byAddress.get(action.address);
+  if (!entry) throw new ActionError(`no such resource in the spec: ${action.address}`);
+  const { observed, ctx: observeCtx, bucket } = await recheck(entry);
+  const decision = observed.diff;
+  if (!decision) return 'up-to-date';
+  if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}; ${decision.conflict.fix}`);
+  if (bucket && !bucket.ready) {
+    throw new ActionError(`${bucket.maker ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${observeCtx.store(bucket.key).where('')}`);
+  }
+  const predicted = entry.ref.mount !== undefined && (run?.planned.has(entry.ref.mount) ?? false);
+  if (decision.action !== action.action && !predicted) {
+    throw new ActionError(`${action.address} changed since the plan: it now needs ${decision.action} (${decision.reason}), not ${action.action}; run persist plan again`);
+  }
+  if (run?.unattendedOnly && !entry.module.unattended(decision, observed.seen.state)) return 'needs-a-person';
+  const outcome = await entry.module.apply(entry.resource, decision, observed.seen, { ...ctx, store: observeCtx.store });
+  return { decision, outcome };
+}
+
 export async function executePlan(actions: PlannedAction[], run: ExecuteOptions): Promise<ApplyReport> {
   const { host, env, options, signal } = run;
-  const resources = new Map(listResources(env).map((e) => [e.address, e]));
+  const entries = listResources(env);
+  const byAddress = new Map<string, Entry>(entries.map((e) => [e.address, e]));
   const results = new Map<string, ActionResult>();
   /** Actions that found their resource already as the spec wants it: they block nothing. */
   const upToDate = new Set<string>();
 
-  async function observeMountReady(bucket: string): Promise<boolean> {
-    const mount = resources.get(`mount.${bucket}`);
-    if (!mount) return false;
-    const ctx: ObserveContext = { host, env, mountReady: {} };
-    return mountReady((await mount.module.observe(mount.resource, ctx)) as never);
-  }
+  const recheck = (entry: Entry) => observeNow(entry, byAddress, host, env, options);
 
-  async function freshDiff(module: AnyModule, resource: unknown): Promise<ReturnType<AnyModule['diff']>> {
-    const ctx: ObserveContext = { host, env, mountReady: {} };
-    if (module.kind !== 'mount') {
-      // Probed again before every action: a daemon that died mid-apply must stop writes into its mount point.
-      const bucket = module.bucketOf(resource);
-      ctx.mountReady[bucket] = await observeMountReady(bucket);
-    }
-    return module.diff(resource, await module.observe(resource, ctx), options);
-  }
+  /** Resources whose bucket is made ready by an action of this run: their decision was predicted. */
+  const planned = new Set<string>(actions.map((a) => a.address));
 
   async function runOne(action: PlannedAction, report: (line: string) => void): Promise<ActionResult> {
-    if (signal.aborted) return { status: 'skipped', message: 'interrupted before it started', notes: [] };
+    const result = (status: ResultStatus, message: string, notes: string[] = []): ActionResult => ({ status, message, notes });
+    if (signal.aborted) return result('skipped', 'interrupted before it started');
     const blocker = action.dependsOn.find((dep) => results.get(dep) && results.get(dep)?.status !== 'applied' && !upToDate.has(dep));
-    if (blocker) return { status: 'skipped', message: `skipped: it depends on ${blocker}, which did not apply`, notes: [] };
-    if (action.conflict) return { status: 'failed', message: `refused: ${action.conflict.message}; ${action.conflict.fix}`, notes: [] };
-    const entry = resources.get(action.address);
-    if (!entry) return { status: 'failed', message: `no such resource in the spec: ${action.address}`, notes: [] };
+    if (blocker) return result('skipped', `skipped: it depends on ${blocker}, which did not apply`);
     try {
-      const diff = await freshDiff(entry.module, entry.resource);
-      if (!diff) {
+      const done = await applyAction(action, { host, env, options, report, signal }, { recheck, byAddress, planned, unattendedOnly: run.unattendedOnly === true });
+      if (done === 'up-to-date') {
         upToDate.add(action.address);
-        return { status: 'skipped', message: 'already as the spec wants it (nothing to do)', notes: [] };
+        return result('skipped', 'already as the spec wants it (nothing to do)');
       }
-      if (diff.conflict) return { status: 'failed', message: `refused: ${diff.conflict.message}; ${diff.conflict.fix}`, notes: [] };
-      const fresh: PlannedAction = { ...diff, dependsOn: action.dependsOn };
-      const ctx: ApplyContext = { host, env, options, report, signal };
-      const outcome = await entry.module.apply(entry.resource, fresh, ctx);
-      const changed = fresh.action !== action.action ? ` (re-checked: ${fresh.action} instead of ${action.action})` : '';
-      return { status: 'applied', message: `${outcome.summary}${changed}`, notes: outcome.notes ?? [] };
+      if (done === 'needs-a-person') return result('skipped', 'needs a person (not applied): it changed since the plan');
+      const changed = done.decision.action !== action.action ? ` (re-checked: ${done.decision.action} instead of ${action.action})` : '';
+      return result('applied', `${done.outcome.summary}${changed}`, done.outcome.notes ?? []);
     } catch (error) {
-      return { status: 'failed', message: errorMessage(error), notes: [] };
+      return result('failed', errorMessage(error));
     }
   }
 
-  const { Listr } = await import('listr2');
-  const tasks = new Listr(
+  await run.view.run(
     actions.map((action, i) => ({
       title: actionTitle(action, i + 1),
-      task: async (_: unknown, task: { title: string; output: string; skip(message?: string): void }) => {
-        const result = await runOne(action, (line) => (task.output = line));
+      run: async (report) => {
+        const result = await runOne(action, report);
         results.set(action.address, result);
-        const line = `${actionTitle(action, i + 1)}: ${result.message}`;
-        if (run.renderer === 'lines') run.print?.(`${MARKS[result.status]} ${line}\n`);
-        if (result.status === 'failed') throw new Error(line);
-        if (result.status === 'skipped') task.skip(line);
-        else task.title = line;
+        return result;
       },
     })),
-    {
-      concurrent: false,
-      exitOnError: false,
-      // listr2's own SIGINT handler calls process.exit(127) in the middle of an action; the apply
-      // command handles SIGINT/SIGTERM itself (finish the current action, skip the rest).
-      registerSignalListeners: false,
-      renderer: run.renderer === 'default' ? 'default' : 'silent',
-      rendererOptions: { collapseErrors: false, collapseSkips: false, showErrorMessage: true },
-    } as never,
   );
-  await tasks.run();
 
   // Verify every changed resource against the spec once more.
   for (const action of actions) {
     const result = results.get(action.address);
-    const entry = resources.get(action.address);
+    const entry = byAddress.get(action.address);
     if (result?.status !== 'applied' || !entry) continue;
-    const diff = await freshDiff(entry.module, entry.resource);
-    if (diff) {
+    const { observed } = await recheck(entry);
+    if (observed.diff) {
       result.status = 'failed';
-      result.message = `verification failed: after the action it still needs "${diff.action}" (${diff.reason})`;
+      result.message = `verification failed: after the action it still needs "${observed.diff.action}" (${observed.diff.reason})`;
     }
   }
 
-  let applied = 0;
-  let failed = 0;
-  let skipped = 0;
+  const counts = { applied: 0, failed: 0, skipped: 0 };
   for (const action of actions) {
-    const status = results.get(action.address)?.status ?? 'skipped';
-    if (!results.has(action.address)) results.set(action.address, { status, message: 'not run', notes: [] });
-    if (status === 'applied') applied++;
-    else if (status === 'failed') failed++;
-    else skipped++;
+    if (!results.has(action.address)) results.set(action.address, { status: 'skipped', message: 'not run', notes: [] });
+    counts[results.get(action.address)!.status]++;
   }
-  return { results, applied, failed, skipped };
+  return { results, ...counts };
 }

@@ -1,68 +1,81 @@
-// Observation of one environment: mounts first (what lies in a mount is only visible once it is
-// mounted), then every other resource concurrently. Returns each resource's observed state, its
-// fingerprint (hash of the observed state, for saved plans) and the diff.
+// Observation of one environment: the resources that make buckets ready (mounts) first, since
+// what lies in a bucket is only visible once it is mounted; then every other resource
+// concurrently. Returns each resource's observation and its diff.
 import { createHash } from 'node:crypto';
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
 import { resourceModules, type AnyModule } from '../resources/index.js';
-import { mountReady } from '../resources/mount/index.js';
+import { storesFor } from '../store/index.js';
+import { addressOf, type Address } from './address.js';
 import type { ResourceRef } from './plan.js';
-import type { ObserveContext, PlanOptions, PlannedAction } from './types.js';
+import type { Decision, ObserveContext, PlanOptions, Seen } from './types.js';
 
-export interface ObservedResource {
-  address: string;
+/** A resource of the environment with its module. */
+export interface Entry {
+  address: Address;
   module: AnyModule;
   resource: unknown;
-  observed: unknown;
-  fingerprint: string;
-  diff: Omit<PlannedAction, 'dependsOn'> | null;
+  ref: ResourceRef;
+}
+
+export interface ObservedResource extends Entry {
+  seen: Seen<unknown, unknown>;
+  diff: Decision | null;
 }
 
 export interface Observation {
   resources: ObservedResource[];
   refs: ResourceRef[];
   mountReady: Record<string, boolean>;
+  ctx: ObserveContext;
 }
 
-export function fingerprint(observed: unknown): string {
-  return createHash('sha256').update(JSON.stringify(observed)).digest('hex');
+/** sha256 of what was observed (its `state`): a resource's fingerprint in a saved plan. */
+export function fingerprint(state: unknown): string {
+  return createHash('sha256').update(JSON.stringify(state)).digest('hex');
 }
 
 /** Every resource of the environment in declaration order, with its address. */
-export function listResources(env: ResolvedEnvironment): { address: string; module: AnyModule; resource: unknown; ref: ResourceRef }[] {
-  const list = [];
+export function listResources(env: ResolvedEnvironment): Entry[] {
+  const makers = new Map<string, Address>();
+  for (const module of resourceModules) {
+    if (!module.readiness) continue;
+    for (const [name, resource] of Object.entries(module.resources(env))) makers.set(module.readiness.bucketOf(resource), addressOf(module.kind, name));
+  }
+  const list: Entry[] = [];
   for (const module of resourceModules) {
     for (const [name, resource] of Object.entries(module.resources(env))) {
-      const address = `${module.kind}.${name}`;
-      const mount = module.kind === 'mount' ? undefined : `mount.${module.bucketOf(resource)}`;
-      list.push({ address, module, resource, ref: { address, kind: module.kind, mount, localPaths: module.localPaths(resource) } });
+      const address = addressOf(module.kind, name);
+      const bucket = module.needsBucket(resource);
+      const mount = bucket === null ? undefined : makers.get(bucket);
+      const ref: ResourceRef = { address, phaseRank: module.phaseRank, localPaths: module.localPaths(resource), contains: module.contains(resource), ...(mount ? { mount } : {}) };
+      list.push({ address, module, resource, ref });
     }
   }
   return list;
 }
 
-async function observeOne(
-  entry: { address: string; module: AnyModule; resource: unknown },
-  ctx: ObserveContext,
-  options: PlanOptions,
-): Promise<ObservedResource> {
-  const observed = await entry.module.observe(entry.resource, ctx);
-  return { ...entry, observed, fingerprint: fingerprint(observed), diff: entry.module.diff(entry.resource, observed, options) };
+export function observeContext(host: Host, env: ResolvedEnvironment): ObserveContext {
+  return { host, env, mountReady: {}, store: storesFor(env, host) };
 }
 
-/** Observe the resources (all, or only `only` addresses) and diff each against the spec. */
-export async function observeEnvironment(
-  host: Host,
-  env: ResolvedEnvironment,
-  options: PlanOptions,
-  only?: Set<string>,
-): Promise<Observation> {
+export async function observeEntry(entry: Entry, ctx: ObserveContext, options: PlanOptions): Promise<ObservedResource> {
+  const seen = await entry.module.observe(entry.resource, ctx);
+  return { ...entry, seen, diff: entry.module.diff(entry.resource, seen.state, options) };
+}
+
+/** Whether a bucket-readying resource's observation says its bucket can be looked into. */
+export function recordReadiness(ctx: ObserveContext, observed: ObservedResource): void {
+  const readiness = observed.module.readiness;
+  if (readiness) ctx.mountReady[readiness.bucketOf(observed.resource)] = readiness.ready(observed.seen.state);
+}
+
+/** Observe every resource and diff each against the spec. */
+export async function observeEnvironment(host: Host, env: ResolvedEnvironment, options: PlanOptions): Promise<Observation> {
   const all = listResources(env);
-  const wanted = all.filter((e) => !only || only.has(e.address) || e.module.kind === 'mount');
-  const ctx: ObserveContext = { host, env, mountReady: {} };
-  const mounts = await Promise.all(wanted.filter((e) => e.module.kind === 'mount').map((e) => observeOne(e, ctx, options)));
-  for (const m of mounts) ctx.mountReady[(m.resource as { key: string }).key] = mountReady(m.observed as never);
-  const others = await Promise.all(wanted.filter((e) => e.module.kind !== 'mount').map((e) => observeOne(e, ctx, options)));
-  const observed = [...mounts, ...others].filter((o) => !only || only.has(o.address));
-  return { resources: observed, refs: all.map((e) => e.ref), mountReady: ctx.mountReady };
+  const ctx = observeContext(host, env);
+  const makers = await Promise.all(all.filter((e) => e.module.readiness).map((e) => observeEntry(e, ctx, options)));
+  for (const m of makers) recordReadiness(ctx, m);
+  const others = await Promise.all(all.filter((e) => !e.module.readiness).map((e) => observeEntry(e, ctx, options)));
+  return { resources: [...makers, ...others], refs: all.map((e) => e.ref), mountReady: ctx.mountReady, ctx };
 }

@@ -1,6 +1,12 @@
-// Shapes shared by the resource modules (observe, diff, apply) and the engine (plan, apply).
+// The contract between the kind-blind engine and the resource kinds. The engine knows only
+// generic actions and phases; everything a kind means (which phase its actions run in, which
+// bucket it needs, which local paths it holds, what status shows, what may run unattended) is
+// declared on its module (src/resources/<kind>/index.ts), and a module that leaves one out does
+// not compile.
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
+import type { Store } from '../store/types.js';
+import type { Address } from './address.js';
 
 export type ResourceKind = 'mount' | 'link' | 'bundle' | 'sync' | 'file';
 
@@ -17,8 +23,9 @@ export type ActionName =
   | 'push'
   | 'conflict';
 
-/** Execution phases, in order: mounts, restores (bundles, syncs, files), links, pushes (syncs, then bundles). */
-export type Phase = 'mount' | 'restore' | 'link' | 'push';
+/** Execution phases, in order: mounts, restores, links, pushes. */
+export const PHASES = ['mount', 'restore', 'link', 'push'] as const;
+export type Phase = (typeof PHASES)[number];
 
 /** One changed value shown under an action: `field: before -> after`. */
 export interface Change {
@@ -38,9 +45,10 @@ export interface Conflict {
   overrideFlag?: string;
 }
 
-export interface PlannedAction {
+/** What a module's diff decides for one resource. */
+export interface Decision {
   /** `mount.data`, `link.memory`, ... */
-  address: string;
+  address: Address;
   kind: ResourceKind;
   action: ActionName;
   phase: Phase;
@@ -51,8 +59,11 @@ export interface PlannedAction {
   conflict?: Conflict;
   /** Warnings shown under the action (e.g. a linked path tracked by a bundled repo). */
   warnings?: string[];
+}
+
+export interface PlannedAction extends Decision {
   /** Addresses of resources this action depends on (filled by the engine). */
-  dependsOn: string[];
+  dependsOn: Address[];
 }
 
 /** Options that change what diff decides. */
@@ -70,30 +81,28 @@ export interface ObserveContext {
    * When false, what lies in the mount is unknown until the mount action has run.
    */
   mountReady: Record<string, boolean>;
+  /** The store of a bucket (its files, through the mount or the S3 API). */
+  store(bucket: string): Store;
 }
 
 /**
- * One module per resource kind. `observe` reads the live state through the host (and must not
- * write); `diff` is pure; `apply` carries out one action, re-checking its precondition first.
- * `Observed` must be JSON-serialisable: its hash is the resource's fingerprint in a saved plan.
+ * An observation: `state` is what plan shows and fingerprints (JSON-serialisable, small);
+ * `detail` is what apply needs besides (listings, parsed manifests), never fingerprinted.
  */
-export interface ResourceModule<R, Observed> {
-  kind: ResourceKind;
-  /** The resources of this kind in an environment, by name. */
-  resources(env: ResolvedEnvironment): Record<string, R>;
-  /** Bucket key the resource lives in (its mount is a dependency). */
-  bucketOf(resource: R): string;
-  /** Local paths the resource writes (a link inside a bundled repo waits for the repo's restore). */
-  localPaths(resource: R): string[];
-  observe(resource: R, ctx: ObserveContext): Promise<Observed>;
-  diff(resource: R, observed: Observed, options: PlanOptions): Omit<PlannedAction, 'dependsOn'> | null;
-  apply(resource: R, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome>;
+export interface Seen<State, Detail = null> {
+  state: State;
+  detail: Detail;
 }
+
+/** Facts `status` shows for a resource (`key=value`). */
+export type Facts = Record<string, string | number | boolean | null>;
 
 export interface ApplyContext {
   host: Host;
   env: ResolvedEnvironment;
   options: PlanOptions;
+  /** The store of a bucket; the engine has checked the resource's bucket is ready right before the action. */
+  store(bucket: string): Store;
   /** Progress for the task list (one short line). */
   report(message: string): void;
   /** Set when the user interrupted: finish or roll back the current step, then stop. */
@@ -105,4 +114,38 @@ export interface ApplyOutcome {
   summary: string;
   /** Anything the user should know (a conflict copy written beside a file...). */
   notes?: string[];
+}
+
+/**
+ * One module per resource kind. `observe` reads the live state through the host and the store
+ * (and must not write); `diff` is pure; `apply` carries out the decision the engine made from an
+ * observation it took right before the action (the module does not observe again).
+ */
+export interface ResourceModule<R, State, Detail = null> {
+  kind: ResourceKind;
+  /** Rank of this kind's actions inside each phase it acts in (lower runs first). */
+  phaseRank: Partial<Record<Phase, number>>;
+  /** The resources of this kind in an environment, by name. */
+  resources(env: ResolvedEnvironment): Record<string, R>;
+  /**
+   * The bucket whose mount must be ready before this resource is looked into or changed; null
+   * for a kind that is itself what makes a bucket ready (the mount).
+   */
+  needsBucket(resource: R): string | null;
+  /**
+   * For a kind that makes a bucket ready: which bucket, and whether an observation says it is
+   * ready. null for every other kind.
+   */
+  readiness: { bucketOf(resource: R): string; ready(state: State): boolean } | null;
+  /** Local paths the resource writes (a link inside a bundled repo waits for the repo's restore). */
+  localPaths(resource: R): string[];
+  /** Local folders that hold other resources' paths, which then depend on this one (a bundle's repo). */
+  contains(resource: R): string[];
+  observe(resource: R, ctx: ObserveContext): Promise<Seen<State, Detail>>;
+  diff(resource: R, state: State, options: PlanOptions): Decision | null;
+  apply(resource: R, decision: Decision, seen: Seen<State, Detail>, ctx: ApplyContext): Promise<ApplyOutcome>;
+  /** Whether `watch --auto-approve` may carry out this decision unattended. */
+  unattended(decision: Decision, state: State): boolean;
+  /** What `status` shows about the resource. */
+  facts(resource: R, state: State, ctx: ObserveContext): Promise<Facts>;
 }

@@ -9,6 +9,7 @@ import { RealHost } from '../../src/host/real.js';
 import type { ResolvedEnvironment } from '../../src/spec/types.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import { testBucket } from './fixtures.js';
+import { applyPlanned, observing } from '../helpers/resources.js';
 
 function io(env: Record<string, string | undefined>, cwd: string) {
   const lines: string[] = [];
@@ -113,12 +114,14 @@ describe('local backend apply', () => {
     try {
       const host = new RealHost();
       const bucket = { ...testBucket('local', 'other'), mount: { backend: 'local' as const, path: join(root, 'a', 'b'), options: {} } };
-      const ctx = { host, env: {} as ResolvedEnvironment, options: { allowShrink: false }, report: () => undefined, signal: new AbortController().signal };
-      const planned = mountModule.diff(bucket, await mountModule.observe(bucket, { host, env: ctx.env, mountReady: {} }), { allowShrink: false });
+      const env: ResolvedEnvironment = { specFile: join(root, 'persist.yaml'), specHash: '0', environment: 'test', workspace: root, buckets: { [bucket.key]: bucket }, links: {}, bundles: {}, syncs: {}, files: {} };
+      const ctx = { host, env, options: { allowShrink: false }, report: () => undefined, signal: new AbortController().signal };
+      const observe = async () => (await mountModule.observe(bucket, observing({ host, env, mountReady: {} }))).state;
+      const planned = mountModule.diff(bucket, await observe(), { allowShrink: false });
       expect(planned?.action).toBe('mount');
-      expect((await mountModule.apply(bucket, { ...planned!, dependsOn: [] }, ctx)).summary).toBe(`created ${join(root, 'a', 'b')}`);
+      expect((await applyPlanned({ ...planned!, dependsOn: [] }, ctx)).summary).toBe(`created ${join(root, 'a', 'b')}`);
       expect((await host.lstat(join(root, 'a', 'b')))?.type).toBe('dir');
-      expect(mountModule.diff(bucket, await mountModule.observe(bucket, { host, env: ctx.env, mountReady: {} }), { allowShrink: false })).toBeNull();
+      expect(mountModule.diff(bucket, await observe(), { allowShrink: false })).toBeNull();
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -14,13 +14,14 @@ if (!command || !workspace || !mount || !name || !relTarget) {
 }
 const link: ResolvedLink = { name, bucket: 'data', path: join(workspace, name), relTarget, target: join(mount, relTarget) };
 const host = new RealHost();
-const planned = diffLink(link, await observeLink(link, { host, mountReady: { data: true } }));
+const observed = await observeLink(link, { host, mountReady: { data: true } });
+const planned = diffLink(link, observed);
 if (planned === null) {
   console.log('No changes.');
 } else if (command === 'plan') {
   console.log(`${planned.action}: ${planned.reason}`);
 } else {
-  const outcome = await applyLink(link, { ...planned, dependsOn: [] }, { host, report: () => {}, signal: new AbortController().signal });
+  const outcome = await applyLink(link, planned, observed, { host, report: () => {}, signal: new AbortController().signal });
   console.log(`${planned.action}: ${outcome.summary}`);
   for (const note of outcome.notes ?? []) console.log(`  ${note}`);
 }

@@ -11,6 +11,8 @@ import { Sensitive } from '../../src/spec/sensitive.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
 import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import type { ActionContext } from '../../src/engine/apply.js';
+import { applyPlanned } from '../helpers/resources.js';
 
 /** The real host, with persist's state (runtime folders) in a test folder. */
 class TestHost extends RealHost {
@@ -59,10 +61,10 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       };
     }
 
-    function applyContext(): ApplyContext {
+    function applyContext(target: ResolvedBucket): ActionContext {
       return {
         host,
-        env: {} as ResolvedEnvironment, // the mount resource needs only its bucket
+        env: { specFile: join(root, 'persist.yaml'), specHash: '0', environment: 'test', workspace: root, buckets: { data: target }, links: {}, bundles: {}, syncs: {}, files: {} },
         options: { allowShrink: false },
         report: () => undefined,
         signal: new AbortController().signal,
@@ -73,7 +75,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       const planned = diffMount(target, await observeMount(target, host));
       expect(planned).not.toBeNull();
       const action = { ...planned!, dependsOn: [] };
-      await mountModule.apply(target, action, applyContext());
+      await applyPlanned(action, applyContext(target));
       return action;
     }
 
@@ -121,8 +123,8 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       expect(diffMount(target, healthy)).toBeNull();
 
       // A second apply of the same action is a no-op.
-      const again = await mountModule.apply(target, { ...diffMount(target, absent)!, dependsOn: [] }, applyContext());
-      expect(again.summary).toBe('already in place');
+      const again = await applyPlanned({ ...diffMount(target, absent)!, dependsOn: [] }, applyContext(target));
+      expect(again.summary).toBe('already as the spec wants it (nothing to do)');
     });
 
     it('sees a killed daemon as dead and heals it with a remount', async () => {
@@ -144,7 +146,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       const planned = diffMount(target, dead);
       expect(planned?.action).toBe('remount');
 
-      await mountModule.apply(target, { ...planned!, dependsOn: [] }, applyContext());
+      await applyPlanned({ ...planned!, dependsOn: [] }, applyContext(target));
       const healed = await observeMount(target, host);
       expect(healed).toMatchObject({ state: 'mounted', matches: true, alive: true });
       expect(await readFile(join(target.mount.path, 'kept.txt'), 'utf8')).toBe('kept\n');
@@ -168,7 +170,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
         { field: 'backend', before: backendName, after: backendName },
         { field: 'bucket', before: 'beta', after: 'gamma' },
       ]);
-      await mountModule.apply(target, { ...planned!, dependsOn: [] }, applyContext());
+      await applyPlanned({ ...planned!, dependsOn: [] }, applyContext(target));
 
       const entry = mountAt(await host.mounts(), target.mount.path);
       expect(entry?.source).toBe('gamma');
@@ -187,7 +189,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
         const planned = diffMount(target, await observeMount(target, host));
         expect(planned?.action).toBe('mount');
         const started = Date.now();
-        const error = await mountModule.apply(target, { ...planned!, dependsOn: [] }, applyContext()).then(
+        const error = await applyPlanned({ ...planned!, dependsOn: [] }, applyContext(target)).then(
           () => null,
           (caught: unknown) => caught as Error,
         );
@@ -224,7 +226,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       expect(planned?.conflict?.message).toContain('local-only.txt');
       // Even asked to mount, apply re-checks and refuses.
       await expect(
-        mountModule.apply(target, { ...planned!, action: 'mount', dependsOn: [] }, applyContext()),
+        applyPlanned({ ...planned!, action: 'mount', dependsOn: [] }, applyContext(target)),
       ).rejects.toThrow(/non-empty|would hide/);
       expect(mountAt(await host.mounts(), target.mount.path)).toBeUndefined();
       expect(await readFile(join(target.mount.path, 'local-only.txt'), 'utf8')).toBe('precious\n');

@@ -5,17 +5,23 @@ import { planJson, renderChange, renderPlan } from '../../src/output/render.js';
 import { makeStyle } from '../../src/output/style.js';
 
 type Diff = Omit<PlannedAction, 'dependsOn'>;
+type Address = PlannedAction['address'];
 
+const RANKS = { mount: { mount: 0 }, bundle: { restore: 0, push: 1 }, sync: { restore: 1, push: 0 }, file: { restore: 2 }, link: { link: 0 } };
+const ref = (address: Address, localPaths: string[], contains: string[] = []): ResourceRef => {
+  const kind = address.split('.')[0] as keyof typeof RANKS;
+  return { address, phaseRank: RANKS[kind], ...(kind === 'mount' ? {} : { mount: 'mount.data' as const }), localPaths, contains };
+};
 const refs: ResourceRef[] = [
-  { address: 'mount.data', kind: 'mount', localPaths: [] },
-  { address: 'bundle.clawd', kind: 'bundle', mount: 'mount.data', localPaths: ['/root/clawd'] },
-  { address: 'sync.clawdbot', kind: 'sync', mount: 'mount.data', localPaths: ['/root/.clawdbot'] },
-  { address: 'file.credentials', kind: 'file', mount: 'mount.data', localPaths: ['/root/clawd/.credentials.env'] },
-  { address: 'link.memory', kind: 'link', mount: 'mount.data', localPaths: ['/root/clawd/memory'] },
-  { address: 'link.logs', kind: 'link', mount: 'mount.data', localPaths: ['/root/clawd/logs'] },
+  ref('mount.data', []),
+  ref('bundle.clawd', ['/root/clawd'], ['/root/clawd']),
+  ref('sync.clawdbot', ['/root/.clawdbot']),
+  ref('file.credentials', ['/root/clawd/.credentials.env']),
+  ref('link.memory', ['/root/clawd/memory']),
+  ref('link.logs', ['/root/clawd/logs']),
 ];
 
-function diff(address: string, action: PlannedAction['action'], phase: PlannedAction['phase'], extra: Partial<Diff> = {}): Diff {
+function diff(address: Address, action: PlannedAction['action'], phase: PlannedAction['phase'], extra: Partial<Diff> = {}): Diff {
   const kind = address.split('.')[0] as PlannedAction['kind'];
   return { address, kind, action, phase, reason: `${address} needs ${action}`, changes: [], ...extra };
 }

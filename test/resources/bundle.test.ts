@@ -11,6 +11,7 @@ import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
 import { bundleModule } from '../../src/resources/bundle/index.js';
 import type { ResolvedBundle, ResolvedEnvironment, ResolvedLink } from '../../src/spec/types.js';
 import { commit, forEachRef, git, initRepo, tempDir, write } from '../git/helpers.js';
+import { applyPlanned, observing } from '../helpers/resources.js';
 
 const realHost = new RealHost();
 let dir: { path: string; cleanup: () => void };
@@ -26,18 +27,18 @@ beforeEach(() => {
 afterEach(() => dir.cleanup());
 
 function environment(links: Record<string, ResolvedLink> = {}): ResolvedEnvironment {
-  return { specFile: join(dir.path, 'persist.yaml'), specHash: '0', environment: 'test', workspace: dir.path, buckets: {}, links, bundles: { clawd: bundle }, syncs: {}, files: {} };
+  const data = { key: 'data', name: 'test-data', pathStyle: true, provider: 'other' as const, mount: { backend: 'local' as const, path: mount, options: {} } };
+  return { specFile: join(dir.path, 'persist.yaml'), specHash: '0', environment: 'test', workspace: dir.path, buckets: { data }, links, bundles: { clawd: bundle }, syncs: {}, files: {} };
 }
 
 async function plan(options: PlanOptions = { allowShrink: false }, ready = true, host: Host = readOnlyHost(realHost), links?: Record<string, ResolvedLink>) {
-  const observed = await bundleModule.observe(bundle, { host, env: environment(links), mountReady: { data: ready } });
+  const observed = (await bundleModule.observe(bundle, observing({ host, env: environment(links), mountReady: { data: ready } }))).state;
   const decision = bundleModule.diff(bundle, observed, options);
   return { observed, action: decision ? ({ ...decision, dependsOn: [] } as PlannedAction) : null };
 }
 
 async function apply(action: PlannedAction, options: PlanOptions = { allowShrink: false }, host: Host = realHost) {
-  const ctx: ApplyContext = { host, env: environment(), options, report: () => {}, signal: new AbortController().signal };
-  return bundleModule.apply(bundle, action, ctx);
+  return applyPlanned(action, { host, env: environment(), options, report: () => {}, signal: new AbortController().signal });
 }
 
 /** Plan and apply whatever is planned; fails when nothing is. */
@@ -63,7 +64,7 @@ describe('bundle update', () => {
     sampleRepo();
     const { action, outcome } = await converge();
     expect(action).toMatchObject({ action: 'update', phase: 'push' });
-    expect(outcome.summary).toMatch(/^wrote workspace\/clawd\.bundle \(4 refs, \d+ bytes\)$/);
+    expect(outcome.summary).toMatch(/^wrote workspace\/clawd\.bundle \(3 refs, \d+ bytes\)$/);
     expect(await bundleRefs(bundle.file)).toEqual({ HEAD: git(bundle.repo, 'rev-parse', 'HEAD'), ...forEachRef(bundle.repo) });
     git(bundle.repo, 'bundle', 'verify', '-q', bundle.file);
     expect(readdirSync(join(mount, 'workspace'))).toEqual(['clawd.bundle']); // no temp left behind
@@ -102,7 +103,7 @@ describe('bundle update', () => {
     sampleRepo();
     const { action } = await converge();
     const recording = recordingHost(realHost);
-    expect(await apply(action, undefined, recording)).toEqual({ summary: 'already up to date' });
+    expect(await apply(action, undefined, recording)).toEqual({ summary: 'already as the spec wants it (nothing to do)' });
     expect(recording.writes).toEqual([]);
   });
 
@@ -321,7 +322,7 @@ describe('bundle restore', () => {
     expect(action).toMatchObject({ action: 'restore' });
     expect(action!.reason).toContain('decided after the mount');
     const recording = recordingHost(realHost);
-    expect((await apply(action!, undefined, recording)).summary).toBe('nothing to restore: workspace/clawd.bundle does not exist in bucket data');
+    expect((await apply(action!, undefined, recording)).summary).toBe('already as the spec wants it (nothing to do)');
     expect(recording.writes).toEqual([]);
     expect(existsSync(bundle.repo)).toBe(false);
   });

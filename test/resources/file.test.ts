@@ -9,6 +9,7 @@ import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
 import { diffFile, fileModule, type FileObserved } from '../../src/resources/file/index.js';
 import type { ResolvedFile } from '../../src/spec/types.js';
 import { applyContext, environment } from './sync-helpers.js';
+import { applyPlanned, observing } from '../helpers/resources.js';
 
 const SECRET = 'R2_SECRET_ACCESS_KEY=do-not-print-me-42';
 const host = new RealHost();
@@ -18,7 +19,7 @@ let file: ResolvedFile;
 
 async function plan(mountReady = true): Promise<PlannedAction | null> {
   const env = environment(mount, { files: { credentials: file } });
-  const observed = await fileModule.observe(file, { host: readOnlyHost(host), env, mountReady: { data: mountReady } });
+  const observed = (await fileModule.observe(file, observing({ host: readOnlyHost(host), env, mountReady: { data: mountReady } }))).state;
   expect(JSON.stringify(observed)).not.toContain('do-not-print-me');
   const decided = fileModule.diff(file, observed, { allowShrink: false });
   return decided ? { ...decided, dependsOn: [] } : null;
@@ -26,7 +27,7 @@ async function plan(mountReady = true): Promise<PlannedAction | null> {
 
 async function apply(action: PlannedAction) {
   const recorder = recordingHost(host);
-  const outcome = await fileModule.apply(file, action, applyContext(recorder, environment(mount, { files: { credentials: file } })));
+  const outcome = await applyPlanned(action, applyContext(recorder, environment(mount, { files: { credentials: file } })));
   return { outcome, writes: recorder.writes };
 }
 
@@ -61,8 +62,8 @@ describe('file restore', () => {
     expect(await readFile(file.to, 'utf8')).toBe(SECRET);
     expect((await stat(file.to)).mode & 0o777).toBe(0o600);
     // written under a temporary name, created with its final mode, then renamed
-    const temp = join(root, 'clawd', `..credentials.env.persist-tmp-${process.pid}`);
-    expect(writes).toContainEqual({ method: 'writeFile', path: temp });
+    const temp = new RegExp(`^${join(root, 'clawd')}/\\.\\.credentials\\.env\\.persist-tmp-[0-9a-f]{12}$`);
+    expect(writes).toContainEqual({ method: 'writeFile', path: expect.stringMatching(temp) });
     expect(writes).toContainEqual({ method: 'rename', path: file.to }); // recorded under its destination
     expect(writes.filter((w) => w.path.startsWith(mount))).toEqual([]);
     expect(await readdir(join(root, 'clawd'))).toEqual(['.credentials.env']);

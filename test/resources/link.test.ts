@@ -11,8 +11,11 @@ import { backupDir } from '../../src/host/paths.js';
 import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
 import { journalPath } from '../../src/resources/link/adopt.js';
-import { applyLink, diffLink, linkModule, observeLink } from '../../src/resources/link/index.js';
-import type { ResolvedLink } from '../../src/spec/types.js';
+import { diffLink, linkModule, observeLink } from '../../src/resources/link/index.js';
+import type { Host } from '../../src/host/types.js';
+import type { ResolvedEnvironment, ResolvedLink } from '../../src/spec/types.js';
+import type { ActionContext } from '../../src/engine/apply.js';
+import { applyPlanned } from '../helpers/resources.js';
 
 const host = new RealHost();
 let root: string;
@@ -21,6 +24,13 @@ let mount: string;
 
 function linkNamed(name: string, relTarget = `workspace/${name}`, mountPath = mount): ResolvedLink {
   return { name, bucket: 'data', path: join(workspace, name), relTarget, target: join(mountPath, relTarget) };
+}
+
+/** What the engine hands the link: an environment with its \`local\` bucket at the mount. */
+function linkContext(link: ResolvedLink, through: Host = host, report: (message: string) => void = () => {}): ActionContext {
+  const data = { key: 'data', name: 'test-data', pathStyle: true, provider: 'other' as const, mount: { backend: 'local' as const, path: link.target.slice(0, -link.relTarget.length - 1), options: {} } };
+  const env: ResolvedEnvironment = { specFile: join(workspace, 'persist.yaml'), specHash: '0', environment: 'test', workspace, buckets: { data }, links: { [link.name]: link }, bundles: {}, syncs: {}, files: {} };
+  return { host: through, env, options: { allowShrink: false }, report, signal: new AbortController().signal };
 }
 
 async function plan(link: ResolvedLink) {
@@ -34,7 +44,7 @@ async function apply(link: ResolvedLink) {
   expect(planned).not.toBeNull();
   const action: PlannedAction = { ...planned!, dependsOn: [] };
   const reports: string[] = [];
-  const outcome = await applyLink(link, action, { host, report: (m) => reports.push(m), signal: new AbortController().signal });
+  const outcome = await applyPlanned(action, linkContext(link, host, (m) => reports.push(m)));
   return { planned: planned!, outcome, reports };
 }
 
@@ -99,7 +109,7 @@ describe('link.<name> create', () => {
     const planned = (await plan(link))!;
     await write(join(link.path, 'new.md'), 'written after the plan');
     await expect(
-      applyLink(link, { ...planned, dependsOn: [] }, { host, report: () => {}, signal: new AbortController().signal }),
+      applyPlanned({ ...planned, dependsOn: [] }, linkContext(link)),
     ).rejects.toThrow(/changed since the plan: it now needs adopt/);
     expect(await fs.readFile(join(link.path, 'new.md'), 'utf8')).toBe('written after the plan');
   });
@@ -241,7 +251,7 @@ describe('link.<name> adopt', () => {
     await write(join(link.path, 'a.md'), 'a');
     await fs.symlink('a.md', join(link.path, 'latest'));
     const planned = (await plan(link))!;
-    const outcome = await applyLink(link, { ...planned, dependsOn: [] }, { host: limited, report: () => {}, signal: new AbortController().signal });
+    const outcome = await applyPlanned({ ...planned, dependsOn: [] }, linkContext(link, limited));
     await expectLinked(link);
     expect(await fs.readFile(join(link.target, 'a.md'), 'utf8')).toBe('a');
     const [backup] = await fs.readdir(backupDir(workspace));
@@ -318,7 +328,7 @@ describe('link.<name> conflicts', () => {
     });
     expect(planned!.conflict!.fix).toContain('move it away');
     await expect(
-      applyLink(link, { ...planned!, dependsOn: [] }, { host, report: () => {}, signal: new AbortController().signal }),
+      applyPlanned({ ...planned!, dependsOn: [] }, linkContext(link)),
     ).rejects.toThrow(/is a regular file/);
     expect(await fs.readFile(link.path, 'utf8')).toBe('a file');
   });
@@ -358,6 +368,6 @@ describe('linkModule', () => {
     const env = { links: { memory: link } } as unknown as Parameters<typeof linkModule.resources>[0];
     expect(linkModule.kind).toBe('link');
     expect(linkModule.resources(env)).toEqual({ memory: link });
-    expect(linkModule.bucketOf(link)).toBe('data');
+    expect(linkModule.needsBucket(link)).toBe('data');
   });
 });

@@ -15,6 +15,8 @@ import { syncModule } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
 import { startS3Server, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3TestServer } from '../helpers/s3server.js';
 import { applyContext, environment } from './sync-helpers.js';
+import { MountedStore } from '../../src/store/mounted.js';
+import { applyPlanned, observing } from '../helpers/resources.js';
 
 const BUCKET = 'persist-sync-fuse';
 const haveS3fs = existsSync('/dev/fuse') && spawnSync('s3fs', ['--version']).status === 0;
@@ -36,14 +38,14 @@ describe.skipIf(!haveS3fs)('sync through s3fs', () => {
   let sync: ResolvedSync;
   let savedStateDir: string | undefined;
 
-  const env = () => environment(mount, { syncs: { clawdbot: sync }, backend: 's3fs' });
+  const env = () => environment(mount, { syncs: { clawdbot: sync }, backend: 's3fs', bucketName: BUCKET });
   async function plan(): Promise<PlannedAction | null> {
-    const observed = await syncModule.observe(sync, { host: readOnlyHost(host), env: env(), mountReady: { data: true } });
+    const observed = (await syncModule.observe(sync, observing({ host: readOnlyHost(host), env: env(), mountReady: { data: true } }))).state;
     const decided = syncModule.diff(sync, observed, { allowShrink: false });
     return decided ? { ...decided, dependsOn: [] } : null;
   }
   async function apply(action: PlannedAction) {
-    return syncModule.apply(sync, action, applyContext(recordingHost(host), env()));
+    return applyPlanned(action, applyContext(recordingHost(host), env()));
   }
 
   beforeAll(async () => {
@@ -98,7 +100,7 @@ describe.skipIf(!haveS3fs)('sync through s3fs', () => {
     expect(await plan()).toBeNull();
     const planRequests = server.requests().length;
     const stale: PlannedAction = { ...first, reason: 'stale' };
-    expect((await apply(stale)).summary).toBe('already in sync');
+    expect((await apply(stale)).summary).toBe('already as the spec wants it (nothing to do)');
     expect(server.writeCount()).toBe(0);
     console.log(`s3fs: an up-to-date plan of a 11-file sync sent ${planRequests} requests, 0 writes`);
 

@@ -2,18 +2,19 @@
 import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ApplyContext, PlanOptions } from '../../src/engine/types.js';
+import type { ActionContext } from '../../src/engine/apply.js';
+import type { PlanOptions } from '../../src/engine/types.js';
 import type { Host } from '../../src/host/types.js';
 import type { ResolvedEnvironment, ResolvedFile, ResolvedSync } from '../../src/spec/types.js';
 
-export function environment(mountPath: string, extra: { syncs?: Record<string, ResolvedSync>; files?: Record<string, ResolvedFile>; backend?: 's3fs' | 'local' } = {}): ResolvedEnvironment {
+export function environment(mountPath: string, extra: { syncs?: Record<string, ResolvedSync>; files?: Record<string, ResolvedFile>; backend?: 's3fs' | 'local'; bucketName?: string } = {}): ResolvedEnvironment {
   return {
     specFile: '/spec/persist.yaml',
     specHash: '0'.repeat(64),
     environment: 'test',
     workspace: '/spec',
     buckets: {
-      data: { key: 'data', name: 'test-bucket', pathStyle: true, provider: 'other', mount: { backend: extra.backend ?? 'local', path: mountPath, options: {} } },
+      data: { key: 'data', name: extra.bucketName ?? 'test-bucket', pathStyle: true, provider: 'other', mount: { backend: extra.backend ?? 'local', path: mountPath, options: {} } },
     },
     links: {},
     bundles: {},
@@ -22,7 +23,7 @@ export function environment(mountPath: string, extra: { syncs?: Record<string, R
   };
 }
 
-export function applyContext(host: Host, env: ResolvedEnvironment, options: PlanOptions = { allowShrink: false }, signal = new AbortController().signal): ApplyContext & { reports: string[] } {
+export function applyContext(host: Host, env: ResolvedEnvironment, options: PlanOptions = { allowShrink: false }, signal = new AbortController().signal): ActionContext & { reports: string[] } {
   const reports: string[] = [];
   return { host, env, options, report: (m) => reports.push(m), signal, reports };
 }

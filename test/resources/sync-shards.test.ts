@@ -14,6 +14,8 @@ import { syncModule } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
 import { MANIFEST_NAME, parseManifestFile, readManifest, SHARD_DIR_NAME, shardFileName, shardOf } from '../../src/resources/sync/manifest.js';
 import { applyContext, environment, snapshot, type Snapshot } from './sync-helpers.js';
+import { MountedStore } from '../../src/store/mounted.js';
+import { applyPlanned, observing } from '../helpers/resources.js';
 
 const host = new RealHost();
 let root: string;
@@ -28,14 +30,14 @@ function makeSync(overrides: Partial<ResolvedSync> = {}): ResolvedSync {
 
 async function plan(sync: ResolvedSync): Promise<PlannedAction | null> {
   const env = environment(mount, { syncs: { [sync.name]: sync } });
-  const observed = await syncModule.observe(sync, { host: readOnlyHost(host), env, mountReady: { data: true } });
+  const observed = (await syncModule.observe(sync, observing({ host: readOnlyHost(host), env, mountReady: { data: true } }))).state;
   const decided = syncModule.diff(sync, observed, { allowShrink: false });
   return decided ? { ...decided, dependsOn: [] } : null;
 }
 
 async function apply(sync: ResolvedSync, action: PlannedAction, through: Host = host) {
   const env = environment(mount, { syncs: { [sync.name]: sync } });
-  return syncModule.apply(sync, action, applyContext(through, env));
+  return applyPlanned(action, applyContext(through, env));
 }
 
 async function planAndApply(sync: ResolvedSync, through: Host = host) {
@@ -63,7 +65,7 @@ function contentOf(files: Snapshot, only: string[] = Object.keys(files)): Record
 
 /** Every entry of the mirror's manifest names a file the mirror has; returns the paths whose content differs from their entry. */
 async function checkManifestTruthful(): Promise<string[]> {
-  const manifest = (await readManifest(host, mirror))!;
+  const manifest = (await readManifest(new MountedStore(host, mirror), ''))!;
   const missing: string[] = [];
   const differing: string[] = [];
   for (const [path, entry] of Object.entries(manifest.files)) {
@@ -128,10 +130,10 @@ describe('a version-1 manifest (written by earlier versions)', () => {
     const paths = await writeFiles(local, 300);
     await planAndApply(sync);
     // Turn the mirror into one written by an earlier version: a single file with every entry.
-    const current = (await readManifest(host, mirror))!;
+    const current = (await readManifest(new MountedStore(host, mirror), ''))!;
     await writeFile(join(mirror, MANIFEST_NAME), `${JSON.stringify({ version: 1, files: current.files, pushedAt: current.pushedAt }, null, 1)}\n`);
     await rm(join(mirror, SHARD_DIR_NAME), { recursive: true });
-    expect((await readManifest(host, mirror))!.storage).toEqual({ version: 1 });
+    expect((await readManifest(new MountedStore(host, mirror), ''))!.storage).toEqual({ version: 1 });
 
     // Read: nothing to do, nothing written.
     const before = await snapshot(mirror);
@@ -143,7 +145,7 @@ describe('a version-1 manifest (written by earlier versions)', () => {
     const { outcome } = await planAndApply(sync);
     expect(outcome.summary).toMatch(/^copied 1 file /);
     expect(parseManifestFile(await readFile(join(mirror, MANIFEST_NAME), 'utf8'), 'root').version).toBe(2);
-    const converted = (await readManifest(host, mirror))!;
+    const converted = (await readManifest(new MountedStore(host, mirror), ''))!;
     expect(converted.storage).toMatchObject({ version: 2, interrupted: [] });
     expect(Object.keys(converted.files).sort()).toEqual(Object.keys(current.files).sort());
     expect(await plan(sync)).toBeNull();
@@ -228,7 +230,7 @@ describe('a push interrupted at any write', () => {
       expect(await plan(sync)).toBeNull();
       // Truthful entries with the local files' hashes: the mirror holds every local file.
       expect(await checkManifestTruthful()).toEqual([]);
-      const manifest = (await readManifest(host, mirror))!;
+      const manifest = (await readManifest(new MountedStore(host, mirror), ''))!;
       expect(Object.fromEntries(Object.entries(manifest.files).map(([path, entry]) => [path, entry.sha256]))).toEqual(contentOf(localBefore));
     }
     expect(await snapshot(local)).toEqual(localBefore);
@@ -248,7 +250,7 @@ describe('a push interrupted at any write', () => {
     const action = (await plan(sync))!;
     // Crash half-way through the copies: the container is gone, its local folder with it.
     await expect(apply(sync, action, crashingHost(host, 25))).rejects.toThrow(/simulated crash/);
-    const listed = Object.keys((await readManifest(host, mirror))!.files).sort();
+    const listed = Object.keys((await readManifest(new MountedStore(host, mirror), ''))!.files).sort();
     await rm(local, { recursive: true });
 
     const { action: restore, outcome } = await planAndApply(sync);

@@ -8,10 +8,12 @@ import type { PlannedAction } from '../../src/engine/types.js';
 import { ActionError } from '../../src/errors.js';
 import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost, recordingHost } from '../../src/host/wrappers.js';
-import { syncModule, syncStatus } from '../../src/resources/sync/index.js';
+import { syncModule } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
 import { MANIFEST_NAME, readManifest, SHARD_DIR_NAME } from '../../src/resources/sync/manifest.js';
 import { applyContext, environment, snapshot } from './sync-helpers.js';
+import { MountedStore } from '../../src/store/mounted.js';
+import { applyPlanned, observing } from '../helpers/resources.js';
 
 const host = new RealHost();
 let root: string;
@@ -27,7 +29,7 @@ function makeSync(overrides: Partial<ResolvedSync> = {}): ResolvedSync {
 /** plan for one sync: observe through a read-only host (any write would throw), then diff. */
 async function plan(sync: ResolvedSync, options = { allowShrink: false }, mountReady = true): Promise<PlannedAction | null> {
   const env = environment(mount, { syncs: { [sync.name]: sync } });
-  const observed = await syncModule.observe(sync, { host: readOnlyHost(host), env, mountReady: { data: mountReady } });
+  const observed = (await syncModule.observe(sync, observing({ host: readOnlyHost(host), env, mountReady: { data: mountReady } }))).state;
   const decided = syncModule.diff(sync, JSON.parse(JSON.stringify(observed)), options); // observed is JSON-safe
   return decided ? { ...decided, dependsOn: [] } : null;
 }
@@ -35,7 +37,7 @@ async function plan(sync: ResolvedSync, options = { allowShrink: false }, mountR
 async function apply(sync: ResolvedSync, action: PlannedAction, options = { allowShrink: false }, signal?: AbortSignal) {
   const recorder = recordingHost(host);
   const env = environment(mount, { syncs: { [sync.name]: sync } });
-  const outcome = await syncModule.apply(sync, action, applyContext(recorder, env, options, signal));
+  const outcome = await applyPlanned(action, applyContext(recorder, env, options, signal));
   return { outcome, writes: recorder.writes };
 }
 
@@ -79,7 +81,7 @@ describe('sync push', () => {
     expect(outcome.summary).toMatch(/^copied 2 files \(/);
     expect(await readFile(join(mirror, 'a.txt'), 'utf8')).toBe('alpha');
     expect((await readFile(join(mirror, 'sub/deep/b.bin'))).equals(await readFile(join(local, 'sub/deep/b.bin')))).toBe(true);
-    const manifest = (await readManifest(host, mirror))!;
+    const manifest = (await readManifest(new MountedStore(host, mirror), ''))!;
     expect(Object.keys(manifest.files).sort()).toEqual(['a.txt', 'sub/deep/b.bin']);
     expect(manifest.files['a.txt']).toMatchObject({ size: 5, mode: 0o600, mtimeMs: 1_700_000_000_000 });
     // mode and mtime kept on the mirror side where the file system allows (a local bucket does)
@@ -107,10 +109,11 @@ describe('sync push', () => {
     expect(after['f3.txt']!.ino).not.toBe(before['f3.txt']!.ino);
     expect(await readFile(join(mirror, 'f3.txt'), 'utf8')).toBe('changed content');
     const mirrorWrites = writes.filter((w) => w.path.startsWith(mirror) && w.method !== 'mkdir');
-    const touchedNames = new Set(mirrorWrites.map((w) => w.path.slice(mirror.length + 1)));
+    // Temporary names end in a random suffix (unique across machines sharing the bucket).
+    const touchedNames = new Set(mirrorWrites.map((w) => w.path.slice(mirror.length + 1).replace(/\.persist-tmp-[0-9a-f]{12}$/, '.persist-tmp-*')));
     // The files through their temporaries, the manifest's one shard (11 files) and its root.
     expect([...touchedNames].sort()).toEqual(
-      [`.f3.txt.persist-tmp-${process.pid}`, `.new.txt.persist-tmp-${process.pid}`, 'f3.txt', 'new.txt', `${SHARD_DIR_NAME}/0-of-1.json`, MANIFEST_NAME].sort(),
+      ['.f3.txt.persist-tmp-*', '.new.txt.persist-tmp-*', 'f3.txt', 'new.txt', `${SHARD_DIR_NAME}/0-of-1.json`, MANIFEST_NAME].sort(),
     );
     // A rename is recorded under its destination: every file copy ends in one.
     expect(mirrorWrites.filter((w) => w.method === 'rename').map((w) => w.path)).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
@@ -128,7 +131,7 @@ describe('sync push', () => {
     // Even an apply of a stale push re-checks first and then writes nothing at all.
     const stale: PlannedAction = { address: 'sync.clawdbot', kind: 'sync', action: 'push', phase: 'push', reason: 'stale', changes: [], dependsOn: [] };
     const { outcome, writes } = await apply(sync, stale);
-    expect(outcome.summary).toBe('already in sync');
+    expect(outcome.summary).toBe('already as the spec wants it (nothing to do)');
     expect(writes).toEqual([]);
     expect(await snapshot(mirror)).toEqual(mirrorBefore);
     expect(await snapshot(local)).toEqual(localBefore);
@@ -145,7 +148,7 @@ describe('sync push', () => {
     const action = (await plan(sync))!;
     expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '1 changed' });
     await apply(sync, action);
-    expect((await readManifest(host, mirror))!.files['a.txt']).toMatchObject({ mode: 0o600, mtimeMs: 1_700_000_000_000 });
+    expect((await readManifest(new MountedStore(host, mirror), ''))!.files['a.txt']).toMatchObject({ mode: 0o600, mtimeMs: 1_700_000_000_000 });
     expect(await plan(sync)).toBeNull();
   });
 
@@ -171,7 +174,7 @@ describe('sync push', () => {
     const { action } = await planAndApply(sync);
     expect(action.changes).toContainEqual({ field: 'changes', before: null, after: '2 removed locally (kept in the mirror)' });
     expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'f0', 'f1', 'f2', 'f3', 'f4']);
-    expect(Object.keys((await readManifest(host, mirror))!.files).sort()).toEqual(['f2', 'f3', 'f4']);
+    expect(Object.keys((await readManifest(new MountedStore(host, mirror), ''))!.files).sort()).toEqual(['f2', 'f3', 'f4']);
     expect(await plan(sync)).toBeNull();
     // A restore gives back the folder as it was last pushed.
     await rm(local, { recursive: true });
@@ -187,7 +190,7 @@ describe('sync push', () => {
     await put(local, 'cache/big/blob', 'cache');
     await put(local, 'sub/cache/kept', 'not top-level cache');
     await planAndApply(sync);
-    expect(Object.keys((await readManifest(host, mirror))!.files).sort()).toEqual(['db.sqlite', 'sub/cache/kept']);
+    expect(Object.keys((await readManifest(new MountedStore(host, mirror), ''))!.files).sort()).toEqual(['db.sqlite', 'sub/cache/kept']);
     expect(await readdir(mirror)).not.toContain('db.lock');
     await put(local, 'db.lock', 'lock changed');
     await put(local, 'cache/new', 'n');
@@ -244,10 +247,12 @@ describe('sync restore', () => {
     expect(await snapshot(mirror)).toEqual(mirrorBefore);
 
     expect(await plan(sync)).toBeNull();
-    const status = await syncStatus(sync, host);
+    const env = environment(mount, { syncs: { [sync.name]: sync } });
+    const ctx = observing({ host: readOnlyHost(host), env, mountReady: { data: true } });
+    const status = await syncModule.facts(sync, (await syncModule.observe(sync, ctx)).state, ctx);
     expect(status.files).toBe(3);
-    expect(status.lastPush).toBe((await readManifest(host, mirror))!.pushedAt);
-    expect(Date.parse(status.lastRestore!)).toBeGreaterThan(Date.now() - 60_000);
+    expect(status.lastPush).toBe((await readManifest(new MountedStore(host, mirror), ''))!.pushedAt);
+    expect(Date.parse(String(status.lastRestore))).toBeGreaterThan(Date.now() - 60_000);
   });
 
   it('restores into an existing folder that holds only excluded files, leaving them', async () => {
@@ -276,7 +281,7 @@ describe('sync restore', () => {
       realReport(m);
       if (ctx.reports.length === 3) controller.abort();
     };
-    await expect(syncModule.apply(sync, action, ctx)).rejects.toThrow(/interrupted; .* resumes the restore/);
+    await expect(applyPlanned(action, ctx)).rejects.toThrow(/interrupted; .* resumes the restore/);
     const partial = (await readdir(local)).filter((n) => !n.startsWith('.'));
     expect(partial.length).toBe(3);
 
@@ -358,7 +363,7 @@ describe('the guard against overwriting a good mirror', () => {
     await put(local, 'a', 'A');
     const action = (await plan(sync))!;
     const env = environment(mount, { syncs: { clawdbot: sync }, backend: 's3fs' });
-    await expect(syncModule.apply(sync, action, applyContext(host, env))).rejects.toThrow(`nothing is mounted at ${mount}`);
+    await expect(applyPlanned(action, applyContext(host, env))).rejects.toThrow(`mount.data is not mounted; nothing written into ${mount}`);
     await expect(stat(mirror)).rejects.toThrow(/ENOENT/);
   });
 });
@@ -394,7 +399,7 @@ describe('mirror states', () => {
     expect(after['same.txt']).toEqual(before['same.txt']);
     expect(after['extra.txt']).toEqual(before['extra.txt']);
     expect(await readFile(join(mirror, 'samesize.txt'), 'utf8')).toBe('BBBB');
-    expect(Object.keys((await readManifest(host, mirror))!.files).sort()).toEqual(['new.txt', 'other.txt', 'same.txt', 'samesize.txt']);
+    expect(Object.keys((await readManifest(new MountedStore(host, mirror), ''))!.files).sort()).toEqual(['new.txt', 'other.txt', 'same.txt', 'samesize.txt']);
     expect(await plan(sync)).toBeNull();
   });
 
@@ -405,7 +410,7 @@ describe('mirror states', () => {
     expect(action.action).toBe('restore');
     expect(await readFile(join(local, 'x/y.txt'), 'utf8')).toBe('y');
     expect((await stat(join(local, 'x/y.txt'))).mode & 0o777).toBe(0o640);
-    expect((await readManifest(host, mirror))!.files['x/y.txt']).toMatchObject({ size: 1, mode: 0o640, mtimeMs: 1_650_000_000_000 });
+    expect((await readManifest(new MountedStore(host, mirror), ''))!.files['x/y.txt']).toMatchObject({ size: 1, mode: 0o640, mtimeMs: 1_650_000_000_000 });
     expect(await plan(sync)).toBeNull();
   });
 
@@ -436,7 +441,7 @@ describe('failures while applying', () => {
         return recorder.readFile(path);
       },
     }) as typeof recorder;
-    await expect(syncModule.apply(sync, action, { ...ctx, host: hostWithHook })).rejects.toThrow(/^sync\.clawdbot: push failed: .*ENOENT/);
+    await expect(applyPlanned(action, { ...ctx, host: hostWithHook })).rejects.toThrow(/^sync\.clawdbot: push failed: .*ENOENT/);
     expect((await readFile(join(mirror, MANIFEST_NAME))).equals(manifestBefore)).toBe(true);
     expect((await readdir(mirror)).filter((n) => n.includes('persist-tmp'))).toEqual([]);
     expect(await plan(sync)).toBeNull(); // `b` is gone locally: nothing left to push

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
 import { recordingHost } from '../../src/host/wrappers.js';
+import { MountedStore } from '../../src/store/mounted.js';
 import {
   chooseShardCount,
   idealShardCount,
@@ -73,7 +74,7 @@ describe('sync manifest', () => {
 
   it('round-trips through the mirror: a small root and shards, each written atomically', async () => {
     const files = entries(2000);
-    await writeManifest(host, dir, files, PUSHED_AT);
+    await writeManifest(new MountedStore(host, dir), '', files, PUSHED_AT);
     expect((await readdir(dir)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME]);
     const shardNames = await readdir(join(dir, SHARD_DIR_NAME));
     expect(shardNames.sort()).toEqual(Array.from({ length: 16 }, (_, i) => shardFileName(i, 16))); // no temporary left behind
@@ -82,7 +83,7 @@ describe('sync manifest', () => {
     const parsed = parseManifestFile(root, 'root');
     expect(parsed).toMatchObject({ version: 2, root: { pushedAt: PUSHED_AT, files: 2000 } });
 
-    const manifest = (await readManifest(host, dir))!;
+    const manifest = (await readManifest(new MountedStore(host, dir), ''))!;
     expect(manifest.files).toEqual(files);
     expect(manifest.pushedAt).toBe(PUSHED_AT);
     expect(manifest.storage).toMatchObject({ version: 2, interrupted: [] });
@@ -96,52 +97,52 @@ describe('sync manifest', () => {
 
   it('rewrites only the shards whose entries changed, then the root', async () => {
     const files = entries(2000);
-    await writeManifest(host, dir, files, PUSHED_AT);
-    const previous = (await readManifest(host, dir))!;
+    await writeManifest(new MountedStore(host, dir), '', files, PUSHED_AT);
+    const previous = (await readManifest(new MountedStore(host, dir), ''))!;
     const changedPath = 'memory/1234.md';
     const recorder = recordingHost(host);
-    await writeManifest(recorder, dir, { ...files, [changedPath]: { ...files[changedPath]!, size: 99 } }, '2026-02-01T00:00:00.000Z', previous);
+    await writeManifest(new MountedStore(recorder, dir), '', { ...files, [changedPath]: { ...files[changedPath]!, size: 99 } }, '2026-02-01T00:00:00.000Z', previous);
     const written = recorder.writes.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path.slice(dir.length + 1));
     expect(written).toEqual([`${SHARD_DIR_NAME}/${shardFileName(shardOf(changedPath, 16), 16)}`, MANIFEST_NAME]);
     expect(recorder.writes.filter((w) => w.method === 'remove')).toEqual([]);
-    expect((await readManifest(host, dir))!.files[changedPath]!.size).toBe(99);
+    expect((await readManifest(new MountedStore(host, dir), ''))!.files[changedPath]!.size).toBe(99);
   });
 
   it('re-shards when the mirror grows, and removes the shards of the old count', async () => {
-    await writeManifest(host, dir, entries(100), PUSHED_AT);
+    await writeManifest(new MountedStore(host, dir), '', entries(100), PUSHED_AT);
     expect(await readdir(join(dir, SHARD_DIR_NAME))).toEqual(['0-of-1.json']);
-    const previous = (await readManifest(host, dir))!;
-    await writeManifest(host, dir, entries(1000), PUSHED_AT, previous);
+    const previous = (await readManifest(new MountedStore(host, dir), ''))!;
+    await writeManifest(new MountedStore(host, dir), '', entries(1000), PUSHED_AT, previous);
     expect((await readdir(join(dir, SHARD_DIR_NAME))).sort()).toEqual(['0-of-8.json', '1-of-8.json', '2-of-8.json', '3-of-8.json', '4-of-8.json', '5-of-8.json', '6-of-8.json', '7-of-8.json']);
-    expect(Object.keys((await readManifest(host, dir))!.files)).toHaveLength(1000);
+    expect(Object.keys((await readManifest(new MountedStore(host, dir), ''))!.files)).toHaveLength(1000);
   });
 
   it('a shard newer than the root (an interrupted push) is read as found and marked', async () => {
-    await writeManifest(host, dir, entries(500), PUSHED_AT);
-    const previous = (await readManifest(host, dir))!;
-    const writer = new ManifestWriter(host, dir, previous, 501);
+    await writeManifest(new MountedStore(host, dir), '', entries(500), PUSHED_AT);
+    const previous = (await readManifest(new MountedStore(host, dir), ''))!;
+    const writer = new ManifestWriter(new MountedStore(host, dir), '', previous, 501);
     const extra = 'memory/new.md';
     const index = writer.shardOf(extra);
     const shardFiles = Object.fromEntries(Object.entries(previous.files).filter(([path]) => writer.shardOf(path) === index));
     shardFiles[extra] = { size: 1, mtimeMs: 1, sha256: SHA, mode: 0o644 };
     expect(await writer.putShard(index, shardFiles)).toBe(true);
     // No commit: the root still describes the previous push.
-    const read = (await readManifest(host, dir))!;
+    const read = (await readManifest(new MountedStore(host, dir), ''))!;
     expect(read.files[extra]).toEqual({ size: 1, mtimeMs: 1, sha256: SHA, mode: 0o644 });
     expect(read.storage).toMatchObject({ version: 2, interrupted: [index] });
     expect(read.pushedAt).toBe(PUSHED_AT);
   });
 
   it('a shard left by a crash in another layout is removed by the next full write', async () => {
-    await writeManifest(host, dir, entries(10), PUSHED_AT);
+    await writeManifest(new MountedStore(host, dir), '', entries(10), PUSHED_AT);
     await writeFile(join(dir, SHARD_DIR_NAME, '3-of-4.json'), '{"version":2,"files":{}}\n');
     await writeFile(join(dir, SHARD_DIR_NAME, '.0-of-1.json.persist-tmp-1-abcd'), 'partial');
-    const previous = (await readManifest(host, dir))!;
+    const previous = (await readManifest(new MountedStore(host, dir), ''))!;
     // Same layout and nothing interrupted: no listing, leftovers stay (they are never read).
-    await writeManifest(host, dir, entries(11), PUSHED_AT, previous);
+    await writeManifest(new MountedStore(host, dir), '', entries(11), PUSHED_AT, previous);
     expect((await readdir(join(dir, SHARD_DIR_NAME))).length).toBe(3);
     // A mirror written without a previous manifest lists the folder and removes them.
-    await writeManifest(host, dir, entries(11), PUSHED_AT, null);
+    await writeManifest(new MountedStore(host, dir), '', entries(11), PUSHED_AT, null);
     expect(await readdir(join(dir, SHARD_DIR_NAME))).toEqual(['0-of-1.json']);
   });
 
@@ -153,45 +154,45 @@ describe('sync manifest', () => {
       restoredAt: '2026-01-03T00:00:00.000Z',
     };
     await writeFile(join(dir, MANIFEST_NAME), JSON.stringify(v1, null, 1));
-    const manifest = (await readManifest(host, dir))!;
+    const manifest = (await readManifest(new MountedStore(host, dir), ''))!;
     expect(manifest).toEqual({ files: v1.files, pushedAt: PUSHED_AT, restoredAt: v1.restoredAt, storage: { version: 1 } });
     // Converted by the next write, which keeps restoredAt.
-    await writeManifest(host, dir, manifest.files, '2026-02-01T00:00:00.000Z', manifest);
-    const converted = (await readManifest(host, dir))!;
+    await writeManifest(new MountedStore(host, dir), '', manifest.files, '2026-02-01T00:00:00.000Z', manifest);
+    const converted = (await readManifest(new MountedStore(host, dir), ''))!;
     expect(converted).toMatchObject({ files: v1.files, restoredAt: v1.restoredAt, storage: { version: 2, interrupted: [] } });
   });
 
   it('is null when the mirror has none', async () => {
-    expect(await readManifest(host, dir)).toBeNull();
-    expect(await readManifest(host, join(dir, 'missing'))).toBeNull();
+    expect(await readManifest(new MountedStore(host, dir), '')).toBeNull();
+    expect(await readManifest(new MountedStore(host, join(dir, 'missing')), '')).toBeNull();
   });
 
   it('names the file and what was expected when it is damaged', async () => {
     await writeFile(join(dir, MANIFEST_NAME), '{"version": 1, "files": ');
-    await expect(readManifest(host, dir)).rejects.toThrow(new RegExp(`${MANIFEST_NAME}: not valid JSON`));
-    await expect(readManifest(host, dir)).rejects.toBeInstanceOf(ManifestError);
+    await expect(readManifest(new MountedStore(host, dir), '')).rejects.toThrow(new RegExp(`${MANIFEST_NAME}: not valid JSON`));
+    await expect(readManifest(new MountedStore(host, dir), '')).rejects.toBeInstanceOf(ManifestError);
   });
 
   it('a missing shard is an error naming it, never an empty shard', async () => {
-    await writeManifest(host, dir, entries(300), PUSHED_AT);
+    await writeManifest(new MountedStore(host, dir), '', entries(300), PUSHED_AT);
     await rm(join(dir, SHARD_DIR_NAME, '1-of-2.json'));
-    await expect(readManifest(host, dir)).rejects.toThrow(/\.persist-sync\/1-of-2\.json: missing \(ENOENT\); .*\.persist-sync\.json lists \d+ files in it/);
-    await expect(readManifest(host, dir)).rejects.toBeInstanceOf(ManifestError);
+    await expect(readManifest(new MountedStore(host, dir), '')).rejects.toThrow(/\.persist-sync\/1-of-2\.json: missing \(ENOENT\); .*\.persist-sync\.json lists \d+ files in it/);
+    await expect(readManifest(new MountedStore(host, dir), '')).rejects.toBeInstanceOf(ManifestError);
   });
 
   it('a damaged shard, or a path in the wrong shard, is an error naming the shard', async () => {
-    await writeManifest(host, dir, entries(300), PUSHED_AT);
+    await writeManifest(new MountedStore(host, dir), '', entries(300), PUSHED_AT);
     await writeFile(join(dir, SHARD_DIR_NAME, '0-of-2.json'), '{"version":2,"files":');
-    await expect(readManifest(host, dir)).rejects.toThrow(/0-of-2\.json: not valid JSON/);
+    await expect(readManifest(new MountedStore(host, dir), '')).rejects.toThrow(/0-of-2\.json: not valid JSON/);
     const wrong = Object.keys(entries(300)).find((path) => shardOf(path, 2) === 1)!;
     await writeFile(join(dir, SHARD_DIR_NAME, '0-of-2.json'), JSON.stringify({ version: 2, files: { [wrong]: { size: 1, mtimeMs: 1, sha256: SHA, mode: 420 } } }));
-    await expect(readManifest(host, dir)).rejects.toThrow(`0-of-2.json: file path "${wrong}" belongs in shard 1-of-2.json`);
+    await expect(readManifest(new MountedStore(host, dir), '')).rejects.toThrow(`0-of-2.json: file path "${wrong}" belongs in shard 1-of-2.json`);
   });
 
   it('the shard folder is created on the first write only', async () => {
     await mkdir(join(dir, 'mirror'));
     const recorder = recordingHost(host);
-    await writeManifest(recorder, join(dir, 'mirror'), entries(3), PUSHED_AT);
+    await writeManifest(new MountedStore(recorder, join(dir, 'mirror')), '', entries(3), PUSHED_AT);
     expect(recorder.writes.filter((w) => w.method === 'mkdir').map((w) => w.path)).toEqual([join(dir, 'mirror', SHARD_DIR_NAME)]);
   });
 

@@ -6,7 +6,6 @@
 //   <id> <refname>             (refs, HEAD included as `<id> HEAD`)
 //                              (an empty line, then the packfile)
 import { PersistError } from '../../errors.js';
-import type { Host } from '../../host/types.js';
 
 export interface BundlePrerequisite {
   sha: string;
@@ -93,12 +92,20 @@ function splitOnce(text: string, separator: string): [string, string] {
   return at < 0 ? [text, ''] : [text.slice(0, at), text.slice(at + 1)];
 }
 
-/** Read and parse the header of the bundle file at `path`, reading more while the header is longer. */
-export async function readBundleHeader(host: Host, path: string): Promise<BundleHeader> {
+/** Something that reads the first bytes of a file or object (the Host, or a Store). */
+export interface HeadReader {
+  readHead(path: string, bytes: number): Promise<Buffer>;
+}
+
+/**
+ * Read and parse the header of the bundle at `path` (a local path for the Host, a key for a
+ * Store), reading more while the header is longer; `where` names it in messages.
+ */
+export async function readBundleHeader(reader: HeadReader, path: string, where = path): Promise<BundleHeader> {
   for (let bytes = FIRST_READ; ; bytes *= 2) {
-    const data = await host.readHead(path, bytes);
-    const parsed = parseBundleHeader(data, path, data.length < bytes);
+    const data = await reader.readHead(path, bytes);
+    const parsed = parseBundleHeader(data, where, data.length < bytes);
     if (parsed !== 'need-more') return parsed;
-    if (bytes >= MAX_HEADER) throw new BundleHeaderError(`${path}: git bundle header longer than ${MAX_HEADER} bytes`);
+    if (bytes >= MAX_HEADER) throw new BundleHeaderError(`${where}: git bundle header longer than ${MAX_HEADER} bytes`);
   }
 }

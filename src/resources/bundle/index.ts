@@ -4,7 +4,8 @@
 // update; equal → nothing. An update that would drop commits the bundle holds and the repo does
 // not (a re-initialised or stale repo) is a conflict unless --allow-shrink.
 import { join, relative } from 'node:path';
-import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlannedAction, PlanOptions, ResourceModule } from '../../engine/types.js';
+import { addressOf } from '../../engine/address.js';
+import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, ObserveContext, PlanOptions, ResourceModule } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import { readBundleHeader } from './header.js';
 import { restoreFromBundle } from './restore.js';
@@ -12,6 +13,7 @@ import { generationPath, writeBundle } from './update.js';
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
 import type { Host } from '../../host/types.js';
+import type { Store } from '../../store/types.js';
 import type { ResolvedBundle, ResolvedLink } from '../../spec/types.js';
 
 export type RepoObserved =
@@ -41,8 +43,6 @@ export interface BundleObserved {
   /** Link paths inside the repo that the repo tracks (checked only when an update is planned). */
   trackedLinks: string[];
 }
-
-type Decision = Omit<PlannedAction, 'dependsOn'>;
 
 const short = (sha: string | null | undefined): string | null => (sha ? sha.slice(0, 12) : null);
 
@@ -79,12 +79,13 @@ async function observeRepo(host: Host, repo: string): Promise<RepoObserved> {
   }
 }
 
-async function observeBundleFile(host: Host, file: string): Promise<BundleFileObserved> {
+async function observeBundleFile(store: Store, key: string): Promise<BundleFileObserved> {
+  const where = store.where(key);
   try {
-    const info = await host.stat(file);
+    const info = await store.stat(key);
     if (!info) return { state: 'missing' };
-    if (info.type !== 'file') return { state: 'unreadable', error: `${file} is not a regular file` };
-    const header = await readBundleHeader(host, file);
+    if (info.type !== 'file') return { state: 'unreadable', error: `${where} is not a regular file` };
+    const header = await readBundleHeader(store, key, where);
     const refs: Record<string, string> = {};
     for (const ref of header.refs) refs[ref.name] ??= ref.sha;
     return { state: 'present', size: info.size, objectFormat: header.objectFormat, refs, prerequisites: header.prerequisites.length };
@@ -133,12 +134,12 @@ async function trackedLinkPaths(host: Host, repo: string, links: Record<string, 
 
 export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext): Promise<BundleObserved> {
   const { host } = ctx;
-  const ready = ctx.mountReady[bundle.bucket] === true;
-  const [repo, file] = await Promise.all([observeRepo(host, bundle.repo), ready ? observeBundleFile(host, bundle.file) : Promise.resolve<BundleFileObserved>({ state: 'unknown' })]);
+  const store = ctx.mountReady[bundle.bucket] === true ? ctx.store(bundle.bucket) : null;
+  const [repo, file] = await Promise.all([observeRepo(host, bundle.repo), store ? observeBundleFile(store, bundle.relFile) : Promise.resolve<BundleFileObserved>({ state: 'unknown' })]);
   const generations: number[] = [];
-  if (ready) {
+  if (store) {
     for (let generation = 1; generation <= bundle.keep; generation++) {
-      if (await host.lstat(generationPath(bundle.file, generation))) generations.push(generation);
+      if (await store.stat(generationPath(bundle.relFile, generation))) generations.push(generation);
     }
   }
   let lost: BundleObserved['lost'] = [];
@@ -156,7 +157,7 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
 }
 
 export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, options: PlanOptions): Decision | null {
-  const address = `bundle.${bundle.name}`;
+  const address = addressOf('bundle', bundle.name);
   const { repo, bundle: file } = observed;
   const warnings = observed.trackedLinks.map(
     (path) => `${path} is linked into the mount but tracked by the repo: git sees the symlink as a change; untrack it (git rm -r --cached) and add it to .gitignore`,
@@ -243,30 +244,22 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   return update(`${bundle.repo}'s refs differ from ${bundle.relFile}`, changes);
 }
 
-async function applyBundle(bundle: ResolvedBundle, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome> {
-  // Re-check: the mount has been handled by now, and the machine may have moved since the plan.
-  const now = await observeBundle(bundle, { host: ctx.host, env: ctx.env, mountReady: { [bundle.bucket]: true } });
-  const next = diffBundle(bundle, now, ctx.options);
-  if (!next) {
-    return { summary: now.bundle.state === 'missing' ? `nothing to restore: ${bundle.relFile} does not exist in bucket ${bundle.bucket}` : 'already up to date' };
-  }
-  if (next.action === 'conflict') throw new ActionError(`${next.conflict!.message}; ${next.conflict!.fix}`);
-  if (next.action !== action.action) {
-    throw new ActionError(`${bundle.repo} changed since the plan: it now needs ${next.action} (${next.reason}), not ${action.action}; run persist plan again`);
-  }
-
-  if (next.action === 'update') {
+async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: BundleObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
+  const store = ctx.store(bundle.bucket);
+  if (decision.action === 'update') {
     const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
-    const written = await writeBundle(ctx.host, { repo: bundle.repo, file: bundle.file, keep: bundle.keep, includeHead: repo.head.sha !== null }, ctx.report, ctx.signal);
+    const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, includeHead: repo.head.sha !== null }, ctx.report, ctx.signal);
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
-    return { summary: `wrote ${bundle.relFile} (${written.header.refs.length} refs, ${written.size} bytes${kept})`, notes: next.warnings };
+    return { summary: `wrote ${bundle.relFile} (${written.header.refs.filter((ref) => ref.name !== 'HEAD').length} refs, ${written.size} bytes${kept})`, notes: decision.warnings };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
   const existingGitDir = now.repo.state === 'git' ? await findGitDir(ctx.host, bundle.repo) : null;
+  const local = store.localPath(bundle.relFile);
+  if (local === null) throw new ActionError(`internal error: ${store.where(bundle.relFile)} cannot be read as a file`);
   const restored = await restoreFromBundle(
     ctx.host,
-    { repo: bundle.repo, file: bundle.file, objectFormat: file.objectFormat, remote: bundle.remote, existingGitDir },
+    { repo: bundle.repo, file: local, objectFormat: file.objectFormat, remote: bundle.remote, existingGitDir },
     ctx.report,
   );
   const notes: string[] = [];
@@ -280,16 +273,50 @@ async function applyBundle(bundle: ResolvedBundle, action: PlannedAction, ctx: A
   return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)`, ...(notes.length ? { notes } : {}) };
 }
 
+function age(fromMs: number, now: Date): string {
+  const seconds = Math.max(0, Math.round((now.getTime() - fromMs) / 1000));
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}
+
+async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx: ObserveContext): Promise<Facts> {
+  const base = { repo: bundle.repo, file: bundle.file };
+  if (observed.bundle.state === 'unknown') return { ...base, bundle: 'unknown (mount not ready)' };
+  if (observed.bundle.state === 'missing') return { ...base, bundle: 'missing' };
+  const facts: Facts = { ...base };
+  const info = await ctx.store(bundle.bucket).stat(bundle.relFile);
+  if (info) {
+    facts.size = info.size;
+    facts.age = age(info.mtimeMs, ctx.host.now());
+  }
+  if (observed.bundle.state === 'unreadable') facts.problem = observed.bundle.error;
+  else {
+    facts.refs = Object.keys(observed.bundle.refs).filter((name) => name !== 'HEAD').length;
+    facts.head = short(observed.bundle.refs.HEAD) ?? null;
+  }
+  return facts;
+}
+
 function listSome(paths: string[], limit = 10): string {
   return paths.length > limit ? `${paths.slice(0, limit).join(', ')} and ${paths.length - limit} more` : paths.join(', ');
 }
 
 export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   kind: 'bundle',
+  // Restored first (links, syncs and files may lie in its repo); updated after the sync pushes.
+  phaseRank: { restore: 0, push: 1 },
   resources: (env) => env.bundles,
-  bucketOf: (bundle) => bundle.bucket,
+  needsBucket: (bundle) => bundle.bucket,
+  readiness: null,
   localPaths: (bundle) => [bundle.repo],
-  observe: observeBundle,
+  contains: (bundle) => [bundle.repo],
+  observe: async (bundle, ctx) => ({ state: await observeBundle(bundle, ctx), detail: null }),
   diff: diffBundle,
-  apply: applyBundle,
+  apply: (bundle, decision, seen, ctx) => applyBundle(bundle, decision, seen.state, ctx),
+  // A restore fills only a folder without commits; an update saves the repo, and one that would
+  // drop commits only the bundle holds is a conflict, never an update (watch has no --allow-shrink).
+  unattended: (decision) => decision.action === 'restore' || decision.action === 'update',
+  facts: bundleFacts,
 };

@@ -14,11 +14,11 @@
 // The file's content (secrets) never reaches output: changes say `content: differs`, never a
 // value or a hash.
 import { dirname } from 'node:path';
-import { ActionError } from '../../errors.js';
-import type { Host } from '../../host/types.js';
-import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../../engine/types.js';
+import { addressOf } from '../../engine/address.js';
+import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, PlanOptions, ResourceModule } from '../../engine/types.js';
+import type { FileInfo, Host } from '../../host/types.js';
 import type { ResolvedFile } from '../../spec/types.js';
-import { assertMountLive, copyIntoPlace } from '../sync/transfer.js';
+import type { Store } from '../../store/types.js';
 
 export type FileSideObserved = { state: 'missing' } | { state: 'not-file'; found: string } | { state: 'file'; size: number; mode: number };
 
@@ -30,37 +30,31 @@ export interface FileObserved {
   sameContent: boolean | null;
 }
 
-function addressOf(file: ResolvedFile): string {
-  return `file.${file.name}`;
-}
 
 function formatMode(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
 }
 
-async function observeSide(host: Host, path: string, follow: boolean): Promise<FileSideObserved> {
-  const info = follow ? await host.stat(path) : await host.lstat(path);
+function sideOf(info: Pick<FileInfo, 'type' | 'size' | 'mode'> | null): FileSideObserved {
   if (!info) return { state: 'missing' };
   if (info.type !== 'file') return { state: 'not-file', found: info.type };
   return { state: 'file', size: info.size, mode: info.mode };
 }
 
-async function observeFile(file: ResolvedFile, host: Host, mountReady: boolean): Promise<FileObserved> {
+async function observeFile(file: ResolvedFile, host: Host, store: Store | null): Promise<FileObserved> {
   // The local side is not followed: a symlink there is reported, never written through.
-  const local = await observeSide(host, file.to, false);
-  if (!mountReady) return { source: { state: 'unknown' }, local, sameContent: null };
-  const source = await observeSide(host, file.from, true);
+  const local = sideOf(await host.lstat(file.to));
+  if (!store) return { source: { state: 'unknown' }, local, sameContent: null };
+  const source = sideOf(await store.stat(file.relFrom));
   let sameContent: boolean | null = null;
   if (source.state === 'file' && local.state === 'file') {
-    sameContent = source.size === local.size && (await host.hashFile(file.from)) === (await host.hashFile(file.to));
+    sameContent = source.size === local.size && (await store.hash(file.relFrom)) === (await host.hashFile(file.to));
   }
   return { source, local, sameContent };
 }
 
-type Decision = Omit<PlannedAction, 'dependsOn'>;
-
 export function diffFile(file: ResolvedFile, observed: FileObserved, _options: PlanOptions): Decision | null {
-  const address = addressOf(file);
+  const address = addressOf('file', file.name);
   const { source, local } = observed;
   const conflict = (message: string, fix: string): Decision => ({
     address,
@@ -109,35 +103,36 @@ export function diffFile(file: ResolvedFile, observed: FileObserved, _options: P
   return restore(`${file.to} differs from ${file.from}`, changes);
 }
 
-export async function applyFile(file: ResolvedFile, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome> {
+export async function applyFile(file: ResolvedFile, observed: FileObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host } = ctx;
-  const address = addressOf(file);
-  await assertMountLive(address, file.bucket, ctx.env, host);
-  const observed = await observeFile(file, host, true);
-  const decision = diffFile(file, observed, ctx.options);
-  if (!decision) return { summary: 'already up to date' };
-  if (decision.conflict) throw new ActionError(`${address}: ${decision.conflict.message}. ${decision.conflict.fix}`);
-  if (decision.action !== action.action) {
-    throw new ActionError(`${address}: planned ${action.action}, but the file now needs ${decision.action}; run plan again`);
-  }
   if (observed.sameContent) {
     await host.chmod(file.to, file.mode);
     return { summary: `mode set to ${formatMode(file.mode)}` };
   }
-  const source = await host.stat(file.from);
-  await host.mkdir(dirname(file.to));
+  const store = ctx.store(file.bucket);
+  const source = await store.stat(file.relFrom);
   // Created with its mode, written under a temporary name, fsynced, renamed: the file is never
   // half-written nor readable by others at any moment.
-  const copied = await copyIntoPlace(host, file.from, file.to, { mode: file.mode, mtimeMs: source!.mtimeMs, metadata: 'strict' });
+  const copied = await store.download(file.relFrom, file.to, { mode: file.mode, mtimeMs: source!.mtimeMs });
   return { summary: `restored ${copied.size} bytes, mode ${formatMode(file.mode)}` };
+}
+
+function fileFacts(file: ResolvedFile, observed: FileObserved): Facts {
+  return { to: file.to, from: file.from, mode: observed.local.state === 'file' ? formatMode(observed.local.mode) : null };
 }
 
 export const fileModule: ResourceModule<ResolvedFile, FileObserved> = {
   kind: 'file',
+  phaseRank: { restore: 2 },
   resources: (env) => env.files,
-  bucketOf: (file) => file.bucket,
+  needsBucket: (file) => file.bucket,
+  readiness: null,
   localPaths: (file) => [file.to],
-  observe: (file: ResolvedFile, ctx: ObserveContext) => observeFile(file, ctx.host, ctx.mountReady[file.bucket] === true),
+  contains: () => [],
+  observe: async (file, ctx) => ({ state: await observeFile(file, ctx.host, ctx.mountReady[file.bucket] === true ? ctx.store(file.bucket) : null), detail: null }),
   diff: diffFile,
-  apply: applyFile,
+  apply: (file, _decision, seen, ctx) => applyFile(file, seen.state, ctx),
+  // Only where no local file exists: a restore over an existing file replaces what is there.
+  unattended: (decision, observed) => decision.action === 'restore' && observed.local.state === 'missing',
+  facts: async (file, observed) => fileFacts(file, observed),
 };

@@ -3,7 +3,8 @@
 // content -> adopt (adopt.ts); symlink elsewhere -> relink; anything else -> conflict.
 import { dirname, join, resolve } from 'node:path';
 import type { Host } from '../../host/types.js';
-import type { ApplyContext, ApplyOutcome, ObserveContext, PlannedAction, ResourceModule } from '../../engine/types.js';
+import { addressOf } from '../../engine/address.js';
+import type { ApplyContext, ApplyOutcome, Decision, Facts, ObserveContext, ResourceModule } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import type { ResolvedEnvironment, ResolvedLink } from '../../spec/types.js';
 import { adoptDirectory, compactStamp, journalPath, linkBackupDir, observeJournal, replaceSymlink, type JournalObserved } from './adopt.js';
@@ -25,8 +26,6 @@ export interface LinkObserved {
   /** An adopt that has not finished (its journal is still there). */
   journal: JournalObserved | null;
 }
-
-type Decision = Omit<PlannedAction, 'dependsOn'>;
 
 export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 'host' | 'mountReady'>): Promise<LinkObserved> {
   const { host } = ctx;
@@ -74,7 +73,7 @@ function describePath(path: LinkPathObserved): string {
 }
 
 export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision | null {
-  const base = { address: `link.${link.name}`, kind: 'link' as const, phase: 'link' as const };
+  const base = { address: addressOf('link', link.name), kind: 'link' as const, phase: 'link' as const };
   const conflict = (message: string, fix: string): Decision => ({
     ...base,
     action: 'conflict',
@@ -178,17 +177,9 @@ async function relink(host: Host, link: ResolvedLink, observed: LinkObserved): P
   return { summary: `relinked from ${before}`, notes: [`nothing was copied from or removed in ${before}`] };
 }
 
-export async function applyLink(link: ResolvedLink, action: PlannedAction, ctx: Pick<ApplyContext, 'host' | 'report' | 'signal'>): Promise<ApplyOutcome> {
+export async function applyLink(link: ResolvedLink, decision: Decision, observed: LinkObserved, ctx: Pick<ApplyContext, 'host' | 'report' | 'signal'>): Promise<ApplyOutcome> {
   const { host } = ctx;
-  // Re-check the precondition: act only if the machine still needs what was planned.
-  const observed = await observeLink(link, { host, mountReady: { [link.bucket]: true } });
-  const now = diffLink(link, observed);
-  if (now === null) return { summary: 'already in place' };
-  if (now.action === 'conflict') throw new ActionError(`${now.conflict!.message}; ${now.conflict!.fix}`);
-  if (now.action !== action.action) {
-    throw new ActionError(`${link.path} changed since the plan: it now needs ${now.action} (${now.reason}), not ${action.action}; run persist plan again`);
-  }
-  switch (now.action) {
+  switch (decision.action) {
     case 'create':
       return createLink(host, link, observed);
     case 'relink':
@@ -196,16 +187,27 @@ export async function applyLink(link: ResolvedLink, action: PlannedAction, ctx: 
     case 'adopt':
       return adoptDirectory(host, link, { report: ctx.report, signal: ctx.signal });
     default:
-      throw new ActionError(`internal error: link action ${now.action}`);
+      throw new ActionError(`internal error: link action ${decision.action}`);
   }
+}
+
+function linkFacts(link: ResolvedLink, observed: LinkObserved): Facts {
+  const is = observed.path.kind === 'symlink' ? `-> ${observed.path.linkTo}` : observed.path.kind;
+  return { path: link.path, target: link.target, is };
 }
 
 export const linkModule: ResourceModule<ResolvedLink, LinkObserved> = {
   kind: 'link',
+  phaseRank: { link: 0 },
   resources: (env: ResolvedEnvironment) => env.links,
-  bucketOf: (link) => link.bucket,
+  needsBucket: (link) => link.bucket,
+  readiness: null,
   localPaths: (link) => [link.path],
-  observe: observeLink,
+  contains: () => [],
+  observe: async (link, ctx) => ({ state: await observeLink(link, ctx), detail: null }),
   diff: (link, observed) => diffLink(link, observed),
-  apply: applyLink,
+  apply: (link, decision, seen, ctx) => applyLink(link, decision, seen.state, ctx),
+  // A missing link (or an empty folder where it belongs) hides and moves nothing.
+  unattended: (decision) => decision.action === 'create',
+  facts: async (link, observed) => linkFacts(link, observed),
 };

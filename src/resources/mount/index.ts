@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { getBackend, backendOwning } from '../../backends/registry.js';
 import type { Backend, BackendContext, MountCommand } from '../../backends/types.js';
-import type { ApplyContext, ApplyOutcome, Conflict, ObserveContext, PlannedAction, ResourceModule } from '../../engine/types.js';
+import { mountAddress } from '../../engine/address.js';
+import type { ApplyContext, ApplyOutcome, Conflict, Decision, Facts, ResourceModule } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import { mountAt } from '../../host/mountinfo.js';
 import { bucketRuntimeDir } from '../../host/paths.js';
@@ -88,10 +89,6 @@ export function mountReady(observed: MountObserved): boolean {
   return observed.state === 'mounted' && observed.matches && observed.alive;
 }
 
-function address(bucket: ResolvedBucket): string {
-  return `mount.${bucket.key}`;
-}
-
 function nonEmptyConflict(path: string, observed: { entries: number; sample: string[] }, backend: string): Conflict {
   const names = observed.sample.join(', ') + (observed.entries > observed.sample.length ? ', ...' : '');
   return {
@@ -107,10 +104,10 @@ function notDirConflict(path: string, type: FileType): Conflict {
   };
 }
 
-export function diffMount(bucket: ResolvedBucket, observed: MountObserved): Omit<PlannedAction, 'dependsOn'> | null {
+export function diffMount(bucket: ResolvedBucket, observed: MountObserved): Decision | null {
   const path = bucket.mount.path;
   const backend = bucket.mount.backend;
-  const base = { address: address(bucket), kind: 'mount' as const, phase: 'mount' as const };
+  const base = { address: mountAddress(bucket.key), kind: 'mount' as const, phase: 'mount' as const };
   const mountChanges = [
     { field: 'backend', before: null, after: backend },
     { field: 'bucket', before: null, after: bucket.name },
@@ -351,17 +348,9 @@ async function unmountExisting(bucket: ResolvedBucket, observed: Extract<MountOb
   }
 }
 
-async function applyMount(bucket: ResolvedBucket, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome> {
+async function applyMount(bucket: ResolvedBucket, decision: Decision, observed: MountObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host } = ctx;
-  const observed = await observeMount(bucket, host);
-  const now = diffMount(bucket, observed);
-  if (now === null) return { summary: 'already in place' };
-  if (now.action === 'conflict') throw new ActionError(`${now.conflict?.message ?? now.reason}; ${now.conflict?.fix ?? ''}`.trim());
-  if (now.action !== action.action) {
-    throw new ActionError(`${address(bucket)} changed since the plan: it now needs ${now.action} (${now.reason}), not ${action.action}; run persist plan again`);
-  }
   const backend = getBackend(bucket.mount.backend);
-
   if (observed.state === 'mounted') {
     ctx.report(`unmounting ${observed.source} (${observed.backend ?? observed.fsType}) from ${bucket.mount.path}`);
     await unmountExisting(bucket, observed, host);
@@ -371,17 +360,32 @@ async function applyMount(bucket: ResolvedBucket, action: PlannedAction, ctx: Ap
     return { summary: observed.state === 'mounted' ? `unmounted ${observed.source}; ${bucket.mount.path} is a local directory again` : `created ${bucket.mount.path}` };
   }
   const summary = await mountFresh({ bucket, backend, ctx: runtimeContext(host, bucket), report: ctx.report });
-  return { summary: action.action === 'remount' ? `re${summary}` : summary };
+  return { summary: decision.action === 'remount' ? `re${summary}` : summary };
+}
+
+function mountFacts(bucket: ResolvedBucket, observed: MountObserved): Facts {
+  const facts: Facts = { backend: bucket.mount.backend, bucket: bucket.name, path: bucket.mount.path };
+  if (bucket.mount.backend === 'local') return facts;
+  facts.mounted = observed.state === 'mounted' ? `${observed.fsType} ${observed.source}` : null;
+  if (observed.state === 'mounted') {
+    facts.alive = observed.alive;
+    if (observed.deadReason) facts.problem = observed.deadReason;
+  }
+  return facts;
 }
 
 export const mountModule: ResourceModule<ResolvedBucket, MountObserved> = {
   kind: 'mount',
+  phaseRank: { mount: 0 },
   resources: (env) => env.buckets,
-  bucketOf: (bucket) => bucket.key,
+  needsBucket: () => null,
+  readiness: { bucketOf: (bucket) => bucket.key, ready: mountReady },
   localPaths: () => [],
-  observe: (bucket, ctx: ObserveContext) => observeMount(bucket, ctx.host),
+  contains: () => [],
+  observe: async (bucket, ctx) => ({ state: await observeMount(bucket, ctx.host), detail: null }),
   diff: (bucket, observed) => diffMount(bucket, observed),
-  apply: applyMount,
+  apply: (bucket, decision, seen, ctx) => applyMount(bucket, decision, seen.state, ctx),
+  // Mounting an absent or dead mount hides nothing (a non-empty mount point is a conflict).
+  unattended: (decision) => decision.action === 'mount' || decision.action === 'remount',
+  facts: async (bucket, observed) => mountFacts(bucket, observed),
 };
-
-export default mountModule;

@@ -43,14 +43,15 @@
 // checkpoints before exit.
 import { dirname, join } from 'node:path';
 import { ActionError, PersistError } from '../../errors.js';
+import { addressOf as makeAddress, type Address } from '../../engine/address.js';
+import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, PlanOptions, ResourceModule, Seen } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
-import type { ApplyContext, ApplyOutcome, Change, ObserveContext, PlanOptions, PlannedAction, ResourceModule } from '../../engine/types.js';
+import type { Store } from '../../store/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from './compare.js';
 import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
-import { assertMountLive, copyIntoPlace } from './transfer.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -87,20 +88,19 @@ export interface SyncObserved {
   comparison: TreeComparison;
 }
 
-/** Everything one observation found; apply needs the listings, plan only the summary. */
-interface Inspection {
-  observed: SyncObserved;
+/** What apply needs besides the summary: the listings and the manifest as read. */
+export interface SyncDetail {
   local: TreeListing | null;
   manifest: SyncManifest | null;
   /** The mirror's own listing, read only when it has no manifest. */
   mirrorListing: TreeListing | null;
 }
 
-function addressOf(sync: ResolvedSync): string {
-  return `sync.${sync.name}`;
+function addressOf(sync: ResolvedSync): Address {
+  return makeAddress('sync', sync.name);
 }
 
-async function inspect(sync: ResolvedSync, host: Host, mountReady: boolean): Promise<Inspection> {
+async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Promise<Seen<SyncObserved, SyncDetail>> {
   const isExcluded = syncExcluder(sync.exclude);
   let local: TreeListing | null = null;
   let localObserved: SyncLocalObserved;
@@ -117,8 +117,8 @@ async function inspect(sync: ResolvedSync, host: Host, mountReady: boolean): Pro
   let manifest: SyncManifest | null = null;
   let mirrorListing: TreeListing | null = null;
   let comparison = emptyComparison();
-  const mirrorInfo = mountReady ? await host.stat(sync.to) : null;
-  if (!mountReady) mirror = { state: 'unknown' };
+  const mirrorInfo = store ? await store.stat(sync.relTo) : null;
+  if (!store) mirror = { state: 'unknown' };
   else if (!mirrorInfo) {
     mirror = { state: 'missing' };
     if (local) comparison = compareWithListing(local.files, {});
@@ -126,22 +126,22 @@ async function inspect(sync: ResolvedSync, host: Host, mountReady: boolean): Pro
   else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-directory', found: mirrorInfo.type };
   else {
     try {
-      manifest = await readManifest(host, sync.to);
+      manifest = await readManifest(store!, sync.relTo);
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
-      return { observed: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, local, manifest: null, mirrorListing: null };
+      return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null } };
     }
     if (manifest) {
       mirror = { state: 'directory', manifest: true, files: manifestFilesInScope(manifest, isExcluded).length, pushedAt: manifest.pushedAt };
       if (manifest.storage.version === 2 && manifest.storage.interrupted.length > 0) mirror.interruptedPush = true;
       if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded);
     } else {
-      mirrorListing = await walkTree(host, sync.to, isExcluded);
+      mirrorListing = await store!.list(sync.relTo, isExcluded);
       mirror = { state: 'directory', manifest: false, files: Object.keys(mirrorListing.files).length };
       if (local) comparison = compareWithListing(local.files, mirrorListing.files);
     }
   }
-  return { observed: { local: localObserved, mirror, comparison }, local, manifest, mirrorListing };
+  return { state: { local: localObserved, mirror, comparison }, detail: { local, manifest, mirrorListing } };
 }
 
 // --- diff (pure) ---
@@ -162,7 +162,6 @@ function skippedWarnings(local: SyncLocalObserved): string[] | undefined {
   return [`${plural(local.skipped.length, 'symlink or special file')} not synced (only regular files are): ${samplePaths(local.skipped)}`];
 }
 
-type Decision = Omit<PlannedAction, 'dependsOn'>;
 
 function conflict(sync: ResolvedSync, message: string, fix: string, overrideFlag?: string): Decision {
   return {
@@ -300,33 +299,20 @@ function formatBytes(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-/** Remove now-empty folders above removed mirror files, up to (not including) the mirror itself. */
-async function pruneEmptyParents(host: Host, root: string, relativePaths: string[]): Promise<void> {
-  const dirs = new Set<string>();
-  for (const path of relativePaths) {
-    for (let dir = dirname(path); dir !== '.'; dir = dirname(dir)) dirs.add(dir);
-  }
-  for (const dir of [...dirs].sort((a, b) => b.split('/').length - a.split('/').length)) {
-    const absolute = join(root, dir);
-    const info = await host.lstat(absolute);
-    if (info?.type === 'dir' && (await host.readdir(absolute)).length === 0) await host.remove(absolute);
-  }
-}
-
-async function push(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContext): Promise<ApplyOutcome> {
+async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
-  const local = inspection.local!; // push is only decided for a local folder with files
-  const { manifest } = inspection;
-  const { added, changed, removed, touched, unverified } = inspection.observed.comparison;
+  const store = ctx.store(sync.bucket);
+  const local = detail.local!; // push is only decided for a local folder with files
+  const { manifest } = detail;
+  const { added, changed, removed, touched, unverified } = state.comparison;
   const toCopy = new Set([...added, ...changed]);
   const toCompare = new Set(unverified);
   const touchedSet = new Set(touched);
   let copied = 0;
   let bytes = 0;
 
-  await host.mkdir(sync.to);
   const paths = Object.keys(local.files);
-  const writer = new ManifestWriter(host, sync.to, manifest, paths.length);
+  const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length);
   const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
   for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
   let visited = 0;
@@ -337,10 +323,10 @@ async function push(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContex
       checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
       const file = local.files[path]!;
       const source = join(sync.from, path);
-      const target = join(sync.to, path);
+      const target = join(sync.relTo, path);
       if (toCompare.has(path)) {
         // No manifest: the only way to know whether the mirror's copy is the same is its content.
-        const [localHash, mirrorHash] = await Promise.all([host.hashFile(source), host.hashFile(target)]);
+        const [localHash, mirrorHash] = await Promise.all([host.hashFile(source), store.hash(target)]);
         if (localHash === mirrorHash) {
           files[path] = { size: file.size, mtimeMs: file.mtimeMs, sha256: localHash, mode: file.mode };
           continue;
@@ -351,8 +337,7 @@ async function push(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContex
         continue;
       }
       ctx.report(`copying ${path} (${visited}/${paths.length})`);
-      await host.mkdir(dirname(target));
-      const result = await copyIntoPlace(host, source, target, { mode: file.mode, mtimeMs: file.mtimeMs, metadata: 'best-effort' });
+      const result = await store.upload(source, target, { mode: file.mode, mtimeMs: file.mtimeMs });
       files[path] = { size: result.size, mtimeMs: file.mtimeMs, sha256: result.sha256, mode: file.mode };
       copied += 1;
       bytes += result.size;
@@ -371,9 +356,9 @@ async function push(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContex
   if (deleting) {
     for (const path of removed) {
       checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
-      await host.remove(join(sync.to, path));
+      await store.remove(join(sync.relTo, path));
     }
-    await pruneEmptyParents(host, sync.to, removed);
+    await store.pruneEmptyFolders(sync.relTo, removed);
   }
   await host.remove(join(sync.from, RESTORE_MARKER_NAME));
   await recordSyncEvent(host, sync, 'lastPush', now);
@@ -391,14 +376,15 @@ function usableMode(mode: number): number {
   return (mode & 0o600) === 0o600 ? mode : 0o644;
 }
 
-async function restore(sync: ResolvedSync, inspection: Inspection, ctx: ApplyContext): Promise<ApplyOutcome> {
+async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
-  const { manifest } = inspection;
+  const store = ctx.store(sync.bucket);
+  const { manifest } = detail;
   const isExcluded = syncExcluder(sync.exclude);
   // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.
   const sources: [string, TreeFile & { sha256?: string }][] = manifest
     ? manifestFilesInScope(manifest, isExcluded).map((path) => [path, manifest.files[path]!])
-    : Object.entries(inspection.mirrorListing!.files).map(([path, file]) => [path, { ...file, mode: usableMode(file.mode) }]);
+    : Object.entries(detail.mirrorListing!.files).map(([path, file]) => [path, { ...file, mode: usableMode(file.mode) }]);
 
   await host.mkdir(sync.from);
   const marker = join(sync.from, RESTORE_MARKER_NAME);
@@ -411,7 +397,7 @@ async function restore(sync: ResolvedSync, inspection: Inspection, ctx: ApplyCon
   let bytes = 0;
   for (const [index, [path, entry]] of sources.entries()) {
     checkAborted(sync, signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
-    const source = join(sync.to, path);
+    const source = join(sync.relTo, path);
     const target = join(sync.from, path);
     const existing = await host.lstat(target);
     if (existing && existing.type !== 'file') {
@@ -422,13 +408,12 @@ async function restore(sync: ResolvedSync, inspection: Inspection, ctx: ApplyCon
       written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
       continue;
     }
-    if (!(await host.stat(source))) {
+    if (!(await store.stat(source))) {
       missing.push(path);
       continue;
     }
     ctx.report(`restoring ${path} (${index + 1}/${sources.length})`);
-    await host.mkdir(dirname(target));
-    const result = await copyIntoPlace(host, source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs, metadata: 'strict' });
+    const result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs });
     if (entry.sha256 && (result.sha256 !== entry.sha256 || result.size !== entry.size)) {
       // The mirror's bytes are newer than its manifest (an interrupted push, or an edit in the
       // bucket). They are restored as found, stamped with the current time so the next plan sees
@@ -445,7 +430,7 @@ async function restore(sync: ResolvedSync, inspection: Inspection, ctx: ApplyCon
   if (!manifest) {
     // A mirror made without persist gets its manifest once, describing exactly what was restored,
     // so that the next plan compares against it instead of reading the whole mirror again.
-    await writeManifest(host, sync.to, written, now.toISOString());
+    await writeManifest(store, sync.relTo, written, now.toISOString());
   }
   await host.fsync(sync.from);
   await host.remove(marker);
@@ -459,20 +444,9 @@ async function restore(sync: ResolvedSync, inspection: Inspection, ctx: ApplyCon
   return outcome;
 }
 
-export async function applySync(sync: ResolvedSync, action: PlannedAction, ctx: ApplyContext): Promise<ApplyOutcome> {
-  await assertMountLive(addressOf(sync), sync.bucket, ctx.env, ctx.host);
-  // Re-check: the plan may be old, or may have been made before the mount was up.
-  const inspection = await inspect(sync, ctx.host, true);
-  const decision = diffSync(sync, inspection.observed, ctx.options);
-  if (!decision) return { summary: 'already in sync' };
-  if (decision.conflict) {
-    throw new ActionError(`${addressOf(sync)}: ${decision.conflict.message}. ${decision.conflict.fix}`);
-  }
-  if (decision.action !== action.action) {
-    throw new ActionError(`${addressOf(sync)}: planned ${action.action}, but the folders now need ${decision.action} (${decision.reason}); run plan again`);
-  }
+export async function applySync(sync: ResolvedSync, decision: Decision, seen: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   try {
-    return await (decision.action === 'push' ? push(sync, inspection, ctx) : restore(sync, inspection, ctx));
+    return await (decision.action === 'push' ? push(sync, seen, ctx) : restore(sync, seen.detail, ctx));
   } catch (error) {
     if (error instanceof PersistError) throw error;
     // e.g. a local file deleted while it was being pushed: the next apply re-checks from scratch.
@@ -480,37 +454,34 @@ export async function applySync(sync: ResolvedSync, action: PlannedAction, ctx: 
   }
 }
 
-export interface SyncStatus {
-  /** Last push into the mirror (from its manifest, whoever pushed; else this machine's record). */
-  lastPush: string | null;
-  /** Last restore on this machine. */
-  lastRestore: string | null;
-  /** Files the mirror's manifest lists; null when it has none or it cannot be read. */
-  files: number | null;
-}
-
-/** For `status`: reads the manifest through the mount, so call it only when the mount is healthy. */
-export async function syncStatus(sync: ResolvedSync, host: Host): Promise<SyncStatus> {
+async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host): Promise<Facts> {
+  const { mirror } = observed;
+  if (mirror.state === 'unknown') return { from: sync.from, to: sync.to, mirror: 'unknown (mount not ready)' };
   const local = await readSyncState(host, sync);
-  let manifest: SyncManifest | null = null;
-  try {
-    manifest = await readManifest(host, sync.to);
-  } catch (error) {
-    if (!(error instanceof ManifestError)) throw error;
-  }
+  const fromManifest = mirror.state === 'directory' && mirror.manifest;
   return {
-    lastPush: manifest?.pushedAt ?? local.lastPush ?? null,
+    from: sync.from,
+    to: sync.to,
+    // The last push into the mirror from its manifest (whoever pushed), else this machine's record.
+    lastPush: (fromManifest ? mirror.pushedAt : undefined) ?? local.lastPush ?? null,
     lastRestore: local.lastRestore ?? null,
-    files: manifest ? manifestFilesInScope(manifest, syncExcluder(sync.exclude)).length : null,
+    files: fromManifest ? mirror.files : null,
   };
 }
 
-export const syncModule: ResourceModule<ResolvedSync, SyncObserved> = {
+export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> = {
   kind: 'sync',
+  // Restores after bundles (a synced folder may lie in a restored repo); pushes before bundle updates.
+  phaseRank: { restore: 1, push: 0 },
   resources: (env) => env.syncs,
-  bucketOf: (sync) => sync.bucket,
+  needsBucket: (sync) => sync.bucket,
+  readiness: null,
   localPaths: (sync) => [sync.from],
-  observe: async (sync: ResolvedSync, ctx: ObserveContext) => (await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true)).observed,
+  contains: () => [],
+  observe: (sync, ctx) => inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null),
   diff: diffSync,
   apply: applySync,
+  // A push never deletes because the source is empty, and a restore fills only an empty folder.
+  unattended: (decision) => decision.action === 'push' || decision.action === 'restore',
+  facts: (sync, observed, ctx) => syncFacts(sync, observed, ctx.host),
 };

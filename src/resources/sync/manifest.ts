@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PersistError } from '../../errors.js';
-import type { Host } from '../../host/types.js';
+import type { Store } from '../../store/types.js';
 
 export const MANIFEST_NAME = '.persist-sync.json';
 export const SHARD_DIR_NAME = '.persist-sync';
@@ -230,12 +230,13 @@ export function serializeRoot(root: ManifestRoot): string {
 }
 
 /** The mirror's manifest, or null when it has none. Throws ManifestError when it is unreadable. */
-export async function readManifest(host: Host, mirrorDir: string): Promise<SyncManifest | null> {
-  const path = manifestPath(mirrorDir);
-  const info = await host.stat(path);
+export async function readManifest(store: Store, mirrorKey: string): Promise<SyncManifest | null> {
+  const key = manifestPath(mirrorKey);
+  const path = store.where(key);
+  const info = await store.stat(key);
   if (!info) return null;
   if (info.type !== 'file') throw new ManifestError(`${path}: expected a file, found a ${info.type}`);
-  const parsed = parseManifestFile((await host.readFile(path)).toString('utf8'), path);
+  const parsed = parseManifestFile((await store.read(key)).toString('utf8'), path);
   if (parsed.version === 1) return parsed.manifest;
 
   const { root } = parsed;
@@ -243,10 +244,11 @@ export async function readManifest(host: Host, mirrorDir: string): Promise<SyncM
   // Concurrently: on FUSE every shard is a request of its own.
   const shards = await Promise.all(
     root.shards.map(async (_, index) => {
-      const shardPath = join(shardDirPath(mirrorDir), shardFileName(index, count));
+      const shardKey = join(shardDirPath(mirrorKey), shardFileName(index, count));
+      const shardPath = store.where(shardKey);
       let data: Buffer;
       try {
-        data = await host.readFile(shardPath);
+        data = await store.read(shardKey);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' || code === 'EISDIR') throw new ManifestError(`${shardPath}: missing (${code}); ${path} lists ${root.shards[index]!.files} files in it`);
@@ -279,12 +281,11 @@ export class ManifestWriter {
   readonly shardCount: number;
   private readonly previousHashes: (string | undefined)[];
   private readonly written: ({ files: number; sha256: string } | undefined)[];
-  private shardDirReady = false;
 
   /** `previous`: the manifest as read (null when there is none); `files`: how many files the new one will list. */
   constructor(
-    private readonly host: Host,
-    private readonly mirrorDir: string,
+    private readonly store: Store,
+    private readonly mirrorKey: string,
     private readonly previous: SyncManifest | null,
     files: number,
   ) {
@@ -307,12 +308,7 @@ export class ManifestWriter {
     const hash = sha256(text);
     this.written[index] = { files: Object.keys(files).length, sha256: hash };
     if (this.previousHashes[index] === hash) return false;
-    const dir = shardDirPath(this.mirrorDir);
-    if (!this.shardDirReady) {
-      await this.host.mkdir(dir);
-      this.shardDirReady = true;
-    }
-    await this.host.writeFileAtomic(join(dir, shardFileName(index, this.shardCount)), text, { mode: 0o644 });
+    await this.store.write(join(shardDirPath(this.mirrorKey), shardFileName(index, this.shardCount)), text, { mode: 0o644 });
     return true;
   }
 
@@ -324,24 +320,23 @@ export class ManifestWriter {
     });
     const root: ManifestRoot = { version: 2, pushedAt, files: shards.reduce((sum, shard) => sum + shard.files, 0), shards };
     if (restoredAt !== undefined) root.restoredAt = restoredAt;
-    await this.host.writeFileAtomic(manifestPath(this.mirrorDir), serializeRoot(root), { mode: 0o644 });
+    await this.store.write(manifestPath(this.mirrorKey), serializeRoot(root), { mode: 0o644 });
 
     // A listing costs a request on FUSE: only when leftovers are possible.
     const sameLayout = this.previousHashes.length > 0;
     const interrupted = this.previous?.storage.version === 2 && this.previous.storage.interrupted.length > 0;
     if (sameLayout && !interrupted) return;
-    const dir = shardDirPath(this.mirrorDir);
-    if ((await this.host.lstat(dir))?.type !== 'dir') return;
+    const dir = shardDirPath(this.mirrorKey);
     const current = new Set(shards.map((_, index) => shardFileName(index, this.shardCount)));
-    for (const name of await this.host.readdir(dir)) {
-      if (!current.has(name)) await this.host.remove(join(dir, name));
+    for (const name of await this.store.readdir(dir)) {
+      if (!current.has(name)) await this.store.remove(join(dir, name));
     }
   }
 }
 
 /** Write a whole manifest at once (a mirror that had none): every shard, then the root. */
-export async function writeManifest(host: Host, mirrorDir: string, files: Record<string, ManifestEntry>, pushedAt: string, previous: SyncManifest | null = null): Promise<void> {
-  const writer = new ManifestWriter(host, mirrorDir, previous, Object.keys(files).length);
+export async function writeManifest(store: Store, mirrorKey: string, files: Record<string, ManifestEntry>, pushedAt: string, previous: SyncManifest | null = null): Promise<void> {
+  const writer = new ManifestWriter(store, mirrorKey, previous, Object.keys(files).length);
   const shards: Record<string, ManifestEntry>[] = Array.from({ length: writer.shardCount }, () => ({}));
   for (const [path, entry] of Object.entries(files)) shards[writer.shardOf(path)]![path] = entry;
   for (const [index, shard] of shards.entries()) await writer.putShard(index, shard);

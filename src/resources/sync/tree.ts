@@ -4,26 +4,20 @@
 // bucket, and following them could pull in or overwrite data outside the folder), and so are
 // sockets, FIFOs and devices; the skipped paths are reported as warnings on the sync's action.
 // Empty folders are not synced either: the mirror is a set of files.
-import { basename, dirname, join } from 'node:path';
 import type { Host } from '../../host/types.js';
+import { walkFolder, type Walk, type WalkedFile } from '../../host/walk.js';
+import { isTempName } from '../../store/temp-name.js';
 import { createPathMatcher, type PathMatcher } from './glob.js';
 import { MANIFEST_NAME, SHARD_DIR_NAME } from './manifest.js';
 
 /** Marker left at the top of a local folder while a restore is under way (local disk only). */
 export const RESTORE_MARKER_NAME = '.persist-restore-incomplete';
 
-const TEMP_INFIX = '.persist-tmp-';
-
-/** Temporary name beside `path` for a copy that is renamed into place: `.<name>.persist-tmp-<pid>`. */
-export function tempPathFor(path: string, pid: number): string {
-  return join(dirname(path), `.${basename(path)}${TEMP_INFIX}${pid}`);
-}
-
 function isReserved(relativePath: string): boolean {
   if (relativePath === MANIFEST_NAME || relativePath === RESTORE_MARKER_NAME) return true;
   if (relativePath === SHARD_DIR_NAME || relativePath.startsWith(`${SHARD_DIR_NAME}/`)) return true;
   const base = relativePath.slice(relativePath.lastIndexOf('/') + 1);
-  return base.startsWith('.') && base.includes(TEMP_INFIX); // ours, or the host's writeFileAtomic's
+  return isTempName(base); // ours, or the host's writeFileAtomic's
 }
 
 /** The exclude matcher of a sync: its patterns plus persist's own files (manifest root and shard folder, marker, temporaries). */
@@ -32,35 +26,12 @@ export function syncExcluder(patterns: readonly string[]): PathMatcher {
   return (relativePath) => isReserved(relativePath) || user(relativePath);
 }
 
-export interface TreeFile {
-  size: number;
-  mtimeMs: number;
-  mode: number;
-}
-
-export interface TreeListing {
-  /** Relative path → file, in sorted walk order. */
-  files: Record<string, TreeFile>;
-  /** Relative paths of symlinks and special files that were left out. */
-  skipped: string[];
-}
+export type TreeFile = WalkedFile;
+export type TreeListing = Walk;
 
 /** Walk `root` (which must be a directory): regular files not excluded, folders not followed when excluded. */
-export async function walkTree(host: Host, root: string, isExcluded: PathMatcher): Promise<TreeListing> {
-  const listing: TreeListing = { files: {}, skipped: [] };
-  const visit = async (dir: string, prefix: string): Promise<void> => {
-    for (const name of await host.readdir(dir)) {
-      const relativePath = prefix ? `${prefix}/${name}` : name;
-      if (isExcluded(relativePath)) continue;
-      const info = await host.lstat(join(dir, name));
-      if (!info) continue; // removed while walking
-      if (info.type === 'file') listing.files[relativePath] = { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode };
-      else if (info.type === 'dir') await visit(join(dir, name), relativePath);
-      else listing.skipped.push(relativePath);
-    }
-  };
-  await visit(root, '');
-  return listing;
+export function walkTree(host: Host, root: string, isExcluded: PathMatcher): Promise<TreeListing> {
+  return walkFolder(host, root, isExcluded);
 }
 
 /**

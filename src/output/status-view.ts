@@ -1,0 +1,27 @@
+// The views of `persist status`: one line per resource (`ok` or `!!`, then its facts), or JSON.
+import type { Facts } from '../engine/types.js';
+import type { Style } from './style.js';
+
+export interface StatusRow {
+  address: string;
+  ok: boolean;
+  /** `ok`, `needs <action>: <reason>` or `conflict: <message>`. */
+  state: string;
+  facts: Facts;
+}
+
+export function statusJson(environment: string, rows: StatusRow[]): string {
+  return `${JSON.stringify({ formatVersion: 1, environment, resources: rows }, null, 2)}\n`;
+}
+
+export function renderStatus(header: string, rows: StatusRow[], style: Style): string {
+  const lines = rows.map((row) => {
+    const mark = row.ok ? style.green('ok ') : style.yellow('!! ');
+    const details = Object.entries(row.facts)
+      .filter(([, v]) => v !== null && v !== undefined)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join('  ');
+    return `${mark} ${style.bold(row.address)}  ${row.ok ? '' : `${row.state}\n      `}${details}`;
+  });
+  return `${header}\n\n${lines.join('\n')}\n`;
+}

@@ -1,0 +1,23 @@
+// Temporary names for a copy that is renamed into place. Random (two containers in one bucket
+// both run persist as pid 1..N, so a pid collides) and short enough for any name the file
+// system accepts: NAME_MAX is 255 bytes, and a long name plus the suffix would exceed it.
+import { createHash, randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+
+export const TEMP_INFIX = '.persist-tmp-';
+const NAME_MAX = 255;
+
+/** `.<name>.persist-tmp-<random>` beside `path`; for a long name, `.persist-tmp-<hash of name>-<random>`. */
+export function tempPathFor(path: string): string {
+  const name = basename(path);
+  const random = randomBytes(6).toString('hex');
+  const plain = `.${name}${TEMP_INFIX}${random}`;
+  if (Buffer.byteLength(plain) <= NAME_MAX) return join(dirname(path), plain);
+  const digest = createHash('sha256').update(name).digest('hex').slice(0, 16);
+  return join(dirname(path), `${TEMP_INFIX}${digest}-${random}`);
+}
+
+/** Whether a base name is one of persist's temporaries (left by an interrupted copy). */
+export function isTempName(base: string): boolean {
+  return base.startsWith('.') && base.includes(TEMP_INFIX);
+}

@@ -1,0 +1,86 @@
+// The one boundary between the resource modules and a bucket's files. Keys are relative POSIX
+// paths from the bucket's root (its mount path today, or its prefix through the S3 API), so that
+// a mirror, a manifest or a bundle has the same key whichever way the bucket is reached.
+// Writes are whole: a reader sees the old object or the new one, never a part of it.
+
+export type StoredType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface StoredInfo {
+  type: StoredType;
+  size: number;
+  /** Permission bits as the store keeps them (a FUSE backend may keep none). */
+  mode: number;
+  mtimeMs: number;
+}
+
+/** What a transfer wrote: computed from the bytes that went in, not read back. */
+export interface Transferred {
+  size: number;
+  sha256: string;
+}
+
+export interface StoredFile {
+  size: number;
+  mtimeMs: number;
+  mode: number;
+}
+
+export interface StoreListing {
+  /** Relative path (from the listed key) → file, in sorted order. */
+  files: Record<string, StoredFile>;
+  /** Relative paths of entries that are neither files nor folders (symlinks, special files). */
+  skipped: string[];
+}
+
+export interface TransferOptions {
+  mode: number;
+  mtimeMs: number;
+}
+
+export interface WriteOptions {
+  mode?: number;
+  /** Compare-and-swap room: write only if nothing exists under the key yet. */
+  ifAbsent?: boolean;
+}
+
+export interface Store {
+  /** Where a key lives, for messages (`/data/moltbot/clawdbot/a.db`). */
+  where(key: string): string;
+  stat(key: string): Promise<StoredInfo | null>;
+  /** Names directly under a folder key, sorted; empty when there is none. */
+  readdir(key: string): Promise<string[]>;
+  /** Every file under a folder key, recursively; `isExcluded` prunes whole folders. */
+  list(key: string, isExcluded: (relativePath: string) => boolean): Promise<StoreListing>;
+  read(key: string): Promise<Buffer>;
+  /** The first `bytes` bytes (or all of a shorter object). */
+  readHead(key: string, bytes: number): Promise<Buffer>;
+  /** sha256 hex of an object's content. */
+  hash(key: string): Promise<string>;
+  /** Write a whole object. With `ifAbsent`, fails with StoreConflict when the key exists. */
+  write(key: string, data: string | Buffer, options?: WriteOptions): Promise<void>;
+  /** Copy a local file into the store (mode and mtime kept where the store can keep them). */
+  upload(localPath: string, key: string, options: TransferOptions): Promise<Transferred>;
+  /** Copy an object to a local file, created with its mode and mtime, renamed into place. */
+  download(key: string, localPath: string, options: TransferOptions): Promise<Transferred>;
+  /** Copy an object within the store. */
+  copy(from: string, to: string): Promise<void>;
+  /** Move an object within the store (replacing `to`). */
+  rename(from: string, to: string): Promise<void>;
+  /** Remove an object, or a folder key with everything under it; no error when missing. */
+  remove(key: string): Promise<void>;
+  /** Remove folders left empty above removed keys (a mount shows folders; an object store has none). */
+  pruneEmptyFolders(root: string, removedKeys: string[]): Promise<void>;
+  /**
+   * A local path through which git (or another program) can read the object as a file, or null
+   * when the store is not a folder (the caller downloads it first).
+   */
+  localPath(key: string): string | null;
+}
+
+/** A conditional write found the key taken. */
+export class StoreConflict extends Error {
+  constructor(readonly key: string) {
+    super(`${key} already exists`);
+    this.name = 'StoreConflict';
+  }
+}
