@@ -1,13 +1,14 @@
 // Spec resolution of `buckets:` (the mount kind): the bucket's name, endpoint, provider and
 // credentials, and where and how it is mounted.
 import { resolve as resolvePath } from 'node:path';
+import { BACKEND_NAMES, backends, type BackendName } from '../../backends/registry.js';
 import type { Entry, ResolveContext } from '../../spec/context.js';
 import { hasReference, isPlainObject } from '../../spec/interpolate.js';
 import type { KeyPath } from '../../spec/load.js';
 import { lazyPlace } from '../../spec/positions.js';
 import { inferProvider } from '../../spec/provider.js';
 import { Sensitive } from '../../spec/sensitive.js';
-import { BACKEND_NAMES, type BackendName, type ResolvedBucket } from '../../spec/types.js';
+import type { ResolvedBucket } from '../../spec/types.js';
 
 const S3_BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -52,10 +53,14 @@ export function resolveBucket(ctx: ResolveContext, key: string, value: Entry): R
   };
 }
 
-/** Options as given, with rclone's cache folder resolved like every other local path. */
+/** Options as given, with the backend's `path` options resolved like every other local path. */
 function mountOptions(specDir: string, backend: unknown, options: unknown): Record<string, unknown> {
   if (!isPlainObject(options)) return {};
   const copy = { ...options };
-  if (backend === 'rclone' && typeof copy.cacheDir === 'string' && !hasReference(copy.cacheDir)) copy.cacheDir = resolvePath(specDir, copy.cacheDir);
+  const table = BACKEND_NAMES.includes(backend as BackendName) ? backends[backend as BackendName].options : {};
+  for (const [key, spec] of Object.entries(table)) {
+    const value = copy[key];
+    if (spec.type === 'path' && typeof value === 'string' && !hasReference(value)) copy[key] = resolvePath(specDir, value);
+  }
   return copy;
 }
