@@ -1,4 +1,5 @@
-// Build: compile the JSON Schema into a standalone validator (no ajv at run time), bundle the CLI
+// Build: check that the schema's backend parts match the backends' option tables (see
+// scripts/schema.mjs), compile the JSON Schema into a standalone validator (no ajv at run time), bundle the CLI
 // with esbuild into one file, and make the V8 code cache the launcher (bin/persist.js) uses.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,11 +9,17 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { build } from 'esbuild';
+import { backendSchema, OUT_OF_DATE } from './schema.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const generated = join(root, 'src', 'generated');
 mkdirSync(generated, { recursive: true });
 
+const { current, wanted } = await backendSchema();
+if (current !== wanted) {
+  console.error(`build: ${OUT_OF_DATE}`);
+  process.exit(1);
+}
 const schema = JSON.parse(readFileSync(join(root, 'schemas', 'persist.schema.json'), 'utf8'));
 const ajv = new Ajv2020.default({
   code: { source: true, esm: true },

@@ -1,58 +1,9 @@
-// Pieces the FUSE drivers share: option checks, mount identity, the child's environment, unmounting.
+// Pieces the FUSE drivers share: mount identity, the child's environment, unmounting.
 import { ActionError } from '../errors.js';
 import type { Host, MountEntry } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
-import type { Backend, OptionProblem } from './types.js';
-
-/** `30s`, `1m`, `500ms`, `2h`: the duration format every backend option uses. */
-export const DURATION_PATTERN = /^[0-9]+(ms|s|m|h)$/;
-
-export type OptionKind = 'boolean' | 'integer' | 'duration' | 'path' | 'string-array' | { oneOf: readonly string[] };
-
-/** Problems with `options` against the backend's known keys and their kinds. */
-export function checkOptions(
-  backend: string,
-  options: Record<string, unknown>,
-  known: Record<string, OptionKind>,
-): OptionProblem[] {
-  const problems: OptionProblem[] = [];
-  for (const [key, value] of Object.entries(options)) {
-    const kind = known[key];
-    if (kind === undefined) {
-      const allowed = Object.keys(known);
-      problems.push({
-        key,
-        message: allowed.length
-          ? `unknown option for the ${backend} backend; known options: ${allowed.join(', ')}`
-          : `the ${backend} backend takes no options`,
-      });
-      continue;
-    }
-    const problem = checkValue(value, kind);
-    if (problem) problems.push({ key, message: problem });
-  }
-  return problems;
-}
-
-function checkValue(value: unknown, kind: OptionKind): string | undefined {
-  if (typeof kind === 'object') {
-    return typeof value === 'string' && kind.oneOf.includes(value) ? undefined : `expected one of ${kind.oneOf.join(', ')}`;
-  }
-  switch (kind) {
-    case 'boolean':
-      return typeof value === 'boolean' ? undefined : 'expected true or false';
-    case 'integer':
-      return Number.isInteger(value) && (value as number) >= 0 ? undefined : 'expected a whole number of seconds (0 or more)';
-    case 'duration':
-      return typeof value === 'string' && DURATION_PATTERN.test(value) ? undefined : 'expected a duration such as 500ms, 30s, 1m or 2h';
-    case 'path':
-      return typeof value === 'string' && value.startsWith('/') ? undefined : 'expected an absolute path';
-    case 'string-array':
-      return Array.isArray(value) && value.every((item) => typeof item === 'string' && item.length > 0)
-        ? undefined
-        : 'expected a list of non-empty strings';
-  }
-}
+import type { OptionProblem } from './options.js';
+import type { Backend } from './types.js';
 
 /** The child's complete environment: the process's, minus `remove`, plus `add`. */
 export function childEnv(

@@ -1,23 +1,24 @@
 // goofys 0.24 (not packaged in Debian; installed by hand). Credentials in the child's environment.
 // It exits non-zero when the mount fails. See docs/backends.md.
 import type { ResolvedBucket } from '../spec/types.js';
-import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';
-import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
+import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
+import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
+import type { Backend, BackendContext, MountCommand } from './types.js';
 
-const OPTIONS: Record<string, OptionKind> = {
-  statCacheTtl: 'duration',
-  typeCacheTtl: 'duration',
-  subdomain: 'boolean',
-};
+export const options = {
+  statCacheTtl: { type: 'duration', default: '1m', description: 'How long file attributes are cached (`--stat-cache-ttl`), e.g. 1m.' },
+  typeCacheTtl: { type: 'duration', default: '1m', description: 'How long file types are cached (`--type-cache-ttl`), e.g. 1m.' },
+  subdomain: { type: 'boolean', description: 'Use virtual-host-style requests (`--subdomain`); some R2 setups need it.' },
+} as const satisfies OptionsTable;
 
-function validateOptions(options: Record<string, unknown>): OptionProblem[] {
-  return checkOptions('goofys', options, OPTIONS);
+function validateOptions(given: Record<string, unknown>): OptionProblem[] {
+  return checkOptions('goofys', given, options);
 }
 
 async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('goofys', problems);
-  const options = bucket.mount.options as { statCacheTtl?: string; typeCacheTtl?: string; subdomain?: boolean };
+  const given = bucket.mount.options as { statCacheTtl?: string; typeCacheTtl?: string; subdomain?: boolean };
   const { accessKeyId, secretAccessKey } = revealCredentials(bucket);
   return {
     command: 'goofys',
@@ -27,11 +28,11 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
       '--region',
       regionOf(bucket),
       '--stat-cache-ttl',
-      options.statCacheTtl ?? '1m',
+      given.statCacheTtl ?? options.statCacheTtl.default,
       '--type-cache-ttl',
-      options.typeCacheTtl ?? '1m',
+      given.typeCacheTtl ?? options.typeCacheTtl.default,
       // goofys is path-style by default; virtual-host style when the spec says so or asks for it.
-      ...(options.subdomain === true || (options.subdomain === undefined && !bucket.pathStyle) ? ['--subdomain'] : []),
+      ...(given.subdomain === true || (given.subdomain === undefined && !bucket.pathStyle) ? ['--subdomain'] : []),
       bucket.name,
       bucket.mount.path,
     ],
@@ -48,6 +49,7 @@ export const goofys: Backend = {
   name: 'goofys',
   fuse: true,
   binary: { command: 'goofys', debianPackage: '(none: not packaged in Debian; install the release binary from github.com/kahing/goofys)' },
+  options,
   validateOptions,
   ...identifiedBy('fuse.goofys'),
   mountCommand,

@@ -1,13 +1,14 @@
 // `local`: the mount path is a plain directory standing in for the bucket. Nothing is mounted,
 // no credentials, no root: the backend for tests, laptops and the embedded default.
 import { ActionError } from '../errors.js';
-import { checkOptions } from './common.js';
+import { checkOptions } from './options.js';
 import type { Backend } from './types.js';
 
 export const local: Backend = {
   name: 'local',
   fuse: false,
-  validateOptions: (options) => checkOptions('local', options, {}),
+  options: {},
+  validateOptions: (given) => checkOptions('local', given, {}),
   matches: () => false,
   owns: () => false,
   async mountCommand(bucket) {

@@ -5,16 +5,21 @@ import { join } from 'node:path';
 import { ActionError } from '../errors.js';
 import type { Host } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
-import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';
-import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
+import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
+import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
+import type { Backend, BackendContext, MountCommand } from './types.js';
 
-const OPTIONS: Record<string, OptionKind> = {
-  cacheMode: { oneOf: ['off', 'minimal', 'writes', 'full'] },
-  cacheDir: 'path',
-  writeBack: 'duration',
-  dirCacheTime: 'duration',
-  extraArgs: 'string-array',
-};
+export const options = {
+  cacheMode: {
+    type: { oneOf: ['off', 'minimal', 'writes', 'full'] },
+    default: 'writes',
+    description: 'VFS cache mode (`--vfs-cache-mode`). Default writes: appends and git need it.',
+  },
+  cacheDir: { type: 'path', description: 'Cache folder (`--cache-dir`); keep it on disk that survives restarts.' },
+  writeBack: { type: 'duration', description: 'Delay before a closed file is uploaded (`--vfs-write-back`), e.g. 5s.' },
+  dirCacheTime: { type: 'duration', description: 'How long directory listings are cached (`--dir-cache-time`), e.g. 1m.' },
+  extraArgs: { type: 'arguments', description: 'Further rclone arguments, e.g. `--transfers=8`. Credential arguments are refused.' },
+} as const satisfies OptionsTable;
 
 /** Flags persist sets itself, or that would hide data (`--allow-non-empty`). */
 const RESERVED_ARGS = /^--(allow-non-empty|devname|daemon|rc|rc-addr|rc-no-auth|log-file|cache-dir|vfs-cache-mode|config)(=|$)/;
@@ -31,9 +36,9 @@ export function rcPortFile(runtimeDir: string): string {
 /** Upper bound on waiting for rclone to upload what was written before unmounting. */
 const FLUSH_TIMEOUT_MS = 120_000;
 
-function validateOptions(options: Record<string, unknown>): OptionProblem[] {
-  const problems = checkOptions('rclone', options, OPTIONS);
-  const extra = options.extraArgs;
+function validateOptions(given: Record<string, unknown>): OptionProblem[] {
+  const problems = checkOptions('rclone', given, options);
+  const extra = given.extraArgs;
   if (Array.isArray(extra)) {
     for (const arg of extra) {
       if (typeof arg === 'string' && RESERVED_ARGS.test(arg)) {
@@ -104,7 +109,7 @@ async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<strin
 async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('rclone', problems);
-  const options = bucket.mount.options as {
+  const given = bucket.mount.options as {
     cacheMode?: string;
     cacheDir?: string;
     writeBack?: string;
@@ -132,11 +137,11 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
     '--devname',
     bucket.name,
     '--vfs-cache-mode',
-    options.cacheMode ?? 'writes',
+    given.cacheMode ?? options.cacheMode.default,
     '--cache-dir',
-    options.cacheDir ?? join(ctx.runtimeDir, 'cache'),
-    ...(options.writeBack ? ['--vfs-write-back', options.writeBack] : []),
-    ...(options.dirCacheTime ? ['--dir-cache-time', options.dirCacheTime] : []),
+    given.cacheDir ?? join(ctx.runtimeDir, 'cache'),
+    ...(given.writeBack ? ['--vfs-write-back', given.writeBack] : []),
+    ...(given.dirCacheTime ? ['--dir-cache-time', given.dirCacheTime] : []),
     // rclone 1.60 fails before any I/O when AWS_CA_BUNDLE is set; hand the file over as a flag.
     ...(caBundle ? ['--ca-cert', caBundle] : []),
     '--log-file',
@@ -145,7 +150,7 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
     '--rc-addr',
     `127.0.0.1:${port}`,
     '--rc-no-auth',
-    ...(options.extraArgs ?? []),
+    ...(given.extraArgs ?? []),
   ];
   const env = childEnv(
     ctx.processEnv,
@@ -216,6 +221,7 @@ export const rclone: Backend = {
   name: 'rclone',
   fuse: true,
   binary: { command: 'rclone', debianPackage: 'rclone' },
+  options,
   validateOptions,
   ...identifiedBy('fuse.rclone'),
   mountCommand,

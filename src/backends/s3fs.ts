@@ -2,24 +2,37 @@
 // (`fsname` + `subtype` together keep the type `fuse.s3fs`). See docs/backends.md.
 import { join } from 'node:path';
 import type { ResolvedBucket } from '../spec/types.js';
-import { assertValidOptions, checkOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials, type OptionKind } from './common.js';
-import type { Backend, BackendContext, MountCommand, OptionProblem } from './types.js';
+import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
+import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
+import type { Backend, BackendContext, MountCommand } from './types.js';
 
-const OPTIONS: Record<string, OptionKind> = {
-  statCacheExpire: 'integer',
-  enableNoobjCache: 'boolean',
-  notsupCompatDir: 'boolean',
-  extraOptions: 'string-array',
-};
+export const options = {
+  statCacheExpire: { type: 'integer', default: 60, description: 'Seconds an entry stays in the stat cache (`-o stat_cache_expire`).' },
+  enableNoobjCache: {
+    type: 'boolean',
+    default: true,
+    description: 'Cache the absence of objects (`-o enable_noobj_cache`): far fewer HEAD requests.',
+  },
+  notsupCompatDir: {
+    type: 'boolean',
+    default: false,
+    description:
+      'Opt in to `-o notsup_compat_dir`: fewer requests, but folders written by other S3 clients without a directory object (rclone, goofys, the R2 dashboard) become invisible, so a backup made by them would look absent. Default false.',
+  },
+  extraOptions: {
+    type: 'arguments',
+    description: 'Further s3fs options, each passed as `-o <item>` (e.g. `max_stat_cache_size=10000`). `nonempty` and credential options are refused.',
+  },
+} as const satisfies OptionsTable;
 
 /** `nonempty` mounts over existing files and hides them; persist never allows it. */
 const FORBIDDEN_EXTRA = /^nonempty(=|$)/;
 /** Options persist sets itself: overriding them would break identification or credentials. */
 const RESERVED_EXTRA = /^(passwd_file|url|endpoint|fsname|subtype|logfile)(=|$)/;
 
-function validateOptions(options: Record<string, unknown>): OptionProblem[] {
-  const problems = checkOptions('s3fs', options, OPTIONS);
-  const extra = options.extraOptions;
+function validateOptions(given: Record<string, unknown>): OptionProblem[] {
+  const problems = checkOptions('s3fs', given, options);
+  const extra = given.extraOptions;
   if (Array.isArray(extra)) {
     for (const item of extra) {
       if (typeof item !== 'string') continue;
@@ -36,7 +49,7 @@ function validateOptions(options: Record<string, unknown>): OptionProblem[] {
 async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('s3fs', problems);
-  const options = bucket.mount.options as {
+  const given = bucket.mount.options as {
     statCacheExpire?: number;
     enableNoobjCache?: boolean;
     notsupCompatDir?: boolean;
@@ -54,13 +67,13 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
     // Off unless asked for: with it, folders written without a directory object (by rclone,
     // goofys, the R2 dashboard, `aws s3 cp`) are invisible, so a bundle or mirror made by another
     // backend would look absent and could be written over.
-    ...(options.notsupCompatDir === true ? ['notsup_compat_dir'] : []),
-    ...(options.enableNoobjCache === false ? [] : ['enable_noobj_cache']),
-    `stat_cache_expire=${options.statCacheExpire ?? 60}`,
+    ...((given.notsupCompatDir ?? options.notsupCompatDir.default) === true ? ['notsup_compat_dir'] : []),
+    ...((given.enableNoobjCache ?? options.enableNoobjCache.default) === false ? [] : ['enable_noobj_cache']),
+    `stat_cache_expire=${given.statCacheExpire ?? options.statCacheExpire.default}`,
     `fsname=${bucket.name}`,
     'subtype=s3fs',
     `logfile=${logFile}`,
-    ...(options.extraOptions ?? []),
+    ...(given.extraOptions ?? []),
   ];
   return {
     command: 's3fs',
@@ -76,6 +89,7 @@ export const s3fs: Backend = {
   name: 's3fs',
   fuse: true,
   binary: { command: 's3fs', debianPackage: 's3fs' },
+  options,
   validateOptions,
   ...identifiedBy('fuse.s3fs'),
   mountCommand,

@@ -1,13 +1,10 @@
 // One driver per mount backend behind this interface; the registry (registry.ts) maps names to
-// drivers, so adding a backend is one new file and one registry line.
+// drivers, so adding a backend is one new file and one registry line (then `npm run schema`).
 import type { Host, MountEntry } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
+import type { OptionProblem, OptionsTable } from './options.js';
 
-export interface OptionProblem {
-  /** Key under `mount.options`, e.g. `statCacheTtl`. */
-  key: string;
-  message: string;
-}
+export type { OptionProblem } from './options.js';
 
 export interface MountCommand {
   command: string;
@@ -34,6 +31,8 @@ export interface Backend {
   fuse: boolean;
   /** Debian package providing the binary, for doctor. */
   binary?: { command: string; debianPackage: string };
+  /** The options `mount.options` may hold (the schema's part for this backend is made from it). */
+  options: OptionsTable;
   /** Problems with `mount.options` for this backend (unknown keys, wrong types). */
   validateOptions(options: Record<string, unknown>): OptionProblem[];
   /** Whether a mountinfo entry is this bucket mounted by this backend. */

@@ -14,7 +14,7 @@ import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/re
 import { makeStyle } from '../output/style.js';
 import { loadEnvironment, rememberSpec } from '../spec/index.js';
 import { computePlan, header, specInput } from './common.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../spec/duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface ApplyCommandOptions extends SpecOptions {

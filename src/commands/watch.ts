@@ -17,7 +17,7 @@ import { errorMessage } from '../output/format.js';
 import { renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
 import { computePlan, loadSpec } from './common.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../spec/duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface WatchCommandOptions extends SpecOptions {

@@ -1,9 +1,10 @@
 // The resolved form of one environment of a spec: every path absolute, every name checked,
 // interpolation done, credentials wrapped in Sensitive. The engine only ever sees this.
+import type { BackendName } from '../backends/registry.js';
 import type { Sensitive } from './sensitive.js';
 
-export const BACKEND_NAMES = ['s3fs', 'rclone', 'goofys', 'local'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
+/** The backends' names: the keys of the registry (src/backends/registry.ts). */
+export type { BackendName } from '../backends/registry.js';
 export type Provider = 'r2' | 'aws' | 'other';
 
 export interface ResolvedCredentials {

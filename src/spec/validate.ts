@@ -2,7 +2,9 @@
 // loaded at run time) and turns ajv's errors into messages a person can act on, each with the
 // key path it concerns.
 import schema from '../../schemas/persist.schema.json' with { type: 'json' };
+import { optionsDefinition, refusedArgument } from '../backends/options.js';
 import validateSchema from '../generated/spec-validator.js';
+import { DURATION_PATTERN } from './duration.js';
 import { hasReference, isPlainObject } from './interpolate.js';
 import type { KeyPath } from './load.js';
 import { SENSITIVE_TEXT } from './sensitive.js';
@@ -19,7 +21,7 @@ type SchemaNode = { [keyword: string]: unknown };
 const NAME_RULE = 'names start with a letter or digit and hold only letters, digits, `_`, `.` and `-`';
 const PATTERN_MESSAGES: Record<string, (shown: string) => string> = {
   '^[A-Za-z0-9][A-Za-z0-9_.-]*$': (shown) => `${shown} is not a valid name: ${NAME_RULE}`,
-  '^[0-9]+(ms|s|m|h)$': (shown) => `${shown} is not a duration; expected a whole number and a unit, such as 500ms, 30s, 1m or 2h`,
+  [DURATION_PATTERN]: (shown) => `${shown} is not a duration; expected a whole number and a unit, such as 500ms, 30s, 1m or 2h`,
   '^0?[0-7]{3}$': (shown) => `${shown} is not a file mode; expected octal digits in quotes, such as "0600"`,
   '\\S': () => 'must not be empty',
   '^https?://[^\\s]+$': (shown) => `${shown} is not a URL; expected https://host[:port]`,
@@ -61,13 +63,15 @@ function describe(keyword: string, params: Record<string, unknown>, path: KeyPat
       const hint = allowed.length > 0 ? `; expected one of: ${allowed.join(', ')}` : '';
       return [{ path: [...path, key], part: 'key', message: `unknown key "${key}"${hint}` }];
     }
-    case 'maxProperties':
-      // Only the local backend's options have a maximum (zero): point at each option given.
+    case 'maxProperties': {
+      // Only the options of a backend that takes none have a maximum (zero): point at each option given.
+      const backend = String(valueAt(data, [...path.slice(0, -1), 'backend']));
       return Object.keys(isPlainObject(value) ? value : {}).map((key) => ({
         path: [...path, key],
         part: 'key' as const,
-        message: `unknown key "${key}": the local backend takes no options`,
+        message: `unknown key "${key}": the ${backend} backend takes no options`,
       }));
+    }
     case 'propertyNames':
       return [{ path: [...path, String(params.propertyName)], part: 'key', message: `"${String(params.propertyName)}" is not a valid name: ${NAME_RULE}` }];
     case 'const':
@@ -128,12 +132,6 @@ function describeValue(value: unknown, path: KeyPath): string {
   return `the string ${JSON.stringify(value)}`;
 }
 
-function refusedArgument(argument: string): string {
-  if (/^-{0,2}nonempty(=|$)/.test(argument)) return `"${argument}" is refused: mounting over a non-empty folder hides its data`;
-  if (/^-{0,2}(fsname|subtype)(=|$)/.test(argument)) return `"${argument}" is refused: persist sets it to recognise its own mounts`;
-  return 'credentials may not be passed as mount options (they would show on the command line); use `credentials:`';
-}
-
 /** A JSON pointer as a key path; list indexes become numbers, as in the parsed document. */
 export function pointerToPath(pointer: string, data: unknown): KeyPath {
   if (pointer === '') return [];
@@ -175,7 +173,7 @@ function allowedKeys(path: KeyPath, data: unknown): string[] {
   for (const [index, segment] of path.entries()) {
     if (segment === 'options' && path[index - 1] === 'mount') {
       const backend = valueAt(data, [...path.slice(0, index), 'backend']);
-      const options = typeof backend === 'string' ? defs[`${backend}Options`] : undefined;
+      const options = typeof backend === 'string' ? defs[optionsDefinition(backend)] : undefined;
       if (!options) return [];
       nodes = deref(options);
       continue;

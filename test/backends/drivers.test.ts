@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { goofys } from '../../src/backends/goofys.js';
 import { local } from '../../src/backends/local.js';
 import { rclone, rcPortFile } from '../../src/backends/rclone.js';
-import { backendOwning, backends, getBackend } from '../../src/backends/registry.js';
+import { BACKEND_NAMES, backendOwning, backends, getBackend } from '../../src/backends/registry.js';
 import { s3fs } from '../../src/backends/s3fs.js';
 import { parseMountinfo } from '../../src/host/mountinfo.js';
-import { BACKEND_NAMES, type Provider } from '../../src/spec/types.js';
+import type { Provider } from '../../src/spec/types.js';
 import { ACCESS_KEY, fuseOptions, SECRET_KEY, testBucket, testContext } from './fixtures.js';
 
 const PROVIDERS: Provider[] = ['r2', 'aws', 'other'];
