@@ -1,0 +1,223 @@
+// The work tree of a bundled repo, saved as a snapshot commit under persist's own ref
+// (`refs/persist/worktree`) and brought back after a restore. Built with a temporary index in a
+// private folder: the repo's HEAD, index, stash, refs and reflogs are never touched (the only
+// writes into `.git` are objects, `info/exclude` through ensureExcluded, and the ref through
+// updateWorktreeRef). Paths never pass through JavaScript (git reads and writes them itself), so
+// names that are not UTF-8 survive.
+//
+// What is saved is what `git add -A` would stage: tracked files as they are in the work tree
+// (staged or not), untracked files that are not ignored; ignored files are not saved. Submodules
+// and nested repositories are not recursed into: their entry records the commit their HEAD is at
+// (a gitlink), not their own uncommitted changes; a restore does not populate them.
+//
+// Ref or temporary ref? updateWorktreeRef writes `refs/persist/worktree` in the repo itself and
+// the bundle writer names it (`git bundle create F HEAD --branches --tags refs/persist/worktree`):
+// the ref keeps the snapshot commit reachable (gc never prunes it), `plan` compares it with a fresh
+// snapshot's sha (equal when nothing changed: the commit is deterministic), and a repo cloned from
+// the bundle holds it under the same name. The ref is persist's own; no reflog is written for it.
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, join } from 'node:path';
+import { ActionError } from '../../errors.js';
+import { git } from '../../git/run.js';
+import type { Host } from '../../host/types.js';
+
+export const WORKTREE_REF = 'refs/persist/worktree';
+
+/** The `info/exclude` pattern that keeps persist's backups out of the user's commits and the snapshot. */
+export const PERSIST_BACKUPS_PATTERN = '.persist-backups/';
+
+/** Pathspec that keeps `.persist-backups/` (at any depth) out of the snapshot, whatever the excludes say. */
+const BACKUPS_PATHSPEC = ':(exclude,glob)**/.persist-backups/**';
+
+const SNAPSHOT_MESSAGE = 'persist worktree snapshot\n';
+/** Date of a snapshot without a parent (unborn HEAD): a constant, so that the sha is stable. */
+const UNBORN_DATE = '1700000000 +0000';
+
+export interface WorktreeSnapshot {
+  /** The snapshot commit. */
+  sha: string;
+  /** Its tree: the work tree as `git add -A` sees it. */
+  tree: string;
+  /** The commit HEAD was at (the snapshot's parent), or null for an unborn HEAD. */
+  head: string | null;
+  /** Whether the tree equals HEAD's tree (unborn: is empty): nothing to save beyond HEAD. */
+  clean: boolean;
+}
+
+export interface SnapshotWorktreeOptions {
+  /**
+   * Where the new objects go. `repo` (default): into the repo's object store, ready to be bundled.
+   * `temporary`: into a private object folder that is deleted afterwards (nothing at all is written
+   * into the repo; for a plan that only needs the sha to compare with the saved ref).
+   */
+  objects?: 'repo' | 'temporary';
+  timeoutMs?: number;
+}
+
+function tempRoot(host: Host): string {
+  return join(host.env().TMPDIR ?? '/tmp', `persist-worktree-${host.pid()}-${randomBytes(6).toString('hex')}`);
+}
+
+/** git's environment for persist's own commits: no user config needed, a fixed identity. */
+function identityEnv(date: string): Record<string, string> {
+  return {
+    GIT_AUTHOR_NAME: 'persist',
+    GIT_AUTHOR_EMAIL: 'persist@localhost',
+    GIT_AUTHOR_DATE: date,
+    GIT_COMMITTER_NAME: 'persist',
+    GIT_COMMITTER_EMAIL: 'persist@localhost',
+    GIT_COMMITTER_DATE: date,
+  };
+}
+
+async function gitPath(host: Host, repo: string, name: string): Promise<string> {
+  const out = (await git(host, ['-C', repo, 'rev-parse', '--git-path', name], { readOnly: true })).stdout.trim();
+  return isAbsolute(out) ? out : join(repo, out);
+}
+
+async function topLevel(host: Host, repo: string): Promise<string> {
+  const result = await host.run('git', ['-C', repo, 'rev-parse', '--show-toplevel'], { readOnly: true });
+  if (result.exitCode !== 0) throw new ActionError(`${repo} is not a git work tree: ${result.stderr.trim()}`);
+  return result.stdout.trim();
+}
+
+/** HEAD's commit, or null when HEAD is unborn (a repo with no commit yet). */
+export async function headCommit(host: Host, repo: string): Promise<string | null> {
+  const result = await host.run('git', ['-C', repo, 'rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { readOnly: true });
+  if (result.exitCode === 0) return result.stdout.trim();
+  if (result.exitCode === 1) return null;
+  throw new ActionError(`git rev-parse HEAD in ${repo} failed: ${result.stderr.trim()}`);
+}
+
+async function emptyTree(host: Host, repo: string): Promise<string> {
+  // The empty tree's id depends on the object format (sha1 or sha256); git knows it without storing it.
+  return (await git(host, ['-C', repo, 'hash-object', '-t', 'tree', '--stdin'], { input: '', readOnly: true })).stdout.trim();
+}
+
+/** `<seconds> <zone>` of a raw commit's committer line (the parent's date makes the snapshot's sha stable). */
+function committerDate(rawCommit: string): string {
+  const line = rawCommit.split('\n').find((l) => l.startsWith('committer '));
+  const match = line ? / (\d+ [+-]\d{4})$/.exec(line) : null;
+  return match?.[1] ?? UNBORN_DATE;
+}
+
+/**
+ * Build the snapshot commit of the work tree of `repo` (see the top of this file). The commit has
+ * HEAD as parent (none when unborn), a fixed identity and HEAD's committer date, so the same work
+ * tree on the same HEAD always gives the same sha.
+ */
+export async function snapshotWorktree(host: Host, repo: string, options: SnapshotWorktreeOptions = {}): Promise<WorktreeSnapshot> {
+  const top = await topLevel(host, repo);
+  const head = await headCommit(host, top);
+  const realIndex = await gitPath(host, top, 'index');
+  const temp = tempRoot(host);
+  await host.mkdir(temp, { mode: 0o700 });
+  try {
+    const index = join(temp, 'index');
+    const env: Record<string, string | undefined> = { ...host.env(), GIT_INDEX_FILE: index };
+    delete env.GIT_DIR; // run against `top`, not a GIT_DIR the caller's process may have set
+    delete env.GIT_WORK_TREE;
+    if (options.objects === 'temporary') {
+      const objects = join(temp, 'objects');
+      await host.mkdir(objects);
+      const repoObjects = await gitPath(host, top, 'objects');
+      env.GIT_OBJECT_DIRECTORY = objects;
+      env.GIT_ALTERNATE_OBJECT_DIRECTORIES = repoObjects;
+    }
+    const run = (args: string[]) => git(host, ['-C', top, ...args], { env, timeoutMs: options.timeoutMs });
+
+    // Seed from the real index (its stat data makes `add -A` rehash only what changed); without one, from HEAD.
+    if (await host.lstat(realIndex)) await host.copyFile(realIndex, index);
+    else if (head) await run(['read-tree', head]);
+    await run(['add', '-A', '--', ':/', BACKUPS_PATHSPEC]);
+    const tree = (await run(['write-tree'])).stdout.trim();
+
+    const headTree = head ? (await run(['rev-parse', `${head}^{tree}`])).stdout.trim() : await emptyTree(host, top);
+    const date = head ? committerDate((await run(['cat-file', 'commit', head])).stdout) : UNBORN_DATE;
+    const commitEnv = { ...env, ...identityEnv(date) };
+    const commitArgs = ['-C', top, '-c', 'commit.gpgSign=false', 'commit-tree', '--no-gpg-sign', tree, ...(head ? ['-p', head] : [])];
+    const sha = (await git(host, commitArgs, { env: commitEnv, input: SNAPSHOT_MESSAGE, timeoutMs: options.timeoutMs })).stdout.trim();
+    return { sha, tree, head, clean: tree === headTree };
+  } finally {
+    await host.remove(temp);
+  }
+}
+
+/**
+ * Append `pattern` to the repo's `info/exclude` unless a line already says exactly that; returns
+ * whether it was added. The one write into `.git` besides objects and persist's ref.
+ */
+export async function ensureExcluded(host: Host, repo: string, pattern: string = PERSIST_BACKUPS_PATTERN): Promise<boolean> {
+  if (pattern.includes('\n') || pattern.trim() === '') throw new ActionError(`not an exclude pattern: ${JSON.stringify(pattern)}`);
+  const file = await gitPath(host, repo, 'info/exclude');
+  const existing = (await host.lstat(file)) ? (await host.readFile(file)).toString('utf8') : '';
+  if (existing.split('\n').some((line) => line.replace(/\r$/, '') === pattern)) return false;
+  const separator = existing === '' || existing.endsWith('\n') ? '' : '\n';
+  await host.mkdir(join(file, '..'));
+  await host.writeFileAtomic(file, `${existing}${separator}# persist: its backups are never part of the repo\n${pattern}\n`);
+  return true;
+}
+
+/** The sha `refs/persist/worktree` points at, or null. */
+export async function readWorktreeRef(host: Host, repo: string): Promise<string | null> {
+  const result = await host.run('git', ['-C', repo, 'rev-parse', '--verify', '--quiet', `${WORKTREE_REF}^{commit}`], { readOnly: true });
+  return result.exitCode === 0 ? result.stdout.trim() : null;
+}
+
+/**
+ * Point `refs/persist/worktree` at `sha` (null: delete it). The bundle writer then includes it by
+ * name (`WORKTREE_REF` as one more revision argument of `git bundle create`). No reflog is made.
+ */
+export async function updateWorktreeRef(host: Host, repo: string, sha: string | null): Promise<void> {
+  const base = ['-C', repo, '-c', 'core.logAllRefUpdates=false', 'update-ref', '-m', 'persist: worktree snapshot'];
+  if (sha === null) {
+    await git(host, [...base, '-d', WORKTREE_REF], { okExitCodes: [0] });
+    return;
+  }
+  await git(host, [...base, WORKTREE_REF, sha]);
+}
+
+export interface RestoreWorktreeResult {
+  /** Whether anything beyond HEAD was brought back. */
+  changed: boolean;
+}
+
+/**
+ * Bring the snapshot `sha`'s files into the work tree of `repo`, whose HEAD is checked out (a
+ * fresh restore): files changed or added since HEAD are written, files deleted at snapshot time are
+ * deleted. The real index stays HEAD's, so `git status` shows the changes as unstaged and the new
+ * files as untracked, as they were. Done by a two-tree `git read-tree -m -u HEAD <sha>` on a copy of
+ * the index: git itself refuses to overwrite a local change or an untracked file (nothing is lost)
+ * and removes folders that become empty. The snapshot's parent must be HEAD.
+ */
+export async function restoreWorktree(host: Host, repo: string, sha: string, options: { timeoutMs?: number } = {}): Promise<RestoreWorktreeResult> {
+  const top = await topLevel(host, repo);
+  const head = await headCommit(host, top);
+  const parents = (await git(host, ['-C', top, 'rev-list', '--parents', '-n', '1', sha], { readOnly: true })).stdout.trim().split(' ').slice(1);
+  if ((head === null && parents.length !== 0) || (head !== null && (parents.length !== 1 || parents[0] !== head))) {
+    throw new ActionError(
+      `the work tree snapshot ${sha} of ${top} was made on ${parents[0] ?? 'no commit'}, but HEAD is ${head ?? 'unborn'}; its files were not restored`,
+    );
+  }
+  const base = head ?? (await emptyTree(host, top));
+  const tree = (await git(host, ['-C', top, 'rev-parse', `${sha}^{tree}`], { readOnly: true })).stdout.trim();
+  const baseTree = head ? (await git(host, ['-C', top, 'rev-parse', `${head}^{tree}`], { readOnly: true })).stdout.trim() : base;
+  if (tree === baseTree) return { changed: false };
+
+  const realIndex = await gitPath(host, top, 'index');
+  const temp = tempRoot(host);
+  await host.mkdir(temp, { mode: 0o700 });
+  try {
+    const index = join(temp, 'index');
+    const env: Record<string, string | undefined> = { ...host.env(), GIT_INDEX_FILE: index };
+    delete env.GIT_DIR;
+    delete env.GIT_WORK_TREE;
+    if (await host.lstat(realIndex)) await host.copyFile(realIndex, index);
+    else if (head) await git(host, ['-C', top, 'read-tree', head], { env });
+    await git(host, ['-C', top, 'update-index', '-q', '--refresh'], { env, okExitCodes: [0, 1], timeoutMs: options.timeoutMs });
+    await git(host, ['-C', top, 'read-tree', '-m', '-u', base, sha], { env, timeoutMs: options.timeoutMs });
+    return { changed: true };
+  } finally {
+    await host.remove(temp);
+  }
+}
