@@ -13,14 +13,14 @@
 // status such as 503 SlowDown, or a reset connection) for the next matching requests.
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
@@ -321,14 +321,25 @@ async function drain(stream: Readable): Promise<Buffer> {
  */
 export async function startStrictS3Server(buckets: string[] = [], options: { verifySignatures?: boolean } = {}): Promise<StrictS3TestServer> {
   const { api: upstream, store } = await launchS3rver(buckets);
-  // s3rver removes a deleted key's emptied folders with a readdir then rmdir: two deletes of one
-  // DeleteObjects request in the same folder race and one fails (500). Deletes go one at a time.
-  const deleteObject = store.deleteObject.bind(store);
-  let deletes: Promise<unknown> = Promise.resolve();
-  store.deleteObject = (bucket, key) => {
-    const next = deletes.then(() => deleteObject(bucket, key));
-    deletes = next.catch(() => undefined);
-    return next;
+  // s3rver removes a deleted key's emptied folders with a readdir then an rmdir: two deletes of one
+  // DeleteObjects request in the same folder race and one fails (a 500). This delete tolerates it.
+  store.deleteObject = async (bucket, key) => {
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    await Promise.all(
+      ['object', 'object.md5', 'metadata.json'].map((resource) =>
+        unlink(store.getResourcePath(bucket, key, resource)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        }),
+      ),
+    );
+    const bucketPath = join(upstream.directory, bucket);
+    for (let folder = dirname(objectPath); folder.startsWith(`${bucketPath}/`); folder = dirname(folder)) {
+      try {
+        await rmdir(folder);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') break;
+      }
+    }
   };
   const verify = options.verifySignatures ?? true;
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
