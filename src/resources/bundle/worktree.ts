@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import { ActionError } from '../../errors.js';
-import { git } from '../../git/run.js';
+import { git } from './git.js';
 import type { Host } from '../../host/types.js';
 
 export const WORKTREE_REF = 'refs/persist/worktree';
