@@ -2,6 +2,7 @@
 // lazily so that each command pays only for what it uses. Errors are mapped to exit codes here.
 import { Command, Option } from 'commander';
 import { PersistError, SpecError } from './errors.js';
+import { errorMessage } from './output/format.js';
 import type { CommandIO } from './commands/types.js';
 
 const VERSION = '0.1.0';
@@ -124,8 +125,7 @@ export async function main(argv: string[]): Promise<void> {
     } else if (error instanceof PersistError) {
       process.stderr.write(`persist: ${error.message}\n`);
     } else {
-      const message = error instanceof Error ? error.message : String(error);
-      process.stderr.write(`persist: internal error: ${message}\n${debug ? '' : '(run with --debug for details)\n'}`);
+      process.stderr.write(`persist: internal error: ${errorMessage(error)}\n${debug ? '' : '(run with --debug for details)\n'}`);
     }
     if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     process.exitCode = error instanceof PersistError ? error.exitCode : 1;

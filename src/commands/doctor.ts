@@ -6,6 +6,7 @@ import * as https from 'node:https';
 import { delimiter, join } from 'node:path';
 import { backends } from '../backends/registry.js';
 import { RealHost } from '../host/real.js';
+import { errorMessage, formatDuration } from '../output/format.js';
 import { mountReady, observeMount, diffMount } from '../resources/mount.js';
 import { loadEnvironment } from '../spec/index.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
@@ -100,9 +101,9 @@ async function checkEndpoint(bucket: ResolvedBucket): Promise<DoctorCheck> {
   return new Promise((resolve) => {
     const request = client.request(url, { method: 'HEAD', timeout: ENDPOINT_TIMEOUT_MS }, (response) => {
       response.resume();
-      resolve({ name, ok: true, message: `${url.origin} answered HTTP ${response.statusCode} in ${Date.now() - started} ms` });
+      resolve({ name, ok: true, message: `${url.origin} answered HTTP ${response.statusCode} in ${formatDuration(Date.now() - started)}` });
     });
-    request.on('timeout', () => request.destroy(new Error(`no answer within ${ENDPOINT_TIMEOUT_MS / 1000} s`)));
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${formatDuration(ENDPOINT_TIMEOUT_MS)}`)));
     request.on('error', (error) =>
       resolve({
         name,
@@ -124,7 +125,7 @@ async function checkMountPath(bucket: ResolvedBucket, host: RealHost): Promise<D
     if (action?.conflict) return { name, ok: false, message: action.conflict.message, fix: action.conflict.fix };
     return { name, ok: true, message: `${action?.reason ?? 'not ready'}; persist apply will ${action?.action ?? 'mount'} it` };
   } catch (error) {
-    return { name, ok: false, message: `cannot inspect ${bucket.mount.path}: ${(error as Error).message}`, fix: 'check the path and its permissions' };
+    return { name, ok: false, message: `cannot inspect ${bucket.mount.path}: ${errorMessage(error)}`, fix: 'check the path and its permissions' };
   }
 }
 
@@ -163,7 +164,7 @@ export default async function doctor(opts: { file?: string; env?: string; json?:
     checks = await runDoctorChecks(env, io.env);
   } catch (error) {
     checks = [
-      { name: 'spec', ok: false, message: (error as Error).message, fix: `fix the spec (persist validate -f ${file}), or point -f / PERSIST_SPEC at it` },
+      { name: 'spec', ok: false, message: errorMessage(error), fix: `fix the spec (persist validate -f ${file}), or point -f / PERSIST_SPEC at it` },
       checkFuseDevice(),
       checkFusermount(io.env),
     ];

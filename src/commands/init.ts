@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PersistError } from '../errors.js';
+import { errorMessage } from '../output/format.js';
 import { STARTER_SPEC } from '../spec/starter.js';
 import type { CommandIO } from './types.js';
 
@@ -18,7 +19,7 @@ export default async function init(opts: InitOptions, io: CommandIO): Promise<nu
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') throw new PersistError(`${file} already exists; use --force to overwrite it`);
-    throw new PersistError(`cannot write ${file}: ${(error as Error).message}`, { cause: error });
+    throw new PersistError(`cannot write ${file}: ${errorMessage(error)}`, { cause: error });
   }
   io.out(`Wrote ${file}. Next: persist validate -f ${file}, then persist plan -f ${file}\n`);
   return 0;

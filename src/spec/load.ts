@@ -10,6 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { PersistError, type SpecProblem } from '../errors.js';
+import { errorMessage } from '../output/format.js';
 import { readCachedSpecData } from './cache.js';
 
 /** A key path into the parsed document: mapping keys and list indexes. */
@@ -51,13 +52,13 @@ function readSpecBytes(absPath: string, file: string): Buffer {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PersistError(`spec file ${file} does not exist (give one with -f, or set PERSIST_SPEC)`);
-    throw new PersistError(`cannot read spec file ${file}: ${(error as Error).message}`, { cause: error });
+    throw new PersistError(`cannot read spec file ${file}: ${errorMessage(error)}`, { cause: error });
   }
   if (isDirectory) throw new PersistError(`spec file ${file} is a directory, expected a YAML file`);
   try {
     return readFileSync(absPath);
   } catch (error) {
-    throw new PersistError(`cannot read spec file ${file}: ${(error as Error).message}`, { cause: error });
+    throw new PersistError(`cannot read spec file ${file}: ${errorMessage(error)}`, { cause: error });
   }
 }
 
