@@ -60,6 +60,12 @@ export interface Host {
   /** Names in a directory, sorted. */
   readdir(path: string): Promise<string[]>;
   readFile(path: string): Promise<Buffer>;
+  /**
+   * The whole file, read synchronously: only for the few small local files read at every start
+   * (the spec and its parse cache), where a trip through the thread pool costs start-up time.
+   * Throws the system error (ENOENT, EISDIR...).
+   */
+  readFileNow(path: string): Buffer;
   /** The first `bytes` bytes of a file (or all of it if shorter). */
   readHead(path: string, bytes: number): Promise<Buffer>;
   /** sha256 hex of a file's content. */
@@ -68,9 +74,17 @@ export interface Host {
   mounts(): Promise<MountEntry[]>;
   /** Bounded probe: stat and list `path` off the main event loop; `dead` on ENOTCONN, ECONNABORTED or timeout. */
   probe(path: string, timeoutMs: number): Promise<ProbeResult>;
+  /** Whether `path` may be executed (access X_OK): finding a command on PATH. */
+  isExecutable(path: string): Promise<boolean>;
+  /** Open `path` read-write and close it again (a device such as /dev/fuse); throws the system error. */
+  openReadWrite(path: string): Promise<void>;
   /** Environment variables visible to the process. */
   env(): Record<string, string | undefined>;
+  /** The working directory relative paths are resolved against. */
+  cwd(): string;
   now(): Date;
+  /** Wait `ms` of this host's clock (the in-memory host advances its clock instead of waiting). */
+  sleep(ms: number): Promise<void>;
   pid(): number;
   /** Whether a process with this pid is alive. */
   processAlive(pid: number): boolean;
