@@ -40,7 +40,7 @@ program
   .description('Keep a throwaway container\'s workspace durable on object storage (S3, R2), declaratively.')
   .version(VERSION)
   .option('--no-color', 'plain output without colour (NO_COLOR works too)')
-  .option('--debug', 'show stack traces of errors')
+  .option('--debug', 'show stack traces of errors, and log every file, mount, clock and process call on stderr')
   .showHelpAfterError('(run with --help for usage)');
 
 const fileOption = () => new Option('-f, --file <spec>', 'spec file (default: $PERSIST_SPEC, else ./persist.yaml)');

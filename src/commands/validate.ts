@@ -1,5 +1,7 @@
 // `persist validate`: check the spec (every environment, or the one given with --env) and print
-// each problem as FILE:LINE:COL: key.path: message, or one JSON document with --json.
+// each problem as FILE:LINE:COL: key.path: message, or one JSON document with --json. It composes
+// no host (the spec loader reads the one file through a RealHost of its own), so `--debug` logs
+// no Host calls here: a valid spec leaves stderr empty even then.
 import { formatProblem } from '../errors.js';
 import { plural } from '../output/format.js';
 import { validateSpec } from '../spec/index.js';
