@@ -1,6 +1,7 @@
 // The one boundary for every effect: files, the mount table, subprocesses, the clock.
-// Commands compose a host once at start-up: the real one, wrapped read-only for plan and status,
-// or recording for tests. Pure code never touches `node:fs` or `process` directly.
+// Commands compose a host in one place (commands/host.ts, makeHost): the real one, wrapped
+// read-only for plan and status, and logging every call under --debug; tests use the in-memory
+// one or wrap it to record writes. Pure code never touches `node:fs`, `process` or `Date.now`.
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'other';
 
