@@ -2,6 +2,7 @@
 // lazily so that each command pays only for what it uses. Errors are mapped to exit codes here.
 import { Command, Option } from 'commander';
 import { PersistError, SpecError } from './errors.js';
+import { errorMessage } from './output/format.js';
 import type { CommandIO } from './commands/types.js';
 
 const VERSION = '0.1.0';
@@ -39,7 +40,7 @@ program
   .description('Keep a throwaway container\'s workspace durable on object storage (S3, R2), declaratively.')
   .version(VERSION)
   .option('--no-color', 'plain output without colour (NO_COLOR works too)')
-  .option('--debug', 'show stack traces of errors')
+  .option('--debug', 'show stack traces of errors, and log every file, mount, clock and process call on stderr')
   .showHelpAfterError('(run with --help for usage)');
 
 const fileOption = () => new Option('-f, --file <spec>', 'spec file (default: $PERSIST_SPEC, else ./persist.yaml)');
@@ -124,8 +125,7 @@ export async function main(argv: string[]): Promise<void> {
     } else if (error instanceof PersistError) {
       process.stderr.write(`persist: ${error.message}\n`);
     } else {
-      const message = error instanceof Error ? error.message : String(error);
-      process.stderr.write(`persist: internal error: ${message}\n${debug ? '' : '(run with --debug for details)\n'}`);
+      process.stderr.write(`persist: internal error: ${errorMessage(error)}\n${debug ? '' : '(run with --debug for details)\n'}`);
     }
     if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     process.exitCode = error instanceof PersistError ? error.exitCode : 1;

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ActionError } from '../errors.js';
 import type { Host } from '../host/types.js';
+import { formatDuration, plural } from '../output/format.js';
 import type { ResolvedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
@@ -210,7 +211,7 @@ async function flush(host: Host, runtimeDir: string, processEnv: Record<string, 
     if (pending === null || pending === 0) return;
     if (host.now().getTime() > deadline) {
       throw new ActionError(
-        `rclone still has ${pending} upload(s) pending at ${mountPoint} after ${FLUSH_TIMEOUT_MS / 1000} s; not unmounting so nothing is lost (see ${join(runtimeDir, 'rclone.log')})`,
+        `rclone still has ${plural(pending, 'upload')} pending at ${mountPoint} after ${formatDuration(FLUSH_TIMEOUT_MS)}; not unmounting so nothing is lost (see ${join(runtimeDir, 'rclone.log')})`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -1,19 +1,16 @@
 // `persist apply`: plan, approve, lock, execute, verify.
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { PersistError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
-import { checkFresh, parseSavedPlan, type SavedPlan } from '../engine/saved-plan.js';
+import { checkFresh, readSavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
-import { RealHost } from '../host/real.js';
-import { readOnlyHost } from '../host/wrappers.js';
 import { linesView, silentView, taskListView } from '../output/apply-view.js';
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
 import { loadEnvironment, rememberSpec } from '../spec/index.js';
-import { computePlan, header, specInput } from './common.js';
+import { computePlan, header, makeHost, specInput } from './common.js';
 import { parseDuration } from '../spec/duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
@@ -23,17 +20,6 @@ export interface ApplyCommandOptions extends SpecOptions {
   target?: string[];
   lockTimeout?: string;
   allowShrink?: boolean;
-}
-
-async function readSavedPlan(file: string, io: CommandIO): Promise<SavedPlan> {
-  let text: string;
-  try {
-    text = await readFile(resolve(io.cwd, file), 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new PersistError(`${file}: cannot read the saved plan (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code)})`);
-  }
-  return parseSavedPlan(text, file);
 }
 
 async function confirm(io: CommandIO): Promise<boolean> {
@@ -49,16 +35,19 @@ async function confirm(io: CommandIO): Promise<boolean> {
 
 export default async function apply(opts: ApplyCommandOptions, io: CommandIO): Promise<number> {
   const lockTimeoutMs = parseDuration(opts.lockTimeout ?? '0', '--lock-timeout');
-  const saved = opts.planFile ? await readSavedPlan(opts.planFile, io) : undefined;
+  // Reading (the saved plan, the spec) and planning go through a read-only host; the writes start
+  // after approval, on a host of their own.
+  const reader = makeHost(io, { readOnly: true });
+  const saved = opts.planFile ? await readSavedPlan(reader, resolve(io.cwd, opts.planFile), opts.planFile) : undefined;
   if (saved && opts.target?.length) throw new UsageError('--target cannot be combined with a saved plan (the plan has its own targets)');
-  const input = specInput({ ...opts, file: opts.file ?? saved?.specFile, env: opts.env ?? saved?.environment }, io);
+  const input = specInput({ ...opts, file: opts.file ?? saved?.specFile, env: opts.env ?? saved?.environment }, io, reader);
   const env = await loadEnvironment(input);
   const options = saved?.options ?? { allowShrink: Boolean(opts.allowShrink) };
   const targets = saved?.targets ?? opts.target ?? [];
   const style = makeStyle(io.color);
 
   // Look before locking: an apply with nothing to do writes nothing at all.
-  const planned = await computePlan(readOnlyHost(new RealHost()), env, options, targets);
+  const planned = await computePlan(reader, env, options, targets);
   if (saved) checkFresh(saved, opts.planFile!, { specHash: env.specHash, environment: env.environment, fingerprints: planned.fingerprints });
   const { actions } = planned;
 
@@ -77,10 +66,10 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
     }
   }
 
-  const host = new RealHost();
+  const host = makeHost(io);
   const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, lockTimeoutMs);
   // This apply writes state anyway: keep the spec's parse so that later plans skip the YAML.
-  rememberSpec(input, env.specHash);
+  await rememberSpec({ ...input, host }, env.specHash);
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(1); // a second signal: stop now

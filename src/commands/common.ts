@@ -1,25 +1,29 @@
-// What plan, apply, status and watch share: finding the spec, loading the environment, observing.
+// What the commands share: composing the host, finding the spec, loading the environment, observing.
 import { resolve } from 'node:path';
 import { assemblePlan } from '../engine/plan.js';
 import { fingerprint, observeEnvironment, type Observation } from '../engine/observe.js';
 import type { PlannedAction, PlanOptions } from '../engine/types.js';
-import type { Host } from '../host/types.js';
 import { specCacheDir } from '../host/paths.js';
+import type { Host } from '../host/types.js';
 import { loadEnvironment, type SpecInput } from '../spec/index.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
+import { makeHost } from './host.js';
 import type { CommandIO, SpecOptions } from './types.js';
+
+export { makeHost };
 
 /** `-f`, else `$PERSIST_SPEC`, else `./persist.yaml`. */
 export function specPath(opts: SpecOptions, io: CommandIO): string {
   return resolve(io.cwd, opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml');
 }
 
-export function specInput(opts: SpecOptions, io: CommandIO): SpecInput & { cacheDir: string } {
-  return { file: opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml', environment: opts.env, processEnv: io.env, cwd: io.cwd, cacheDir: specCacheDir(io.env) };
+export function specInput(opts: SpecOptions, io: CommandIO, host: Host): SpecInput & { cacheDir: string } {
+  return { file: opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml', environment: opts.env, processEnv: io.env, cwd: io.cwd, cacheDir: specCacheDir(io.env), host };
 }
 
-export function loadSpec(opts: SpecOptions, io: CommandIO): Promise<ResolvedEnvironment> {
-  return loadEnvironment(specInput(opts, io));
+/** Load the selected environment, reading through `host` (by default a read-only one of its own). */
+export function loadSpec(opts: SpecOptions, io: CommandIO, host: Host = makeHost(io, { readOnly: true })): Promise<ResolvedEnvironment> {
+  return loadEnvironment(specInput(opts, io, host));
 }
 
 export interface PlanResult {

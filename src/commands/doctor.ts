@@ -1,14 +1,15 @@
 // persist doctor: can this machine mount the spec's buckets? One line per check, with a fix for
-// each failure. Reads only: no mount, no write, credentials never printed.
-import { accessSync, constants, closeSync, openSync } from 'node:fs';
+// each failure. Reads only (through a read-only host): no mount, no write, credentials never printed.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { delimiter, join } from 'node:path';
 import { backends } from '../backends/registry.js';
-import { RealHost } from '../host/real.js';
+import type { Host } from '../host/types.js';
+import { errorMessage, formatDuration } from '../output/format.js';
 import { mountReady, observeMount, diffMount } from '../resources/mount/index.js';
 import { loadEnvironment } from '../spec/index.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
+import { makeHost } from './host.js';
 import type { CommandIO } from './types.js';
 
 export interface DoctorCheck {
@@ -20,22 +21,17 @@ export interface DoctorCheck {
 
 const ENDPOINT_TIMEOUT_MS = 5_000;
 
-function findOnPath(command: string, env: Record<string, string | undefined>): string | undefined {
+async function findOnPath(host: Host, command: string, env: Record<string, string | undefined>): Promise<string | undefined> {
   for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
     const candidate = join(dir, command);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this folder
-    }
+    if (await host.isExecutable(candidate)) return candidate;
   }
   return undefined;
 }
 
-function checkFuseDevice(): DoctorCheck {
+async function checkFuseDevice(host: Host): Promise<DoctorCheck> {
   try {
-    closeSync(openSync('/dev/fuse', 'r+'));
+    await host.openReadWrite('/dev/fuse');
     return { name: 'fuse device', ok: true, message: '/dev/fuse is present and opens read-write' };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
@@ -48,17 +44,17 @@ function checkFuseDevice(): DoctorCheck {
   }
 }
 
-function checkFusermount(env: Record<string, string | undefined>): DoctorCheck {
-  const found = findOnPath('fusermount', env) ?? findOnPath('fusermount3', env);
+async function checkFusermount(host: Host, env: Record<string, string | undefined>): Promise<DoctorCheck> {
+  const found = (await findOnPath(host, 'fusermount', env)) ?? (await findOnPath(host, 'fusermount3', env));
   return found
     ? { name: 'fusermount', ok: true, message: `found ${found}` }
     : { name: 'fusermount', ok: false, message: 'neither fusermount nor fusermount3 is installed', fix: 'apt-get install fuse3' };
 }
 
-function checkBinary(bucket: ResolvedBucket, env: Record<string, string | undefined>): DoctorCheck | undefined {
+async function checkBinary(host: Host, bucket: ResolvedBucket, env: Record<string, string | undefined>): Promise<DoctorCheck | undefined> {
   const binary = backends[bucket.mount.backend].binary;
   if (!binary) return undefined;
-  const found = findOnPath(binary.command, env);
+  const found = await findOnPath(host, binary.command, env);
   const name = `${bucket.mount.backend} binary`;
   return found
     ? { name, ok: true, message: `found ${found}` }
@@ -85,7 +81,7 @@ function checkCredentials(bucket: ResolvedBucket): DoctorCheck {
 }
 
 /** Any HTTP answer (even 403) counts: the point is that the endpoint is reachable. */
-async function checkEndpoint(bucket: ResolvedBucket): Promise<DoctorCheck> {
+async function checkEndpoint(host: Host, bucket: ResolvedBucket): Promise<DoctorCheck> {
   const name = `endpoint for ${bucket.key}`;
   const endpoint = bucket.endpoint ?? (bucket.provider === 'aws' ? `https://s3.${bucket.region ?? 'us-east-1'}.amazonaws.com` : undefined);
   if (!endpoint) return { name, ok: false, message: 'no endpoint is set', fix: `set buckets.${bucket.key}.endpoint` };
@@ -96,13 +92,13 @@ async function checkEndpoint(bucket: ResolvedBucket): Promise<DoctorCheck> {
     return { name, ok: false, message: `${endpoint} is not a URL`, fix: `set buckets.${bucket.key}.endpoint to https://HOST` };
   }
   const client = url.protocol === 'http:' ? http : https;
-  const started = Date.now();
+  const started = host.now().getTime();
   return new Promise((resolve) => {
     const request = client.request(url, { method: 'HEAD', timeout: ENDPOINT_TIMEOUT_MS }, (response) => {
       response.resume();
-      resolve({ name, ok: true, message: `${url.origin} answered HTTP ${response.statusCode} in ${Date.now() - started} ms` });
+      resolve({ name, ok: true, message: `${url.origin} answered HTTP ${response.statusCode} in ${formatDuration(host.now().getTime() - started)}` });
     });
-    request.on('timeout', () => request.destroy(new Error(`no answer within ${ENDPOINT_TIMEOUT_MS / 1000} s`)));
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${formatDuration(ENDPOINT_TIMEOUT_MS)}`)));
     request.on('error', (error) =>
       resolve({
         name,
@@ -115,7 +111,7 @@ async function checkEndpoint(bucket: ResolvedBucket): Promise<DoctorCheck> {
   });
 }
 
-async function checkMountPath(bucket: ResolvedBucket, host: RealHost): Promise<DoctorCheck> {
+async function checkMountPath(bucket: ResolvedBucket, host: Host): Promise<DoctorCheck> {
   const name = `mount path for ${bucket.key}`;
   try {
     const observed = await observeMount(bucket, host);
@@ -124,22 +120,22 @@ async function checkMountPath(bucket: ResolvedBucket, host: RealHost): Promise<D
     if (action?.conflict) return { name, ok: false, message: action.conflict.message, fix: action.conflict.fix };
     return { name, ok: true, message: `${action?.reason ?? 'not ready'}; persist apply will ${action?.action ?? 'mount'} it` };
   } catch (error) {
-    return { name, ok: false, message: `cannot inspect ${bucket.mount.path}: ${(error as Error).message}`, fix: 'check the path and its permissions' };
+    return { name, ok: false, message: `cannot inspect ${bucket.mount.path}: ${errorMessage(error)}`, fix: 'check the path and its permissions' };
   }
 }
 
-export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Record<string, string | undefined>): Promise<DoctorCheck[]> {
-  const host = new RealHost();
+/** The checks for `env`, made through `host` (read-only: doctor changes nothing). */
+export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Record<string, string | undefined>, host: Host): Promise<DoctorCheck[]> {
   const buckets = Object.values(env.buckets);
   const checks: DoctorCheck[] = [];
   if (buckets.some((bucket) => backends[bucket.mount.backend].fuse)) {
-    checks.push(checkFuseDevice(), checkFusermount(processEnv));
+    checks.push(await checkFuseDevice(host), await checkFusermount(host, processEnv));
   }
   const seenBinaries = new Set<string>();
   for (const bucket of buckets) {
     if (!seenBinaries.has(bucket.mount.backend)) {
       seenBinaries.add(bucket.mount.backend);
-      const binary = checkBinary(bucket, processEnv);
+      const binary = await checkBinary(host, bucket, processEnv);
       if (binary) checks.push(binary);
     }
   }
@@ -148,7 +144,7 @@ export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Reco
       checks.push(await checkMountPath(bucket, host));
       continue;
     }
-    checks.push(checkCredentials(bucket), await checkEndpoint(bucket), await checkMountPath(bucket, host));
+    checks.push(checkCredentials(bucket), await checkEndpoint(host, bucket), await checkMountPath(bucket, host));
   }
   return checks;
 }
@@ -157,15 +153,16 @@ export default async function doctor(opts: { file?: string; env?: string; json?:
   const file = opts.file ?? io.env.PERSIST_SPEC ?? './persist.yaml';
   let checks: DoctorCheck[];
   let environment: string | undefined;
+  const host = makeHost(io, { readOnly: true });
   try {
-    const env = await loadEnvironment({ file, environment: opts.env, processEnv: io.env, cwd: io.cwd });
+    const env = await loadEnvironment({ file, environment: opts.env, processEnv: io.env, cwd: io.cwd, host });
     environment = env.environment;
-    checks = await runDoctorChecks(env, io.env);
+    checks = await runDoctorChecks(env, io.env, host);
   } catch (error) {
     checks = [
-      { name: 'spec', ok: false, message: (error as Error).message, fix: `fix the spec (persist validate -f ${file}), or point -f / PERSIST_SPEC at it` },
-      checkFuseDevice(),
-      checkFusermount(io.env),
+      { name: 'spec', ok: false, message: errorMessage(error), fix: `fix the spec (persist validate -f ${file}), or point -f / PERSIST_SPEC at it` },
+      await checkFuseDevice(host),
+      await checkFusermount(host, io.env),
     ];
   }
   const failed = checks.filter((check) => !check.ok).length;

@@ -1,12 +1,9 @@
 // `persist plan`: observe (read-only), diff, print the ordered plan.
-import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { sealPlan } from '../engine/saved-plan.js';
-import { RealHost } from '../host/real.js';
-import { readOnlyHost } from '../host/wrappers.js';
+import { sealPlan, writeSavedPlan } from '../engine/saved-plan.js';
 import { makeStyle } from '../output/style.js';
 import { planJson, renderPlan } from '../output/render.js';
-import { computePlan, header, loadSpec } from './common.js';
+import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface PlanCommandOptions extends SpecOptions {
@@ -17,8 +14,8 @@ export interface PlanCommandOptions extends SpecOptions {
 }
 
 export default async function plan(opts: PlanCommandOptions, io: CommandIO): Promise<number> {
-  const env = await loadSpec(opts, io);
-  const host = readOnlyHost(new RealHost());
+  const host = makeHost(io, { readOnly: true });
+  const env = await loadSpec(opts, io, host);
   const options = { allowShrink: Boolean(opts.allowShrink) };
   const targets = opts.target ?? [];
   const result = await computePlan(host, env, options, targets);
@@ -35,8 +32,9 @@ export default async function plan(opts: PlanCommandOptions, io: CommandIO): Pro
       fingerprints: result.fingerprints,
       actions,
     });
-    // The saved plan is the user's own output file, not machine state: written directly.
-    await writeFile(resolve(io.cwd, opts.out), `${JSON.stringify(saved, null, 2)}\n`, { mode: 0o600 });
+    // The saved plan is the user's own output file, not machine state: the one write a plan
+    // makes, through a host of its own (the one above stays read-only).
+    await writeSavedPlan(makeHost(io), resolve(io.cwd, opts.out), saved);
   }
 
   if (opts.json) io.out(`${JSON.stringify(planJson(env.environment, actions), null, 2)}\n`);

@@ -1,6 +1,9 @@
 // `persist validate`: check the spec (every environment, or the one given with --env) and print
-// each problem as FILE:LINE:COL: key.path: message, or one JSON document with --json.
+// each problem as FILE:LINE:COL: key.path: message, or one JSON document with --json. It composes
+// no host (the spec loader reads the one file through a RealHost of its own), so `--debug` logs
+// no Host calls here: a valid spec leaves stderr empty even then.
 import { formatProblem } from '../errors.js';
+import { plural } from '../output/format.js';
 import { validateSpec } from '../spec/index.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
@@ -16,7 +19,7 @@ export default async function validate(opts: SpecOptions, io: CommandIO): Promis
     io.out(`✓ ${file} is valid (environments: ${checked.join(', ')})\n`);
   } else {
     for (const problem of problems) io.err(`${formatProblem(problem)}\n`);
-    io.err(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${file}\n`);
+    io.err(`${plural(problems.length, 'problem')} in ${file}\n`);
   }
   return valid ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 // The apply lock: a file created exclusively on local disk (never the bucket). A second apply
 // waits up to --lock-timeout, then fails naming the holder. A lock left by a dead process is taken
-// over: it is renamed aside (so that only one taker wins) and then recreated exclusively.
+// over: it is renamed aside (so that only one taker wins) and then recreated exclusively. Waiting
+// and the deadline use the host's clock, so the in-memory host runs a timeout without waiting.
 import { join } from 'node:path';
 import { LockError } from '../errors.js';
 import type { Host } from '../host/types.js';
@@ -20,8 +21,6 @@ async function readHolder(host: Host, path: string): Promise<LockHolder | null> 
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Take the lock; resolves to its release function. */
 export async function acquireLock(
   host: Host,
@@ -32,7 +31,7 @@ export async function acquireLock(
   const path = join(dir, 'apply.lock');
   await host.mkdir(dir, { mode: 0o700 });
   const mine: LockHolder = { pid: host.pid(), startedAt: host.now().toISOString(), ...holder };
-  const deadline = Date.now() + timeoutMs;
+  const deadline = host.now().getTime() + timeoutMs;
   for (;;) {
     try {
       await host.writeFile(path, `${JSON.stringify(mine)}\n`, { exclusive: true, mode: 0o600 });
@@ -57,10 +56,10 @@ export async function acquireLock(
       }
       continue;
     }
-    if (Date.now() >= deadline) {
+    if (host.now().getTime() >= deadline) {
       const who = current ? `pid ${current.pid} (started ${current.startedAt}, environment "${current.environment}")` : 'another process';
       throw new LockError(`another apply holds the lock ${path}: ${who}; wait for it to finish or pass --lock-timeout`);
     }
-    await sleep(Math.min(200, Math.max(10, deadline - Date.now())));
+    await host.sleep(Math.min(200, Math.max(10, deadline - host.now().getTime())));
   }
 }

@@ -3,6 +3,8 @@
 // with, made for another spec or environment, or when any resource changed since.
 import { createHash } from 'node:crypto';
 import { PersistError, StalePlanError } from '../errors.js';
+import { errorCode } from '../output/format.js';
+import type { Host } from '../host/types.js';
 import type { PlannedAction, PlanOptions } from './types.js';
 
 export const SAVED_PLAN_KIND = 'persist-plan' as const;
@@ -49,6 +51,23 @@ export function parseSavedPlan(text: string, file: string): SavedPlan {
     throw new PersistError(`${file}: the saved plan was modified after it was written (checksum mismatch); run \`persist plan --out\` again`);
   }
   return plan as SavedPlan;
+}
+
+/** Write a sealed plan to `path` (mode 0600: it names paths and buckets). */
+export async function writeSavedPlan(host: Host, path: string, plan: SavedPlan): Promise<void> {
+  await host.writeFile(path, `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o600 });
+}
+
+/** Read and check the saved plan at `path`; `file` (as the user gave it) is named in every error. */
+export async function readSavedPlan(host: Host, path: string, file: string): Promise<SavedPlan> {
+  let text: string;
+  try {
+    text = (await host.readFile(path)).toString('utf8');
+  } catch (error) {
+    const code = errorCode(error);
+    throw new PersistError(`${file}: cannot read the saved plan (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code})`);
+  }
+  return parseSavedPlan(text, file);
 }
 
 /** Refuse a plan made for another spec or environment, or whose observed resources changed since. */

@@ -1,5 +1,6 @@
 // An in-memory host for unit tests: a file tree with symlinks, a settable mount table, scripted
-// probes and subprocesses, and a fixed clock. No disk, no processes.
+// probes and subprocesses, and a clock that moves only when told to (or when code sleeps on it).
+// No disk, no processes, no waiting.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { FileInfo, Host, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
@@ -24,6 +25,7 @@ export class MemoryHost implements Host {
   /** Probe answers by path; paths not listed are probed from the tree. */
   probes = new Map<string, ProbeResult>();
   environment: Record<string, string | undefined> = {};
+  workingDir = '/';
   clock = new Date('2026-01-01T00:00:00Z');
   runHandler: RunHandler = (command) => ({ exitCode: 127, stdout: '', stderr: `${command}: not found`, timedOut: false });
   alivePids = new Set<number>([4242]);
@@ -112,6 +114,9 @@ export class MemoryHost implements Host {
     return names.sort();
   }
   async readFile(path: string): Promise<Buffer> {
+    return this.readFileNow(path);
+  }
+  readFileNow(path: string): Buffer {
     const node = this.#node(path, true);
     if (!node) throw errno('ENOENT', path);
     if (node.type !== 'file') throw errno('EISDIR', path);
@@ -133,11 +138,28 @@ export class MemoryHost implements Host {
     if (!node) return { state: 'missing' };
     return { state: 'ok', entries: node.type === 'dir' ? (await this.readdir(path)).length : 0 };
   }
+  async isExecutable(path: string): Promise<boolean> {
+    const node = this.#node(path, true);
+    return node !== undefined && (node.mode & 0o111) !== 0;
+  }
+  async openReadWrite(path: string): Promise<void> {
+    const node = this.#node(path, true);
+    if (!node) throw errno('ENOENT', path);
+    if (node.type === 'dir') throw errno('EISDIR', path);
+  }
   env(): Record<string, string | undefined> {
     return this.environment;
   }
+  cwd(): string {
+    return this.workingDir;
+  }
   now(): Date {
     return this.clock;
+  }
+  /** Advances the clock by `ms` at once (after letting other pending work run). */
+  async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.clock = new Date(this.clock.getTime() + Math.max(0, ms));
   }
   pid(): number {
     return 4242;

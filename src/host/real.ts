@@ -1,7 +1,7 @@
 // The real host: node:fs, /proc/self/mountinfo, child processes, the system clock.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { constants, createReadStream, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseMountinfo } from './mountinfo.js';
@@ -83,6 +83,10 @@ export class RealHost implements Host {
     return fs.readFile(path);
   }
 
+  readFileNow(path: string): Buffer {
+    return readFileSync(path);
+  }
+
   async readHead(path: string, bytes: number): Promise<Buffer> {
     const handle = await fs.open(path, 'r');
     try {
@@ -143,12 +147,34 @@ export class RealHost implements Host {
     });
   }
 
+  async isExecutable(path: string): Promise<boolean> {
+    try {
+      await fs.access(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async openReadWrite(path: string): Promise<void> {
+    const handle = await fs.open(path, 'r+');
+    await handle.close();
+  }
+
   env(): Record<string, string | undefined> {
     return process.env;
   }
 
+  cwd(): string {
+    return process.cwd();
+  }
+
   now(): Date {
     return new Date();
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
   pid(): number {

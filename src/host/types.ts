@@ -1,6 +1,8 @@
 // The one boundary for every effect: files, the mount table, subprocesses, the clock.
-// Commands compose a host once at start-up: the real one, wrapped read-only for plan and status,
-// or recording for tests. Pure code never touches `node:fs` or `process` directly.
+// Commands compose a host in one place (commands/host.ts, makeHost; status and watch still do it
+// inline): the real one, wrapped read-only for plan and status, and logging every call under
+// --debug; tests use the in-memory one or wrap it to record writes. Pure code never touches
+// `node:fs`, `process` or `Date.now`.
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'other';
 
@@ -60,6 +62,12 @@ export interface Host {
   /** Names in a directory, sorted. */
   readdir(path: string): Promise<string[]>;
   readFile(path: string): Promise<Buffer>;
+  /**
+   * The whole file, read synchronously: only for the few small local files read at every start
+   * (the spec and its parse cache), where a trip through the thread pool costs start-up time.
+   * Throws the system error (ENOENT, EISDIR...).
+   */
+  readFileNow(path: string): Buffer;
   /** The first `bytes` bytes of a file (or all of it if shorter). */
   readHead(path: string, bytes: number): Promise<Buffer>;
   /** sha256 hex of a file's content. */
@@ -68,9 +76,17 @@ export interface Host {
   mounts(): Promise<MountEntry[]>;
   /** Bounded probe: stat and list `path` off the main event loop; `dead` on ENOTCONN, ECONNABORTED or timeout. */
   probe(path: string, timeoutMs: number): Promise<ProbeResult>;
+  /** Whether `path` may be executed (access X_OK): finding a command on PATH. */
+  isExecutable(path: string): Promise<boolean>;
+  /** Open `path` read-write and close it again (a device such as /dev/fuse); throws the system error. */
+  openReadWrite(path: string): Promise<void>;
   /** Environment variables visible to the process. */
   env(): Record<string, string | undefined>;
+  /** The working directory relative paths are resolved against. */
+  cwd(): string;
   now(): Date;
+  /** Wait `ms` of this host's clock (the in-memory host advances its clock instead of waiting). */
+  sleep(ms: number): Promise<void>;
   pid(): number;
   /** Whether a process with this pid is alive. */
   processAlive(pid: number): boolean;

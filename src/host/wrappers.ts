@@ -1,6 +1,7 @@
 // Host wrappers composed once at start-up: read-only for plan and status (any write is a bug and
-// throws), recording for tests (every write is listed).
-import { ReadOnlyViolation, type Host, type RunOptions, type RunResult } from './types.js';
+// throws), recording for tests (every write is listed), debug for `--debug` (every call is logged).
+import { errorCode, formatBytes, formatDuration, plural } from '../output/format.js';
+import { ReadOnlyViolation, type FileInfo, type Host, type ProbeResult, type RunOptions, type RunResult } from './types.js';
 
 const WRITE_METHODS = ['mkdir', 'writeFile', 'writeFileAtomic', 'copyFile', 'symlink', 'rename', 'remove', 'chmod', 'utimes', 'fsync'] as const;
 type WriteMethod = (typeof WRITE_METHODS)[number];
@@ -61,4 +62,105 @@ export function recordingHost(inner: Host): Host & { writes: RecordedWrite[] } {
     },
   );
   return Object.assign(host, { writes });
+}
+
+// --- debug ---
+
+/** How one Host method is logged: what it was asked (`args`) and what it answered (`result`). */
+type Describer<M extends keyof Host> = Host[M] extends (...args: infer A) => infer R
+  ? { args: (...args: A) => string; result: (value: Awaited<R>) => string }
+  : never;
+
+const mode = (value: number | undefined) => (value === undefined ? '' : ` mode 0${value.toString(8)}`);
+const size = (data: string | Buffer) => formatBytes(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+const ok = () => 'ok';
+const bytes = (data: Buffer) => formatBytes(data.length);
+const fileInfo = (info: FileInfo | null) => (info ? `${info.type}, ${formatBytes(info.size)}${mode(info.mode)}` : 'missing');
+const probeResult = (probe: ProbeResult) =>
+  probe.state === 'ok' ? `ok, ${plural(probe.entries, 'entry', 'entries')}` : probe.state === 'dead' ? `dead: ${probe.reason}` : 'missing';
+/** Never the child's environment or input: they carry the credentials. */
+const runArgs = (command: string, args: string[], options: RunOptions = {}) =>
+  [
+    [command, ...args].join(' '),
+    options.cwd === undefined ? '' : ` (in ${options.cwd})`,
+    options.readOnly ? ' [read-only]' : '',
+    options.env === undefined ? '' : ` [own environment of ${plural(Object.keys(options.env).length, 'variable')}]`,
+    options.input === undefined ? '' : ` [input ${size(options.input)}]`,
+  ].join('');
+const runResult = (result: RunResult) =>
+  `${result.timedOut ? 'timed out' : `exit ${result.exitCode}`}, stdout ${formatBytes(Buffer.byteLength(result.stdout))}, stderr ${formatBytes(Buffer.byteLength(result.stderr))}`;
+
+/**
+ * Every Host method, described: a method added to Host without a line here does not compile.
+ * Paths, commands and arguments are shown; file contents, hashes, environment values and a
+ * child's environment or input never are (secrets travel there).
+ */
+const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
+  lstat: { args: (path) => path, result: fileInfo },
+  stat: { args: (path) => path, result: fileInfo },
+  readlink: { args: (path) => path, result: (target) => `-> ${target}` },
+  readdir: { args: (path) => path, result: (names) => plural(names.length, 'entry', 'entries') },
+  readFile: { args: (path) => path, result: bytes },
+  readFileNow: { args: (path) => path, result: bytes },
+  readHead: { args: (path, count) => `${path} (first ${formatBytes(count)})`, result: bytes },
+  hashFile: { args: (path) => path, result: ok },
+  mounts: { args: () => '', result: (entries) => plural(entries.length, 'mount') },
+  probe: { args: (path, timeoutMs) => `${path} (within ${formatDuration(timeoutMs)})`, result: probeResult },
+  isExecutable: { args: (path) => path, result: (yes) => (yes ? 'yes' : 'no') },
+  openReadWrite: { args: (path) => path, result: ok },
+  env: { args: () => '', result: (env) => plural(Object.keys(env).length, 'variable') },
+  cwd: { args: () => '', result: (dir) => dir },
+  now: { args: () => '', result: (date) => date.toISOString() },
+  sleep: { args: (ms) => formatDuration(ms), result: ok },
+  pid: { args: () => '', result: String },
+  processAlive: { args: (pid) => String(pid), result: (alive) => (alive ? 'alive' : 'not running') },
+  mkdir: { args: (path, options) => `${path}${mode(options?.mode)}`, result: ok },
+  writeFile: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''})`, result: ok },
+  writeFileAtomic: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)})`, result: ok },
+  copyFile: { args: (from, to) => `${from} -> ${to}`, result: ok },
+  symlink: { args: (target, path) => `${path} -> ${target}`, result: ok },
+  rename: { args: (from, to) => `${from} -> ${to}`, result: ok },
+  remove: { args: (path) => path, result: ok },
+  chmod: { args: (path, value) => `${path}${mode(value)}`, result: ok },
+  utimes: { args: (path, mtimeMs) => `${path} ${new Date(mtimeMs).toISOString()}`, result: ok },
+  fsync: { args: (path) => path, result: ok },
+  run: { args: runArgs, result: runResult },
+};
+
+/**
+ * `--debug`: every call of `inner` goes through unchanged and is logged as one line,
+ * `METHOD ARGS (DURATION) -> RESULT` or `... -> error CODE` (like chezmoi's debug system).
+ */
+export function debugHost(inner: Host, log: (line: string) => void): Host {
+  const host = Object.create(null) as Record<string, unknown>;
+  for (const name of Object.keys(DESCRIBE) as (keyof Host)[]) {
+    const describe = DESCRIBE[name] as { args: (...args: unknown[]) => string; result: (value: unknown) => string };
+    const method = (inner[name] as (...args: unknown[]) => unknown).bind(inner);
+    host[name] = (...args: unknown[]) => {
+      const started = performance.now();
+      const line = (outcome: string) => {
+        const subject = describe.args(...args);
+        log(`${name}${subject ? ` ${subject}` : ''} (${formatDuration(performance.now() - started)}) -> ${outcome}`);
+      };
+      const failed = (error: unknown) => {
+        line(`error ${errorCode(error)}`);
+        throw error;
+      };
+      let value: unknown;
+      try {
+        value = method(...args);
+      } catch (error) {
+        return failed(error);
+      }
+      if (value instanceof Promise) {
+        return value.then((settled: unknown) => {
+          line(describe.result(settled));
+          return settled;
+        }, failed);
+      }
+      line(describe.result(value));
+      return value;
+    };
+  }
+  return host as unknown as Host;
 }

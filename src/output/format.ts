@@ -1,5 +1,67 @@
-// Formatting shared by every view: sizes, counts, samples of paths, error text.
+// The small pieces of text every message is made of, written once: byte sizes, counted nouns,
+// samples of long path lists, durations and ages, and the text of a caught error. Pure: no clock,
+// no I/O (callers pass the times in).
 
+const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+
+/** `512 B`, `14.0 KiB`, `3.2 MiB`, `1.5 GiB`: binary units, one decimal above bytes. */
+export function formatBytes(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+
+/** `1 file`, `0 files`, `2,000 files`; `pluralNoun` for nouns that do not just take an `s`. */
+export function plural(count: number, noun: string, pluralNoun = `${noun}s`): string {
+  return `${count.toLocaleString('en-US')} ${count === 1 ? noun : pluralNoun}`;
+}
+
+/** The first `limit` paths, then how many more: `a, b, c and 4 more`. All of them when they fit. */
+export function samplePaths(paths: readonly string[], limit = 3): string {
+  if (paths.length <= limit) return paths.join(', ');
+  return `${paths.slice(0, limit).join(', ')} and ${paths.length - limit} more`;
+}
+
+/** Rounded to at most one decimal, without a trailing `.0`: 3 -> `3`, 2.25 -> `2.3`. */
+function tenths(value: number): string {
+  return String(Math.round(value * 10) / 10);
+}
+
+/**
+ * How long something took or may take: `0.4 ms`, `12 ms`, `5 s`, `1.5 s`, `90 s`, `3 min`, `2 h`.
+ * Below 10 ms a tenth is kept (a local file call takes microseconds).
+ */
+export function formatDuration(ms: number): string {
+  const value = Math.max(0, ms);
+  if (value < 10) return `${tenths(value)} ms`;
+  if (value < 1000) return `${Math.round(value)} ms`;
+  const seconds = value / 1000;
+  if (seconds < 120) return `${tenths(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${tenths(seconds / 3600)} h`;
+}
+
+/** How long ago `fromMs` was at `now`, compactly: `45s`, `3m`, `5h`, `2d` (never negative). */
+export function formatAge(fromMs: number, now: Date): string {
+  const seconds = Math.max(0, Math.round((now.getTime() - fromMs) / 1000));
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}
+
+/** The message of anything thrown: an Error's message, else its text. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The errno code of a failed system call (`ENOENT`), else the error's name (`ReadOnlyViolation`). */
+export function errorCode(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (typeof code === 'string' && code) return code;
+  return error instanceof Error ? error.name : typeof error;
 }

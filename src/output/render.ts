@@ -3,6 +3,7 @@ import diff from 'fast-diff';
 import { SENSITIVE_TEXT } from '../spec/sensitive.js';
 import { SYMBOLS, summarize, type PlanSummary } from '../engine/plan.js';
 import type { Change, PlannedAction } from '../engine/types.js';
+import { plural } from './format.js';
 import type { Style } from './style.js';
 
 export const NO_CHANGES = 'No changes. The machine matches the spec.';
@@ -71,7 +72,7 @@ export function renderPlan(actions: PlannedAction[], style: Style, header?: stri
   let text = `${header ? `${header}\n\n` : ''}${parts.join('\n\n')}\n\n${summaryLine(summary)}\n`;
   if (summary.conflict > 0) {
     const overrides = [...new Set(actions.map((a) => a.conflict?.overrideFlag).filter(Boolean))];
-    text += style.red(`${summary.conflict} conflict${summary.conflict === 1 ? '' : 's'} must be resolved first`) +
+    text += style.red(`${plural(summary.conflict, 'conflict')} must be resolved first`) +
       (overrides.length ? ` (or pass ${overrides.join(', ')} where it applies)` : '') + '.\n';
   }
   return text;

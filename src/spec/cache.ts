@@ -2,9 +2,10 @@
 // parser runs cold in every process), so the data of a spec that parsed cleanly is kept as JSON
 // under the sha256 of its exact bytes in persist's state folder: it can never be stale. Only an
 // apply that has work writes it (plan, status and a no-op apply write nothing); any command that
-// loads a spec reads it.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// loads a spec reads it. Read synchronously through the Host (it is read at every start), written
+// through it like any other state.
 import { join } from 'node:path';
+import type { Host } from '../host/types.js';
 
 const FORMAT = 1;
 
@@ -13,9 +14,9 @@ function cacheFile(cacheDir: string, hash: string): string {
 }
 
 /** The cached data of the spec whose bytes hash to `hash`, or undefined (absent, unreadable, damaged). */
-export function readCachedSpecData(cacheDir: string, hash: string): unknown {
+export function readCachedSpecData(host: Host, cacheDir: string, hash: string): unknown {
   try {
-    const entry = JSON.parse(readFileSync(cacheFile(cacheDir, hash), 'utf8')) as { format?: unknown; hash?: unknown; data?: unknown };
+    const entry = JSON.parse(host.readFileNow(cacheFile(cacheDir, hash)).toString('utf8')) as { format?: unknown; hash?: unknown; data?: unknown };
     return entry.format === FORMAT && entry.hash === hash ? entry.data : undefined;
   } catch {
     return undefined;
@@ -23,13 +24,13 @@ export function readCachedSpecData(cacheDir: string, hash: string): unknown {
 }
 
 /** Store a cleanly parsed spec's data. Best effort: a cache that cannot be written only costs speed. */
-export function writeCachedSpecData(cacheDir: string, hash: string, data: unknown): void {
+export async function writeCachedSpecData(host: Host, cacheDir: string, hash: string, data: unknown): Promise<void> {
   try {
-    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    await host.mkdir(cacheDir, { mode: 0o700 });
     const target = cacheFile(cacheDir, hash);
-    const temporary = `${target}.${process.pid}`;
-    writeFileSync(temporary, JSON.stringify({ format: FORMAT, hash, data }), { mode: 0o600 });
-    renameSync(temporary, target);
+    const temporary = `${target}.${host.pid()}`;
+    await host.writeFile(temporary, JSON.stringify({ format: FORMAT, hash, data }), { mode: 0o600 });
+    await host.rename(temporary, target);
   } catch {
     // leave the cache as it was
   }

@@ -1,6 +1,8 @@
 // The spec language's public face: load, validate and resolve a spec file. The engine (plan,
 // apply) calls loadEnvironment; `persist validate` calls validateSpec.
 import { SpecError, type SpecProblem } from '../errors.js';
+import { RealHost } from '../host/real.js';
+import type { Host } from '../host/types.js';
 import { writeCachedSpecData } from './cache.js';
 import { loadSpecSource } from './load.js';
 import { analyze } from './resolve.js';
@@ -12,10 +14,17 @@ export interface SpecInput {
   /** --env, if given. */
   environment?: string;
   processEnv: Record<string, string | undefined>;
-  /** Folder a relative `file` is read from; default process.cwd(). */
+  /** Folder a relative `file` is read from; default the host's working directory. */
   cwd?: string;
   /** Parse cache folder (see cache.ts); without it the YAML is always parsed. */
   cacheDir?: string;
+  /** What the spec and its cache are read (and the cache written) through; default a RealHost. Commands pass theirs. */
+  host?: Host;
+}
+
+function sourceOf(input: SpecInput, cacheDir?: string) {
+  const host = input.host ?? new RealHost();
+  return loadSpecSource(host, input.file, input.cwd ?? host.cwd(), cacheDir);
 }
 
 /**
@@ -24,7 +33,7 @@ export interface SpecInput {
  * Isolation across every environment of the file is checked too.
  */
 export async function loadEnvironment(input: SpecInput): Promise<ResolvedEnvironment> {
-  const source = loadSpecSource(input.file, input.cwd ?? process.cwd(), input.cacheDir);
+  const source = sourceOf(input, input.cacheDir);
   const analysis = analyze(source, {
     processEnv: input.processEnv,
     select: { mode: 'one', requested: input.environment, useProcessEnv: true },
@@ -40,7 +49,7 @@ export async function loadEnvironment(input: SpecInput): Promise<ResolvedEnviron
  * file cannot be read.
  */
 export async function validateSpec(input: SpecInput): Promise<{ problems: SpecProblem[]; environments: string[] }> {
-  const source = loadSpecSource(input.file, input.cwd ?? process.cwd());
+  const source = sourceOf(input);
   const analysis = analyze(source, {
     processEnv: input.processEnv,
     select: input.environment === undefined ? { mode: 'all' } : { mode: 'one', requested: input.environment, useProcessEnv: false },
@@ -53,9 +62,10 @@ export async function validateSpec(input: SpecInput): Promise<{ problems: SpecPr
  * that later plans skip the YAML parse). Parses afresh; nothing is cached if the file changed
  * meanwhile or has a YAML-level problem.
  */
-export function rememberSpec(input: SpecInput & { cacheDir: string }, hash: string): void {
-  const source = loadSpecSource(input.file, input.cwd ?? process.cwd());
-  if (source.hash === hash && source.problems.length === 0 && source.data !== undefined) writeCachedSpecData(input.cacheDir, hash, source.data);
+export async function rememberSpec(input: SpecInput & { cacheDir: string }, hash: string): Promise<void> {
+  const host = input.host ?? new RealHost();
+  const source = sourceOf({ ...input, host });
+  if (source.hash === hash && source.problems.length === 0 && source.data !== undefined) await writeCachedSpecData(host, input.cacheDir, hash, source.data);
 }
 
 export { IMPLICIT_ENVIRONMENT } from './resolve.js';

@@ -5,11 +5,12 @@
 // alias bombs ("billion laughs") and the confusion of values shared between environments. The
 // parser's own alias limit stays low as a second guard.
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { PersistError, type SpecProblem } from '../errors.js';
+import type { Host } from '../host/types.js';
+import { errorMessage } from '../output/format.js';
 import { readCachedSpecData } from './cache.js';
 
 /** A key path into the parsed document: mapping keys and list indexes. */
@@ -44,20 +45,15 @@ export function formatKeyPath(path: KeyPath): string {
   return text;
 }
 
-function readSpecBytes(absPath: string, file: string): Buffer {
-  let isDirectory = false;
+/** Read synchronously: the spec is read at every container boot, and it is one small local file. */
+function readSpecBytes(host: Host, absPath: string, file: string): Buffer {
   try {
-    isDirectory = statSync(absPath).isDirectory();
+    return host.readFileNow(absPath);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PersistError(`spec file ${file} does not exist (give one with -f, or set PERSIST_SPEC)`);
-    throw new PersistError(`cannot read spec file ${file}: ${(error as Error).message}`, { cause: error });
-  }
-  if (isDirectory) throw new PersistError(`spec file ${file} is a directory, expected a YAML file`);
-  try {
-    return readFileSync(absPath);
-  } catch (error) {
-    throw new PersistError(`cannot read spec file ${file}: ${(error as Error).message}`, { cause: error });
+    if (code === 'EISDIR') throw new PersistError(`spec file ${file} is a directory, expected a YAML file`);
+    throw new PersistError(`cannot read spec file ${file}: ${errorMessage(error)}`, { cause: error });
   }
 }
 
@@ -71,11 +67,11 @@ const YAML_ERROR_MESSAGES: Record<string, string> = {
  * With `cacheDir`, a spec whose exact bytes parsed cleanly before (see cache.ts) skips the YAML
  * parse; positions for messages then come from parsing it only if a problem needs one.
  */
-export function loadSpecSource(file: string, cwd: string, cacheDir?: string): SpecSource {
+export function loadSpecSource(host: Host, file: string, cwd: string, cacheDir?: string): SpecSource {
   const absPath = resolve(cwd, file);
-  const bytes = readSpecBytes(absPath, file);
+  const bytes = readSpecBytes(host, absPath, file);
   const hash = createHash('sha256').update(bytes).digest('hex');
-  const cached = cacheDir === undefined ? undefined : readCachedSpecData(cacheDir, hash);
+  const cached = cacheDir === undefined ? undefined : readCachedSpecData(host, cacheDir, hash);
   if (cached === undefined) return parseSpec(file, absPath, hash, bytes.toString('utf8'));
   let parsed: SpecSource | undefined;
   return {

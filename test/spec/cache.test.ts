@@ -26,7 +26,7 @@ describe('spec parse cache', () => {
     const { file, cacheDir, input } = setup();
     const fresh = await loadEnvironment(input);
     expect(existsSync(cacheDir)).toBe(false); // loading never writes
-    rememberSpec(input, fresh.specHash);
+    await rememberSpec(input, fresh.specHash);
     const entry = entryOf(cacheDir);
     expect(statSync(entry).mode & 0o777).toBe(0o600);
     // Prove the cache is read: change the cached data (not the file) and see it come back.
@@ -41,7 +41,7 @@ describe('spec parse cache', () => {
 
   it('ignores a damaged entry', async () => {
     const { cacheDir, input } = setup();
-    rememberSpec(input, (await loadEnvironment(input)).specHash);
+    await rememberSpec(input, (await loadEnvironment(input)).specHash);
     writeFileSync(entryOf(cacheDir), '{"format": 1, "hash": "trunc');
     expect(Object.keys((await loadEnvironment(input)).links)).toEqual(['memory']);
   });
@@ -50,7 +50,7 @@ describe('spec parse cache', () => {
     const text = SPEC.replace('name: cached', 'name: ${env:BUCKET_NAME}');
     const { cacheDir, input } = setup(text);
     const env = await loadEnvironment({ ...input, processEnv: { BUCKET_NAME: 'cached' } });
-    rememberSpec(input, env.specHash);
+    await rememberSpec(input, env.specHash);
     expect(readdirSync(cacheDir)).toHaveLength(1);
     try {
       await loadEnvironment(input);
@@ -65,7 +65,7 @@ describe('spec parse cache', () => {
     const { file, cacheDir, input } = setup();
     const env = await loadEnvironment(input);
     writeFileSync(file, `${SPEC}links:\n  other: x\n`); // duplicate key, and other bytes
-    rememberSpec(input, env.specHash);
+    await rememberSpec(input, env.specHash);
     expect(existsSync(cacheDir)).toBe(false);
   });
 });
