@@ -1,16 +1,14 @@
 // `persist status`: the health of every resource, read-only. Each line says whether the resource
 // matches the spec (else the action a plan would take) and the facts its module reports (mount
 // alive and what is mounted, where a link points, bundle refs, age and size, last sync times).
-import { RealHost } from '../host/real.js';
-import { readOnlyHost } from '../host/wrappers.js';
 import { statusJson, renderStatus, type StatusRow } from '../output/status-view.js';
 import { makeStyle } from '../output/style.js';
-import { computePlan, header, loadSpec } from './common.js';
+import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export default async function status(opts: SpecOptions, io: CommandIO): Promise<number> {
   const env = await loadSpec(opts, io);
-  const host = readOnlyHost(new RealHost());
+  const host = makeHost(io, { readOnly: true });
   const { observation } = await computePlan(host, env, { allowShrink: false }, []);
   const rows: StatusRow[] = await Promise.all(
     observation.resources.map(async (r) => ({

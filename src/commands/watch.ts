@@ -10,13 +10,11 @@ import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
 import type { PlannedAction } from '../engine/types.js';
 import { stateDir } from '../host/paths.js';
-import { RealHost } from '../host/real.js';
-import { readOnlyHost } from '../host/wrappers.js';
 import { linesView } from '../output/apply-view.js';
 import { errorMessage } from '../output/format.js';
 import { renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
-import { computePlan, loadSpec } from './common.js';
+import { computePlan, loadSpec, makeHost } from './common.js';
 import { parseDuration } from '../spec/duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
@@ -56,7 +54,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
     for (let round = 0; !controller.signal.aborted; round++) {
       try {
         const env = await loadSpec(opts, io);
-        const { actions, observation } = await computePlan(readOnlyHost(new RealHost()), env, { allowShrink: false }, []);
+        const { actions, observation } = await computePlan(makeHost(io, { readOnly: true }), env, { allowShrink: false }, []);
         if (actions.length === 0) log('no changes');
         else if (!opts.autoApprove) log(`drift:\n${renderPlan(actions, style)}`);
         else {
@@ -73,7 +71,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
           if (unsafe.length) log(`needs a person (not applied): ${unsafe.map((a) => `${a.address} ${a.action}`).join(', ')}`);
           if (waiting.length) log(`backing off after failures: ${waiting.join(', ')}`);
           if (safe.length) {
-            const host = new RealHost();
+            const host = makeHost(io);
             const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, intervalMs);
             try {
               const report = await executePlan(safe, { host, env, options: { allowShrink: false }, view: linesView(out), signal: controller.signal, unattendedOnly: true });

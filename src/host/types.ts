@@ -1,7 +1,6 @@
 // The one boundary for every effect: files, the mount table, subprocesses, the clock.
-// Commands compose a host in one place (commands/host.ts, makeHost; status and watch still do it
-// inline): the real one, wrapped read-only for plan and status, and logging every call under
-// --debug; tests use the in-memory one or wrap it to record writes. Pure code never touches
+// Commands compose a host in one place (commands/host.ts, makeHost): the real one, wrapped
+// read-only for plan and status, and logging every call under --debug; tests use the in-memory one or wrap it to record writes. Pure code never touches
 // `node:fs`, `process` or `Date.now`.
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'other';

@@ -15,6 +15,7 @@ import { splitNul } from './git.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ResolvedBundle, ResolvedLink } from '../../spec/types.js';
+import { formatAge, samplePaths } from '../../output/format.js';
 
 export type RepoObserved =
   | { state: 'missing' }
@@ -264,21 +265,13 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
   );
   const notes: string[] = [];
   if (restored.differing.length) {
-    notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${listSome(restored.differing)} (git status shows them as modified)`);
+    notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${samplePaths(restored.differing, 10)} (git status shows them as modified)`);
   }
   if (restored.blocked.length) {
-    notes.push(`not checked out, a symlink or file lies on their path: ${listSome(restored.blocked)}`);
+    notes.push(`not checked out, a symlink or file lies on their path: ${samplePaths(restored.blocked, 10)}`);
   }
   const at = restored.headRef ? `${restored.headRef.replace(/^refs\/heads\//, '')} (${short(restored.headSha)})` : `detached ${short(restored.headSha)}`;
   return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)`, ...(notes.length ? { notes } : {}) };
-}
-
-function age(fromMs: number, now: Date): string {
-  const seconds = Math.max(0, Math.round((now.getTime() - fromMs) / 1000));
-  if (seconds < 120) return `${seconds}s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
-  if (seconds < 172800) return `${Math.round(seconds / 3600)}h`;
-  return `${Math.round(seconds / 86400)}d`;
 }
 
 async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx: ObserveContext): Promise<Facts> {
@@ -289,7 +282,7 @@ async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx
   const info = await ctx.store(bundle.bucket).stat(bundle.relFile);
   if (info) {
     facts.size = info.size;
-    facts.age = age(info.mtimeMs, ctx.host.now());
+    facts.age = formatAge(info.mtimeMs, ctx.host.now());
   }
   if (observed.bundle.state === 'unreadable') facts.problem = observed.bundle.error;
   else {
@@ -297,10 +290,6 @@ async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx
     facts.head = short(observed.bundle.refs.HEAD) ?? null;
   }
   return facts;
-}
-
-function listSome(paths: string[], limit = 10): string {
-  return paths.length > limit ? `${paths.slice(0, limit).join(', ')} and ${paths.length - limit} more` : paths.join(', ');
 }
 
 export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {

@@ -18,6 +18,7 @@ import type { ApplyOutcome } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import type { ResolvedLink } from '../../spec/types.js';
 import { mergeTree, MergeInterrupted, type MergeResult } from './merge.js';
+import { formatBytes, plural } from '../../output/format.js';
 
 export interface AdoptJournal {
   version: 1;
@@ -112,10 +113,6 @@ async function startJournal(host: Host, link: ResolvedLink): Promise<AdoptJourna
 export interface AdoptProgress {
   report(message: string): void;
   signal?: AbortSignal;
-}
-
-function plural(n: number, word: string): string {
-  return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function notesOf(result: MergeResult, link: ResolvedLink, journal: AdoptJournal): string[] {
@@ -230,13 +227,3 @@ export async function replaceSymlink(host: Host, link: ResolvedLink): Promise<vo
   await host.rename(temp, link.path);
 }
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}

@@ -13,6 +13,7 @@ import { mountAt } from '../../host/mountinfo.js';
 import { bucketRuntimeDir } from '../../host/paths.js';
 import type { FileType, Host, MountEntry } from '../../host/types.js';
 import type { BackendName, ResolvedBucket } from '../../spec/types.js';
+import { errorMessage } from '../../output/format.js';
 
 /** A live mount must answer a stat and a listing within this time, or it counts as dead. */
 export const PROBE_TIMEOUT_MS = 5_000;
@@ -191,10 +192,6 @@ async function bounded<T>(what: string, ms: number, operation: Promise<T>): Prom
   }
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * List the root, write a sentinel object, read it back and delete it. Returns null when all of
  * that worked, else what went wrong.
@@ -212,7 +209,7 @@ async function readWriteProbe(host: Host, path: string, timeoutMs: number): Prom
     return null;
   } catch (error) {
     await bounded('cleanup', 2_000, host.remove(sentinel)).catch(() => undefined);
-    return errorText(error);
+    return errorMessage(error);
   }
 }
 
@@ -332,7 +329,7 @@ async function mountFresh({ bucket, backend, ctx, report }: MountAttempt): Promi
     await cleanUp();
     const prefix = `mounting ${bucket.name} at ${path} with ${backend.name} failed`;
     if (error instanceof ActionError && error.message.startsWith(prefix)) throw error;
-    throw new ActionError(`${prefix}: ${errorText(error)}`, { cause: error });
+    throw new ActionError(`${prefix}: ${errorMessage(error)}`, { cause: error });
   }
 }
 

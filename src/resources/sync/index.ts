@@ -52,6 +52,7 @@ import { compareWithListing, compareWithManifest, emptyComparison, manifestFiles
 import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
+import { formatBytes, plural, samplePaths } from '../../output/format.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -145,17 +146,6 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
 }
 
 // --- diff (pure) ---
-
-const SAMPLE_SIZE = 3;
-
-function samplePaths(paths: string[]): string {
-  const shown = paths.slice(0, SAMPLE_SIZE).join(', ');
-  return paths.length > SAMPLE_SIZE ? `${shown} and ${paths.length - SAMPLE_SIZE} more` : shown;
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
-}
 
 function skippedWarnings(local: SyncLocalObserved): string[] | undefined {
   if (local.state !== 'directory' || local.skipped.length === 0) return undefined;
@@ -291,12 +281,6 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
 
 function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: string): void {
   if (signal.aborted) throw new ActionError(`${addressOf(sync)}: interrupted; ${whatIsSafe}`);
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
 async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
