@@ -7,7 +7,9 @@
 // observed once more to verify it. Progress goes to a view (src/output/apply-view.ts).
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
+import { guardedHost } from '../host/wrappers.js';
 import { errorMessage } from '../output/format.js';
+import { storesFor } from '../store/index.js';
 import type { Address } from './address.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
@@ -59,6 +61,8 @@ export function actionTitle(action: PlannedAction, index: number): string {
 interface Recheck {
   observed: ObservedResource;
   ctx: ObserveContext;
+  /** The bucket-readying resource's observation, when the resource needs a bucket. */
+  maker?: ObservedResource;
   /** The bucket the resource needs, and whether it is ready now; null when it needs none. */
   bucket: { key: string; ready: boolean; maker?: Address } | null;
 }
@@ -70,8 +74,10 @@ async function observeNow(entry: Entry, byAddress: Map<string, Entry>, host: Hos
   let bucket: Recheck['bucket'] = null;
   if (key !== null) {
     const maker = entry.ref.mount ? byAddress.get(entry.ref.mount) : undefined;
-    if (maker) recordReadiness(ctx, await observeEntry(maker, ctx, options));
+    const made = maker ? await observeEntry(maker, ctx, options) : undefined;
+    if (made) recordReadiness(ctx, made);
     bucket = { key, ready: ctx.mountReady[key] === true, ...(maker ? { maker: maker.address } : {}) };
+    return { observed: await observeEntry(entry, ctx, options), ctx, bucket, ...(made ? { maker: made } : {}) };
   }
   return { observed: await observeEntry(entry, ctx, options), ctx, bucket };
 }
@@ -101,7 +107,7 @@ export async function applyAction(
   if (action.conflict) throw new ActionError(`refused: ${action.conflict.message}; ${action.conflict.fix}`);
   const entry = byAddress.get(action.address);
   if (!entry) throw new ActionError(`no such resource in the spec: ${action.address}`);
-  const { observed, ctx: observeCtx, bucket } = await recheck(entry);
+  const { observed, ctx: observeCtx, bucket, maker } = await recheck(entry);
   const decision = observed.diff;
   if (!decision) return 'up-to-date';
   if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}; ${decision.conflict.fix}`);
@@ -113,7 +119,13 @@ export async function applyAction(
     throw new ActionError(`${action.address} changed since the plan: it now needs ${decision.action} (${decision.reason}), not ${action.action}; run persist plan again`);
   }
   if (run?.unattendedOnly && !entry.module.unattended(decision, observed.seen.state)) return 'needs-a-person';
-  const outcome = await entry.module.apply(entry.resource, decision, observed.seen, { ...ctx, store: observeCtx.store });
+  // Every write under the mount is allowed only while the mount checked here is still there.
+  const guard = maker?.module.readiness?.guard(maker.resource, maker.seen.state) ?? null;
+  const host = guard
+    ? guardedHost(ctx.host, guard.root, () => guard.holds(ctx.host), () => new ActionError(`${maker!.address} went away during the action; stopped before writing into ${guard.root}`))
+    : ctx.host;
+  const store = guard ? storesFor(ctx.env, host) : observeCtx.store;
+  const outcome = await entry.module.apply(entry.resource, decision, observed.seen, { ...ctx, host, store });
   return { decision, outcome };
 }
 

@@ -94,6 +94,12 @@ export interface Seen<State, Detail = null> {
   detail: Detail;
 }
 
+/** A folder whose writes are allowed only while `holds` says the bucket is still there. */
+export interface MountGuard {
+  root: string;
+  holds(host: Host): Promise<boolean>;
+}
+
 /** Facts `status` shows for a resource (`key=value`). */
 export type Facts = Record<string, string | number | boolean | null>;
 
@@ -136,7 +142,12 @@ export interface ResourceModule<R, State, Detail = null> {
    * For a kind that makes a bucket ready: which bucket, and whether an observation says it is
    * ready. null for every other kind.
    */
-  readiness: { bucketOf(resource: R): string; ready(state: State): boolean } | null;
+  readiness: {
+    bucketOf(resource: R): string;
+    ready(state: State): boolean;
+    /** What must still hold while an action writes into the bucket (null: nothing can vanish). */
+    guard(resource: R, state: State): MountGuard | null;
+  } | null;
   /** Local paths the resource writes (a link inside a bundled repo waits for the repo's restore). */
   localPaths(resource: R): string[];
   /** Local folders that hold other resources' paths, which then depend on this one (a bundle's repo). */

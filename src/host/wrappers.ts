@@ -42,6 +42,24 @@ export function readOnlyHost(inner: Host): Host {
   );
 }
 
+/**
+ * An action's host while it writes into a mounted bucket: before every write under `root`, the
+ * mount must still be the one the action was checked against (`holds`); otherwise the write is
+ * refused with `breach()`, so a mount that dies or is unmounted mid-action never lets a write
+ * land in the bare mount point underneath. Subprocesses pass through.
+ */
+export function guardedHost(inner: Host, root: string, holds: () => Promise<boolean>, breach: () => Error): Host {
+  const under = (path: unknown) => typeof path === 'string' && (path === root || path.startsWith(`${root}/`));
+  return withWrites(
+    inner,
+    async (method, args) => {
+      if (args.some(under) && !(await holds())) throw breach();
+      await (inner[method] as (...a: unknown[]) => Promise<void>)(...args);
+    },
+    (command, args, options) => inner.run(command, args, options),
+  );
+}
+
 export interface RecordedWrite {
   method: string;
   path: string;

@@ -11,7 +11,7 @@ function observed(backend: BackendName, state: MountState): MountObserved {
   return { expected: { backend, bucket: 'moltbot-data-dev', path: '/data/moltbot dev' }, ...state };
 }
 
-const healthy = { state: 'mounted', fsType: 'fuse.s3fs', source: 'moltbot-data-dev', backend: 's3fs', matches: true, alive: true } as const;
+const healthy = { state: 'mounted', mountId: 40, fsType: 'fuse.s3fs', source: 'moltbot-data-dev', backend: 's3fs', matches: true, alive: true } as const;
 
 describe('mount diff (FUSE backend)', () => {
   const bucket = testBucket('s3fs', 'r2');
@@ -85,7 +85,7 @@ describe('mount diff (local backend)', () => {
   });
 
   it('takes a volume mounted at the path as the directory, but replaces a persist FUSE mount', () => {
-    const volume = observed('local', { state: 'mounted', fsType: 'ext4', source: '/dev/sdb1', backend: null, matches: false, alive: true });
+    const volume = observed('local', { state: 'mounted', mountId: 41, fsType: 'ext4', source: '/dev/sdb1', backend: null, matches: false, alive: true });
     expect(diffMount(bucket, volume)).toBeNull();
     expect(mountReady(volume)).toBe(true);
     const fuse = observed('local', { ...healthy, matches: false });

@@ -101,6 +101,35 @@ describe('executor', () => {
     expect(report.results.get('link.notes')?.status).toBe('applied');
   });
 
+  it('stops an action whose mount goes away while it writes, before any write lands in the bare mount point', async () => {
+    const host = machine();
+    const env = environment();
+    for (let i = 0; i < 5; i++) host.addFile(`/root/clawd/memory/note-${i}.md`, `note ${i}\n`);
+    const actions = (await plan(host, env)).filter((a) => a.address === 'link.memory');
+    expect(actions[0]?.action).toBe('adopt');
+    // The daemon dies right after the first file has been written into the mount. Every write
+    // that reaches the host under the mount path after that would land in the bare mount point.
+    let vanished = false;
+    const bareWrites: string[] = [];
+    for (const method of ['writeFile', 'writeFileAtomic', 'copyFile', 'mkdir', 'rename', 'symlink', 'chmod', 'utimes'] as const) {
+      const original = (host[method] as (...args: unknown[]) => Promise<void>).bind(host);
+      (host as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+        const paths = args.filter((a): a is string => typeof a === 'string' && a.startsWith(`${FUSE_PATH}/`));
+        if (vanished && paths.length > 0) bareWrites.push(`${method} ${paths.join(' ')}`);
+        await original(...args);
+        if (!vanished && paths.length > 0 && (method === 'copyFile' || method === 'writeFile')) {
+          vanished = true;
+          host.mountTable = [];
+        }
+      };
+    }
+    const report = await execute(host, env, actions);
+    expect(report.results.get('link.memory')).toMatchObject({ status: 'failed', message: `mount.data went away during the action; stopped before writing into ${FUSE_PATH}` });
+    expect(vanished).toBe(true);
+    expect(bareWrites).toEqual([]);
+    for (let i = 0; i < 5; i++) expect((await host.readFile(`/root/clawd/memory/note-${i}.md`)).toString()).toBe(`note ${i}\n`);
+  });
+
   it('refuses a bucket whose mount is there but dead', async () => {
     const host = machine();
     const env = environment();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { getBackend, backendOwning } from '../../backends/registry.js';
 import type { Backend, BackendContext, MountCommand } from '../../backends/types.js';
 import { mountAddress } from '../../engine/address.js';
-import type { ApplyContext, ApplyOutcome, Conflict, Decision, Facts, ResourceModule } from '../../engine/types.js';
+import type { ApplyContext, ApplyOutcome, Conflict, Decision, Facts, MountGuard, ResourceModule } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import { mountAt } from '../../host/mountinfo.js';
 import { bucketRuntimeDir } from '../../host/paths.js';
@@ -32,6 +32,8 @@ export type MountState =
   | { state: 'dir'; entries: number; sample: string[] }
   | {
       state: 'mounted';
+      /** The mount's id in mountinfo: a remount (or another mount at the path) has another one. */
+      mountId: number;
       fsType: string;
       source: string;
       /** The registered backend that made this mount, if any. */
@@ -67,6 +69,7 @@ export async function observeMount(bucket: ResolvedBucket, host: Host): Promise<
     return {
       expected,
       state: 'mounted',
+      mountId: entry.mountId,
       fsType: entry.fsType,
       source: entry.source,
       backend: owner ?? null,
@@ -360,6 +363,17 @@ async function applyMount(bucket: ResolvedBucket, decision: Decision, observed: 
   return { summary: decision.action === 'remount' ? `re${summary}` : summary };
 }
 
+/**
+ * The mount an action relies on, checked before each of its writes: the same mount (by id) must
+ * still be at the path, so that a daemon that dies or is unmounted mid-action never lets a write
+ * land in the bare mount point underneath. A `local` bucket has nothing that can vanish.
+ */
+function mountGuard(bucket: ResolvedBucket, observed: MountObserved): MountGuard | null {
+  if (bucket.mount.backend === 'local' || observed.state !== 'mounted') return null;
+  const { mountId } = observed;
+  return { root: bucket.mount.path, holds: async (host) => mountAt(await host.mounts(), bucket.mount.path)?.mountId === mountId };
+}
+
 function mountFacts(bucket: ResolvedBucket, observed: MountObserved): Facts {
   const facts: Facts = { backend: bucket.mount.backend, bucket: bucket.name, path: bucket.mount.path };
   if (bucket.mount.backend === 'local') return facts;
@@ -376,7 +390,7 @@ export const mountModule: ResourceModule<ResolvedBucket, MountObserved> = {
   phaseRank: { mount: 0 },
   resources: (env) => env.buckets,
   needsBucket: () => null,
-  readiness: { bucketOf: (bucket) => bucket.key, ready: mountReady },
+  readiness: { bucketOf: (bucket) => bucket.key, ready: mountReady, guard: mountGuard },
   localPaths: () => [],
   contains: () => [],
   observe: async (bucket, ctx) => ({ state: await observeMount(bucket, ctx.host), detail: null }),
