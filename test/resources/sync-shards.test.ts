@@ -183,7 +183,7 @@ function crashingHost(inner: Host, allowed: number): Host & { failedAt: () => st
 }
 
 describe('a push interrupted at any write', () => {
-  it('leaves a manifest that lists only files in the mirror, and the next apply repairs it with nothing lost', async () => {
+  it('leaves a manifest that lists only files in the mirror, and the next apply repairs it with nothing lost', { timeout: 180_000 }, async () => {
     const sync = makeSync();
     const paths = await writeFiles(local, 220); // two shards
     await planAndApply(sync);
