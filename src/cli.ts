@@ -128,6 +128,6 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`persist: internal error: ${errorMessage(error)}\n${debug ? '' : '(run with --debug for details)\n'}`);
     }
     if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-    process.exitCode = error instanceof PersistError ? error.exitCode : 1;
+    process.exitCode = 1; // every error exits 1; only plan --detailed-exitcode returns 2, and not by throwing
   }
 }

@@ -2,7 +2,6 @@
 
 /** An error the user can act on: printed as one line (no stack unless --debug), exit code 1. */
 export class PersistError extends Error {
-  readonly exitCode: number = 1;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;

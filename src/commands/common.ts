@@ -12,11 +12,6 @@ import type { CommandIO, SpecOptions } from './types.js';
 
 export { makeHost };
 
-/** `-f`, else `$PERSIST_SPEC`, else `./persist.yaml`. */
-export function specPath(opts: SpecOptions, io: CommandIO): string {
-  return resolve(io.cwd, opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml');
-}
-
 export function specInput(opts: SpecOptions, io: CommandIO, host: Host): SpecInput & { cacheDir: string } {
   return { file: opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml', environment: opts.env, processEnv: io.env, cwd: io.cwd, cacheDir: specCacheDir(io.env), host };
 }

@@ -82,7 +82,7 @@ export function applySummaryLine(applied: number, failed: number, skipped: numbe
   return `Apply complete: ${applied} applied, ${failed} failed, ${skipped} skipped.`;
 }
 
-/** The `--json` document of a plan (DESIGN.md: formatVersion 1). */
+/** The `--json` document of a plan (formatVersion 1; the README's "JSON documents"). */
 export function planJson(environment: string, actions: PlannedAction[], extra: Record<string, unknown> = {}) {
   const summary = summarize(actions);
   return {
