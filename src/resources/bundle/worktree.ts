@@ -80,6 +80,14 @@ async function gitPath(host: Host, repo: string, name: string): Promise<string> 
   return isAbsolute(out) ? out : join(repo, out);
 }
 
+/** The work tree's top folder, its index and its object folder (absolute), in one git call. */
+async function repoPaths(host: Host, repo: string): Promise<{ top: string; index: string; objects: string }> {
+  const result = await host.run('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--show-toplevel', '--git-path', 'index', '--git-path', 'objects'], { readOnly: true });
+  const [top, index, objects] = result.stdout.split('\n');
+  if (result.exitCode !== 0 || !top || !index || !objects) throw new ActionError(`${repo} is not a git work tree: ${result.stderr.trim()}`);
+  return { top, index, objects };
+}
+
 async function topLevel(host: Host, repo: string): Promise<string> {
   const result = await host.run('git', ['-C', repo, 'rev-parse', '--show-toplevel'], { readOnly: true });
   if (result.exitCode !== 0) throw new ActionError(`${repo} is not a git work tree: ${result.stderr.trim()}`);
@@ -125,11 +133,12 @@ export interface WorktreeChanges {
  * against HEAD).
  */
 export async function snapshotWorktree(host: Host, repo: string, options: SnapshotWorktreeOptions = {}): Promise<WorktreeSnapshot> {
-  const top = await topLevel(host, repo);
-  const head = await headCommit(host, top);
-  const realIndex = await gitPath(host, top, 'index');
   const temporary = options.objects === 'temporary';
+  // Independent look-ups run side by side (each git process costs a few ms, more on a busy machine).
+  const lookups = Promise.all([repoPaths(host, repo), headCommit(host, repo)]);
+  lookups.catch(() => {}); // awaited below; this only keeps a failure meanwhile from going unhandled
   return withScratchDir(host, `persist-worktree-${host.pid()}-`, async (temp) => {
+    const [{ top, index: realIndex, objects: repoObjects }, head] = await lookups;
     const index = join(temp, 'index');
     const env: Record<string, string | undefined> = { ...host.env(), GIT_INDEX_FILE: index };
     delete env.GIT_DIR; // run against `top`, not a GIT_DIR the caller's process may have set
@@ -137,9 +146,12 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
     if (temporary) {
       // The scratch folder itself holds the new objects (git makes the fan-out folders in it).
       env.GIT_OBJECT_DIRECTORY = temp;
-      env.GIT_ALTERNATE_OBJECT_DIRECTORIES = await gitPath(host, top, 'objects');
+      env.GIT_ALTERNATE_OBJECT_DIRECTORIES = repoObjects;
     }
     const run = (args: string[]) => git(host, ['-C', top, ...args], { env, timeoutMs: options.timeoutMs, readOnly: temporary });
+    // HEAD's raw commit gives both its tree and the committer date the snapshot reuses.
+    const headCommitText = head ? run(['cat-file', 'commit', head]) : null;
+    headCommitText?.catch(() => {});
 
     // Seed from the real index (its stat data makes `add -A` rehash only what changed); without one, from HEAD.
     if (await host.lstat(realIndex)) await copyIntoScratch(host, realIndex, index);
@@ -147,8 +159,9 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
     await run(['add', '-A', '--', ':/', BACKUPS_PATHSPEC]);
     const tree = (await run(['write-tree'])).stdout.trim();
 
-    const headTree = head ? (await run(['rev-parse', `${head}^{tree}`])).stdout.trim() : await emptyTree(host, top);
-    const date = head ? committerDate((await run(['cat-file', 'commit', head])).stdout) : UNBORN_DATE;
+    const raw = headCommitText ? (await headCommitText).stdout : null;
+    const headTree = raw ? (/^tree ([0-9a-f]+)$/m.exec(raw)?.[1] ?? '') : await emptyTree(host, top);
+    const date = raw ? committerDate(raw) : UNBORN_DATE;
     const commitEnv = { ...env, ...identityEnv(date) };
     const commitArgs = ['-C', top, '-c', 'commit.gpgSign=false', 'commit-tree', '--no-gpg-sign', tree, ...(head ? ['-p', head] : [])];
     const sha = (await git(host, commitArgs, { env: commitEnv, input: SNAPSHOT_MESSAGE, timeoutMs: options.timeoutMs, readOnly: temporary })).stdout.trim();
