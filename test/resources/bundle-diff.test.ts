@@ -13,6 +13,9 @@ const repoAt = (refs: Record<string, string>, headSha: string | null = refs['ref
   state: 'git',
   head: { kind: 'symbolic', ref: 'refs/heads/main', sha: headSha },
   refs,
+  stash: [],
+  worktreeRef: null,
+  worktree: headSha ? { state: 'clean' } : null,
 });
 const present = (refs: Record<string, string>): BundleObserved['bundle'] => ({ state: 'present', size: 100, objectFormat: 'sha1', refs, prerequisites: 0 });
 const observed = (repo: RepoObserved, file: BundleObserved['bundle'], extra: Partial<BundleObserved> = {}): BundleObserved => ({

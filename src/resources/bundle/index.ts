@@ -1,6 +1,7 @@
 // bundle.<name>: a local git repository saved into the mount as one `git bundle` file.
-// Desired: the mounted bundle holds exactly the repo's refs (local branches, tags and HEAD; see
-// BUNDLED_REF_PREFIXES). No `.git` (or no commits yet) and a bundle → restore; refs differ →
+// Desired: the mounted bundle holds exactly the repo's refs (HEAD and every local ref but the
+// remote-tracking ones; see isBundledRef), its stash entries and a snapshot of its uncommitted work
+// (saved-work.ts). No `.git` (or no commits yet) and a bundle → restore; refs differ →
 // update; equal → nothing. An update that would drop commits the bundle holds and the repo does
 // not (a re-initialised or stale repo) is a conflict unless --allow-shrink.
 import { join, relative } from 'node:path';
@@ -12,18 +13,24 @@ import { restoreFromBundle } from './restore.js';
 import { generationPath, writeBundle } from './update.js';
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
+import { isPersistRef, lostSavedWork, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
+import { WORKTREE_REF, observeWorktree, type WorktreeObserved } from './worktree.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ResolvedBundle, ResolvedLink } from '../../spec/types.js';
-import { formatAge, samplePaths } from '../../output/format.js';
+import { formatAge, plural, samplePaths } from '../../output/format.js';
 
 export type RepoObserved =
   | { state: 'missing' }
   | { state: 'not-a-dir' }
   /** A folder without `.git`; `entries` is how many names it holds. */
   | { state: 'no-git'; entries: number }
-  /** A git repository; no refs and an unborn HEAD means no commits yet. */
-  | { state: 'git'; head: HeadState; refs: Record<string, string> }
+  /**
+   * A git repository; no refs and an unborn HEAD means no commits yet. `stash`: its entries, newest
+   * first; `worktreeRef`: the snapshot it last saved or restored; `worktree`: its work tree now
+   * (null when HEAD has no commit: nothing is snapshotted then).
+   */
+  | { state: 'git'; head: HeadState; refs: Record<string, string>; stash: string[]; worktreeRef: string | null; worktree: WorktreeObserved | null }
   | { state: 'unreadable'; error: string };
 
 export type BundleFileObserved =
@@ -51,9 +58,10 @@ function hasCommits(repo: RepoObserved): repo is Extract<RepoObserved, { state: 
   return repo.state === 'git' && (Object.keys(repo.refs).length > 0 || repo.head.sha !== null);
 }
 
-/** The repo's side of the comparison: its bundled refs plus HEAD, as a bundle header lists them. */
+/** The repo's side of the comparison: its bundled refs plus HEAD and its saved work, as a bundle header lists them. */
 export function repoRefMap(repo: Extract<RepoObserved, { state: 'git' }>): Record<string, string> {
-  return repo.head.sha ? { HEAD: repo.head.sha, ...repo.refs } : { ...repo.refs };
+  const saved = savedWorkRefs(repo.stash, repo.worktree);
+  return repo.head.sha ? { HEAD: repo.head.sha, ...repo.refs, ...saved } : { ...repo.refs, ...saved };
 }
 
 function sameRefs(a: Record<string, string>, b: Record<string, string>): boolean {
@@ -61,9 +69,9 @@ function sameRefs(a: Record<string, string>, b: Record<string, string>): boolean
   return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
 }
 
-/** One change per ref that differs, HEAD first. */
+/** One change per ref that differs, HEAD first (the work tree snapshot has a line of its own: worktreeChange). */
 export function refChanges(before: Record<string, string>, after: Record<string, string>): Change[] {
-  const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort((a, b) => (a === 'HEAD' ? -1 : b === 'HEAD' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((name) => name !== WORKTREE_REF).sort((a, b) => (a === 'HEAD' ? -1 : b === 'HEAD' ? 1 : a < b ? -1 : a > b ? 1 : 0));
   return names.filter((name) => before[name] !== after[name]).map((field) => ({ field, before: short(before[field]), after: short(after[field]) }));
 }
 
@@ -74,7 +82,7 @@ async function observeRepo(host: Host, repo: string): Promise<RepoObserved> {
     if (info.type !== 'dir') return { state: 'not-a-dir' };
     const refs = await readRepoRefs(host, repo);
     if (!refs) return { state: 'no-git', entries: (await host.readdir(repo)).length };
-    return { state: 'git', head: refs.head, refs: refs.refs };
+    return { state: 'git', head: refs.head, refs: refs.refs, stash: refs.stash, worktreeRef: refs.worktreeRef, worktree: null };
   } catch (error) {
     return { state: 'unreadable', error: (error as Error).message };
   }
@@ -145,12 +153,20 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
   }
   let lost: BundleObserved['lost'] = [];
   let trackedLinks: string[] = [];
+  if (repo.state === 'git' && repo.head.sha) {
+    // One `git status` when the work tree is clean; a snapshot with throwaway objects otherwise.
+    repo.worktree = await observeWorktree(host, bundle.repo, file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null);
+  }
   if (hasCommits(repo)) {
     const repoRefs = repoRefMap(repo);
     const differs = file.state !== 'present' || !sameRefs(file.refs, repoRefs);
     // Only off the converged path: no git process runs when the bundle already matches.
     if (differs) {
-      if (file.state === 'present') lost = await commitsMissingFromRepo(host, bundle.repo, file.refs, repoRefs);
+      if (file.state === 'present') {
+        const committed = Object.fromEntries(Object.entries(file.refs).filter(([ref]) => !isPersistRef(ref)));
+        const hasObject = async (sha: string) => (await host.run('git', ['-C', bundle.repo, 'cat-file', '-e', `${sha}^{commit}`], { readOnly: true })).exitCode === 0;
+        lost = [...(await commitsMissingFromRepo(host, bundle.repo, committed, repoRefs)), ...(await lostSavedWork(file.refs, repoRefs, repo.worktreeRef, hasObject))];
+      }
       trackedLinks = await trackedLinkPaths(host, bundle.repo, ctx.env.links);
     }
   }
@@ -207,7 +223,8 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   if (file.state === 'missing') {
     if (needsRestore) return null; // nothing saved and nothing to save yet
     const repoRefs = repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>);
-    return update(`${bundle.relFile} does not exist yet in bucket ${bundle.bucket}: create it`, refChanges({}, repoRefs));
+    const tree = worktreeChange(null, (repo as Extract<RepoObserved, { state: 'git' }>).worktree);
+    return update(`${bundle.relFile} does not exist yet in bucket ${bundle.bucket}: create it`, [...refChanges({}, repoRefs), ...(tree ? [tree] : [])]);
   }
 
   if (needsRestore) {
@@ -227,9 +244,14 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
     return restore(`${where}: restore it from ${bundle.relFile}`, refChanges({}, file.refs));
   }
 
+  const worktree = (repo as Extract<RepoObserved, { state: 'git' }>).worktree;
+  if (worktree?.state === 'unreadable') {
+    return conflict('push', `cannot snapshot the work tree of ${bundle.repo}: ${worktree.error}`, `fix what git reports (git status shows it), then run persist apply again`);
+  }
   const repoRefs = repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>);
   if (sameRefs(file.refs, repoRefs)) return null;
-  const changes = refChanges(file.refs, repoRefs);
+  const tree = worktreeChange(file.refs[WORKTREE_REF] ?? null, worktree);
+  const changes = [...refChanges(file.refs, repoRefs), ...(tree ? [tree] : [])];
   if (observed.lost.length > 0) {
     const lostList = observed.lost.map((entry) => `${entry.ref} ${short(entry.sha)}`).join(', ');
     const message = `${bundle.relFile} holds commits that ${bundle.repo} does not contain (${lostList}): updating it would drop them from the newest bundle`;
@@ -242,16 +264,25 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
       '--allow-shrink',
     );
   }
-  return update(`${bundle.repo}'s refs differ from ${bundle.relFile}`, changes);
+  const onlyTree = refChanges(file.refs, repoRefs).length === 0;
+  return update(onlyTree ? `${bundle.repo}'s uncommitted work differs from the snapshot in ${bundle.relFile}` : `${bundle.repo}'s refs differ from ${bundle.relFile}`, changes);
 }
 
 async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: BundleObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
   const store = ctx.store(bundle.bucket);
   if (decision.action === 'update') {
     const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
-    const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, includeHead: repo.head.sha !== null }, ctx.report, ctx.signal);
+    const refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
+    if (repo.head.sha) {
+      ctx.report('snapshotting the work tree');
+      const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef);
+      if (saved.sha) refs[WORKTREE_REF] = saved.sha;
+    }
+    const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal);
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
-    return { summary: `wrote ${bundle.relFile} (${written.header.refs.filter((ref) => ref.name !== 'HEAD').length} refs, ${written.size} bytes${kept})`, notes: decision.warnings };
+    const committed = written.header.refs.filter((ref) => ref.name !== 'HEAD' && !isPersistRef(ref.name)).length;
+    const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
+    return { summary: `wrote ${bundle.relFile} (${committed} refs${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
@@ -263,7 +294,8 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     { repo: bundle.repo, file: local, objectFormat: file.objectFormat, remote: bundle.remote, existingGitDir },
     ctx.report,
   );
-  const notes: string[] = [];
+  const saved = await restoreSavedWork(ctx.host, bundle.repo, restored.persistRefs);
+  const notes: string[] = [...saved.notes];
   if (restored.differing.length) {
     notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${samplePaths(restored.differing, 10)} (git status shows them as modified)`);
   }
@@ -271,7 +303,8 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     notes.push(`not checked out, a symlink or file lies on their path: ${samplePaths(restored.blocked, 10)}`);
   }
   const at = restored.headRef ? `${restored.headRef.replace(/^refs\/heads\//, '')} (${short(restored.headSha)})` : `detached ${short(restored.headSha)}`;
-  return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)`, ...(notes.length ? { notes } : {}) };
+  const extra = [saved.stash ? plural(saved.stash, 'stash entry', 'stash entries') : '', saved.worktree ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
+  return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)${extra ? `, brought back ${extra}` : ''}`, ...(notes.length ? { notes } : {}) };
 }
 
 async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx: ObserveContext): Promise<Facts> {
@@ -286,7 +319,9 @@ async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx
   }
   if (observed.bundle.state === 'unreadable') facts.problem = observed.bundle.error;
   else {
-    facts.refs = Object.keys(observed.bundle.refs).filter((name) => name !== 'HEAD').length;
+    facts.refs = Object.keys(observed.bundle.refs).filter((name) => name !== 'HEAD' && !isPersistRef(name)).length;
+    facts.stash = Object.keys(observed.bundle.refs).filter((name) => name.startsWith('refs/persist/stash/')).length;
+    facts.worktree = observed.bundle.refs[WORKTREE_REF] ? `snapshot ${short(observed.bundle.refs[WORKTREE_REF])}` : 'as committed';
     facts.head = short(observed.bundle.refs.HEAD) ?? null;
   }
   return facts;

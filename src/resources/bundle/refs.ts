@@ -7,14 +7,20 @@ import { PersistError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
 
 /**
- * The refs a persist bundle holds, and so the refs compared with it: local branches and tags.
- * Remote-tracking refs are left out on purpose: they can be fetched again from the remote, and
- * every `git fetch` would otherwise make a new bundle. HEAD is recorded beside them.
+ * The refs a persist bundle holds, and so the refs compared with it: every ref under `refs/`
+ * (branches, tags, notes, custom refs) except these. Remote-tracking refs (and git maintenance's
+ * prefetched copies of them) are left out on purpose: they can be fetched again from the remote,
+ * and every `git fetch` would otherwise make a new bundle. `refs/stash` is saved entry by entry
+ * from its reflog (as `refs/persist/stash/<n>`, see STASH_REF_PREFIX), and `refs/persist/` is
+ * persist's own (the work tree snapshot): both are computed, not copied. HEAD is recorded beside them.
  */
-export const BUNDLED_REF_PREFIXES = ['refs/heads/', 'refs/tags/'] as const;
+export const UNBUNDLED_REF_PREFIXES = ['refs/remotes/', 'refs/prefetch/', 'refs/persist/'] as const;
+export const STASH_REF = 'refs/stash';
+/** `refs/persist/stash/0` is `stash@{0}` (the newest entry), `/1` is `stash@{1}` ... */
+export const STASH_REF_PREFIX = 'refs/persist/stash/';
 
 export function isBundledRef(name: string): boolean {
-  return BUNDLED_REF_PREFIXES.some((prefix) => name.startsWith(prefix));
+  return name.startsWith('refs/') && name !== STASH_REF && !UNBUNDLED_REF_PREFIXES.some((prefix) => name.startsWith(prefix));
 }
 
 export type HeadState =
@@ -28,8 +34,12 @@ export interface RepoRefs {
   /** The directory holding refs/ and packed-refs. */
   commonDir: string;
   head: HeadState;
-  /** Ref name → object id (not peeled), sorted by name. Only `BUNDLED_REF_PREFIXES` refs. */
+  /** Ref name → object id (not peeled), sorted by name. Only bundled refs (see isBundledRef). */
   refs: Record<string, string>;
+  /** The stash entries, newest (`stash@{0}`) first, read from `refs/stash`'s reflog. */
+  stash: string[];
+  /** Where `refs/persist/worktree` points: the snapshot this repo last saved or restored. */
+  worktreeRef: string | null;
 }
 
 /** A `.git` that cannot be read as a repository. */
@@ -100,8 +110,9 @@ export function parsePackedRefs(text: string, where: string): Map<string, string
   return refs;
 }
 
-/** Loose ref files under `<commonDir>/<prefix>`, recursively: name → raw content. */
+/** Loose ref files under `<commonDir>/<prefix>`, recursively: name → raw content (bundled refs only). */
 async function readLooseRefs(host: Host, commonDir: string, prefix: string, into: Map<string, string>): Promise<void> {
+  if (UNBUNDLED_REF_PREFIXES.some((skipped) => prefix.startsWith(skipped))) return; // refs/remotes/ is never walked
   const dir = join(commonDir, prefix);
   const info = await host.lstat(dir);
   if (info?.type !== 'dir') return;
@@ -111,7 +122,7 @@ async function readLooseRefs(host: Host, commonDir: string, prefix: string, into
       const name = `${prefix}${entry}`;
       const entryInfo = await host.lstat(join(commonDir, name));
       if (entryInfo?.type === 'dir') await readLooseRefs(host, commonDir, `${name}/`, into);
-      else if (entryInfo?.type === 'file' && !entry.endsWith('.lock')) into.set(name, (await host.readFile(join(commonDir, name))).toString('utf8'));
+      else if (entryInfo?.type === 'file' && !entry.endsWith('.lock') && isBundledRef(name)) into.set(name, (await host.readFile(join(commonDir, name))).toString('utf8'));
     }),
   );
 }
@@ -126,7 +137,7 @@ export async function readRefsFromGitDir(host: Host, gitDir: string): Promise<Re
   const packedFile = join(commonDir, 'packed-refs');
   const packed = (await host.lstat(packedFile)) ? parsePackedRefs((await host.readFile(packedFile)).toString('utf8'), packedFile) : new Map<string, string>();
   const loose = new Map<string, string>();
-  for (const prefix of BUNDLED_REF_PREFIXES) await readLooseRefs(host, commonDir, prefix, loose);
+  await readLooseRefs(host, commonDir, 'refs/', loose);
 
   // Resolves a ref name (following symbolic refs) to an object id; null when it does not exist.
   const resolveRef = async (name: string, depth: number): Promise<string | null> => {
@@ -156,7 +167,24 @@ export async function readRefsFromGitDir(host: Host, gitDir: string): Promise<Re
     'sha' in headValue
       ? { kind: 'detached', sha: headValue.sha }
       : { kind: 'symbolic', ref: headValue.symref, sha: await resolveRef(headValue.symref, 1) };
-  return { gitDir, commonDir, head, refs };
+  const worktreeRef = await resolveRef('refs/persist/worktree', 0);
+  const stash = (await resolveRef(STASH_REF, 0)) ? await readStashEntries(host, commonDir) : [];
+  return { gitDir, commonDir, head, refs, stash, worktreeRef };
+}
+
+/**
+ * The stash's entries, newest first: the new-value column of `logs/refs/stash`, last line first
+ * (git keeps one reflog line per entry; `git stash drop` rewrites the file).
+ */
+async function readStashEntries(host: Host, commonDir: string): Promise<string[]> {
+  const file = join(commonDir, 'logs', STASH_REF);
+  if ((await host.lstat(file))?.type !== 'file') return [];
+  const entries: string[] = [];
+  for (const line of (await host.readFile(file)).toString('utf8').split('\n')) {
+    const sha = line.split(' ')[1];
+    if (sha && OBJECT_ID.test(sha) && !/^0+$/.test(sha)) entries.push(sha);
+  }
+  return entries.reverse();
 }
 
 /** HEAD and bundled refs of the work tree `repo`; null when it has no `.git`. */

@@ -33,6 +33,8 @@ export interface RestoreResult {
   differing: string[];
   /** Missing tracked files not checked out because a symlink (or a file) lies on their path. */
   blocked: string[];
+  /** The bundle's `refs/persist/*` refs (stash entries, work tree snapshot): their objects are in the repo now, the refs are not. */
+  persistRefs: Record<string, string>;
 }
 
 /** The branch HEAD should name: the one at HEAD's commit, preferring main and master when several are. */
@@ -94,6 +96,7 @@ export async function restoreFromBundle(host: Host, request: RestoreRequest, pro
     progress('reading the bundle');
     const unbundled = parseRefLines((await git(host, ['--git-dir', gitDir, 'bundle', 'unbundle', file])).stdout);
     const refs = Object.fromEntries(Object.entries(unbundled).filter(([name]) => isBundledRef(name)));
+    const persistRefs = Object.fromEntries(Object.entries(unbundled).filter(([name]) => name.startsWith('refs/persist/')));
     const headSha = unbundled.HEAD ?? null;
     const headRef = chooseHeadBranch(refs, headSha);
     const checkoutSha = headSha ?? (headRef ? refs[headRef]! : null);
@@ -133,7 +136,7 @@ export async function restoreFromBundle(host: Host, request: RestoreRequest, pro
       if (await host.lstat(join(repo, '.git'))) throw new ActionError(`${repo}/.git appeared during the restore; run persist plan again`);
       await host.rename(gitDir, join(repo, '.git'));
     }
-    return { refs: Object.keys(refs).length, headRef, headSha: headRef ? refs[headRef]! : headSha, checkedOut, differing, blocked };
+    return { refs: Object.keys(refs).length, headRef, headSha: headRef ? refs[headRef]! : headSha, checkedOut, differing, blocked, persistRefs };
   } finally {
     if (building) await host.remove(staging);
   }

@@ -10,6 +10,7 @@ import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import { readBundleHeader, type BundleHeader } from './header.js';
 import { git } from './git.js';
+import { createBundle } from './bundle-create.js';
 
 export interface WriteBundleRequest {
   /** Work tree of the repository. */
@@ -18,8 +19,11 @@ export interface WriteBundleRequest {
   key: string;
   /** Earlier generations kept as `<file>.1` ... `<file>.<keep>`. */
   keep: number;
-  /** Whether the repo's HEAD resolves to a commit (then the bundle records it). */
-  includeHead: boolean;
+  /**
+   * Exactly the refs the bundle holds, HEAD included when it resolves to a commit (the repo's
+   * bundled refs, its stash entries and work tree snapshot under `refs/persist/`; see createBundle).
+   */
+  refs: Record<string, string>;
 }
 
 export interface WriteBundleResult {
@@ -28,11 +32,6 @@ export interface WriteBundleResult {
   sha256: string;
   /** Generations present after the rotation, e.g. [1, 2]. */
   generations: number[];
-}
-
-/** The arguments after `git bundle create <file>`: the ref set persist bundles (see BUNDLED_REF_PREFIXES). */
-export function bundleRevisionArgs(includeHead: boolean): string[] {
-  return [...(includeHead ? ['HEAD'] : []), '--branches', '--tags'];
 }
 
 export function generationPath(file: string, generation: number): string {
@@ -61,9 +60,14 @@ export async function writeBundle(
   await host.mkdir(workDir, { mode: 0o700 });
   try {
     progress('creating the bundle on local disk');
-    await git(host, ['-C', repo, 'bundle', 'create', '-q', local, ...bundleRevisionArgs(request.includeHead)]);
+    await createBundle(host, repo, local, request.refs, workDir);
     await git(host, ['-C', repo, 'bundle', 'verify', '-q', local]);
     const header = await readBundleHeader(host, local);
+    const listed = Object.fromEntries(header.refs.map((ref) => [ref.name, ref.sha]));
+    const asked = Object.keys(request.refs);
+    if (header.refs.length !== asked.length || asked.some((name) => listed[name] !== request.refs[name])) {
+      throw new ActionError(`the bundle made of ${repo} does not list the refs it was made of; the previous bundle is unchanged`);
+    }
     const size = (await host.stat(local))?.size ?? 0;
     checkInterrupted();
 

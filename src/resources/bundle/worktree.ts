@@ -18,7 +18,8 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import { ActionError } from '../../errors.js';
-import { git } from './git.js';
+import { git, splitNul } from './git.js';
+import { copyIntoScratch, withScratchDir } from './scratch.js';
 import type { Host } from '../../host/types.js';
 
 export const WORKTREE_REF = 'refs/persist/worktree';
@@ -42,6 +43,8 @@ export interface WorktreeSnapshot {
   head: string | null;
   /** Whether the tree equals HEAD's tree (unborn: is empty): nothing to save beyond HEAD. */
   clean: boolean;
+  /** How it differs from the saved snapshot (only with the `saved` option, and when it differs). */
+  changes?: WorktreeChanges;
 }
 
 export interface SnapshotWorktreeOptions {
@@ -51,6 +54,8 @@ export interface SnapshotWorktreeOptions {
    * into the repo; for a plan that only needs the sha to compare with the saved ref).
    */
   objects?: 'repo' | 'temporary';
+  /** The saved snapshot to compare with (null: none saved); see snapshotWorktree. */
+  saved?: string | null;
   timeoutMs?: number;
 }
 
@@ -73,6 +78,14 @@ function identityEnv(date: string): Record<string, string> {
 async function gitPath(host: Host, repo: string, name: string): Promise<string> {
   const out = (await git(host, ['-C', repo, 'rev-parse', '--git-path', name], { readOnly: true })).stdout.trim();
   return isAbsolute(out) ? out : join(repo, out);
+}
+
+/** The work tree's top folder, its index and its object folder (absolute), in one git call. */
+async function repoPaths(host: Host, repo: string): Promise<{ top: string; index: string; objects: string }> {
+  const result = await host.run('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--show-toplevel', '--git-path', 'index', '--git-path', 'objects'], { readOnly: true });
+  const [top, index, objects] = result.stdout.split('\n');
+  if (result.exitCode !== 0 || !top || !index || !objects) throw new ActionError(`${repo} is not a git work tree: ${result.stderr.trim()}`);
+  return { top, index, objects };
 }
 
 async function topLevel(host: Host, repo: string): Promise<string> {
@@ -101,45 +114,105 @@ function committerDate(rawCommit: string): string {
   return match?.[1] ?? UNBORN_DATE;
 }
 
+/** Paths that differ between two trees, as `git diff-tree --name-status` counts them. */
+export interface WorktreeChanges {
+  modified: number;
+  added: number;
+  deleted: number;
+  /** What they differ from: the saved snapshot (its objects are in the repo), or HEAD. */
+  against: 'snapshot' | 'HEAD';
+}
+
 /**
  * Build the snapshot commit of the work tree of `repo` (see the top of this file). The commit has
  * HEAD as parent (none when unborn), a fixed identity and HEAD's committer date, so the same work
- * tree on the same HEAD always gives the same sha.
+ * tree on the same HEAD always gives the same sha. With `objects: 'temporary'` every git call is
+ * marked read-only (it writes only into persist's scratch folder), so plan can run it on its
+ * read-only host. `saved`: the saved snapshot's sha (null: none); when the new snapshot differs
+ * from it, `changes` says how (against the saved snapshot when its objects are in the repo, else
+ * against HEAD).
  */
 export async function snapshotWorktree(host: Host, repo: string, options: SnapshotWorktreeOptions = {}): Promise<WorktreeSnapshot> {
-  const top = await topLevel(host, repo);
-  const head = await headCommit(host, top);
-  const realIndex = await gitPath(host, top, 'index');
-  const temp = tempRoot(host);
-  await host.mkdir(temp, { mode: 0o700 });
-  try {
+  const temporary = options.objects === 'temporary';
+  // Independent look-ups run side by side (each git process costs a few ms, more on a busy machine).
+  const lookups = Promise.all([repoPaths(host, repo), headCommit(host, repo)]);
+  lookups.catch(() => {}); // awaited below; this only keeps a failure meanwhile from going unhandled
+  return withScratchDir(host, `persist-worktree-${host.pid()}-`, async (temp) => {
+    const [{ top, index: realIndex, objects: repoObjects }, head] = await lookups;
     const index = join(temp, 'index');
     const env: Record<string, string | undefined> = { ...host.env(), GIT_INDEX_FILE: index };
     delete env.GIT_DIR; // run against `top`, not a GIT_DIR the caller's process may have set
     delete env.GIT_WORK_TREE;
-    if (options.objects === 'temporary') {
-      const objects = join(temp, 'objects');
-      await host.mkdir(objects);
-      const repoObjects = await gitPath(host, top, 'objects');
-      env.GIT_OBJECT_DIRECTORY = objects;
+    if (temporary) {
+      // The scratch folder itself holds the new objects (git makes the fan-out folders in it).
+      env.GIT_OBJECT_DIRECTORY = temp;
       env.GIT_ALTERNATE_OBJECT_DIRECTORIES = repoObjects;
     }
-    const run = (args: string[]) => git(host, ['-C', top, ...args], { env, timeoutMs: options.timeoutMs });
+    const run = (args: string[]) => git(host, ['-C', top, ...args], { env, timeoutMs: options.timeoutMs, readOnly: temporary });
+    // HEAD's raw commit gives both its tree and the committer date the snapshot reuses.
+    const headCommitText = head ? run(['cat-file', 'commit', head]) : null;
+    headCommitText?.catch(() => {});
 
     // Seed from the real index (its stat data makes `add -A` rehash only what changed); without one, from HEAD.
-    if (await host.lstat(realIndex)) await host.copyFile(realIndex, index);
+    if (await host.lstat(realIndex)) await copyIntoScratch(host, realIndex, index);
     else if (head) await run(['read-tree', head]);
     await run(['add', '-A', '--', ':/', BACKUPS_PATHSPEC]);
     const tree = (await run(['write-tree'])).stdout.trim();
 
-    const headTree = head ? (await run(['rev-parse', `${head}^{tree}`])).stdout.trim() : await emptyTree(host, top);
-    const date = head ? committerDate((await run(['cat-file', 'commit', head])).stdout) : UNBORN_DATE;
+    const raw = headCommitText ? (await headCommitText).stdout : null;
+    const headTree = raw ? (/^tree ([0-9a-f]+)$/m.exec(raw)?.[1] ?? '') : await emptyTree(host, top);
+    const date = raw ? committerDate(raw) : UNBORN_DATE;
     const commitEnv = { ...env, ...identityEnv(date) };
     const commitArgs = ['-C', top, '-c', 'commit.gpgSign=false', 'commit-tree', '--no-gpg-sign', tree, ...(head ? ['-p', head] : [])];
-    const sha = (await git(host, commitArgs, { env: commitEnv, input: SNAPSHOT_MESSAGE, timeoutMs: options.timeoutMs })).stdout.trim();
-    return { sha, tree, head, clean: tree === headTree };
-  } finally {
-    await host.remove(temp);
+    const sha = (await git(host, commitArgs, { env: commitEnv, input: SNAPSHOT_MESSAGE, timeoutMs: options.timeoutMs, readOnly: temporary })).stdout.trim();
+
+    let changes: WorktreeChanges | undefined;
+    if (options.saved !== undefined && sha !== options.saved) {
+      const savedTree = options.saved
+        ? await host.run('git', ['-C', top, 'rev-parse', '--verify', '--quiet', `${options.saved}^{tree}`], { env, readOnly: true })
+        : null;
+      const against = savedTree?.exitCode === 0 ? 'snapshot' : 'HEAD';
+      const base = savedTree?.exitCode === 0 ? savedTree.stdout.trim() : headTree;
+      const listed = splitNul((await run(['diff-tree', '-r', '--no-renames', '-z', '--name-status', base, tree])).stdout);
+      changes = { modified: 0, added: 0, deleted: 0, against };
+      for (let i = 0; i < listed.length; i += 2) {
+        const status = listed[i]![0];
+        if (status === 'A') changes.added++;
+        else if (status === 'D') changes.deleted++;
+        else changes.modified++;
+      }
+    }
+    return { sha, tree, head, clean: tree === headTree, ...(changes ? { changes } : {}) };
+  });
+}
+
+/**
+ * Whether `git status` sees nothing to save (no staged, unstaged or untracked non-ignored change
+ * outside `.persist-backups/`): the one git process plan runs on a clean work tree. Read-only:
+ * `--no-optional-locks` keeps status from refreshing the repo's index. An answer of false only
+ * means a snapshot must be made to know (a change undone in the work tree still shows in status).
+ */
+export async function worktreeLooksClean(host: Host, repo: string): Promise<boolean> {
+  const args = ['--no-optional-locks', '-C', repo, 'status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=dirty', '--', ':/', BACKUPS_PATHSPEC];
+  return (await git(host, args, { readOnly: true })).stdout === '';
+}
+
+export type WorktreeObserved =
+  /** The work tree matches HEAD: no snapshot is saved. */
+  | { state: 'clean' }
+  /** `sha`: the snapshot the work tree makes now; `changes`: how it differs from the saved one (when it does). */
+  | { state: 'dirty'; sha: string; changes?: WorktreeChanges }
+  | { state: 'unreadable'; error: string };
+
+/** The work tree as plan sees it, without writing anything into the repo (`saved`: the bundle's snapshot). */
+export async function observeWorktree(host: Host, repo: string, saved: string | null): Promise<WorktreeObserved> {
+  try {
+    if (await worktreeLooksClean(host, repo)) return { state: 'clean' };
+    const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved });
+    if (snapshot.clean) return { state: 'clean' };
+    return { state: 'dirty', sha: snapshot.sha, ...(snapshot.changes ? { changes: snapshot.changes } : {}) };
+  } catch (error) {
+    return { state: 'unreadable', error: (error as Error).message };
   }
 }
 
@@ -219,5 +292,18 @@ export async function restoreWorktree(host: Host, repo: string, sha: string, opt
     return { changed: true };
   } finally {
     await host.remove(temp);
+  }
+}
+
+/**
+ * Put stash entries back (newest first, as `refs/persist/stash/<n>` lists them) so that
+ * `git stash list` shows them again: `git stash store` of each, oldest first, with its commit's
+ * subject as the message (what `git stash` wrote into the reflog when the entry was made).
+ */
+export async function restoreStash(host: Host, repo: string, entries: string[]): Promise<void> {
+  const env = { ...host.env(), ...identityEnv(`${Math.floor(host.now().getTime() / 1000)} +0000`) };
+  for (const sha of [...entries].reverse()) {
+    const subject = (await git(host, ['-C', repo, 'log', '-1', '--format=%s', sha], { readOnly: true })).stdout.trim();
+    await git(host, ['-C', repo, 'stash', 'store', '-q', '-m', subject || 'persist: restored stash entry', sha], { env });
   }
 }

@@ -1,0 +1,30 @@
+// A private scratch folder under $TMPDIR that works on the read-only host of plan and status:
+// made by `mktemp -d`, filled by git (a temporary index, throwaway objects) or `cp`, and removed by
+// `rm -rf`, each run marked `readOnly` because it changes nothing the user owns (the folder is
+// persist's own, exists only while `use` runs, and is gone afterwards even when `use` fails).
+// This is how `plan` learns a work tree snapshot's id without writing into the repo.
+import { ActionError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
+
+async function run(host: Host, command: string, args: string[]): Promise<string> {
+  const result = await host.run(command, args, { readOnly: true });
+  if (result.exitCode !== 0) throw new ActionError(`${command} ${args.join(' ')} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  return result.stdout;
+}
+
+/** Run `use` with a new empty folder (mode 0700) that is removed afterwards. */
+export async function withScratchDir<T>(host: Host, prefix: string, use: (dir: string) => Promise<T>): Promise<T> {
+  const tmp = (host.env().TMPDIR ?? '/tmp').replace(/\/+$/, '') || '/';
+  const dir = (await run(host, 'mktemp', ['-d', `${tmp}/${prefix}XXXXXXXX`])).trim();
+  if (!dir.startsWith(`${tmp}/${prefix}`)) throw new ActionError(`mktemp made ${JSON.stringify(dir)}, not a folder under ${tmp}`);
+  try {
+    return await use(dir);
+  } finally {
+    await run(host, 'rm', ['-rf', '--', dir]);
+  }
+}
+
+/** Copy a file into a scratch folder (the caller's promise: `to` lies in one). */
+export async function copyIntoScratch(host: Host, from: string, to: string): Promise<void> {
+  await run(host, 'cp', ['--', from, to]);
+}
