@@ -11,12 +11,16 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
   const host = makeHost(io, { readOnly: true });
   const { observation } = await computePlan(host, env, { allowShrink: false }, []);
   const rows: StatusRow[] = await Promise.all(
-    observation.resources.map(async (r) => ({
-      address: r.address,
-      ok: r.diff === null,
-      state: r.diff === null ? 'ok' : r.diff.conflict ? `conflict: ${r.diff.conflict.message}` : `needs ${r.diff.action}: ${r.diff.reason}`,
-      facts: await r.module.facts(r.resource, r.seen.state, observation.ctx),
-    })),
+    observation.resources.map(async (r) => {
+      // Nothing to do is not the same as saved: a resource with no backup is never `ok`.
+      const unsaved = r.diff === null ? (r.module.unsaved?.(r.resource, r.seen.state) ?? null) : null;
+      return {
+        address: r.address,
+        ok: r.diff === null && unsaved === null,
+        state: unsaved ?? (r.diff === null ? 'ok' : r.diff.conflict ? `conflict: ${r.diff.conflict.message}` : `needs ${r.diff.action}: ${r.diff.reason}`),
+        facts: await r.module.facts(r.resource, r.seen.state, observation.ctx),
+      };
+    }),
   );
   if (opts.json) io.out(statusJson(env.environment, rows));
   else io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));

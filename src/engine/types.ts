@@ -148,4 +148,9 @@ export interface ResourceModule<R, State, Detail = null> {
   unattended(decision: Decision, state: State): boolean;
   /** What `status` shows about the resource. */
   facts(resource: R, state: State, ctx: ObserveContext): Promise<Facts>;
+  /**
+   * Optional: why status must not say `ok` although a plan has nothing to do (a backup that does
+   * not exist yet because there is nothing to save: `nothing saved yet: ...`), else null.
+   */
+  unsaved?(resource: R, state: State): string | null;
 }

@@ -52,7 +52,7 @@ import { compareWithListing, compareWithManifest, emptyComparison, manifestFiles
 import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
-import { formatBytes, plural, samplePaths } from '../../output/format.js';
+import { formatAge, formatBytes, plural, samplePaths } from '../../output/format.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -450,7 +450,17 @@ async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host)
     lastPush: (fromManifest ? mirror.pushedAt : undefined) ?? local.lastPush ?? null,
     lastRestore: local.lastRestore ?? null,
     files: fromManifest ? mirror.files : null,
+    // How long ago the mirror was last pushed (what is saved, with its age).
+    age: fromManifest && mirror.pushedAt ? formatAge(Date.parse(mirror.pushedAt), host.now()) : null,
   };
+}
+
+/** Status: a mirror that holds nothing because the local folder has nothing to push yet. */
+export function syncUnsaved(sync: ResolvedSync, observed: SyncObserved): string | null {
+  const { local, mirror } = observed;
+  const mirrorEmpty = mirror.state === 'missing' || (mirror.state === 'directory' && mirror.files === 0);
+  const localEmpty = local.state === 'missing' || (local.state === 'directory' && local.files === 0);
+  return mirrorEmpty && localEmpty ? `nothing saved yet: ${describeLocal(sync, local)}` : null;
 }
 
 export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> = {
@@ -468,4 +478,5 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   // A push never deletes because the source is empty, and a restore fills only an empty folder.
   unattended: (decision) => decision.action === 'push' || decision.action === 'restore',
   facts: (sync, observed, ctx) => syncFacts(sync, observed, ctx.host),
+  unsaved: syncUnsaved,
 };
