@@ -13,6 +13,10 @@ const DUMMY_ENV = {
   R2_SECRET_ACCESS_KEY: 'dummy-secret-access-key',
   MINIO_ACCESS_KEY: 'dummy-minio-access',
   MINIO_SECRET_KEY: 'dummy-minio-secret',
+  LOCAL_S3_ENDPOINT: 'http://127.0.0.1:4568',
+  LOCAL_S3_BUCKET: 'persist-local',
+  LOCAL_S3_ACCESS_KEY_ID: 'S3RVER',
+  LOCAL_S3_SECRET_ACCESS_KEY: 'S3RVER',
 };
 
 function yamlFiles(folder: string): string[] {
