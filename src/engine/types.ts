@@ -59,6 +59,16 @@ export interface Decision {
   conflict?: Conflict;
   /** Warnings shown under the action (e.g. a linked path tracked by a bundled repo). */
   warnings?: string[];
+  /** The files the action moves (names, never contents), by what happens to each; plan shows a few, --json all. */
+  files?: FileList[];
+}
+
+/** What happens to a list of files: restored, pushed as new or changed, deleted from the mirror, ... */
+export type FileFate = 'restore' | 'add' | 'change' | 'delete' | 'keep' | 'compare';
+
+export interface FileList {
+  fate: FileFate;
+  paths: string[];
 }
 
 export interface PlannedAction extends Decision {
