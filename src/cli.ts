@@ -86,6 +86,14 @@ program
   .action(action(() => import('./commands/status.js'), (o) => o as never));
 
 program
+  .command('clean')
+  .description("remove persist's own leftovers in the bucket (conflict copies, partial files), after listing them")
+  .addOption(fileOption()).addOption(envOption())
+  .option('--auto-approve', 'remove them without asking')
+  .addHelpText('after', example('persist clean -f specs/moltbot.yaml --env production'))
+  .action(action(() => import('./commands/clean.js'), (o) => o as never));
+
+program
   .command('watch')
   .description('plan every interval; with --auto-approve apply the safe actions, else report drift')
   .addOption(fileOption()).addOption(envOption())

@@ -4,6 +4,7 @@
 import { statusJson, renderStatus, type StatusRow } from '../output/status-view.js';
 import { makeStyle } from '../output/style.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
+import { cleanCommand, findLeftovers, renderLeftovers } from './leftovers.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export default async function status(opts: SpecOptions, io: CommandIO): Promise<number> {
@@ -22,7 +23,11 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
       };
     }),
   );
-  if (opts.json) io.out(statusJson(env.environment, rows));
-  else io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));
+  const leftovers = await findLeftovers(env, observation.ctx);
+  if (opts.json) io.out(statusJson(env.environment, rows, leftovers.length ? { leftovers: leftovers.map(({ bucket, key, where, kind }) => ({ bucket, key, path: where, kind })), clean: cleanCommand(env.specFile, env.environment) } : {}));
+  else {
+    io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));
+    if (leftovers.length) io.out(`\n${renderLeftovers(leftovers)}Remove them with: ${cleanCommand(env.specFile, env.environment)}\n`);
+  }
   return 0; // status reports; drift is not an error (use `plan --detailed-exitcode` to test for it)
 }
