@@ -62,6 +62,7 @@ program
   .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
   .option('--target <address>', 'limit to this resource and what it needs (repeatable)', collect)
   .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
+  .option('--diff', 'show a unified diff of each changed text file a sync push would send (up to 64 KiB)')
   .addHelpText('after', example('ENVIRONMENT=development persist plan -f specs/moltbot.yaml --out boot.plan'))
   .action(action(() => import('./commands/plan.js'), (o) => o as never));
 
@@ -83,6 +84,14 @@ program
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .addHelpText('after', example('persist status -f specs/moltbot.yaml --json'))
   .action(action(() => import('./commands/status.js'), (o) => o as never));
+
+program
+  .command('clean')
+  .description("remove persist's own leftovers in the bucket (conflict copies, partial files), after listing them")
+  .addOption(fileOption()).addOption(envOption())
+  .option('--auto-approve', 'remove them without asking')
+  .addHelpText('after', example('persist clean -f specs/moltbot.yaml --env production'))
+  .action(action(() => import('./commands/clean.js'), (o) => o as never));
 
 program
   .command('watch')

@@ -16,10 +16,20 @@ export interface SpecProblem {
   /** Key path such as `buckets.data.mount.path` (empty for the document itself). */
   path: string;
   message: string;
+  /** Problems that follow from this one (a structure error): shown folded under it. */
+  consequences?: SpecProblem[];
 }
 
+/** How many consequences are shown under a cause; the rest are counted. */
+const CONSEQUENCES_SHOWN = 3;
+
 export function formatProblem(p: SpecProblem): string {
-  return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+  const line = `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+  if (!p.consequences?.length) return line;
+  const shown = p.consequences.slice(0, CONSEQUENCES_SHOWN).map((c) => `    ${formatProblem({ ...c, consequences: [] })}`);
+  const more = p.consequences.length - shown.length;
+  const count = p.consequences.length === 1 ? '1 problem follows' : `${p.consequences.length} problems follow`;
+  return [line, `  ${count} from it:`, ...shown, ...(more > 0 ? [`    ... and ${more} more`] : [])].join('\n');
 }
 
 /** All problems found in a spec, reported at once. */

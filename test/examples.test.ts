@@ -13,6 +13,10 @@ const DUMMY_ENV = {
   R2_SECRET_ACCESS_KEY: 'dummy-secret-access-key',
   MINIO_ACCESS_KEY: 'dummy-minio-access',
   MINIO_SECRET_KEY: 'dummy-minio-secret',
+  LOCAL_S3_ENDPOINT: 'http://127.0.0.1:4568',
+  LOCAL_S3_BUCKET: 'persist-local',
+  LOCAL_S3_ACCESS_KEY_ID: 'S3RVER',
+  LOCAL_S3_SECRET_ACCESS_KEY: 'S3RVER',
 };
 
 function yamlFiles(folder: string): string[] {
@@ -144,3 +148,42 @@ function execFileSyncResult(command: string, args: string[], env: Record<string,
     return { code: failed.status, output: `${failed.stdout}${failed.stderr}` };
   }
 }
+
+describe('the quickstart tour (README)', () => {
+  it('seeds a workspace, saves it, and brings a deleted workspace back', async () => {
+    const dir = tempDir();
+    const examples = join(dir, 'examples');
+    mkdirSync(examples);
+    for (const name of ['quickstart.yaml', 'quickstart-seed.sh']) writeFileSync(join(examples, name), readFileSync(join(ROOT, 'examples', name)));
+    const env = { PERSIST_STATE_DIR: join(dir, 'state-dir'), HOME: dir };
+    const spec = ['-f', 'examples/quickstart.yaml'];
+    const seeded = execFileSync('sh', ['examples/quickstart-seed.sh'], { cwd: dir, encoding: 'utf8' });
+    expect(seeded).toContain('quickstart-seed: seeded');
+    const qs = join(examples, 'quickstart');
+
+    const apply = await runPersist(['apply', ...spec, '--auto-approve'], { cwd: dir, env });
+    expect(apply.code, apply.stdout + apply.stderr).toBe(0);
+    expect(apply.stdout).toMatch(/✔ \d+\. ~ link\.notes {2}adopt: adopted 1 file/);
+    expect(apply.stdout).toMatch(/✔ \d+\. ~ sync\.state {2}push: copied 1 file/);
+    expect(apply.stdout).toMatch(/✔ \d+\. ~ bundle\.agent {2}update: wrote bundles\/repo\.bundle/);
+    expect((await runPersist(['plan', ...spec], { cwd: dir, env })).stdout).toContain('No changes. The machine matches the spec.');
+    const status = await runPersist(['status', ...spec], { cwd: dir, env });
+    expect(status.stdout).toMatch(/^ok {2}bundle\.agent .* age=\d+s {2}refs=1/m);
+    expect(status.stdout).toMatch(/^ok {2}sync\.state .* files=1 {2}age=\d+s/m);
+    // The second run of the seed script changes nothing.
+    expect(execFileSync('sh', ['examples/quickstart-seed.sh'], { cwd: dir, encoding: 'utf8' })).toContain('nothing seeded');
+
+    // The tour: write a note, delete the workspace, apply, see everything back.
+    writeFileSync(join(qs, 'workspace', 'notes', 'today.md'), 'remember the milk\n');
+    const db = readFileSync(join(qs, 'state', readdirSync(join(qs, 'state'))[0]!));
+    for (const name of ['workspace', 'repo', 'state']) execFileSync('rm', ['-rf', join(qs, name)]);
+    const back = await runPersist(['apply', ...spec, '--auto-approve'], { cwd: dir, env });
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('Apply complete: 5 applied, 0 failed, 0 skipped.');
+    expect(readFileSync(join(qs, 'workspace', 'notes', 'today.md'), 'utf8')).toBe('remember the milk\n');
+    expect(readFileSync(join(qs, 'workspace', 'notes', 'welcome.md'), 'utf8')).toContain('The workspace persists');
+    expect(execFileSync('git', ['-C', join(qs, 'repo'), 'log', '--format=%s'], { encoding: 'utf8' })).toBe('first commit\n');
+    expect(readFileSync(join(qs, 'state', readdirSync(join(qs, 'state'))[0]!))).toEqual(db);
+    expect((await runPersist(['plan', ...spec], { cwd: dir, env })).stdout).toContain('No changes.');
+  });
+});

@@ -3,7 +3,9 @@ import { resolve } from 'node:path';
 import { sealPlan, writeSavedPlan } from '../engine/saved-plan.js';
 import { makeStyle } from '../output/style.js';
 import { planJson, renderPlan } from '../output/render.js';
+import { renderPlanDiffs } from '../output/file-diff.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
+import { syncDiffSource } from './plan-diff.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface PlanCommandOptions extends SpecOptions {
@@ -11,6 +13,8 @@ export interface PlanCommandOptions extends SpecOptions {
   detailedExitcode?: boolean;
   target?: string[];
   allowShrink?: boolean;
+  /** Show a unified diff of each changed text file a sync push would send. */
+  diff?: boolean;
 }
 
 export default async function plan(opts: PlanCommandOptions, io: CommandIO): Promise<number> {
@@ -40,6 +44,7 @@ export default async function plan(opts: PlanCommandOptions, io: CommandIO): Pro
   if (opts.json) io.out(`${JSON.stringify(planJson(env.environment, actions), null, 2)}\n`);
   else {
     io.out(renderPlan(actions, makeStyle(io.color), header(env, 'plan')));
+    if (opts.diff) io.out(await renderPlanDiffs(actions, syncDiffSource(host, env, result.observation.ctx)));
     if (opts.out) io.out(`Saved the plan to ${opts.out}; apply it with \`persist apply ${opts.out}\`.\n`);
   }
 

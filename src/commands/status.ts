@@ -4,6 +4,7 @@
 import { statusJson, renderStatus, type StatusRow } from '../output/status-view.js';
 import { makeStyle } from '../output/style.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
+import { cleanCommand, findLeftovers, renderLeftovers } from './leftovers.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export default async function status(opts: SpecOptions, io: CommandIO): Promise<number> {
@@ -11,14 +12,22 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
   const host = makeHost(io, { readOnly: true });
   const { observation } = await computePlan(host, env, { allowShrink: false }, []);
   const rows: StatusRow[] = await Promise.all(
-    observation.resources.map(async (r) => ({
-      address: r.address,
-      ok: r.diff === null,
-      state: r.diff === null ? 'ok' : r.diff.conflict ? `conflict: ${r.diff.conflict.message}` : `needs ${r.diff.action}: ${r.diff.reason}`,
-      facts: await r.module.facts(r.resource, r.seen.state, observation.ctx),
-    })),
+    observation.resources.map(async (r) => {
+      // Nothing to do is not the same as saved: a resource with no backup is never `ok`.
+      const unsaved = r.diff === null ? (r.module.unsaved?.(r.resource, r.seen.state) ?? null) : null;
+      return {
+        address: r.address,
+        ok: r.diff === null && unsaved === null,
+        state: unsaved ?? (r.diff === null ? 'ok' : r.diff.conflict ? `conflict: ${r.diff.conflict.message}` : `needs ${r.diff.action}: ${r.diff.reason}`),
+        facts: await r.module.facts(r.resource, r.seen.state, observation.ctx),
+      };
+    }),
   );
-  if (opts.json) io.out(statusJson(env.environment, rows));
-  else io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));
+  const leftovers = await findLeftovers(env, observation.ctx);
+  if (opts.json) io.out(statusJson(env.environment, rows, leftovers.length ? { leftovers: leftovers.map(({ bucket, key, where, kind }) => ({ bucket, key, path: where, kind })), clean: cleanCommand(env.specFile, env.environment) } : {}));
+  else {
+    io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));
+    if (leftovers.length) io.out(`\n${renderLeftovers(leftovers)}Remove them with: ${cleanCommand(env.specFile, env.environment)}\n`);
+  }
   return 0; // status reports; drift is not an error (use `plan --detailed-exitcode` to test for it)
 }

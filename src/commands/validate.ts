@@ -12,7 +12,14 @@ export default async function validate(opts: SpecOptions, io: CommandIO): Promis
   const { problems, environments } = await validateSpec({ file, environment: opts.env, processEnv: io.env, cwd: io.cwd });
   const valid = problems.length === 0;
   if (opts.json) {
-    const errors = problems.map(({ file, line, column, path, message }) => ({ file, line, column, path, message }));
+    const errors = problems.map(({ file, line, column, path, message, consequences }) => ({
+      file,
+      line,
+      column,
+      path,
+      message,
+      ...(consequences?.length ? { consequences: consequences.map((c) => ({ file: c.file, line: c.line, column: c.column, path: c.path, message: c.message })) } : {}),
+    }));
     io.out(`${JSON.stringify({ valid, environments, errors }, null, 2)}\n`);
   } else if (valid) {
     const checked = opts.env === undefined ? environments : [opts.env];

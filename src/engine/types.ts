@@ -59,6 +59,16 @@ export interface Decision {
   conflict?: Conflict;
   /** Warnings shown under the action (e.g. a linked path tracked by a bundled repo). */
   warnings?: string[];
+  /** The files the action moves (names, never contents), by what happens to each; plan shows a few, --json all. */
+  files?: FileList[];
+}
+
+/** What happens to a list of files: restored, pushed as new or changed, deleted from the mirror, ... */
+export type FileFate = 'restore' | 'add' | 'change' | 'delete' | 'keep' | 'compare';
+
+export interface FileList {
+  fate: FileFate;
+  paths: string[];
 }
 
 export interface PlannedAction extends Decision {
@@ -159,4 +169,9 @@ export interface ResourceModule<R, State, Detail = null> {
   unattended(decision: Decision, state: State): boolean;
   /** What `status` shows about the resource. */
   facts(resource: R, state: State, ctx: ObserveContext): Promise<Facts>;
+  /**
+   * Optional: why status must not say `ok` although a plan has nothing to do (a backup that does
+   * not exist yet because there is nothing to save: `nothing saved yet: ...`), else null.
+   */
+  unsaved?(resource: R, state: State): string | null;
 }

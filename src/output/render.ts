@@ -2,7 +2,7 @@
 import diff from 'fast-diff';
 import { SENSITIVE_TEXT } from '../spec/sensitive.js';
 import { SYMBOLS, summarize, type PlanSummary } from '../engine/plan.js';
-import type { Change, PlannedAction } from '../engine/types.js';
+import type { Change, FileFate, FileList, PlannedAction } from '../engine/types.js';
 import { plural } from './format.js';
 import type { Style } from './style.js';
 
@@ -61,7 +61,26 @@ export function renderAction(action: PlannedAction, index: number, style: Style)
     lines.push(`   ${style.bold('fix:')} ${action.conflict.fix}`);
   }
   for (const warning of action.warnings ?? []) lines.push(`   ${style.yellow('warning:')} ${warning}`);
+  for (const list of action.files ?? []) lines.push(...renderFileList(list));
   return lines.join('\n');
+}
+
+/** How many names of each file list plan prints; --json lists them all. */
+export const FILES_SHOWN = 10;
+
+const FATE_HEADINGS: Record<FileFate, (count: number) => string> = {
+  restore: (n) => `restores ${plural(n, 'file')}`,
+  add: (n) => `pushes ${plural(n, 'new file')}`,
+  change: (n) => `pushes ${plural(n, 'changed file')}`,
+  delete: (n) => `deletes ${plural(n, 'file')} from the mirror`,
+  keep: (n) => `keeps ${plural(n, 'file')} removed locally in the mirror`,
+  compare: (n) => `compares ${plural(n, 'file')} by content (pushed where they differ)`,
+};
+
+function renderFileList(list: FileList): string[] {
+  const shown = list.paths.slice(0, FILES_SHOWN).map((path) => `       ${path}`);
+  const more = list.paths.length - shown.length;
+  return [`     ${FATE_HEADINGS[list.fate](list.paths.length)}:`, ...shown, ...(more > 0 ? [`       and ${more} more`] : [])];
 }
 
 /** The whole plan: numbered actions, then the summary line (or "No changes"). */
@@ -97,6 +116,7 @@ export function planJson(environment: string, actions: PlannedAction[], extra: R
       after: Object.fromEntries(action.changes.map((c) => [c.field, c.sensitive ? SENSITIVE_TEXT : c.after])),
       ...(action.conflict ? { conflict: action.conflict } : {}),
       ...(action.warnings?.length ? { warnings: action.warnings } : {}),
+      ...(action.files?.length ? { files: Object.fromEntries(action.files.map((list) => [list.fate, list.paths])) } : {}),
       dependsOn: action.dependsOn,
     })),
     summary: { add: summary.add, change: summary.change, replace: summary.replace, restore: summary.restore, conflicts: summary.conflict },

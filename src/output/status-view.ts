@@ -10,8 +10,8 @@ export interface StatusRow {
   facts: Facts;
 }
 
-export function statusJson(environment: string, rows: StatusRow[]): string {
-  return `${JSON.stringify({ formatVersion: 1, environment, resources: rows }, null, 2)}\n`;
+export function statusJson(environment: string, rows: StatusRow[], extra: Record<string, unknown> = {}): string {
+  return `${JSON.stringify({ formatVersion: 1, environment, resources: rows, ...extra }, null, 2)}\n`;
 }
 
 export function renderStatus(header: string, rows: StatusRow[], style: Style): string {

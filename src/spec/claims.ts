@@ -7,6 +7,13 @@ import type { Part } from './positions.js';
 /** A problem at a key path of the environment's merged tree. */
 export type Report = (path: KeyPath, message: string, part?: Part) => void;
 
+/** `FILE:LINE` of a key path, so that an overlap names where both resources are written. */
+export type Locate = (path: KeyPath) => string;
+
+function both(claim: { address: string; at: KeyPath }, earlier: { address: string; at: KeyPath }, locate?: Locate): string {
+  return locate ? ` (${claim.address} at ${locate(claim.at)}, ${earlier.address} at ${locate(earlier.at)})` : '';
+}
+
 /** A resource's claim on a path inside a mount. */
 export interface MountClaim {
   address: string;
@@ -31,13 +38,13 @@ export interface MountPath {
 }
 
 /** No two resources may claim the same or nested paths inside one mount. */
-export function checkMountClaims(claims: MountClaim[], report: Report): void {
+export function checkMountClaims(claims: MountClaim[], report: Report, locate?: Locate): void {
   const entries = claims.flatMap((claim, index) => claim.paths.map((path) => ({ key: `${claim.bucket}:${path}`, owner: index })));
   for (const [first, second] of overlappingOwners(entries)) {
     const earlier = claims[first]!;
     const claim = claims[second]!;
     const clash = findOverlap(earlier.paths, claim.paths, posixContains);
-    if (clash) report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'in the mount of bucket ' + claim.bucket)}`);
+    if (clash) report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'in the mount of bucket ' + claim.bucket)}${both(claim, earlier, locate)}`);
   }
 }
 
@@ -55,6 +62,7 @@ export function checkLocalClaims(
   mounts: MountPath[],
   workspace: { path: string; at: KeyPath },
   report: Report,
+  locate?: Locate,
 ): void {
   for (const [first, second] of overlappingOwners(claims.map((claim, index) => ({ key: claim.path, owner: index })))) {
     const earlier = claims[first]!;
@@ -66,7 +74,7 @@ export function checkLocalClaims(
     else if (other.path === repo.path || pathContains(other.path, repo.path)) {
       clash = { a: other.path, b: repo.path, relation: other.path === repo.path ? 'same' : 'contains' };
     }
-    if (clash) report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'on local disk')}`);
+    if (clash) report(claim.at, `${claim.address} and ${earlier.address} claim ${describeOverlap(clash, 'on local disk')}${both(claim, earlier, locate)}`);
   }
   for (const claim of claims) {
     for (const mount of mounts) {

@@ -14,6 +14,7 @@ import { lazyPlace, placeInEnvironment, placeInSource, type Part, type Place } f
 import { SECTION_NAMES, SECTIONS, type SectionName } from './sections.js';
 import { Sensitive, SENSITIVE_TEXT } from './sensitive.js';
 import type { ResolvedEnvironment } from './types.js';
+import { foldStructureErrors } from './structure.js';
 import { checkSchema } from './validate.js';
 
 export { IMPLICIT_ENVIRONMENT } from './environments.js';
@@ -100,6 +101,8 @@ export function analyze(source: SpecSource, options: AnalyzeOptions): Analysis {
   }
   for (const problem of isolationProblems(outcomes)) fileProblem(problem.place, problem.message);
   for (const outcome of checked) analysis.resolved.set(outcome.name, outcome.resolved);
+  finish(analysis);
+  analysis.problems = foldStructureErrors(source, raw, analysis.problems);
   return finish(analysis);
 }
 
@@ -160,8 +163,9 @@ function resolveSections(ctx: ResolveContext, source: SpecSource, environment: s
       if (entry !== undefined) resolved[name] = entry;
     }
   }
-  checkMountClaims(ctx.mountClaims, ctx.report);
-  checkLocalClaims(ctx.localClaims, ctx.facts.mounts, { path: ctx.workspace, at: ctx.tree.workspace === undefined ? [] : ['workspace'] }, ctx.report);
+  const locate = (at: KeyPath): string => `${source.file}:${ctx.place(at).line}`;
+  checkMountClaims(ctx.mountClaims, ctx.report, locate);
+  checkLocalClaims(ctx.localClaims, ctx.facts.mounts, { path: ctx.workspace, at: ctx.tree.workspace === undefined ? [] : ['workspace'] }, ctx.report, locate);
   return { specFile: source.absPath, specHash: source.hash, environment, workspace: ctx.workspace, ...sections };
 }
 

@@ -61,7 +61,8 @@ function describe(keyword: string, params: Record<string, unknown>, path: KeyPat
       const key = String(params.additionalProperty);
       const allowed = allowedKeys(path, data);
       const hint = allowed.length > 0 ? `; expected one of: ${allowed.join(', ')}` : '';
-      return [{ path: [...path, key], part: 'key', message: `unknown key "${key}"${hint}` }];
+      const meant = closestKey(key, allowed);
+      return [{ path: [...path, key], part: 'key', message: `unknown key "${key}"${meant ? ` (did you mean "${meant}"?)` : ''}${hint}` }];
     }
     case 'maxProperties': {
       // Only the options of a backend that takes none have a maximum (zero): point at each option given.
@@ -167,8 +168,29 @@ function deref(node: SchemaNode): SchemaNode[] {
   return ref ? [node, ...deref(ref)] : [node];
 }
 
+/** Levenshtein distance between two keys (small strings: the plain table). */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The allowed key a typo most likely meant: the nearest within edit distance 2 (first in schema order on a tie). */
+export function closestKey(key: string, allowed: string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of allowed) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance <= 2 && distance < key.length && (!best || distance < best.distance)) best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
 /** The keys the schema allows at `path`, for "unknown key" messages. */
-function allowedKeys(path: KeyPath, data: unknown): string[] {
+export function allowedKeys(path: KeyPath, data: unknown): string[] {
   let nodes: SchemaNode[] = deref(schema as SchemaNode);
   for (const [index, segment] of path.entries()) {
     if (segment === 'options' && path[index - 1] === 'mount') {

@@ -7,6 +7,7 @@ import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, r
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, onTestFinished } from 'vitest';
+import { autoTempDir } from '../helpers/temp.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -65,7 +66,7 @@ export interface Fixture {
 }
 
 function tempDir(prefix = 'persist-clitest-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return autoTempDir(prefix);
 }
 
 function git(cwd: string, ...args: string[]): string {
@@ -154,7 +155,8 @@ export interface Running {
 
 function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   // A clean environment: nothing of the developer's PERSIST_*/ENVIRONMENT leaks into the tests.
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', ...extra };
+  // The test's TMPDIR too, so that what the CLI leaves in a temporary folder is seen by the run's check.
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...extra };
 }
 
 function startCli(args: string[], cwd: string, options: RunOptions = {}): Running {

@@ -93,4 +93,23 @@ describe('persist status', () => {
     expect(byAddress.get('sync.state')!.facts).toMatchObject({ mirror: 'unknown (mount not ready)' });
     expect(treeChanges(before, snapshotTree(f.dir))).toEqual([]);
   });
+
+  it('never says ok for a backup that does not exist: an empty repo and an empty sync folder are "nothing saved yet"', async () => {
+    const f = makeFixture({ links: [], bundle: false, sync: false });
+    writeFileSync(f.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', '    name: test-data', '    mount: { backend: local, path: ./bucket }', 'bundles:', '  repo: { repo: ./repo, file: repo.bundle }', 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
+    execFileSync('git', ['init', '-q', join(f.dir, 'repo')]);
+    expect((await f.run(['apply', '--auto-approve'])).code).toBe(0);
+    // Nothing to do: plan says No changes ...
+    const plan = await f.run(['plan', '--detailed-exitcode']);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain('No changes.');
+    // ... but status does not call that saved.
+    const text = await f.run(['status']);
+    expect(text.stdout).toContain(`!!  bundle.repo  nothing saved yet: the repo ${join(f.dir, 'repo')} has no commits\n`);
+    expect(text.stdout).toContain(`!!  sync.state  nothing saved yet: ${join(f.dir, 'state')} does not exist\n`);
+    expect(text.stdout).toMatch(/^ok {2}mount\.data /m);
+    const byAddress = rows((await f.run(['status', '--json'])).stdout);
+    expect(byAddress.get('bundle.repo')).toMatchObject({ ok: false, state: `nothing saved yet: the repo ${join(f.dir, 'repo')} has no commits`, facts: { bundle: 'missing' } });
+    expect(byAddress.get('sync.state')).toMatchObject({ ok: false, state: `nothing saved yet: ${join(f.dir, 'state')} does not exist` });
+  });
 });

@@ -6,19 +6,29 @@ import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
+import { autoTempDir, removeFolder } from '../helpers/temp.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 
+/** A temporary folder, removed when the test (or, made outside a test, the file) ends. */
 export function tempDir(prefix = 'persist-hardening-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return autoTempDir(prefix);
 }
 
 let snapshot: string | undefined;
+let snapshotDir: string | undefined;
+afterAll(() => {
+  if (snapshotDir) removeFolder(snapshotDir);
+  snapshot = snapshotDir = undefined;
+});
 
 /** Path of `bin/persist.js` in a private copy of the built CLI (made once per test file). */
 export function cliPath(): string {
   if (!snapshot) {
-    const copy = tempDir('persist-cli-');
+    // Kept for the whole file (every test runs the same copy), removed when the file ends.
+    const copy = mkdtempSync(join(tmpdir(), 'persist-cli-'));
+    snapshotDir = copy;
     chmodSync(copy, 0o755); // readable by a test that drops root
     cpSync(join(ROOT, 'bin'), join(copy, 'bin'), { recursive: true });
     cpSync(join(ROOT, 'dist'), join(copy, 'dist'), { recursive: true });
@@ -49,7 +59,8 @@ export interface RunOptions {
 
 /** Run `persist ARGS` and collect its output; kills it (and fails) after `timeoutMs`. */
 export function runPersist(args: string[], options: RunOptions): Promise<RunResult> {
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', ...options.env };
+  // The test's TMPDIR too, so that whatever the CLI leaves in a temporary folder is seen by the run's check.
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...options.env };
   const [command, ...prefix] = options.wrapper ?? [];
   const child = command
     ? spawn(command, [...prefix, process.execPath, cliPath(), ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })

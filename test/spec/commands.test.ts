@@ -103,7 +103,7 @@ describe('examples/quickstart.yaml', () => {
     expect(env.workspace).toBe(join(base, 'workspace'));
     expect(env.buckets.data).toMatchObject({ name: 'quickstart', mount: { backend: 'local', path: join(base, 'bucket') } });
     expect(Object.keys(env.links)).toEqual(['memory', 'notes', 'logs']);
-    expect(env.bundles.persist).toMatchObject({ repo: join(base, 'repo'), file: join(base, 'bucket', 'bundles', 'repo.bundle'), keep: 2 });
+    expect(env.bundles.agent).toMatchObject({ repo: join(base, 'repo'), file: join(base, 'bucket', 'bundles', 'repo.bundle'), keep: 2 });
     expect(env.syncs.state).toMatchObject({ from: join(base, 'state'), to: join(base, 'bucket', 'state') });
   });
 });

@@ -16,7 +16,7 @@ describe('specs/moltbot.yaml', () => {
     const env = await loadEnvironment({ file: SPEC, processEnv: { ...SECRETS } });
     expect(env.environment).toBe('legacy');
     expect(env.buckets.data?.name).toBe('moltbot-data');
-    expect(env.buckets.data?.mount).toEqual({ backend: 'goofys', path: '/data/moltbot', options: { statCacheTtl: '1m', typeCacheTtl: '1m' } });
+    expect(env.buckets.data?.mount).toEqual({ backend: 's3fs', path: '/data/moltbot', options: { statCacheExpire: 60 } });
     expect(env.buckets.data?.endpoint).toBe('https://acct123.r2.cloudflarestorage.com');
     expect(env.buckets.data?.region).toBe('auto');
     expect(env.buckets.data?.provider).toBe('r2');
@@ -28,7 +28,7 @@ describe('specs/moltbot.yaml', () => {
 
   it('resolves links, the bundle, the sync and the file inside the legacy mount', async () => {
     const env = await loadEnvironment({ file: SPEC, processEnv: { ...SECRETS } });
-    expect(Object.keys(env.links)).toEqual(['memory', 'config', 'logs', 'skills', 'canvas']);
+    expect(Object.keys(env.links)).toEqual(['memory', 'config', 'logs', 'skills']);
     expect(env.links.memory).toEqual({
       name: 'memory',
       bucket: 'data',
@@ -71,6 +71,7 @@ describe('specs/moltbot.yaml', () => {
       expect(env.buckets.data?.name).toBe(`moltbot-data-${name}`);
       expect(env.buckets.data?.mount.path).toBe(`/data/moltbot-${name}`);
       expect(env.links.logs?.target).toBe(`/data/moltbot-${name}/workspace/logs`);
+      expect(env.buckets.data?.mount).toEqual({ backend: 's3fs', path: `/data/moltbot-${name}`, options: { statCacheExpire: 60 } });
     });
 
     it(`resolves ${name} from $ENVIRONMENT`, async () => {
@@ -112,6 +113,6 @@ describe('specs/moltbot.yaml', () => {
     const error = await loadEnvironment({ file: SPEC, processEnv: { CF_ACCOUNT_ID: 'x' } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SpecError);
     expect((error as SpecError).problems).toHaveLength(2);
-    expect((error as SpecError).message).toMatch(/moltbot\.yaml:20:20: buckets\.data\.credentials\.accessKeyId: environment variable R2_ACCESS_KEY_ID is not set/);
+    expect((error as SpecError).message).toMatch(/moltbot\.yaml:26:20: buckets\.data\.credentials\.accessKeyId: environment variable R2_ACCESS_KEY_ID is not set/);
   });
 });

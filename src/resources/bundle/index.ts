@@ -327,6 +327,14 @@ async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx
   return facts;
 }
 
+/** Status: a bundle file that does not exist because the repo has nothing to save yet. */
+export function bundleUnsaved(bundle: ResolvedBundle, observed: BundleObserved): string | null {
+  const repo: RepoObserved['state'] = observed.repo.state;
+  if (observed.bundle.state !== 'missing' || hasCommits(observed.repo)) return null;
+  const why = repo === 'missing' ? `${bundle.repo} does not exist` : repo === 'git' ? `the repo ${bundle.repo} has no commits` : `${bundle.repo} is not a git repository`;
+  return `nothing saved yet: ${why}`;
+}
+
 export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   kind: 'bundle',
   // Restored first (links, syncs and files may lie in its repo); updated after the sync pushes.
@@ -343,4 +351,5 @@ export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   // drop commits only the bundle holds is a conflict, never an update (watch has no --allow-shrink).
   unattended: (decision) => decision.action === 'restore' || decision.action === 'update',
   facts: bundleFacts,
+  unsaved: bundleUnsaved,
 };

@@ -44,7 +44,7 @@
 import { dirname, join } from 'node:path';
 import { ActionError, PersistError } from '../../errors.js';
 import { addressOf as makeAddress, type Address } from '../../engine/address.js';
-import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, PlanOptions, ResourceModule, Seen } from '../../engine/types.js';
+import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, FileFate, FileList, PlanOptions, ResourceModule, Seen } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
@@ -52,7 +52,7 @@ import { compareWithListing, compareWithManifest, emptyComparison, manifestFiles
 import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
-import { formatBytes, plural, samplePaths } from '../../output/format.js';
+import { formatAge, formatBytes, plural, samplePaths } from '../../output/format.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -81,6 +81,8 @@ export type SyncMirrorObserved =
       pushedAt?: string;
       /** Shards newer than the manifest's root: a push was interrupted; the next push finishes it. */
       interruptedPush?: boolean;
+      /** The mirror's files, listed only when the local folder is empty (what a restore brings back). */
+      paths?: string[];
     };
 
 export interface SyncObserved {
@@ -99,6 +101,11 @@ export interface SyncDetail {
 
 function addressOf(sync: ResolvedSync): Address {
   return makeAddress('sync', sync.name);
+}
+
+/** A local folder a restore would fill: missing, empty, or half-restored. */
+function wouldRestore(local: SyncLocalObserved): boolean {
+  return local.state === 'missing' || (local.state === 'directory' && (local.files === 0 || local.restoreIncomplete));
 }
 
 async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Promise<Seen<SyncObserved, SyncDetail>> {
@@ -133,12 +140,15 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
       return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null } };
     }
     if (manifest) {
-      mirror = { state: 'directory', manifest: true, files: manifestFilesInScope(manifest, isExcluded).length, pushedAt: manifest.pushedAt };
+      const inScope = manifestFilesInScope(manifest, isExcluded);
+      mirror = { state: 'directory', manifest: true, files: inScope.length, pushedAt: manifest.pushedAt };
+      if (wouldRestore(localObserved)) mirror.paths = [...inScope].sort();
       if (manifest.storage.version === 2 && manifest.storage.interrupted.length > 0) mirror.interruptedPush = true;
       if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded);
     } else {
       mirrorListing = await store!.list(sync.relTo, isExcluded);
       mirror = { state: 'directory', manifest: false, files: Object.keys(mirrorListing.files).length };
+      if (wouldRestore(localObserved)) mirror.paths = Object.keys(mirrorListing.files).sort();
       if (local) comparison = compareWithListing(local.files, mirrorListing.files);
     }
   }
@@ -222,9 +232,11 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
 
   // Rule 3: restore into an empty or half-restored folder; never push from an empty one.
   if (mirrorFiles > 0 && (localEmpty || restoreIncomplete)) {
-    return restoreAction(sync, observed, `${describeLocal(sync, local)}; the mirror has ${plural(mirrorFiles, 'file')}${pushedAt}`, [
+    const decision = restoreAction(sync, observed, `${describeLocal(sync, local)}; the mirror has ${plural(mirrorFiles, 'file')}${pushedAt}`, [
       { field: 'files', before: String(localFiles), after: String(mirrorFiles) },
     ]);
+    if (mirror.state === 'directory' && mirror.paths) decision.files = [{ fate: 'restore', paths: mirror.paths }];
+    return decision;
   }
   if (localEmpty) return null;
 
@@ -253,7 +265,9 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
       { field: 'files', before: null, after: counts.join(', ') },
     ];
     if (removed.length > 0) changes.push({ field: 'kept', before: null, after: `${plural(removed.length, 'mirror file')} not in ${sync.from} (left as they are)` });
-    return pushAction(sync, observed, `the mirror ${sync.to} has files but no manifest: copying only what differs, deleting nothing`, changes);
+    const decision = pushAction(sync, observed, `the mirror ${sync.to} has files but no manifest: copying only what differs, deleting nothing`, changes);
+    decision.files = fileLists({ add: added, change: changed, compare: unverified });
+    return decision;
   }
 
   const deleting = hasManifest && sync.delete;
@@ -274,7 +288,14 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     { field: 'paths', before: null, after: samplePaths([...added, ...changed, ...removed]) },
   ];
   const reason = mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`;
-  return pushAction(sync, observed, reason, changes);
+  const decision = pushAction(sync, observed, reason, changes);
+  decision.files = fileLists({ add: added, change: changed, [deleting ? 'delete' : 'keep']: removed });
+  return decision;
+}
+
+/** The non-empty lists, in the order plan shows them. */
+function fileLists(lists: Partial<Record<FileFate, string[]>>): FileList[] {
+  return (Object.entries(lists) as [FileFate, string[]][]).filter(([, paths]) => paths.length > 0).map(([fate, paths]) => ({ fate, paths: [...paths].sort() }));
 }
 
 // --- apply ---
@@ -450,7 +471,17 @@ async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host)
     lastPush: (fromManifest ? mirror.pushedAt : undefined) ?? local.lastPush ?? null,
     lastRestore: local.lastRestore ?? null,
     files: fromManifest ? mirror.files : null,
+    // How long ago the mirror was last pushed (what is saved, with its age).
+    age: fromManifest && mirror.pushedAt ? formatAge(Date.parse(mirror.pushedAt), host.now()) : null,
   };
+}
+
+/** Status: a mirror that holds nothing because the local folder has nothing to push yet. */
+export function syncUnsaved(sync: ResolvedSync, observed: SyncObserved): string | null {
+  const { local, mirror } = observed;
+  const mirrorEmpty = mirror.state === 'missing' || (mirror.state === 'directory' && mirror.files === 0);
+  const localEmpty = local.state === 'missing' || (local.state === 'directory' && local.files === 0);
+  return mirrorEmpty && localEmpty ? `nothing saved yet: ${describeLocal(sync, local)}` : null;
 }
 
 export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> = {
@@ -468,4 +499,5 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   // A push never deletes because the source is empty, and a restore fills only an empty folder.
   unattended: (decision) => decision.action === 'push' || decision.action === 'restore',
   facts: (sync, observed, ctx) => syncFacts(sync, observed, ctx.host),
+  unsaved: syncUnsaved,
 };
