@@ -213,7 +213,9 @@ export type WorktreeObserved =
 /** The work tree as plan sees it, without writing anything into the repo (`saved`: the bundle's snapshot). */
 export async function observeWorktree(host: Host, repo: string, saved: string | null): Promise<WorktreeObserved> {
   try {
-    if (await worktreeLooksClean(host, repo)) return { state: 'clean' };
+    // With no snapshot saved, the work tree is usually clean: one `git status` says so. With one
+    // saved, it is usually still dirty and the snapshot is needed anyway (it says clean too).
+    if (saved === null && (await worktreeLooksClean(host, repo))) return { state: 'clean' };
     const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved });
     if (snapshot.clean) return { state: 'clean' };
     return { state: 'dirty', sha: snapshot.sha, ...(snapshot.changes ? { changes: snapshot.changes } : {}) };
