@@ -73,6 +73,32 @@ describe('readRepoRefs', () => {
     expect(read?.refs).toEqual(forEachRef(repo));
   });
 
+  it('reads notes and custom refs (loose and packed), the stash entries newest first and persist\'s snapshot ref, but no remote-tracking ref', async () => {
+    const repo = richRepo();
+    git(repo, 'notes', 'add', '-m', 'note', 'HEAD');
+    git(repo, 'update-ref', 'refs/custom/packed', 'HEAD~1');
+    git(repo, 'pack-refs', '--all');
+    git(repo, 'update-ref', 'refs/custom/loose', 'HEAD');
+    git(repo, 'update-ref', 'refs/prefetch/remotes/origin/main', 'HEAD');
+    git(repo, 'update-ref', 'refs/persist/worktree', 'HEAD~1');
+    commit(repo, { 's.txt': 'tracked\n' }, 'third');
+    for (const text of ['first stash\n', 'second stash\n']) {
+      writeFileSync(join(repo, 's.txt'), text);
+      git(repo, 'stash', 'push', '-q');
+    }
+    const read = await readRepoRefs(host, repo);
+    const all = git(repo, 'for-each-ref', '--format=%(refname)').split('\n');
+    expect(all).toEqual(expect.arrayContaining(['refs/remotes/origin/main', 'refs/stash', 'refs/persist/worktree', 'refs/prefetch/remotes/origin/main']));
+    expect(Object.keys(read!.refs)).toEqual(all.filter((name) => !/^refs\/(remotes|prefetch|persist)\/|^refs\/stash$/.test(name)).sort());
+    expect(Object.keys(read!.refs)).toEqual(expect.arrayContaining(['refs/notes/commits', 'refs/custom/packed', 'refs/custom/loose']));
+    expect(read!.stash).toEqual([git(repo, 'rev-parse', 'stash@{0}'), git(repo, 'rev-parse', 'stash@{1}')]);
+    expect(read!.worktreeRef).toBe(git(repo, 'rev-parse', 'refs/persist/worktree'));
+    git(repo, 'stash', 'drop', '-q', 'stash@{0}');
+    expect((await readRepoRefs(host, repo))!.stash).toEqual([git(repo, 'rev-parse', 'stash@{0}')]);
+    git(repo, 'stash', 'clear');
+    expect((await readRepoRefs(host, repo))!.stash).toEqual([]);
+  });
+
   it('reads a repository without commits, and returns null without .git', async () => {
     const repo = initRepo(join(dir.path, 'empty'));
     expect(await readRepoRefs(host, repo)).toMatchObject({ head: { kind: 'symbolic', ref: 'refs/heads/main', sha: null }, refs: {} });

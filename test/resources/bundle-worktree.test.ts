@@ -123,6 +123,13 @@ describe('bundle work tree', () => {
     git(repo, 'update-ref', 'refs/remotes/origin/main', 'HEAD'); // remote-tracking: not bundled
     editEverything(repo);
     const before = untouchable(repo);
+    // Plan snapshots the dirty work tree with throwaway objects: no file of .git is added or changed
+    // (git may only "freshen" the mtime of an object that exists already, as any `git add` does).
+    const gitFiles = () => execFileSync('find', [join(repo, '.git'), '-printf', '%p %s %m\\n'], { encoding: 'utf8' }).split('\n').sort().join('\n');
+    const gitBefore = gitFiles();
+    expect((await plan()).action?.action).toBe('update');
+    expect(gitFiles()).toBe(gitBefore);
+    expect(untouchable(repo)).toEqual(before);
 
     const { action, outcome } = await converge();
     expect(action).toMatchObject({ action: 'update', reason: expect.stringContaining("refs differ") });
@@ -178,6 +185,23 @@ describe('bundle work tree', () => {
     expect(git(repo, 'rev-parse', 'refs/custom/marker')).toBe(git(repo, 'rev-parse', 'HEAD'));
     expect(git(repo, 'stash', 'show', '-p', 'stash@{1}')).toContain('+in the stash');
     expect((await plan()).action).toBeNull();
+  });
+
+  it('a restore that cannot bring the work tree back keeps it: a note says how, and the next plan never drops it', async () => {
+    const repo = sampleRepo();
+    write(join(repo, 'SOUL.md'), 'uncommitted soul\n');
+    await converge();
+    const snapshot = (await bundleRefs())['refs/persist/worktree']!;
+    rmSync(repo, { recursive: true });
+    write(join(repo, 'SOUL.md'), 'written by the agent before the restore\n');
+    const { outcome } = await converge();
+    expect(outcome.summary).not.toContain('the uncommitted work');
+    expect(outcome.notes).toEqual(expect.arrayContaining([expect.stringContaining(`the uncommitted work saved in the bundle was not brought back`)]));
+    expect(readFileSync(join(repo, 'SOUL.md'), 'utf8')).toBe('written by the agent before the restore\n');
+    expect(git(repo, 'show', `${snapshot}:SOUL.md`)).toBe('uncommitted soul'); // its objects are in the repo
+    const { action } = await plan();
+    expect(action).toMatchObject({ action: 'conflict' });
+    expect(action!.reason).toContain('refs/persist/worktree');
   });
 
   it('a clean work tree needs no snapshot: a stale one in the bundle is cleared', async () => {

@@ -10,11 +10,17 @@
 // and nested repositories are not recursed into: their entry records the commit their HEAD is at
 // (a gitlink), not their own uncommitted changes; a restore does not populate them.
 //
-// Ref or temporary ref? updateWorktreeRef writes `refs/persist/worktree` in the repo itself and
-// the bundle writer names it (`git bundle create F HEAD --branches --tags refs/persist/worktree`):
-// the ref keeps the snapshot commit reachable (gc never prunes it), `plan` compares it with a fresh
-// snapshot's sha (equal when nothing changed: the commit is deterministic), and a repo cloned from
-// the bundle holds it under the same name. The ref is persist's own; no reflog is written for it.
+// Ref or temporary ref? updateWorktreeRef writes `refs/persist/worktree` in the repo itself and the
+// bundle carries it under that name (bundle-create.ts bundles an exact ref map): the ref keeps the
+// snapshot commit reachable (gc never prunes it), says which snapshot this work tree last saved or
+// restored (saved-work.ts: only that one may be replaced without a conflict), and gives plan's
+// change line a tree to count differences against. `plan` compares a fresh snapshot's sha with the
+// bundle's (equal when nothing changed: the commit is deterministic). No reflog is written for it.
+//
+// On plan's read-only host (`objects: 'temporary'`) the scratch folder comes from scratch.ts and
+// every git call is marked read-only: the index and objects go into that folder. The one trace git
+// itself may leave in the repo is the mtime of an object that existed already ("freshening", as
+// any `git add` does); no file of `.git` is added or changed (test/resources/bundle-worktree.test.ts).
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import { ActionError } from '../../errors.js';
@@ -207,7 +213,9 @@ export type WorktreeObserved =
 /** The work tree as plan sees it, without writing anything into the repo (`saved`: the bundle's snapshot). */
 export async function observeWorktree(host: Host, repo: string, saved: string | null): Promise<WorktreeObserved> {
   try {
-    if (await worktreeLooksClean(host, repo)) return { state: 'clean' };
+    // With no snapshot saved, the work tree is usually clean: one `git status` says so. With one
+    // saved, it is usually still dirty and the snapshot is needed anyway (it says clean too).
+    if (saved === null && (await worktreeLooksClean(host, repo))) return { state: 'clean' };
     const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved });
     if (snapshot.clean) return { state: 'clean' };
     return { state: 'dirty', sha: snapshot.sha, ...(snapshot.changes ? { changes: snapshot.changes } : {}) };
