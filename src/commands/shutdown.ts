@@ -129,6 +129,8 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
     // 2. Wait until no mount holds anything unuploaded (what the agent wrote through links too).
     const stores = storesFor(env, host);
     const mounted: { key: string; backendName: string }[] = [];
+    /** Mounts whose backend still holds unuploaded files: unmounting would strand them. */
+    const unsafeToUnmount = new Set<string>();
     const mounts = await host.mounts();
     for (const [key, bucket] of Object.entries(env.buckets)) {
       const backend = getBackend(bucket.mount.backend);
@@ -141,11 +143,15 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         say({ address: `mount.${key}`, status: 'unsaved', message: `not checked: the timeout (${formatDuration(timeoutMs)}) passed first` });
         continue;
       }
-      const flushed = await deadline.race(stores(key).flush(Math.max(1_000, deadline.remaining())).then(() => null, (error: unknown) => errorMessage(error)));
-      if (flushed === 'timeout') {
-        timedOut = true;
-        say({ address: `mount.${key}`, status: 'unsaved', message: `${backend.name} was still uploading at the timeout (${formatDuration(timeoutMs)})` });
-      } else if (flushed !== null) say({ address: `mount.${key}`, status: 'unsaved', message: flushed });
+      // Bounded by the flush itself (so that its own reason, naming the files, is what is shown).
+      const flushed = await stores(key)
+        .flush(Math.max(500, deadline.remaining() - 300))
+        .then(() => null, (error: unknown) => errorMessage(error));
+      if (flushed !== null) {
+        if (deadline.passed()) timedOut = true;
+        say({ address: `mount.${key}`, status: 'unsaved', message: flushed });
+        unsafeToUnmount.add(key);
+      }
       else say({ address: `mount.${key}`, status: 'saved', message: `${backend.name} holds nothing unuploaded` });
     }
 
@@ -157,6 +163,10 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
       const bucket = env.buckets[key]!;
       if (opts.keepMounted) {
         say({ address: `mount.${key}`, status: 'kept', message: `left mounted at ${bucket.mount.path} (--keep-mounted)` });
+        continue;
+      }
+      if (unsafeToUnmount.has(key)) {
+        say({ address: `mount.${key}`, status: 'kept', message: `left mounted at ${bucket.mount.path}: ${backendName} still holds files the store does not have, and keeps uploading them` });
         continue;
       }
       const backend = getBackend(bucket.mount.backend);
