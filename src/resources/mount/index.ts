@@ -123,7 +123,12 @@ function notDirConflict(path: string, type: FileType): Conflict {
 }
 
 function strandedConflict(bucket: ResolvedBucket, left: NonNullable<MountObserved['leftovers']>): Conflict {
-  const lines = left.stranded.map((file) => `${file.where} (${formatBytes(file.size)}; ${file.reason ?? 'stranded'})`);
+  const byReason = new Map<string, string[]>();
+  for (const file of left.stranded) {
+    const reason = file.reason ?? 'stranded';
+    byReason.set(reason, [...(byReason.get(reason) ?? []), `${file.where} (${formatBytes(file.size)})`]);
+  }
+  const lines = [...byReason].map(([reason, files]) => `${files.join(', ')}: ${reason}`);
   const more = left.strandedCount > left.stranded.length ? `; and ${left.strandedCount - left.stranded.length} more` : '';
   return {
     message: `${plural(left.strandedCount, 'file')} written through an earlier ${bucket.mount.backend} mount never reached bucket ${bucket.name}: ${lines.join('; ')}${more}`,
