@@ -7,7 +7,7 @@
 // observed once more to verify it. Progress goes to a view (src/output/apply-view.ts).
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
-import { errorMessage } from '../output/format.js';
+import { errorMessage, formatDuration, plural } from '../output/format.js';
 import type { Address } from './address.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
@@ -124,10 +124,15 @@ export async function applyAction(
   if (bucket) {
     const budget = run?.deadlineMs === undefined ? DURABLE_WAIT_MS : Math.min(DURABLE_WAIT_MS, run.deadlineMs - ctx.host.now().getTime());
     ctx.report(`waiting until ${bucket.key}'s writes are in the store`);
+    let flushed: Awaited<ReturnType<ReturnType<ObserveContext['store']>['flush']>>;
     try {
-      await observeCtx.store(bucket.key).flush(Math.max(1_000, budget));
+      flushed = await observeCtx.store(bucket.key).flush(Math.max(1_000, budget));
     } catch (error) {
       throw new ActionError(`done locally, but not yet in the store: ${errorMessage(error)}`, { cause: error });
+    }
+    if (flushed && flushed.verified > 0) {
+      const summary = `${outcome.summary} (in the store after ${formatDuration(flushed.waitedMs)}: ${plural(flushed.verified, 'uploaded file')} checked there)`;
+      return { decision, outcome: { ...outcome, summary } };
     }
   }
   return { decision, outcome };

@@ -18,9 +18,7 @@ export function storesFor(env: ResolvedEnvironment, host: Host): (bucket: string
       if (!bucket) throw new Error(`internal error: no bucket ${JSON.stringify(key)} in the spec`);
       const backend = getBackend(bucket.mount.backend);
       const flusher = backend.flush
-        ? async (timeoutMs: number) => {
-            await backend.flush!(bucket, { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() }, { timeoutMs });
-          }
+        ? (timeoutMs: number) => backend.flush!(bucket, { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() }, { timeoutMs })
         : undefined;
       store = new MountedStore(host, bucket.mount.path, flusher);
       stores.set(key, store);

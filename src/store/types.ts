@@ -80,7 +80,7 @@ export interface Store {
    * backend's local cache (rclone's write-back), checked against the store; throws naming the
    * reason otherwise. Immediate where writes are in the store when they return (s3fs, local).
    */
-  flush(timeoutMs: number): Promise<void>;
+  flush(timeoutMs: number): Promise<{ verified: number; waitedMs: number } | null>;
 }
 
 /** A conditional write found the key taken. */
