@@ -55,7 +55,7 @@ function adoptCost(server, dir) {
   track(mnt);
   const env = persistEnv(join(root, 'state'));
   const { ms, stdout } = runPersist(['apply', '--auto-approve', '-f', join(root, 'persist.yaml')], env);
-  const line = stdout.split('\n').find((l) => l.includes('link.memory'));
+  const line = stdout.split('\n').find((l) => l.startsWith('✔') && l.includes('link.memory'));
   const waited = /in the store after ([\d.]+) (ms|s)/.exec(line ?? '');
   const waitedMs = waited ? Number(waited[1]) * (waited[2] === 's' ? 1000 : 1) : NaN;
   runPersist(['shutdown', '-f', join(root, 'persist.yaml')], env);
