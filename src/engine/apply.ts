@@ -130,8 +130,9 @@ export async function applyAction(
     } catch (error) {
       throw new ActionError(`done locally, but not yet in the store: ${errorMessage(error)}`, { cause: error });
     }
-    if (flushed && flushed.verified > 0) {
-      const summary = `${outcome.summary} (in the store after ${formatDuration(flushed.waitedMs)}: ${plural(flushed.verified, 'uploaded file')} checked there)`;
+    if (flushed) {
+      const checked = flushed.verified > 0 ? `: ${plural(flushed.verified, 'uploaded file')} checked there` : '';
+      const summary = `${outcome.summary} (in the store after ${formatDuration(flushed.waitedMs)}${checked})`;
       return { decision, outcome: { ...outcome, summary } };
     }
   }
