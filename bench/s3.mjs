@@ -77,6 +77,8 @@ export async function startS3rver(buckets) {
   const { port, directory } = await ask(null);
   const server = {
     port,
+    /** Where s3rver keeps objects: `<directory>/<bucket>/<key>._S3rver_object`. */
+    directory,
     endpoint: `http://127.0.0.1:${port}`,
     /** Start counting afresh. */
     resetTraffic: () => ask({ type: 'reset' }),

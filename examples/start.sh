@@ -10,19 +10,23 @@
 #   PERSIST_SPEC                 the spec (default /opt/agent/persist.yaml)
 #   PERSIST_BOOT_LOCK_TIMEOUT    how long the boot apply waits for another apply (default 2m)
 #   PERSIST_WATCH_INTERVAL       time between watch rounds (default 5m)
+#   PERSIST_SHUTDOWN_TIMEOUT     bound on the save at stop (default 50s: inside `docker stop -t 60`)
 #   plus the variables the spec reads (CF_ACCOUNT_ID, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY).
 #
 # What happens on `docker stop` (SIGTERM): the agent gets SIGTERM and is waited for; then watch
 # gets SIGTERM. watch does NOT push on SIGTERM: it lets the action in progress finish (or stop at a
-# safe point), starts nothing new, and exits 0. So this script runs one last
-# `persist apply --auto-approve` itself to push what changed since the last round. Give the
-# container time for that: `docker stop -t 60` (the default grace period is 10 s).
+# safe point), starts nothing new, and exits 0. So this script runs `persist shutdown` itself: it
+# pushes every sync, updates every bundle, waits until no mount holds anything unuploaded (rclone's
+# write-back cache), and unmounts; it exits 1 naming what is not saved when it cannot within
+# PERSIST_SHUTDOWN_TIMEOUT. Give the container more than that: `docker stop -t 60` (the default
+# grace period is 10 s, after which everything is SIGKILLed). A watch that dies is restarted.
 set -euo pipefail
 
 export PERSIST_SPEC="${PERSIST_SPEC:-/opt/agent/persist.yaml}"
 : "${ENVIRONMENT:?set ENVIRONMENT to the spec environment to use (e.g. development or production)}"
 boot_lock_timeout="${PERSIST_BOOT_LOCK_TIMEOUT:-2m}"
 watch_interval="${PERSIST_WATCH_INTERVAL:-5m}"
+shutdown_timeout="${PERSIST_SHUTDOWN_TIMEOUT:-50s}"
 
 if [ "$#" -eq 0 ]; then
   echo "start.sh: no agent command given (pass it as CMD)" >&2
@@ -39,18 +43,37 @@ fi
 
 # 2. watch re-plans every interval and applies only safe actions (mount, remount, create a missing
 #    link, push, restore into an empty place); anything else is logged as needing a person.
-persist watch --interval "$watch_interval" --auto-approve &
+#    A watch that dies (a crash, the OOM killer) is started again after 5 s.
+watch_loop() {
+  local child=""
+  trap 'trap - TERM; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null; [ -n "$child" ] && wait "$child" 2>/dev/null; exit 0' TERM
+  while true; do
+    persist watch --interval "$watch_interval" --auto-approve &
+    child=$!
+    status=0
+    wait "$child" || status=$?
+    child=""
+    echo "start.sh: persist watch exited (status $status); restarting it in 5 s" >&2
+    sleep 5 &
+    wait $! || true
+  done
+}
+watch_loop &
 watch_pid=$!
 
 # 3. The agent itself.
 "$@" &
 agent_pid=$!
 
+shutdown_status=0
 final_push() {
   kill -TERM "$watch_pid" 2>/dev/null || true
   wait "$watch_pid" 2>/dev/null || true
-  echo "start.sh: final persist apply"
-  persist apply --auto-approve --lock-timeout 30s || echo "start.sh: the final persist apply failed; see above" >&2
+  echo "start.sh: persist shutdown (timeout $shutdown_timeout)"
+  persist shutdown --timeout "$shutdown_timeout" || {
+    shutdown_status=$?
+    echo "start.sh: persist shutdown could not save everything; see above" >&2
+  }
 }
 
 on_signal() {
@@ -59,7 +82,7 @@ on_signal() {
   kill -TERM "$agent_pid" 2>/dev/null || true
   wait "$agent_pid" 2>/dev/null || true
   final_push
-  exit 0
+  exit "$shutdown_status"
 }
 trap on_signal TERM INT
 
@@ -68,4 +91,5 @@ wait "$agent_pid" || agent_status=$?
 # The agent ended on its own: save, then exit with its status so the orchestrator sees it.
 trap - TERM INT
 final_push
+if [ "$agent_status" -eq 0 ]; then exit "$shutdown_status"; fi
 exit "$agent_status"

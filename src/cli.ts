@@ -103,6 +103,15 @@ program
   .action(action(() => import('./commands/watch.js'), (o) => o as never));
 
 program
+  .command('shutdown')
+  .description('before the container stops: push every sync, update every bundle, wait until the store holds everything, unmount')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--timeout <duration>', 'bound on the whole; past it, exit 1 naming what is not saved', '60s')
+  .option('--keep-mounted', 'leave the mounts mounted')
+  .addHelpText('after', example('persist shutdown -f specs/moltbot.yaml --timeout 50s'))
+  .action(action(() => import('./commands/shutdown.js'), (o) => o as never));
+
+program
   .command('init')
   .description('write a commented starter persist.yaml (local backend)')
   .option('-f, --file <spec>', 'where to write it', 'persist.yaml')

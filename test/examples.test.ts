@@ -71,7 +71,7 @@ describe('examples/start.sh', () => {
     expect(() => execFileSync('bash', ['-n', script])).not.toThrow();
   });
 
-  it('restores, runs the agent beside watch, and pushes once more on SIGTERM', async () => {
+  it('restores, runs the agent beside watch, and saves with persist shutdown on SIGTERM', async () => {
     const dir = tempDir();
     const bin = join(dir, 'bin');
     mkdirSync(bin);
@@ -112,7 +112,8 @@ describe('examples/start.sh', () => {
     expect(existsSync(join(dir, 'bucket', 'state', 'written-by-agent.txt'))).toBe(false);
     child.kill('SIGTERM');
     expect(await exited, output).toBe(0);
-    expect(output).toContain('start.sh: final persist apply');
+    expect(output).toContain('start.sh: persist shutdown (timeout 50s)');
+    expect(output).toContain('Shutdown complete in');
     expect(output).toMatch(/\] stopped\n/); // watch logged its clean stop
     expect(readFileSync(join(dir, 'bucket', 'state', 'written-by-agent.txt'), 'utf8')).toBe('new\n');
     expect(readFileSync(join(dir, 'state', 'restored.txt'), 'utf8')).toBe('from the bucket\n');

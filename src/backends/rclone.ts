@@ -4,11 +4,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ActionError } from '../errors.js';
 import type { Host } from '../host/types.js';
-import { formatDuration, plural } from '../output/format.js';
+import { errorMessage, formatDuration, plural } from '../output/format.js';
+import { storedSizes } from './store-check.js';
+import { cachedSize, dirtyItems, type DirtyItem } from './rclone-cache.js';
 import type { ResolvedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
-import type { Backend, BackendContext, MountCommand } from './types.js';
+import type { Backend, BackendContext, Leftovers, MountCommand, PendingWrites } from './types.js';
 
 export const options = {
   cacheMode: {
@@ -17,7 +19,11 @@ export const options = {
     description: 'VFS cache mode (`--vfs-cache-mode`). Default writes: appends and git need it.',
   },
   cacheDir: { type: 'path', description: 'Cache folder (`--cache-dir`); keep it on disk that survives restarts.' },
-  writeBack: { type: 'duration', description: 'Delay before a closed file is uploaded (`--vfs-write-back`), e.g. 5s.' },
+  writeBack: {
+    type: 'duration',
+    default: '1s',
+    description: "Delay before a closed file is uploaded (`--vfs-write-back`). Default 1s (rclone's own is 5s), so that the agent's writes through a link reach the store quickly.",
+  },
   dirCacheTime: { type: 'duration', description: 'How long directory listings are cached (`--dir-cache-time`), e.g. 1m.' },
   extraArgs: { type: 'arguments', description: 'Further rclone arguments, e.g. `--transfers=8`. Credential arguments are refused.' },
 } as const satisfies OptionsTable;
@@ -32,6 +38,24 @@ const CONFIG_PREFIX = `RCLONE_CONFIG_${REMOTE.toUpperCase()}_`;
 /** The rc port of the running mount, kept in the runtime folder for a later process's unmount. */
 export function rcPortFile(runtimeDir: string): string {
   return join(runtimeDir, 'rclone-rc-port');
+}
+
+/** The daemon's pid (written by the launching shell), to stop a daemon whose mount failed. */
+export function pidFile(runtimeDir: string): string {
+  return join(runtimeDir, 'rclone.pid');
+}
+
+/**
+ * The remote's configuration, credentials included, in a 0600 file. Not environment variables:
+ * rclone treats those as overrides and names its cache folder `persist{<hash of them>}`, so a
+ * changed endpoint port or key would strand the cache. From a file the folder is plain `persist`.
+ */
+export function configFile(runtimeDir: string): string {
+  return join(runtimeDir, 'rclone.conf');
+}
+
+export function cacheDirOf(bucket: ResolvedBucket, runtimeDir: string): string {
+  return (bucket.mount.options as { cacheDir?: string }).cacheDir ?? join(runtimeDir, 'cache');
 }
 
 /** Upper bound on waiting for rclone to upload what was written before unmounting. */
@@ -75,10 +99,12 @@ const PROVIDERS = { r2: 'Cloudflare', aws: 'AWS', other: 'Other' } as const;
  * mounts empty and swallows writes into its cache. So list the bucket's root once first
  * (read-only, one ListObjects page per 1000 root entries) and stop with rclone's own reason.
  */
-async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<string, string>, caBundle: string | undefined): Promise<void> {
+async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<string, string>, caBundle: string | undefined, config: string): Promise<void> {
   const result = await host.run(
     'rclone',
     [
+      '--config',
+      config,
       'lsf',
       `${REMOTE}:${bucket.name}`,
       '--max-depth',
@@ -122,16 +148,20 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
   const port = await freeLoopbackPort();
   const caBundle = ctx.processEnv.AWS_CA_BUNDLE;
   const config: Record<string, string> = {
-    TYPE: 's3',
-    PROVIDER: PROVIDERS[bucket.provider],
-    ENDPOINT: endpointOf(bucket),
-    REGION: regionOf(bucket),
-    ACCESS_KEY_ID: accessKeyId,
-    SECRET_ACCESS_KEY: secretAccessKey,
-    NO_CHECK_BUCKET: 'true', // R2 object-level tokens get a 403 on bucket creation
-    FORCE_PATH_STYLE: String(bucket.pathStyle),
+    type: 's3',
+    provider: PROVIDERS[bucket.provider],
+    endpoint: endpointOf(bucket),
+    region: regionOf(bucket),
+    access_key_id: accessKeyId,
+    secret_access_key: secretAccessKey,
+    no_check_bucket: 'true', // R2 object-level tokens get a 403 on bucket creation
+    force_path_style: String(bucket.pathStyle),
   };
+  const conf = configFile(ctx.runtimeDir);
+  const confText = configText(config);
   const rcloneArgs = [
+    '--config',
+    conf,
     'mount',
     `${REMOTE}:${bucket.name}`,
     bucket.mount.path,
@@ -140,8 +170,9 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
     '--vfs-cache-mode',
     given.cacheMode ?? options.cacheMode.default,
     '--cache-dir',
-    given.cacheDir ?? join(ctx.runtimeDir, 'cache'),
-    ...(given.writeBack ? ['--vfs-write-back', given.writeBack] : []),
+    cacheDirOf(bucket, ctx.runtimeDir),
+    '--vfs-write-back',
+    given.writeBack ?? options.writeBack.default,
     ...(given.dirCacheTime ? ['--dir-cache-time', given.dirCacheTime] : []),
     // rclone 1.60 fails before any I/O when AWS_CA_BUNDLE is set; hand the file over as a flag.
     ...(caBundle ? ['--ca-cert', caBundle] : []),
@@ -153,30 +184,65 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
     '--rc-no-auth',
     ...(given.extraArgs ?? []),
   ];
-  const env = childEnv(
-    ctx.processEnv,
-    Object.fromEntries(Object.entries(config).map(([name, value]) => [CONFIG_PREFIX + name, value])),
-    ['AWS_CA_BUNDLE'],
-  );
-  await checkBucket(ctx.host, bucket, env, caBundle);
+  const env = rcloneEnv(ctx.processEnv);
+  await ctx.host.writeFile(conf, confText, { mode: 0o600 });
+  await ctx.host.chmod(conf, 0o600);
+  await checkBucket(ctx.host, bucket, env, caBundle, conf);
   return {
     // `--daemon` cannot be combined with `--rc` in 1.60 (the parent binds the rc port before
     // forking and the child then fails with "address already in use", rclone #2618), so persist
-    // detaches rclone itself: a new session, stdio off the caller's pipes, early errors to the log.
+    // detaches rclone itself: a new session (setsid execs rclone in the background child, so `$!`
+    // is rclone's pid), stdio off the caller's pipes, early errors to the log.
     command: 'sh',
-    args: ['-c', 'log=$1; shift; exec setsid -f "$@" </dev/null >>"$log" 2>&1', 'persist-rclone', logFile, 'rclone', ...rcloneArgs],
+    args: [
+      '-c',
+      'log=$1; pidfile=$2; shift 2; setsid "$@" </dev/null >>"$log" 2>&1 & echo $! >"$pidfile"',
+      'persist-rclone',
+      logFile,
+      pidFile(ctx.runtimeDir),
+      'rclone',
+      ...rcloneArgs,
+    ],
     env,
-    files: [{ path: rcPortFile(ctx.runtimeDir), content: `${port}\n`, mode: 0o600 }],
+    files: [
+      { path: conf, content: confText, mode: 0o600 },
+      { path: rcPortFile(ctx.runtimeDir), content: `${port}\n`, mode: 0o600 },
+    ],
     logFile,
   };
 }
 
-interface VfsStats {
-  diskCache?: { uploadsInProgress?: number; uploadsQueued?: number };
+/** An rclone config file of one remote; values never hold a line break (checked). */
+function configText(config: Record<string, string>): string {
+  const lines = [`[${REMOTE}]`];
+  for (const [name, value] of Object.entries(config)) {
+    if (/[\r\n]/.test(value)) throw new ActionError(`the rclone setting ${name} holds a line break; it cannot go into rclone's config file`);
+    lines.push(`${name} = ${value}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
-/** Pending uploads of the mount's VFS, or null when its rc does not answer (dead, or not ours). */
-async function pendingUploads(host: Host, port: number, env: Record<string, string>): Promise<number | null> {
+/**
+ * The child's environment: without AWS_CA_BUNDLE (rclone 1.60 fails on it), and without variables
+ * that would override the config file (RCLONE_CONFIG_PERSIST_*, RCLONE_S3_*): an override changes
+ * the cache folder's name, and must not redirect persist's remote anyway.
+ */
+function rcloneEnv(processEnv: Record<string, string | undefined>): Record<string, string> {
+  const remove = Object.keys(processEnv).filter((name) => name === 'AWS_CA_BUNDLE' || name === 'RCLONE_CONFIG' || name.startsWith(CONFIG_PREFIX) || name.startsWith('RCLONE_S3_'));
+  return childEnv(processEnv, {}, remove);
+}
+
+interface VfsStats {
+  diskCache?: { uploadsInProgress?: number; uploadsQueued?: number; erroredFiles?: number };
+}
+
+interface QueueState {
+  pending: number;
+  errored: number;
+}
+
+/** The mount's VFS upload queue, or null when its rc does not answer (dead, or not ours). */
+async function uploadQueue(host: Host, port: number, env: Record<string, string>): Promise<QueueState | null> {
   const result = await host.run('rclone', ['rc', 'vfs/stats', '--url', `http://127.0.0.1:${port}/`], {
     env,
     timeoutMs: 10_000,
@@ -185,37 +251,209 @@ async function pendingUploads(host: Host, port: number, env: Record<string, stri
   if (result.exitCode !== 0) return null;
   try {
     const stats = JSON.parse(result.stdout) as VfsStats;
-    return (stats.diskCache?.uploadsInProgress ?? 0) + (stats.diskCache?.uploadsQueued ?? 0);
+    return {
+      pending: (stats.diskCache?.uploadsInProgress ?? 0) + (stats.diskCache?.uploadsQueued ?? 0),
+      errored: stats.diskCache?.erroredFiles ?? 0,
+    };
   } catch {
     return null;
   }
 }
 
-async function readPort(host: Host, runtimeDir: string): Promise<number | null> {
+async function readNumber(host: Host, file: string): Promise<number | null> {
   try {
-    const port = Number((await host.readFile(rcPortFile(runtimeDir))).toString('utf8').trim());
-    return Number.isInteger(port) && port > 0 ? port : null;
+    const value = Number((await host.readFile(file)).toString('utf8').trim());
+    return Number.isInteger(value) && value > 0 ? value : null;
   } catch {
     return null;
   }
 }
 
-/** Wait (bounded) until the writes cache has uploaded everything: an unmount would strand them. */
-async function flush(host: Host, runtimeDir: string, processEnv: Record<string, string | undefined>, mountPoint: string): Promise<void> {
-  const port = await readPort(host, runtimeDir);
-  if (port === null) return;
-  const env = childEnv(processEnv, {}, ['AWS_CA_BUNDLE']);
-  const deadline = host.now().getTime() + FLUSH_TIMEOUT_MS;
+/** This bucket's own dirty items (the current remote's folder), as keys. */
+async function ownDirty(host: Host, bucket: ResolvedBucket, runtimeDir: string): Promise<DirtyItem[]> {
+  return (await dirtyItems(host, cacheDirOf(bucket, runtimeDir))).filter((item) => item.remote === REMOTE && item.bucket === bucket.name);
+}
+
+/** Sizes of `keys` as the store holds them, asked over its S3 API (not through rclone's cache). */
+async function remoteSizes(bucket: ResolvedBucket, ctx: BackendContext, keys: string[]): Promise<Map<string, number>> {
+  try {
+    return await storedSizes(bucket, keys, ctx.processEnv.AWS_CA_BUNDLE);
+  } catch (error) {
+    throw new ActionError(`could not check ${plural(keys.length, 'file')} in bucket ${bucket.name}: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+function sampleKeys(keys: string[], max = 5): string {
+  return keys.slice(0, max).join(', ') + (keys.length > max ? `, ... (${keys.length} in all)` : '');
+}
+
+/**
+ * Wait until the mount's upload queue is empty (read empty twice, 300 ms apart: a file closed a
+ * moment ago reaches the queue when FUSE's asynchronous release does), then check every file that
+ * was dirty when the wait began against the store itself: present, with the size rclone wrote.
+ */
+async function flushMount(bucket: ResolvedBucket, ctx: BackendContext, timeoutMs: number): Promise<{ verified: number; waitedMs: number }> {
+  const { host, runtimeDir } = ctx;
+  const started = host.now().getTime();
+  const port = await readNumber(host, rcPortFile(runtimeDir));
+  const where = bucket.mount.path;
+  if (port === null) {
+    throw new ActionError(`cannot tell whether rclone at ${where} has uploaded everything: its rc port file ${rcPortFile(runtimeDir)} is missing (mounted by another program?)`);
+  }
+  const env = rcloneEnv(ctx.processEnv);
+  const pendingAtStart = await ownDirty(host, bucket, runtimeDir);
+  const deadline = started + timeoutMs;
+  let zeroes = 0;
   for (;;) {
-    const pending = await pendingUploads(host, port, env);
-    if (pending === null || pending === 0) return;
+    const queue = await uploadQueue(host, port, env);
+    if (queue === null) throw new ActionError(`rclone at ${where} does not answer on its rc port ${port} (the daemon died?); its writes may not be in bucket ${bucket.name} (see ${join(runtimeDir, 'rclone.log')})`);
+    zeroes = queue.pending === 0 ? zeroes + 1 : 0;
+    if (zeroes >= 2) break;
     if (host.now().getTime() > deadline) {
+      const dirty = await ownDirty(host, bucket, runtimeDir);
+      const oldest = dirty.reduce((min, item) => Math.min(min, item.modTimeMs), Infinity);
       throw new ActionError(
-        `rclone still has ${plural(pending, 'upload')} pending at ${mountPoint} after ${formatDuration(FLUSH_TIMEOUT_MS)}; not unmounting so nothing is lost (see ${join(runtimeDir, 'rclone.log')})`,
+        `rclone at ${where} still had ${plural(queue.pending, 'upload')} pending after ${formatDuration(timeoutMs)}` +
+          (dirty.length ? ` (${sampleKeys(dirty.map((d) => d.key))}; oldest written ${formatDuration(host.now().getTime() - oldest)} ago)` : '') +
+          (queue.errored ? `; ${plural(queue.errored, 'file')} failed to upload` : '') +
+          `; see ${join(runtimeDir, 'rclone.log')}`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await host.sleep(zeroes ? 300 : 200);
   }
+  const still = await ownDirty(host, bucket, runtimeDir);
+  const stillKeys = new Set(still.map((item) => item.key));
+  const stuck = pendingAtStart.filter((item) => stillKeys.has(item.key) && item.modTimeMs === still.find((s) => s.key === item.key)?.modTimeMs);
+  if (stuck.length) {
+    throw new ActionError(`rclone at ${where} reports an empty upload queue but still holds ${plural(stuck.length, 'unuploaded file')}: ${sampleKeys(stuck.map((s) => s.key))}; see ${join(runtimeDir, 'rclone.log')}`);
+  }
+  const keys = [...new Set(pendingAtStart.map((item) => item.key))];
+  if (keys.length === 0) return { verified: 0, waitedMs: host.now().getTime() - started };
+  const sizes = await remoteSizes(bucket, ctx, keys);
+  const missing: string[] = [];
+  for (const key of keys) {
+    if (stillKeys.has(key)) continue; // written again meanwhile: the next flush checks it
+    const remote = sizes.get(key);
+    const cached = await cachedSize(host, cacheDirOf(bucket, runtimeDir), REMOTE, bucket.name, key);
+    if (remote === undefined) {
+      // Removed or renamed since (through the mount): then the mount no longer shows it either.
+      if (await host.lstat(join(where, key))) missing.push(key);
+    } else if (cached !== null && cached !== remote) {
+      missing.push(`${key} (${remote} bytes in the store, ${cached} written)`);
+    }
+  }
+  if (missing.length) {
+    throw new ActionError(`rclone at ${where} finished uploading, but bucket ${bucket.name} lacks ${plural(missing.length, 'file')} it was given: ${sampleKeys(missing)}`);
+  }
+  return { verified: keys.length, waitedMs: host.now().getTime() - started };
+}
+
+/** Before unmounting: wait (bounded) until the writes cache has uploaded everything, or refuse. */
+async function flushBeforeUnmount(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void> {
+  const port = await readNumber(ctx.host, rcPortFile(ctx.runtimeDir));
+  if (port === null) return;
+  // A dead daemon cannot upload anything: unmounting it loses nothing more (its cache stays for the next mount).
+  if ((await uploadQueue(ctx.host, port, rcloneEnv(ctx.processEnv))) === null) return;
+  try {
+    await flushMount(bucket, ctx, FLUSH_TIMEOUT_MS);
+  } catch (error) {
+    throw new ActionError(`${errorMessage(error)}; not unmounting ${mountPoint} so nothing is lost`, { cause: error });
+  }
+}
+
+async function pendingWrites(bucket: ResolvedBucket, ctx: BackendContext): Promise<PendingWrites | null> {
+  const dirty = await ownDirty(ctx.host, bucket, ctx.runtimeDir);
+  const port = await readNumber(ctx.host, rcPortFile(ctx.runtimeDir));
+  const queue = port === null ? null : await uploadQueue(ctx.host, port, rcloneEnv(ctx.processEnv));
+  if (queue === null && dirty.length === 0) return port === null ? null : { count: 0, oldestMs: null };
+  const count = Math.max(queue?.pending ?? 0, dirty.length);
+  const oldest = dirty.reduce((min, item) => Math.min(min, item.modTimeMs), Infinity);
+  return { count, oldestMs: Number.isFinite(oldest) ? oldest : null };
+}
+
+async function leftovers(bucket: ResolvedBucket, ctx: BackendContext): Promise<Leftovers> {
+  const cacheDir = cacheDirOf(bucket, ctx.runtimeDir);
+  const result: Leftovers = { uploadable: [], stranded: [] };
+  for (const item of await dirtyItems(ctx.host, cacheDir)) {
+    const file = { key: item.key, size: item.size, where: item.dataPath };
+    if (item.remote !== REMOTE) {
+      result.stranded.push({ ...file, reason: `left by rclone under another configuration (cache folder ${join(cacheDir, 'vfs', item.remote)}): its endpoint or keys may not be this bucket's` });
+    } else if (item.bucket !== bucket.name) {
+      result.stranded.push({ ...file, reason: `belongs to bucket ${item.bucket}, not ${bucket.name}` });
+    } else if (!item.complete) {
+      result.stranded.push({ ...file, reason: 'only part of it is in the cache' });
+    } else {
+      result.uploadable.push(file);
+    }
+  }
+  return result;
+}
+
+/**
+ * Upload what a dead daemon left dirty in this bucket's cache folder, before a new daemon starts:
+ * rclone 1.60 re-queues such items itself only when their folders exist in the store, and an
+ * object store has no folders until a file is in them. So persist copies them itself (same
+ * config, `rclone copy --files-from-raw`), checks them in the store, then drops them from the cache.
+ */
+async function recover(bucket: ResolvedBucket, ctx: BackendContext, report: (line: string) => void): Promise<number> {
+  const { host, runtimeDir } = ctx;
+  const found = await leftovers(bucket, ctx);
+  if (found.stranded.length) {
+    throw new ActionError(`rclone's cache holds ${plural(found.stranded.length, 'unuploaded file')} persist will not upload by itself: ${sampleKeys(found.stranded.map((f) => `${f.where} (${f.reason})`), 3)}`);
+  }
+  if (found.uploadable.length === 0) return 0;
+  report(`uploading ${plural(found.uploadable.length, 'file')} a stopped rclone left in its cache`);
+  const env = rcloneEnv(ctx.processEnv);
+  const cacheDir = cacheDirOf(bucket, runtimeDir);
+  const keys = found.uploadable.map((file) => file.key);
+  const caBundle = env.AWS_CA_BUNDLE;
+  const copy = await host.run(
+    'rclone',
+    [
+      '--config',
+      configFile(runtimeDir),
+      'copy',
+      join(cacheDir, 'vfs', REMOTE, bucket.name),
+      `${REMOTE}:${bucket.name}`,
+      '--files-from-raw',
+      '-',
+      '--no-traverse',
+      '--retries',
+      '2',
+      ...(caBundle ? ['--ca-cert', caBundle] : []),
+    ],
+    { env, input: `${keys.join('\n')}\n`, timeoutMs: 600_000 },
+  );
+  if (copy.exitCode !== 0) {
+    throw new ActionError(`uploading ${plural(keys.length, 'file')} left in rclone's cache (${join(cacheDir, 'vfs', REMOTE, bucket.name)}) failed: ${copy.stderr.trim().split('\n').slice(-2).join('; ') || `exit code ${copy.exitCode}`}`);
+  }
+  const sizes = await remoteSizes(bucket, ctx, keys);
+  const bad = found.uploadable.filter((file) => sizes.get(file.key) !== file.size).map((file) => file.where);
+  if (bad.length) throw new ActionError(`after uploading the files rclone left in its cache, bucket ${bucket.name} still lacks ${sampleKeys(bad)}`);
+  for (const item of (await dirtyItems(host, cacheDir)).filter((i) => i.remote === REMOTE && i.bucket === bucket.name)) {
+    await host.remove(item.metaPath);
+    await host.remove(item.dataPath);
+  }
+  return keys.length;
+}
+
+/** Stop the daemon persist started for this mount point (if it still runs) and remove its runtime files. */
+async function stop(_bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void> {
+  const { host, runtimeDir } = ctx;
+  const pid = await readNumber(host, pidFile(runtimeDir));
+  if (pid !== null && host.processAlive(pid)) {
+    // Only a process that is rclone serving this mount point (the pid may have been reused).
+    const argv = await host
+      .readFile(`/proc/${pid}/cmdline`)
+      .then((data) => data.toString('utf8').split('\0'))
+      .catch(() => [] as string[]);
+    if (argv.some((arg) => arg.endsWith('rclone')) && argv.includes(mountPoint)) {
+      await host.run('kill', ['-TERM', String(pid)], { timeoutMs: 5_000 });
+      for (let i = 0; i < 30 && host.processAlive(pid); i++) await host.sleep(100);
+      if (host.processAlive(pid)) await host.run('kill', ['-KILL', String(pid)], { timeoutMs: 5_000 });
+    }
+  }
+  for (const file of [pidFile(runtimeDir), rcPortFile(runtimeDir), configFile(runtimeDir)]) await host.remove(file).catch(() => undefined);
 }
 
 export const rclone: Backend = {
@@ -226,9 +464,14 @@ export const rclone: Backend = {
   validateOptions,
   ...identifiedBy('fuse.rclone'),
   mountCommand,
-  async unmount(_bucket, mountPoint, ctx) {
-    await flush(ctx.host, ctx.runtimeDir, ctx.processEnv, mountPoint);
+  async unmount(bucket, mountPoint, ctx) {
+    await flushBeforeUnmount(bucket, mountPoint, ctx);
     await fuseUnmount(ctx.host, mountPoint);
-    await ctx.host.remove(rcPortFile(ctx.runtimeDir));
+    await stop(bucket, mountPoint, ctx);
   },
+  flush: (bucket, ctx, { timeoutMs }) => flushMount(bucket, ctx, timeoutMs),
+  pendingWrites,
+  leftovers,
+  recover,
+  stop,
 };

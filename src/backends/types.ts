@@ -43,4 +43,45 @@ export interface Backend {
   mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand>;
   /** Flush pending writes (rclone) and unmount; lazily if busy. */
   unmount(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
+  /**
+   * Wait (bounded by `timeoutMs`) until the backend holds nothing written that the store does not
+   * hold, and check what was pending against the store itself. Throws an ActionError naming the
+   * reason (and the files) when it cannot. Absent: every write is in the store when it returns
+   * (s3fs uploads on close and fsync; `local` is the store). See docs/backends.md.
+   */
+  flush?(bucket: ResolvedBucket, ctx: BackendContext, options: { timeoutMs: number }): Promise<FlushReport>;
+  /** Writes the live mount holds that are not in the store yet (status); null when unknown. Read-only. */
+  pendingWrites?(bucket: ResolvedBucket, ctx: BackendContext): Promise<PendingWrites | null>;
+  /** Files a dead daemon left unuploaded in its local cache (looked at before mounting). Read-only. */
+  leftovers?(bucket: ResolvedBucket, ctx: BackendContext): Promise<Leftovers>;
+  /** Upload the `uploadable` leftovers into the store (verified) and drop them from the cache; returns how many. */
+  recover?(bucket: ResolvedBucket, ctx: BackendContext, report: (line: string) => void): Promise<number>;
+  /** Stop a daemon that did not come up (or whose mount is gone) and remove its runtime files. */
+  stop?(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
+}
+
+export interface FlushReport {
+  /** Files that were pending when the flush began and are now checked in the store. */
+  verified: number;
+  waitedMs: number;
+}
+
+export interface PendingWrites {
+  count: number;
+  /** When the oldest pending write was made (ms since the epoch), if known. */
+  oldestMs: number | null;
+}
+
+export interface LeftoverFile {
+  key: string;
+  size: number;
+  /** Where its bytes are on local disk. */
+  where: string;
+  /** Why persist will not upload it by itself (stranded only). */
+  reason?: string;
+}
+
+export interface Leftovers {
+  uploadable: LeftoverFile[];
+  stranded: LeftoverFile[];
 }

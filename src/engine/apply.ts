@@ -8,7 +8,7 @@
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
 import { guardedHost } from '../host/wrappers.js';
-import { errorMessage } from '../output/format.js';
+import { errorMessage, formatDuration, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import type { Address } from './address.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
@@ -52,7 +52,12 @@ export interface ExecuteOptions {
   signal: AbortSignal;
   /** watch: carry out only decisions the module says may run unattended (re-judged on the fresh decision). */
   unattendedOnly?: boolean;
+  /** shutdown: the time (ms since the epoch) by which every wait for the store must end. */
+  deadlineMs?: number;
 }
+
+/** How long an action waits for its bucket's backend to have uploaded what it wrote. */
+export const DURABLE_WAIT_MS = 120_000;
 
 export function actionTitle(action: PlannedAction, index: number): string {
   return `${index}. ${SYMBOLS[action.action]} ${action.address}  ${action.action}`;
@@ -90,6 +95,7 @@ interface ActionRun {
   /** Addresses planned in this run (a resource whose mount is among them was decided before it). */
   planned: Set<string>;
   unattendedOnly: boolean;
+  deadlineMs?: number;
 }
 
 /**
@@ -126,6 +132,22 @@ export async function applyAction(
     : ctx.host;
   const store = guard ? storesFor(ctx.env, host) : observeCtx.store;
   const outcome = await entry.module.apply(entry.resource, decision, observed.seen, { ...ctx, host, store });
+  // Durable: an action that wrote into a bucket counts only once its bytes are in the store.
+  if (bucket) {
+    const budget = run?.deadlineMs === undefined ? DURABLE_WAIT_MS : Math.min(DURABLE_WAIT_MS, run.deadlineMs - ctx.host.now().getTime());
+    ctx.report(`waiting until ${bucket.key}'s writes are in the store`);
+    let flushed: Awaited<ReturnType<ReturnType<ObserveContext['store']>['flush']>>;
+    try {
+      flushed = await store(bucket.key).flush(Math.max(1_000, budget));
+    } catch (error) {
+      throw new ActionError(`done locally, but not yet in the store: ${errorMessage(error)}`, { cause: error });
+    }
+    if (flushed) {
+      const checked = flushed.verified > 0 ? `: ${plural(flushed.verified, 'uploaded file')} checked there` : '';
+      const summary = `${outcome.summary} (in the store after ${formatDuration(flushed.waitedMs)}${checked})`;
+      return { decision, outcome: { ...outcome, summary } };
+    }
+  }
   return { decision, outcome };
 }
 
@@ -148,7 +170,7 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     const blocker = action.dependsOn.find((dep) => results.get(dep) && results.get(dep)?.status !== 'applied' && !upToDate.has(dep));
     if (blocker) return result('skipped', `skipped: it depends on ${blocker}, which did not apply`);
     try {
-      const done = await applyAction(action, { host, env, options, report, signal }, { recheck, byAddress, planned, unattendedOnly: run.unattendedOnly === true });
+      const done = await applyAction(action, { host, env, options, report, signal }, { recheck, byAddress, planned, unattendedOnly: run.unattendedOnly === true, ...(run.deadlineMs === undefined ? {} : { deadlineMs: run.deadlineMs }) });
       if (done === 'up-to-date') {
         upToDate.add(action.address);
         return result('skipped', 'already as the spec wants it (nothing to do)');

@@ -1,6 +1,7 @@
 // The views of an apply's progress, picked once by the command: listr2's live task list on a
 // terminal, one line per finished action elsewhere (CI, pipes, docker logs), nothing under --json.
 import type { ActionResult, ActionTask, ApplyView } from '../engine/apply.js';
+import { formatDuration } from './format.js';
 
 const MARKS: Record<ActionResult['status'], string> = { applied: '✔', failed: '✖', skipped: '↓' };
 
@@ -16,12 +17,30 @@ export function silentView(): ApplyView {
   };
 }
 
-export function linesView(print: (text: string) => void): ApplyView {
+/** How often the lines view says where a long action is (docker logs show nothing otherwise). */
+export const PROGRESS_EVERY_MS = 10_000;
+
+/**
+ * One line per finished action; while an action runs longer than `everyMs`, a progress line
+ * every `everyMs` with its latest report (files and bytes done) and the time it has taken.
+ */
+export function linesView(print: (text: string) => void, everyMs = PROGRESS_EVERY_MS): ApplyView {
   return {
     async run(tasks) {
       for (const task of tasks) {
-        const result = await task.run(() => undefined);
-        print(`${MARKS[result.status]} ${finishedLine(task.title, result)}\n`);
+        let latest = '';
+        let elapsed = 0;
+        const timer = setInterval(() => {
+          elapsed += everyMs;
+          print(`… ${task.title}: ${latest || 'working'} (${formatDuration(elapsed)} so far)\n`);
+        }, everyMs);
+        timer.unref?.();
+        try {
+          const result = await task.run((line) => (latest = line));
+          print(`${MARKS[result.status]} ${finishedLine(task.title, result)}\n`);
+        } finally {
+          clearInterval(timer);
+        }
       }
     },
   };

@@ -66,7 +66,13 @@ export class MountedStore implements Store {
     private readonly host: Host,
     /** The folder standing for the bucket's root (the mount path). */
     readonly root: string,
+    /** The backend's wait for its cache to reach the store (rclone); none when writes land on return. */
+    private readonly flusher?: (timeoutMs: number) => Promise<{ verified: number; waitedMs: number }>,
   ) {}
+
+  async flush(timeoutMs: number): Promise<{ verified: number; waitedMs: number } | null> {
+    return this.flusher ? this.flusher(timeoutMs) : null;
+  }
 
   private path(key: string): string {
     return key === '' ? this.root : join(this.root, key);

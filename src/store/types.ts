@@ -75,6 +75,12 @@ export interface Store {
    * when the store is not a folder (the caller downloads it first).
    */
   localPath(key: string): string | null;
+  /**
+   * Wait (at most `timeoutMs`) until everything written so far is in the store itself, not in a
+   * backend's local cache (rclone's write-back), checked against the store; throws naming the
+   * reason otherwise. Immediate where writes are in the store when they return (s3fs, local).
+   */
+  flush(timeoutMs: number): Promise<{ verified: number; waitedMs: number } | null>;
 }
 
 /** A conditional write found the key taken. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { goofys } from '../../src/backends/goofys.js';
 import { local } from '../../src/backends/local.js';
-import { rclone, rcPortFile } from '../../src/backends/rclone.js';
+import { configFile, pidFile, rclone, rcPortFile } from '../../src/backends/rclone.js';
 import { BACKEND_NAMES, backendOwning, backends, getBackend } from '../../src/backends/registry.js';
 import { s3fs } from '../../src/backends/s3fs.js';
 import { parseMountinfo } from '../../src/host/mountinfo.js';
@@ -80,42 +80,53 @@ describe('rclone mount command', () => {
   const expectedProvider: Record<Provider, string> = { r2: 'Cloudflare', aws: 'AWS', other: 'Other' };
 
   for (const provider of PROVIDERS) {
-    it(`configures a ${provider} remote through the environment only`, async () => {
+    it(`configures a ${provider} remote through a 0600 config file, never the command line`, async () => {
       const bucket = testBucket('rclone', provider, { pathStyle: provider !== 'aws' });
-      const { ctx, runs } = testContext({ PATH: '/usr/bin', HOME: '/root' });
+      const { ctx, runs, written } = testContext({ PATH: '/usr/bin', HOME: '/root', RCLONE_CONFIG_PERSIST_ENDPOINT: 'http://elsewhere', RCLONE_S3_REGION: 'x' });
       const command = await rclone.mountCommand(bucket, ctx);
-      const log = '/state/mounts/moltbot-data-dev-abc/rclone.log';
+      const runtime = '/state/mounts/moltbot-data-dev-abc';
+      const log = `${runtime}/rclone.log`;
+      const conf = configFile(runtime);
       expect(command.command).toBe('sh');
       const rcloneArgs = command.args.slice(command.args.indexOf('rclone') + 1);
       const port = Number(rcloneArgs[rcloneArgs.indexOf('--rc-addr') + 1]?.split(':')[1]);
       expect(port).toBeGreaterThan(0);
       expect(rcloneArgs).toEqual([
+        '--config', conf,
         'mount', 'persist:moltbot-data-dev', '/data/moltbot dev',
         '--devname', 'moltbot-data-dev',
         '--vfs-cache-mode', 'writes',
-        '--cache-dir', '/state/mounts/moltbot-data-dev-abc/cache',
+        '--cache-dir', `${runtime}/cache`,
+        '--vfs-write-back', '1s',
         '--log-file', log,
         '--rc', '--rc-addr', `127.0.0.1:${port}`, '--rc-no-auth',
       ]);
-      // Detached by persist, early errors into the same log.
-      expect(command.args.slice(0, 4)).toEqual(['-c', 'log=$1; shift; exec setsid -f "$@" </dev/null >>"$log" 2>&1', 'persist-rclone', log]);
-      expect(command.env).toEqual({
-        PATH: '/usr/bin',
-        HOME: '/root',
-        RCLONE_CONFIG_PERSIST_TYPE: 's3',
-        RCLONE_CONFIG_PERSIST_PROVIDER: expectedProvider[provider],
-        RCLONE_CONFIG_PERSIST_ENDPOINT: bucket.endpoint,
-        RCLONE_CONFIG_PERSIST_REGION: bucket.region,
-        RCLONE_CONFIG_PERSIST_ACCESS_KEY_ID: ACCESS_KEY,
-        RCLONE_CONFIG_PERSIST_SECRET_ACCESS_KEY: SECRET_KEY,
-        RCLONE_CONFIG_PERSIST_NO_CHECK_BUCKET: 'true',
-        RCLONE_CONFIG_PERSIST_FORCE_PATH_STYLE: String(provider !== 'aws'),
-      });
-      expect(command.files).toEqual([{ path: rcPortFile('/state/mounts/moltbot-data-dev-abc'), content: `${port}\n`, mode: 0o600 }]);
+      // Detached by persist (the shell records rclone's pid), early errors into the same log.
+      expect(command.args.slice(0, 5)).toEqual(['-c', 'log=$1; pidfile=$2; shift 2; setsid "$@" </dev/null >>"$log" 2>&1 & echo $! >"$pidfile"', 'persist-rclone', log, pidFile(runtime)]);
+      // No override variable reaches rclone: it would rename the cache folder (and redirect the remote).
+      expect(command.env).toEqual({ PATH: '/usr/bin', HOME: '/root' });
+      const text = [
+        '[persist]',
+        'type = s3',
+        `provider = ${expectedProvider[provider]}`,
+        `endpoint = ${bucket.endpoint}`,
+        `region = ${bucket.region}`,
+        `access_key_id = ${ACCESS_KEY}`,
+        `secret_access_key = ${SECRET_KEY}`,
+        'no_check_bucket = true',
+        `force_path_style = ${String(provider !== 'aws')}`,
+        '',
+      ].join('\n');
+      expect(written).toEqual([{ path: conf, content: text, mode: 0o600 }]);
+      expect(command.files).toEqual([
+        { path: conf, content: text, mode: 0o600 },
+        { path: rcPortFile(runtime), content: `${port}\n`, mode: 0o600 },
+      ]);
       expect(JSON.stringify(command.args)).not.toMatch(new RegExp(`${ACCESS_KEY}|${SECRET_KEY}`));
-      // The bucket is listed first, with the same environment and no secret in the arguments.
+      expect(JSON.stringify(command.env)).not.toMatch(new RegExp(`${ACCESS_KEY}|${SECRET_KEY}`));
+      // The bucket is listed first, through the same config file, with no secret in the arguments.
       expect(runs).toHaveLength(1);
-      expect(runs[0]?.args.slice(0, 2)).toEqual(['lsf', 'persist:moltbot-data-dev']);
+      expect(runs[0]?.args.slice(0, 4)).toEqual(['--config', conf, 'lsf', 'persist:moltbot-data-dev']);
       expect(runs[0]?.env).toEqual(command.env);
       expect(JSON.stringify(runs[0]?.args)).not.toMatch(new RegExp(`${ACCESS_KEY}|${SECRET_KEY}`));
     });

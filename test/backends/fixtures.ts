@@ -36,14 +36,19 @@ export function testBucket(
  */
 export function testContext(processEnv: Record<string, string | undefined> = { PATH: '/usr/bin', HOME: '/root' }) {
   const runs: { command: string; args: string[]; env?: Record<string, string | undefined> }[] = [];
+  const written: { path: string; content: string; mode?: number }[] = [];
   const host = {
     async run(command: string, args: string[], options?: { env?: Record<string, string | undefined> }) {
       runs.push({ command, args, env: options?.env });
       return { exitCode: 0, stdout: '', stderr: '', timedOut: false };
     },
+    async writeFile(path: string, data: string | Buffer, options?: { mode?: number }) {
+      written.push({ path, content: data.toString(), ...(options?.mode === undefined ? {} : { mode: options.mode }) });
+    },
+    async chmod() {},
   } as unknown as Host;
   const ctx: BackendContext = { host, runtimeDir: '/state/mounts/moltbot-data-dev-abc', processEnv };
-  return { ctx, runs };
+  return { ctx, runs, written };
 }
 
 /** Value of `-o key=...` (s3fs) options, in order. */

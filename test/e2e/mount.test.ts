@@ -79,11 +79,12 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       return action;
     }
 
-    async function waitForObject(bucketName: string, key: string, timeoutMs = 20_000): Promise<Buffer | null> {
+    async function waitForObject(bucketName: string, key: string, timeoutMs = 20_000, expected?: string): Promise<Buffer | null> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
+        // s3rver writes its object file while it receives it: a read can catch it half written.
         const object = await server.getObject(bucketName, key);
-        if (object || Date.now() > deadline) return object;
+        if ((object && (expected === undefined || object.toString() === expected)) || Date.now() > deadline) return object;
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }
@@ -109,7 +110,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       server.resetCounts();
       const content = `hello from ${backendName}\n`;
       await writeFile(join(target.mount.path, 'note.txt'), content);
-      expect((await waitForObject('alpha', 'note.txt'))?.toString()).toBe(content);
+      expect((await waitForObject('alpha', 'note.txt', 20_000, content))?.toString()).toBe(content);
       expect(server.writeCount()).toBeGreaterThan(0); // the counter does see writes
 
       // Let rclone's write-back settle, then prove that observing writes nothing.

@@ -147,7 +147,7 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     verify,
     sweepPartials: resuming || verify,
     signal: progress.signal,
-    progress: (done: number) => progress.report(`${verify ? 'verified' : 'copied'} ${plural(done, 'file')}`),
+    progress: (done: number, bytes: number) => progress.report(`${verify ? 'verified' : 'copied'} ${plural(done, 'file')}, ${formatBytes(bytes)}`),
   });
 
   try {

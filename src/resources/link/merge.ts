@@ -19,7 +19,7 @@ export interface MergeOptions {
   sweepPartials: boolean;
   signal?: AbortSignal;
   /** Called every so often with the number of files done. */
-  progress?: (filesDone: number) => void;
+  progress?: (filesDone: number, bytesDone: number) => void;
 }
 
 export interface MergeResult {
@@ -201,7 +201,7 @@ export async function mergeTree(host: Host, source: string, dest: string, option
           result.files++;
           result.bytes += info.size;
           await placeFile(srcPath, info, destDir, name, rel);
-          if (result.files % 200 === 0) options.progress?.(result.files);
+          if (result.files % 20 === 0) options.progress?.(result.files, result.bytes);
           break;
         case 'dir':
           subdirs.push({ srcPath, info, name, rel });

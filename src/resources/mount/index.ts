@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { getBackend, backendOwning } from '../../backends/registry.js';
-import type { Backend, BackendContext, MountCommand } from '../../backends/types.js';
+import type { Backend, BackendContext, LeftoverFile, MountCommand } from '../../backends/types.js';
+import { formatAge, formatBytes, plural } from '../../output/format.js';
 import { mountAddress } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Conflict, Decision, Facts, MountGuard, ResourceModule } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
@@ -48,14 +49,30 @@ export type MountState =
 export type MountObserved = {
   /** What the spec asks for, so that the observation can be judged on its own. */
   expected: { backend: BackendName; bucket: string; path: string };
+  /**
+   * Unuploaded files a stopped daemon left in the backend's cache (looked for only when no live
+   * mount serves the path): `uploadable` ones are uploaded before mounting, `stranded` ones stop
+   * the plan with a conflict that names them.
+   */
+  leftovers?: { uploadable: number; stranded: LeftoverFile[]; strandedCount: number };
 } & MountState;
 
 function runtimeContext(host: Host, bucket: ResolvedBucket): BackendContext {
   return { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() };
 }
 
-/** Read-only look at the mount path: mountinfo, then a bounded probe or a listing. */
+/** Read-only look at the mount path, plus what a stopped daemon left in its cache when no live mount serves it. */
 export async function observeMount(bucket: ResolvedBucket, host: Host): Promise<MountObserved> {
+  const observed = await observeMountPoint(bucket, host);
+  const backend = getBackend(bucket.mount.backend);
+  if (!backend.leftovers || (observed.state === 'mounted' && observed.alive && observed.matches)) return observed;
+  const found = await backend.leftovers(bucket, runtimeContext(host, bucket));
+  if (found.uploadable.length === 0 && found.stranded.length === 0) return observed;
+  return { ...observed, leftovers: { uploadable: found.uploadable.length, stranded: found.stranded.slice(0, 10), strandedCount: found.stranded.length } };
+}
+
+/** Read-only look at the mount path: mountinfo, then a bounded probe or a listing. */
+async function observeMountPoint(bucket: ResolvedBucket, host: Host): Promise<MountObserved> {
   const path = bucket.mount.path;
   const expected = { backend: bucket.mount.backend, bucket: bucket.name, path };
   const backend = getBackend(bucket.mount.backend);
@@ -108,7 +125,33 @@ function notDirConflict(path: string, type: FileType): Conflict {
   };
 }
 
+function strandedConflict(bucket: ResolvedBucket, left: NonNullable<MountObserved['leftovers']>): Conflict {
+  const byReason = new Map<string, string[]>();
+  for (const file of left.stranded) {
+    const reason = file.reason ?? 'stranded';
+    byReason.set(reason, [...(byReason.get(reason) ?? []), `${file.where} (${formatBytes(file.size)})`]);
+  }
+  const lines = [...byReason].map(([reason, files]) => `${files.join(', ')}: ${reason}`);
+  const more = left.strandedCount > left.stranded.length ? `; and ${left.strandedCount - left.stranded.length} more` : '';
+  return {
+    message: `${plural(left.strandedCount, 'file')} written through an earlier ${bucket.mount.backend} mount never reached bucket ${bucket.name}: ${lines.join('; ')}${more}`,
+    fix: `copy what belongs in the bucket into it once mounted, then move the cache folder aside (or delete it) and run persist apply again; mounting now would leave them behind`,
+  };
+}
+
+/** The mount decision, with what a stopped daemon left behind taken into account. */
 export function diffMount(bucket: ResolvedBucket, observed: MountObserved): Decision | null {
+  const decision = diffMountPoint(bucket, observed);
+  const left = observed.leftovers;
+  if (!left || !decision || decision.conflict) return decision;
+  if (left.strandedCount > 0) {
+    return { ...decision, action: 'conflict', reason: `${plural(left.strandedCount, 'unuploaded file')} stranded in ${bucket.mount.backend}'s cache`, changes: [], conflict: strandedConflict(bucket, left) };
+  }
+  if (left.uploadable > 0) return { ...decision, reason: `${decision.reason}; first uploads ${plural(left.uploadable, 'file')} a stopped ${bucket.mount.backend} left in its cache` };
+  return decision;
+}
+
+function diffMountPoint(bucket: ResolvedBucket, observed: MountObserved): Decision | null {
   const path = bucket.mount.path;
   const backend = bucket.mount.backend;
   const base = { address: mountAddress(bucket.key), kind: 'mount' as const, phase: 'mount' as const };
@@ -269,9 +312,12 @@ async function mountFresh({ bucket, backend, ctx, report }: MountAttempt): Promi
   }
 
   let command: MountCommand | undefined;
+  let recovered = 0;
   const cleanUp = async (): Promise<void> => {
     const entry = mountAt(await host.mounts(), path);
     if (entry && backend.owns(entry)) await backend.unmount(bucket, path, ctx).catch(() => undefined);
+    // A daemon that never showed in the mount table (or whose unmount refused) still runs: stop it.
+    if (backend.stop) await backend.stop(bucket, path, ctx).catch(() => undefined);
     for (const file of command?.files ?? []) await host.remove(file.path).catch(() => undefined);
     if (createdMountPoint && !mountAt(await host.mounts(), path)) {
       const left = await host.readdir(path).catch(() => ['?']);
@@ -282,6 +328,8 @@ async function mountFresh({ bucket, backend, ctx, report }: MountAttempt): Promi
   try {
     command = await backend.mountCommand(bucket, ctx);
     for (const file of command.files) await host.writeFile(file.path, file.content, { mode: file.mode });
+    // What a stopped daemon left unuploaded goes into the store before a new daemon takes the cache.
+    if (backend.recover) recovered = await backend.recover(bucket, ctx, report);
     const logOffset = await logSize(host, command.logFile);
     report(`starting ${backend.name} for ${bucket.name}`);
     const started = await host.run(command.command, command.args, { env: command.env, timeoutMs: 90_000 });
@@ -313,7 +361,9 @@ async function mountFresh({ bucket, backend, ctx, report }: MountAttempt): Promi
         // The probe counts only if the same mount was there all along: s3fs tears a failed mount
         // down moments after it appears, and the probe would then pass on the bare directory.
         const after = mountAt(await host.mounts(), path);
-        if (problem === null && after?.mountId === entry.mountId) return `mounted ${bucket.name} at ${path} with ${backend.name}`;
+        if (problem === null && after?.mountId === entry.mountId) {
+          return `mounted ${bucket.name} at ${path} with ${backend.name}` + (recovered ? ` (first uploaded ${plural(recovered, 'file')} a stopped ${backend.name} had left in its cache)` : '');
+        }
         if (problem === null) throw await failure('the mount appeared and vanished again');
         lastProblem = `the mount does not work: ${problem}`;
         if (++probeFailures >= PROBE_ATTEMPTS) throw await failure(lastProblem);
@@ -341,7 +391,9 @@ async function unmountExisting(bucket: ResolvedBucket, observed: Extract<MountOb
   if (observed.backend === null) throw new ActionError(`${bucket.mount.path} holds a ${observed.fsType} mount that persist did not make; not unmounting it`);
   // The other mount's runtime folder is keyed by its own bucket name at this path.
   const other: ResolvedBucket = { ...bucket, name: observed.source, mount: { ...bucket.mount, backend: observed.backend } };
-  await getBackend(observed.backend).unmount(other, bucket.mount.path, runtimeContext(host, other));
+  const otherBackend = getBackend(observed.backend);
+  await otherBackend.unmount(other, bucket.mount.path, runtimeContext(host, other));
+  if (otherBackend.stop) await otherBackend.stop(other, bucket.mount.path, runtimeContext(host, other));
   const still = mountAt(await host.mounts(), bucket.mount.path);
   if (still && still.fsType === observed.fsType && still.source === observed.source) {
     throw new ActionError(`${bucket.mount.path} is still mounted after unmounting ${observed.source}`);
@@ -374,13 +426,25 @@ function mountGuard(bucket: ResolvedBucket, observed: MountObserved): MountGuard
   return { root: bucket.mount.path, holds: async (host) => mountAt(await host.mounts(), bucket.mount.path)?.mountId === mountId };
 }
 
-function mountFacts(bucket: ResolvedBucket, observed: MountObserved): Facts {
+async function mountFacts(bucket: ResolvedBucket, observed: MountObserved, host: Host): Promise<Facts> {
   const facts: Facts = { backend: bucket.mount.backend, bucket: bucket.name, path: bucket.mount.path };
   if (bucket.mount.backend === 'local') return facts;
   facts.mounted = observed.state === 'mounted' ? `${observed.fsType} ${observed.source}` : null;
   if (observed.state === 'mounted') {
     facts.alive = observed.alive;
     if (observed.deadReason) facts.problem = observed.deadReason;
+  }
+  const backend = getBackend(bucket.mount.backend);
+  if (observed.state === 'mounted' && observed.alive && observed.matches && backend.pendingWrites) {
+    const pending = await backend.pendingWrites(bucket, runtimeContext(host, bucket)).catch(() => null);
+    if (pending) {
+      facts.uploadsPending = pending.count;
+      facts.oldestPending = pending.oldestMs === null ? null : formatAge(pending.oldestMs, host.now());
+    }
+  }
+  if (observed.leftovers) {
+    facts.leftInCache = observed.leftovers.uploadable + observed.leftovers.strandedCount;
+    if (observed.leftovers.strandedCount) facts.stranded = observed.leftovers.strandedCount;
   }
   return facts;
 }
@@ -398,5 +462,5 @@ export const mountModule: ResourceModule<ResolvedBucket, MountObserved> = {
   apply: (bucket, decision, seen, ctx) => applyMount(bucket, decision, seen.state, ctx),
   // Mounting an absent or dead mount hides nothing (a non-empty mount point is a conflict).
   unattended: (decision) => decision.action === 'mount' || decision.action === 'remount',
-  facts: async (bucket, observed) => mountFacts(bucket, observed),
+  facts: (bucket, observed, ctx) => mountFacts(bucket, observed, ctx.host),
 };

@@ -341,7 +341,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
         files[path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
         continue;
       }
-      ctx.report(`copying ${path} (${visited}/${paths.length})`);
+      ctx.report(`copying ${path} (${visited}/${paths.length} files, ${formatBytes(bytes)} copied)`);
       const result = await store.upload(source, target, { mode: file.mode, mtimeMs: file.mtimeMs });
       files[path] = { size: result.size, mtimeMs: file.mtimeMs, sha256: result.sha256, mode: file.mode };
       copied += 1;

@@ -1,0 +1,189 @@
+// `persist shutdown`: what a container runs when it is told to stop. Push every sync and update
+// every bundle (the executor, with only those actions: the same re-checks and safety rules as
+// apply, conflicts reported and never forced), wait until no mount's backend holds anything
+// unuploaded, release the bucket lease (hook below), and unmount the mounts persist made (unless
+// --keep-mounted). Exit 0 only when everything it was asked to save is in the store; --timeout
+// bounds the whole, and past it the exit is 1 naming what is not saved.
+import { getBackend } from '../backends/registry.js';
+import { executePlan } from '../engine/apply.js';
+import { acquireLock } from '../engine/lock.js';
+import type { PlannedAction } from '../engine/types.js';
+import { mountAt } from '../host/mountinfo.js';
+import { bucketRuntimeDir, stateDir } from '../host/paths.js';
+import type { Host } from '../host/types.js';
+import { linesView, silentView } from '../output/apply-view.js';
+import { errorMessage, formatDuration } from '../output/format.js';
+import { renderShutdown, shutdownItemLine, shutdownJson, shutdownOk, type ShutdownItem, type ShutdownReport } from '../output/shutdown-view.js';
+import { makeStyle } from '../output/style.js';
+import { parseDuration } from '../spec/duration.js';
+import type { ResolvedEnvironment } from '../spec/types.js';
+import { storesFor } from '../store/index.js';
+import { computePlan, header, loadSpec, makeHost } from './common.js';
+import type { CommandIO, SpecOptions } from './types.js';
+
+export interface ShutdownCommandOptions extends SpecOptions {
+  timeout?: string;
+  keepMounted?: boolean;
+}
+
+/** The only actions shutdown carries out: saving local state into the store. */
+const SAVING = new Set(['push', 'update']);
+
+/**
+ * LEASE HOOK: where shutdown releases this machine's lease on each bucket (DESIGN.md, "Sharing a
+ * bucket: the lease"), once everything is saved and before unmounting. The lease is not built
+ * yet; whoever adds it implements this and nothing else in shutdown needs to change. Called only
+ * when every save succeeded (a machine that could not save keeps its lease until it expires).
+ */
+export async function releaseBucketLeases(_host: Host, _env: ResolvedEnvironment, _remainingMs: number): Promise<ShutdownItem[]> {
+  return [];
+}
+
+class Deadline {
+  constructor(
+    private readonly host: Host,
+    readonly at: number,
+  ) {}
+  remaining(): number {
+    return this.at - this.host.now().getTime();
+  }
+  passed(): boolean {
+    return this.remaining() <= 0;
+  }
+  /** The operation's value, or 'timeout' once the deadline passes (the operation is abandoned). */
+  async race<T>(operation: Promise<T>): Promise<T | 'timeout'> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, this.remaining()));
+    });
+    operation.catch(() => undefined);
+    try {
+      return await Promise.race([operation, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export default async function shutdown(opts: ShutdownCommandOptions, io: CommandIO): Promise<number> {
+  const timeoutMs = parseDuration(opts.timeout ?? '60s', '--timeout');
+  const style = makeStyle(io.color);
+  const host = makeHost(io);
+  const started = host.now().getTime();
+  const deadline = new Deadline(host, started + timeoutMs);
+  const env = await loadSpec(opts, io);
+  const items: ShutdownItem[] = [];
+  const say = (item: ShutdownItem) => {
+    items.push(item);
+    if (!opts.json) io.out(`${shutdownItemLine(item, style)}\n`);
+  };
+  if (!opts.json) io.out(`${header(env, 'shutdown')}\n\n`);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let timedOut = false;
+  try {
+    // 1. Save: push every sync, update every bundle.
+    const planned = await deadline.race(computePlan(makeHost(io, { readOnly: true }), env, { allowShrink: false }, []));
+    if (planned === 'timeout') {
+      timedOut = true;
+      say({ address: 'plan', status: 'unsaved', message: `could not even look at the machine within ${formatDuration(timeoutMs)}` });
+    } else {
+      const saving: PlannedAction[] = [];
+      for (const observed of planned.observation.resources) {
+        if (observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') continue;
+        const action = planned.actions.find((a) => a.address === observed.address);
+        if (!action) say({ address: observed.address, status: 'saved', message: 'already in the store' });
+        else if (action.conflict) say({ address: action.address, status: 'unsaved', message: `not saved: ${action.conflict.message}; ${action.conflict.fix}` });
+        else if (SAVING.has(action.action)) saving.push(action);
+        else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
+      }
+      if (saving.length) {
+        const release = await deadline.race(acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, Math.max(0, deadline.remaining())));
+        if (release === 'timeout') {
+          timedOut = true;
+          for (const action of saving) say({ address: action.address, status: 'unsaved', message: 'not saved: another persist held the apply lock until the timeout' });
+        } else {
+          try {
+            const timer = setTimeout(() => controller.abort(), Math.max(0, deadline.remaining()));
+            const view = opts.json ? silentView() : linesView(io.out);
+            const report = await deadline.race(
+              executePlan(saving, { host, env, options: { allowShrink: false }, view, signal: controller.signal, deadlineMs: deadline.at }),
+            );
+            clearTimeout(timer);
+            if (report === 'timeout') timedOut = true;
+            for (const action of saving) {
+              const result = report === 'timeout' ? undefined : report.results.get(action.address);
+              if (result?.status === 'applied') say({ address: action.address, status: 'saved', message: `${action.action}: ${result.message}` });
+              else if (result?.status === 'skipped' && /already as the spec wants/.test(result.message)) say({ address: action.address, status: 'saved', message: 'already in the store' });
+              else say({ address: action.address, status: 'unsaved', message: `${action.action} not done: ${result?.message ?? `still running at the timeout (${formatDuration(timeoutMs)})`}` });
+            }
+          } finally {
+            if (typeof release === 'function') await release();
+          }
+        }
+      }
+    }
+
+    // 2. Wait until no mount holds anything unuploaded (what the agent wrote through links too).
+    const stores = storesFor(env, host);
+    const mounted: { key: string; backendName: string }[] = [];
+    /** Mounts whose backend still holds unuploaded files: unmounting would strand them. */
+    const unsafeToUnmount = new Set<string>();
+    const mounts = await host.mounts();
+    for (const [key, bucket] of Object.entries(env.buckets)) {
+      const backend = getBackend(bucket.mount.backend);
+      const entry = mountAt(mounts, bucket.mount.path);
+      if (!backend.fuse || !entry || !backend.matches(entry, bucket)) continue;
+      mounted.push({ key, backendName: backend.name });
+      if (!backend.flush) continue;
+      if (deadline.passed()) {
+        timedOut = true;
+        say({ address: `mount.${key}`, status: 'unsaved', message: `not checked: the timeout (${formatDuration(timeoutMs)}) passed first` });
+        continue;
+      }
+      // Bounded by the flush itself (so that its own reason, naming the files, is what is shown).
+      const flushed = await stores(key)
+        .flush(Math.max(500, deadline.remaining() - 300))
+        .then(() => null, (error: unknown) => errorMessage(error));
+      if (flushed !== null) {
+        if (deadline.passed()) timedOut = true;
+        say({ address: `mount.${key}`, status: 'unsaved', message: flushed });
+        unsafeToUnmount.add(key);
+      }
+      else say({ address: `mount.${key}`, status: 'saved', message: `${backend.name} holds nothing unuploaded` });
+    }
+
+    // 3. Release the lease, only when everything is saved.
+    if (items.every((item) => item.status === 'saved')) for (const item of await releaseBucketLeases(host, env, deadline.remaining())) say(item);
+
+    // 4. Unmount what persist mounted (the drivers flush first and refuse to strand writes).
+    for (const { key, backendName } of mounted) {
+      const bucket = env.buckets[key]!;
+      if (opts.keepMounted) {
+        say({ address: `mount.${key}`, status: 'kept', message: `left mounted at ${bucket.mount.path} (--keep-mounted)` });
+        continue;
+      }
+      if (unsafeToUnmount.has(key)) {
+        say({ address: `mount.${key}`, status: 'kept', message: `left mounted at ${bucket.mount.path}: ${backendName} still holds files the store does not have, and keeps uploading them` });
+        continue;
+      }
+      const backend = getBackend(bucket.mount.backend);
+      const ctx = { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() };
+      const done = await deadline.race(backend.unmount(bucket, bucket.mount.path, ctx).then(() => null, (error: unknown) => errorMessage(error)));
+      if (done === 'timeout') {
+        timedOut = true;
+        say({ address: `mount.${key}`, status: 'failed', message: `still unmounting ${bucket.mount.path} at the timeout` });
+      } else if (done !== null) say({ address: `mount.${key}`, status: 'failed', message: `not unmounted: ${done}` });
+      else say({ address: `mount.${key}`, status: 'unmounted', message: `unmounted ${bucket.mount.path} (${backendName})` });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const report: ShutdownReport = { environment: env.environment, items, elapsedMs: host.now().getTime() - started, timeoutMs, timedOut };
+  if (opts.json) io.out(`${JSON.stringify(shutdownJson(report), null, 2)}\n`);
+  else io.out(`\n${renderShutdown(report, style)}`);
+  return shutdownOk(report) ? 0 : 1;
+}
