@@ -15,7 +15,7 @@ function fileType(stats: import('node:fs').Stats): FileType {
 }
 
 function info(stats: import('node:fs').Stats): FileInfo {
-  return { type: fileType(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs };
+  return { type: fileType(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs };
 }
 
 function isMissing(error: unknown): boolean {

@@ -11,6 +11,8 @@ export interface FileInfo {
   /** Permission bits only (e.g. 0o644). */
   mode: number;
   mtimeMs: number;
+  /** Status change time: moves on every write, chmod and rename, even when mtime is set back. Optional: stores may not know it. */
+  ctimeMs?: number;
 }
 
 export interface MountEntry {
