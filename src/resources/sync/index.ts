@@ -332,7 +332,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   let copied = 0;
   let bytes = 0;
   const run = new PushRun(host, sync, store, detail.trust, manifest);
-  await run.begin(removed, toCopy);
+  await run.begin(removed, toCopy, local.files);
 
   // Paths the push cannot see now but the mirror holds (under an unreadable folder...): kept.
   const paths = [...Object.keys(local.files), ...Object.keys(manifest?.files ?? {}).filter((path) => !(path in local.files) && isHeld(detail.trust, path))];
@@ -373,7 +373,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
 
   const deleting = manifest !== null && sync.delete;
   if (deleting) {
-    for (const path of removed) {
+    for (const path of removed.filter((p) => !run.isCleared(p))) {
       checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
       await store.remove(join(sync.relTo, path));
     }

@@ -10,7 +10,7 @@ import type { Store } from '../../store/types.js';
 import { stateDir } from '../../host/paths.js';
 import { writeFolderModes, sameModes, readFolderModes } from './folders.js';
 import type { ManifestEntry, SyncManifest } from './manifest.js';
-import { pushFile, Stage } from './stable.js';
+import { isFresh, pushFile, SETTLE_MS, Stage } from './stable.js';
 import { readTrustState, writeTrustState, type TrustState } from './trust-state.js';
 import { verifyPushed, type TrustDetail } from './trust.js';
 import type { TreeFile } from './tree.js';
@@ -20,6 +20,8 @@ export class PushRun {
   bytes = 0;
   /** Files that changed since the plan looked, or while they were read. */
   moved = 0;
+  /** Mirror paths removed before the copies (a type change): the later deletions leave them alone. */
+  readonly cleared = new Set<string>();
   private readonly stage: Stage;
   private readonly unsettled: string[] = [];
   private readonly unreadable: string[] = [];
@@ -46,7 +48,11 @@ export class PushRun {
    * folder `a/` whose files it drops where a file `a` is pushed); their entries are among the
    * removed ones, so no shard written afterwards lists them.
    */
-  async begin(removed: readonly string[], toCopy: ReadonlySet<string>): Promise<void> {
+  async begin(removed: readonly string[], toCopy: ReadonlySet<string>, listed: Record<string, TreeFile> = {}): Promise<void> {
+    // Files changed within the last moments may be mid-write: one wait for all of them up front,
+    // rather than one per file (each is still checked when it is read).
+    const now = this.host.now().getTime();
+    if ([...toCopy].some((path) => listed[path] && isFresh(listed[path]!, now))) await this.host.sleep(SETTLE_MS);
     const stages = join(stateDir(this.host.env()), 'stage');
     for (const name of await this.host.readdir(stages).catch(() => [] as string[])) {
       const pid = Number(/^push-(\d+)-/.exec(name)?.[1]);
@@ -69,7 +75,16 @@ export class PushRun {
         if (toCopy.has(parent)) blocking.add(parent);
       }
     }
-    for (const path of [...blocking].sort()) await this.store.remove(join(this.sync.relTo, path));
+    for (const path of [...blocking].sort()) {
+      await this.store.remove(join(this.sync.relTo, path));
+      this.cleared.add(path);
+    }
+  }
+
+  /** Whether `path` (or a folder above it) was removed from the mirror before the copies. */
+  isCleared(path: string): boolean {
+    const parts = path.split('/');
+    return parts.some((_, i) => this.cleared.has(parts.slice(0, i + 1).join('/')));
   }
 
   /** Push one file; returns its manifest entry, or the previous one when it could not be stored now (null: none). */

@@ -7,7 +7,8 @@ import type { Host } from '../../host/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import type { Store } from '../../store/types.js';
 import { readFolderModes } from './folders.js';
-import { isSqliteHeader, removeStaleSidecars, sqliteChangeToken } from './sqlite.js';
+import { isSqliteHeader, removeStaleSidecars } from './sqlite.js';
+import { databaseToken } from './sqlite-sync.js';
 import { readTrustState, updateTrustState } from './trust-state.js';
 
 export class RestoreRun {
@@ -36,7 +37,7 @@ export class RestoreRun {
     }
     if (!isSqliteHeader(head)) return;
     await removeStaleSidecars(this.host, target);
-    this.tokens[path] = { token: await sqliteChangeToken(this.host, target), sha256 };
+    this.tokens[path] = { token: await databaseToken(this.host, target), sha256 };
   }
 
   async finish(): Promise<void> {

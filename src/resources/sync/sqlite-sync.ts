@@ -83,10 +83,19 @@ export async function judgeDatabases(
       verdicts.set(path, 'changed');
       continue;
     }
-    const token = await sqliteChangeToken(host, join(root, path));
+    const token = await databaseToken(host, join(root, path));
     verdicts.set(path, token === recorded.token ? 'same' : 'changed');
   }
   return verdicts;
+}
+
+/**
+ * The change token of a database (sqlite.ts), with an empty `-wal` taken as none: a WAL without
+ * frames holds nothing, and opening the database (the snapshot's own read-only connection does)
+ * creates one.
+ */
+export async function databaseToken(host: Host, path: string): Promise<string> {
+  return (await sqliteChangeToken(host, path)).replace(/ wal:0:[^ ]*$/, ' wal:-');
 }
 
 /** The `sqlite3` found on PATH, or null (plan warns, doctor fails, a push reports the databases it could not snapshot). */

@@ -13,7 +13,8 @@ import { stateDir } from '../../host/paths.js';
 import type { FileInfo, Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ManifestEntry } from './manifest.js';
-import { snapshotSqlite, sqliteChangeToken, SqliteUnavailableError } from './sqlite.js';
+import { snapshotSqlite, SqliteUnavailableError } from './sqlite.js';
+import { databaseToken } from './sqlite-sync.js';
 import { sameStamp, type StatStamp } from './trust-state.js';
 import type { TreeFile } from './tree.js';
 import { errorMessage } from '../../output/format.js';
@@ -82,6 +83,17 @@ export interface PushFileOptions {
   mirrorHash?: () => Promise<string>;
 }
 
+/**
+ * A file whose last change is this recent when it is read may be mid-write (a writer between its
+ * truncate and its write, descheduled on a busy machine, shows a size and times that do not move):
+ * it is read again after this long.
+ */
+export const SETTLE_MS = 250;
+
+export function isFresh(info: { mtimeMs: number; ctimeMs?: number }, readAt: number): boolean {
+  return readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) < SETTLE_MS && readAt >= info.mtimeMs - 1000;
+}
+
 /** Files up to this size are read into memory and written whole (no stage on disk). */
 const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
 /** Store.write puts a temporary name beside the key: only for names short enough to leave room for it. */
@@ -104,6 +116,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     if (!sameStamp(stampOf(listed), stampOf(before))) moved = true;
     if (!options.sqlite && before.size <= IN_MEMORY_LIMIT && Buffer.byteLength(basename(key)) <= IN_MEMORY_NAME_LIMIT) {
       // Small files: one read between two stats, written whole from memory.
+      const readAt = host.now().getTime();
       let data: Buffer;
       try {
         data = await host.readFile(source);
@@ -115,6 +128,13 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
         moved = true;
         continue;
       }
+      if (isFresh(after, readAt)) {
+        // Changed within the last moments: a writer may be inside its write (truncate, then the
+        // bytes), with a size and times that do not move meanwhile. Wait a little and read again.
+        moved = true;
+        if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
+        continue;
+      }
       const sha256 = createHash('sha256').update(data).digest('hex');
       const mode = before.mode;
       const entry: ManifestEntry = { size: data.length, mtimeMs: before.mtimeMs, sha256, mode };
@@ -124,10 +144,11 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
       return { kind: 'stored', entry, bytes: data.length, moved, uploaded: true };
     }
     const temp = await stage.next();
+    const readAt = host.now().getTime();
     let token: string | undefined;
     try {
       if (options.sqlite) {
-        token = await sqliteChangeToken(host, source);
+        token = await databaseToken(host, source);
         await snapshotSqlite(host, source, temp);
       } else {
         await host.copyFile(source, temp);
@@ -139,10 +160,11 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     const after = await host.lstat(source);
     const staged = await host.stat(temp);
     // A database's snapshot is consistent whatever the writer did meanwhile: no re-read needed.
-    const stable = options.sqlite || (after !== null && sameStamp(stampOf(before), stampOf(after)) && staged?.size === before.size);
+    const stable = options.sqlite || (after !== null && sameStamp(stampOf(before), stampOf(after)) && staged?.size === before.size && !isFresh(after, readAt));
     if (!stable) {
       moved = true;
       await host.remove(temp);
+      if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
       continue;
     }
     try {
