@@ -37,10 +37,11 @@
 // which the next push copies again and a restore notices (restored as found, see restore).
 //
 // Only regular files are synced: symlinks and special files are skipped with a warning (see
-// tree.ts). WAL and journal files of SQLite (`-wal`, `-shm`, `-journal`) are synced like any
-// other file; each file is copied from one read, so a database written during a push may need
-// the next push to become consistent with its WAL. Exclude them only if the application
-// checkpoints before exit.
+// tree.ts); unreadable files and folders and names that are not UTF-8 are reported and left out,
+// their mirror copies kept (trust.ts). What is pushed is a state that existed: each file is read
+// stably (stable.ts) and a SQLite database is pushed as an online snapshot, its `-wal`, `-shm` and
+// `-journal` never pushed on their own (sqlite-sync.ts); the push checks what it stored
+// (push-run.ts), so a folder that changed again meanwhile does not fail it.
 import { dirname, join } from 'node:path';
 import { ActionError, PersistError } from '../../errors.js';
 import { addressOf as makeAddress, type Address } from '../../engine/address.js';
