@@ -15,6 +15,7 @@ import { readOnlyHost } from '../../src/host/wrappers.js';
 import { syncModule } from '../../src/resources/sync/index.js';
 import { readManifest } from '../../src/resources/sync/manifest.js';
 import { writeTrustState } from '../../src/resources/sync/trust-state.js';
+import { recordDamaged, verifyMirror } from '../../src/resources/sync/verify.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
 import { MountedStore } from '../../src/store/mounted.js';
 import { observing } from '../helpers/resources.js';
@@ -373,3 +374,35 @@ describe('odd contents', () => {
     expect(action.warnings?.join('\n')).toMatch(/1 name not valid UTF-8, not synced: bad-\uFFFD\uFFFD\.txt/);
   });
 });
+
+describe('verify', () => {
+  it('finds a removed and a truncated stored file; the next plan pushes them again (repair) and verify passes', async () => {
+    const sync = makeSync();
+    await writeFile(join(local, 'a.txt'), 'alpha');
+    await writeFile(join(local, 'b.txt'), 'bravo bravo');
+    await writeFile(join(local, 'c.txt'), 'charlie');
+    await applyAll(sync);
+    const store = new MountedStore(realHost, mount);
+    await rm(join(mount, 'state', 'a.txt'));
+    await writeFile(join(mount, 'state', 'b.txt'), 'bra');
+    await writeFile(join(mount, 'state', 'c.txt'), 'CHARLIE'); // same size: only --hash sees it
+    const manifest = (await readManifest(store, 'state'))!;
+    const bySize = await verifyMirror(store, sync, manifest, false);
+    expect(bySize.problems).toEqual([
+      { path: 'a.txt', problem: 'missing' },
+      { path: 'b.txt', problem: 'damaged: 3 bytes, the manifest says 11' },
+    ]);
+    const byHash = await verifyMirror(store, sync, manifest, true);
+    expect(byHash.problems.map((p) => p.path)).toEqual(['a.txt', 'b.txt', 'c.txt']);
+    await recordDamaged(realHost, sync, byHash.problems.map((p) => p.path));
+    const action = (await plan(sync))!;
+    expect(action.action).toBe('push');
+    expect(action.reason).toMatch(/^repair: 3 stored files missing or damaged/);
+    const { result } = await applyAll(sync);
+    expect(result.status, result.message).toBe('applied');
+    expect(await readFile(join(mount, 'state', 'c.txt'), 'utf8')).toBe('charlie');
+    expect((await verifyMirror(store, sync, (await readManifest(store, 'state'))!, true)).problems).toEqual([]);
+    expect(await plan(sync)).toBeNull();
+  });
+});
+

@@ -77,6 +77,8 @@ export type SyncLocalObserved =
       databases?: number;
       /** Databases are present and `sqlite3` is not: they cannot be pushed. */
       sqliteMissing?: boolean;
+      /** Stored files `persist verify` found missing or damaged: the push uploads them again. */
+      repair?: number;
     }
   /** The local folder itself cannot be read. */
   | { state: 'unreadable'; reason: string };
@@ -311,7 +313,8 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     { field: 'changes', before: null, after: counts.join(', ') },
     { field: 'paths', before: null, after: samplePaths([...added, ...changed, ...removed]) },
   ];
-  const reason = mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`;
+  const repair = local.state === 'directory' && local.repair ? `repair: ${plural(local.repair, 'stored file')} missing or damaged (found by persist verify); ` : '';
+  const reason = repair + (mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`);
   return pushAction(sync, observed, reason, changes);
 }
 

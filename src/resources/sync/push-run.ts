@@ -92,7 +92,8 @@ export class PushRun {
     const previous = this.manifest?.files[path];
     const sqlite = this.trust?.databases.has(path) ?? false;
     const options: Parameters<typeof pushFile>[6] = { sqlite };
-    if (previous) options.previous = previous;
+    // A stored copy verify found damaged is uploaded again even when the local file has its hash.
+    if (previous && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
     if (mirrorHash) options.mirrorHash = mirrorHash;
     const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), join(this.sync.relTo, path), file, options);
     switch (result.kind) {
@@ -132,6 +133,8 @@ export class PushRun {
       const state = await readTrustState(this.host, this.sync);
       state.pushStartedMs = this.startedMs;
       delete state.restoring;
+      if (state.damaged) state.damaged = state.damaged.filter((path) => !(path in this.uploaded) && this.manifest?.files[path] !== undefined && !this.trust?.listing.files[path]);
+      if (state.damaged?.length === 0) delete state.damaged;
       const sqlite: NonNullable<TrustState['sqlite']> = {};
       for (const db of this.trust?.databases ?? []) {
         const entry = this.tokens[db] ?? state.sqlite?.[db];

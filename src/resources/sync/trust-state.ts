@@ -6,7 +6,8 @@
 //    pushed, and the sha256 of that snapshot: the same token and hash mean the database is unchanged;
 //  - `unreadable`: files a push could not read, with the size, mtime and ctime they had: left out
 //    of later plans (reported, never a change) until they change;
-//  - `pushStartedMs`: when the last push began reading files (the racily-clean threshold).
+//  - `pushStartedMs`: when the last push began reading files (the racily-clean threshold);
+//  - `damaged`: stored files `persist verify` found missing or damaged (pushed again, "repair").
 // A lost or damaged file only costs a re-check (a snapshot, a hash): never data.
 import { join } from 'node:path';
 import type { Host } from '../../host/types.js';
@@ -24,6 +25,8 @@ export interface TrustState {
   sqlite?: Record<string, { token: string; sha256: string }>;
   unreadable?: Record<string, StatStamp & { reason: string }>;
   pushStartedMs?: number;
+  /** Stored files `persist verify` found missing or damaged: the next push uploads them again. */
+  damaged?: string[];
 }
 
 export function trustStatePath(host: Host, sync: ResolvedSync): string {

@@ -26,7 +26,7 @@ export interface TrustDetail {
   unreadableFiles: Set<string>;
   /** Non-default modes of the local folders (and, under unreadable folders, the recorded ones). */
   folderModes: FolderModes;
-  observed: { unreadable?: string[]; badNames?: string[]; databases?: number; sqliteMissing?: boolean };
+  observed: { unreadable?: string[]; badNames?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number };
 }
 
 export async function observeTrust(host: Host, sync: ResolvedSync, listing: TreeListing): Promise<TrustDetail> {
@@ -44,6 +44,8 @@ export async function observeTrust(host: Host, sync: ResolvedSync, listing: Tree
   const unreadable = [...(listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`), ...[...unreadableFiles].map((path) => `${path} (${state.unreadable![path]!.reason})`)];
   if (unreadable.length > 0) observed.unreadable = unreadable;
   if ((listing.badNames ?? []).length > 0) observed.badNames = listing.badNames!;
+  const repair = (state.damaged ?? []).filter((path) => path in listing.files).length;
+  if (repair > 0) observed.repair = repair;
   if (databases.length > 0) {
     observed.databases = databases.length;
     if ((await findSqlite3(host)) === null) observed.sqliteMissing = true;
@@ -62,7 +64,8 @@ export async function compareExtras(host: Host, sync: ResolvedSync, trust: Trust
   const verdicts = await judgeDatabases(host, sync.from, [...trust.databases], manifest.files, trust.state);
   const pushedAt = Date.parse(manifest.pushedAt);
   const since = Math.min(trust.state.pushStartedMs ?? Number.POSITIVE_INFINITY, Number.isNaN(pushedAt) ? Number.POSITIVE_INFINITY : pushedAt);
-  const extras: CompareExtras = { verdict: (path) => verdicts.get(path), held: (path) => isHeld(trust, path) };
+  const damaged = new Set(trust.state.damaged ?? []);
+  const extras: CompareExtras = { verdict: (path) => (damaged.has(path) ? 'changed' : verdicts.get(path)), held: (path) => isHeld(trust, path) };
   if (Number.isFinite(since)) extras.racySinceMs = since - RACY_TICK_MS;
   return extras;
 }
