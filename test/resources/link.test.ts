@@ -189,6 +189,22 @@ describe('link.<name> adopt', () => {
     );
   });
 
+  it('a template file present at every boot adds one conflict copy, not one per adopt', async () => {
+    const link = linkNamed('memory');
+    await write(join(link.target, 'SOUL.md'), 'the agent wrote this');
+    for (let boot = 0; boot < 3; boot++) {
+      // A new container: the template is written before persist runs, the link is not there yet.
+      await fs.rm(link.path, { recursive: true, force: true });
+      await write(join(link.path, 'SOUL.md'), 'template');
+      await apply(link);
+      await expectLinked(link);
+      await new Promise((r) => setTimeout(r, 1100)); // the next adopt gets another time stamp
+    }
+    const conflicts = (await fs.readdir(link.target)).filter((n) => n.startsWith('SOUL.md.persist-conflict-'));
+    expect(conflicts).toHaveLength(1);
+    expect(await fs.readFile(join(link.target, 'SOUL.md'), 'utf8')).toBe('the agent wrote this');
+  });
+
   it('keeps nested and empty directories, file modes, mtimes, symlinks and a large file', async () => {
     const link = linkNamed('config');
     const big = Buffer.alloc(5 * 1024 * 1024 + 3);
