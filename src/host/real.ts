@@ -181,6 +181,22 @@ export class RealHost implements Host {
     return process.pid;
   }
 
+  async openersOf(folder: string): Promise<{ pid: number; command: string; path: string }[]> {
+    const inside = (path: string): boolean => path === folder || path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
+    const found: { pid: number; command: string; path: string }[] = [];
+    const pids = (await fs.readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
+    for (const pid of pids) {
+      const links: string[] = [];
+      links.push(await fs.readlink(`/proc/${pid}/cwd`).catch(() => ''));
+      for (const fd of await fs.readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) links.push(await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''));
+      const hit = links.find((link) => link !== '' && inside(link.replace(/ \(deleted\)$/, '')));
+      if (hit === undefined) continue;
+      const command = (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
+      found.push({ pid: Number(pid), command, path: hit });
+    }
+    return found;
+  }
+
   processAlive(pid: number): boolean {
     try {
       process.kill(pid, 0);

@@ -189,6 +189,24 @@ describe('link.<name> adopt', () => {
     );
   });
 
+  it('refuses to adopt while a process has a file or its working directory inside the folder, naming it', async () => {
+    const link = linkNamed('logs');
+    await write(join(link.path, 'agent.log'), 'line 1\n');
+    const { spawn } = await import('node:child_process');
+    // One process holds the log open for appending, another sits in the folder.
+    const writer = spawn('sh', ['-c', 'exec 3>>agent.log; exec sleep 30'], { cwd: link.path, stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const planned = await plan(link);
+      expect(planned?.action).toBe('conflict');
+      expect(planned?.conflict?.message).toMatch(new RegExp(`pid ${writer.pid} \\((sh|sleep)\\) has ${link.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    } finally {
+      writer.kill('SIGKILL');
+      await new Promise((r) => writer.once('exit', r));
+    }
+    expect((await plan(link))?.action).toBe('adopt');
+  });
+
   it('a template file present at every boot adds one conflict copy, not one per adopt', async () => {
     const link = linkNamed('memory');
     await write(join(link.target, 'SOUL.md'), 'the agent wrote this');
