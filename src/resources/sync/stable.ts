@@ -94,6 +94,9 @@ export function isFresh(info: { mtimeMs: number; ctimeMs?: number }, readAt: num
   return readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) < SETTLE_MS && readAt >= info.mtimeMs - 1000;
 }
 
+/** How long a file that was emptied must stay empty before an empty read of it is stored. */
+export const EMPTIED_SETTLE_MS = 2000;
+
 /** Files up to this size are read into memory and written whole (no stage on disk). */
 const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
 /** Store.write puts a temporary name beside the key: only for names short enough to leave room for it. */
@@ -128,7 +131,10 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
         moved = true;
         continue;
       }
-      if (isFresh(after, readAt)) {
+      // An emptied file (it had content) is taken only once it stayed empty a while: a writer
+      // between its truncate and its write, descheduled on a busy machine, leaves one behind.
+      const emptied = data.length === 0 && (options.previous?.size ?? 0) > 0 && readAt - Math.max(after.mtimeMs, after.ctimeMs ?? 0) < EMPTIED_SETTLE_MS;
+      if (isFresh(after, readAt) || emptied) {
         // Changed within the last moments: a writer may be inside its write (truncate, then the
         // bytes), with a size and times that do not move meanwhile. Wait a little and read again.
         moved = true;
