@@ -94,6 +94,14 @@ program
   .action(action(() => import('./commands/clean.js'), (o) => o as never));
 
 program
+  .command('verify')
+  .description('check every stored file of every sync and bundle against its manifest or header; exit 1 listing what is missing or damaged')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--hash', 'compare content too (reads every stored file), not only sizes')
+  .addHelpText('after', example('persist verify -f specs/moltbot.yaml --hash'))
+  .action(action(() => import('./commands/verify.js'), (o) => o as never));
+
+program
   .command('watch')
   .description('plan every interval; with --auto-approve apply the safe actions, else report drift')
   .addOption(fileOption()).addOption(envOption())

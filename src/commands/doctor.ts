@@ -66,6 +66,13 @@ async function checkBinary(host: Host, bucket: ResolvedBucket, env: Record<strin
       };
 }
 
+async function checkSqlite3(host: Host, env: Record<string, string | undefined>): Promise<DoctorCheck> {
+  const found = await findOnPath(host, 'sqlite3', env);
+  return found
+    ? { name: 'sqlite3', ok: true, message: `found ${found} (SQLite databases in syncs are pushed as snapshots)` }
+    : { name: 'sqlite3', ok: false, message: 'sqlite3 is not installed: SQLite databases in syncs cannot be pushed (they are never byte-copied)', fix: 'apt-get install sqlite3' };
+}
+
 function checkCredentials(bucket: ResolvedBucket): DoctorCheck {
   const name = `credentials for ${bucket.key}`;
   const id = bucket.credentials?.accessKeyId.reveal() ?? '';
@@ -139,6 +146,8 @@ export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Reco
       if (binary) checks.push(binary);
     }
   }
+  // Syncs push SQLite databases as snapshots made by sqlite3 (never byte-copied while written).
+  if (Object.keys(env.syncs).length > 0) checks.push(await checkSqlite3(host, processEnv));
   for (const bucket of buckets) {
     if (!backends[bucket.mount.backend].fuse) {
       checks.push(await checkMountPath(bucket, host));

@@ -23,6 +23,8 @@ export interface ActionResult {
   /** What happened, one line. */
   message: string;
   notes: string[];
+  /** The module verified its own result in the store (see ApplyOutcome.verifiedInStore). */
+  verifiedInStore?: boolean;
 }
 
 export interface ApplyReport {
@@ -177,7 +179,9 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
       }
       if (done === 'needs-a-person') return result('skipped', 'needs a person (not applied): it changed since the plan');
       const changed = done.decision.action !== action.action ? ` (re-checked: ${done.decision.action} instead of ${action.action})` : '';
-      return result('applied', `${done.outcome.summary}${changed}`, done.outcome.notes ?? []);
+      const applied = result('applied', `${done.outcome.summary}${changed}`, done.outcome.notes ?? []);
+      if (done.outcome.verifiedInStore) applied.verifiedInStore = true;
+      return applied;
     } catch (error) {
       return result('failed', errorMessage(error));
     }
@@ -200,7 +204,9 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     const entry = byAddress.get(action.address);
     if (result?.status !== 'applied' || !entry) continue;
     const { observed } = await recheck(entry);
-    if (observed.diff) {
+    if (observed.diff && result.verifiedInStore && observed.diff.action === action.action && !observed.diff.conflict) {
+      result.notes.push(`it changed again since it was read (${observed.diff.reason}); the next ${action.action} takes the newer state`);
+    } else if (observed.diff) {
       result.status = 'failed';
       result.message = `verification failed: after the action it still needs "${observed.diff.action}" (${observed.diff.reason})`;
     }

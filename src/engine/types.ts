@@ -130,6 +130,12 @@ export interface ApplyOutcome {
   summary: string;
   /** Anything the user should know (a conflict copy written beside a file...). */
   notes?: string[];
+  /**
+   * The module checked that what it wrote is in the store (e.g. a push: manifest and objects).
+   * The executor's verification then does not fail the action when the live source changed
+   * again meanwhile (an agent writing during a push): it notes it; the next run takes it.
+   */
+  verifiedInStore?: boolean;
 }
 
 /**

@@ -167,6 +167,9 @@ export class MemoryHost implements Host {
   processAlive(pid: number): boolean {
     return this.alivePids.has(pid);
   }
+  async openersOf(_folder: string): Promise<{ pid: number; command: string; path: string }[]> {
+    return [];
+  }
 
   async mkdir(path: string, options?: { mode?: number }): Promise<void> {
     const resolved = this.#resolve(path, true);

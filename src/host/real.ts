@@ -15,7 +15,7 @@ function fileType(stats: import('node:fs').Stats): FileType {
 }
 
 function info(stats: import('node:fs').Stats): FileInfo {
-  return { type: fileType(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs };
+  return { type: fileType(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs };
 }
 
 function isMissing(error: unknown): boolean {
@@ -179,6 +179,22 @@ export class RealHost implements Host {
 
   pid(): number {
     return process.pid;
+  }
+
+  async openersOf(folder: string): Promise<{ pid: number; command: string; path: string }[]> {
+    const inside = (path: string): boolean => path === folder || path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
+    const found: { pid: number; command: string; path: string }[] = [];
+    const pids = (await fs.readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
+    for (const pid of pids) {
+      const links: string[] = [];
+      links.push(await fs.readlink(`/proc/${pid}/cwd`).catch(() => ''));
+      for (const fd of await fs.readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) links.push(await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''));
+      const hit = links.find((link) => link !== '' && inside(link.replace(/ \(deleted\)$/, '')));
+      if (hit === undefined) continue;
+      const command = (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
+      found.push({ pid: Number(pid), command, path: hit });
+    }
+    return found;
   }
 
   processAlive(pid: number): boolean {

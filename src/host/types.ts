@@ -11,6 +11,8 @@ export interface FileInfo {
   /** Permission bits only (e.g. 0o644). */
   mode: number;
   mtimeMs: number;
+  /** Status change time: moves on every write, chmod and rename, even when mtime is set back. Optional: stores may not know it. */
+  ctimeMs?: number;
 }
 
 export interface MountEntry {
@@ -89,6 +91,11 @@ export interface Host {
   pid(): number;
   /** Whether a process with this pid is alive. */
   processAlive(pid: number): boolean;
+  /**
+   * Other processes holding a file or their working directory inside `folder` (from /proc/<pid>/fd
+   * and /proc/<pid>/cwd; processes this user cannot inspect are not seen). Used before an adopt.
+   */
+  openersOf(folder: string): Promise<{ pid: number; command: string; path: string }[]>;
 
   // --- writes (refused by the read-only host) ---
   mkdir(path: string, options?: { mode?: number }): Promise<void>; // recursive

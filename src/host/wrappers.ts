@@ -132,6 +132,7 @@ const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   sleep: { args: (ms) => formatDuration(ms), result: ok },
   pid: { args: () => '', result: String },
   processAlive: { args: (pid) => String(pid), result: (alive) => (alive ? 'alive' : 'not running') },
+  openersOf: { args: (folder) => folder, result: (found) => plural(found.length, 'process', 'processes') },
   mkdir: { args: (path, options) => `${path}${mode(options?.mode)}`, result: ok },
   writeFile: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''})`, result: ok },
   writeFileAtomic: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)})`, result: ok },

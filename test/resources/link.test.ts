@@ -189,6 +189,40 @@ describe('link.<name> adopt', () => {
     );
   });
 
+  it('refuses to adopt while a process has a file or its working directory inside the folder, naming it', async () => {
+    const link = linkNamed('logs');
+    await write(join(link.path, 'agent.log'), 'line 1\n');
+    const { spawn } = await import('node:child_process');
+    // One process holds the log open for appending, another sits in the folder.
+    const writer = spawn('sh', ['-c', 'exec 3>>agent.log; exec sleep 30'], { cwd: link.path, stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const planned = await plan(link);
+      expect(planned?.action).toBe('conflict');
+      expect(planned?.conflict?.message).toMatch(new RegExp(`pid ${writer.pid} \\((sh|sleep)\\) has ${link.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    } finally {
+      writer.kill('SIGKILL');
+      await new Promise((r) => writer.once('exit', r));
+    }
+    expect((await plan(link))?.action).toBe('adopt');
+  });
+
+  it('a template file present at every boot adds one conflict copy, not one per adopt', async () => {
+    const link = linkNamed('memory');
+    await write(join(link.target, 'SOUL.md'), 'the agent wrote this');
+    for (let boot = 0; boot < 3; boot++) {
+      // A new container: the template is written before persist runs, the link is not there yet.
+      await fs.rm(link.path, { recursive: true, force: true });
+      await write(join(link.path, 'SOUL.md'), 'template');
+      await apply(link);
+      await expectLinked(link);
+      await new Promise((r) => setTimeout(r, 1100)); // the next adopt gets another time stamp
+    }
+    const conflicts = (await fs.readdir(link.target)).filter((n) => n.startsWith('SOUL.md.persist-conflict-'));
+    expect(conflicts).toHaveLength(1);
+    expect(await fs.readFile(join(link.target, 'SOUL.md'), 'utf8')).toBe('the agent wrote this');
+  });
+
   it('keeps nested and empty directories, file modes, mtimes, symlinks and a large file', async () => {
     const link = linkNamed('config');
     const big = Buffer.alloc(5 * 1024 * 1024 + 3);

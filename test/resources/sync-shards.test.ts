@@ -238,7 +238,8 @@ describe('a push interrupted at any write', () => {
     expect(crashPoints.some((p) => p.startsWith(`writeFileAtomic ${join(mirror, SHARD_DIR_NAME)}`))).toBe(true);
     expect(crashPoints).toContain(`writeFileAtomic ${join(mirror, MANIFEST_NAME)}`);
     expect(crashPoints.some((p) => p.startsWith(`remove ${join(mirror, 'notes')}`))).toBe(true);
-    expect(crashPoints.length).toBeGreaterThan(30);
+    // Each small file is one whole write (read stably into memory, then written): fewer steps than a copy.
+    expect(crashPoints.length).toBeGreaterThan(15);
   }, 180_000);
 
   it('a restore after an interrupted push gives back every file the manifest lists, as found', async () => {
@@ -249,7 +250,7 @@ describe('a push interrupted at any write', () => {
     for (const path of edited) await writeFile(join(local, path), `edited ${path}`);
     const action = (await plan(sync))!;
     // Crash half-way through the copies: the container is gone, its local folder with it.
-    await expect(apply(sync, action, crashingHost(host, 25))).rejects.toThrow(/simulated crash/);
+    await expect(apply(sync, action, crashingHost(host, 5))).rejects.toThrow(/simulated crash/);
     const listed = Object.keys((await readManifest(new MountedStore(host, mirror), ''))!.files).sort();
     await rm(local, { recursive: true });
 

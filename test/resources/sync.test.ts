@@ -84,9 +84,9 @@ describe('sync push', () => {
     const manifest = (await readManifest(new MountedStore(host, mirror), ''))!;
     expect(Object.keys(manifest.files).sort()).toEqual(['a.txt', 'sub/deep/b.bin']);
     expect(manifest.files['a.txt']).toMatchObject({ size: 5, mode: 0o600, mtimeMs: 1_700_000_000_000 });
-    // mode and mtime kept on the mirror side where the file system allows (a local bucket does)
+    // the mode is kept on the mirror side where the file system allows (a local bucket does); the
+    // mtime is the manifest's (a small file is written whole from the one stable read of it)
     expect((await stat(join(mirror, 'a.txt'))).mode & 0o777).toBe(0o600);
-    expect((await stat(join(mirror, 'a.txt'))).mtimeMs).toBe(1_700_000_000_000);
     expect(await plan(sync)).toBeNull();
   });
 
@@ -111,12 +111,9 @@ describe('sync push', () => {
     const mirrorWrites = writes.filter((w) => w.path.startsWith(mirror) && w.method !== 'mkdir');
     // Temporary names end in a random suffix (unique across machines sharing the bucket).
     const touchedNames = new Set(mirrorWrites.map((w) => w.path.slice(mirror.length + 1).replace(/\.persist-tmp-[0-9a-f]{12}$/, '.persist-tmp-*')));
-    // The files through their temporaries, the manifest's one shard (11 files) and its root.
-    expect([...touchedNames].sort()).toEqual(
-      ['.f3.txt.persist-tmp-*', '.new.txt.persist-tmp-*', 'f3.txt', 'new.txt', `${SHARD_DIR_NAME}/0-of-1.json`, MANIFEST_NAME].sort(),
-    );
-    // A rename is recorded under its destination: every file copy ends in one.
-    expect(mirrorWrites.filter((w) => w.method === 'rename').map((w) => w.path)).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
+    // The files (each written whole: a temporary name, fsync, rename), the manifest's one shard (11 files) and its root.
+    expect([...touchedNames].sort()).toEqual(['f3.txt', 'new.txt', `${SHARD_DIR_NAME}/0-of-1.json`, MANIFEST_NAME].sort());
+    expect(mirrorWrites.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path).slice(0, 2)).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
     expect(await readdir(mirror)).not.toContainEqual(expect.stringContaining('persist-tmp'));
   });
 
@@ -206,20 +203,16 @@ describe('sync push', () => {
     expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'real.txt']);
   });
 
-  it('mirrors a SQLite-like binary file and its WAL byte for byte, both ways', async () => {
+  it('a file that starts with the SQLite header but is no database is reported, never byte-copied (nor its WAL)', async () => {
     const sync = makeSync();
     const db = Buffer.concat([Buffer.from('SQLite format 3\0'), randomBytes(3 * 1024 * 1024)]);
     const wal = Buffer.concat([Buffer.from([0x37, 0x7f, 0x06, 0x82]), randomBytes(64 * 1024)]);
     await put(local, 'state.db', db, 0o600);
     await put(local, 'state.db-wal', wal, 0o600);
-    await planAndApply(sync);
-    // Buffer.equals: a deep toEqual over megabytes takes vitest tens of seconds.
-    expect((await readFile(join(mirror, 'state.db'))).equals(db)).toBe(true);
-    await rm(local, { recursive: true });
-    await planAndApply(sync);
-    expect((await readFile(join(local, 'state.db'))).equals(db)).toBe(true);
-    expect((await readFile(join(local, 'state.db-wal'))).equals(wal)).toBe(true);
-    expect(await plan(sync)).toBeNull();
+    await put(local, 'other.txt', 'o');
+    const { outcome } = await planAndApply(sync);
+    expect(outcome.notes?.join('\n')).toMatch(/1 SQLite database not pushed: state\.db: .*not a readable database/);
+    expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'other.txt']);
   });
 });
 
@@ -425,12 +418,12 @@ describe('mirror states', () => {
 });
 
 describe('failures while applying', () => {
-  it('a local file that vanishes during a push fails the action by name and keeps the old manifest', async () => {
+  it('a local file that vanishes during a push is reported as moved; the push of the rest succeeds', async () => {
     const sync = makeSync();
     await put(local, 'a', 'A');
     await planAndApply(sync);
-    const manifestBefore = await readFile(join(mirror, MANIFEST_NAME));
     await put(local, 'b', 'B');
+    await put(local, 'c', 'C');
     const action = (await plan(sync))!;
     // `b` disappears between the re-check and its copy.
     const recorder = recordingHost(host);
@@ -441,9 +434,11 @@ describe('failures while applying', () => {
         return recorder.readFile(path);
       },
     }) as typeof recorder;
-    await expect(applyPlanned(action, { ...ctx, host: hostWithHook })).rejects.toThrow(/^sync\.clawdbot: push failed: .*ENOENT/);
-    expect((await readFile(join(mirror, MANIFEST_NAME))).equals(manifestBefore)).toBe(true);
+    const outcome = await applyPlanned(action, { ...ctx, host: hostWithHook });
+    expect(outcome.summary).toMatch(/copied 1 file .*1 file moved during the push/);
     expect((await readdir(mirror)).filter((n) => n.includes('persist-tmp'))).toEqual([]);
+    expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'a', 'c']);
     expect(await plan(sync)).toBeNull(); // `b` is gone locally: nothing left to push
   });
+
 });

@@ -72,10 +72,12 @@ describe('createPathMatcher', () => {
 });
 
 describe('syncExcluder', () => {
-  it('always excludes the manifest at the top, the restore marker and temporary copies', () => {
+  it('always excludes the manifest at the top, the folder modes and temporary copies', () => {
     const excluded = syncExcluder([]);
     expect(excluded('.persist-sync.json')).toBe(true);
-    expect(excluded('.persist-restore-incomplete')).toBe(true);
+    // The restore marker lives in the state folder now: a user's file of that name is an ordinary file.
+    expect(excluded('.persist-restore-incomplete')).toBe(false);
+    expect(excluded('.persist-sync-folders.json')).toBe(true);
     expect(excluded('.state.db.persist-tmp-123')).toBe(true);
     expect(excluded('sub/.x.persist-tmp-9-abcd1234')).toBe(true);
     expect(excluded('sub/.persist-sync.json')).toBe(false); // only the top-level one is ours

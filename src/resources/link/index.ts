@@ -25,15 +25,24 @@ export interface LinkObserved {
   target: LinkTargetObserved;
   /** An adopt that has not finished (its journal is still there). */
   journal: JournalObserved | null;
+  /** Processes holding a file or their working directory inside the folder to adopt. */
+  openers?: { pid: number; command: string; path: string }[];
 }
 
 export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 'host' | 'mountReady'>): Promise<LinkObserved> {
   const { host } = ctx;
-  return {
+  const observed: LinkObserved = {
     path: await observePath(host, link.path),
     target: ctx.mountReady[link.bucket] ? await observeTarget(host, link.target) : 'unknown',
     journal: await observeJournal(host, link),
   };
+  // Only a folder to adopt is looked for in /proc: writes through a handle held open inside it
+  // would land in the moved-aside original, never in the bucket.
+  if (observed.path.kind === 'dir' && observed.path.entries > 0) {
+    const openers = await host.openersOf(link.path);
+    if (openers.length > 0) observed.openers = openers.slice(0, 5);
+  }
+  return observed;
 }
 
 async function observePath(host: Host, path: string): Promise<LinkPathObserved> {
@@ -124,6 +133,13 @@ export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision |
         changes: toTarget,
       };
     case 'dir':
+      if (path.entries > 0 && observed.openers?.length) {
+        const who = observed.openers.map((o) => `pid ${o.pid} (${o.command}) has ${o.path} open`).join('; ');
+        return conflict(
+          `${link.path} is in use: ${who}; an adopt now could lose its writes (they would land in the moved-aside original)`,
+          `stop that process (adopt belongs before the agent starts), then run persist apply again`,
+        );
+      }
       if (path.entries === 0) {
         return { ...base, action: 'create', reason: `${link.path} is an empty directory: it is replaced by the link`, changes: toTarget };
       }

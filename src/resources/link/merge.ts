@@ -75,6 +75,17 @@ function candidateNames(name: string, stamp: string): string[] {
   return names;
 }
 
+/** An existing `<name>.persist-conflict-*` in `dir` with exactly these bytes, if any. */
+async function identicalConflictCopy(host: Host, dir: string, name: string, info: FileInfo, sha256: string): Promise<string | null> {
+  const prefix = `${name}.persist-conflict-`;
+  for (const entry of await host.readdir(dir)) {
+    if (!entry.startsWith(prefix)) continue;
+    const found = await host.lstat(join(dir, entry));
+    if (found?.type === 'file' && found.size === info.size && (await host.hashFile(join(dir, entry))) === sha256) return entry;
+  }
+  return null;
+}
+
 export async function mergeTree(host: Host, source: string, dest: string, options: MergeOptions): Promise<MergeResult> {
   const result: MergeResult = { files: 0, bytes: 0, copied: 0, conflicts: [], notCopied: [], attributeProblems: [] };
   const hashes = new Map<string, string>();
@@ -110,6 +121,15 @@ export async function mergeTree(host: Host, source: string, dest: string, option
       const destPath = join(destDir, candidate);
       const existing = await host.lstat(destPath);
       if (existing === null) {
+        if (candidate !== name) {
+          // A template file present at every boot: an identical conflict copy stored by an
+          // earlier adopt (another stamp) already holds these bytes; no new copy each time.
+          const earlier = await identicalConflictCopy(host, destDir, name, info, await hashOf(srcPath));
+          if (earlier) {
+            result.conflicts.push({ source: rel, stored: join(rel, '..', earlier) });
+            return;
+          }
+        }
         // A leftover of a killed run under this name was removed by the sweep of this directory.
         const temp = join(destDir, `.${candidate.slice(0, 150)}${partialSuffix(options.token)}`);
         await host.copyFile(srcPath, temp);

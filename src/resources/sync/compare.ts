@@ -32,20 +32,45 @@ export async function compareWithManifest(
   local: Record<string, TreeFile>,
   manifest: SyncManifest,
   isExcluded: PathMatcher,
+  extra: CompareExtras = {},
 ): Promise<TreeComparison> {
   const result = emptyComparison();
   for (const [path, file] of Object.entries(local)) {
     const entry = manifest.files[path];
+    const verdict = extra.verdict?.(path);
     if (!entry) result.added.push(path);
+    else if (verdict === 'changed') result.changed.push(path);
+    else if (verdict === 'same') continue;
     else if (entry.size !== file.size) result.changed.push(path);
-    else if (sameMtime(entry.mtimeMs, file.mtimeMs) && entry.mode === file.mode) continue;
-    else if ((await host.hashFile(join(localRoot, path))) !== entry.sha256 || entry.mode !== file.mode) result.changed.push(path);
-    else result.touched.push(path);
+    else if (sameMtime(entry.mtimeMs, file.mtimeMs) && entry.mode === file.mode && !(extra.racySinceMs !== undefined && entry.mtimeMs >= extra.racySinceMs)) continue;
+    else if ((await hashOrNull(host, join(localRoot, path))) !== entry.sha256 || entry.mode !== file.mode) result.changed.push(path);
+    else if (!sameMtime(entry.mtimeMs, file.mtimeMs)) result.touched.push(path);
   }
   for (const path of Object.keys(manifest.files).sort()) {
-    if (!(path in local) && !isExcluded(path)) result.removed.push(path);
+    if (!(path in local) && !isExcluded(path) && !extra.held?.(path)) result.removed.push(path);
   }
   return result;
+}
+
+export interface CompareExtras {
+  /** A verdict made otherwise (a SQLite database: its change token), else the quick check. */
+  verdict?: (path: string) => 'same' | 'changed' | undefined;
+  /**
+   * Racily clean: an entry whose mtime is this recent (the last push's start, less the timestamp
+   * tick) may have been rewritten within the same tick after it was read: hashed, not trusted.
+   */
+  racySinceMs?: number;
+  /** Manifest paths missing locally that are not "removed" (under an unreadable folder, unreadable files, sidecars). */
+  held?: (path: string) => boolean;
+}
+
+/** A file that cannot be read now (gone, unreadable) counts as changed: the push reports it. */
+async function hashOrNull(host: Host, path: string): Promise<string | null> {
+  try {
+    return await host.hashFile(path);
+  } catch {
+    return null;
+  }
 }
 
 /** Against a mirror with no manifest (made by hand or another tool): only sizes can be compared from a listing. */

@@ -37,10 +37,11 @@
 // which the next push copies again and a restore notices (restored as found, see restore).
 //
 // Only regular files are synced: symlinks and special files are skipped with a warning (see
-// tree.ts). WAL and journal files of SQLite (`-wal`, `-shm`, `-journal`) are synced like any
-// other file; each file is copied from one read, so a database written during a push may need
-// the next push to become consistent with its WAL. Exclude them only if the application
-// checkpoints before exit.
+// tree.ts); unreadable files and folders and names that are not UTF-8 are reported and left out,
+// their mirror copies kept (trust.ts). What is pushed is a state that existed: each file is read
+// stably (stable.ts) and a SQLite database is pushed as an online snapshot, its `-wal`, `-shm` and
+// `-journal` never pushed on their own (sqlite-sync.ts); the push checks what it stored
+// (push-run.ts), so a folder that changed again meanwhile does not fail it.
 import { dirname, join } from 'node:path';
 import { ActionError, PersistError } from '../../errors.js';
 import { addressOf as makeAddress, type Address } from '../../engine/address.js';
@@ -51,7 +52,10 @@ import type { ResolvedSync } from '../../spec/types.js';
 import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from './compare.js';
 import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
-import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
+import { sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
+import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, type TrustDetail } from './trust.js';
+import { PushRun } from './push-run.js';
+import { RestoreRun } from './restore-run.js';
 import { formatAge, formatBytes, plural, samplePaths } from '../../output/format.js';
 
 export type SyncLocalObserved =
@@ -65,7 +69,19 @@ export type SyncLocalObserved =
       skipped: string[];
       /** An interrupted restore left its marker: the folder is partial. */
       restoreIncomplete: boolean;
-    };
+      /** Folders and files that cannot be read: reported and left out (their mirror copies kept). */
+      unreadable?: string[];
+      /** Names that are not UTF-8: reported and left out. */
+      badNames?: string[];
+      /** SQLite databases found (pushed as snapshots, their sidecars left out). */
+      databases?: number;
+      /** Databases are present and `sqlite3` is not: they cannot be pushed. */
+      sqliteMissing?: boolean;
+      /** Stored files `persist verify` found missing or damaged: the push uploads them again. */
+      repair?: number;
+    }
+  /** The local folder itself cannot be read. */
+  | { state: 'unreadable'; reason: string };
 
 export type SyncMirrorObserved =
   /** The mount is not ready: decided at apply time. */
@@ -89,6 +105,8 @@ export interface SyncObserved {
   local: SyncLocalObserved;
   mirror: SyncMirrorObserved;
   comparison: TreeComparison;
+  /** Folder modes differ from those recorded in the mirror (folders.ts). */
+  folderModesChanged?: boolean;
 }
 
 /** What apply needs besides the summary: the listings and the manifest as read. */
@@ -97,6 +115,8 @@ export interface SyncDetail {
   manifest: SyncManifest | null;
   /** The mirror's own listing, read only when it has no manifest. */
   mirrorListing: TreeListing | null;
+  /** Databases, held paths, folder modes and the local trust state (trust.ts). */
+  trust?: TrustDetail;
 }
 
 function addressOf(sync: ResolvedSync): Address {
@@ -111,40 +131,50 @@ function wouldRestore(local: SyncLocalObserved): boolean {
 async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Promise<Seen<SyncObserved, SyncDetail>> {
   const isExcluded = syncExcluder(sync.exclude);
   let local: TreeListing | null = null;
-  let localObserved: SyncLocalObserved;
+  let localObserved!: SyncLocalObserved;
+  let trust: TrustDetail | undefined;
   const localInfo = await host.stat(sync.from);
   if (!localInfo) localObserved = { state: 'missing' };
   else if (localInfo.type !== 'dir') localObserved = { state: 'not-directory', found: localInfo.type };
   else {
-    local = await walkTree(host, sync.from, isExcluded);
-    const marker = await host.lstat(join(sync.from, RESTORE_MARKER_NAME));
-    localObserved = { state: 'directory', files: Object.keys(local.files).length, skipped: local.skipped, restoreIncomplete: marker !== null };
+    try {
+      local = await walkTree(host, sync.from, isExcluded);
+    } catch (error) {
+      localObserved = { state: 'unreadable', reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+    }
+    if (local) {
+      trust = await observeTrust(host, sync, local);
+      localObserved = { state: 'directory', files: Object.keys(local.files).length, skipped: local.skipped, restoreIncomplete: trust.state.restoring !== undefined, ...trust.observed };
+    }
   }
 
   let mirror: SyncMirrorObserved;
   let manifest: SyncManifest | null = null;
   let mirrorListing: TreeListing | null = null;
   let comparison = emptyComparison();
+  let folderModesChanged = false;
   const mirrorInfo = store ? await store.stat(sync.relTo) : null;
   if (!store) mirror = { state: 'unknown' };
   else if (!mirrorInfo) {
     mirror = { state: 'missing' };
     if (local) comparison = compareWithListing(local.files, {});
   }
+
   else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-directory', found: mirrorInfo.type };
   else {
     try {
       manifest = await readManifest(store!, sync.relTo);
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
-      return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null } };
+      return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null, ...(trust ? { trust } : {}) } };
     }
     if (manifest) {
       const inScope = manifestFilesInScope(manifest, isExcluded);
       mirror = { state: 'directory', manifest: true, files: inScope.length, pushedAt: manifest.pushedAt };
       if (wouldRestore(localObserved)) mirror.paths = [...inScope].sort();
       if (manifest.storage.version === 2 && manifest.storage.interrupted.length > 0) mirror.interruptedPush = true;
-      if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded);
+      if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded, await compareExtras(host, sync, trust!, manifest));
+      if (trust) folderModesChanged = await folderModesDiffer(store!, sync.relTo, trust);
     } else {
       mirrorListing = await store!.list(sync.relTo, isExcluded);
       mirror = { state: 'directory', manifest: false, files: Object.keys(mirrorListing.files).length };
@@ -152,14 +182,18 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
       if (local) comparison = compareWithListing(local.files, mirrorListing.files);
     }
   }
-  return { state: { local: localObserved, mirror, comparison }, detail: { local, manifest, mirrorListing } };
+  const state: SyncObserved = { local: localObserved, mirror, comparison };
+  if (folderModesChanged) state.folderModesChanged = true;
+  return { state, detail: { local, manifest, mirrorListing, ...(trust ? { trust } : {}) } };
 }
 
 // --- diff (pure) ---
 
 function skippedWarnings(local: SyncLocalObserved): string[] | undefined {
-  if (local.state !== 'directory' || local.skipped.length === 0) return undefined;
-  return [`${plural(local.skipped.length, 'symlink or special file')} not synced (only regular files are): ${samplePaths(local.skipped)}`];
+  if (local.state !== 'directory') return undefined;
+  const warnings = trustWarnings(local);
+  if (local.skipped.length > 0) warnings.unshift(`${plural(local.skipped.length, 'symlink or special file')} not synced (only regular files are): ${samplePaths(local.skipped)}`);
+  return warnings.length > 0 ? warnings : undefined;
 }
 
 
@@ -199,6 +233,9 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   const { local, mirror, comparison } = observed;
   if (local.state === 'not-directory') {
     return conflict(sync, `${sync.from} is a ${local.found}, not a folder`, `Move it aside so that persist can restore the folder there, or change syncs.${sync.name}.from.`);
+  }
+  if (local.state === 'unreadable') {
+    return conflict(sync, `${sync.from} cannot be read (${local.reason})`, `Give the user running persist read and search permission on ${sync.from}.`);
   }
   if (mirror.state === 'not-directory') {
     return conflict(sync, `the mirror ${sync.to} is a ${mirror.found}, not a folder`, `Move it aside in the bucket, or change syncs.${sync.name}.to.`);
@@ -272,6 +309,9 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
 
   const deleting = hasManifest && sync.delete;
   if (added.length + changed.length + removed.length === 0) {
+    if (observed.folderModesChanged && mirror.state === 'directory' && mirror.manifest) {
+      return pushAction(sync, observed, `folder modes in ${sync.from} differ from those recorded in the mirror`, [{ field: 'folder modes', before: 'recorded', after: 'local' }]);
+    }
     if (mirror.state !== 'directory' || !mirror.interruptedPush) return null;
     // Every shard is truthful already; the root still describes the push before.
     return pushAction(sync, observed, `an interrupted push left ${manifestPath(sync.to)} older than its shards`, [
@@ -287,7 +327,8 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     { field: 'changes', before: null, after: counts.join(', ') },
     { field: 'paths', before: null, after: samplePaths([...added, ...changed, ...removed]) },
   ];
-  const reason = mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`;
+  const repair = local.state === 'directory' && local.repair ? `repair: ${plural(local.repair, 'stored file')} missing or damaged (found by persist verify); ` : '';
+  const reason = repair + (mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`);
   const decision = pushAction(sync, observed, reason, changes);
   decision.files = fileLists({ add: added, change: changed, [deleting ? 'delete' : 'keep']: removed });
   return decision;
@@ -315,8 +356,11 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   const touchedSet = new Set(touched);
   let copied = 0;
   let bytes = 0;
+  const run = new PushRun(host, sync, store, detail.trust, manifest);
+  await run.begin(removed, toCopy, local.files);
 
-  const paths = Object.keys(local.files);
+  // Paths the push cannot see now but the mirror holds (under an unreadable folder...): kept.
+  const paths = [...Object.keys(local.files), ...Object.keys(manifest?.files ?? {}).filter((path) => !(path in local.files) && isHeld(detail.trust, path))];
   const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length);
   const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
   for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
@@ -326,26 +370,21 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
     for (const path of shardPaths) {
       visited += 1;
       checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
-      const file = local.files[path]!;
-      const source = join(sync.from, path);
+      const file = local.files[path];
       const target = join(sync.relTo, path);
-      if (toCompare.has(path)) {
-        // No manifest: the only way to know whether the mirror's copy is the same is its content.
-        const [localHash, mirrorHash] = await Promise.all([host.hashFile(source), store.hash(target)]);
-        if (localHash === mirrorHash) {
-          files[path] = { size: file.size, mtimeMs: file.mtimeMs, sha256: localHash, mode: file.mode };
-          continue;
-        }
-      } else if (!toCopy.has(path)) {
+      if (!file) {
+        files[path] = manifest!.files[path]!; // held: see isHeld
+        continue;
+      }
+      if (!toCompare.has(path) && !toCopy.has(path)) {
         const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
         files[path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
         continue;
       }
-      ctx.report(`copying ${path} (${visited}/${paths.length} files, ${formatBytes(bytes)} copied)`);
-      const result = await store.upload(source, target, { mode: file.mode, mtimeMs: file.mtimeMs });
-      files[path] = { size: result.size, mtimeMs: file.mtimeMs, sha256: result.sha256, mode: file.mode };
-      copied += 1;
-      bytes += result.size;
+      ctx.report(`copying ${path} (${visited}/${paths.length} files, ${formatBytes(run.bytes)} copied)`);
+      // Read stably (or snapshotted), then uploaded; no manifest: compared by content first.
+      const entry = await run.pushOne(path, file, toCompare.has(path) ? () => store.hash(target) : undefined);
+      if (entry) files[path] = entry;
     }
     // Written once its files are in the mirror (and without the removed ones, deleted only
     // later), so a shard never lists a file the mirror lacks. Unchanged shards are not written.
@@ -359,18 +398,22 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
 
   const deleting = manifest !== null && sync.delete;
   if (deleting) {
-    for (const path of removed) {
+    for (const path of removed.filter((p) => !run.isCleared(p))) {
       checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
       await store.remove(join(sync.relTo, path));
     }
     await store.pruneEmptyFolders(sync.relTo, removed);
   }
-  await host.remove(join(sync.from, RESTORE_MARKER_NAME));
   await recordSyncEvent(host, sync, 'lastPush', now);
+  ({ copied, bytes } = run);
+  const notes = await run.finish();
 
   const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)})`];
   if (removed.length) parts.push(deleting ? `deleted ${removed.length}` : `kept ${removed.length} removed locally in the mirror`);
-  return { summary: parts.join(', ') };
+  if (run.moved > 0) parts.push(`${plural(run.moved, 'file')} moved during the push (saved as read; the next push takes newer changes)`);
+  const outcome: ApplyOutcome = { summary: parts.join(', '), verifiedInStore: true };
+  if (notes.length) outcome.notes = notes;
+  return outcome;
 }
 
 /**
@@ -392,8 +435,8 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     : Object.entries(detail.mirrorListing!.files).map(([path, file]) => [path, { ...file, mode: usableMode(file.mode) }]);
 
   await host.mkdir(sync.from);
-  const marker = join(sync.from, RESTORE_MARKER_NAME);
-  await host.writeFile(marker, `restore started by pid ${host.pid()} at ${host.now().toISOString()}\n`);
+  const restoring = new RestoreRun(host, sync, store);
+  await restoring.begin();
 
   const written: Record<string, ManifestEntry> = {};
   const differing: string[] = [];
@@ -427,6 +470,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
       await host.utimes(target, host.now().getTime());
     }
     written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
+    await restoring.restored(path, result.sha256); // a database: no stale sidecar beside it
     restored += 1;
     bytes += result.size;
   }
@@ -437,8 +481,8 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     // so that the next plan compares against it instead of reading the whole mirror again.
     await writeManifest(store, sync.relTo, written, now.toISOString());
   }
+  await restoring.finish(); // folder modes, then the marker
   await host.fsync(sync.from);
-  await host.remove(marker);
   await recordSyncEvent(host, sync, 'lastRestore', now);
 
   const notes: string[] = [];

@@ -1,0 +1,63 @@
+// `persist verify [--hash]`: every stored file of every sync against its manifest (size; with
+// --hash, content) and every bundle against its header. Exit 1 listing what is missing or damaged;
+// the findings are recorded on local disk so that the next plan pushes those files again.
+import { renderVerify, verifyJson, type VerifyRow } from '../output/verify-view.js';
+import { makeStyle } from '../output/style.js';
+import { errorMessage } from '../output/format.js';
+import type { SyncDetail } from '../resources/sync/index.js';
+import { recordDamaged, verifyMirror } from '../resources/sync/verify.js';
+import type { ResolvedBundle, ResolvedSync } from '../spec/types.js';
+import { computePlan, header, loadSpec, makeHost } from './common.js';
+import type { CommandIO, SpecOptions } from './types.js';
+
+const BUNDLE_HEADERS = ['# v2 git bundle\n', '# v3 git bundle\n'];
+
+export default async function verify(opts: SpecOptions & { hash?: boolean }, io: CommandIO): Promise<number> {
+  const env = await loadSpec(opts, io);
+  const host = makeHost(io, { readOnly: false }); // writes only its findings, in the state folder
+  const { observation } = await computePlan(host, env, { allowShrink: false }, []);
+  const rows: VerifyRow[] = [];
+  for (const r of observation.resources) {
+    if (r.module.kind !== 'sync' && r.module.kind !== 'bundle') continue;
+    const bucket = r.module.needsBucket(r.resource as never)!;
+    const row: VerifyRow = { address: r.address, checked: 0, problems: [] };
+    rows.push(row);
+    if (observation.ctx.mountReady[bucket] !== true) {
+      row.note = `mount.${bucket} is not mounted: nothing could be checked`;
+      continue;
+    }
+    const store = observation.ctx.store(bucket);
+    try {
+      if (r.module.kind === 'sync') {
+        const sync = r.resource as ResolvedSync;
+        const manifest = (r.seen.detail as SyncDetail).manifest;
+        if (!manifest) {
+          row.note = (await store.stat(sync.relTo)) ? 'the mirror has no manifest: nothing to check it against' : undefined;
+          if (!row.note) delete row.note;
+          continue;
+        }
+        const result = await verifyMirror(store, sync, manifest, opts.hash === true);
+        row.checked = result.checked;
+        row.problems = result.problems;
+        await recordDamaged(host, sync, result.problems.map((p) => p.path));
+      } else {
+        const bundle = r.resource as ResolvedBundle;
+        const info = await store.stat(bundle.relFile);
+        if (!info) continue; // not made yet: plan shows the update
+        row.checked = 1;
+        const head = (await store.readHead(bundle.relFile, 16)).toString('latin1');
+        if (info.type !== 'file') row.problems.push({ path: bundle.relFile, problem: `a ${info.type}, not a bundle file` });
+        else if (!BUNDLE_HEADERS.includes(head)) row.problems.push({ path: bundle.relFile, problem: 'damaged: no git bundle header' });
+        else if (opts.hash && store.localPath(bundle.relFile) !== null) {
+          const result = await host.run('git', ['bundle', 'list-heads', store.localPath(bundle.relFile)!], { readOnly: true });
+          if (result.exitCode !== 0) row.problems.push({ path: bundle.relFile, problem: `damaged: git bundle list-heads failed (${result.stderr.trim().split('\n')[0] ?? ''})` });
+        }
+      }
+    } catch (error) {
+      row.problems.push({ path: r.address, problem: errorMessage(error) });
+    }
+  }
+  if (opts.json) io.out(verifyJson(env.environment, rows));
+  else io.out(renderVerify(header(env, 'verify'), rows, makeStyle(io.color), opts.hash === true));
+  return rows.every((row) => row.problems.length === 0 && !row.note) ? 0 : 1;
+}

@@ -1,0 +1,49 @@
+// Folder modes of a sync: the manifest lists files only, so a folder's mode (0700 for a private
+// folder) would come back as the default. A small side file in the mirror records the mode of
+// every folder whose mode is not 0755: `<mirror>/.persist-sync-folders.json`
+// `{"version": 1, "folders": {"<relative path>": <mode>}}`. Written by a push when it differs,
+// read by observe (one small object) and applied by a restore (deepest folders last).
+import { join } from 'node:path';
+import type { Store } from '../../store/types.js';
+
+export const FOLDERS_NAME = '.persist-sync-folders.json';
+export const DEFAULT_FOLDER_MODE = 0o755;
+
+export type FolderModes = Record<string, number>;
+
+/** The folders of a walk whose mode is not the default. */
+export function nonDefaultModes(folders: Record<string, number> | undefined, keep: (path: string) => boolean = () => true): FolderModes {
+  const result: FolderModes = {};
+  for (const [path, mode] of Object.entries(folders ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (mode !== DEFAULT_FOLDER_MODE && keep(path)) result[path] = mode;
+  }
+  return result;
+}
+
+export function sameModes(a: FolderModes, b: FolderModes): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => b[key] === a[key]);
+}
+
+/** The recorded modes; an unreadable or malformed file counts as none (it only costs a rewrite). */
+export async function readFolderModes(store: Store, mirrorKey: string): Promise<FolderModes> {
+  const key = join(mirrorKey, FOLDERS_NAME);
+  if (!(await store.stat(key))) return {};
+  try {
+    const data = JSON.parse((await store.read(key)).toString('utf8')) as { folders?: unknown };
+    const result: FolderModes = {};
+    if (typeof data.folders === 'object' && data.folders !== null) {
+      for (const [path, mode] of Object.entries(data.folders as Record<string, unknown>)) {
+        const safe = path !== '' && !path.startsWith('/') && path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+        if (safe && Number.isInteger(mode) && (mode as number) >= 0 && (mode as number) <= 0o7777) result[path] = mode as number;
+      }
+    }
+    return result;
+  } catch {
+    return {};
+  }
+}
+
+export async function writeFolderModes(store: Store, mirrorKey: string, modes: FolderModes): Promise<void> {
+  await store.write(join(mirrorKey, FOLDERS_NAME), `${JSON.stringify({ version: 1, folders: modes })}\n`, { mode: 0o644 });
+}

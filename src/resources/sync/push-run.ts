@@ -1,0 +1,158 @@
+// One push's handling of each file it copies (index.ts drives the manifest and the order):
+// stable reads and SQLite snapshots (stable.ts), files that moved, vanished, never settled or
+// cannot be read (reported once, the mirror's copy kept), type changes (a file that became a
+// folder, or back), folder modes, and the trust state the next plan relies on.
+import { join } from 'node:path';
+import type { Host } from '../../host/types.js';
+import { plural, samplePaths } from '../../output/format.js';
+import type { ResolvedSync } from '../../spec/types.js';
+import type { Store } from '../../store/types.js';
+import { stateDir } from '../../host/paths.js';
+import { writeFolderModes, sameModes, readFolderModes } from './folders.js';
+import type { ManifestEntry, SyncManifest } from './manifest.js';
+import { isFresh, pushFile, SETTLE_MS, Stage } from './stable.js';
+import { readTrustState, writeTrustState, type TrustState } from './trust-state.js';
+import { verifyPushed, type TrustDetail } from './trust.js';
+import type { TreeFile } from './tree.js';
+
+export class PushRun {
+  copied = 0;
+  bytes = 0;
+  /** Files that changed since the plan looked, or while they were read. */
+  moved = 0;
+  /** Mirror paths removed before the copies (a type change): the later deletions leave them alone. */
+  readonly cleared = new Set<string>();
+  private readonly stage: Stage;
+  private readonly unsettled: string[] = [];
+  private readonly unreadable: string[] = [];
+  private readonly failed: string[] = [];
+  private readonly uploaded: Record<string, ManifestEntry> = {};
+  private readonly tokens: Record<string, { token: string; sha256: string }> = {};
+  private readonly unreadableStamps: NonNullable<TrustState['unreadable']> = {};
+  private readonly startedMs: number;
+
+  constructor(
+    private readonly host: Host,
+    private readonly sync: ResolvedSync,
+    private readonly store: Store,
+    private readonly trust: TrustDetail | undefined,
+    private readonly manifest: SyncManifest | null,
+  ) {
+    this.stage = new Stage(host);
+    this.startedMs = host.now().getTime();
+  }
+
+  /**
+   * Before any copy: stages left by a killed push are removed, and mirror paths that stand in the
+   * way of a type change are removed (a file `a` the manifest drops where `a/b` is pushed, or a
+   * folder `a/` whose files it drops where a file `a` is pushed); their entries are among the
+   * removed ones, so no shard written afterwards lists them.
+   */
+  async begin(removed: readonly string[], toCopy: ReadonlySet<string>, listed: Record<string, TreeFile> = {}): Promise<void> {
+    // Files changed within the last moments may be mid-write: one wait for all of them up front,
+    // rather than one per file (each is still checked when it is read).
+    const now = this.host.now().getTime();
+    if ([...toCopy].some((path) => listed[path] && isFresh(listed[path]!, now))) await this.host.sleep(SETTLE_MS);
+    const stages = join(stateDir(this.host.env()), 'stage');
+    for (const name of await this.host.readdir(stages).catch(() => [] as string[])) {
+      const pid = Number(/^push-(\d+)-/.exec(name)?.[1]);
+      if (Number.isInteger(pid) && pid !== this.host.pid() && !this.host.processAlive(pid)) await this.host.remove(join(stages, name));
+    }
+    if (removed.length === 0 || toCopy.size === 0) return;
+    const removedSet = new Set(removed);
+    const blocking = new Set<string>();
+    for (const path of toCopy) {
+      const parts = path.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const parent = parts.slice(0, i).join('/');
+        if (removedSet.has(parent)) blocking.add(parent);
+      }
+    }
+    for (const path of removed) {
+      const parts = path.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const parent = parts.slice(0, i).join('/');
+        if (toCopy.has(parent)) blocking.add(parent);
+      }
+    }
+    for (const path of [...blocking].sort()) {
+      await this.store.remove(join(this.sync.relTo, path));
+      this.cleared.add(path);
+    }
+  }
+
+  /** Whether `path` (or a folder above it) was removed from the mirror before the copies. */
+  isCleared(path: string): boolean {
+    const parts = path.split('/');
+    return parts.some((_, i) => this.cleared.has(parts.slice(0, i + 1).join('/')));
+  }
+
+  /** Push one file; returns its manifest entry, or the previous one when it could not be stored now (null: none). */
+  async pushOne(path: string, file: TreeFile, mirrorHash?: () => Promise<string>): Promise<ManifestEntry | null> {
+    const previous = this.manifest?.files[path];
+    const sqlite = this.trust?.databases.has(path) ?? false;
+    const options: Parameters<typeof pushFile>[6] = { sqlite };
+    // A stored copy verify found damaged is uploaded again even when the local file has its hash.
+    if (previous && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
+    if (mirrorHash) options.mirrorHash = mirrorHash;
+    const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), join(this.sync.relTo, path), file, options);
+    switch (result.kind) {
+      case 'stored':
+        if (result.moved) this.moved += 1;
+        if (result.uploaded) {
+          this.copied += 1;
+          this.bytes += result.bytes;
+          this.uploaded[path] = result.entry;
+        }
+        if (result.token !== undefined) this.tokens[path] = { token: result.token, sha256: result.entry.sha256 };
+        return result.entry;
+      case 'gone':
+        this.moved += 1;
+        return previous ?? null;
+      case 'unsettled':
+        this.moved += 1;
+        this.unsettled.push(path);
+        return previous ?? null;
+      case 'unreadable':
+        this.unreadable.push(`${path} (${result.reason})`);
+        this.unreadableStamps[path] = { ...result.stamp, reason: result.reason };
+        return previous ?? null;
+      case 'failed':
+        this.failed.push(`${path}: ${result.reason}`);
+        return previous ?? null;
+    }
+  }
+
+  /** After the manifest's root: folder modes, the trust state, the module's own check of what it stored. Returns the notes. */
+  async finish(): Promise<string[]> {
+    try {
+      if (this.trust) {
+        const recorded = await readFolderModes(this.store, this.sync.relTo);
+        if (!sameModes(recorded, this.trust.folderModes)) await writeFolderModes(this.store, this.sync.relTo, this.trust.folderModes);
+      }
+      const state = await readTrustState(this.host, this.sync);
+      state.pushStartedMs = this.startedMs;
+      delete state.restoring;
+      if (state.damaged) state.damaged = state.damaged.filter((path) => !(path in this.uploaded) && this.manifest?.files[path] !== undefined && !this.trust?.listing.files[path]);
+      if (state.damaged?.length === 0) delete state.damaged;
+      const sqlite: NonNullable<TrustState['sqlite']> = {};
+      for (const db of this.trust?.databases ?? []) {
+        const entry = this.tokens[db] ?? state.sqlite?.[db];
+        if (entry) sqlite[db] = entry;
+      }
+      state.sqlite = sqlite;
+      const unreadable: NonNullable<TrustState['unreadable']> = { ...this.unreadableStamps };
+      for (const path of this.trust?.unreadableFiles ?? []) if (state.unreadable?.[path]) unreadable[path] = state.unreadable[path]!;
+      state.unreadable = unreadable;
+      await writeTrustState(this.host, this.sync, state);
+      await verifyPushed(this.store, this.sync.relTo, this.uploaded);
+    } finally {
+      await this.stage.cleanup();
+    }
+    const notes: string[] = [];
+    if (this.unsettled.length) notes.push(`${plural(this.unsettled.length, 'file')} changed at every read and ${this.unsettled.length === 1 ? 'was' : 'were'} not stored (the mirror keeps the previous version; the next push tries again): ${samplePaths(this.unsettled)}`);
+    if (this.unreadable.length) notes.push(`${plural(this.unreadable.length, 'file')} cannot be read and ${this.unreadable.length === 1 ? 'was' : 'were'} skipped (the mirror keeps what it had): ${samplePaths(this.unreadable)}`);
+    if (this.failed.length) notes.push(`${plural(this.failed.length, 'SQLite database')} not pushed: ${samplePaths(this.failed)}`);
+    return notes;
+  }
+}

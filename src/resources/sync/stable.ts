@@ -1,0 +1,197 @@
+// Pushing one file as a state that existed (DESIGN.md, the durability contract).
+//
+// A file is first read into a private temporary file on local disk (the stage), with its size,
+// mtime and ctime taken before and after: equal stamps (and a copy of that size) mean no write
+// happened during the read, so the stage holds a state the file had. Otherwise it is read again,
+// at most STABLE_READS times; a file that never settles is not stored (the mirror keeps what it
+// had, the push says so, the next push tries again): never a torn copy. Only then is the stage
+// uploaded through the Store, and the manifest gets the hash of exactly the bytes that went in.
+// A SQLite database is staged by an online snapshot instead (sqlite.ts), never by a byte copy.
+import { createHash, randomBytes } from 'node:crypto';
+import { basename, join } from 'node:path';
+import { stateDir } from '../../host/paths.js';
+import type { FileInfo, Host } from '../../host/types.js';
+import type { Store } from '../../store/types.js';
+import type { ManifestEntry } from './manifest.js';
+import { snapshotSqlite, SqliteUnavailableError } from './sqlite.js';
+import { databaseToken } from './sqlite-sync.js';
+import { sameStamp, type StatStamp } from './trust-state.js';
+import type { TreeFile } from './tree.js';
+import { errorMessage } from '../../output/format.js';
+
+/** How many times a file that changes while it is read is read again. */
+export const STABLE_READS = 3;
+
+/** A private folder on local disk for the stages of one push (`<state>/stage/<random>`, mode 0700). */
+export class Stage {
+  private counter = 0;
+  private created = false;
+  readonly dir: string;
+
+  constructor(private readonly host: Host) {
+    this.dir = join(stateDir(host.env()), 'stage', `push-${host.pid()}-${randomBytes(4).toString('hex')}`);
+  }
+
+  async next(): Promise<string> {
+    if (!this.created) {
+      await this.host.mkdir(this.dir, { mode: 0o700 });
+      await this.host.chmod(this.dir, 0o700);
+      this.created = true;
+    }
+    this.counter += 1;
+    return join(this.dir, String(this.counter));
+  }
+
+  async cleanup(): Promise<void> {
+    if (this.created) await this.host.remove(this.dir);
+  }
+}
+
+function stampOf(info: FileInfo | TreeFile): StatStamp {
+  const stamp: StatStamp = { size: info.size, mtimeMs: info.mtimeMs };
+  if (info.ctimeMs !== undefined) stamp.ctimeMs = info.ctimeMs;
+  return stamp;
+}
+
+function isUnreadable(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+function isGone(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+export type PushedFile =
+  /** In the store; `moved`: it changed since the plan looked or while it was read (read again). */
+  | { kind: 'stored'; entry: ManifestEntry; bytes: number; moved: boolean; uploaded: boolean; token?: string }
+  /** Changed at every read: not stored. */
+  | { kind: 'unsettled' }
+  /** Removed (or no longer a file) since the plan. */
+  | { kind: 'gone' }
+  | { kind: 'unreadable'; reason: string; stamp: StatStamp }
+  /** A database that could not be snapshotted (sqlite3 missing, not a readable database...). */
+  | { kind: 'failed'; reason: string };
+
+export interface PushFileOptions {
+  /** The file is a SQLite database: stage an online snapshot. */
+  sqlite: boolean;
+  /** The manifest's entry: when the stage has its hash, nothing is uploaded. */
+  previous?: ManifestEntry;
+  /** Copy only when content differs (a mirror without a manifest): the mirror's hash. */
+  mirrorHash?: () => Promise<string>;
+}
+
+/**
+ * A file whose last change is this recent when it is read may be mid-write (a writer between its
+ * truncate and its write, descheduled on a busy machine, shows a size and times that do not move):
+ * it is read again after this long.
+ */
+export const SETTLE_MS = 250;
+
+export function isFresh(info: { mtimeMs: number; ctimeMs?: number }, readAt: number): boolean {
+  return readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) < SETTLE_MS && readAt >= info.mtimeMs - 1000;
+}
+
+/** How long a file that was emptied must stay empty before an empty read of it is stored. */
+export const EMPTIED_SETTLE_MS = 2000;
+
+/** Files up to this size are read into memory and written whole (no stage on disk). */
+const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
+/** Store.write puts a temporary name beside the key: only for names short enough to leave room for it. */
+const IN_MEMORY_NAME_LIMIT = 200;
+
+function failure(error: unknown, before: FileInfo, sqlite: boolean): PushedFile {
+  if (error instanceof SqliteUnavailableError) return { kind: 'failed', reason: error.message };
+  if (isUnreadable(error)) return { kind: 'unreadable', reason: (error as NodeJS.ErrnoException).code!, stamp: stampOf(before) };
+  if (isGone(error)) return { kind: 'gone' };
+  if (sqlite) return { kind: 'failed', reason: errorMessage(error) };
+  throw error;
+}
+
+/** Stage `source` stably (or snapshot it), then upload the stage to `key`. */
+export async function pushFile(host: Host, store: Store, stage: Stage, source: string, key: string, listed: TreeFile, options: PushFileOptions): Promise<PushedFile> {
+  let moved = false;
+  for (let attempt = 1; attempt <= STABLE_READS; attempt++) {
+    const before = await host.lstat(source);
+    if (!before || before.type !== 'file') return { kind: 'gone' };
+    if (!sameStamp(stampOf(listed), stampOf(before))) moved = true;
+    if (!options.sqlite && before.size <= IN_MEMORY_LIMIT && Buffer.byteLength(basename(key)) <= IN_MEMORY_NAME_LIMIT) {
+      // Small files: one read between two stats, written whole from memory.
+      const readAt = host.now().getTime();
+      let data: Buffer;
+      try {
+        data = await host.readFile(source);
+      } catch (error) {
+        return failure(error, before, false);
+      }
+      const after = await host.lstat(source);
+      if (!after || !sameStamp(stampOf(before), stampOf(after)) || data.length !== before.size) {
+        moved = true;
+        continue;
+      }
+      // An emptied file (it had content) is taken only once it stayed empty a while: a writer
+      // between its truncate and its write, descheduled on a busy machine, leaves one behind.
+      const emptied = data.length === 0 && (options.previous?.size ?? 0) > 0 && readAt - Math.max(after.mtimeMs, after.ctimeMs ?? 0) < EMPTIED_SETTLE_MS;
+      if (isFresh(after, readAt) || emptied) {
+        // Changed within the last moments: a writer may be inside its write (truncate, then the
+        // bytes), with a size and times that do not move meanwhile. Wait a little and read again.
+        moved = true;
+        if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
+        continue;
+      }
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      const mode = before.mode;
+      const entry: ManifestEntry = { size: data.length, mtimeMs: before.mtimeMs, sha256, mode };
+      const known = options.previous ? (options.previous.size === data.length && options.previous.mode === mode ? options.previous.sha256 : null) : options.mirrorHash ? await options.mirrorHash() : null;
+      if (known === sha256) return { kind: 'stored', entry, bytes: 0, moved, uploaded: false };
+      await store.write(key, data, { mode });
+      return { kind: 'stored', entry, bytes: data.length, moved, uploaded: true };
+    }
+    const temp = await stage.next();
+    const readAt = host.now().getTime();
+    let token: string | undefined;
+    try {
+      if (options.sqlite) {
+        token = await databaseToken(host, source);
+        await snapshotSqlite(host, source, temp);
+      } else {
+        await host.copyFile(source, temp);
+      }
+    } catch (error) {
+      await host.remove(temp);
+      return failure(error, before, options.sqlite);
+    }
+    const after = await host.lstat(source);
+    const staged = await host.stat(temp);
+    // A database's snapshot is consistent whatever the writer did meanwhile: no re-read needed.
+    const stable = options.sqlite || (after !== null && sameStamp(stampOf(before), stampOf(after)) && staged?.size === before.size && !isFresh(after, readAt));
+    if (!stable) {
+      moved = true;
+      await host.remove(temp);
+      if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
+      continue;
+    }
+    try {
+      const mode = before.mode;
+      if (options.previous || options.mirrorHash) {
+        const hash = await host.hashFile(temp);
+        const known = options.previous?.sha256 ?? (await options.mirrorHash!());
+        if (hash === known && staged!.size === (options.previous?.size ?? staged!.size)) {
+          const entry: ManifestEntry = { size: staged!.size, mtimeMs: before.mtimeMs, sha256: hash, mode };
+          const result: PushedFile = { kind: 'stored', entry, bytes: 0, moved, uploaded: false };
+          if (token !== undefined) result.token = token;
+          if (!options.previous || options.previous.mode === mode) return result;
+        }
+      }
+      const written = await store.upload(temp, key, { mode, mtimeMs: before.mtimeMs });
+      const result: PushedFile = { kind: 'stored', entry: { size: written.size, mtimeMs: before.mtimeMs, sha256: written.sha256, mode }, bytes: written.size, moved, uploaded: true };
+      if (token !== undefined) result.token = token;
+      return result;
+    } finally {
+      await host.remove(temp);
+    }
+  }
+  return { kind: 'unsettled' };
+}

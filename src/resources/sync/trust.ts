@@ -1,0 +1,104 @@
+// What a sync observes beyond its files so that a push saves a state that existed (DESIGN.md):
+// its SQLite databases (sqlite-sync.ts), files and folders it cannot read, names it cannot handle,
+// folder modes (folders.ts), and the local trust state (trust-state.ts). index.ts calls these.
+import { join } from 'node:path';
+import type { Host } from '../../host/types.js';
+import { plural, samplePaths } from '../../output/format.js';
+import type { ResolvedSync } from '../../spec/types.js';
+import type { Store } from '../../store/types.js';
+import type { CompareExtras } from './compare.js';
+import { nonDefaultModes, readFolderModes, sameModes, type FolderModes } from './folders.js';
+import { readManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { findDatabases, findSqlite3, isSidecarOf, judgeDatabases } from './sqlite-sync.js';
+import { readTrustState, sameStamp, type TrustState } from './trust-state.js';
+import { underUnreadable, type TreeListing } from './tree.js';
+import { ActionError } from '../../errors.js';
+
+/** The file system's timestamp tick, with margin (FAT and some FUSE file systems: 2 s). */
+export const RACY_TICK_MS = 2000;
+
+export interface TrustDetail {
+  state: TrustState;
+  listing: TreeListing;
+  databases: Set<string>;
+  sidecars: string[];
+  /** Files a push could not read that have not changed since: left out, their mirror copies kept. */
+  unreadableFiles: Set<string>;
+  /** Non-default modes of the local folders (and, under unreadable folders, the recorded ones). */
+  folderModes: FolderModes;
+  observed: { unreadable?: string[]; badNames?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number };
+}
+
+export async function observeTrust(host: Host, sync: ResolvedSync, listing: TreeListing): Promise<TrustDetail> {
+  const state = await readTrustState(host, sync);
+  const unreadableFiles = new Set<string>();
+  for (const [path, recorded] of Object.entries(state.unreadable ?? {})) {
+    const file = listing.files[path];
+    if (file && sameStamp(file, recorded)) {
+      delete listing.files[path];
+      unreadableFiles.add(path);
+    }
+  }
+  const { databases, sidecars } = await findDatabases(host, sync.from, listing);
+  const observed: TrustDetail['observed'] = {};
+  const unreadable = [...(listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`), ...[...unreadableFiles].map((path) => `${path} (${state.unreadable![path]!.reason})`)];
+  if (unreadable.length > 0) observed.unreadable = unreadable;
+  if ((listing.badNames ?? []).length > 0) observed.badNames = listing.badNames!;
+  const repair = (state.damaged ?? []).filter((path) => path in listing.files).length;
+  if (repair > 0) observed.repair = repair;
+  if (databases.length > 0) {
+    observed.databases = databases.length;
+    if ((await findSqlite3(host)) === null) observed.sqliteMissing = true;
+  }
+  const folderModes = nonDefaultModes(listing.folders, (path) => !underUnreadable(listing, path) || (listing.unreadable ?? []).some((entry) => entry.path === path));
+  return { state, listing, databases: new Set(databases), sidecars, unreadableFiles, folderModes, observed };
+}
+
+/** Whether a manifest path missing from the listing is kept as it is (not "removed"). */
+export function isHeld(trust: TrustDetail | undefined, path: string): boolean {
+  if (!trust) return false;
+  return trust.unreadableFiles.has(path) || underUnreadable(trust.listing, path) || isSidecarOf(trust.databases, path);
+}
+
+export async function compareExtras(host: Host, sync: ResolvedSync, trust: TrustDetail, manifest: SyncManifest): Promise<CompareExtras> {
+  const verdicts = await judgeDatabases(host, sync.from, [...trust.databases], manifest.files, trust.state);
+  const pushedAt = Date.parse(manifest.pushedAt);
+  const since = Math.min(trust.state.pushStartedMs ?? Number.POSITIVE_INFINITY, Number.isNaN(pushedAt) ? Number.POSITIVE_INFINITY : pushedAt);
+  const damaged = new Set(trust.state.damaged ?? []);
+  const extras: CompareExtras = { verdict: (path) => (damaged.has(path) ? 'changed' : verdicts.get(path)), held: (path) => isHeld(trust, path) };
+  if (Number.isFinite(since)) extras.racySinceMs = since - RACY_TICK_MS;
+  return extras;
+}
+
+/** Reads the mirror's recorded folder modes into `trust` and says whether the local ones differ. */
+export async function folderModesDiffer(store: Store, mirrorKey: string, trust: TrustDetail): Promise<boolean> {
+  const recorded = await readFolderModes(store, mirrorKey);
+  for (const [path, mode] of Object.entries(recorded)) {
+    if (underUnreadable(trust.listing, path) && !(path in trust.folderModes)) trust.folderModes[path] = mode;
+  }
+  return !sameModes(trust.folderModes, recorded);
+}
+
+export function trustWarnings(local: { unreadable?: string[]; badNames?: string[]; databases?: number; sqliteMissing?: boolean }): string[] {
+  const warnings: string[] = [];
+  if (local.unreadable?.length) warnings.push(`${plural(local.unreadable.length, 'path')} cannot be read and ${local.unreadable.length === 1 ? 'is' : 'are'} not synced (the mirror keeps what it had): ${samplePaths(local.unreadable)}`);
+  if (local.badNames?.length) warnings.push(`${plural(local.badNames.length, 'name')} not valid UTF-8, not synced: ${samplePaths(local.badNames)}`);
+  if (local.sqliteMissing) warnings.push(`${plural(local.databases ?? 0, 'SQLite database')} found but sqlite3 is not installed: ${local.databases === 1 ? 'it is' : 'they are'} not pushed (install the Debian package sqlite3)`);
+  return warnings;
+}
+
+/**
+ * The module's own verification of a push: the manifest in the store lists what was pushed and
+ * every object uploaded has the recorded size. A folder that changed again meanwhile does not
+ * make this fail (the next push takes the newer state).
+ */
+export async function verifyPushed(store: Store, mirrorKey: string, uploaded: Record<string, ManifestEntry>): Promise<void> {
+  const manifest = await readManifest(store, mirrorKey);
+  const wrong: string[] = [];
+  for (const [path, entry] of Object.entries(uploaded)) {
+    const listed = manifest?.files[path];
+    const stored = await store.stat(join(mirrorKey, path));
+    if (!listed || listed.sha256 !== entry.sha256 || stored?.type !== 'file' || stored.size !== entry.size) wrong.push(path);
+  }
+  if (wrong.length > 0) throw new ActionError(`verification failed: ${plural(wrong.length, 'pushed file')} not in the store as recorded: ${samplePaths(wrong)}`);
+}
