@@ -62,6 +62,7 @@ program
   .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
   .option('--target <address>', 'limit to this resource and what it needs (repeatable)', collect)
   .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
+  .option('--force-push', 'push over a newer generation another machine wrote (it stays in history: persist history, rollback)')
   .addHelpText('after', example('ENVIRONMENT=development persist plan -f specs/moltbot.yaml --out boot.plan'))
   .action(action(() => import('./commands/plan.js'), (o) => o as never));
 
@@ -74,6 +75,7 @@ program
   .option('--target <address>', 'limit to this resource and what it needs (repeatable)', collect)
   .option('--lock-timeout <duration>', 'wait this long for another apply to finish', '0')
   .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
+  .option('--force-push', 'push over a newer generation another machine wrote (it stays in history: persist history, rollback)')
   .addHelpText('after', example('persist apply -f examples/quickstart.yaml --auto-approve'))
   .action(action(() => import('./commands/apply.js'), (planFile, o) => ({ ...(o as object), planFile: planFile as string | undefined }) as never));
 

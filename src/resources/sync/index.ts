@@ -53,6 +53,7 @@ import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath
 import { readSyncState, recordSyncEvent } from './state.js';
 import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
 import { formatBytes, plural, samplePaths } from '../../output/format.js';
+import { lineageFacts, observeSyncLineage, prepareRestore, recordRestore, SyncGeneration, syncLineageDecision, type SyncLineage } from './generations.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -87,6 +88,8 @@ export interface SyncObserved {
   local: SyncLocalObserved;
   mirror: SyncMirrorObserved;
   comparison: TreeComparison;
+  /** Generations (./generations.ts): set once the mirror is known. */
+  lineage?: SyncLineage;
 }
 
 /** What apply needs besides the summary: the listings and the manifest as read. */
@@ -228,6 +231,10 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   }
   if (localEmpty) return null;
 
+  // Lineage: never push over what this machine has not seen (./generations.ts).
+  const lineage = syncLineageDecision(sync, observed.lineage, mirrorFiles, comparison, options);
+  if (lineage.decision !== undefined) return lineage.decision;
+
   const hasManifest = mirror.state === 'directory' && mirror.manifest;
   const { added, changed, removed, unverified } = comparison;
 
@@ -296,7 +303,9 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   let bytes = 0;
 
   const paths = Object.keys(local.files);
+  const generation = await SyncGeneration.begin(sync, store, manifest, ctx);
   const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length);
+  writer.beforeReplace = generation.beforeShardReplace;
   const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
   for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
   let visited = 0;
@@ -321,6 +330,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
         continue;
       }
       ctx.report(`copying ${path} (${visited}/${paths.length})`);
+      await generation.beforeOverwrite(path);
       const result = await store.upload(source, target, { mode: file.mode, mtimeMs: file.mtimeMs });
       files[path] = { size: result.size, mtimeMs: file.mtimeMs, sha256: result.sha256, mode: file.mode };
       copied += 1;
@@ -334,18 +344,20 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   // The root last, and before any deletion: a crash in between leaves unlisted files in the
   // mirror (harmless), never a manifest that lists files already gone.
   const now = host.now();
-  await writer.commit(now.toISOString(), manifest?.restoredAt);
+  const stamp = await generation.beforeCommit(paths.length, Object.values(local.files).reduce((sum, file) => sum + file.size, 0));
+  await writer.commit(now.toISOString(), manifest?.restoredAt, stamp);
 
   const deleting = manifest !== null && sync.delete;
   if (deleting) {
     for (const path of removed) {
       checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
-      await store.remove(join(sync.relTo, path));
+      await generation.retire(path);
     }
     await store.pruneEmptyFolders(sync.relTo, removed);
   }
   await host.remove(join(sync.from, RESTORE_MARKER_NAME));
   await recordSyncEvent(host, sync, 'lastPush', now);
+  await generation.after(local.files);
 
   const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)})`];
   if (removed.length) parts.push(deleting ? `deleted ${removed.length}` : `kept ${removed.length} removed locally in the mirror`);
@@ -419,6 +431,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   await host.fsync(sync.from);
   await host.remove(marker);
   await recordSyncEvent(host, sync, 'lastRestore', now);
+  await recordRestore(sync, manifest, ctx);
 
   const notes: string[] = [];
   if (differing.length) notes.push(`${plural(differing.length, 'file')} in the mirror differed from its manifest and were restored as found: ${samplePaths(differing)}`);
@@ -430,7 +443,11 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
 
 export async function applySync(sync: ResolvedSync, decision: Decision, seen: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   try {
-    return await (decision.action === 'push' ? push(sync, seen, ctx) : restore(sync, seen.detail, ctx));
+    if (decision.action === 'push') return await push(sync, seen, ctx);
+    const { local, lineage, comparison } = seen.state;
+    const aside = await prepareRestore(sync, lineage, comparison, local.state === 'directory' ? local.files : 0, local.state === 'directory' && local.restoreIncomplete, ctx);
+    const outcome = await restore(sync, seen.detail, ctx);
+    return aside ? { ...outcome, notes: [aside, ...(outcome.notes ?? [])] } : outcome;
   } catch (error) {
     if (error instanceof PersistError) throw error;
     // e.g. a local file deleted while it was being pushed: the next apply re-checks from scratch.
@@ -450,6 +467,7 @@ async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host)
     lastPush: (fromManifest ? mirror.pushedAt : undefined) ?? local.lastPush ?? null,
     lastRestore: local.lastRestore ?? null,
     files: fromManifest ? mirror.files : null,
+    ...lineageFacts(observed.lineage, host.now()),
   };
 }
 
@@ -462,7 +480,11 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   readiness: null,
   localPaths: (sync) => [sync.from],
   contains: () => [],
-  observe: (sync, ctx) => inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null),
+  observe: async (sync, ctx) => {
+    const seen = await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null);
+    if (seen.state.mirror.state !== 'unknown') seen.state.lineage = await observeSyncLineage(sync, ctx, seen.detail.manifest, seen.detail.local?.files ?? null);
+    return seen;
+  },
   diff: diffSync,
   apply: applySync,
   // A push never deletes because the source is empty, and a restore fills only an empty folder.
