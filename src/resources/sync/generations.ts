@@ -64,8 +64,7 @@ export function addressOfSync(sync: ResolvedSync): string {
 }
 
 export function syncKeep(sync: ResolvedSync): number {
-  const keep = (sync as { keep?: unknown }).keep;
-  return Number.isInteger(keep) && (keep as number) >= 1 ? (keep as number) : DEFAULT_SYNC_KEEP;
+  return sync.keep !== undefined && Number.isInteger(sync.keep) && sync.keep >= 1 ? sync.keep : DEFAULT_SYNC_KEEP;
 }
 
 export function generationsKey(sync: ResolvedSync): string {
