@@ -96,6 +96,24 @@ program
   .action(action(() => import('./commands/watch.js'), (o) => o as never));
 
 program
+  .command('history')
+  .description('list, per sync and bundle, the generations kept in the store (who wrote each, when, files, bytes)')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--target <address>', 'only this sync or bundle (repeatable)', collect)
+  .addHelpText('after', example('persist history -f specs/moltbot.yaml --target sync.clawdbot'))
+  .action(action(() => import('./commands/history.js'), (o) => o as never));
+
+program
+  .command('rollback')
+  .description("bring a sync's local folder back to an earlier generation (the current folder kept aside, the store unchanged)")
+  .argument('<address>', 'the sync, e.g. sync.clawdbot')
+  .requiredOption('--to <generation>', 'the generation to bring back (persist history lists them)')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal)')
+  .addHelpText('after', example('persist rollback sync.clawdbot --to 3'))
+  .action(action(() => import('./commands/rollback.js'), (address, o) => ({ ...(o as object), address: address as string }) as never));
+
+program
   .command('init')
   .description('write a commented starter persist.yaml (local backend)')
   .option('-f, --file <spec>', 'where to write it', 'persist.yaml')

@@ -10,6 +10,7 @@ import { ActionError } from '../../errors.js';
 import { readBundleHeader } from './header.js';
 import { restoreFromBundle } from './restore.js';
 import { generationPath, writeBundle } from './update.js';
+import { currentBundleRecord, recordBundleGeneration } from './generations.js';
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
 import type { Host } from '../../host/types.js';
@@ -249,7 +250,9 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
   const store = ctx.store(bundle.bucket);
   if (decision.action === 'update') {
     const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
+    const previous = await currentBundleRecord(store, bundle);
     const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, includeHead: repo.head.sha !== null }, ctx.report, ctx.signal);
+    await recordBundleGeneration(ctx.host, store, bundle, previous, written.header.refs.filter((ref) => ref.name !== 'HEAD').length, written.size);
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
     return { summary: `wrote ${bundle.relFile} (${written.header.refs.filter((ref) => ref.name !== 'HEAD').length} refs, ${written.size} bytes${kept})`, notes: decision.warnings };
   }

@@ -57,6 +57,8 @@ export interface SyncLineage {
   foreign: { store: StoreIdentity; environment: string; address: string; event: string; at: string } | null;
   /** The local folder is exactly as it was right after the last push or restore. */
   unchangedSinceSeen: boolean;
+  /** The local folder is as `persist rollback` left it: its push may shrink the mirror. */
+  rolledBack?: boolean;
 }
 
 export function addressOfSync(sync: ResolvedSync): string {
@@ -116,7 +118,8 @@ export async function observeSyncLineage(
   const foreign = folder && !sameStore(folder.store, store) ? { store: folder.store, environment: folder.environment, address: folder.address, event: folder.event, at: folder.at } : null;
   const recordTree = records.resource && sameStore(records.resource.store, store) ? records.resource.tree : null;
   const unchangedSinceSeen = local !== null && recordTree !== null && digestOf(local) === recordTree;
-  return { store, current, seen, foreign, unchangedSinceSeen };
+  const rolledBack = unchangedSinceSeen && records.resource?.event === 'rollback';
+  return { store, current, seen, foreign, unchangedSinceSeen, ...(rolledBack ? { rolledBack } : {}) };
 }
 
 // --- diff (pure) ---
@@ -126,6 +129,8 @@ export interface LineageVerdict {
   decision?: Decision | null;
   /** The restore first moves the local folder aside. */
   aside: boolean;
+  /** The push of a rolled-back folder is what the user asked for: the shrink guard does not apply. */
+  allowShrink?: boolean;
 }
 
 function whoWrote(stamp: LineageStamp): string {
@@ -184,7 +189,7 @@ export function syncLineageDecision(
       [generationChange, ...asideChange],
     );
   }
-  if (lineage.seen === current.generation) return { aside: false };
+  if (lineage.seen === current.generation) return lineage.rolledBack ? { aside: false, allowShrink: true } : { aside: false };
 
   const takeIt = `persist rollback ${address} --to ${current.generation}`;
   if (lineage.seen < current.generation) {
@@ -214,6 +219,25 @@ export function syncLineageDecision(
       '--force-push',
     ),
   };
+}
+
+/** An empty local folder that last held another store's data: apply records that it starts clean here. */
+export function cleanStartAction(sync: ResolvedSync, lineage: SyncLineage): Decision {
+  const foreign = lineage.foreign!;
+  return {
+    address: addressOfSync(sync) as Decision['address'],
+    kind: 'sync',
+    action: 'restore',
+    phase: 'restore',
+    reason: `${sync.from} is empty: it no longer holds the data of ${describeStore(foreign.store)}; recorded as starting clean in ${describeStore(lineage.store)} (nothing copied)`,
+    changes: [{ field: 'synced with', before: describeStore(foreign.store), after: describeStore(lineage.store) }],
+  };
+}
+
+export async function recordCleanStart(sync: ResolvedSync, ctx: ApplyContext): Promise<{ summary: string }> {
+  await ensureMachine(ctx.host);
+  await recordEvent(ctx.host, ctx.env, sync, 0, null, 'seen', null);
+  return { summary: `recorded that ${sync.from} starts clean in this store` };
 }
 
 /** The one command that resolves a lineage conflict (for watch's `needs a person`). */

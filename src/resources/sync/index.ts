@@ -53,7 +53,7 @@ import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath
 import { readSyncState, recordSyncEvent } from './state.js';
 import { RESTORE_MARKER_NAME, sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
 import { formatBytes, plural, samplePaths } from '../../output/format.js';
-import { lineageFacts, observeSyncLineage, prepareRestore, recordRestore, SyncGeneration, syncLineageDecision, type SyncLineage } from './generations.js';
+import { cleanStartAction, lineageFacts, observeSyncLineage, recordCleanStart, prepareRestore, recordRestore, SyncGeneration, syncLineageDecision, type SyncLineage } from './generations.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -209,6 +209,11 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   const restoreIncomplete = local.state === 'directory' && local.restoreIncomplete;
   const mountAddress = `mount.${sync.bucket}`;
 
+  // Lineage: never push over what this machine has not seen (./generations.ts). With the mount
+  // not ready only the local records speak (a folder holding another store's data).
+  const lineage = localEmpty || restoreIncomplete ? { aside: false } : syncLineageDecision(sync, observed.lineage, mirror.state === 'directory' ? mirror.files : 0, comparison, options);
+  if (lineage.decision !== undefined) return lineage.decision;
+
   if (mirror.state === 'unknown') {
     if (localEmpty || restoreIncomplete) {
       return restoreAction(sync, observed, `${describeLocal(sync, local)}; what the mirror holds is known once ${mountAddress} is up (restored only if it has files)`, [
@@ -229,11 +234,9 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
       { field: 'files', before: String(localFiles), after: String(mirrorFiles) },
     ]);
   }
+  if (localEmpty && mirrorFiles === 0 && observed.lineage?.foreign) return cleanStartAction(sync, observed.lineage);
   if (localEmpty) return null;
-
-  // Lineage: never push over what this machine has not seen (./generations.ts).
-  const lineage = syncLineageDecision(sync, observed.lineage, mirrorFiles, comparison, options);
-  if (lineage.decision !== undefined) return lineage.decision;
+  if (lineage.allowShrink) options = { ...options, allowShrink: true };
 
   const hasManifest = mirror.state === 'directory' && mirror.manifest;
   const { added, changed, removed, unverified } = comparison;
@@ -445,6 +448,7 @@ export async function applySync(sync: ResolvedSync, decision: Decision, seen: Se
   try {
     if (decision.action === 'push') return await push(sync, seen, ctx);
     const { local, lineage, comparison } = seen.state;
+    if (lineage?.foreign && (local.state !== 'directory' || local.files === 0) && (seen.state.mirror.state !== 'directory' || seen.state.mirror.files === 0)) return await recordCleanStart(sync, ctx);
     const aside = await prepareRestore(sync, lineage, comparison, local.state === 'directory' ? local.files : 0, local.state === 'directory' && local.restoreIncomplete, ctx);
     const outcome = await restore(sync, seen.detail, ctx);
     return aside ? { ...outcome, notes: [aside, ...(outcome.notes ?? [])] } : outcome;
@@ -482,7 +486,7 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   contains: () => [],
   observe: async (sync, ctx) => {
     const seen = await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null);
-    if (seen.state.mirror.state !== 'unknown') seen.state.lineage = await observeSyncLineage(sync, ctx, seen.detail.manifest, seen.detail.local?.files ?? null);
+    seen.state.lineage = await observeSyncLineage(sync, ctx, seen.detail.manifest, seen.detail.local?.files ?? null);
     return seen;
   },
   diff: diffSync,
