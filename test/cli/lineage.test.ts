@@ -165,6 +165,19 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     const mirror = join(fixture.dir, 'bucket-production', 'clawdbot');
     expect(readFileSync(join(mirror, 'notes.md'), 'utf8')).toBe('a2\n');
 
+    // status on b: the store's generation, the one b has, and who wrote the newer one.
+    const status = await ok(runB(['status', '--env', 'production']));
+    expect(status).toMatch(/generation=2/);
+    expect(status).toMatch(/seenHere=1/);
+    expect(status).toMatch(/newerBy=a \([0-9a-f]{8}\)/);
+
+    // watch on b pushes nothing over it: it logs the conflict once a round with the one command.
+    const watching = fixture.start(['watch', '--interval', '1s', '--auto-approve', '-f', 'lineage-b.yaml', '--env', 'production'], { env: { PERSIST_STATE_DIR: b.state, HOSTNAME: 'b' } });
+    await watching.waitFor(/\] needs a person \(not applied\): sync\.clawdbot conflict \(run: persist rollback sync\.clawdbot --to 2\)$/m, 15_000);
+    watching.child.kill('SIGTERM');
+    expect((await watching.done).code).toBe(0);
+    expect(readFileSync(join(mirror, 'notes.md'), 'utf8')).toBe('a2\n');
+
     // b pushes over it: generation 3; a's generation 2 stays in history.
     await ok(runB(['apply', '--env', 'production', '--auto-approve', '--force-push']));
     // a, unchanged since its push, takes b's generation (fast-forward, nothing of a's lost).

@@ -240,12 +240,6 @@ export async function recordCleanStart(sync: ResolvedSync, ctx: ApplyContext): P
   return { summary: `recorded that ${sync.from} starts clean in this store` };
 }
 
-/** The one command that resolves a lineage conflict (for watch's `needs a person`). */
-export function resolvingCommand(decision: Decision): string | null {
-  const match = decision.conflict?.fix.match(/persist rollback \S+ --to \d+/);
-  return match ? match[0] : null;
-}
-
 // --- apply: restore ---
 
 /** Before a restore that lineage decided over local files: move them aside. Returns a note. */
