@@ -114,6 +114,15 @@ program
   .action(action(() => import('./commands/rollback.js'), (address, o) => ({ ...(o as object), address: address as string }) as never));
 
 program
+  .command('detach')
+  .description('turn linked folders back into local folders (copied from the mount, verified; nothing deleted in the bucket)')
+  .addOption(fileOption()).addOption(envOption())
+  .option('--target <address>', 'only this link (repeatable)', collect)
+  .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal)')
+  .addHelpText('after', example('persist detach --target link.memory'))
+  .action(action(() => import('./commands/detach.js'), (o) => o as never));
+
+program
   .command('init')
   .description('write a commented starter persist.yaml (local backend)')
   .option('-f, --file <spec>', 'where to write it', 'persist.yaml')
