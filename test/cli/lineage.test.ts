@@ -260,3 +260,51 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     expect(contents(local)).toEqual(saves[1]);
   }, 90_000);
 });
+
+describe('lineage of bundles', () => {
+  it("development's branches never land in production's bundle; a second machine's update over a newer bundle is a conflict", async () => {
+    const { fixture, machine } = setup();
+    const spec = SPEC.replace('syncs:', 'bundles:\n  repo:\n    repo: ./repo\n    file: repo.bundle\nsyncs:');
+    writeFileSync(join(fixture.dir, 'lineage.yaml'), spec);
+    const repo = join(fixture.dir, 'repo');
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], { encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    mkdirSync(repo);
+    git('init', '-q', '-b', 'main');
+    write(repo, 'a.txt', 'dev\n');
+    git('add', '.');
+    git('commit', '-qm', 'dev work');
+    git('branch', 'dev-feature');
+    const one = machine('box');
+    await ok(one.run(['apply', '--env', 'development', '--auto-approve', '--target', 'bundle.repo']));
+    expect(existsSync(join(fixture.dir, 'bucket-development', 'repo.bundle'))).toBe(true);
+
+    const plan = await one.run(['plan', '--env', 'production', '--target', 'bundle.repo']);
+    expect(plan.stdout).toMatch(/bundle\.repo {2}conflict/);
+    expect(plan.stdout).toMatch(/holds the repo of bucket moltbot-data-development/);
+    const applied = await one.run(['apply', '--env', 'production', '--auto-approve', '--target', 'bundle.repo']);
+    expect(applied.code).toBe(1);
+    expect(existsSync(join(fixture.dir, 'bucket-production', 'repo.bundle'))).toBe(false);
+
+    // Two machines on development's bundle: the second saw generation 1, the first wrote 2.
+    const other = machine('other');
+    const otherRepo = join(fixture.dir, 'repo-other');
+    writeFileSync(join(fixture.dir, 'lineage-other.yaml'), spec.replace('repo: ./repo', 'repo: ./repo-other'));
+    const runOther = (args: string[]) => fixture.run([...args, '-f', 'lineage-other.yaml'], { env: { PERSIST_STATE_DIR: other.state, HOSTNAME: 'other' } });
+    await ok(runOther(['apply', '--env', 'development', '--auto-approve', '--target', 'bundle.repo'])); // restores generation 1
+    expect(existsSync(join(otherRepo, 'a.txt'))).toBe(true);
+    write(repo, 'b.txt', 'more\n');
+    git('add', '.');
+    git('commit', '-qm', 'more');
+    await ok(one.run(['apply', '--env', 'development', '--auto-approve', '--target', 'bundle.repo'])); // generation 2
+    execFileSync('git', ['-C', otherRepo, 'branch', 'other-work'], { encoding: 'utf8' });
+    const refused = await runOther(['apply', '--env', 'development', '--auto-approve', '--target', 'bundle.repo']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/holds generation 2, written by box \([0-9a-f]{8}\)/);
+    expect(refused.stdout).toContain('--force-push');
+    const history = JSON.parse(await ok(one.run(['history', '--env', 'development', '--json', '--target', 'bundle.repo']))) as { resources: { generations: { generation: number; host: string; current: boolean }[] }[] };
+    expect(history.resources[0]!.generations.map((g) => [g.generation, g.host, g.current])).toEqual([
+      [2, 'box', true],
+      [1, 'box', false],
+    ]);
+  }, 90_000);
+});
