@@ -11,9 +11,8 @@ import type { Store } from '../../store/types.js';
 import type { ResolvedEnvironment, ResolvedSync } from '../../spec/types.js';
 import { moveAside } from '../../lineage/aside.js';
 import { ensureMachine } from '../../lineage/machine.js';
-import { storeIdentity } from '../../lineage/generation.js';
+import { storeIdentity, treeDigestInput } from '../../lineage/generation.js';
 import { treeDigest, writeLocalRecord } from '../../lineage/record.js';
-import { treeDigestInput } from '../../lineage/generation.js';
 import { addressOfSync, manifestStamp, readGeneration } from './generations.js';
 import type { SyncManifest } from './manifest.js';
 import { syncExcluder, walkTree } from './tree.js';
@@ -50,7 +49,7 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
     await host.fsync(building);
     const keptAside = (await host.lstat(sync.from)) ? await moveAside(host, env.workspace, address, sync.from) : null;
     await host.rename(building, sync.from);
-    const machine = await ensureMachine(host);
+    await ensureMachine(host); // the next push names this machine
     const local = await walkTree(host, sync.from, syncExcluder(sync.exclude));
     await writeLocalRecord(host, {
       environment: env.environment,
@@ -64,7 +63,6 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
       at: host.now().toISOString(),
       event: 'rollback',
     });
-    void machine;
     return { generation, current: current.generation, files: paths.length, bytes, keptAside };
   } finally {
     await host.remove(building);
