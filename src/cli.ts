@@ -63,6 +63,7 @@ program
   .option('--target <address>', 'limit to this resource and what it needs (repeatable)', collect)
   .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
   .option('--diff', 'show a unified diff of each changed text file a sync push would send (up to 64 KiB)')
+  .option('--force-push', 'push over a newer generation another machine wrote (it stays in history: persist history, rollback)')
   .addHelpText('after', example('ENVIRONMENT=development persist plan -f specs/moltbot.yaml --out boot.plan'))
   .action(action(() => import('./commands/plan.js'), (o) => o as never));
 
@@ -75,6 +76,7 @@ program
   .option('--target <address>', 'limit to this resource and what it needs (repeatable)', collect)
   .option('--lock-timeout <duration>', 'wait this long for another apply to finish', '0')
   .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
+  .option('--force-push', 'push over a newer generation another machine wrote (it stays in history: persist history, rollback)')
   .addHelpText('after', example('persist apply -f examples/quickstart.yaml --auto-approve'))
   .action(action(() => import('./commands/apply.js'), (planFile, o) => ({ ...(o as object), planFile: planFile as string | undefined }) as never));
 
@@ -118,6 +120,33 @@ program
   .option('--keep-mounted', 'leave the mounts mounted')
   .addHelpText('after', example('persist shutdown -f specs/moltbot.yaml --timeout 50s'))
   .action(action(() => import('./commands/shutdown.js'), (o) => o as never));
+
+program
+  .command('history')
+  .description('list, per sync and bundle, the generations kept in the store (who wrote each, when, files, bytes)')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--target <address>', 'only this sync or bundle (repeatable)', collect)
+  .addHelpText('after', example('persist history -f specs/moltbot.yaml --target sync.clawdbot'))
+  .action(action(() => import('./commands/history.js'), (o) => o as never));
+
+program
+  .command('rollback')
+  .description("bring a sync's local folder back to an earlier generation (the current folder kept aside, the store unchanged)")
+  .argument('<address>', 'the sync, e.g. sync.clawdbot')
+  .requiredOption('--to <generation>', 'the generation to bring back (persist history lists them)')
+  .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
+  .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal)')
+  .addHelpText('after', example('persist rollback sync.clawdbot --to 3'))
+  .action(action(() => import('./commands/rollback.js'), (address, o) => ({ ...(o as object), address: address as string }) as never));
+
+program
+  .command('detach')
+  .description('turn linked folders back into local folders (copied from the mount, verified; nothing deleted in the bucket)')
+  .addOption(fileOption()).addOption(envOption())
+  .option('--target <address>', 'only this link (repeatable)', collect)
+  .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal)')
+  .addHelpText('after', example('persist detach --target link.memory'))
+  .action(action(() => import('./commands/detach.js'), (o) => o as never));
 
 program
   .command('init')

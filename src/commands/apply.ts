@@ -20,6 +20,7 @@ export interface ApplyCommandOptions extends SpecOptions {
   target?: string[];
   lockTimeout?: string;
   allowShrink?: boolean;
+  forcePush?: boolean;
 }
 
 async function confirm(io: CommandIO): Promise<boolean> {
@@ -42,7 +43,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   if (saved && opts.target?.length) throw new UsageError('--target cannot be combined with a saved plan (the plan has its own targets)');
   const input = specInput({ ...opts, file: opts.file ?? saved?.specFile, env: opts.env ?? saved?.environment }, io, reader);
   const env = await loadEnvironment(input);
-  const options = saved?.options ?? { allowShrink: Boolean(opts.allowShrink) };
+  const options = saved?.options ?? { allowShrink: Boolean(opts.allowShrink), ...(opts.forcePush ? { forcePush: true } : {}) };
   const targets = saved?.targets ?? opts.target ?? [];
   const style = makeStyle(io.color);
 

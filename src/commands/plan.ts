@@ -15,12 +15,13 @@ export interface PlanCommandOptions extends SpecOptions {
   allowShrink?: boolean;
   /** Show a unified diff of each changed text file a sync push would send. */
   diff?: boolean;
+  forcePush?: boolean;
 }
 
 export default async function plan(opts: PlanCommandOptions, io: CommandIO): Promise<number> {
   const host = makeHost(io, { readOnly: true });
   const env = await loadSpec(opts, io, host);
-  const options = { allowShrink: Boolean(opts.allowShrink) };
+  const options = { allowShrink: Boolean(opts.allowShrink), ...(opts.forcePush ? { forcePush: true } : {}) };
   const targets = opts.target ?? [];
   const result = await computePlan(host, env, options, targets);
   const { actions } = result;

@@ -5,6 +5,7 @@
 // while the others keep their rhythm; a failure to plan at all backs off the whole round. It never
 // runs two applies at once (the apply lock), survives a closed output, and stops cleanly on
 // SIGTERM/SIGINT.
+import { resolvingCommand } from '../lineage/resolve.js';
 import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
@@ -68,7 +69,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
             else if ((failing.get(action.address)?.until ?? 0) > round) waiting.push(action.address);
             else safe.push(action);
           }
-          if (unsafe.length) log(`needs a person (not applied): ${unsafe.map((a) => `${a.address} ${a.action}`).join(', ')}`);
+          if (unsafe.length) log(`needs a person (not applied): ${unsafe.map((a) => `${a.address} ${a.action}${resolvingCommand(a) ? ` (run: ${resolvingCommand(a)})` : ''}`).join(', ')}`);
           if (waiting.length) log(`backing off after failures: ${waiting.join(', ')}`);
           if (safe.length) {
             const host = makeHost(io);

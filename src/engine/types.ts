@@ -59,6 +59,8 @@ export interface Decision {
   conflict?: Conflict;
   /** Warnings shown under the action (e.g. a linked path tracked by a bundled repo). */
   warnings?: string[];
+  /** A few words shown after the action on its line, e.g. `local files kept aside: 3 differ`. */
+  note?: string;
   /** The files the action moves (names, never contents), by what happens to each; plan shows a few, --json all. */
   files?: FileList[];
 }
@@ -80,6 +82,8 @@ export interface PlannedAction extends Decision {
 export interface PlanOptions {
   /** Let a sync push delete more than maxDeleteRatio of its mirror. */
   allowShrink: boolean;
+  /** Let a push (or bundle update) replace a newer generation another machine wrote (it stays in history). */
+  forcePush?: boolean;
 }
 
 /** State shared by the observation of one environment. */

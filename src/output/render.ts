@@ -53,7 +53,7 @@ function symbolStyle(action: PlannedAction, style: Style): (text: string) => str
 
 export function renderAction(action: PlannedAction, index: number, style: Style): string {
   const symbol = symbolStyle(action, style)(SYMBOLS[action.action]);
-  const lines = [`${index}. ${symbol} ${style.bold(action.address)}  ${action.action}`, `   ${action.reason}`];
+  const lines = [`${index}. ${symbol} ${style.bold(action.address)}  ${action.action}${action.note ? ` (${action.note})` : ''}`, `   ${action.reason}`];
   for (const change of action.changes) lines.push(`     ${renderChange(change, style)}`);
   if (action.conflict) {
     // Resources often use the conflict's message as the reason: say it once.

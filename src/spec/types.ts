@@ -68,6 +68,8 @@ export interface ResolvedSync {
   exclude: string[];
   /** A push may delete at most this fraction of the mirror's files without --allow-shrink. */
   maxDeleteRatio: number;
+  /** Generations kept in the store, the current one included (resolve sets it; default 10). */
+  keep?: number;
 }
 
 export interface ResolvedFile {

@@ -67,7 +67,7 @@ describe('bundle update', () => {
     expect(outcome.summary).toMatch(/^wrote workspace\/clawd\.bundle \(3 refs, \d+ bytes\)$/);
     expect(await bundleRefs(bundle.file)).toEqual({ HEAD: git(bundle.repo, 'rev-parse', 'HEAD'), ...forEachRef(bundle.repo) });
     git(bundle.repo, 'bundle', 'verify', '-q', bundle.file);
-    expect(readdirSync(join(mount, 'workspace'))).toEqual(['clawd.bundle']); // no temp left behind
+    expect(readdirSync(join(mount, 'workspace')).filter((name) => !name.endsWith('.lineage.json'))).toEqual(['clawd.bundle']); // no temp left behind
 
     const again = await plan(); // readOnlyHost: any write would throw
     expect(again.action).toBeNull();
@@ -82,7 +82,10 @@ describe('bundle update', () => {
       heads.push(git(bundle.repo, 'rev-parse', 'HEAD'));
       await converge();
     }
-    expect(readdirSync(join(mount, 'workspace'))).toEqual(['clawd.bundle', 'clawd.bundle.1', 'clawd.bundle.2']);
+    expect(readdirSync(join(mount, 'workspace')).filter((name) => !name.endsWith('.lineage.json'))).toEqual(['clawd.bundle', 'clawd.bundle.1', 'clawd.bundle.2']);
+    // Each generation has its lineage record beside it: the current one is the newest.
+    const records = [0, 1, 2].map((n) => JSON.parse(readFileSync(join(mount, 'workspace', n === 0 ? 'clawd.bundle.lineage.json' : `clawd.bundle.${n}.lineage.json`), 'utf8')) as { generation: number });
+    expect(records.map((r) => r.generation)).toEqual([records[0]!.generation, records[0]!.generation - 1, records[0]!.generation - 2]);
     expect((await bundleRefs(bundle.file)).HEAD).toBe(heads[3]);
     expect((await bundleRefs(`${bundle.file}.1`)).HEAD).toBe(heads[2]);
     expect((await bundleRefs(`${bundle.file}.2`)).HEAD).toBe(heads[1]);
@@ -96,7 +99,7 @@ describe('bundle update', () => {
     await converge();
     commit(bundle.repo, { 'n.txt': 'x\n' }, 'more');
     await converge();
-    expect(readdirSync(join(mount, 'workspace'))).toEqual(['clawd.bundle']);
+    expect(readdirSync(join(mount, 'workspace')).filter((name) => !name.endsWith('.lineage.json'))).toEqual(['clawd.bundle']);
   });
 
   it('writes nothing when applied with nothing to do', async () => {
@@ -123,7 +126,7 @@ describe('bundle update', () => {
     });
     await expect(apply(action!, undefined, failing)).rejects.toThrow('EIO: simulated mount failure');
     expect(readFileSync(bundle.file).equals(before)).toBe(true);
-    expect(readdirSync(join(mount, 'workspace')).filter((n) => n.includes('persist-tmp'))).toEqual([]);
+    expect(readdirSync(join(mount, 'workspace')).filter((name) => !name.endsWith('.lineage.json')).filter((n) => n.includes('persist-tmp'))).toEqual([]);
 
     // 2. git cannot pack the repo (an object went missing).
     const blob = git(bundle.repo, 'rev-parse', 'HEAD:big.txt');
@@ -131,7 +134,7 @@ describe('bundle update', () => {
     await expect(apply(action!)).rejects.toThrow(ActionError);
     await expect(apply(action!)).rejects.toThrow(/git .*bundle create .* failed \(exit \d+\): .+/);
     expect(readFileSync(bundle.file).equals(before)).toBe(true);
-    expect(readdirSync(join(mount, 'workspace')).filter((n) => n.includes('persist-tmp'))).toEqual([]);
+    expect(readdirSync(join(mount, 'workspace')).filter((name) => !name.endsWith('.lineage.json')).filter((n) => n.includes('persist-tmp'))).toEqual([]);
   });
 
   it('keeps the current bundle in place when the rotation fails half-way', async () => {
@@ -150,9 +153,9 @@ describe('bundle update', () => {
     });
     await expect(apply(action!, undefined, failing)).rejects.toThrow('ENOSPC');
     expect(readFileSync(bundle.file).equals(current)).toBe(true);
-    expect(readdirSync(join(mount, 'workspace'))).toEqual(['clawd.bundle', 'clawd.bundle.2']);
+    expect(readdirSync(join(mount, 'workspace')).filter((name) => !name.endsWith('.lineage.json'))).toEqual(['clawd.bundle', 'clawd.bundle.2']);
     await converge(); // the next apply completes the rotation
-    expect(readdirSync(join(mount, 'workspace'))).toEqual(['clawd.bundle', 'clawd.bundle.1', 'clawd.bundle.2']);
+    expect(readdirSync(join(mount, 'workspace')).filter((name) => !name.endsWith('.lineage.json'))).toEqual(['clawd.bundle', 'clawd.bundle.1', 'clawd.bundle.2']);
     expect(readFileSync(`${bundle.file}.1`).equals(current)).toBe(true);
   });
 

@@ -98,7 +98,7 @@ describe('a push writes in proportion to what changed', () => {
     const sync = makeSync();
     const paths = await writeFiles(local, 2000);
     await planAndApply(sync);
-    expect((await readdir(join(mirror, SHARD_DIR_NAME))).length).toBe(16);
+    expect((await readdir(join(mirror, SHARD_DIR_NAME))).filter((name) => name !== 'generations').length).toBe(16);
     const mirrorBytes = Object.values(await snapshot(mirror)).reduce((sum, file) => sum + file.size, 0);
 
     const changed = paths[1234]!;
@@ -110,16 +110,26 @@ describe('a push writes in proportion to what changed', () => {
     const mirrorWrites = recorder.writes.filter((w) => w.path.startsWith(`${mirror}/`));
     const finalPaths = mirrorWrites.filter((w) => w.method === 'rename' || w.method === 'writeFileAtomic').map((w) => w.path.slice(mirror.length + 1));
     const shard = `${SHARD_DIR_NAME}/${shardFileName(shardOf(changed, 16), 16)}`;
-    expect(finalPaths).toEqual([changed, shard, MANIFEST_NAME]); // in this order: file, its shard, root
-    expect(mirrorWrites.filter((w) => w.method === 'remove')).toEqual([]);
+    // In this order: generation 1's copy of the file, the file, 1's copy of the shard, the shard,
+    // 1's root, generation 2's record, the root. History adds one copy per replaced object.
+    const kept = `${SHARD_DIR_NAME}/generations/1`;
+    expect(finalPaths).toEqual([`${kept}/files/${changed}`, changed, `${kept}/${shard.replace(`${SHARD_DIR_NAME}/`, 'shards/')}`, shard, `${kept}/root.json`, `${SHARD_DIR_NAME}/generations/2.json`, MANIFEST_NAME]);
+    // (MountedStore.copy removes its temporary name afterwards, a no-op when the rename took it.)
+    expect(mirrorWrites.filter((w) => w.method === 'remove' && !w.path.includes('.persist-tmp-'))).toEqual([]);
 
-    const written = (await Promise.all(finalPaths.map(async (path) => (await stat(join(mirror, path))).size))).reduce((a, b) => a + b, 0);
+    const sizes = await Promise.all(finalPaths.map(async (path) => (await stat(join(mirror, path))).size));
+    const written = sizes.reduce((a, b) => a + b, 0);
+    const withoutHistory = [changed, shard, MANIFEST_NAME].map((path) => sizes[finalPaths.indexOf(path)]!).reduce((a, b) => a + b, 0);
+    const historyCalls = mirrorWrites.filter((w) => w.path.includes('/generations/')).length;
+    console.log(`2,000-file mirror, 1 file changed: host write calls into the mirror ${mirrorWrites.length} with history, ${mirrorWrites.length - historyCalls} of them for the data itself`);
+    console.log(`2,000-file mirror, 1 file changed: with history ${finalPaths.length} objects written, ${written} bytes; without history 3 objects, ${withoutHistory} bytes`);
     const rootSize = (await stat(join(mirror, MANIFEST_NAME))).size;
     const shardSize = (await stat(join(mirror, shard))).size;
     console.log(`2,000-file mirror (${(mirrorBytes / 1024).toFixed(0)} KiB): a 1-file push wrote ${written} bytes (root ${rootSize}, shard ${shardSize})`);
     expect(rootSize).toBeLessThan(2000);
     expect(shardSize).toBeLessThan(25_000);
-    expect(written * 100).toBeLessThan(mirrorBytes);
+    expect(withoutHistory * 100).toBeLessThan(mirrorBytes);
+    expect(written).toBeLessThan(withoutHistory * 2 + 2000); // the history: about one more copy of what changed
     expect(await plan(sync)).toBeNull();
   });
 });
@@ -133,6 +143,9 @@ describe('a version-1 manifest (written by earlier versions)', () => {
     const current = (await readManifest(new MountedStore(host, mirror), ''))!;
     await writeFile(join(mirror, MANIFEST_NAME), `${JSON.stringify({ version: 1, files: current.files, pushedAt: current.pushedAt }, null, 1)}\n`);
     await rm(join(mirror, SHARD_DIR_NAME), { recursive: true });
+    // ... and this machine as one that ran that version: no lineage records (its sync state says it pushed).
+    await rm(join(root, 'state', 'lineage'), { recursive: true });
+    await rm(join(root, 'state', 'machine-id'));
     expect((await readManifest(new MountedStore(host, mirror), ''))!.storage).toEqual({ version: 1 });
 
     // Read: nothing to do, nothing written.
@@ -199,6 +212,9 @@ describe('a push interrupted at any write', () => {
 
     const templateMirror = join(root, 'template-mirror');
     execFileSync('cp', ['-a', mirror, templateMirror]);
+    // This machine's lineage record goes back with the mirror (it saw generation 1).
+    const templateLineage = join(root, 'template-lineage');
+    execFileSync('cp', ['-a', join(root, 'state', 'lineage'), templateLineage]);
     const localBefore = await snapshot(local);
     const action = (await plan(sync))!;
     expect(action.changes).toContainEqual({ field: 'changes', before: null, after: `${added.length} added, ${edited.length} changed, ${removed.length} deleted` });
@@ -207,6 +223,8 @@ describe('a push interrupted at any write', () => {
     for (let allowed = 0; ; allowed++) {
       await rm(mirror, { recursive: true });
       execFileSync('cp', ['-a', templateMirror, mirror]);
+      await rm(join(root, 'state', 'lineage'), { recursive: true });
+      execFileSync('cp', ['-a', templateLineage, join(root, 'state', 'lineage')]);
       const crashing = crashingHost(host, allowed);
       const error = await apply(sync, action, crashing).then(
         () => null,
@@ -237,7 +255,8 @@ describe('a push interrupted at any write', () => {
     // Every step of the push was interrupted once: copies, both shards, the root, the deletions.
     expect(crashPoints.some((p) => p.startsWith(`writeFileAtomic ${join(mirror, SHARD_DIR_NAME)}`))).toBe(true);
     expect(crashPoints).toContain(`writeFileAtomic ${join(mirror, MANIFEST_NAME)}`);
-    expect(crashPoints.some((p) => p.startsWith(`remove ${join(mirror, 'notes')}`))).toBe(true);
+    // Deletions are moves into the history (generation 1 keeps the deleted files).
+    expect(crashPoints.some((p) => p.startsWith(`rename ${join(mirror, 'notes')}`))).toBe(true);
     // Each small file is one whole write (read stably into memory, then written): fewer steps than a copy.
     expect(crashPoints.length).toBeGreaterThan(15);
   }, 180_000);
@@ -250,7 +269,8 @@ describe('a push interrupted at any write', () => {
     for (const path of edited) await writeFile(join(local, path), `edited ${path}`);
     const action = (await plan(sync))!;
     // Crash half-way through the copies: the container is gone, its local folder with it.
-    await expect(apply(sync, action, crashingHost(host, 5))).rejects.toThrow(/simulated crash/);
+    // (Each replaced file first keeps its previous version in the history, so a few writes per file.)
+    await expect(apply(sync, action, crashingHost(host, 25))).rejects.toThrow(/simulated crash/);
     const listed = Object.keys((await readManifest(new MountedStore(host, mirror), ''))!.files).sort();
     await rm(local, { recursive: true });
 

@@ -111,8 +111,18 @@ describe('sync push', () => {
     const mirrorWrites = writes.filter((w) => w.path.startsWith(mirror) && w.method !== 'mkdir');
     // Temporary names end in a random suffix (unique across machines sharing the bucket).
     const touchedNames = new Set(mirrorWrites.map((w) => w.path.slice(mirror.length + 1).replace(/\.persist-tmp-[0-9a-f]{12}$/, '.persist-tmp-*')));
-    // The files (each written whole: a temporary name, fsync, rename), the manifest's one shard (11 files) and its root.
-    expect([...touchedNames].sort()).toEqual(['f3.txt', 'new.txt', `${SHARD_DIR_NAME}/0-of-1.json`, MANIFEST_NAME].sort());
+    // The files (each written whole: a temporary name, fsync, rename), the manifest's one shard (11
+    // files) and its root; and the history: generation 1's version of the changed file, of the
+    // shard and of the root, and generation 2's record (nothing else: in proportion to what changed).
+    const kept = `${SHARD_DIR_NAME}/generations/1`;
+    expect([...touchedNames].sort()).toEqual(
+      [
+        'f3.txt', 'new.txt', `${SHARD_DIR_NAME}/0-of-1.json`, MANIFEST_NAME,
+        `${kept}/files/f3.txt`, `${kept}/files/.f3.txt.persist-tmp-*`, `${kept}/shards/0-of-1.json`, `${kept}/shards/.0-of-1.json.persist-tmp-*`,
+        `${kept}/root.json`, `${kept}/.root.json.persist-tmp-*`, `${SHARD_DIR_NAME}/generations/2.json`,
+      ].sort(),
+    );
+    expect(await readFile(join(mirror, kept, 'files/f3.txt'), 'utf8')).toBe('content 3');
     expect(mirrorWrites.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path).slice(0, 2)).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
     expect(await readdir(mirror)).not.toContainEqual(expect.stringContaining('persist-tmp'));
   });

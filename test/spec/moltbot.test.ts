@@ -53,6 +53,7 @@ describe('specs/moltbot.yaml', () => {
       delete: true,
       exclude: ['*.lock', '*.tmp'],
       maxDeleteRatio: 0.5,
+      keep: 10,
     });
     expect(env.files.credentials).toEqual({
       name: 'credentials',

@@ -46,7 +46,7 @@ files:
     expect(env.workspace).toBe(join(file, '..'));
     expect(env.buckets.data).toMatchObject({ pathStyle: true, provider: 'aws', mount: { options: {} } });
     expect(env.buckets.data?.credentials).toBeUndefined();
-    expect(env.bundles.repo?.keep).toBe(2);
+    expect(env.bundles.repo?.keep).toBe(5);
     expect(env.bundles.repo?.remote).toBeUndefined();
     expect(env.syncs.state).toMatchObject({ delete: false, exclude: [], maxDeleteRatio: 0.5 });
     expect(env.files.env?.mode).toBe(0o600);

@@ -11,6 +11,7 @@ import { ActionError } from '../../errors.js';
 import { readBundleHeader } from './header.js';
 import { restoreFromBundle } from './restore.js';
 import { generationPath, writeBundle } from './update.js';
+import { bundleLineageConflict, currentBundleRecord, observeBundleLineage, recordBundleGeneration, recordBundleSeen, type BundleLineage } from './generations.js';
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
 import { isPersistRef, lostSavedWork, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
@@ -50,6 +51,8 @@ export interface BundleObserved {
   lost: { ref: string; sha: string }[];
   /** Link paths inside the repo that the repo tracks (checked only when an update is planned). */
   trackedLinks: string[];
+  /** Generations (./generations.ts). */
+  lineage?: BundleLineage;
 }
 
 const short = (sha: string | null | undefined): string | null => (sha ? sha.slice(0, 12) : null);
@@ -203,6 +206,7 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   }
 
   const needsRestore = !hasCommits(repo);
+  if (!needsRestore && observed.lineage?.foreign) return bundleLineageConflict(bundle, observed.lineage, options);
   if (file.state === 'unknown') {
     const mountNote = `the mount of bucket ${bundle.bucket} is not ready yet`;
     return needsRestore
@@ -219,6 +223,10 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
     if (options.allowShrink) return update(`${message}; --allow-shrink replaces it (${previousKept})`, refChanges({}, repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>)));
     return conflict('push', message, `check the file in the bucket and move it aside, or pass --allow-shrink to replace it (${previousKept})`, [], '--allow-shrink');
   }
+
+  // Lineage: a repo is saved only on top of what this machine saw, never into another store.
+  const lineageConflict = needsRestore ? null : bundleLineageConflict(bundle, observed.lineage, options);
+  if (lineageConflict && (file.state === 'missing' || !sameRefs(file.refs, repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>)))) return lineageConflict;
 
   if (file.state === 'missing') {
     if (needsRestore) return null; // nothing saved and nothing to save yet
@@ -272,6 +280,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
   const store = ctx.store(bundle.bucket);
   if (decision.action === 'update') {
     const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
+    const previous = await currentBundleRecord(store, bundle);
     const refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
     if (repo.head.sha) {
       ctx.report('snapshotting the work tree');
@@ -279,6 +288,8 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
       if (saved.sha) refs[WORKTREE_REF] = saved.sha;
     }
     const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal);
+    const record = await recordBundleGeneration(ctx.host, store, bundle, previous, written.header.refs.filter((ref) => ref.name !== 'HEAD').length, written.size);
+    await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'push');
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
     const committed = written.header.refs.filter((ref) => ref.name !== 'HEAD' && !isPersistRef(ref.name)).length;
     const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
@@ -302,6 +313,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
   if (restored.blocked.length) {
     notes.push(`not checked out, a symlink or file lies on their path: ${samplePaths(restored.blocked, 10)}`);
   }
+  await recordBundleSeen(ctx.host, ctx.env, bundle, await currentBundleRecord(store, bundle), 'restore');
   const at = restored.headRef ? `${restored.headRef.replace(/^refs\/heads\//, '')} (${short(restored.headSha)})` : `detached ${short(restored.headSha)}`;
   const extra = [saved.stash ? plural(saved.stash, 'stash entry', 'stash entries') : '', saved.worktree ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
   return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)${extra ? `, brought back ${extra}` : ''}`, ...(notes.length ? { notes } : {}) };
@@ -344,7 +356,11 @@ export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   readiness: null,
   localPaths: (bundle) => [bundle.repo],
   contains: (bundle) => [bundle.repo],
-  observe: async (bundle, ctx) => ({ state: await observeBundle(bundle, ctx), detail: null }),
+  observe: async (bundle, ctx) => {
+    const state = await observeBundle(bundle, ctx);
+    state.lineage = await observeBundleLineage(bundle, ctx, ctx.mountReady[bundle.bucket] === true ? ctx.store(bundle.bucket) : null);
+    return { state, detail: null };
+  },
   diff: diffBundle,
   apply: (bundle, decision, seen, ctx) => applyBundle(bundle, decision, seen.state, ctx),
   // A restore fills only a folder without commits; an update saves the repo, and one that would

@@ -3,7 +3,8 @@ import type { Entry, ResolveContext } from '../../spec/context.js';
 import type { KeyPath } from '../../spec/load.js';
 import type { ResolvedBundle } from '../../spec/types.js';
 
-const DEFAULT_KEEP = 2;
+/** DESIGN.md (Lineage): bundles keep 5 generations by default. */
+const DEFAULT_KEEP = 5;
 
 export function resolveBundle(ctx: ResolveContext, name: string, value: Entry): ResolvedBundle | undefined {
   if (typeof value === 'string') return undefined;

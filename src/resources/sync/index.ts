@@ -57,6 +57,7 @@ import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, 
 import { PushRun } from './push-run.js';
 import { RestoreRun } from './restore-run.js';
 import { formatAge, formatBytes, plural, samplePaths } from '../../output/format.js';
+import { cleanStartAction, lineageFacts, observeSyncLineage, recordCleanStart, prepareRestore, recordRestore, SyncGeneration, syncLineageDecision, type SyncLineage } from './generations.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -107,6 +108,8 @@ export interface SyncObserved {
   comparison: TreeComparison;
   /** Folder modes differ from those recorded in the mirror (folders.ts). */
   folderModesChanged?: boolean;
+  /** Generations (./generations.ts): set once the mirror is known. */
+  lineage?: SyncLineage;
 }
 
 /** What apply needs besides the summary: the listings and the manifest as read. */
@@ -253,6 +256,11 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   const restoreIncomplete = local.state === 'directory' && local.restoreIncomplete;
   const mountAddress = `mount.${sync.bucket}`;
 
+  // Lineage: never push over what this machine has not seen (./generations.ts). With the mount
+  // not ready only the local records speak (a folder holding another store's data).
+  const lineage = localEmpty || restoreIncomplete ? { aside: false } : syncLineageDecision(sync, observed.lineage, mirror.state === 'directory' ? mirror.files : 0, comparison, options);
+  if (lineage.decision !== undefined) return lineage.decision;
+
   if (mirror.state === 'unknown') {
     if (localEmpty || restoreIncomplete) {
       return restoreAction(sync, observed, `${describeLocal(sync, local)}; what the mirror holds is known once ${mountAddress} is up (restored only if it has files)`, [
@@ -275,7 +283,9 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     if (mirror.state === 'directory' && mirror.paths) decision.files = [{ fate: 'restore', paths: mirror.paths }];
     return decision;
   }
+  if (localEmpty && mirrorFiles === 0 && observed.lineage?.foreign) return cleanStartAction(sync, observed.lineage);
   if (localEmpty) return null;
+  if (lineage.allowShrink) options = { ...options, allowShrink: true };
 
   const hasManifest = mirror.state === 'directory' && mirror.manifest;
   const { added, changed, removed, unverified } = comparison;
@@ -361,7 +371,9 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
 
   // Paths the push cannot see now but the mirror holds (under an unreadable folder...): kept.
   const paths = [...Object.keys(local.files), ...Object.keys(manifest?.files ?? {}).filter((path) => !(path in local.files) && isHeld(detail.trust, path))];
+  const generation = await SyncGeneration.begin(sync, store, manifest, ctx);
   const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length);
+  writer.beforeReplace = generation.beforeShardReplace;
   const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
   for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
   let visited = 0;
@@ -382,6 +394,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
         continue;
       }
       ctx.report(`copying ${path} (${visited}/${paths.length} files, ${formatBytes(run.bytes)} copied)`);
+      await generation.beforeOverwrite(path);
       // Read stably (or snapshotted), then uploaded; no manifest: compared by content first.
       const entry = await run.pushOne(path, file, toCompare.has(path) ? () => store.hash(target) : undefined);
       if (entry) files[path] = entry;
@@ -394,19 +407,21 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   // The root last, and before any deletion: a crash in between leaves unlisted files in the
   // mirror (harmless), never a manifest that lists files already gone.
   const now = host.now();
-  await writer.commit(now.toISOString(), manifest?.restoredAt);
+  const stamp = await generation.beforeCommit(paths.length, Object.values(local.files).reduce((sum, file) => sum + file.size, 0));
+  await writer.commit(now.toISOString(), manifest?.restoredAt, stamp);
 
   const deleting = manifest !== null && sync.delete;
   if (deleting) {
     for (const path of removed.filter((p) => !run.isCleared(p))) {
       checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
-      await store.remove(join(sync.relTo, path));
+      await generation.retire(path);
     }
     await store.pruneEmptyFolders(sync.relTo, removed);
   }
   await recordSyncEvent(host, sync, 'lastPush', now);
   ({ copied, bytes } = run);
   const notes = await run.finish();
+  await generation.after(local.files);
 
   const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)})`];
   if (removed.length) parts.push(deleting ? `deleted ${removed.length}` : `kept ${removed.length} removed locally in the mirror`);
@@ -484,6 +499,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   await restoring.finish(); // folder modes, then the marker
   await host.fsync(sync.from);
   await recordSyncEvent(host, sync, 'lastRestore', now);
+  await recordRestore(sync, manifest, ctx);
 
   const notes: string[] = [];
   if (differing.length) notes.push(`${plural(differing.length, 'file')} in the mirror differed from its manifest and were restored as found: ${samplePaths(differing)}`);
@@ -495,7 +511,12 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
 
 export async function applySync(sync: ResolvedSync, decision: Decision, seen: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   try {
-    return await (decision.action === 'push' ? push(sync, seen, ctx) : restore(sync, seen.detail, ctx));
+    if (decision.action === 'push') return await push(sync, seen, ctx);
+    const { local, lineage, comparison } = seen.state;
+    if (lineage?.foreign && (local.state !== 'directory' || local.files === 0) && (seen.state.mirror.state !== 'directory' || seen.state.mirror.files === 0)) return await recordCleanStart(sync, ctx);
+    const aside = await prepareRestore(sync, lineage, comparison, local.state === 'directory' ? local.files : 0, local.state === 'directory' && local.restoreIncomplete, ctx);
+    const outcome = await restore(sync, seen.detail, ctx);
+    return aside ? { ...outcome, notes: [aside, ...(outcome.notes ?? [])] } : outcome;
   } catch (error) {
     if (error instanceof PersistError) throw error;
     // e.g. a local file deleted while it was being pushed: the next apply re-checks from scratch.
@@ -517,6 +538,7 @@ async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host)
     files: fromManifest ? mirror.files : null,
     // How long ago the mirror was last pushed (what is saved, with its age).
     age: fromManifest && mirror.pushedAt ? formatAge(Date.parse(mirror.pushedAt), host.now()) : null,
+    ...lineageFacts(observed.lineage, host.now()),
   };
 }
 
@@ -537,7 +559,11 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   readiness: null,
   localPaths: (sync) => [sync.from],
   contains: () => [],
-  observe: (sync, ctx) => inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null),
+  observe: async (sync, ctx) => {
+    const seen = await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null);
+    seen.state.lineage = await observeSyncLineage(sync, ctx, seen.detail.manifest, seen.detail.local?.files ?? null);
+    return seen;
+  },
   diff: diffSync,
   apply: applySync,
   // A push never deletes because the source is empty, and a restore fills only an empty folder.

@@ -22,9 +22,12 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PersistError } from '../../errors.js';
 import type { Store } from '../../store/types.js';
+import { parseStamp, type LineageStamp } from '../../lineage/generation.js';
 
 export const MANIFEST_NAME = '.persist-sync.json';
 export const SHARD_DIR_NAME = '.persist-sync';
+/** Inside the shard folder: the kept generations (./generations.ts). */
+export const GENERATIONS_DIR_NAME = 'generations';
 
 /** Shard sizing: about this many entries per shard, and never more shards than this (reads on FUSE are one request each). */
 const ENTRIES_PER_SHARD = 200;
@@ -59,6 +62,8 @@ export interface SyncManifest {
   /** When the mirror was last restored from; persist itself never writes it (see state.ts). */
   restoredAt?: string;
   storage: ManifestStorage;
+  /** The generation the root records (absent: written before lineage existed; see ./generations.ts). */
+  lineage?: LineageStamp;
 }
 
 /** The manifest is unreadable or not in the expected shape. */
@@ -173,6 +178,8 @@ export interface ManifestRoot {
   files: number;
   /** By shard index. */
   shards: { files: number; sha256: string }[];
+  /** The generation this root makes current (./generations.ts). */
+  lineage?: LineageStamp;
 }
 
 /** A manifest file's text: version 1 (every entry) or the root of version 2. */
@@ -200,6 +207,11 @@ export function parseManifestFile(text: string, source: string): { version: 1; m
   });
   const root: ManifestRoot = { version: 2, pushedAt: doc.pushedAt as string, files: doc.files as number, shards: parsed };
   if (doc.restoredAt !== undefined) root.restoredAt = doc.restoredAt as string;
+  if (doc.lineage !== undefined) {
+    const lineage = parseStamp(doc.lineage);
+    if (!lineage) throw new ManifestError(`${source}: "lineage" must be {"generation", "parent", "time", "machine", "host"}`);
+    root.lineage = lineage;
+  }
   return { version: 2, root };
 }
 
@@ -225,6 +237,7 @@ export function serializeRoot(root: ManifestRoot): string {
   const head: Record<string, unknown> = { version: 2, pushedAt: root.pushedAt };
   if (root.restoredAt !== undefined) head.restoredAt = root.restoredAt;
   head.files = root.files;
+  if (root.lineage !== undefined) head.lineage = root.lineage;
   const shards = root.shards.map((shard) => JSON.stringify({ files: shard.files, sha256: shard.sha256 }));
   return `${JSON.stringify(head).slice(0, -1)},"shards":[\n${shards.join(',\n')}\n]}\n`;
 }
@@ -269,6 +282,7 @@ export async function readManifest(store: Store, mirrorKey: string): Promise<Syn
     },
   };
   if (root.restoredAt !== undefined) manifest.restoredAt = root.restoredAt;
+  if (root.lineage !== undefined) manifest.lineage = root.lineage;
   return manifest;
 }
 
@@ -281,6 +295,8 @@ export class ManifestWriter {
   readonly shardCount: number;
   private readonly previousHashes: (string | undefined)[];
   private readonly written: ({ files: number; sha256: string } | undefined)[];
+  /** Called with a shard's key right before it is overwritten or removed (history keeps the old one). */
+  beforeReplace: ((key: string) => Promise<void>) | null = null;
 
   /** `previous`: the manifest as read (null when there is none); `files`: how many files the new one will list. */
   constructor(
@@ -308,18 +324,21 @@ export class ManifestWriter {
     const hash = sha256(text);
     this.written[index] = { files: Object.keys(files).length, sha256: hash };
     if (this.previousHashes[index] === hash) return false;
-    await this.store.write(join(shardDirPath(this.mirrorKey), shardFileName(index, this.shardCount)), text, { mode: 0o644 });
+    const key = join(shardDirPath(this.mirrorKey), shardFileName(index, this.shardCount));
+    if (this.beforeReplace && this.previousHashes[index] !== undefined) await this.beforeReplace(key);
+    await this.store.write(key, text, { mode: 0o644 });
     return true;
   }
 
   /** Write the root, then remove shard files it does not name (another shard count, or left by a crash). */
-  async commit(pushedAt: string, restoredAt?: string): Promise<void> {
+  async commit(pushedAt: string, restoredAt?: string, lineage?: LineageStamp): Promise<void> {
     const shards = this.written.map((shard, index) => {
       if (!shard) throw new Error(`internal error: shard ${index} of ${this.shardCount} was not put before the commit`);
       return shard;
     });
     const root: ManifestRoot = { version: 2, pushedAt, files: shards.reduce((sum, shard) => sum + shard.files, 0), shards };
     if (restoredAt !== undefined) root.restoredAt = restoredAt;
+    if (lineage !== undefined) root.lineage = lineage;
     await this.store.write(manifestPath(this.mirrorKey), serializeRoot(root), { mode: 0o644 });
 
     // A listing costs a request on FUSE: only when leftovers are possible.
@@ -329,7 +348,10 @@ export class ManifestWriter {
     const dir = shardDirPath(this.mirrorKey);
     const current = new Set(shards.map((_, index) => shardFileName(index, this.shardCount)));
     for (const name of await this.store.readdir(dir)) {
-      if (!current.has(name)) await this.store.remove(join(dir, name));
+      // The folder also holds the history (./generations.ts), which is not a shard.
+      if (current.has(name) || name === GENERATIONS_DIR_NAME) continue;
+      if (this.beforeReplace) await this.beforeReplace(join(dir, name));
+      await this.store.remove(join(dir, name));
     }
   }
 }

@@ -4,6 +4,8 @@ import type { KeyPath } from '../../spec/load.js';
 import type { ResolvedSync } from '../../spec/types.js';
 
 const DEFAULT_MAX_DELETE_RATIO = 0.5;
+/** DESIGN.md (Lineage): syncs keep 10 generations by default. */
+const DEFAULT_SYNC_KEEP = 10;
 
 export function resolveSync(ctx: ResolveContext, name: string, value: Entry): ResolvedSync | undefined {
   if (typeof value === 'string') return undefined;
@@ -25,5 +27,6 @@ export function resolveSync(ctx: ResolveContext, name: string, value: Entry): Re
     delete: value.delete === true,
     exclude,
     maxDeleteRatio: typeof ratio === 'number' && ratio >= 0 && ratio <= 1 ? ratio : DEFAULT_MAX_DELETE_RATIO,
+    keep: Number.isInteger(value.keep) && (value.keep as number) >= 1 ? (value.keep as number) : DEFAULT_SYNC_KEEP,
   };
 }

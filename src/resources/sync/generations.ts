@@ -1,0 +1,491 @@
+// Lineage of a sync: generations, history and the rules that keep a push from overwriting what
+// this machine has not seen (DESIGN.md, "Lineage"). The sync module calls in at a few points:
+// observe (observeSyncLineage), diff (syncLineageDecision, pure), push (SyncGeneration), restore
+// (prepareRestore, recordRestore).
+//
+// Layout in the mirror, beside the manifest (all under the reserved `.persist-sync/` folder):
+//   .persist-sync.json                      the root names the current generation (`lineage`)
+//   .persist-sync/generations/<n>.json      the record of generation n (number, parent, time,
+//                                           machine, host, files, bytes)
+//   .persist-sync/generations/<n>/root.json         n's root, saved when n+1 replaced it
+//   .persist-sync/generations/<n>/shards/<name>     n's shards that n+1 rewrote
+//   .persist-sync/generations/<n>/files/<path>      n's files that n+1 changed or deleted
+// So a push writes, besides its own changes, one copy per changed or deleted file (a deleted
+// file is moved, not copied), per rewritten shard, and the root: in proportion to what changed.
+// Generation n's content is read back from the first of generations/n, n+1, ... (up to the
+// current) that holds a path, else from the live mirror: the first push that changed a file after
+// n saved the version n had. Pruning generation n (the oldest) removes only generations/n*, which
+// no newer generation needs.
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { ActionError, PersistError } from '../../errors.js';
+import type { ApplyContext, Change, Decision, ObserveContext, PlanOptions } from '../../engine/types.js';
+import type { Host } from '../../host/types.js';
+import type { Store } from '../../store/types.js';
+import type { ResolvedEnvironment, ResolvedSync } from '../../spec/types.js';
+import { describeMachine, ensureMachine, peekMachine } from '../../lineage/machine.js';
+import {
+  describeStore,
+  generationsToPrune,
+  parseRecord,
+  sameStore,
+  serializeRecord,
+  storeIdentity,
+  treeDigestInput,
+  type GenerationRecord,
+  type LineageStamp,
+  type StoreIdentity,
+} from '../../lineage/generation.js';
+import { readLocalRecords, treeDigest, writeLocalRecord, type LocalRecord } from '../../lineage/record.js';
+import { moveAside } from '../../lineage/aside.js';
+import { formatAge, plural } from '../../output/format.js';
+import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { readSyncState } from './state.js';
+import type { TreeComparison } from './compare.js';
+import { syncExcluder, walkTree, type TreeFile } from './tree.js';
+
+export const DEFAULT_SYNC_KEEP = 10;
+
+/** What lineage observes (part of the sync's fingerprinted state: small). */
+export interface SyncLineage {
+  store: StoreIdentity;
+  /** The store's current generation (null: no manifest; generation 0 when it predates lineage). */
+  current: LineageStamp | null;
+  /** The generation this environment's resource last saw in this store (null: never). */
+  seen: number | null;
+  /** Where the local folder's data came from, when that is another store. */
+  foreign: { store: StoreIdentity; environment: string; address: string; event: string; at: string } | null;
+  /** The local folder is exactly as it was right after the last push or restore. */
+  unchangedSinceSeen: boolean;
+  /** The local folder is as `persist rollback` left it: its push may shrink the mirror. */
+  rolledBack?: boolean;
+}
+
+export function addressOfSync(sync: ResolvedSync): string {
+  return `sync.${sync.name}`;
+}
+
+export function syncKeep(sync: ResolvedSync): number {
+  return sync.keep !== undefined && Number.isInteger(sync.keep) && sync.keep >= 1 ? sync.keep : DEFAULT_SYNC_KEEP;
+}
+
+export function generationsKey(sync: ResolvedSync): string {
+  return join(shardDirPath(sync.relTo), GENERATIONS_DIR_NAME);
+}
+
+function recordKey(sync: ResolvedSync, generation: number): string {
+  return join(generationsKey(sync), `${generation}.json`);
+}
+
+function deltaKey(sync: ResolvedSync, generation: number): string {
+  return join(generationsKey(sync), String(generation));
+}
+
+/** The stamp of a manifest: its lineage, or generation 0 for one written before lineage. */
+export function manifestStamp(manifest: SyncManifest): LineageStamp {
+  return manifest.lineage ?? { generation: 0, parent: null, time: manifest.pushedAt, machine: null, host: null };
+}
+
+function digestOf(files: Record<string, TreeFile>): string {
+  return treeDigest(treeDigestInput(files));
+}
+
+// --- observe ---
+
+export async function observeSyncLineage(
+  sync: ResolvedSync,
+  ctx: Pick<ObserveContext, 'host' | 'env'>,
+  manifest: SyncManifest | null,
+  local: Record<string, TreeFile> | null,
+): Promise<SyncLineage> {
+  const { host, env } = ctx;
+  const bucket = env.buckets[sync.bucket]!;
+  const store = storeIdentity(bucket, sync.relTo);
+  const address = addressOfSync(sync);
+  const records = await readLocalRecords(host, env.environment, address, sync.from);
+  const current = manifest ? manifestStamp(manifest) : null;
+  let seen: number | null = null;
+  if (records.resource && sameStore(records.resource.store, store)) seen = records.resource.generation;
+  else if (!records.resource && !records.folder && manifest && !manifest.lineage) {
+    // Pushed or restored by persist before lineage existed: that machine has seen generation 0.
+    const old = await readSyncState(host, sync);
+    if (old.lastPush || old.lastRestore) seen = 0;
+  }
+  // This machine wrote the store's generation (a push whose local record a crash cut off): seen.
+  const me = current?.machine ? await peekMachine(host) : null;
+  if (current && me && current.machine === me.id && (seen === null || seen < current.generation)) seen = current.generation;
+  const folder = records.folder;
+  const foreign = folder && !sameStore(folder.store, store) ? { store: folder.store, environment: folder.environment, address: folder.address, event: folder.event, at: folder.at } : null;
+  const recordTree = records.resource && sameStore(records.resource.store, store) ? records.resource.tree : null;
+  const unchangedSinceSeen = local !== null && recordTree !== null && digestOf(local) === recordTree;
+  const rolledBack = unchangedSinceSeen && records.resource?.event === 'rollback';
+  return { store, current, seen, foreign, unchangedSinceSeen, ...(rolledBack ? { rolledBack } : {}) };
+}
+
+// --- diff (pure) ---
+
+export interface LineageVerdict {
+  /** undefined: lineage has nothing to say, the sync's own rules decide. */
+  decision?: Decision | null;
+  /** The restore first moves the local folder aside. */
+  aside: boolean;
+  /** The push of a rolled-back folder is what the user asked for: the shrink guard does not apply. */
+  allowShrink?: boolean;
+}
+
+function whoWrote(stamp: LineageStamp): string {
+  return `${describeMachine({ id: stamp.machine, host: stamp.host })} at ${stamp.time}`;
+}
+
+/**
+ * Called by diffSync once the mirror is known, for a local folder with files. Pure.
+ */
+export function syncLineageDecision(
+  sync: ResolvedSync,
+  lineage: SyncLineage | undefined,
+  mirrorFiles: number,
+  comparison: TreeComparison,
+  options: PlanOptions,
+): LineageVerdict {
+  if (!lineage) return { aside: false };
+  const address = addressOfSync(sync);
+  const base = { address: address as Decision['address'], kind: 'sync' as const };
+  const conflict = (message: string, fix: string, overrideFlag?: string): Decision => ({
+    ...base,
+    action: 'conflict',
+    phase: 'push',
+    reason: message,
+    changes: [],
+    conflict: { message, fix, ...(overrideFlag ? { overrideFlag } : {}) },
+  });
+  const differ = comparison.added.length + comparison.changed.length;
+
+  if (lineage.foreign) {
+    const { foreign } = lineage;
+    const then = mirrorFiles > 0 ? `it is then restored from ${describeStore(lineage.store)}` : 'the folder then starts empty and its first push starts this store';
+    return {
+      aside: false,
+      decision: conflict(
+        `${sync.from} holds data of ${describeStore(foreign.store)} (environment ${foreign.environment}, last ${foreign.event} ${foreign.at}); it is never pushed into ${describeStore(lineage.store)}`,
+        `To start clean, move the folder aside (mv ${sync.from} ${sync.from}.${foreign.environment}) and apply again: ${then}.`,
+      ),
+    };
+  }
+  const current = lineage.current;
+  if (!current || mirrorFiles === 0) return { aside: false }; // an empty place, or a mirror without a manifest (rule 6)
+
+  const restore = (reason: string, note: string | undefined, changes: Change[]): LineageVerdict => ({
+    aside: differ > 0,
+    decision: { ...base, action: 'restore', phase: 'restore', reason, changes, ...(note ? { note } : {}) },
+  });
+  const asideNote = differ > 0 ? `local files kept aside: ${differ} differ` : undefined;
+  const asideChange: Change[] = differ > 0 ? [{ field: 'local', before: `${sync.from} (${plural(differ, 'file')} differ from the store)`, after: 'kept aside in the backups' }] : [];
+  const generationChange: Change = { field: 'generation', before: lineage.seen === null ? 'never seen' : String(lineage.seen), after: String(current.generation) };
+
+  if (lineage.seen === null) {
+    return restore(
+      `the store holds generation ${current.generation} (${plural(mirrorFiles, 'file')}, written by ${whoWrote(current)}), which this machine has never restored or pushed: restored, never pushed over`,
+      asideNote,
+      [generationChange, ...asideChange],
+    );
+  }
+  if (lineage.seen === current.generation) return lineage.rolledBack ? { aside: false, allowShrink: true } : { aside: false };
+
+  const takeIt = `persist rollback ${address} --to ${current.generation}`;
+  if (lineage.seen < current.generation) {
+    if (options.forcePush) {
+      return { aside: false, decision: { ...base, action: 'push', phase: 'push', reason: `--force-push: pushing over generation ${current.generation} written by ${whoWrote(current)} (it stays in history)`, changes: [generationChange] } };
+    }
+    if (lineage.unchangedSinceSeen || differ + comparison.removed.length === 0) {
+      return restore(`${sync.from} is unchanged since generation ${lineage.seen}; the store holds generation ${current.generation}, written by ${whoWrote(current)}: restore it`, asideNote, [generationChange, ...asideChange]);
+    }
+    return {
+      aside: false,
+      decision: conflict(
+        `the store holds generation ${current.generation}, written by ${whoWrote(current)}, newer than generation ${lineage.seen} this machine last saw; ${sync.from} changed since, and a push would replace the other machine's data`,
+        `To take the store's (the local folder kept aside in the backups): ${takeIt}. To push over it (generation ${current.generation} stays in history): persist apply --force-push.`,
+        '--force-push',
+      ),
+    };
+  }
+  if (options.forcePush) {
+    return { aside: false, decision: { ...base, action: 'push', phase: 'push', reason: `--force-push: pushing over generation ${current.generation} (it stays in history)`, changes: [generationChange] } };
+  }
+  return {
+    aside: false,
+    decision: conflict(
+      `the store holds generation ${current.generation}, older than generation ${lineage.seen} this machine pushed: the store was rolled back or replaced since`,
+      `To take the store's (the local folder kept aside): ${takeIt}. To push over it: persist apply --force-push.`,
+      '--force-push',
+    ),
+  };
+}
+
+/** An empty local folder that last held another store's data: apply records that it starts clean here. */
+export function cleanStartAction(sync: ResolvedSync, lineage: SyncLineage): Decision {
+  const foreign = lineage.foreign!;
+  return {
+    address: addressOfSync(sync) as Decision['address'],
+    kind: 'sync',
+    action: 'restore',
+    phase: 'restore',
+    reason: `${sync.from} is empty: it no longer holds the data of ${describeStore(foreign.store)}; recorded as starting clean in ${describeStore(lineage.store)} (nothing copied)`,
+    changes: [{ field: 'synced with', before: describeStore(foreign.store), after: describeStore(lineage.store) }],
+  };
+}
+
+export async function recordCleanStart(sync: ResolvedSync, ctx: ApplyContext): Promise<{ summary: string }> {
+  await ensureMachine(ctx.host);
+  await recordEvent(ctx.host, ctx.env, sync, 0, null, 'seen', null);
+  return { summary: `recorded that ${sync.from} starts clean in this store` };
+}
+
+// --- apply: restore ---
+
+/** Before a restore that lineage decided over local files: move them aside. Returns a note. */
+export async function prepareRestore(sync: ResolvedSync, lineage: SyncLineage | undefined, comparison: TreeComparison, localFiles: number, restoreIncomplete: boolean, ctx: ApplyContext): Promise<string | null> {
+  if (!lineage || localFiles === 0 || restoreIncomplete) return null;
+  const verdict = syncLineageDecision(sync, lineage, 1, comparison, ctx.options);
+  if (!verdict.aside) return null;
+  const where = await moveAside(ctx.host, ctx.env.workspace, addressOfSync(sync), sync.from);
+  return `the local files were kept aside in ${where}`;
+}
+
+async function recordEvent(host: Host, env: ResolvedEnvironment, sync: ResolvedSync, generation: number, stamp: LineageStamp | null, event: LocalRecord['event'], tree: string | null): Promise<void> {
+  await writeLocalRecord(host, {
+    environment: env.environment,
+    address: addressOfSync(sync),
+    local: sync.from,
+    store: storeIdentity(env.buckets[sync.bucket]!, sync.relTo),
+    generation,
+    stamp,
+    tree,
+    at: host.now().toISOString(),
+    event,
+  });
+}
+
+async function localDigest(host: Host, sync: ResolvedSync): Promise<string> {
+  return digestOf((await walkTree(host, sync.from, syncExcluder(sync.exclude))).files);
+}
+
+/** After a restore from the current manifest: this machine has seen its generation. */
+export async function recordRestore(sync: ResolvedSync, manifest: SyncManifest | null, ctx: ApplyContext, event: LocalRecord['event'] = 'restore', generation?: number): Promise<void> {
+  if (!manifest) return;
+  const stamp = manifestStamp(manifest);
+  await ensureMachine(ctx.host);
+  await recordEvent(ctx.host, ctx.env, sync, generation ?? stamp.generation, stamp, event, await localDigest(ctx.host, sync));
+}
+
+// --- apply: push ---
+
+async function readRootStamp(store: Store, sync: ResolvedSync): Promise<LineageStamp | null> {
+  const key = manifestPath(sync.relTo);
+  if (!(await store.stat(key))) return null;
+  const parsed = parseManifestFile((await store.read(key)).toString('utf8'), store.where(key));
+  if (parsed.version === 1) return manifestStamp(parsed.manifest);
+  return parsed.root.lineage ?? { generation: 0, parent: null, time: parsed.root.pushedAt, machine: null, host: null };
+}
+
+/**
+ * One push's new generation: keeps what it replaces, stamps the root, prunes, records locally.
+ * Created at the start of a push with the manifest the push compares against.
+ */
+export class SyncGeneration {
+  private readonly base: LineageStamp | null;
+  private readonly deltas: string | null;
+  private stampWritten: LineageStamp | null = null;
+
+  private constructor(
+    private readonly sync: ResolvedSync,
+    private readonly store: Store,
+    private readonly ctx: ApplyContext,
+    private readonly manifest: SyncManifest | null,
+    private readonly machine: { id: string; host: string },
+  ) {
+    this.base = manifest ? manifestStamp(manifest) : null;
+    this.deltas = this.base ? deltaKey(sync, this.base.generation) : null;
+  }
+
+  static async begin(sync: ResolvedSync, store: Store, manifest: SyncManifest | null, ctx: ApplyContext): Promise<SyncGeneration> {
+    const machine = await ensureMachine(ctx.host);
+    const generation = new SyncGeneration(sync, store, ctx, manifest, machine);
+    await generation.checkRoot('before the push');
+    return generation;
+  }
+
+  /** The store's root still names the generation this push builds on (the check-then-write window is this small). */
+  private async checkRoot(when: string): Promise<void> {
+    const now = await readRootStamp(this.store, this.sync);
+    const expected = this.base?.generation ?? null;
+    if ((now?.generation ?? null) === expected) return;
+    const who = now ? `generation ${now.generation}, written by ${whoWrote(now)}` : 'no manifest';
+    throw new ActionError(
+      `${addressOfSync(this.sync)}: the store now holds ${who} (${when}), not generation ${expected ?? 'none'} this push was planned on; nothing more was written. Run persist plan to see what to do.`,
+    );
+  }
+
+  private async preserve(key: string, relative: string, move: boolean): Promise<void> {
+    if (!this.deltas) return;
+    const target = join(this.deltas, relative);
+    if (await this.store.stat(target)) {
+      // Already kept by an interrupted push of this generation: the first copy is the old version.
+      if (move) await this.store.remove(key);
+      return;
+    }
+    if (!(await this.store.stat(key))) return;
+    if (move) await this.store.rename(key, target);
+    else await this.store.copy(key, target);
+  }
+
+  /** Before a file listed in the manifest is overwritten. */
+  async beforeOverwrite(path: string): Promise<void> {
+    if (this.manifest?.files[path]) await this.preserve(join(this.sync.relTo, path), join('files', path), false);
+  }
+
+  /** For the ManifestWriter: a shard about to be rewritten or removed. */
+  readonly beforeShardReplace = async (key: string): Promise<void> => {
+    await this.preserve(key, join('shards', key.slice(key.lastIndexOf('/') + 1)), false);
+  };
+
+  /** A file deleted from the mirror: moved into the history instead. */
+  async retire(path: string): Promise<void> {
+    if (!this.deltas) {
+      await this.store.remove(join(this.sync.relTo, path));
+      return;
+    }
+    await this.preserve(join(this.sync.relTo, path), join('files', path), true);
+  }
+
+  /** Right before the root is written: check it again, keep the old root, write the new record. Returns the new stamp. */
+  async beforeCommit(files: number, bytes: number): Promise<LineageStamp> {
+    await this.checkRoot('right before the manifest was written; the files copied so far are listed by no manifest');
+    const { sync, store, ctx } = this;
+    const time = ctx.host.now().toISOString();
+    if (this.base) {
+      await this.preserve(manifestPath(sync.relTo), 'root.json', false);
+      if (this.base.generation === 0 && !(await store.stat(recordKey(sync, 0)))) {
+        // The generation made before lineage gets a record, so history lists it.
+        const old = this.manifest!;
+        const bytesBefore = Object.values(old.files).reduce((sum, entry) => sum + entry.size, 0);
+        await store.write(recordKey(sync, 0), serializeRecord({ ...this.base, files: Object.keys(old.files).length, bytes: bytesBefore }));
+      }
+    }
+    const generation = (this.base?.generation ?? 0) + 1;
+    const stamp: LineageStamp = { generation, parent: this.base?.generation ?? null, time, machine: this.machine.id, host: this.machine.host };
+    await store.write(recordKey(sync, generation), serializeRecord({ ...stamp, files, bytes }));
+    this.stampWritten = stamp;
+    return stamp;
+  }
+
+  /** After the root and the deletions: prune old generations, record what this machine pushed. */
+  async after(localFiles: Record<string, TreeFile>): Promise<void> {
+    const stamp = this.stampWritten;
+    if (!stamp) return;
+    const { sync, store, ctx } = this;
+    const present = new Set<number>();
+    for (const name of await store.readdir(generationsKey(sync))) {
+      const match = /^(\d+)(\.json)?$/.exec(name);
+      if (match) present.add(Number(match[1]));
+    }
+    for (const old of generationsToPrune([...present], stamp.generation, syncKeep(sync))) {
+      await store.remove(recordKey(sync, old));
+      await store.remove(deltaKey(sync, old));
+    }
+    await recordEvent(ctx.host, ctx.env, sync, stamp.generation, stamp, 'push', digestOf(localFiles));
+  }
+}
+
+// --- history ---
+
+export interface HistoryEntry extends GenerationRecord {
+  current: boolean;
+}
+
+/** The generations kept in the store, oldest first. */
+export async function syncHistory(sync: ResolvedSync, store: Store, manifest: SyncManifest | null): Promise<HistoryEntry[]> {
+  const current = manifest ? manifestStamp(manifest).generation : null;
+  const entries: HistoryEntry[] = [];
+  const names = await store.readdir(generationsKey(sync));
+  for (const name of names) {
+    const match = /^(\d+)\.json$/.exec(name);
+    if (!match) continue;
+    const key = join(generationsKey(sync), name);
+    let record: GenerationRecord | null = null;
+    try {
+      record = parseRecord(JSON.parse((await store.read(key)).toString('utf8')));
+    } catch {
+      record = null;
+    }
+    if (!record || record.generation !== Number(match[1])) continue;
+    if (current !== null && record.generation > current) continue; // written by a push that never committed its root
+    if (record.generation !== current && !(await store.stat(deltaKey(sync, record.generation)))) {
+      // A generation whose saved state is gone (pruned while listed) is not offered.
+      continue;
+    }
+    entries.push({ ...record, current: record.generation === current });
+  }
+  if (manifest && current !== null && !entries.some((entry) => entry.current)) {
+    const stamp = manifestStamp(manifest);
+    entries.push({ ...stamp, files: Object.keys(manifest.files).length, bytes: Object.values(manifest.files).reduce((sum, e) => sum + e.size, 0), current: true });
+  }
+  return entries.sort((a, b) => a.generation - b.generation);
+}
+
+// --- reading an earlier generation ---
+
+/** Where generation g's version of a key lives: the first of generations/g..current-1 holding it, else the live key. */
+async function locate(sync: ResolvedSync, store: Store, generation: number, current: number, relative: string, live: string): Promise<string> {
+  for (let k = generation; k < current; k++) {
+    const key = join(deltaKey(sync, k), relative);
+    if (await store.stat(key)) return key;
+  }
+  return live;
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Generation g's manifest entries and, per path, the key holding its bytes. */
+export async function readGeneration(sync: ResolvedSync, store: Store, manifest: SyncManifest, generation: number): Promise<{ files: Record<string, ManifestEntry>; keyOf: (path: string) => Promise<string> }> {
+  const current = manifestStamp(manifest).generation;
+  if (generation === current) return { files: manifest.files, keyOf: async (path) => join(sync.relTo, path) };
+  if (generation > current || !(await store.stat(deltaKey(sync, generation)))) {
+    throw new PersistError(`${addressOfSync(sync)}: generation ${generation} is not kept in ${store.where(generationsKey(sync))} (persist history lists the ones that are)`);
+  }
+  const rootKey = join(deltaKey(sync, generation), 'root.json');
+  const parsed = parseManifestFile((await store.read(rootKey)).toString('utf8'), store.where(rootKey));
+  let files: Record<string, ManifestEntry>;
+  if (parsed.version === 1) files = parsed.manifest.files;
+  else {
+    files = {};
+    const count = parsed.root.shards.length;
+    for (const [index, shard] of parsed.root.shards.entries()) {
+      const name = shardFileName(index, count);
+      const key = await locate(sync, store, generation, current, join('shards', name), join(shardDirPath(sync.relTo), name));
+      const data = await store.read(key);
+      if (sha256(data) !== shard.sha256) throw new PersistError(`${store.where(key)}: does not match generation ${generation}'s manifest (sha256 differs)`);
+      Object.assign(files, parseShard(data.toString('utf8'), store.where(key), index, count));
+    }
+  }
+  return { files, keyOf: (path) => locate(sync, store, generation, current, join('files', path), join(sync.relTo, path)) };
+}
+
+// --- status ---
+
+export function lineageFacts(lineage: SyncLineage | undefined, now: Date): Record<string, string | number | null> {
+  if (!lineage) return {};
+  const facts: Record<string, string | number | null> = {
+    generation: lineage.current?.generation ?? null,
+    seenHere: lineage.seen,
+  };
+  const current = lineage.current;
+  if (current && lineage.seen !== null && current.generation > lineage.seen) {
+    facts.newerBy = `${describeMachine({ id: current.machine, host: current.host })}, ${formatAge(Date.parse(current.time), now)}`;
+  }
+  if (lineage.foreign) facts.holds = describeStore(lineage.foreign.store);
+  return facts;
+}
+
+export { peekMachine };

@@ -1,0 +1,70 @@
+// `persist rollback sync.x --to N`: the local folder becomes generation N's content. Built in a
+// new folder beside it (every file checked against N's manifest), then the current local folder
+// is moved aside into the backups and the new one renamed into place. The store is not changed:
+// its current generation stays current, and this machine records that it has seen it, so the
+// next push makes a new generation whose parent is the current one.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { PersistError } from '../../errors.js';
+import type { Host } from '../../host/types.js';
+import type { Store } from '../../store/types.js';
+import type { ResolvedEnvironment, ResolvedSync } from '../../spec/types.js';
+import { moveAside } from '../../lineage/aside.js';
+import { ensureMachine } from '../../lineage/machine.js';
+import { storeIdentity, treeDigestInput } from '../../lineage/generation.js';
+import { treeDigest, writeLocalRecord } from '../../lineage/record.js';
+import { addressOfSync, manifestStamp, readGeneration } from './generations.js';
+import type { SyncManifest } from './manifest.js';
+import { syncExcluder, walkTree } from './tree.js';
+
+export interface RollbackResult {
+  generation: number;
+  current: number;
+  files: number;
+  bytes: number;
+  /** Where the local folder that was there went (null: there was none). */
+  keptAside: string | null;
+}
+
+export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: ResolvedSync, store: Store, manifest: SyncManifest | null, generation: number, progress: (line: string) => void): Promise<RollbackResult> {
+  const address = addressOfSync(sync);
+  if (!manifest) throw new PersistError(`${address}: ${store.where(sync.relTo)} has no manifest, so no generations to roll back to`);
+  const current = manifestStamp(manifest);
+  const { files, keyOf } = await readGeneration(sync, store, manifest, generation);
+  const building = `${sync.from}.persist-rollback-${randomBytes(4).toString('hex')}`;
+  let bytes = 0;
+  try {
+    await host.mkdir(building, { mode: 0o755 });
+    const paths = Object.keys(files).sort();
+    for (const [index, path] of paths.entries()) {
+      const entry = files[path]!;
+      const key = await keyOf(path);
+      progress(`restoring ${path} (${index + 1}/${paths.length})`);
+      const result = await store.download(key, join(building, path), { mode: entry.mode, mtimeMs: entry.mtimeMs });
+      if (result.sha256 !== entry.sha256 || result.size !== entry.size) {
+        throw new PersistError(`${address}: ${store.where(key)} does not hold generation ${generation}'s ${path} (sha256 or size differ); nothing was changed locally`);
+      }
+      bytes += result.size;
+    }
+    await host.fsync(building);
+    const keptAside = (await host.lstat(sync.from)) ? await moveAside(host, env.workspace, address, sync.from) : null;
+    await host.rename(building, sync.from);
+    await ensureMachine(host); // the next push names this machine
+    const local = await walkTree(host, sync.from, syncExcluder(sync.exclude));
+    await writeLocalRecord(host, {
+      environment: env.environment,
+      address,
+      local: sync.from,
+      store: storeIdentity(env.buckets[sync.bucket]!, sync.relTo),
+      generation: current.generation,
+      stamp: current,
+      // The folder now differs from the current generation: the next plan pushes it.
+      tree: treeDigest(treeDigestInput(local.files)),
+      at: host.now().toISOString(),
+      event: 'rollback',
+    });
+    return { generation, current: current.generation, files: paths.length, bytes, keptAside };
+  } finally {
+    await host.remove(building);
+  }
+}
