@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ActionError } from '../errors.js';
 import type { Host } from '../host/types.js';
 import { formatDuration, plural } from '../output/format.js';
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
 import type { Backend, BackendContext, MountCommand } from './types.js';
@@ -75,7 +75,7 @@ const PROVIDERS = { r2: 'Cloudflare', aws: 'AWS', other: 'Other' } as const;
  * mounts empty and swallows writes into its cache. So list the bucket's root once first
  * (read-only, one ListObjects page per 1000 root entries) and stop with rclone's own reason.
  */
-async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<string, string>, caBundle: string | undefined): Promise<void> {
+async function checkBucket(host: Host, bucket: MountedBucket, env: Record<string, string>, caBundle: string | undefined): Promise<void> {
   const result = await host.run(
     'rclone',
     [
@@ -107,7 +107,7 @@ async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<strin
   );
 }
 
-async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
+async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('rclone', problems);
   const given = bucket.mount.options as {

@@ -1,7 +1,7 @@
 // One driver per mount backend behind this interface; the registry (registry.ts) maps names to
 // drivers, so adding a backend is one new file and one registry line (then `npm run schema`).
 import type { Host, MountEntry } from '../host/types.js';
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket } from '../spec/types.js';
 import type { OptionProblem, OptionsTable } from './options.js';
 
 export type { OptionProblem } from './options.js';
@@ -36,11 +36,11 @@ export interface Backend {
   /** Problems with `mount.options` for this backend (unknown keys, wrong types). */
   validateOptions(options: Record<string, unknown>): OptionProblem[];
   /** Whether a mountinfo entry is this bucket mounted by this backend. */
-  matches(entry: MountEntry, bucket: ResolvedBucket): boolean;
+  matches(entry: MountEntry, bucket: MountedBucket): boolean;
   /** Whether a mountinfo entry was made by this backend at all (any bucket). */
   owns(entry: MountEntry): boolean;
   /** The command that mounts the bucket (async: a driver may need to look around first, e.g. rclone picks a free port). */
-  mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand>;
+  mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise<MountCommand>;
   /** Flush pending writes (rclone) and unmount; lazily if busy. */
-  unmount(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
+  unmount(bucket: MountedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
 }

@@ -1,8 +1,9 @@
-// The store of a bucket: today the folder of its mount (or the `local` directory). One place
-// decides, so that a bucket reached through the S3 API needs a line here and nothing in the
-// resource modules.
+// The store of a bucket: the folder of its mount (or the `local` directory), or, for a bucket
+// with no `mount:`, its S3 API (the client is loaded on first use). One place decides, so the
+// resource modules never know which.
 import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
+import { ApiStore } from './api.js';
 import { MountedStore } from './mounted.js';
 import type { Store } from './types.js';
 
@@ -14,7 +15,7 @@ export function storesFor(env: ResolvedEnvironment, host: Host): (bucket: string
     if (!store) {
       const bucket = env.buckets[key];
       if (!bucket) throw new Error(`internal error: no bucket ${JSON.stringify(key)} in the spec`);
-      store = new MountedStore(host, bucket.mount.path);
+      store = bucket.mount ? new MountedStore(host, bucket.mount.path) : new ApiStore(host, bucket);
       stores.set(key, store);
     }
     return store;

@@ -69,14 +69,14 @@ describe('specs/moltbot.yaml', () => {
       const env = await loadEnvironment({ file: SPEC, environment: name, processEnv: { ...SECRETS } });
       expect(env.environment).toBe(name);
       expect(env.buckets.data?.name).toBe(`moltbot-data-${name}`);
-      expect(env.buckets.data?.mount.path).toBe(`/data/moltbot-${name}`);
+      expect(env.buckets.data?.mount?.path).toBe(`/data/moltbot-${name}`);
       expect(env.links.logs?.target).toBe(`/data/moltbot-${name}/workspace/logs`);
     });
 
     it(`resolves ${name} from $ENVIRONMENT`, async () => {
       const env = await loadEnvironment({ file: SPEC, processEnv: { ...SECRETS, ENVIRONMENT: name } });
       expect(env.buckets.data?.name).toBe(`moltbot-data-${name}`);
-      expect(env.buckets.data?.mount.path).toBe(`/data/moltbot-${name}`);
+      expect(env.buckets.data?.mount?.path).toBe(`/data/moltbot-${name}`);
     });
   }
 

@@ -12,7 +12,7 @@ import { ActionError } from '../../errors.js';
 import { mountAt } from '../../host/mountinfo.js';
 import { bucketRuntimeDir } from '../../host/paths.js';
 import type { FileType, Host, MountEntry } from '../../host/types.js';
-import type { BackendName, ResolvedBucket } from '../../spec/types.js';
+import { isMounted, type BackendName, type MountedBucket } from '../../spec/types.js';
 import { errorMessage } from '../../output/format.js';
 
 /** A live mount must answer a stat and a listing within this time, or it counts as dead. */
@@ -48,12 +48,12 @@ export type MountObserved = {
   expected: { backend: BackendName; bucket: string; path: string };
 } & MountState;
 
-function runtimeContext(host: Host, bucket: ResolvedBucket): BackendContext {
+function runtimeContext(host: Host, bucket: MountedBucket): BackendContext {
   return { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() };
 }
 
 /** Read-only look at the mount path: mountinfo, then a bounded probe or a listing. */
-export async function observeMount(bucket: ResolvedBucket, host: Host): Promise<MountObserved> {
+export async function observeMount(bucket: MountedBucket, host: Host): Promise<MountObserved> {
   const path = bucket.mount.path;
   const expected = { backend: bucket.mount.backend, bucket: bucket.name, path };
   const backend = getBackend(bucket.mount.backend);
@@ -105,7 +105,7 @@ function notDirConflict(path: string, type: FileType): Conflict {
   };
 }
 
-export function diffMount(bucket: ResolvedBucket, observed: MountObserved): Decision | null {
+export function diffMount(bucket: MountedBucket, observed: MountObserved): Decision | null {
   const path = bucket.mount.path;
   const backend = bucket.mount.backend;
   const base = { address: mountAddress(bucket.key), kind: 'mount' as const, phase: 'mount' as const };
@@ -238,7 +238,7 @@ async function logSize(host: Host, logFile: string | undefined): Promise<number>
 }
 
 interface MountAttempt {
-  bucket: ResolvedBucket;
+  bucket: MountedBucket;
   backend: Backend;
   ctx: BackendContext;
   report(message: string): void;
@@ -334,10 +334,10 @@ async function mountFresh({ bucket, backend, ctx, report }: MountAttempt): Promi
 }
 
 /** Unmount whatever registered backend's mount is at the bucket's path. */
-async function unmountExisting(bucket: ResolvedBucket, observed: Extract<MountObserved, { state: 'mounted' }>, host: Host): Promise<void> {
+async function unmountExisting(bucket: MountedBucket, observed: Extract<MountObserved, { state: 'mounted' }>, host: Host): Promise<void> {
   if (observed.backend === null) throw new ActionError(`${bucket.mount.path} holds a ${observed.fsType} mount that persist did not make; not unmounting it`);
   // The other mount's runtime folder is keyed by its own bucket name at this path.
-  const other: ResolvedBucket = { ...bucket, name: observed.source, mount: { ...bucket.mount, backend: observed.backend } };
+  const other: MountedBucket = { ...bucket, name: observed.source, mount: { ...bucket.mount, backend: observed.backend } };
   await getBackend(observed.backend).unmount(other, bucket.mount.path, runtimeContext(host, other));
   const still = mountAt(await host.mounts(), bucket.mount.path);
   if (still && still.fsType === observed.fsType && still.source === observed.source) {
@@ -345,7 +345,7 @@ async function unmountExisting(bucket: ResolvedBucket, observed: Extract<MountOb
   }
 }
 
-async function applyMount(bucket: ResolvedBucket, decision: Decision, observed: MountObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
+async function applyMount(bucket: MountedBucket, decision: Decision, observed: MountObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host } = ctx;
   const backend = getBackend(bucket.mount.backend);
   if (observed.state === 'mounted') {
@@ -360,7 +360,7 @@ async function applyMount(bucket: ResolvedBucket, decision: Decision, observed: 
   return { summary: decision.action === 'remount' ? `re${summary}` : summary };
 }
 
-function mountFacts(bucket: ResolvedBucket, observed: MountObserved): Facts {
+function mountFacts(bucket: MountedBucket, observed: MountObserved): Facts {
   const facts: Facts = { backend: bucket.mount.backend, bucket: bucket.name, path: bucket.mount.path };
   if (bucket.mount.backend === 'local') return facts;
   facts.mounted = observed.state === 'mounted' ? `${observed.fsType} ${observed.source}` : null;
@@ -371,10 +371,11 @@ function mountFacts(bucket: ResolvedBucket, observed: MountObserved): Facts {
   return facts;
 }
 
-export const mountModule: ResourceModule<ResolvedBucket, MountObserved> = {
+export const mountModule: ResourceModule<MountedBucket, MountObserved> = {
   kind: 'mount',
   phaseRank: { mount: 0 },
-  resources: (env) => env.buckets,
+  // Only buckets with a mount: a bucket without one is reached through its S3 API (src/store/api.ts).
+  resources: (env) => Object.fromEntries(Object.entries(env.buckets).filter((entry): entry is [string, MountedBucket] => isMounted(entry[1]))),
   needsBucket: () => null,
   readiness: { bucketOf: (bucket) => bucket.key, ready: mountReady },
   localPaths: () => [],
