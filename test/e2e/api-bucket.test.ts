@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeE2E, MountSandbox } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
-import { buildWorkspace, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256, unmountLikeShutdown } from './flow-helpers.js';
+import { releaseLease } from '../../src/engine/lease.js';
+import { loadEnvironment } from '../../src/spec/index.js';
+import { buildWorkspace, GOOD_KEYS, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256, unmountLikeShutdown } from './flow-helpers.js';
 
 function apiBucketYaml(server: StrictS3TestServer, name: string, prefix?: string): string {
   return [
@@ -58,6 +60,10 @@ async function localTree(machine: Machine): Promise<Record<string, string>> {
     credentials: sha256(await readFile(join(machine.ws, '.credentials.env'))),
     repo: JSON.stringify(repoSnapshot(machine.ws)),
   };
+}
+
+async function loadEnv(machine: Machine) {
+  return loadEnvironment({ file: machine.spec, processEnv: { E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey } });
 }
 
 function writes(server: StrictS3TestServer): number {
@@ -112,6 +118,9 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(again.output).toContain('No changes');
     expect(writes(server) - writesBefore).toBe(0);
 
+    // A's shutdown releases the lease (as `persist shutdown` does).
+    expect(await releaseLease(a.host(), await loadEnv(a))).toHaveLength(1);
+
     // A new container: the spec only; no workspace, no sync folders, a fresh persist state folder.
     const b = new Machine(await sandbox.tempDir('persist-api-b-'));
     await cp(a.spec, b.spec);
@@ -123,6 +132,47 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(await readdir(b.stateDir).catch(() => [])).not.toContain('mounts');
     const plan = await b.persist(['plan', '--detailed-exitcode']);
     expect(plan.code, plan.output).toBe(0);
+  });
+
+  it('redeploy: B waits for the lease that A holds and fails naming A; once A releases, B restores A\'s last push', { timeout: 120_000 }, async () => {
+    const bucket = 'api-lease';
+    await server.createBucket(bucket);
+    await server.putObject(bucket, 'x/.credentials.env', CREDENTIALS);
+    const a = new Machine(await sandbox.tempDir('persist-lease-a-'));
+    await buildWorkspace(a);
+    await buildData(a);
+    await writeFile(a.spec, apiSpec(apiBucketYaml(server, bucket, 'x')));
+    const first = await a.persist(['apply', '--auto-approve']);
+    expect(first.code, first.output).toBe(0);
+    const machineA = (await readFile(join(a.stateDir, 'machine-id'), 'utf8')).trim();
+    expect(machineA).toMatch(/^[0-9a-f]{32}$/);
+
+    const b = new Machine(await sandbox.tempDir('persist-lease-b-'));
+    await cp(a.spec, b.spec);
+    const started = Date.now();
+    const waited = await b.persist(['apply', '--auto-approve', '--lock-timeout', '2s']);
+    expect(waited.code).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(waited.output).toContain(`held by machine ${machineA}`);
+    // B wrote nothing locally: no restore before the lease.
+    expect(await readdir(b.root)).not.toContain('state');
+
+    // A's last change, then its shutdown: push and release.
+    await writeFile(join(a.state, 'last.txt'), 'the final push\n');
+    const last = await a.persist(['apply', '--auto-approve']);
+    expect(last.code, last.output).toBe(0);
+    await releaseLease(a.host(), await loadEnv(a));
+
+    const proceeds = await b.persist(['apply', '--auto-approve', '--lock-timeout', '2s']);
+    expect(proceeds.code, proceeds.output).toBe(0);
+    expect(await readFile(join(b.state, 'last.txt'), 'utf8')).toBe('the final push\n');
+    expect(await manifest(b.state)).toEqual(await manifest(a.state));
+    // Now B holds it: A's next push waits and fails naming B.
+    const machineB = (await readFile(join(b.stateDir, 'machine-id'), 'utf8')).trim();
+    await writeFile(join(a.state, 'late.txt'), 'too late\n');
+    const late = await a.persist(['apply', '--auto-approve']);
+    expect(late.code).toBe(1);
+    expect(late.output).toContain(`held by machine ${machineB}`);
   });
 
   it('refuses a link into a bucket without a mount, naming the way out', { timeout: 60_000 }, async () => {
