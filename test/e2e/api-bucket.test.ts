@@ -175,6 +175,49 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(late.output).toContain(`held by machine ${machineB}`);
   });
 
+  it('prefixes: two environments in one bucket never see each other\'s keys; nested prefixes are refused', { timeout: 120_000 }, async () => {
+    const bucket = 'api-shared';
+    await server.createBucket(bucket);
+    const m = new Machine(await sandbox.tempDir('persist-prefix-'));
+    const spec = (prefixes: [string, string]) =>
+      [
+        'version: 1',
+        'buckets:',
+        '  data:',
+        apiBucketYaml(server, bucket),
+        'syncs:',
+        '  state: { from: "./state-${environment}", to: state, delete: true }',
+        'environments:',
+        ...(['dev', 'prod'] as const).flatMap((name, i) => [`  ${name}:`, '    buckets:', '      data:', `        prefix: "${prefixes[i]}"`]),
+        '',
+      ].join('\n');
+    await writeFile(m.spec, spec(['agents/dev', 'agents/prod']));
+    for (const name of ['dev', 'prod']) {
+      await mkdir(join(m.root, `state-${name}`), { recursive: true });
+      await writeFile(join(m.root, `state-${name}`, `${name}.txt`), `only ${name}\n`);
+      const applied = await m.persist(['apply', '--auto-approve', '--env', name]);
+      expect(applied.code, applied.output).toBe(0);
+    }
+    const keys = await server.listObjects(bucket);
+    expect(keys.filter((k) => k.startsWith('agents/dev/')).some((k) => k.includes('prod'))).toBe(false);
+    expect(keys).toContain('agents/dev/state/dev.txt');
+    expect(keys).toContain('agents/prod/state/prod.txt');
+    expect(keys).not.toContain('agents/dev/state/prod.txt');
+    // Each environment's plan sees only its own mirror.
+    for (const name of ['dev', 'prod']) {
+      const plan = await m.persist(['plan', '--detailed-exitcode', '--env', name]);
+      expect(plan.code, plan.output).toBe(0);
+    }
+    await writeFile(m.spec, spec(['agents', 'agents/prod']));
+    const nested = await m.persist(['validate']);
+    expect(nested.code).toBe(1);
+    expect(nested.output).toMatch(/nested prefixes of bucket "api-shared"/);
+    await writeFile(m.spec, spec(['same', 'same']));
+    const same = await m.persist(['validate']);
+    expect(same.code).toBe(1);
+    expect(same.output).toMatch(/each environment needs its own bucket or prefix/);
+  });
+
   it('refuses a link into a bucket without a mount, naming the way out', { timeout: 60_000 }, async () => {
     const m = new Machine(await sandbox.tempDir('persist-api-link-'));
     await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(server, 'api-link'), 'links:', '  memory: workspace/memory', ''].join('\n'));
