@@ -133,7 +133,7 @@ async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise
   };
   const rcloneArgs = [
     'mount',
-    `${REMOTE}:${bucket.name}`,
+    `${REMOTE}:${bucket.name}${bucket.prefix ? `/${bucket.prefix.replace(/\/+$/, '')}` : ''}`,
     bucket.mount.path,
     '--devname',
     bucket.name,

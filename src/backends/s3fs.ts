@@ -77,7 +77,8 @@ async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise
   ];
   return {
     command: 's3fs',
-    args: [bucket.name, bucket.mount.path, ...fuseOptions.flatMap((option) => ['-o', option])],
+    // A prefix is mounted as `bucket:/prefix` (s3fs's own syntax); the mount source stays the bucket name (fsname).
+    args: [bucket.prefix ? `${bucket.name}:/${bucket.prefix.replace(/\/+$/, '')}` : bucket.name, bucket.mount.path, ...fuseOptions.flatMap((option) => ['-o', option])],
     // s3fs would prefer keys found in its environment over the passwd file.
     env: childEnv(ctx.processEnv, {}, ['AWSACCESSKEYID', 'AWSSECRETACCESSKEY', 'AWSSESSIONTOKEN', 'AWS_CREDENTIAL_FILE']),
     files: [{ path: passwdFile, content: `${accessKeyId}:${secretAccessKey}\n`, mode: 0o600 }],

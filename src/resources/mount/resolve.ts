@@ -39,6 +39,7 @@ export function resolveBucket(ctx: ResolveContext, key: string, value: Entry): R
   if (prefixText !== undefined && prefixText.split('/').some((part) => part === '.' || part === '..')) {
     ctx.report([...at, 'prefix'], `"${prefixText}" is not a usable prefix: it may not hold "." or ".." segments`);
   }
+  if (prefix && backend === 'goofys') ctx.report([...at, 'prefix'], 'prefix: is not supported with the goofys backend yet; use s3fs or rclone, or leave out mount: (the S3 API)');
   if (!hasMount && !(accessKeyId instanceof Sensitive && secretAccessKey instanceof Sensitive) && name !== undefined) {
     ctx.report(at, `bucket ${key} has no mount:, so it is reached through its S3 API, which needs credentials (accessKeyId and secretAccessKey); add them, or add mount:`, 'key');
   }
