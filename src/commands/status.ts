@@ -4,6 +4,7 @@
 import { statusJson, renderStatus, type StatusRow } from '../output/status-view.js';
 import { makeStyle } from '../output/style.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
+import { leaseRows } from './status-lease.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export default async function status(opts: SpecOptions, io: CommandIO): Promise<number> {
@@ -18,6 +19,7 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
       facts: await r.module.facts(r.resource, r.seen.state, observation.ctx),
     })),
   );
+  rows.push(...(await leaseRows(host, env)));
   if (opts.json) io.out(statusJson(env.environment, rows));
   else io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));
   return 0; // status reports; drift is not an error (use `plan --detailed-exitcode` to test for it)

@@ -154,6 +154,9 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(waited.code).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
     expect(waited.output).toContain(`held by machine ${machineA}`);
+    const status = await b.persist(['status']);
+    expect(status.code, status.output).toBe(0);
+    expect(status.output).toMatch(new RegExp(`lease\\.data .*holder=${machineA}`));
     // B wrote nothing locally: no restore before the lease.
     expect(await readdir(b.root)).not.toContain('state');
 
