@@ -229,6 +229,19 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(result.output).toContain('links need a mounted bucket; add mount: or use a sync');
     expect(result.output).not.toContain('S3RVER');
   });
+
+  it('doctor checks the endpoint, the bucket and the keys with one signed list; bad keys fail without showing them', { timeout: 60_000 }, async () => {
+    await server.createBucket('api-doctor');
+    const m = new Machine(await sandbox.tempDir('persist-api-doctor-'));
+    await writeFile(m.spec, apiSpec(apiBucketYaml(server, 'api-doctor')));
+    const good = await m.persist(['doctor']);
+    expect(good.output).toMatch(/ok\s+S3 API for data: a signed list of s3:\/\/api-doctor succeeded/);
+    expect(good.output).not.toMatch(/FAIL\s+S3 API/);
+    const bad = await m.persist(['doctor'], { accessKeyId: 'S3RVER', secretAccessKey: 'wrong-secret-value-123' });
+    expect(bad.code).toBe(1);
+    expect(bad.output).toMatch(/FAIL S3 API for data: listing s3:\/\/api-doctor failed/);
+    expect(bad.output).not.toContain('wrong-secret-value-123');
+  });
 });
 
 describeE2E('a mirror pushed through s3fs, restored through the API and back', ['s3fs'], () => {
