@@ -33,6 +33,8 @@ const S_IFREG = 0o100000;
 
 export class S3Store implements Store {
   readonly prefix: string;
+  /** Sizes seen by stat (a HEAD): a download right after needs no second HEAD to pick buffered or streamed. */
+  readonly #sizes = new Map<string, number>();
 
   constructor(
     private readonly host: Host,
@@ -63,6 +65,7 @@ export class S3Store implements Store {
     if (key === '' || key === '.') return { type: 'dir', size: 0, mode: 0o755, mtimeMs: 0 };
     const head = await this.client.head(this.objectKey(key));
     if (head) {
+      this.#sizes.set(key, head.size);
       const mode = Number(head.metadata.mode);
       const mtime = Number(head.metadata.mtime);
       return {
@@ -193,10 +196,16 @@ export class S3Store implements Store {
     const temp = tempPathFor(localPath);
     try {
       await this.host.mkdir(dirname(localPath));
-      const head = await this.client.head(this.objectKey(key));
-      if (!head) throw new Error(`${this.where(key)} does not exist`);
+      // The size only picks buffered or streamed; the bytes and their hash come from the GET itself.
+      let size = this.#sizes.get(key);
+      this.#sizes.delete(key);
+      if (size === undefined) {
+        const head = await this.client.head(this.objectKey(key));
+        if (!head) throw new Error(`${this.where(key)} does not exist`);
+        size = head.size;
+      }
       let copied: Transferred;
-      if (head.size <= S3_SINGLE_READ_LIMIT) {
+      if (size <= S3_SINGLE_READ_LIMIT) {
         const data = await this.client.get(this.objectKey(key));
         // Created with its final mode so that a private file is never readable by others.
         await this.host.writeFile(temp, data, { mode: options.mode });
