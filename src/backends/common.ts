@@ -1,7 +1,7 @@
 // Pieces the FUSE drivers share: mount identity, the child's environment, unmounting.
 import { ActionError } from '../errors.js';
 import type { Host, MountEntry } from '../host/types.js';
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket, ResolvedBucket } from '../spec/types.js';
 import type { OptionProblem } from './options.js';
 import type { Backend } from './types.js';
 
@@ -62,7 +62,7 @@ export async function fuseUnmount(host: Host, mountPoint: string): Promise<void>
  */
 export function identifiedBy(fsType: string): Pick<Backend, 'matches' | 'owns'> {
   return {
-    matches: (entry: MountEntry, bucket: ResolvedBucket) => entry.fsType === fsType && entry.source === bucket.name,
+    matches: (entry: MountEntry, bucket: MountedBucket) => entry.fsType === fsType && entry.source === bucket.name,
     owns: (entry: MountEntry) => entry.fsType === fsType,
   };
 }

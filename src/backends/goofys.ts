@@ -1,6 +1,6 @@
 // goofys 0.24 (not packaged in Debian; installed by hand). Credentials in the child's environment.
 // It exits non-zero when the mount fails. See docs/backends.md.
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
 import type { Backend, BackendContext, MountCommand } from './types.js';
@@ -15,7 +15,7 @@ function validateOptions(given: Record<string, unknown>): OptionProblem[] {
   return checkOptions('goofys', given, options);
 }
 
-async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
+async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('goofys', problems);
   const given = bucket.mount.options as { statCacheTtl?: string; typeCacheTtl?: string; subdomain?: boolean };

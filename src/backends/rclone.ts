@@ -7,7 +7,7 @@ import type { Host } from '../host/types.js';
 import { errorMessage, formatDuration, plural } from '../output/format.js';
 import { storedSizes } from './store-check.js';
 import { cachedSize, dirtyItems, type DirtyItem } from './rclone-cache.js';
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
 import type { Backend, BackendContext, Leftovers, MountCommand, PendingWrites } from './types.js';
@@ -54,7 +54,7 @@ export function configFile(runtimeDir: string): string {
   return join(runtimeDir, 'rclone.conf');
 }
 
-export function cacheDirOf(bucket: ResolvedBucket, runtimeDir: string): string {
+export function cacheDirOf(bucket: MountedBucket, runtimeDir: string): string {
   return (bucket.mount.options as { cacheDir?: string }).cacheDir ?? join(runtimeDir, 'cache');
 }
 
@@ -99,7 +99,7 @@ const PROVIDERS = { r2: 'Cloudflare', aws: 'AWS', other: 'Other' } as const;
  * mounts empty and swallows writes into its cache. So list the bucket's root once first
  * (read-only, one ListObjects page per 1000 root entries) and stop with rclone's own reason.
  */
-async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<string, string>, caBundle: string | undefined, config: string): Promise<void> {
+async function checkBucket(host: Host, bucket: MountedBucket, env: Record<string, string>, caBundle: string | undefined, config: string): Promise<void> {
   const result = await host.run(
     'rclone',
     [
@@ -133,7 +133,7 @@ async function checkBucket(host: Host, bucket: ResolvedBucket, env: Record<strin
   );
 }
 
-async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
+async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('rclone', problems);
   const given = bucket.mount.options as {
@@ -163,7 +163,7 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
     '--config',
     conf,
     'mount',
-    `${REMOTE}:${bucket.name}`,
+    `${REMOTE}:${bucket.name}${bucket.prefix ? `/${bucket.prefix.replace(/\/+$/, '')}` : ''}`,
     bucket.mount.path,
     '--devname',
     bucket.name,
@@ -270,12 +270,12 @@ async function readNumber(host: Host, file: string): Promise<number | null> {
 }
 
 /** This bucket's own dirty items (the current remote's folder), as keys. */
-async function ownDirty(host: Host, bucket: ResolvedBucket, runtimeDir: string): Promise<DirtyItem[]> {
+async function ownDirty(host: Host, bucket: MountedBucket, runtimeDir: string): Promise<DirtyItem[]> {
   return (await dirtyItems(host, cacheDirOf(bucket, runtimeDir))).filter((item) => item.remote === REMOTE && item.bucket === bucket.name);
 }
 
 /** Sizes of `keys` as the store holds them, asked over its S3 API (not through rclone's cache). */
-async function remoteSizes(bucket: ResolvedBucket, ctx: BackendContext, keys: string[]): Promise<Map<string, number>> {
+async function remoteSizes(bucket: MountedBucket, ctx: BackendContext, keys: string[]): Promise<Map<string, number>> {
   try {
     return await storedSizes(bucket, keys, ctx.processEnv.AWS_CA_BUNDLE);
   } catch (error) {
@@ -292,7 +292,7 @@ function sampleKeys(keys: string[], max = 5): string {
  * moment ago reaches the queue when FUSE's asynchronous release does), then check every file that
  * was dirty when the wait began against the store itself: present, with the size rclone wrote.
  */
-async function flushMount(bucket: ResolvedBucket, ctx: BackendContext, timeoutMs: number): Promise<{ verified: number; waitedMs: number }> {
+async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number): Promise<{ verified: number; waitedMs: number }> {
   const { host, runtimeDir } = ctx;
   const started = host.now().getTime();
   const port = await readNumber(host, rcPortFile(runtimeDir));
@@ -349,7 +349,7 @@ async function flushMount(bucket: ResolvedBucket, ctx: BackendContext, timeoutMs
 }
 
 /** Before unmounting: wait (bounded) until the writes cache has uploaded everything, or refuse. */
-async function flushBeforeUnmount(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void> {
+async function flushBeforeUnmount(bucket: MountedBucket, mountPoint: string, ctx: BackendContext): Promise<void> {
   const port = await readNumber(ctx.host, rcPortFile(ctx.runtimeDir));
   if (port === null) return;
   // A dead daemon cannot upload anything: unmounting it loses nothing more (its cache stays for the next mount).
@@ -361,7 +361,7 @@ async function flushBeforeUnmount(bucket: ResolvedBucket, mountPoint: string, ct
   }
 }
 
-async function pendingWrites(bucket: ResolvedBucket, ctx: BackendContext): Promise<PendingWrites | null> {
+async function pendingWrites(bucket: MountedBucket, ctx: BackendContext): Promise<PendingWrites | null> {
   const dirty = await ownDirty(ctx.host, bucket, ctx.runtimeDir);
   const port = await readNumber(ctx.host, rcPortFile(ctx.runtimeDir));
   const queue = port === null ? null : await uploadQueue(ctx.host, port, rcloneEnv(ctx.processEnv));
@@ -371,7 +371,7 @@ async function pendingWrites(bucket: ResolvedBucket, ctx: BackendContext): Promi
   return { count, oldestMs: Number.isFinite(oldest) ? oldest : null };
 }
 
-async function leftovers(bucket: ResolvedBucket, ctx: BackendContext): Promise<Leftovers> {
+async function leftovers(bucket: MountedBucket, ctx: BackendContext): Promise<Leftovers> {
   const cacheDir = cacheDirOf(bucket, ctx.runtimeDir);
   const result: Leftovers = { uploadable: [], stranded: [] };
   for (const item of await dirtyItems(ctx.host, cacheDir)) {
@@ -395,7 +395,7 @@ async function leftovers(bucket: ResolvedBucket, ctx: BackendContext): Promise<L
  * object store has no folders until a file is in them. So persist copies them itself (same
  * config, `rclone copy --files-from-raw`), checks them in the store, then drops them from the cache.
  */
-async function recover(bucket: ResolvedBucket, ctx: BackendContext, report: (line: string) => void): Promise<number> {
+async function recover(bucket: MountedBucket, ctx: BackendContext, report: (line: string) => void): Promise<number> {
   const { host, runtimeDir } = ctx;
   const found = await leftovers(bucket, ctx);
   if (found.stranded.length) {
@@ -438,7 +438,7 @@ async function recover(bucket: ResolvedBucket, ctx: BackendContext, report: (lin
 }
 
 /** Stop the daemon persist started for this mount point (if it still runs) and remove its runtime files. */
-async function stop(_bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void> {
+async function stop(_bucket: MountedBucket, mountPoint: string, ctx: BackendContext): Promise<void> {
   const { host, runtimeDir } = ctx;
   const pid = await readNumber(host, pidFile(runtimeDir));
   if (pid !== null && host.processAlive(pid)) {

@@ -1,7 +1,7 @@
 // s3fs-fuse 1.90. Credentials in a 0600 passwd file; the bucket name as mount source
 // (`fsname` + `subtype` together keep the type `fuse.s3fs`). See docs/backends.md.
 import { join } from 'node:path';
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
 import type { Backend, BackendContext, MountCommand } from './types.js';
@@ -46,7 +46,7 @@ function validateOptions(given: Record<string, unknown>): OptionProblem[] {
   return problems;
 }
 
-async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand> {
+async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise<MountCommand> {
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('s3fs', problems);
   const given = bucket.mount.options as {
@@ -77,7 +77,8 @@ async function mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promis
   ];
   return {
     command: 's3fs',
-    args: [bucket.name, bucket.mount.path, ...fuseOptions.flatMap((option) => ['-o', option])],
+    // A prefix is mounted as `bucket:/prefix` (s3fs's own syntax); the mount source stays the bucket name (fsname).
+    args: [bucket.prefix ? `${bucket.name}:/${bucket.prefix.replace(/\/+$/, '')}` : bucket.name, bucket.mount.path, ...fuseOptions.flatMap((option) => ['-o', option])],
     // s3fs would prefer keys found in its environment over the passwd file.
     env: childEnv(ctx.processEnv, {}, ['AWSACCESSKEYID', 'AWSSECRETACCESSKEY', 'AWSSESSIONTOKEN', 'AWS_CREDENTIAL_FILE']),
     files: [{ path: passwdFile, content: `${accessKeyId}:${secretAccessKey}\n`, mode: 0o600 }],

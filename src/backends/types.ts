@@ -1,7 +1,7 @@
 // One driver per mount backend behind this interface; the registry (registry.ts) maps names to
 // drivers, so adding a backend is one new file and one registry line (then `npm run schema`).
 import type { Host, MountEntry } from '../host/types.js';
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket } from '../spec/types.js';
 import type { OptionProblem, OptionsTable } from './options.js';
 
 export type { OptionProblem } from './options.js';
@@ -36,28 +36,28 @@ export interface Backend {
   /** Problems with `mount.options` for this backend (unknown keys, wrong types). */
   validateOptions(options: Record<string, unknown>): OptionProblem[];
   /** Whether a mountinfo entry is this bucket mounted by this backend. */
-  matches(entry: MountEntry, bucket: ResolvedBucket): boolean;
+  matches(entry: MountEntry, bucket: MountedBucket): boolean;
   /** Whether a mountinfo entry was made by this backend at all (any bucket). */
   owns(entry: MountEntry): boolean;
   /** The command that mounts the bucket (async: a driver may need to look around first, e.g. rclone picks a free port). */
-  mountCommand(bucket: ResolvedBucket, ctx: BackendContext): Promise<MountCommand>;
+  mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise<MountCommand>;
   /** Flush pending writes (rclone) and unmount; lazily if busy. */
-  unmount(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
+  unmount(bucket: MountedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
   /**
    * Wait (bounded by `timeoutMs`) until the backend holds nothing written that the store does not
    * hold, and check what was pending against the store itself. Throws an ActionError naming the
    * reason (and the files) when it cannot. Absent: every write is in the store when it returns
    * (s3fs uploads on close and fsync; `local` is the store). See docs/backends.md.
    */
-  flush?(bucket: ResolvedBucket, ctx: BackendContext, options: { timeoutMs: number }): Promise<FlushReport>;
+  flush?(bucket: MountedBucket, ctx: BackendContext, options: { timeoutMs: number }): Promise<FlushReport>;
   /** Writes the live mount holds that are not in the store yet (status); null when unknown. Read-only. */
-  pendingWrites?(bucket: ResolvedBucket, ctx: BackendContext): Promise<PendingWrites | null>;
+  pendingWrites?(bucket: MountedBucket, ctx: BackendContext): Promise<PendingWrites | null>;
   /** Files a dead daemon left unuploaded in its local cache (looked at before mounting). Read-only. */
-  leftovers?(bucket: ResolvedBucket, ctx: BackendContext): Promise<Leftovers>;
+  leftovers?(bucket: MountedBucket, ctx: BackendContext): Promise<Leftovers>;
   /** Upload the `uploadable` leftovers into the store (verified) and drop them from the cache; returns how many. */
-  recover?(bucket: ResolvedBucket, ctx: BackendContext, report: (line: string) => void): Promise<number>;
+  recover?(bucket: MountedBucket, ctx: BackendContext, report: (line: string) => void): Promise<number>;
   /** Stop a daemon that did not come up (or whose mount is gone) and remove its runtime files. */
-  stop?(bucket: ResolvedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
+  stop?(bucket: MountedBucket, mountPoint: string, ctx: BackendContext): Promise<void>;
 }
 
 export interface FlushReport {

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
+import { takeLeases } from '../engine/lease-policy.js';
 import { checkFresh, readSavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
 import { linesView, silentView, taskListView } from '../output/apply-view.js';
@@ -69,6 +70,14 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
 
   const host = makeHost(io);
   const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, lockTimeoutMs);
+  // The bucket lease, before the first write and before the restores of a first boot: a new
+  // container waits (--lock-timeout) for the old one's last push. Held by the machine, not released here.
+  try {
+    await takeLeases(host, env, lockTimeoutMs);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   // This apply writes state anyway: keep the spec's parse so that later plans skip the YAML.
   await rememberSpec({ ...input, host }, env.specHash);
   const controller = new AbortController();

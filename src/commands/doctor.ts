@@ -8,7 +8,7 @@ import type { Host } from '../host/types.js';
 import { errorMessage, formatDuration } from '../output/format.js';
 import { mountReady, observeMount, diffMount } from '../resources/mount/index.js';
 import { loadEnvironment } from '../spec/index.js';
-import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
+import { isMounted, type MountedBucket, type ResolvedBucket, type ResolvedEnvironment } from '../spec/types.js';
 import { makeHost } from './host.js';
 import type { CommandIO } from './types.js';
 
@@ -51,7 +51,7 @@ async function checkFusermount(host: Host, env: Record<string, string | undefine
     : { name: 'fusermount', ok: false, message: 'neither fusermount nor fusermount3 is installed', fix: 'apt-get install fuse3' };
 }
 
-async function checkBinary(host: Host, bucket: ResolvedBucket, env: Record<string, string | undefined>): Promise<DoctorCheck | undefined> {
+async function checkBinary(host: Host, bucket: MountedBucket, env: Record<string, string | undefined>): Promise<DoctorCheck | undefined> {
   const binary = backends[bucket.mount.backend].binary;
   if (!binary) return undefined;
   const found = await findOnPath(host, binary.command, env);
@@ -118,7 +118,7 @@ async function checkEndpoint(host: Host, bucket: ResolvedBucket): Promise<Doctor
   });
 }
 
-async function checkMountPath(bucket: ResolvedBucket, host: Host): Promise<DoctorCheck> {
+async function checkMountPath(bucket: MountedBucket, host: Host): Promise<DoctorCheck> {
   const name = `mount path for ${bucket.key}`;
   try {
     const observed = await observeMount(bucket, host);
@@ -131,9 +131,30 @@ async function checkMountPath(bucket: ResolvedBucket, host: Host): Promise<Docto
   }
 }
 
+/** A bucket without a mount: one signed list (endpoint, keys and bucket at once). */
+async function checkApi(bucket: ResolvedBucket): Promise<DoctorCheck> {
+  const name = `S3 API for ${bucket.key}`;
+  const { apiLabel, clientFor } = await import('../store/api.js');
+  try {
+    const client = await clientFor(bucket);
+    try {
+      for await (const page of client.list(bucket.prefix ?? '', { maxKeys: 1 })) {
+        void page;
+        break;
+      }
+    } finally {
+      client.close();
+    }
+    return { name, ok: true, message: `a signed list of ${apiLabel(bucket)} succeeded` };
+  } catch (error) {
+    return { name, ok: false, message: `listing ${apiLabel(bucket)} failed: ${errorMessage(error)}`, fix: `check buckets.${bucket.key}.endpoint, the bucket's name and the keys (they need read and write access to it)` };
+  }
+}
+
 /** The checks for `env`, made through `host` (read-only: doctor changes nothing). */
 export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Record<string, string | undefined>, host: Host): Promise<DoctorCheck[]> {
-  const buckets = Object.values(env.buckets);
+  const all = Object.values(env.buckets);
+  const buckets = all.filter(isMounted);
   const checks: DoctorCheck[] = [];
   if (buckets.some((bucket) => backends[bucket.mount.backend].fuse)) {
     checks.push(await checkFuseDevice(host), await checkFusermount(host, processEnv));
@@ -154,6 +175,11 @@ export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Reco
       continue;
     }
     checks.push(checkCredentials(bucket), await checkEndpoint(host, bucket), await checkMountPath(bucket, host));
+  }
+  for (const bucket of all.filter((b) => !isMounted(b))) {
+    const credentials = checkCredentials(bucket);
+    checks.push(credentials);
+    if (credentials.ok) checks.push(await checkApi(bucket));
   }
   return checks;
 }

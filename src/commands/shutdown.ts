@@ -16,7 +16,7 @@ import { errorMessage, formatDuration } from '../output/format.js';
 import { renderShutdown, shutdownItemLine, shutdownJson, shutdownOk, type ShutdownItem, type ShutdownReport } from '../output/shutdown-view.js';
 import { makeStyle } from '../output/style.js';
 import { parseDuration } from '../spec/duration.js';
-import type { ResolvedEnvironment } from '../spec/types.js';
+import { isMounted, type MountedBucket, type ResolvedEnvironment } from '../spec/types.js';
 import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
@@ -35,8 +35,9 @@ const SAVING = new Set(['push', 'update']);
  * yet; whoever adds it implements this and nothing else in shutdown needs to change. Called only
  * when every save succeeded (a machine that could not save keeps its lease until it expires).
  */
-export async function releaseBucketLeases(_host: Host, _env: ResolvedEnvironment, _remainingMs: number): Promise<ShutdownItem[]> {
-  return [];
+export async function releaseBucketLeases(host: Host, env: ResolvedEnvironment): Promise<ShutdownItem[]> {
+  const { releaseLease } = await import('../engine/lease.js');
+  return (await releaseLease(host, env)).map((where) => ({ address: 'lease', status: 'saved', message: `released the lease ${where}` }));
 }
 
 class Deadline {
@@ -133,6 +134,7 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
     const unsafeToUnmount = new Set<string>();
     const mounts = await host.mounts();
     for (const [key, bucket] of Object.entries(env.buckets)) {
+      if (!isMounted(bucket)) continue; // an API bucket: every write was whole and in the store when it returned
       const backend = getBackend(bucket.mount.backend);
       const entry = mountAt(mounts, bucket.mount.path);
       if (!backend.fuse || !entry || !backend.matches(entry, bucket)) continue;
@@ -156,11 +158,11 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
     }
 
     // 3. Release the lease, only when everything is saved.
-    if (items.every((item) => item.status === 'saved')) for (const item of await releaseBucketLeases(host, env, deadline.remaining())) say(item);
+    if (items.every((item) => item.status === 'saved')) for (const item of await releaseBucketLeases(host, env)) say(item);
 
     // 4. Unmount what persist mounted (the drivers flush first and refuse to strand writes).
     for (const { key, backendName } of mounted) {
-      const bucket = env.buckets[key]!;
+      const bucket = env.buckets[key] as MountedBucket;
       if (opts.keepMounted) {
         say({ address: `mount.${key}`, status: 'kept', message: `left mounted at ${bucket.mount.path} (--keep-mounted)` });
         continue;

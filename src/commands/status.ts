@@ -5,6 +5,7 @@ import { statusJson, renderStatus, type StatusRow } from '../output/status-view.
 import { makeStyle } from '../output/style.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import { cleanCommand, findLeftovers, renderLeftovers } from './leftovers.js';
+import { leaseRows } from './status-lease.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export default async function status(opts: SpecOptions, io: CommandIO): Promise<number> {
@@ -23,6 +24,7 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
       };
     }),
   );
+  rows.push(...(await leaseRows(host, env)));
   const leftovers = await findLeftovers(env, observation.ctx);
   if (opts.json) io.out(statusJson(env.environment, rows, leftovers.length ? { leftovers: leftovers.map(({ bucket, key, where, kind }) => ({ bucket, key, path: where, kind })), clean: cleanCommand(env.specFile, env.environment) } : {}));
   else {

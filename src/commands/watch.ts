@@ -9,6 +9,7 @@ import { resolvingCommand } from '../lineage/resolve.js';
 import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
+import { takeLeases } from '../engine/lease-policy.js';
 import type { PlannedAction } from '../engine/types.js';
 import { stateDir } from '../host/paths.js';
 import { linesView } from '../output/apply-view.js';
@@ -75,6 +76,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
             const host = makeHost(io);
             const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, intervalMs);
             try {
+              await takeLeases(host, env, 0);
               const report = await executePlan(safe, { host, env, options: { allowShrink: false }, view: linesView(out), signal: controller.signal, unattendedOnly: true });
               const saved: string[] = [];
               for (const action of safe) {

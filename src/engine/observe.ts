@@ -56,7 +56,9 @@ export function listResources(env: ResolvedEnvironment): Entry[] {
 }
 
 export function observeContext(host: Host, env: ResolvedEnvironment): ObserveContext {
-  return { host, env, mountReady: {}, store: storesFor(env, host) };
+  // A bucket without a mount is reached through its S3 API: no resource readies it, it is ready.
+  const mountReady = Object.fromEntries(Object.values(env.buckets).filter((bucket) => !bucket.mount).map((bucket) => [bucket.key, true]));
+  return { host, env, mountReady, store: storesFor(env, host) };
 }
 
 export async function observeEntry(entry: Entry, ctx: ObserveContext, options: PlanOptions): Promise<ObservedResource> {

@@ -2,7 +2,7 @@
 // files, logs, caches). Always local disk, never the bucket.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { ResolvedBucket } from '../spec/types.js';
+import type { MountedBucket } from '../spec/types.js';
 
 /** `$PERSIST_STATE_DIR`, else `$XDG_STATE_HOME/persist`, else `$HOME/.local/state/persist`. */
 export function stateDir(env: Record<string, string | undefined>): string {
@@ -17,7 +17,7 @@ export function specCacheDir(env: Record<string, string | undefined>): string {
 }
 
 /** Private runtime folder of one bucket's mount (mode 0700): `<state>/mounts/<bucket>-<hash of mount path>`. */
-export function bucketRuntimeDir(env: Record<string, string | undefined>, bucket: ResolvedBucket): string {
+export function bucketRuntimeDir(env: Record<string, string | undefined>, bucket: MountedBucket): string {
   const id = createHash('sha256').update(bucket.mount.path).digest('hex').slice(0, 10);
   return join(stateDir(env), 'mounts', `${bucket.name}-${id}`);
 }

@@ -44,7 +44,7 @@ export function storeIdentity(bucket: ResolvedBucket, key: string): StoreIdentit
     endpoint: bucket.endpoint ?? null,
     prefix: typeof prefix === 'string' && prefix !== '' ? prefix : null,
     key,
-    path: bucket.mount.backend === 'local' ? bucket.mount.path : null,
+    path: bucket.mount?.backend === 'local' ? bucket.mount.path : null,
   };
 }
 

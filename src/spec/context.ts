@@ -99,6 +99,8 @@ export class ResolveContext {
 
   /** Absolute path of `rel` in the bucket's mount. */
   mountTarget(bucket: ResolvedBucket, rel: string): string {
+    // A bucket without a mount: the object's address (for messages), `s3://name/prefix/rel`.
+    if (!bucket.mount) return bucket.name ? `s3://${posix.join(bucket.name, bucket.prefix ?? '', rel)}` : '';
     return bucket.mount.path ? posix.join(bucket.mount.path, rel) : '';
   }
 

@@ -6,7 +6,8 @@ import type { Place } from './positions.js';
 
 /** What the isolation check across environments needs from one environment. */
 export interface IsolationFacts {
-  buckets: { key: string; name: string; endpoint?: string; place: Place }[];
+  /** `prefix` normalised (`a/b/` or ''). */
+  buckets: { key: string; name: string; endpoint?: string; prefix?: string; place: Place }[];
   mounts: { key: string; path: string; place: Place }[];
   localPaths: { label: string; path: string; place: Place }[];
 }
@@ -35,12 +36,34 @@ export function isolationProblems(outcomes: { name: string; facts: IsolationFact
       for (const item of items) problems.push({ place: item.place, message: describe(names, item) });
     }
   };
+  // The unit is (bucket, endpoint, prefix): environments may share a bucket under different
+  // prefixes, never the same or nested ones.
   sharing(
     (facts) => facts.buckets,
-    (bucket) => `${bucket.name}\u0000${bucket.endpoint ?? ''}`,
+    (bucket) => `${bucket.name}\u0000${bucket.endpoint ?? ''}\u0000${bucket.prefix ?? ''}`,
     (names, bucket) =>
-      `environments ${names} use bucket "${bucket.name}"${bucket.endpoint ? ` at ${bucket.endpoint}` : ''}; each environment needs its own bucket (use \${environment} in the name)`,
+      `environments ${names} use bucket "${bucket.name}"${bucket.endpoint ? ` at ${bucket.endpoint}` : ''}${bucket.prefix ? ` under prefix "${bucket.prefix}"` : ''}; each environment needs its own bucket or prefix (use \${environment} in the name or the prefix)`,
   );
+  outcomes.forEach((b, index) => {
+    for (const a of outcomes.slice(0, index)) {
+      for (const bucketB of b.facts.buckets) {
+        const nested = a.facts.buckets.find(
+          (bucketA) =>
+            bucketA.name === bucketB.name &&
+            (bucketA.endpoint ?? '') === (bucketB.endpoint ?? '') &&
+            (bucketA.prefix ?? '') !== (bucketB.prefix ?? '') &&
+            ((bucketB.prefix ?? '').startsWith(bucketA.prefix ?? '') || (bucketA.prefix ?? '').startsWith(bucketB.prefix ?? '')),
+        );
+        if (nested) {
+          const show = (prefix: string | undefined) => (prefix ? `"${prefix}"` : 'the bucket root');
+          problems.push({
+            place: bucketB.place,
+            message: `environments ${a.name} and ${b.name} use nested prefixes of bucket "${bucketB.name}" (${show(nested.prefix)}, ${show(bucketB.prefix)}); one would see the other's keys`,
+          });
+        }
+      }
+    }
+  });
   sharing(
     (facts) => facts.mounts,
     (mount) => mount.path,

@@ -22,12 +22,24 @@ export interface ResolvedBucket {
   pathStyle: boolean;
   provider: Provider;
   credentials?: ResolvedCredentials;
-  mount: {
-    backend: BackendName;
-    /** Absolute mount path. */
-    path: string;
-    options: Record<string, unknown>;
-  };
+  /** Every key of this environment lies under it: `a/b/` (normalised, trailing slash) or ''. */
+  prefix?: string;
+  /** Absent: the bucket is reached through its S3 API (no FUSE, no daemon). */
+  mount?: BucketMount;
+}
+
+export interface BucketMount {
+  backend: BackendName;
+  /** Absolute mount path. */
+  path: string;
+  options: Record<string, unknown>;
+}
+
+/** A bucket with a `mount:` (what the mount module and the backends work on). */
+export type MountedBucket = ResolvedBucket & { mount: BucketMount };
+
+export function isMounted(bucket: ResolvedBucket): bucket is MountedBucket {
+  return bucket.mount !== undefined;
 }
 
 export interface ResolvedLink {

@@ -1,10 +1,11 @@
-// The store of a bucket: today the folder of its mount (or the `local` directory). One place
-// decides, so that a bucket reached through the S3 API needs a line here and nothing in the
-// resource modules.
+// The store of a bucket: the folder of its mount (or the `local` directory), or, for a bucket
+// with no `mount:`, its S3 API (the client is loaded on first use). One place decides, so the
+// resource modules never know which.
 import { getBackend } from '../backends/registry.js';
 import type { Host } from '../host/types.js';
 import { bucketRuntimeDir } from '../host/paths.js';
-import type { ResolvedEnvironment } from '../spec/types.js';
+import { isMounted, type ResolvedEnvironment } from '../spec/types.js';
+import { ApiStore } from './api.js';
 import { MountedStore } from './mounted.js';
 import type { Store } from './types.js';
 
@@ -16,11 +17,15 @@ export function storesFor(env: ResolvedEnvironment, host: Host): (bucket: string
     if (!store) {
       const bucket = env.buckets[key];
       if (!bucket) throw new Error(`internal error: no bucket ${JSON.stringify(key)} in the spec`);
-      const backend = getBackend(bucket.mount.backend);
-      const flusher = backend.flush
-        ? (timeoutMs: number) => backend.flush!(bucket, { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() }, { timeoutMs })
-        : undefined;
-      store = new MountedStore(host, bucket.mount.path, flusher);
+      if (isMounted(bucket)) {
+        const backend = getBackend(bucket.mount.backend);
+        const flusher = backend.flush
+          ? (timeoutMs: number) => backend.flush!(bucket, { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() }, { timeoutMs })
+          : undefined;
+        store = new MountedStore(host, bucket.mount.path, flusher);
+      } else {
+        store = new ApiStore(host, bucket);
+      }
       stores.set(key, store);
     }
     return store;

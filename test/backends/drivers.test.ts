@@ -269,3 +269,14 @@ describe('matching mountinfo entries', () => {
     expect(backendOwning(sshfsEntry!)).toBeUndefined();
   });
 });
+
+describe('a bucket prefix in the mount commands', () => {
+  it('mounts bucket:/prefix with s3fs, remote:bucket/prefix with rclone; the source stays the bucket', async () => {
+    const { ctx } = testContext();
+    const s3fsCommand = await s3fs.mountCommand(testBucket('s3fs', 'r2', { prefix: 'agents/one/' }), ctx);
+    expect(s3fsCommand.args[0]).toBe('moltbot-data-dev:/agents/one');
+    expect(fuseOptions(s3fsCommand.args)).toContain('fsname=moltbot-data-dev');
+    const rcloneCommand = await getBackend('rclone').mountCommand(testBucket('rclone', 'r2', { prefix: 'agents/one/' }), ctx);
+    expect(rcloneCommand.args.some((arg) => arg.endsWith(':moltbot-data-dev/agents/one'))).toBe(true);
+  });
+});

@@ -2,7 +2,7 @@
 import type { BackendContext } from '../../src/backends/types.js';
 import type { Host } from '../../src/host/types.js';
 import { Sensitive } from '../../src/spec/sensitive.js';
-import type { BackendName, Provider, ResolvedBucket } from '../../src/spec/types.js';
+import type { BackendName, MountedBucket, Provider } from '../../src/spec/types.js';
 
 export const ACCESS_KEY = 'AKIDEXAMPLE0123456789';
 export const SECRET_KEY = 'wJalrXUtnFEMI-secret-value-K7MDENG';
@@ -10,8 +10,8 @@ export const SECRET_KEY = 'wJalrXUtnFEMI-secret-value-K7MDENG';
 export function testBucket(
   backend: BackendName,
   provider: Provider,
-  overrides: { options?: Record<string, unknown>; pathStyle?: boolean; endpoint?: string; region?: string } = {},
-): ResolvedBucket {
+  overrides: { options?: Record<string, unknown>; pathStyle?: boolean; endpoint?: string; region?: string; prefix?: string } = {},
+): MountedBucket {
   const endpoints: Record<Provider, string> = {
     r2: 'https://acct123.r2.cloudflarestorage.com',
     aws: 'https://s3.eu-west-1.amazonaws.com',
@@ -26,6 +26,7 @@ export function testBucket(
     pathStyle: overrides.pathStyle ?? true,
     provider,
     credentials: { accessKeyId: new Sensitive(ACCESS_KEY), secretAccessKey: new Sensitive(SECRET_KEY) },
+    prefix: overrides.prefix ?? '',
     mount: { backend, path: '/data/moltbot dev', options: overrides.options ?? {} },
   };
 }

@@ -10,6 +10,7 @@ import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import { durableMachine, forwarder, killDaemon, specWithWriteBack } from './durable-helpers.js';
 import type { Machine } from './flow-helpers.js';
+import type { MountedBucket } from '../../src/spec/types.js';
 
 describeE2E('a dead rclone daemon with unuploaded files in its cache', ['rclone'], () => {
   let server: S3TestServer;
@@ -39,7 +40,7 @@ describeE2E('a dead rclone daemon with unuploaded files in its cache', ['rclone'
     for (let i = 0; i < 5; i++) await writeFile(join(machine.ws, 'memory', 'new', 'deeper', `n${i}.md`), `unsaved ${i}\n`);
     await new Promise((resolve) => setTimeout(resolve, 500)); // FUSE's release reaches rclone
     await killDaemon('rclone', machine.mnt, false);
-    const cache = join(bucketRuntimeDir({ PERSIST_STATE_DIR: machine.stateDir }, await machine.bucket()), 'cache');
+    const cache = join(bucketRuntimeDir({ PERSIST_STATE_DIR: machine.stateDir }, (await machine.bucket()) as MountedBucket), 'cache');
     expect(await readdir(join(cache, 'vfsMeta', 'persist', bucket, 'workspace', 'memory', 'new', 'deeper'))).toHaveLength(5);
     expect((await server.listObjects(bucket)).filter((key) => key.includes('memory/new/'))).toEqual([]);
     return { machine, cache };

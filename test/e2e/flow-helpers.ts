@@ -14,7 +14,7 @@ import { mountAt } from '../../src/host/mountinfo.js';
 import { bucketRuntimeDir } from '../../src/host/paths.js';
 import { RealHost } from '../../src/host/real.js';
 import { loadEnvironment } from '../../src/spec/index.js';
-import type { ResolvedBucket } from '../../src/spec/types.js';
+import type { MountedBucket, ResolvedBucket } from '../../src/spec/types.js';
 import type { MountSandbox } from '../helpers/e2e.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3TestServer } from '../helpers/s3server.js';
 
@@ -269,7 +269,7 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
 
 /** rclone only: wait until the mount's VFS has no upload in progress or queued (asked over its rc). */
 export async function rcloneSettled(machine: Machine, environment?: string): Promise<void> {
-  const bucket = await machine.bucket(environment);
+  const bucket = (await machine.bucket(environment)) as MountedBucket;
   if (bucket.mount.backend !== 'rclone') return;
   const runtimeDir = bucketRuntimeDir({ PERSIST_STATE_DIR: machine.stateDir }, bucket);
   const port = Number((await readFile(rcPortFile(runtimeDir), 'utf8')).trim());
@@ -282,7 +282,7 @@ export async function rcloneSettled(machine: Machine, environment?: string): Pro
 
 /** The product's own unmount (rclone: flush its uploads first), as a container shutting down. */
 export async function unmountLikeShutdown(machine: Machine): Promise<void> {
-  const bucket = await machine.bucket();
+  const bucket = (await machine.bucket()) as MountedBucket;
   const host = machine.host();
   await getBackend(bucket.mount.backend).unmount(bucket, bucket.mount.path, {
     host,

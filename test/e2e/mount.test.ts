@@ -8,7 +8,7 @@ import { mountAt } from '../../src/host/mountinfo.js';
 import { RealHost } from '../../src/host/real.js';
 import { diffMount, mountReady, observeMount, mountModule } from '../../src/resources/mount/index.js';
 import { Sensitive } from '../../src/spec/sensitive.js';
-import type { ResolvedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
+import type { MountedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
 import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import type { ActionContext } from '../../src/engine/apply.js';
@@ -47,7 +47,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       host = new TestHost(join(root, 'state'));
     }
 
-    function bucket(name: string, overrides: Partial<ResolvedBucket> = {}, keys = [S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY]): ResolvedBucket {
+    function bucket(name: string, overrides: Partial<MountedBucket> = {}, keys = [S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY]): MountedBucket {
       return {
         key: 'data',
         name,
@@ -56,12 +56,13 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
         pathStyle: true,
         provider: 'other',
         credentials: { accessKeyId: new Sensitive(keys[0]!), secretAccessKey: new Sensitive(keys[1]!) },
+        prefix: '',
         mount: { backend: backendName, path: join(root, 'mnt'), options: {} },
         ...overrides,
       };
     }
 
-    function applyContext(target: ResolvedBucket): ActionContext {
+    function applyContext(target: MountedBucket): ActionContext {
       return {
         host,
         env: { specFile: join(root, 'persist.yaml'), specHash: '0', environment: 'test', workspace: root, buckets: { data: target }, links: {}, bundles: {}, syncs: {}, files: {} },
@@ -71,7 +72,7 @@ for (const backendName of ['s3fs', 'rclone'] as const) {
       };
     }
 
-    async function planAndApply(target: ResolvedBucket): Promise<PlannedAction> {
+    async function planAndApply(target: MountedBucket): Promise<PlannedAction> {
       const planned = diffMount(target, await observeMount(target, host));
       expect(planned).not.toBeNull();
       const action = { ...planned!, dependsOn: [] };

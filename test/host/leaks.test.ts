@@ -16,7 +16,7 @@ describe('the spec through the Host', () => {
     const input = { file: 'persist.yaml', processEnv: {}, host, cacheDir: '/state/spec-cache' };
     const env = await loadEnvironment(input);
     expect(env.specFile).toBe('/project/persist.yaml');
-    expect(env.buckets.data?.mount.path).toBe('/project/bucket');
+    expect(env.buckets.data?.mount?.path).toBe('/project/bucket');
     expect(host.nodes.has('/state/spec-cache')).toBe(false); // loading never writes
     await rememberSpec(input, env.specHash);
     const entry = `/state/spec-cache/${env.specHash}.json`;

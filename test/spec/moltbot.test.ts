@@ -70,7 +70,7 @@ describe('specs/moltbot.yaml', () => {
       const env = await loadEnvironment({ file: SPEC, environment: name, processEnv: { ...SECRETS } });
       expect(env.environment).toBe(name);
       expect(env.buckets.data?.name).toBe(`moltbot-data-${name}`);
-      expect(env.buckets.data?.mount.path).toBe(`/data/moltbot-${name}`);
+      expect(env.buckets.data?.mount?.path).toBe(`/data/moltbot-${name}`);
       expect(env.links.logs?.target).toBe(`/data/moltbot-${name}/workspace/logs`);
       expect(env.buckets.data?.mount).toEqual({ backend: 's3fs', path: `/data/moltbot-${name}`, options: { statCacheExpire: 60 } });
     });
@@ -78,7 +78,7 @@ describe('specs/moltbot.yaml', () => {
     it(`resolves ${name} from $ENVIRONMENT`, async () => {
       const env = await loadEnvironment({ file: SPEC, processEnv: { ...SECRETS, ENVIRONMENT: name } });
       expect(env.buckets.data?.name).toBe(`moltbot-data-${name}`);
-      expect(env.buckets.data?.mount.path).toBe(`/data/moltbot-${name}`);
+      expect(env.buckets.data?.mount?.path).toBe(`/data/moltbot-${name}`);
     });
   }
 

@@ -27,7 +27,7 @@ syncs:
     const env = await loadEnvironment({ file, processEnv: {}, cwd: '/' });
     expect(env.environment).toBe('default');
     expect(env.workspace).toBe(join(dir, 'ws'));
-    expect(env.buckets.data?.mount.path).toBe(join(dir, 'bucket'));
+    expect(env.buckets.data?.mount?.path).toBe(join(dir, 'bucket'));
     expect(env.links.memory).toMatchObject({ path: join(dir, 'ws', 'memory'), relTarget: 'workspace/memory', target: join(dir, 'bucket', 'workspace', 'memory') });
     expect(env.syncs.state).toMatchObject({ from: join(dir, 'state'), relTo: 'mirror/state', to: join(dir, 'bucket', 'mirror', 'state') });
   });
@@ -93,7 +93,7 @@ environments:
 `);
     const env = await loadEnvironment({ file, environment: 'prod', processEnv: { APP: 'shop', ENDPOINT: '' } });
     expect(env.buckets.data).toMatchObject({ name: 'app-shop-prod', region: 'auto', endpoint: 'http://localhost:9000' });
-    expect(env.buckets.data?.mount.path).toBe(join(file, '..', 'm-prod'));
+    expect(env.buckets.data?.mount?.path).toBe(join(file, '..', 'm-prod'));
   });
 
   it('allows links, restored files and syncs inside a bundle repo folder', async () => {

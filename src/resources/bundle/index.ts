@@ -18,6 +18,7 @@ import { isPersistRef, lostSavedWork, restoreSavedWork, saveWorktree, savedWorkR
 import { WORKTREE_REF, observeWorktree, type WorktreeObserved } from './worktree.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
+import { downloadToTemp } from '../../store/temp-file.js';
 import type { ResolvedBundle, ResolvedLink } from '../../spec/types.js';
 import { formatAge, plural, samplePaths } from '../../output/format.js';
 
@@ -298,13 +299,19 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
   const existingGitDir = now.repo.state === 'git' ? await findGitDir(ctx.host, bundle.repo) : null;
-  const local = store.localPath(bundle.relFile);
-  if (local === null) throw new ActionError(`internal error: ${store.where(bundle.relFile)} cannot be read as a file`);
-  const restored = await restoreFromBundle(
-    ctx.host,
-    { repo: bundle.repo, file: local, objectFormat: file.objectFormat, remote: bundle.remote, existingGitDir },
-    ctx.report,
-  );
+  // git reads a file: a store that is not a folder (the S3 API) gives a private temporary copy.
+  const direct = store.localPath(bundle.relFile);
+  const local = direct ?? (await downloadToTemp(ctx.host, store, bundle.relFile));
+  let restored: Awaited<ReturnType<typeof restoreFromBundle>>;
+  try {
+    restored = await restoreFromBundle(
+      ctx.host,
+      { repo: bundle.repo, file: local, objectFormat: file.objectFormat, remote: bundle.remote, existingGitDir },
+      ctx.report,
+    );
+  } finally {
+    if (direct === null) await ctx.host.remove(local).catch(() => undefined);
+  }
   const saved = await restoreSavedWork(ctx.host, bundle.repo, restored.persistRefs);
   const notes: string[] = [...saved.notes];
   if (restored.differing.length) {

@@ -12,6 +12,10 @@ export function resolveLink(ctx: ResolveContext, name: string, value: Entry): Re
   const path = resolvePath(ctx.workspace, name);
   ctx.claimLocal({ address: `link.${name}`, kind: 'link', path, at }, 'key');
   if (!bucket || relTarget === undefined) return undefined;
+  if (!bucket.mount) {
+    ctx.report(targetAt, `bucket ${bucket.key} has no mount: links need a mounted bucket; add mount: or use a sync`);
+    return undefined;
+  }
   ctx.claimMount({ address: `link.${name}`, bucket: bucket.key, paths: [relTarget], at: targetAt });
   return { name, bucket: bucket.key, path, relTarget, target: ctx.mountTarget(bucket, relTarget) };
 }

@@ -13,7 +13,7 @@ import { ActionError } from '../../errors.js';
 import { mountAt } from '../../host/mountinfo.js';
 import { bucketRuntimeDir } from '../../host/paths.js';
 import type { FileType, Host, MountEntry } from '../../host/types.js';
-import type { BackendName, ResolvedBucket } from '../../spec/types.js';
+import { isMounted, type BackendName, type MountedBucket } from '../../spec/types.js';
 import { errorMessage } from '../../output/format.js';
 
 /** A live mount must answer a stat and a listing within this time, or it counts as dead. */
@@ -57,12 +57,12 @@ export type MountObserved = {
   leftovers?: { uploadable: number; stranded: LeftoverFile[]; strandedCount: number };
 } & MountState;
 
-function runtimeContext(host: Host, bucket: ResolvedBucket): BackendContext {
+function runtimeContext(host: Host, bucket: MountedBucket): BackendContext {
   return { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() };
 }
 
 /** Read-only look at the mount path, plus what a stopped daemon left in its cache when no live mount serves it. */
-export async function observeMount(bucket: ResolvedBucket, host: Host): Promise<MountObserved> {
+export async function observeMount(bucket: MountedBucket, host: Host): Promise<MountObserved> {
   const observed = await observeMountPoint(bucket, host);
   const backend = getBackend(bucket.mount.backend);
   if (!backend.leftovers || (observed.state === 'mounted' && observed.alive && observed.matches)) return observed;
@@ -72,7 +72,7 @@ export async function observeMount(bucket: ResolvedBucket, host: Host): Promise<
 }
 
 /** Read-only look at the mount path: mountinfo, then a bounded probe or a listing. */
-async function observeMountPoint(bucket: ResolvedBucket, host: Host): Promise<MountObserved> {
+async function observeMountPoint(bucket: MountedBucket, host: Host): Promise<MountObserved> {
   const path = bucket.mount.path;
   const expected = { backend: bucket.mount.backend, bucket: bucket.name, path };
   const backend = getBackend(bucket.mount.backend);
@@ -125,7 +125,7 @@ function notDirConflict(path: string, type: FileType): Conflict {
   };
 }
 
-function strandedConflict(bucket: ResolvedBucket, left: NonNullable<MountObserved['leftovers']>): Conflict {
+function strandedConflict(bucket: MountedBucket, left: NonNullable<MountObserved['leftovers']>): Conflict {
   const byReason = new Map<string, string[]>();
   for (const file of left.stranded) {
     const reason = file.reason ?? 'stranded';
@@ -140,7 +140,7 @@ function strandedConflict(bucket: ResolvedBucket, left: NonNullable<MountObserve
 }
 
 /** The mount decision, with what a stopped daemon left behind taken into account. */
-export function diffMount(bucket: ResolvedBucket, observed: MountObserved): Decision | null {
+export function diffMount(bucket: MountedBucket, observed: MountObserved): Decision | null {
   const decision = diffMountPoint(bucket, observed);
   const left = observed.leftovers;
   if (!left || !decision || decision.conflict) return decision;
@@ -151,7 +151,7 @@ export function diffMount(bucket: ResolvedBucket, observed: MountObserved): Deci
   return decision;
 }
 
-function diffMountPoint(bucket: ResolvedBucket, observed: MountObserved): Decision | null {
+function diffMountPoint(bucket: MountedBucket, observed: MountObserved): Decision | null {
   const path = bucket.mount.path;
   const backend = bucket.mount.backend;
   const base = { address: mountAddress(bucket.key), kind: 'mount' as const, phase: 'mount' as const };
@@ -284,7 +284,7 @@ async function logSize(host: Host, logFile: string | undefined): Promise<number>
 }
 
 interface MountAttempt {
-  bucket: ResolvedBucket;
+  bucket: MountedBucket;
   backend: Backend;
   ctx: BackendContext;
   report(message: string): void;
@@ -387,10 +387,10 @@ async function mountFresh({ bucket, backend, ctx, report }: MountAttempt): Promi
 }
 
 /** Unmount whatever registered backend's mount is at the bucket's path. */
-async function unmountExisting(bucket: ResolvedBucket, observed: Extract<MountObserved, { state: 'mounted' }>, host: Host): Promise<void> {
+async function unmountExisting(bucket: MountedBucket, observed: Extract<MountObserved, { state: 'mounted' }>, host: Host): Promise<void> {
   if (observed.backend === null) throw new ActionError(`${bucket.mount.path} holds a ${observed.fsType} mount that persist did not make; not unmounting it`);
   // The other mount's runtime folder is keyed by its own bucket name at this path.
-  const other: ResolvedBucket = { ...bucket, name: observed.source, mount: { ...bucket.mount, backend: observed.backend } };
+  const other: MountedBucket = { ...bucket, name: observed.source, mount: { ...bucket.mount, backend: observed.backend } };
   const otherBackend = getBackend(observed.backend);
   await otherBackend.unmount(other, bucket.mount.path, runtimeContext(host, other));
   if (otherBackend.stop) await otherBackend.stop(other, bucket.mount.path, runtimeContext(host, other));
@@ -400,7 +400,7 @@ async function unmountExisting(bucket: ResolvedBucket, observed: Extract<MountOb
   }
 }
 
-async function applyMount(bucket: ResolvedBucket, decision: Decision, observed: MountObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
+async function applyMount(bucket: MountedBucket, decision: Decision, observed: MountObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host } = ctx;
   const backend = getBackend(bucket.mount.backend);
   if (observed.state === 'mounted') {
@@ -420,13 +420,13 @@ async function applyMount(bucket: ResolvedBucket, decision: Decision, observed: 
  * still be at the path, so that a daemon that dies or is unmounted mid-action never lets a write
  * land in the bare mount point underneath. A `local` bucket has nothing that can vanish.
  */
-function mountGuard(bucket: ResolvedBucket, observed: MountObserved): MountGuard | null {
+function mountGuard(bucket: MountedBucket, observed: MountObserved): MountGuard | null {
   if (bucket.mount.backend === 'local' || observed.state !== 'mounted') return null;
   const { mountId } = observed;
   return { root: bucket.mount.path, holds: async (host) => mountAt(await host.mounts(), bucket.mount.path)?.mountId === mountId };
 }
 
-async function mountFacts(bucket: ResolvedBucket, observed: MountObserved, host: Host): Promise<Facts> {
+async function mountFacts(bucket: MountedBucket, observed: MountObserved, host: Host): Promise<Facts> {
   const facts: Facts = { backend: bucket.mount.backend, bucket: bucket.name, path: bucket.mount.path };
   if (bucket.mount.backend === 'local') return facts;
   facts.mounted = observed.state === 'mounted' ? `${observed.fsType} ${observed.source}` : null;
@@ -449,10 +449,11 @@ async function mountFacts(bucket: ResolvedBucket, observed: MountObserved, host:
   return facts;
 }
 
-export const mountModule: ResourceModule<ResolvedBucket, MountObserved> = {
+export const mountModule: ResourceModule<MountedBucket, MountObserved> = {
   kind: 'mount',
   phaseRank: { mount: 0 },
-  resources: (env) => env.buckets,
+  // Only buckets with a mount: a bucket without one is reached through its S3 API (src/store/api.ts).
+  resources: (env) => Object.fromEntries(Object.entries(env.buckets).filter((entry): entry is [string, MountedBucket] => isMounted(entry[1]))),
   needsBucket: () => null,
   readiness: { bucketOf: (bucket) => bucket.key, ready: mountReady, guard: mountGuard },
   localPaths: () => [],

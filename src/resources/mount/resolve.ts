@@ -9,6 +9,7 @@ import { lazyPlace } from '../../spec/positions.js';
 import { inferProvider } from '../../spec/provider.js';
 import { Sensitive } from '../../spec/sensitive.js';
 import type { ResolvedBucket } from '../../spec/types.js';
+import { normalizePrefix } from '../../store/prefix.js';
 
 const S3_BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -26,13 +27,23 @@ export function resolveBucket(ctx: ResolveContext, key: string, value: Entry): R
   const region = ctx.text([...at, 'region']);
   const pathStyle = ctx.value([...at, 'pathStyle']);
   const provider = ctx.value([...at, 'provider']);
+  const prefixText = ctx.text([...at, 'prefix']);
+  const hasMount = ctx.value([...at, 'mount']) !== undefined;
   const backend = ctx.value([...at, 'mount', 'backend']);
   const mountPath = ctx.localPath([...at, 'mount', 'path']);
   const options = ctx.value([...at, 'mount', 'options']);
   const accessKeyId = ctx.value([...at, 'credentials', 'accessKeyId']);
   const secretAccessKey = ctx.value([...at, 'credentials', 'secretAccessKey']);
 
-  if (name !== undefined) ctx.facts.buckets.push({ key, name, endpoint, place: lazyPlace(() => ctx.place([...at, 'name'])) });
+  const prefix = normalizePrefix(prefixText);
+  if (prefixText !== undefined && prefixText.split('/').some((part) => part === '.' || part === '..')) {
+    ctx.report([...at, 'prefix'], `"${prefixText}" is not a usable prefix: it may not hold "." or ".." segments`);
+  }
+  if (prefix && backend === 'goofys') ctx.report([...at, 'prefix'], 'prefix: is not supported with the goofys backend yet; use s3fs or rclone, or leave out mount: (the S3 API)');
+  if (!hasMount && !(accessKeyId instanceof Sensitive && secretAccessKey instanceof Sensitive) && name !== undefined) {
+    ctx.report(at, `bucket ${key} has no mount:, so it is reached through its S3 API, which needs credentials (accessKeyId and secretAccessKey); add them, or add mount:`, 'key');
+  }
+  if (name !== undefined) ctx.facts.buckets.push({ key, name, endpoint, prefix, place: lazyPlace(() => ctx.place([...at, 'name'])) });
   if (mountPath !== undefined) {
     if (mountPath === '/') ctx.report([...at, 'mount', 'path'], 'the mount path may not be / (the whole file system)');
     ctx.facts.mounts.push({ key, path: mountPath, place: lazyPlace(() => ctx.place([...at, 'mount', 'path'])) });
@@ -45,11 +56,14 @@ export function resolveBucket(ctx: ResolveContext, key: string, value: Entry): R
     pathStyle: typeof pathStyle === 'boolean' ? pathStyle : true,
     provider: provider === 'r2' || provider === 'aws' || provider === 'other' ? provider : inferProvider(endpoint),
     ...(accessKeyId instanceof Sensitive && secretAccessKey instanceof Sensitive && { credentials: { accessKeyId, secretAccessKey } }),
-    mount: {
-      backend: BACKEND_NAMES.includes(backend as BackendName) ? (backend as BackendName) : 'local',
-      path: mountPath ?? '',
-      options: mountOptions(ctx.specDir, backend, options),
-    },
+    ...(prefix && { prefix }),
+    ...(hasMount && {
+      mount: {
+        backend: BACKEND_NAMES.includes(backend as BackendName) ? (backend as BackendName) : 'local',
+        path: mountPath ?? '',
+        options: mountOptions(ctx.specDir, backend, options),
+      },
+    }),
   };
 }
 

@@ -1,0 +1,292 @@
+// The bucket lease (DESIGN.md "Sharing a bucket: the lease"): an object `.persist-lease.json`
+// under the bucket's prefix naming the machine that may push. It belongs to the machine (the id in
+// `<state>/machine-id`), not to a process: apply, watch and shutdown of one container share it.
+//
+// - created with `If-None-Match: *` (only one creator wins);
+// - renewed with `If-Match: <etag>` (only the holder that read the current version wins);
+// - released by deleting it, only while it is still ours;
+// - taken over once its `expiresAt` has passed, with `If-Match` on the stale version's etag, so
+//   that of two machines taking over the same stale lease only one wins.
+//
+// A `local` bucket (a folder standing in for one) keeps the same object as a file created with
+// O_EXCL; a replace renames the file aside (one replacer wins), checks it is the version read,
+// and creates the new one exclusively.
+// A FUSE-mounted bucket with credentials takes the lease through the S3 API (a mount cannot do a
+// compare-and-swap); one without credentials gets no lease.
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { LockError } from '../errors.js';
+import { ensureMachine } from '../lineage/machine.js';
+import type { Host } from '../host/types.js';
+import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
+
+export const LEASE_KEY = '.persist-lease.json';
+export const DEFAULT_LEASE_TTL_MS = 60_000;
+const POLL_MS = 1_000;
+
+export interface LeaseBody {
+  machine: string;
+  host: string;
+  pid: number;
+  acquiredAt: string;
+  renewedAt: string;
+  expiresAt: string;
+}
+
+export interface LeaseVersion {
+  body: LeaseBody | null; // null: unreadable (half-written, foreign): treated as expired
+  etag: string;
+}
+
+/** Where a lease lives: conditional create, replace and delete of one object. */
+export interface LeaseStore {
+  /** For messages. */
+  where: string;
+  read(): Promise<LeaseVersion | null>;
+  /** Create only if absent; null when someone else has it. */
+  create(body: LeaseBody): Promise<string | null>;
+  /** Replace only that version; null when it changed (or vanished). */
+  replace(body: LeaseBody, etag: string): Promise<string | null>;
+  /** Delete (only that version where the store can check). */
+  remove(etag: string): Promise<void>;
+}
+
+// --- the machine id: src/lineage/machine.ts (one file per state folder, shared with lineage) ---
+
+/** This machine's id, made once per state folder. */
+export async function machineId(host: Host): Promise<string> {
+  return (await ensureMachine(host)).id;
+}
+
+
+function parse(data: Buffer): LeaseBody | null {
+  try {
+    const body = JSON.parse(data.toString('utf8')) as LeaseBody;
+    return typeof body.machine === 'string' && typeof body.expiresAt === 'string' ? body : null;
+  } catch {
+    return null;
+  }
+}
+
+const text = (body: LeaseBody) => `${JSON.stringify(body)}\n`;
+
+// --- stores ---
+
+/** The lease as an S3 object (a bucket without a mount, or a mounted one with credentials). */
+export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> {
+  const [{ clientFor, apiLabel }, { PreconditionFailed }] = await Promise.all([import('../store/api.js'), import('../store/s3/client.js')]);
+  const client = await clientFor(bucket);
+  const key = `${bucket.prefix ?? ''}${LEASE_KEY}`;
+  const lost = (error: unknown): null => {
+    if (error instanceof PreconditionFailed) return null;
+    throw error;
+  };
+  const store: LeaseStore = {
+    where: `${apiLabel(bucket)}/${LEASE_KEY}`,
+    async read() {
+      const head = await client.head(key);
+      if (!head) return null;
+      const data = await client.get(key).catch((error: { name?: string }) => (error.name === 'NoSuchKey' ? null : Promise.reject(error)));
+      if (data === null) return null;
+      return { body: parse(data), etag: head.etag };
+    },
+    async create(body) {
+      try {
+        return (await client.put(key, Buffer.from(text(body)), { ifNoneMatch: '*', contentType: 'application/json' })).etag;
+      } catch (error) {
+        // An earlier attempt without an answer may have been ours.
+        if (error instanceof PreconditionFailed && error.ambiguous) {
+          const now = await store.read();
+          if (now?.body && now.body.machine === body.machine && now.body.renewedAt === body.renewedAt) return now.etag;
+        }
+        return lost(error);
+      }
+    },
+    async replace(body, etag) {
+      try {
+        return (await client.put(key, Buffer.from(text(body)), { ifMatch: etag, contentType: 'application/json' })).etag;
+      } catch (error) {
+        return lost(error);
+      }
+    },
+    async remove() {
+      await client.delete(key);
+    },
+  };
+  return store;
+}
+
+/** The lease as a file in a `local` bucket's folder, created with O_EXCL. */
+export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseStore {
+  const path = join(folder, prefix, LEASE_KEY);
+  const etagOf = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+  const readRaw = async (): Promise<Buffer | null> => {
+    try {
+      return await host.readFile(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  };
+  return {
+    where: path,
+    async read() {
+      const data = await readRaw();
+      return data ? { body: parse(data), etag: etagOf(data) } : null;
+    },
+    async create(body) {
+      const data = Buffer.from(text(body));
+      try {
+        await host.mkdir(join(folder, prefix));
+        await host.writeFile(path, data, { exclusive: true, mode: 0o644 });
+        return etagOf(data);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return null;
+        throw error;
+      }
+    },
+    async replace(body, etag) {
+      // Renamed aside first: of several replacers only one moves the file (the others find it
+      // gone), so only one gets to create the new version exclusively.
+      const aside = `${path}.taking-${randomBytes(6).toString('hex')}`;
+      try {
+        await host.rename(path, aside);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw error;
+      }
+      const taken = await host.readFile(aside);
+      const data = etagOf(taken) === etag ? Buffer.from(text(body)) : taken; // not the version we read: put it back
+      try {
+        await host.writeFile(path, data, { exclusive: true, mode: 0o644 });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        return null; // a creator came in between: theirs stands
+      } finally {
+        await host.remove(aside);
+      }
+      return data === taken ? null : etagOf(data);
+    },
+    async remove(etag) {
+      const current = await readRaw();
+      if (current && etagOf(current) === etag) await host.remove(path);
+    },
+  };
+}
+
+/** The lease store of a bucket, or null when it can have none (a FUSE mount without credentials). */
+export async function leaseStoreFor(host: Host, bucket: ResolvedBucket): Promise<LeaseStore | null> {
+  if (bucket.mount?.backend === 'local') return fileLeaseStore(host, bucket.mount.path, bucket.prefix ?? '');
+  if (bucket.credentials) return s3LeaseStore(bucket);
+  return null;
+}
+
+// --- acquire, renew, release ---
+
+export interface LeaseOptions {
+  /** How long to wait for another machine's lease (--lock-timeout). */
+  timeoutMs: number;
+  ttlMs?: number;
+}
+
+export interface HeldLease {
+  store: LeaseStore;
+  etag: string;
+  body: LeaseBody;
+  /** Set when the lease was taken over from an expired holder. */
+  tookOverFrom?: LeaseBody;
+}
+
+function describeHolder(body: LeaseBody | null): string {
+  if (!body) return 'an unreadable lease';
+  return `machine ${body.machine} (host ${body.host}, pid ${body.pid}, lease renewed ${body.renewedAt}, expires ${body.expiresAt})`;
+}
+
+export class LeaseHeld extends LockError {}
+
+/**
+ * Take (or renew, when already ours) the lease of `store`, waiting up to `timeoutMs` for another
+ * machine's lease to be released or to expire. Throws LeaseHeld naming the holder.
+ */
+export async function acquireLease(host: Host, store: LeaseStore, options: LeaseOptions): Promise<HeldLease> {
+  const ttl = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
+  const { id: machine, host: name } = await ensureMachine(host);
+  const deadline = host.now().getTime() + options.timeoutMs;
+  for (;;) {
+    const now = host.now();
+    const body: LeaseBody = {
+      machine, host: name, pid: host.pid(), acquiredAt: now.toISOString(), renewedAt: now.toISOString(), expiresAt: new Date(now.getTime() + ttl).toISOString(),
+    };
+    const current = await store.read();
+    if (!current) {
+      const etag = await store.create(body);
+      if (etag) return { store, etag, body };
+      continue; // someone created it meanwhile: look at theirs
+    }
+    const ours = current.body?.machine === machine;
+    const expired = !current.body || Date.parse(current.body.expiresAt) <= now.getTime() || Number.isNaN(Date.parse(current.body.expiresAt));
+    if (ours || expired) {
+      const next = ours && current.body ? { ...body, acquiredAt: current.body.acquiredAt } : body;
+      const etag = await store.replace(next, current.etag);
+      if (etag) return { store, etag, body: next, ...(!ours && current.body ? { tookOverFrom: current.body } : {}) };
+      continue; // it changed between our read and our write: read again
+    }
+    if (now.getTime() >= deadline) {
+      throw new LeaseHeld(
+        `the bucket lease ${store.where} is held by ${describeHolder(current.body)}; this machine is ${machine}. Wait for that container to shut down (it releases the lease) or for the lease to expire, or pass a longer --lock-timeout`,
+      );
+    }
+    await host.sleep(Math.min(POLL_MS, Math.max(10, deadline - now.getTime())));
+  }
+}
+
+/** Renew a held lease (watch, each round); throws LeaseHeld when another machine took it. */
+export async function renewLease(host: Host, held: HeldLease, ttlMs = DEFAULT_LEASE_TTL_MS): Promise<HeldLease> {
+  const now = host.now();
+  const body = { ...held.body, pid: host.pid(), renewedAt: now.toISOString(), expiresAt: new Date(now.getTime() + ttlMs).toISOString() };
+  const etag = await held.store.replace(body, held.etag);
+  if (etag) return { ...held, etag, body };
+  // Our etag is stale (another process of this machine renewed it): renew what is there if it is still ours.
+  const current = await held.store.read();
+  if (current?.body?.machine === held.body.machine) {
+    const again = await held.store.replace({ ...body, acquiredAt: current.body.acquiredAt }, current.etag);
+    if (again) return { ...held, etag: again, body };
+  }
+  throw new LeaseHeld(`the bucket lease ${held.store.where} was taken by ${describeHolder(current?.body ?? null)}; this machine must not push any more`);
+}
+
+/** Who holds the lease of a store (for status): null when nobody does. */
+export async function leaseHolder(host: Host, store: LeaseStore): Promise<(LeaseBody & { expired: boolean }) | null> {
+  const current = await store.read();
+  if (!current?.body) return null;
+  return { ...current.body, expired: Date.parse(current.body.expiresAt) <= host.now().getTime() };
+}
+
+/**
+ * Release this machine's lease of every bucket of `env` (for shutdown): deleted only while it is
+ * still ours. Returns the leases released.
+ */
+export async function releaseLease(host: Host, env: ResolvedEnvironment): Promise<string[]> {
+  const machine = await machineId(host);
+  const released: string[] = [];
+  for (const bucket of Object.values(env.buckets)) {
+    const store = await leaseStoreFor(host, bucket);
+    if (!store) continue;
+    const current = await store.read();
+    if (current?.body?.machine === machine) {
+      await store.remove(current.etag);
+      released.push(store.where);
+    }
+  }
+  return released;
+}
+
+/** Take the lease of every bucket of `env` that can have one (apply, watch). */
+export async function acquireLeases(host: Host, env: ResolvedEnvironment, options: LeaseOptions): Promise<HeldLease[]> {
+  const held: HeldLease[] = [];
+  for (const bucket of Object.values(env.buckets)) {
+    const store = await leaseStoreFor(host, bucket);
+    if (store) held.push(await acquireLease(host, store, options));
+  }
+  return held;
+}

@@ -1,0 +1,275 @@
+// A store over a bucket's S3 API (a bucket with no `mount:`): the same keys as through a mount,
+// under the bucket's `prefix:`, so that s3fs and the API read each other's mirrors, manifests and
+// bundles. An object is written whole (no temporary name and rename): a reader sees the old
+// object or the new one.
+//
+// Folders: an object store has none. A key with objects under it (`key/...`) stats as a 'dir'
+// (so does a folder marker `key/` that s3fs writes for mkdir); removing a folder key lists and
+// deletes everything under it; pruneEmptyFolders does nothing.
+//
+// Mode and mtime: written as s3fs's own metadata (`x-amz-meta-mode`: the st_mode in decimal,
+// file type bits included; `x-amz-meta-mtime`: seconds since the epoch), which costs no extra
+// request and makes objects pushed through the API show their mode and mtime through an s3fs
+// mount. `stat` (a HEAD) reads them back; `list` (ListObjectsV2 carries no metadata) reports
+// 0644 and the object's LastModified. The manifest of a sync records both anyway and is what a
+// restore uses.
+//
+// Local effects (the temporary file of a download, its mode, mtime and rename) go through the
+// Host; the client reads a large file to upload, and writes a large download into the temporary
+// file, itself (streamed).
+import { createHash } from 'node:crypto';
+import { dirname } from 'node:path';
+import type { Host } from '../../host/types.js';
+import { normalizePrefix } from '../prefix.js';
+import { tempPathFor } from '../temp-name.js';
+import { StoreConflict, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
+import { DEFAULT_PART_SIZE, PreconditionFailed, type S3Client } from './client.js';
+
+/** Objects up to this size are read into memory (one read: its hash and its upload); larger ones are streamed. */
+export const S3_SINGLE_READ_LIMIT = 16 * 1024 * 1024;
+
+
+const S_IFREG = 0o100000;
+
+export class S3Store implements Store {
+  readonly prefix: string;
+  /** Sizes seen by stat (a HEAD): a download right after needs no second HEAD to pick buffered or streamed. */
+  readonly #sizes = new Map<string, number>();
+
+  constructor(
+    private readonly host: Host,
+    private readonly client: S3Client,
+    /** For messages: `s3://bucket/prefix/`. */
+    private readonly label: string,
+    prefix = '',
+  ) {
+    this.prefix = normalizePrefix(prefix);
+  }
+
+  /** The object key of a store key. */
+  objectKey(key: string): string {
+    return `${this.prefix}${key.replace(/^\/+/, '')}`;
+  }
+
+  /** The object-key prefix of everything under a folder key. */
+  private folderPrefix(key: string): string {
+    const full = this.objectKey(key);
+    return full === '' || full.endsWith('/') ? full : `${full}/`;
+  }
+
+  where(key: string): string {
+    return `${this.label}${key ? `/${key}` : ''}`;
+  }
+
+  async stat(key: string): Promise<StoredInfo | null> {
+    if (key === '' || key === '.') return { type: 'dir', size: 0, mode: 0o755, mtimeMs: 0 };
+    const head = await this.client.head(this.objectKey(key));
+    if (head) {
+      this.#sizes.set(key, head.size);
+      const mode = Number(head.metadata.mode);
+      const mtime = Number(head.metadata.mtime);
+      return {
+        type: 'file',
+        size: head.size,
+        mode: Number.isFinite(mode) && mode > 0 ? mode & 0o7777 : 0o644,
+        mtimeMs: Number.isFinite(mtime) && mtime > 0 ? mtime * 1000 : Date.parse(head.lastModified) || 0,
+      };
+    }
+    for await (const page of this.client.list(this.folderPrefix(key), { maxKeys: 1 })) {
+      if (page.objects.length > 0) return { type: 'dir', size: 0, mode: 0o755, mtimeMs: 0 };
+      break;
+    }
+    return null;
+  }
+
+  async readdir(key: string): Promise<string[]> {
+    const base = this.folderPrefix(key);
+    const names = new Set<string>();
+    for await (const page of this.client.list(base, { delimiter: '/' })) {
+      for (const object of page.objects) {
+        const name = object.key.slice(base.length);
+        if (name) names.add(name);
+      }
+      for (const prefix of page.prefixes) {
+        const name = prefix.slice(base.length).replace(/\/$/, '');
+        if (name) names.add(name);
+      }
+    }
+    return [...names].sort();
+  }
+
+  async list(key: string, isExcluded: (relativePath: string) => boolean): Promise<StoreListing> {
+    const base = this.folderPrefix(key);
+    const excludedFolder = new Map<string, boolean>();
+    const folderExcluded = (folder: string): boolean => {
+      let known = excludedFolder.get(folder);
+      if (known === undefined) {
+        const slash = folder.lastIndexOf('/');
+        known = (slash > 0 && folderExcluded(folder.slice(0, slash))) || isExcluded(folder);
+        excludedFolder.set(folder, known);
+      }
+      return known;
+    };
+    const files: Record<string, StoredFile> = {};
+    const paths: string[] = [];
+    const found = new Map<string, StoredFile>();
+    for (const object of await this.client.listAll(base)) {
+      const relativePath = object.key.slice(base.length);
+      if (!relativePath || relativePath.endsWith('/')) continue; // folder markers
+      const slash = relativePath.lastIndexOf('/');
+      if (slash > 0 && folderExcluded(relativePath.slice(0, slash))) continue;
+      if (isExcluded(relativePath)) continue;
+      paths.push(relativePath);
+      found.set(relativePath, { size: object.size, mtimeMs: Date.parse(object.lastModified) || 0, mode: 0o644 });
+    }
+    for (const path of paths.sort()) files[path] = found.get(path)!;
+    return { files, skipped: [] };
+  }
+
+  read(key: string): Promise<Buffer> {
+    return this.client.get(this.objectKey(key));
+  }
+
+  async readHead(key: string, bytes: number): Promise<Buffer> {
+    if (bytes <= 0) return Buffer.alloc(0);
+    try {
+      return await this.client.get(this.objectKey(key), { range: { start: 0, end: bytes - 1 } });
+    } catch (error) {
+      // 416: an empty object has no byte 0.
+      if ((error as { status?: number }).status === 416) return Buffer.alloc(0);
+      throw error;
+    }
+  }
+
+  async hash(key: string): Promise<string> {
+    const head = await this.client.head(this.objectKey(key));
+    if (head && head.size > S3_SINGLE_READ_LIMIT) {
+      const temp = await this.privateTemp();
+      try {
+        await this.client.getToFile(this.objectKey(key), temp);
+        return await this.host.hashFile(temp);
+      } finally {
+        await this.host.remove(temp).catch(() => undefined);
+      }
+    }
+    return createHash('sha256').update(await this.read(key)).digest('hex');
+  }
+
+  async write(key: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
+    const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const metadata = metadataFor(options.mode ?? 0o644, this.host.now().getTime());
+    try {
+      await this.client.put(this.objectKey(key), body, { metadata, ...(options.ifAbsent ? { ifNoneMatch: '*' as const } : {}) });
+    } catch (error) {
+      if (options.ifAbsent && error instanceof PreconditionFailed) {
+        // An earlier attempt without an answer may have been ours: same bytes there means it was.
+        if (error.ambiguous) {
+          const there = await this.client.get(this.objectKey(key)).catch(() => null);
+          if (there && there.equals(body)) return;
+        }
+        throw new StoreConflict(key);
+      }
+      throw error;
+    }
+  }
+
+  async upload(localPath: string, key: string, options: TransferOptions): Promise<Transferred> {
+    const source = await this.host.stat(localPath);
+    if (!source || source.type !== 'file') throw new Error(`${localPath}: expected a regular file to upload, found ${source ? `a ${source.type}` : 'nothing'}`);
+    const metadata = metadataFor(options.mode, options.mtimeMs);
+    if (source.size <= S3_SINGLE_READ_LIMIT) {
+      const data = await this.host.readFile(localPath);
+      await this.client.put(this.objectKey(key), data, { metadata });
+      return { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+    }
+    // Streamed: hashed before and after; a file that changed meanwhile is an error (retried by the next push).
+    const before = await this.host.hashFile(localPath);
+    await this.client.putLarge(this.objectKey(key), localPath, { partSize: DEFAULT_PART_SIZE, metadata });
+    const after = await this.host.stat(localPath);
+    if (after?.size !== source.size || (await this.host.hashFile(localPath)) !== before) {
+      throw new Error(`${localPath} changed while it was uploaded to ${this.where(key)}; the next push takes the newer state`);
+    }
+    return { size: source.size, sha256: before };
+  }
+
+  async download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
+    const temp = tempPathFor(localPath);
+    try {
+      await this.host.mkdir(dirname(localPath));
+      // The size only picks buffered or streamed; the bytes and their hash come from the GET itself.
+      let size = this.#sizes.get(key);
+      this.#sizes.delete(key);
+      if (size === undefined) {
+        const head = await this.client.head(this.objectKey(key));
+        if (!head) throw new Error(`${this.where(key)} does not exist`);
+        size = head.size;
+      }
+      let copied: Transferred;
+      if (size <= S3_SINGLE_READ_LIMIT) {
+        const data = await this.client.get(this.objectKey(key));
+        // Created with its final mode so that a private file is never readable by others.
+        await this.host.writeFile(temp, data, { mode: options.mode });
+        copied = { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+      } else {
+        await this.host.writeFile(temp, '', { mode: options.mode });
+        const { size } = await this.client.getToFile(this.objectKey(key), temp);
+        copied = { size, sha256: await this.host.hashFile(temp) };
+      }
+      await this.host.fsync(temp);
+      await this.host.chmod(temp, options.mode);
+      await this.host.utimes(temp, options.mtimeMs);
+      await this.host.rename(temp, localPath);
+      return copied;
+    } catch (error) {
+      await this.host.remove(temp).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    await this.client.copy(this.objectKey(from), this.objectKey(to));
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.client.copy(this.objectKey(from), this.objectKey(to));
+    await this.client.delete(this.objectKey(from));
+  }
+
+  async remove(key: string): Promise<void> {
+    if (key === '' && this.prefix === '') throw new Error(`refusing to remove every object of ${this.label}`);
+    const keys = (await this.client.listAll(this.folderPrefix(key))).map((object) => object.key);
+    keys.push(this.objectKey(key));
+    await this.client.deleteMany(keys);
+  }
+
+  async pruneEmptyFolders(): Promise<void> {
+    // An object store has no folders to leave empty.
+  }
+
+  /** Every write through the API is whole and in the store when it returns: nothing to wait for. */
+  async flush(): Promise<null> {
+    return null;
+  }
+
+  localPath(): null {
+    return null;
+  }
+
+  /** A private temporary file in the state folder's tmp (for a hash or a bundle of a large object). */
+  async privateTemp(): Promise<string> {
+    return privateTempFile(this.host);
+  }
+}
+
+/** A fresh private (0600) file path under `$TMPDIR`: created empty, for the caller to fill and remove. */
+export async function privateTempFile(host: Host): Promise<string> {
+  const env = host.env();
+  const dir = env.TMPDIR || '/tmp';
+  const path = tempPathFor(`${dir.replace(/\/+$/, '')}/persist-download`);
+  await host.writeFile(path, '', { mode: 0o600, exclusive: true });
+  return path;
+}
+
+function metadataFor(mode: number, mtimeMs: number): Record<string, string> {
+  return { mode: String(S_IFREG | (mode & 0o7777)), mtime: String(Math.floor(mtimeMs / 1000)) };
+}

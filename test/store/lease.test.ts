@@ -1,0 +1,110 @@
+// The bucket lease over real HTTP (the strict server enforces If-None-Match / If-Match) and as an
+// exclusive file for a `local` bucket: create, renew, hold against another machine, release,
+// take over after expiry, and two racing acquirers of which exactly one wins.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireLease, fileLeaseStore, LEASE_KEY, LeaseHeld, leaseHolder, machineId, releaseLease, renewLease, s3LeaseStore, type LeaseStore } from '../../src/engine/lease.js';
+import { Sensitive } from '../../src/spec/sensitive.js';
+import type { ResolvedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
+import { hostWithState } from '../e2e/flow-helpers.js';
+import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
+
+const BUCKET = 'lease-test';
+let server: StrictS3TestServer;
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'persist-lease-'));
+  server = await startStrictS3Server([BUCKET]);
+});
+afterAll(async () => {
+  await server?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function bucket(prefix: string): ResolvedBucket {
+  return {
+    key: 'data', name: BUCKET, endpoint: server.endpoint, region: 'us-east-1', pathStyle: true, provider: 'other', prefix,
+    credentials: { accessKeyId: new Sensitive(S3RVER_ACCESS_KEY), secretAccessKey: new Sensitive(S3RVER_SECRET_KEY) },
+  };
+}
+
+function env(b: ResolvedBucket): ResolvedEnvironment {
+  return { specFile: '/x/persist.yaml', specHash: '0', environment: 'test', workspace: '/x', buckets: { data: b }, links: {}, bundles: {}, syncs: {}, files: {} };
+}
+
+const machine = (name: string) => hostWithState(join(work, name));
+
+describe('machine id', () => {
+  it('is made once per state folder: one line of 32 hex characters, read back afterwards', async () => {
+    const host = machine('id-a');
+    const first = await machineId(host);
+    expect(first).toMatch(/^[0-9a-f]{32}$/);
+    expect(await readFile(join(work, 'id-a', 'machine-id'), 'utf8')).toBe(`${first}\n`);
+    expect(await machineId(host)).toBe(first);
+    const [x, y] = await Promise.all([machineId(machine('id-b')), machineId(machine('id-b'))]);
+    expect(x).toBe(y);
+    expect(x).not.toBe(first);
+  });
+});
+
+for (const kind of ['s3', 'file'] as const) {
+  describe(`the lease (${kind})`, () => {
+    const storeFor = async (prefix: string): Promise<LeaseStore> => (kind === 's3' ? s3LeaseStore(bucket(prefix)) : fileLeaseStore(machine('unused'), join(work, 'local-bucket'), prefix));
+
+    it('is created, renewed by its machine, refused to another until released, named by its holder', async () => {
+      const a = machine(`${kind}-a`);
+      const b = machine(`${kind}-b`);
+      const store = await storeFor('p1/');
+      const held = await acquireLease(a, store, { timeoutMs: 0 });
+      expect(held.body.machine).toBe(await machineId(a));
+      if (kind === 's3') expect(await server.listObjects(BUCKET)).toContain(`p1/${LEASE_KEY}`);
+      const renewed = await renewLease(a, held);
+      expect(renewed.etag).not.toBe(held.etag);
+      // Apply again on machine A (another process): renewed, not refused.
+      await acquireLease(a, store, { timeoutMs: 0 });
+      const started = Date.now();
+      const refused = await acquireLease(b, store, { timeoutMs: 1_200 }).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(LeaseHeld);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+      expect(String((refused as Error).message)).toContain(`machine ${await machineId(a)}`);
+      expect((await leaseHolder(b, store))?.machine).toBe(await machineId(a));
+      if (kind === 's3') {
+        // B cannot release A's lease; A can.
+        expect(await releaseLease(b, env(bucket('p1/')))).toEqual([]);
+        expect(await releaseLease(a, env(bucket('p1/')))).toEqual([store.where]);
+      } else {
+        await store.remove((await store.read())!.etag);
+      }
+      expect(await leaseHolder(b, store)).toBeNull();
+      const taken = await acquireLease(b, store, { timeoutMs: 0 });
+      expect(taken.body.machine).toBe(await machineId(b));
+      // A's stale handle cannot renew any more.
+      await expect(renewLease(a, renewed)).rejects.toBeInstanceOf(LeaseHeld);
+    });
+
+    it('is taken over after its time to live, by one of two racing machines', async () => {
+      const store = await storeFor('p2/');
+      const old = await acquireLease(machine(`${kind}-old`), store, { timeoutMs: 0, ttlMs: 300 });
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const racers = Array.from({ length: 4 }, (_, i) => machine(`${kind}-racer-${i}`));
+      const results = await Promise.allSettled(racers.map((host) => acquireLease(host, store, { timeoutMs: 0 })));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      const winner = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLease>>>).value;
+      // Through S3 the winner replaced the stale version (If-Match); with a file it may also have
+      // created it anew in the moment another taker had renamed the stale one aside.
+      if (kind === 's3') expect(winner.tookOverFrom?.machine).toBe(old.body.machine);
+      expect((await leaseHolder(racers[0]!, store))?.machine).toBe(winner.body.machine);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(LeaseHeld);
+    });
+
+    it('of a fresh key: two racing creators, exactly one wins', async () => {
+      const store = await storeFor('p3/');
+      const results = await Promise.allSettled([0, 1, 2].map((i) => acquireLease(machine(`${kind}-new-${i}`), store, { timeoutMs: 0 })));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    });
+  });
+}

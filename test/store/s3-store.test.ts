@@ -1,0 +1,142 @@
+// S3Store over real HTTP on 127.0.0.1 (the strict server): keys under a prefix, whole writes,
+// conditional creates, folders as key prefixes, uploads and downloads with mode and mtime,
+// copy/rename/remove, and the same layout as a mount (s3fs's mode/mtime metadata).
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RealHost } from '../../src/host/real.js';
+import { readOnlyHost } from '../../src/host/wrappers.js';
+import { ApiStore } from '../../src/store/api.js';
+import { Sensitive } from '../../src/spec/sensitive.js';
+import type { ResolvedBucket } from '../../src/spec/types.js';
+import { S3Client } from '../../src/store/s3/client.js';
+import { S3Store } from '../../src/store/s3/store.js';
+import { StoreConflict } from '../../src/store/types.js';
+import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
+
+const BUCKET = 'store-test';
+const MiB = 1024 * 1024;
+let server: StrictS3TestServer;
+let work: string;
+const host = new RealHost();
+const clients: S3Client[] = [];
+
+function client(): S3Client {
+  const made = new S3Client({ endpoint: server.endpoint, region: 'us-east-1', bucket: BUCKET, pathStyle: true, provider: 'other', accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY, retryBaseMs: 5 });
+  clients.push(made);
+  return made;
+}
+
+function store(prefix = 'env/a/'): S3Store {
+  return new S3Store(host, client(), `s3://${BUCKET}/${prefix}`, prefix);
+}
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'persist-s3store-'));
+  server = await startStrictS3Server([BUCKET]);
+});
+
+afterAll(async () => {
+  for (const made of clients) made.close();
+  await server?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('S3Store', () => {
+  it('writes whole objects under its prefix; ifAbsent refuses an existing key with StoreConflict', async () => {
+    const s = store('p1/');
+    await s.write('dir/one.txt', 'one');
+    expect(await server.getObject(BUCKET, 'p1/dir/one.txt')).toEqual(Buffer.from('one'));
+    await s.write('dir/lock', 'mine', { ifAbsent: true });
+    await expect(s.write('dir/lock', 'theirs', { ifAbsent: true })).rejects.toBeInstanceOf(StoreConflict);
+    expect((await s.read('dir/lock')).toString()).toBe('mine');
+    expect((await s.readHead('dir/one.txt', 2)).toString()).toBe('on');
+    expect(await s.hash('dir/one.txt')).toBe(sha(Buffer.from('one')));
+    // No temporary name, no rename: only PUTs reached the server for the writes.
+    expect(await server.listObjects(BUCKET)).toEqual(expect.arrayContaining(['p1/dir/one.txt', 'p1/dir/lock']));
+    expect((await server.listObjects(BUCKET)).some((key) => key.includes('persist-tmp'))).toBe(false);
+  });
+
+  it('has folders only as key prefixes: stat, readdir and a recursive list with excluded folders', async () => {
+    const s = store('p2/');
+    for (const key of ['m/a.txt', 'm/sub/b.txt', 'm/sub/deep/c.txt', 'm/skip/x.txt', 'other.txt']) await s.write(key, key);
+    expect((await s.stat('m'))?.type).toBe('dir');
+    expect((await s.stat('m/sub'))?.type).toBe('dir');
+    expect((await s.stat('m/a.txt'))?.type).toBe('file');
+    expect(await s.stat('m/none')).toBeNull();
+    expect(await s.stat('m/su')).toBeNull(); // a prefix of a name is not a folder
+    expect(await s.readdir('m')).toEqual(['a.txt', 'skip', 'sub']);
+    expect(await s.readdir('')).toEqual(['m', 'other.txt']);
+    expect(await s.readdir('nothing')).toEqual([]);
+    const listing = await s.list('m', (path) => path === 'skip');
+    expect(Object.keys(listing.files)).toEqual(['a.txt', 'sub/b.txt', 'sub/deep/c.txt']);
+    expect(listing.files['a.txt']!.size).toBe('m/a.txt'.length);
+    // A second store under another prefix of the same bucket sees none of it.
+    expect(await store('p2x/').readdir('')).toEqual([]);
+  });
+
+  it('uploads and downloads with mode and mtime (kept as s3fs metadata), small and multipart', async () => {
+    const s = store('p3/');
+    const small = join(work, 'small.bin');
+    const big = join(work, 'big.bin');
+    const smallData = randomBytes(3000);
+    const bigData = randomBytes(17 * MiB + 123);
+    await writeFile(small, smallData);
+    await writeFile(big, bigData);
+    const mtimeMs = Date.parse('2024-05-06T07:08:09Z');
+    expect(await s.upload(small, 'f/small.bin', { mode: 0o600, mtimeMs })).toEqual({ size: 3000, sha256: sha(smallData) });
+    expect(await s.upload(big, 'f/big.bin', { mode: 0o640, mtimeMs })).toEqual({ size: bigData.length, sha256: sha(bigData) });
+    const info = await s.stat('f/small.bin');
+    expect(info).toMatchObject({ type: 'file', size: 3000, mode: 0o600, mtimeMs });
+    expect((await s.stat('f/big.bin'))?.mode).toBe(0o640);
+    expect(await s.hash('f/big.bin')).toBe(sha(bigData));
+    for (const [key, data, mode] of [['f/small.bin', smallData, 0o600], ['f/big.bin', bigData, 0o640]] as const) {
+      const target = join(work, 'restored', key);
+      const got = await s.download(key, target, { mode, mtimeMs });
+      expect(got.sha256).toBe(sha(data));
+      expect(sha(await readFile(target))).toBe(sha(data));
+      const local = await stat(target);
+      expect(local.mode & 0o7777).toBe(mode);
+      expect(Math.abs(local.mtimeMs - mtimeMs)).toBeLessThan(1000);
+    }
+    // The download left no temporary file beside its target.
+    expect((await host.readdir(join(work, 'restored', 'f'))).sort()).toEqual(['big.bin', 'small.bin']);
+  });
+
+  it('copies, renames (copy + delete) and removes a folder key with everything under it', async () => {
+    const s = store('p4/');
+    await s.write('b/file', 'v1');
+    await s.copy('b/file', 'b/file.1');
+    await s.rename('b/file.1', 'b/file.2');
+    expect(await s.readdir('b')).toEqual(['file', 'file.2']);
+    for (let i = 0; i < 30; i++) await s.write(`gone/${i}/x`, String(i));
+    await s.write('gone-not', 'stays');
+    await s.remove('gone');
+    expect(await s.stat('gone')).toBeNull();
+    expect((await s.read('gone-not')).toString()).toBe('stays');
+    await s.remove('b/file.2');
+    await s.remove('b/absent');
+    expect(await s.readdir('b')).toEqual(['file']);
+    expect(s.localPath()).toBeNull();
+    await expect(new S3Store(host, client(), 's3://x', '').remove('')).rejects.toThrow(/refusing to remove every object/);
+  });
+
+  it('the lazy ApiStore loads the client on first use and speaks through the resolved bucket', async () => {
+    const bucket: ResolvedBucket = {
+      key: 'data', name: BUCKET, endpoint: server.endpoint, region: 'us-east-1', pathStyle: true, provider: 'other',
+      credentials: { accessKeyId: new Sensitive(S3RVER_ACCESS_KEY), secretAccessKey: new Sensitive(S3RVER_SECRET_KEY) }, prefix: 'lazy/',
+    };
+    const api = new ApiStore(readOnlyHost(host), bucket);
+    expect(api.where('a/b')).toBe(`s3://${BUCKET}/lazy/a/b`);
+    await store('lazy/').write('a/b', 'x');
+    expect((await api.stat('a/b'))?.type).toBe('file');
+    // A download onto local disk through a read-only host is refused (plan must not write).
+    await expect(api.download('a/b', join(work, 'ro'), { mode: 0o644, mtimeMs: 0 })).rejects.toThrow();
+    const { credentials: _, ...withoutKeys } = bucket;
+    await expect(new ApiStore(host, withoutKeys).stat('a')).rejects.toThrow(/has no credentials/);
+  });
+});
