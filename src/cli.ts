@@ -27,11 +27,18 @@ const example = (text: string) => `\nExample:\n  ${text}\n`;
 
 type CommandModule<O> = { default: (opts: O, io: CommandIO) => Promise<number> };
 
-function action<O>(load: () => Promise<CommandModule<O>>, shape: (...args: unknown[]) => O) {
+/**
+ * A command's action: commander hands over its positional arguments, then the parsed options
+ * (shaped by the option definitions above, which is what the command module's type describes);
+ * `positional` names the positional arguments merged into the options.
+ */
+function action<O>(load: () => Promise<CommandModule<O>>, ...positional: string[]) {
   return async (...args: unknown[]) => {
     const io = makeIO(program);
     const module = await load();
-    process.exitCode = await module.default(shape(...args), io);
+    const options = { ...(args[positional.length] as object) } as Record<string, unknown>;
+    positional.forEach((name, i) => (options[name] = args[i]));
+    process.exitCode = await module.default(options as O, io);
   };
 }
 
@@ -52,7 +59,7 @@ program
   .description('check a spec: format, names, paths, claims and isolation across environments')
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .addHelpText('after', example('persist validate -f specs/moltbot.yaml --env production'))
-  .action(action(() => import('./commands/validate.js'), (o) => o as never));
+  .action(action(() => import('./commands/validate.js')));
 
 program
   .command('plan')
@@ -65,7 +72,7 @@ program
   .option('--diff', 'show a unified diff of each changed text file a sync push would send (up to 64 KiB)')
   .option('--force-push', 'push over a newer generation another machine wrote (it stays in history: persist history, rollback)')
   .addHelpText('after', example('ENVIRONMENT=development persist plan -f specs/moltbot.yaml --out boot.plan'))
-  .action(action(() => import('./commands/plan.js'), (o) => o as never));
+  .action(action(() => import('./commands/plan.js')));
 
 program
   .command('apply')
@@ -78,14 +85,14 @@ program
   .option('--allow-shrink', 'let a sync push delete more than maxDeleteRatio of its mirror (and a bundle drop commits)')
   .option('--force-push', 'push over a newer generation another machine wrote (it stays in history: persist history, rollback)')
   .addHelpText('after', example('persist apply -f examples/quickstart.yaml --auto-approve'))
-  .action(action(() => import('./commands/apply.js'), (planFile, o) => ({ ...(o as object), planFile: planFile as string | undefined }) as never));
+  .action(action(() => import('./commands/apply.js'), 'planFile'));
 
 program
   .command('status')
   .description('report the health of every resource without changing anything')
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .addHelpText('after', example('persist status -f specs/moltbot.yaml --json'))
-  .action(action(() => import('./commands/status.js'), (o) => o as never));
+  .action(action(() => import('./commands/status.js')));
 
 program
   .command('clean')
@@ -93,7 +100,7 @@ program
   .addOption(fileOption()).addOption(envOption())
   .option('--auto-approve', 'remove them without asking')
   .addHelpText('after', example('persist clean -f specs/moltbot.yaml --env production'))
-  .action(action(() => import('./commands/clean.js'), (o) => o as never));
+  .action(action(() => import('./commands/clean.js')));
 
 program
   .command('verify')
@@ -101,7 +108,7 @@ program
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .option('--hash', 'compare content too (reads every stored file), not only sizes')
   .addHelpText('after', example('persist verify -f specs/moltbot.yaml --hash'))
-  .action(action(() => import('./commands/verify.js'), (o) => o as never));
+  .action(action(() => import('./commands/verify.js')));
 
 program
   .command('watch')
@@ -110,7 +117,7 @@ program
   .requiredOption('--interval <duration>', 'time between plans, e.g. 5m')
   .option('--auto-approve', 'apply safe actions (mount, remount, create a missing link, push, restore into an empty place)')
   .addHelpText('after', example('persist watch -f specs/moltbot.yaml --interval 5m --auto-approve'))
-  .action(action(() => import('./commands/watch.js'), (o) => o as never));
+  .action(action(() => import('./commands/watch.js')));
 
 program
   .command('shutdown')
@@ -119,7 +126,7 @@ program
   .option('--timeout <duration>', 'bound on the whole; past it, exit 1 naming what is not saved', '60s')
   .option('--keep-mounted', 'leave the mounts mounted')
   .addHelpText('after', example('persist shutdown -f specs/moltbot.yaml --timeout 50s'))
-  .action(action(() => import('./commands/shutdown.js'), (o) => o as never));
+  .action(action(() => import('./commands/shutdown.js')));
 
 program
   .command('history')
@@ -127,7 +134,7 @@ program
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .option('--target <address>', 'only this sync or bundle (repeatable)', collect)
   .addHelpText('after', example('persist history -f specs/moltbot.yaml --target sync.clawdbot'))
-  .action(action(() => import('./commands/history.js'), (o) => o as never));
+  .action(action(() => import('./commands/history.js')));
 
 program
   .command('rollback')
@@ -137,7 +144,7 @@ program
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal)')
   .addHelpText('after', example('persist rollback sync.clawdbot --to 3'))
-  .action(action(() => import('./commands/rollback.js'), (address, o) => ({ ...(o as object), address: address as string }) as never));
+  .action(action(() => import('./commands/rollback.js'), 'address'));
 
 program
   .command('detach')
@@ -146,7 +153,7 @@ program
   .option('--target <address>', 'only this link (repeatable)', collect)
   .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal)')
   .addHelpText('after', example('persist detach --target link.memory'))
-  .action(action(() => import('./commands/detach.js'), (o) => o as never));
+  .action(action(() => import('./commands/detach.js')));
 
 program
   .command('init')
@@ -154,20 +161,20 @@ program
   .option('-f, --file <spec>', 'where to write it', 'persist.yaml')
   .option('--force', 'overwrite an existing file')
   .addHelpText('after', example('persist init && persist plan'))
-  .action(action(() => import('./commands/init.js'), (o) => o as never));
+  .action(action(() => import('./commands/init.js')));
 
 program
   .command('doctor')
   .description('check FUSE, backend binaries, credentials, the endpoint and the mount path')
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .addHelpText('after', example('persist doctor -f specs/moltbot.yaml --env production'))
-  .action(action(() => import('./commands/doctor.js'), (o) => o as never));
+  .action(action(() => import('./commands/doctor.js')));
 
 program
   .command('schema')
   .description('print the JSON Schema of the spec format')
   .addHelpText('after', example('persist schema > persist.schema.json'))
-  .action(action(() => import('./commands/schema.js'), (o) => o as never));
+  .action(action(() => import('./commands/schema.js')));
 
 /** Parse and run; map errors to one line and an exit code (a stack trace only with --debug). */
 export async function main(argv: string[]): Promise<void> {

@@ -19,7 +19,7 @@ export default async function verify(opts: SpecOptions & { hash?: boolean }, io:
   const rows: VerifyRow[] = [];
   for (const r of observation.resources) {
     if (r.module.kind !== 'sync' && r.module.kind !== 'bundle') continue;
-    const bucket = r.module.needsBucket(r.resource as never)!;
+    const bucket = r.module.needsBucket(r.resource)!;
     const row: VerifyRow = { address: r.address, checked: 0, problems: [] };
     rows.push(row);
     if (observation.ctx.mountReady[bucket] !== true) {

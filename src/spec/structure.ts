@@ -43,6 +43,8 @@ function explainedBy(problem: SpecProblem, misplaced: Misplaced): boolean {
   const entry = `${misplaced.section}.${misplaced.name}`;
   if (problem.path === entry || problem.path.startsWith(`${entry}.`)) return true;
   if (misplaced.owner !== undefined && problem.path === `${misplaced.section}.${misplaced.owner}` && problem.message === `missing required key "${misplaced.name}"`) return true;
+  // An outdented `mount:` leaves its bucket without one: read as a bucket for the S3 API.
+  if (misplaced.owner !== undefined && misplaced.name === 'mount' && problem.path === `${misplaced.section}.${misplaced.owner}` && problem.message.startsWith(`bucket ${misplaced.owner} has no mount:`)) return true;
   // `bucket: is required because the spec has 2 buckets (data, mount)`: only because of the extra bucket.
   if (misplaced.section === 'buckets') {
     const listed = /because the spec has \d+ buckets \(([^)]*)\)/.exec(problem.message);

@@ -250,7 +250,11 @@ export function repoSnapshot(repo: string): RepoSnapshot {
   return {
     head: git(repo, ['rev-parse', 'HEAD']).trim(),
     headRef: git(repo, ['symbolic-ref', 'HEAD']).trim(),
-    refs: git(repo, ['for-each-ref', '--format=%(refname) %(objectname)']),
+    // The user's refs; persist's own (refs/persist/worktree, the saved uncommitted work) aside.
+    refs: git(repo, ['for-each-ref', '--format=%(refname) %(objectname)'])
+      .split('\n')
+      .filter((line) => !line.startsWith('refs/persist/'))
+      .join('\n'),
   };
 }
 

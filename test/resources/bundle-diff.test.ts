@@ -118,7 +118,7 @@ describe('diffBundle', () => {
 
     const partial = { ...present({ 'refs/heads/main': A }), prerequisites: 1 } as BundleObserved['bundle'];
     expect(diffBundle(bundle, observed({ state: 'missing' }, partial), noShrink)?.conflict?.message).toContain('is not a full bundle');
-    expect(diffBundle(bundle, observed({ state: 'not-a-dir' }, present({ HEAD: A })), noShrink)?.conflict?.message).toBe('/root/clawd is not a directory');
+    expect(diffBundle(bundle, observed({ state: 'not-dir' }, present({ HEAD: A })), noShrink)?.conflict?.message).toBe('/root/clawd is not a directory');
     expect(diffBundle(bundle, observed({ state: 'unreadable', error: 'bad HEAD' }, present({ HEAD: A })), noShrink)?.conflict?.message).toContain('bad HEAD');
   });
 

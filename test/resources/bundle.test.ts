@@ -131,6 +131,8 @@ describe('bundle update', () => {
     // 2. git cannot pack the repo (an object went missing).
     const blob = git(bundle.repo, 'rev-parse', 'HEAD:big.txt');
     rmSync(join(bundle.repo, '.git/objects', blob.slice(0, 2), blob.slice(2)));
+    // (Removed from the work tree too: the work-tree snapshot would otherwise write the object back.)
+    rmSync(join(bundle.repo, 'big.txt'));
     await expect(apply(action!)).rejects.toThrow(ActionError);
     await expect(apply(action!)).rejects.toThrow(/git .*bundle create .* failed \(exit \d+\): .+/);
     expect(readFileSync(bundle.file).equals(before)).toBe(true);

@@ -24,12 +24,12 @@ function diff(observed: Partial<LinkObserved> & Pick<LinkObserved, 'path'>) {
 
 describe('diffLink', () => {
   it('a correct link is no change, whether the mount can be looked into or not', () => {
-    expect(diff({ path: { kind: 'symlink', linkTo: link.target } })).toBeNull();
-    expect(diff({ path: { kind: 'symlink', linkTo: link.target }, target: 'unknown' })).toBeNull();
+    expect(diff({ path: { state: 'symlink', linkTo: link.target } })).toBeNull();
+    expect(diff({ path: { state: 'symlink', linkTo: link.target }, target: 'unknown' })).toBeNull();
   });
 
   it('a correct link whose target directory is missing creates the directory', () => {
-    expect(diff({ path: { kind: 'symlink', linkTo: link.target }, target: 'missing' })).toEqual({
+    expect(diff({ path: { state: 'symlink', linkTo: link.target }, target: 'missing' })).toEqual({
       address: 'link.memory',
       kind: 'link',
       phase: 'link',
@@ -40,15 +40,15 @@ describe('diffLink', () => {
   });
 
   it('a missing path is created, saying whether the target directory exists', () => {
-    const created = diff({ path: { kind: 'missing' } });
+    const created = diff({ path: { state: 'missing' } });
     expect(created).toMatchObject({ action: 'create', reason: '/root/clawd/memory does not exist' });
     expect(created?.changes).toEqual([{ field: 'target', before: null, after: link.target }]);
-    expect(diff({ path: { kind: 'missing' }, target: 'missing' })?.reason).toBe('/root/clawd/memory does not exist, nor does its target directory');
-    expect(diff({ path: { kind: 'missing' }, target: 'unknown' })?.action).toBe('create');
+    expect(diff({ path: { state: 'missing' }, target: 'missing' })?.reason).toBe('/root/clawd/memory does not exist, nor does its target directory');
+    expect(diff({ path: { state: 'missing' }, target: 'unknown' })?.action).toBe('create');
   });
 
   it('an empty directory is replaced by the link', () => {
-    expect(diff({ path: { kind: 'dir', entries: 0 } })).toMatchObject({
+    expect(diff({ path: { state: 'dir', entries: 0 } })).toMatchObject({
       action: 'create',
       reason: '/root/clawd/memory is an empty directory: it is replaced by the link',
       changes: [{ field: 'target', before: '(empty directory)', after: link.target }],
@@ -56,10 +56,10 @@ describe('diffLink', () => {
   });
 
   it('a directory with content is adopted', () => {
-    expect(diff({ path: { kind: 'dir', entries: 1 } })?.reason).toBe(
+    expect(diff({ path: { state: 'dir', entries: 1 } })?.reason).toBe(
       '/root/clawd/memory is a directory with 1 entry: copy it into the mount, verify, keep a backup, link it',
     );
-    expect(diff({ path: { kind: 'dir', entries: 12 } })).toMatchObject({
+    expect(diff({ path: { state: 'dir', entries: 12 } })).toMatchObject({
       action: 'adopt',
       changes: [{ field: 'target', before: '(directory, 12 entries)', after: link.target }],
     });
@@ -67,7 +67,7 @@ describe('diffLink', () => {
 
   it('a link elsewhere is relinked, showing both targets', () => {
     const other = '/data/moltbot-production/workspace/memory';
-    expect(diff({ path: { kind: 'symlink', linkTo: other } })).toMatchObject({
+    expect(diff({ path: { state: 'symlink', linkTo: other } })).toMatchObject({
       action: 'relink',
       reason: `the link points at ${other}`,
       changes: [{ field: 'target', before: other, after: link.target }],
@@ -75,14 +75,14 @@ describe('diffLink', () => {
   });
 
   it('a relative link to the right place is made absolute', () => {
-    expect(diff({ path: { kind: 'symlink', linkTo: '../../data/moltbot-development/workspace/memory' } })).toMatchObject({
+    expect(diff({ path: { state: 'symlink', linkTo: '../../data/moltbot-development/workspace/memory' } })).toMatchObject({
       action: 'relink',
       reason: 'the link is relative; it is made absolute',
     });
   });
 
   it('a regular file or a special file is a conflict that says what to do', () => {
-    const file = diff({ path: { kind: 'file', size: 42 } });
+    const file = diff({ path: { state: 'file', size: 42 } });
     expect(file).toMatchObject({
       action: 'conflict',
       conflict: {
@@ -91,38 +91,38 @@ describe('diffLink', () => {
       },
     });
     expect(file?.reason).toBe(file?.conflict?.message);
-    const other = diff({ path: { kind: 'other' } });
+    const other = diff({ path: { state: 'other' } });
     expect(other?.action).toBe('conflict');
     expect(other?.conflict?.message).toContain('neither a directory nor a symlink');
     // A file is a conflict even when a journal is there.
-    expect(diff({ path: { kind: 'file', size: 1 }, journal: journalPresent })?.action).toBe('conflict');
+    expect(diff({ path: { state: 'file', size: 1 }, journal: journalPresent })?.action).toBe('conflict');
   });
 
   it('a target in the mount that is not a directory is a conflict', () => {
-    expect(diff({ path: { kind: 'missing' }, target: 'not-dir' })?.conflict?.message).toBe(`${link.target} in the mount is not a directory`);
+    expect(diff({ path: { state: 'missing' }, target: 'not-dir' })?.conflict?.message).toBe(`${link.target} in the mount is not a directory`);
   });
 
   it('an interrupted adopt is resumed, whatever is at the path', () => {
-    const resumed = diff({ path: { kind: 'missing' }, journal: journalPresent });
+    const resumed = diff({ path: { state: 'missing' }, journal: journalPresent });
     expect(resumed).toMatchObject({
       action: 'adopt',
       reason: `resume an interrupted adopt of /root/clawd/memory (original kept at ${journalPresent.backup})`,
     });
-    expect(diff({ path: { kind: 'dir', entries: 3 }, journal: { ...journalPresent, backupExists: false } })?.reason).toBe(
+    expect(diff({ path: { state: 'dir', entries: 3 }, journal: { ...journalPresent, backupExists: false } })?.reason).toBe(
       'resume an interrupted adopt of /root/clawd/memory',
     );
-    expect(diff({ path: { kind: 'symlink', linkTo: '/elsewhere' }, journal: journalPresent })?.action).toBe('adopt');
+    expect(diff({ path: { state: 'symlink', linkTo: '/elsewhere' }, journal: journalPresent })?.action).toBe('adopt');
   });
 
   it('a finished adopt whose journal is left is finished, not reported as no change', () => {
-    const finished = diff({ path: { kind: 'symlink', linkTo: link.target }, journal: journalPresent });
+    const finished = diff({ path: { state: 'symlink', linkTo: link.target }, journal: journalPresent });
     expect(finished?.action).toBe('adopt');
     expect(finished?.reason).toContain('finish an interrupted adopt: the link is in place');
     expect(finished?.changes).toEqual([]);
   });
 
   it('an unreadable journal is a conflict', () => {
-    const unreadable = diff({ path: { kind: 'symlink', linkTo: link.target }, journal: { state: 'unreadable', problem: 'not valid JSON' } });
+    const unreadable = diff({ path: { state: 'symlink', linkTo: link.target }, journal: { state: 'unreadable', problem: 'not valid JSON' } });
     expect(unreadable?.action).toBe('conflict');
     expect(unreadable?.conflict?.message).toBe('the adopt journal /root/clawd/.persist-backups/memory.adopt.json is unreadable: not valid JSON');
   });

@@ -30,13 +30,13 @@ function observed(
   return { local, mirror, comparison: { ...emptyComparison(), ...comparison } };
 }
 const localDir = (files: number, extra: { skipped?: string[]; restoreIncomplete?: boolean } = {}): SyncObserved['local'] => ({
-  state: 'directory',
+  state: 'dir',
   files,
   skipped: extra.skipped ?? [],
   restoreIncomplete: extra.restoreIncomplete ?? false,
 });
 const mirrorDir = (files: number, manifest = true): SyncObserved['mirror'] =>
-  manifest ? { state: 'directory', manifest: true, files, pushedAt: '2026-01-01T00:00:00.000Z' } : { state: 'directory', manifest: false, files };
+  manifest ? { state: 'dir', manifest: true, files, pushedAt: '2026-01-01T00:00:00.000Z' } : { state: 'dir', manifest: false, files };
 
 describe('diffSync: empty local folders', () => {
   it('restores when the local folder is missing and the mirror has files', () => {
@@ -106,7 +106,7 @@ describe('diffSync: pushes', () => {
   });
 
   it('finishes an interrupted push (shards newer than the root) even when the files match', () => {
-    const interrupted: SyncObserved['mirror'] = { state: 'directory', manifest: true, files: 3, pushedAt: '2026-01-01T00:00:00.000Z', interruptedPush: true };
+    const interrupted: SyncObserved['mirror'] = { state: 'dir', manifest: true, files: 3, pushedAt: '2026-01-01T00:00:00.000Z', interruptedPush: true };
     const action = diffSync(sync, observed(localDir(3), interrupted, { touched: ['a'] }), plan)!;
     expect(action).toMatchObject({ action: 'push', phase: 'push' });
     expect(action.reason).toBe('an interrupted push left /data/m/clawdbot/.persist-sync.json older than its shards');
@@ -178,13 +178,13 @@ describe('diffSync: a mirror without a manifest', () => {
 
 describe('diffSync: conflicts', () => {
   it('a local file where the folder should be', () => {
-    const action = diffSync(sync, observed({ state: 'not-directory', found: 'file' }, mirrorDir(1)), plan)!;
+    const action = diffSync(sync, observed({ state: 'not-dir', found: 'file' }, mirrorDir(1)), plan)!;
     expect(action.action).toBe('conflict');
     expect(action.conflict?.message).toBe('/root/.clawdbot is a file, not a folder');
   });
 
   it('a mirror that is not a folder', () => {
-    expect(diffSync(sync, observed(localDir(1), { state: 'not-directory', found: 'file' }), plan)?.conflict?.message).toContain('the mirror /data/m/clawdbot is a file');
+    expect(diffSync(sync, observed(localDir(1), { state: 'not-dir', found: 'file' }), plan)?.conflict?.message).toContain('the mirror /data/m/clawdbot is a file');
   });
 
   it('a damaged manifest', () => {

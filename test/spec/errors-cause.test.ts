@@ -28,7 +28,7 @@ const OUTDENTED_MOUNT = [
 ].join('\n');
 
 describe('a structure error is reported as the cause', () => {
-  it('folds the 11 problems of an outdented mount: under the one that causes them', async () => {
+  it('folds the 10 problems of an outdented mount: under the one that causes them', async () => {
     const file = writeSpec(OUTDENTED_MOUNT);
     const { problems } = await validateSpec({ file, processEnv: {} });
     expect(problems).toHaveLength(1);
@@ -40,11 +40,10 @@ describe('a structure error is reported as the cause', () => {
       message: '"mount" is indented as a bucket of its own, but it is a key of a bucket: indent it under bucket "data" above it',
     });
     expect(cause!.consequences!.map((c) => `${c.line}: ${c.path}: ${c.message}`)).toEqual([
-      '3: buckets.data: missing required key "mount"',
+      '3: buckets.data: bucket data has no mount:, so it is reached through its S3 API, which needs credentials (accessKeyId and secretAccessKey); add them, or add mount:',
       '5: buckets.mount: missing required key "name"',
-      '5: buckets.mount: missing required key "mount"',
-      '6: buckets.mount.backend: unknown key "backend"; expected one of: name, endpoint, region, pathStyle, provider, credentials, mount',
-      '7: buckets.mount.path: unknown key "path"; expected one of: name, endpoint, region, pathStyle, provider, credentials, mount',
+      '6: buckets.mount.backend: unknown key "backend"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount',
+      '7: buckets.mount.path: unknown key "path"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount',
       '9: links.memory: bucket: is required because the spec has 2 buckets (data, mount)',
       '10: links.notes: bucket: is required because the spec has 2 buckets (data, mount)',
       '11: links.logs: bucket: is required because the spec has 2 buckets (data, mount)',
@@ -55,11 +54,11 @@ describe('a structure error is reported as the cause', () => {
     expect(formatProblem(cause!)).toBe(
       [
         `${file}:5:3: buckets.mount: "mount" is indented as a bucket of its own, but it is a key of a bucket: indent it under bucket "data" above it`,
-        '  11 problems follow from it:',
-        `    ${file}:3:3: buckets.data: missing required key "mount"`,
+        '  10 problems follow from it:',
+        `    ${file}:3:3: buckets.data: bucket data has no mount:, so it is reached through its S3 API, which needs credentials (accessKeyId and secretAccessKey); add them, or add mount:`,
         `    ${file}:5:3: buckets.mount: missing required key "name"`,
-        `    ${file}:5:3: buckets.mount: missing required key "mount"`,
-        '    ... and 8 more',
+        `    ${file}:6:5: buckets.mount.backend: unknown key "backend"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount`,
+        '    ... and 7 more',
       ].join('\n'),
     );
   });
@@ -71,7 +70,7 @@ describe('a structure error is reported as the cause', () => {
     const problems = (error as SpecError).problems;
     expect(problems.map((p) => `${p.line}: ${p.path}: ${p.message.split('\n')[0]}`)).toEqual([
       '5: buckets.mount: "mount" is indented as a bucket of its own, but it is a key of a bucket: indent it under bucket "data" above it',
-      '16: syncs.cfg.delet: unknown key "delet" (did you mean "delete"?); expected one of: from, to, bucket, delete, exclude, maxDeleteRatio',
+      '16: syncs.cfg.delet: unknown key "delet" (did you mean "delete"?); expected one of: from, to, bucket, delete, exclude, maxDeleteRatio, keep',
     ]);
   });
 

@@ -24,7 +24,7 @@ import { formatAge, plural, samplePaths } from '../../output/format.js';
 
 export type RepoObserved =
   | { state: 'missing' }
-  | { state: 'not-a-dir' }
+  | { state: 'not-dir' }
   /** A folder without `.git`; `entries` is how many names it holds. */
   | { state: 'no-git'; entries: number }
   /**
@@ -83,7 +83,7 @@ async function observeRepo(host: Host, repo: string): Promise<RepoObserved> {
   try {
     const info = await host.stat(repo);
     if (!info) return { state: 'missing' };
-    if (info.type !== 'dir') return { state: 'not-a-dir' };
+    if (info.type !== 'dir') return { state: 'not-dir' };
     const refs = await readRepoRefs(host, repo);
     if (!refs) return { state: 'no-git', entries: (await host.readdir(repo)).length };
     return { state: 'git', head: refs.head, refs: refs.refs, stash: refs.stash, worktreeRef: refs.worktreeRef, worktree: null };
@@ -199,7 +199,7 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   });
   const previousKept = bundle.keep > 0 ? `the current bundle is kept as ${bundle.relFile}.1` : 'keep is 0: the current bundle is not kept';
 
-  if (repo.state === 'not-a-dir') {
+  if (repo.state === 'not-dir') {
     return conflict('restore', `${bundle.repo} is not a directory`, `move it away (or change bundles.${bundle.name}.repo), then run persist apply again`);
   }
   if (repo.state === 'unreadable') {

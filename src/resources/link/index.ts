@@ -11,11 +11,11 @@ import { adoptDirectory, compactStamp, journalPath, linkBackupDir, observeJourna
 
 /** What lies at the link path. */
 export type LinkPathObserved =
-  | { kind: 'missing' }
-  | { kind: 'symlink'; linkTo: string }
-  | { kind: 'dir'; entries: number }
-  | { kind: 'file'; size: number }
-  | { kind: 'other' };
+  | { state: 'missing' }
+  | { state: 'symlink'; linkTo: string }
+  | { state: 'dir'; entries: number }
+  | { state: 'file'; size: number }
+  | { state: 'other' };
 
 /** The target in the mount; `unknown` while the mount cannot be looked into. */
 export type LinkTargetObserved = 'dir' | 'missing' | 'not-dir' | 'unknown';
@@ -38,7 +38,7 @@ export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 
   };
   // Only a folder to adopt is looked for in /proc: writes through a handle held open inside it
   // would land in the moved-aside original, never in the bucket.
-  if (observed.path.kind === 'dir' && observed.path.entries > 0) {
+  if (observed.path.state === 'dir' && observed.path.entries > 0) {
     const openers = await host.openersOf(link.path);
     if (openers.length > 0) observed.openers = openers.slice(0, 5);
   }
@@ -47,16 +47,16 @@ export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 
 
 async function observePath(host: Host, path: string): Promise<LinkPathObserved> {
   const info = await host.lstat(path);
-  if (info === null) return { kind: 'missing' };
+  if (info === null) return { state: 'missing' };
   switch (info.type) {
     case 'symlink':
-      return { kind: 'symlink', linkTo: await host.readlink(path) };
+      return { state: 'symlink', linkTo: await host.readlink(path) };
     case 'dir':
-      return { kind: 'dir', entries: (await host.readdir(path)).length };
+      return { state: 'dir', entries: (await host.readdir(path)).length };
     case 'file':
-      return { kind: 'file', size: info.size };
+      return { state: 'file', size: info.size };
     default:
-      return { kind: 'other' };
+      return { state: 'other' };
   }
 }
 
@@ -67,7 +67,7 @@ async function observeTarget(host: Host, target: string): Promise<LinkTargetObse
 }
 
 function describePath(path: LinkPathObserved): string {
-  switch (path.kind) {
+  switch (path.state) {
     case 'missing':
       return '(missing)';
     case 'symlink':
@@ -90,16 +90,16 @@ export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision |
     changes: [],
     conflict: { message, fix },
   });
-  const toTarget = [{ field: 'target', before: observed.path.kind === 'missing' ? null : describePath(observed.path), after: link.target }];
+  const toTarget = [{ field: 'target', before: observed.path.state === 'missing' ? null : describePath(observed.path), after: link.target }];
   const { path, journal } = observed;
 
-  if (path.kind === 'file') {
+  if (path.state === 'file') {
     return conflict(
       `${link.path} is a regular file (${path.size} bytes) where the link belongs`,
       `move it away (into ${link.target} if it belongs with the data), then run persist apply again`,
     );
   }
-  if (path.kind === 'other') {
+  if (path.state === 'other') {
     return conflict(
       `${link.path} is neither a directory nor a symlink (a socket, FIFO or device) where the link belongs`,
       `stop whatever uses it and move it away, then run persist apply again`,
@@ -118,13 +118,13 @@ export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision |
     );
   }
   if (journal) {
-    if (path.kind === 'symlink' && path.linkTo === link.target) {
+    if (path.state === 'symlink' && path.linkTo === link.target) {
       return { ...base, action: 'adopt', reason: `finish an interrupted adopt: the link is in place; verify the copy and remove ${journalPath(link)}`, changes: [] };
     }
     const kept = journal.backupExists ? ` (original kept at ${journal.backup})` : '';
     return { ...base, action: 'adopt', reason: `resume an interrupted adopt of ${link.path}${kept}`, changes: toTarget };
   }
-  switch (path.kind) {
+  switch (path.state) {
     case 'missing':
       return {
         ...base,
@@ -166,9 +166,9 @@ export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision |
 async function createLink(host: Host, link: ResolvedLink, observed: LinkObserved): Promise<ApplyOutcome> {
   await host.mkdir(link.target);
   const notes: string[] = [];
-  if (observed.path.kind === 'symlink') return { summary: `created ${link.target}` };
+  if (observed.path.state === 'symlink') return { summary: `created ${link.target}` };
   await host.mkdir(dirname(link.path));
-  if (observed.path.kind === 'dir') {
+  if (observed.path.state === 'dir') {
     // rename(2) cannot put a symlink over a directory, so the empty directory is set aside first:
     // moved (never deleted) into the backups, and removed there only if it is still empty.
     const aside = join(linkBackupDir(link), `${link.name}-empty-${compactStamp(host.now())}-${host.pid()}`);
@@ -182,11 +182,11 @@ async function createLink(host: Host, link: ResolvedLink, observed: LinkObserved
   }
   // symlink(2) fails if anything appeared at the path meanwhile: nothing is ever overwritten.
   await host.symlink(link.target, link.path);
-  return { summary: observed.path.kind === 'dir' ? 'replaced the empty directory by the link' : 'created the link', notes };
+  return { summary: observed.path.state === 'dir' ? 'replaced the empty directory by the link' : 'created the link', notes };
 }
 
 async function relink(host: Host, link: ResolvedLink, observed: LinkObserved): Promise<ApplyOutcome> {
-  const before = observed.path.kind === 'symlink' ? observed.path.linkTo : '?';
+  const before = observed.path.state === 'symlink' ? observed.path.linkTo : '?';
   // The old target may be another environment's mount: it is left exactly as it is, nothing copied.
   await host.mkdir(link.target);
   await replaceSymlink(host, link);
@@ -208,7 +208,7 @@ export async function applyLink(link: ResolvedLink, decision: Decision, observed
 }
 
 function linkFacts(link: ResolvedLink, observed: LinkObserved): Facts {
-  const is = observed.path.kind === 'symlink' ? `-> ${observed.path.linkTo}` : observed.path.kind;
+  const is = observed.path.state === 'symlink' ? `-> ${observed.path.linkTo}` : observed.path.state;
   return { path: link.path, target: link.target, is };
 }
 

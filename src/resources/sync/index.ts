@@ -61,9 +61,9 @@ import { cleanStartAction, lineageFacts, observeSyncLineage, recordCleanStart, p
 
 export type SyncLocalObserved =
   | { state: 'missing' }
-  | { state: 'not-directory'; found: string }
+  | { state: 'not-dir'; found: string }
   | {
-      state: 'directory';
+      state: 'dir';
       /** Regular files after excludes. */
       files: number;
       /** Symlinks and special files left out. */
@@ -88,10 +88,10 @@ export type SyncMirrorObserved =
   /** The mount is not ready: decided at apply time. */
   | { state: 'unknown' }
   | { state: 'missing' }
-  | { state: 'not-directory'; found: string }
+  | { state: 'not-dir'; found: string }
   | { state: 'invalid-manifest'; message: string }
   | {
-      state: 'directory';
+      state: 'dir';
       manifest: boolean;
       /** Files in the mirror: the manifest's (in scope of the excludes), else the listing's. */
       files: number;
@@ -128,7 +128,7 @@ function addressOf(sync: ResolvedSync): Address {
 
 /** A local folder a restore would fill: missing, empty, or half-restored. */
 function wouldRestore(local: SyncLocalObserved): boolean {
-  return local.state === 'missing' || (local.state === 'directory' && (local.files === 0 || local.restoreIncomplete));
+  return local.state === 'missing' || (local.state === 'dir' && (local.files === 0 || local.restoreIncomplete));
 }
 
 async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Promise<Seen<SyncObserved, SyncDetail>> {
@@ -138,7 +138,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
   let trust: TrustDetail | undefined;
   const localInfo = await host.stat(sync.from);
   if (!localInfo) localObserved = { state: 'missing' };
-  else if (localInfo.type !== 'dir') localObserved = { state: 'not-directory', found: localInfo.type };
+  else if (localInfo.type !== 'dir') localObserved = { state: 'not-dir', found: localInfo.type };
   else {
     try {
       local = await walkTree(host, sync.from, isExcluded);
@@ -147,7 +147,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
     }
     if (local) {
       trust = await observeTrust(host, sync, local);
-      localObserved = { state: 'directory', files: Object.keys(local.files).length, skipped: local.skipped, restoreIncomplete: trust.state.restoring !== undefined, ...trust.observed };
+      localObserved = { state: 'dir', files: Object.keys(local.files).length, skipped: local.skipped, restoreIncomplete: trust.state.restoring !== undefined, ...trust.observed };
     }
   }
 
@@ -163,7 +163,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
     if (local) comparison = compareWithListing(local.files, {});
   }
 
-  else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-directory', found: mirrorInfo.type };
+  else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-dir', found: mirrorInfo.type };
   else {
     try {
       manifest = await readManifest(store!, sync.relTo);
@@ -173,14 +173,14 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
     }
     if (manifest) {
       const inScope = manifestFilesInScope(manifest, isExcluded);
-      mirror = { state: 'directory', manifest: true, files: inScope.length, pushedAt: manifest.pushedAt };
+      mirror = { state: 'dir', manifest: true, files: inScope.length, pushedAt: manifest.pushedAt };
       if (wouldRestore(localObserved)) mirror.paths = [...inScope].sort();
       if (manifest.storage.version === 2 && manifest.storage.interrupted.length > 0) mirror.interruptedPush = true;
       if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded, await compareExtras(host, sync, trust!, manifest));
       if (trust) folderModesChanged = await folderModesDiffer(store!, sync.relTo, trust);
     } else {
       mirrorListing = await store!.list(sync.relTo, isExcluded);
-      mirror = { state: 'directory', manifest: false, files: Object.keys(mirrorListing.files).length };
+      mirror = { state: 'dir', manifest: false, files: Object.keys(mirrorListing.files).length };
       if (wouldRestore(localObserved)) mirror.paths = Object.keys(mirrorListing.files).sort();
       if (local) comparison = compareWithListing(local.files, mirrorListing.files);
     }
@@ -193,7 +193,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
 // --- diff (pure) ---
 
 function skippedWarnings(local: SyncLocalObserved): string[] | undefined {
-  if (local.state !== 'directory') return undefined;
+  if (local.state !== 'dir') return undefined;
   const warnings = trustWarnings(local);
   if (local.skipped.length > 0) warnings.unshift(`${plural(local.skipped.length, 'symlink or special file')} not synced (only regular files are): ${samplePaths(local.skipped)}`);
   return warnings.length > 0 ? warnings : undefined;
@@ -228,19 +228,19 @@ function pushAction(sync: ResolvedSync, observed: SyncObserved, reason: string, 
 
 function describeLocal(sync: ResolvedSync, local: SyncLocalObserved): string {
   if (local.state === 'missing') return `${sync.from} does not exist`;
-  if (local.state === 'directory' && local.restoreIncomplete) return `${sync.from} was left half-restored by an interrupted restore`;
+  if (local.state === 'dir' && local.restoreIncomplete) return `${sync.from} was left half-restored by an interrupted restore`;
   return `${sync.from} has no files`;
 }
 
 export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: PlanOptions): Decision | null {
   const { local, mirror, comparison } = observed;
-  if (local.state === 'not-directory') {
+  if (local.state === 'not-dir') {
     return conflict(sync, `${sync.from} is a ${local.found}, not a folder`, `Move it aside so that persist can restore the folder there, or change syncs.${sync.name}.from.`);
   }
   if (local.state === 'unreadable') {
     return conflict(sync, `${sync.from} cannot be read (${local.reason})`, `Give the user running persist read and search permission on ${sync.from}.`);
   }
-  if (mirror.state === 'not-directory') {
+  if (mirror.state === 'not-dir') {
     return conflict(sync, `the mirror ${sync.to} is a ${mirror.found}, not a folder`, `Move it aside in the bucket, or change syncs.${sync.name}.to.`);
   }
   if (mirror.state === 'invalid-manifest') {
@@ -251,14 +251,14 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     );
   }
 
-  const localFiles = local.state === 'directory' ? local.files : 0;
+  const localFiles = local.state === 'dir' ? local.files : 0;
   const localEmpty = localFiles === 0;
-  const restoreIncomplete = local.state === 'directory' && local.restoreIncomplete;
+  const restoreIncomplete = local.state === 'dir' && local.restoreIncomplete;
   const mountAddress = `mount.${sync.bucket}`;
 
   // Lineage: never push over what this machine has not seen (./generations.ts). With the mount
   // not ready only the local records speak (a folder holding another store's data).
-  const lineage = localEmpty || restoreIncomplete ? { aside: false } : syncLineageDecision(sync, observed.lineage, mirror.state === 'directory' ? mirror.files : 0, comparison, options);
+  const lineage = localEmpty || restoreIncomplete ? { aside: false } : syncLineageDecision(sync, observed.lineage, mirror.state === 'dir' ? mirror.files : 0, comparison, options);
   if (lineage.decision !== undefined) return lineage.decision;
 
   if (mirror.state === 'unknown') {
@@ -272,22 +272,22 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     ]);
   }
 
-  const mirrorFiles = mirror.state === 'directory' ? mirror.files : 0;
-  const pushedAt = mirror.state === 'directory' && mirror.pushedAt ? ` (pushed ${mirror.pushedAt})` : '';
+  const mirrorFiles = mirror.state === 'dir' ? mirror.files : 0;
+  const pushedAt = mirror.state === 'dir' && mirror.pushedAt ? ` (pushed ${mirror.pushedAt})` : '';
 
   // Rule 3: restore into an empty or half-restored folder; never push from an empty one.
   if (mirrorFiles > 0 && (localEmpty || restoreIncomplete)) {
     const decision = restoreAction(sync, observed, `${describeLocal(sync, local)}; the mirror has ${plural(mirrorFiles, 'file')}${pushedAt}`, [
       { field: 'files', before: String(localFiles), after: String(mirrorFiles) },
     ]);
-    if (mirror.state === 'directory' && mirror.paths) decision.files = [{ fate: 'restore', paths: mirror.paths }];
+    if (mirror.state === 'dir' && mirror.paths) decision.files = [{ fate: 'restore', paths: mirror.paths }];
     return decision;
   }
   if (localEmpty && mirrorFiles === 0 && observed.lineage?.foreign) return cleanStartAction(sync, observed.lineage);
   if (localEmpty) return null;
   if (lineage.allowShrink) options = { ...options, allowShrink: true };
 
-  const hasManifest = mirror.state === 'directory' && mirror.manifest;
+  const hasManifest = mirror.state === 'dir' && mirror.manifest;
   const { added, changed, removed, unverified } = comparison;
 
   // Rule 5: the shrink guard (both delete modes: see the top of this file).
@@ -319,10 +319,10 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
 
   const deleting = hasManifest && sync.delete;
   if (added.length + changed.length + removed.length === 0) {
-    if (observed.folderModesChanged && mirror.state === 'directory' && mirror.manifest) {
+    if (observed.folderModesChanged && mirror.state === 'dir' && mirror.manifest) {
       return pushAction(sync, observed, `folder modes in ${sync.from} differ from those recorded in the mirror`, [{ field: 'folder modes', before: 'recorded', after: 'local' }]);
     }
-    if (mirror.state !== 'directory' || !mirror.interruptedPush) return null;
+    if (mirror.state !== 'dir' || !mirror.interruptedPush) return null;
     // Every shard is truthful already; the root still describes the push before.
     return pushAction(sync, observed, `an interrupted push left ${manifestPath(sync.to)} older than its shards`, [
       { field: 'manifest', before: 'unfinished', after: 'finished' },
@@ -337,7 +337,7 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     { field: 'changes', before: null, after: counts.join(', ') },
     { field: 'paths', before: null, after: samplePaths([...added, ...changed, ...removed]) },
   ];
-  const repair = local.state === 'directory' && local.repair ? `repair: ${plural(local.repair, 'stored file')} missing or damaged (found by persist verify); ` : '';
+  const repair = local.state === 'dir' && local.repair ? `repair: ${plural(local.repair, 'stored file')} missing or damaged (found by persist verify); ` : '';
   const reason = repair + (mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`);
   const decision = pushAction(sync, observed, reason, changes);
   decision.files = fileLists({ add: added, change: changed, [deleting ? 'delete' : 'keep']: removed });
@@ -513,8 +513,8 @@ export async function applySync(sync: ResolvedSync, decision: Decision, seen: Se
   try {
     if (decision.action === 'push') return await push(sync, seen, ctx);
     const { local, lineage, comparison } = seen.state;
-    if (lineage?.foreign && (local.state !== 'directory' || local.files === 0) && (seen.state.mirror.state !== 'directory' || seen.state.mirror.files === 0)) return await recordCleanStart(sync, ctx);
-    const aside = await prepareRestore(sync, lineage, comparison, local.state === 'directory' ? local.files : 0, local.state === 'directory' && local.restoreIncomplete, ctx);
+    if (lineage?.foreign && (local.state !== 'dir' || local.files === 0) && (seen.state.mirror.state !== 'dir' || seen.state.mirror.files === 0)) return await recordCleanStart(sync, ctx);
+    const aside = await prepareRestore(sync, lineage, comparison, local.state === 'dir' ? local.files : 0, local.state === 'dir' && local.restoreIncomplete, ctx);
     const outcome = await restore(sync, seen.detail, ctx);
     return aside ? { ...outcome, notes: [aside, ...(outcome.notes ?? [])] } : outcome;
   } catch (error) {
@@ -528,7 +528,7 @@ async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host)
   const { mirror } = observed;
   if (mirror.state === 'unknown') return { from: sync.from, to: sync.to, mirror: 'unknown (mount not ready)' };
   const local = await readSyncState(host, sync);
-  const fromManifest = mirror.state === 'directory' && mirror.manifest;
+  const fromManifest = mirror.state === 'dir' && mirror.manifest;
   return {
     from: sync.from,
     to: sync.to,
@@ -545,8 +545,8 @@ async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host)
 /** Status: a mirror that holds nothing because the local folder has nothing to push yet. */
 export function syncUnsaved(sync: ResolvedSync, observed: SyncObserved): string | null {
   const { local, mirror } = observed;
-  const mirrorEmpty = mirror.state === 'missing' || (mirror.state === 'directory' && mirror.files === 0);
-  const localEmpty = local.state === 'missing' || (local.state === 'directory' && local.files === 0);
+  const mirrorEmpty = mirror.state === 'missing' || (mirror.state === 'dir' && mirror.files === 0);
+  const localEmpty = local.state === 'missing' || (local.state === 'dir' && local.files === 0);
   return mirrorEmpty && localEmpty ? `nothing saved yet: ${describeLocal(sync, local)}` : null;
 }
 
