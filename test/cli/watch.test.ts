@@ -1,10 +1,11 @@
 // `persist watch` through the built CLI: without --auto-approve it only reports drift; with it, it
 // applies the safe actions (a missing link, a restore into an empty place) and leaves the unsafe
 // ones (a conflict, a relink) to a person. SIGTERM stops it cleanly with exit 0.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { converge, makeFixture, sleep, snapshotTree, treeChanges, until } from './helpers.js';
+import { commit, converge, makeFixture, sleep, snapshotTree, treeChanges, until } from './helpers.js';
 
 const STAMP = /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] /;
 
@@ -65,6 +66,33 @@ describe('persist watch', () => {
     expect(readFileSync(creds, 'utf8')).toBe('TOKEN=abc\n');
     expect(readFileSync(f.link('notes'), 'utf8')).toBe('not a link\n');
     expect(readlinkSync(f.link('logs'))).toBe(f.dir);
+  });
+
+  it('with --auto-approve saves a new commit and an uncommitted edit into the bundle within one interval, and pushes a changed sync', async () => {
+    const f = makeFixture({ bundle: true, sync: true });
+    await converge(f);
+    const repo = join(f.dir, 'repo');
+    const bundleFile = join(f.bucket, 'bundles', 'repo.bundle');
+    const heads = () => execFileSync('git', ['bundle', 'list-heads', bundleFile], { encoding: 'utf8' });
+    const run = f.start(['watch', '--interval', '1s', '--auto-approve']);
+    await run.waitFor(/\] no changes$/m);
+
+    commit(repo, 'notes.md', 'a new commit\n');
+    writeFileSync(join(repo, 'README.md'), '# repo, edited but not committed\n');
+    writeFileSync(join(f.dir, 'state', 'app.db'), 'more rows\n');
+    const head = execFileSync('git', ['-C', repo, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    const started = Date.now();
+    await until(() => heads().includes(`${head} refs/heads/main`) && heads().includes('refs/persist/worktree'), 'watch saved the commit and the work tree', 15_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${run.output().stdout}`);
+    });
+    await until(() => existsSync(join(f.bucket, 'state', 'app.db')) && readFileSync(join(f.bucket, 'state', 'app.db'), 'utf8') === 'more rows\n', 'watch pushed the sync', 15_000);
+    const savedWithin = Date.now() - started;
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^✔ \d+\. ~ bundle\.repo {2}update: /m);
+    expect(result.stdout).toMatch(/\] applied \d+, failed 0, skipped \d+: .*bundle\.repo update/m);
+    expect(savedWithin).toBeLessThan(15_000);
   });
 
   it('rejects an interval under one second', async () => {

@@ -168,8 +168,11 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
     if (differs) {
       if (file.state === 'present') {
         const committed = Object.fromEntries(Object.entries(file.refs).filter(([ref]) => !isPersistRef(ref)));
+        // The repo's own refs only: the work-tree snapshot observed here lives in throwaway
+        // objects the repo does not have, and git refuses a tip it does not know.
+        const committedTips = Object.fromEntries(Object.entries(repoRefs).filter(([ref]) => !isPersistRef(ref)));
         const hasObject = async (sha: string) => (await host.run('git', ['-C', bundle.repo, 'cat-file', '-e', `${sha}^{commit}`], { readOnly: true })).exitCode === 0;
-        lost = [...(await commitsMissingFromRepo(host, bundle.repo, committed, repoRefs)), ...(await lostSavedWork(file.refs, repoRefs, repo.worktreeRef, hasObject))];
+        lost = [...(await commitsMissingFromRepo(host, bundle.repo, committed, committedTips)), ...(await lostSavedWork(file.refs, repoRefs, repo.worktreeRef, hasObject))];
       }
       trackedLinks = await trackedLinkPaths(host, bundle.repo, ctx.env.links);
     }
