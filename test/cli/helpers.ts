@@ -161,6 +161,10 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 function startCli(args: string[], cwd: string, options: RunOptions = {}): Running {
   const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  // A test that fails before it stops the child (a watch, say) must not leave it running.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let stdout = '';
   let stderr = '';
   const waiters: { test: () => boolean; resolve: () => void }[] = [];
