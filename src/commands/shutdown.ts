@@ -30,10 +30,9 @@ export interface ShutdownCommandOptions extends SpecOptions {
 const SAVING = new Set(['push', 'update']);
 
 /**
- * LEASE HOOK: where shutdown releases this machine's lease on each bucket (DESIGN.md, "Sharing a
- * bucket: the lease"), once everything is saved and before unmounting. The lease is not built
- * yet; whoever adds it implements this and nothing else in shutdown needs to change. Called only
- * when every save succeeded (a machine that could not save keeps its lease until it expires).
+ * Release this machine's lease on each bucket (docs/architecture.md, the lease), once everything
+ * is saved and before unmounting. Called only when every save succeeded: a machine that could not
+ * save keeps its lease until it expires.
  */
 export async function releaseBucketLeases(host: Host, env: ResolvedEnvironment): Promise<ShutdownItem[]> {
   const { releaseLease } = await import('../engine/lease.js');

@@ -1,4 +1,4 @@
-// The bucket lease (DESIGN.md "Sharing a bucket: the lease"): an object `.persist-lease.json`
+// The bucket lease (docs/architecture.md, "The contracts the modules keep"): an object `.persist-lease.json`
 // under the bucket's prefix naming the machine that may push. It belongs to the machine (the id in
 // `<state>/machine-id`), not to a process: apply, watch and shutdown of one container share it.
 //

@@ -3,7 +3,7 @@ import type { Entry, ResolveContext } from '../../spec/context.js';
 import type { KeyPath } from '../../spec/load.js';
 import type { ResolvedBundle } from '../../spec/types.js';
 
-/** DESIGN.md (Lineage): bundles keep 5 generations by default. */
+/** Bundles keep 5 generations by default (docs/architecture.md, lineage). */
 const DEFAULT_KEEP = 5;
 
 export function resolveBundle(ctx: ResolveContext, name: string, value: Entry): ResolvedBundle | undefined {

@@ -1,5 +1,5 @@
 // Lineage of a sync: generations, history and the rules that keep a push from overwriting what
-// this machine has not seen (DESIGN.md, "Lineage"). The sync module calls in at a few points:
+// this machine has not seen (docs/architecture.md, lineage). The sync module calls in at a few points:
 // observe (observeSyncLineage), diff (syncLineageDecision, pure), push (SyncGeneration), restore
 // (prepareRestore, recordRestore).
 //

@@ -4,7 +4,7 @@ import type { KeyPath } from '../../spec/load.js';
 import type { ResolvedSync } from '../../spec/types.js';
 
 const DEFAULT_MAX_DELETE_RATIO = 0.5;
-/** DESIGN.md (Lineage): syncs keep 10 generations by default. */
+/** Syncs keep 10 generations by default (docs/architecture.md, lineage). */
 const DEFAULT_SYNC_KEEP = 10;
 
 export function resolveSync(ctx: ResolveContext, name: string, value: Entry): ResolvedSync | undefined {

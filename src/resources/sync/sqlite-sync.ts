@@ -1,4 +1,4 @@
-// SQLite databases inside a sync (the durability contract in DESIGN.md): found by their header,
+// SQLite databases inside a sync (docs/architecture.md, durability): found by their header,
 // their `-wal`/`-shm`/`-journal` taken out of the listing (never pushed, counted or "removed"
 // separately: the snapshot holds what they hold), and judged changed by their change token, since
 // in WAL mode a commit moves only the `-wal`, not the main file's mtime.

@@ -1,4 +1,4 @@
-// Pushing one file as a state that existed (DESIGN.md, the durability contract).
+// Pushing one file as a state that existed (docs/architecture.md, durability).
 //
 // A file is first read into a private temporary file on local disk (the stage), with its size,
 // mtime and ctime taken before and after: equal stamps (and a copy of that size) mean no write

@@ -1,4 +1,4 @@
-// What a sync observes beyond its files so that a push saves a state that existed (DESIGN.md):
+// What a sync observes beyond its files so that a push saves a state that existed (docs/architecture.md, durability):
 // its SQLite databases (sqlite-sync.ts), files and folders it cannot read, names it cannot handle,
 // folder modes (folders.ts), and the local trust state (trust-state.ts). index.ts calls these.
 import { join } from 'node:path';
