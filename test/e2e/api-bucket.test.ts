@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { describeE2E, MountSandbox } from '../helpers/e2e.js';
+import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 import { releaseLease } from '../../src/engine/lease.js';
 import { loadEnvironment } from '../../src/spec/index.js';
@@ -76,53 +76,40 @@ async function mountsUnder(root: string): Promise<string[]> {
 }
 
 describe('a bucket without a mount (the S3 API) through the CLI', () => {
-  let server: StrictS3TestServer;
-  let sandbox: MountSandbox;
-  beforeAll(async () => {
-    server = await startStrictS3Server();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-  beforeEach(() => {
-    sandbox = new MountSandbox();
-  });
-  afterEach(async () => {
-    await sandbox.cleanup();
-  });
+  const rig = e2eRig(() => startStrictS3Server());
 
   it('saves, sends 0 writes on a no-op apply, and a new container restores it all byte for byte', { timeout: 120_000 }, async () => {
     const bucket = 'api-flow';
-    await server.createBucket(bucket);
-    await server.putObject(bucket, 'agents/one/.credentials.env', CREDENTIALS);
-    const a = new Machine(await sandbox.tempDir('persist-api-a-'));
+    await rig.server.createBucket(bucket);
+    await rig.server.putObject(bucket, 'agents/one/.credentials.env', CREDENTIALS);
+    const a = new Machine(await rig.sandbox.tempDir('persist-api-a-'));
     await buildWorkspace(a);
     await buildData(a);
-    await writeFile(a.spec, apiSpec(apiBucketYaml(server, bucket, 'agents/one')));
+    await writeFile(a.spec, apiSpec(apiBucketYaml(rig.server, bucket, 'agents/one')));
     const first = await a.persist(['apply', '--auto-approve']);
     expect(first.code, first.output).toBe(0);
     expect(first.output).toMatch(/Apply complete: 4 applied, 0 failed, 0 skipped/);
     const before = await localTree(a);
     expect(before.credentials).toBe(sha256(CREDENTIALS));
-    const keys = await server.listObjects(bucket);
+    const keys = await rig.server.listObjects(bucket);
     expect(keys).toContain('agents/one/workspace/ws.bundle');
     expect(keys).toContain('agents/one/data/big.bin');
     expect(keys.every((key) => key.startsWith('agents/one/'))).toBe(true);
     expect(keys.some((key) => key.includes('persist-tmp'))).toBe(false);
-    expect(sha256((await server.getObject(bucket, 'agents/one/data/big.bin'))!)).toBe(sha256(await readFile(join(a.root, 'data', 'big.bin'))));
+    expect(sha256((await rig.server.getObject(bucket, 'agents/one/data/big.bin'))!)).toBe(sha256(await readFile(join(a.root, 'data', 'big.bin'))));
 
-    server.resetCounts();
-    const writesBefore = writes(server);
+    rig.server.resetCounts();
+    const writesBefore = writes(rig.server);
     const again = await a.persist(['apply', '--auto-approve']);
     expect(again.code, again.output).toBe(0);
     expect(again.output).toContain('No changes');
-    expect(writes(server) - writesBefore).toBe(0);
+    expect(writes(rig.server) - writesBefore).toBe(0);
 
     // A's shutdown releases the lease (as `persist shutdown` does).
     expect(await releaseLease(a.host(), await loadEnv(a))).toHaveLength(1);
 
     // A new container: the spec only; no workspace, no sync folders, a fresh persist state folder.
-    const b = new Machine(await sandbox.tempDir('persist-api-b-'));
+    const b = new Machine(await rig.sandbox.tempDir('persist-api-b-'));
     await cp(a.spec, b.spec);
     const restored = await b.persist(['apply', '--auto-approve']);
     expect(restored.code, restored.output).toBe(0);
@@ -136,18 +123,18 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
 
   it('redeploy: B waits for the lease that A holds and fails naming A; once A releases, B restores A\'s last push', { timeout: 120_000 }, async () => {
     const bucket = 'api-lease';
-    await server.createBucket(bucket);
-    await server.putObject(bucket, 'x/.credentials.env', CREDENTIALS);
-    const a = new Machine(await sandbox.tempDir('persist-lease-a-'));
+    await rig.server.createBucket(bucket);
+    await rig.server.putObject(bucket, 'x/.credentials.env', CREDENTIALS);
+    const a = new Machine(await rig.sandbox.tempDir('persist-lease-a-'));
     await buildWorkspace(a);
     await buildData(a);
-    await writeFile(a.spec, apiSpec(apiBucketYaml(server, bucket, 'x')));
+    await writeFile(a.spec, apiSpec(apiBucketYaml(rig.server, bucket, 'x')));
     const first = await a.persist(['apply', '--auto-approve']);
     expect(first.code, first.output).toBe(0);
     const machineA = (await readFile(join(a.stateDir, 'machine-id'), 'utf8')).trim();
     expect(machineA).toMatch(/^[0-9a-f]{32}$/);
 
-    const b = new Machine(await sandbox.tempDir('persist-lease-b-'));
+    const b = new Machine(await rig.sandbox.tempDir('persist-lease-b-'));
     await cp(a.spec, b.spec);
     const started = Date.now();
     const waited = await b.persist(['apply', '--auto-approve', '--lock-timeout', '2s']);
@@ -180,14 +167,14 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
 
   it('prefixes: two environments in one bucket never see each other\'s keys; nested prefixes are refused', { timeout: 120_000 }, async () => {
     const bucket = 'api-shared';
-    await server.createBucket(bucket);
-    const m = new Machine(await sandbox.tempDir('persist-prefix-'));
+    await rig.server.createBucket(bucket);
+    const m = new Machine(await rig.sandbox.tempDir('persist-prefix-'));
     const spec = (prefixes: [string, string]) =>
       [
         'version: 1',
         'buckets:',
         '  data:',
-        apiBucketYaml(server, bucket),
+        apiBucketYaml(rig.server, bucket),
         'syncs:',
         '  state: { from: "./state-${environment}", to: state, delete: true }',
         'environments:',
@@ -201,7 +188,7 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
       const applied = await m.persist(['apply', '--auto-approve', '--env', name]);
       expect(applied.code, applied.output).toBe(0);
     }
-    const keys = await server.listObjects(bucket);
+    const keys = await rig.server.listObjects(bucket);
     expect(keys.filter((k) => k.startsWith('agents/dev/')).some((k) => k.includes('prod'))).toBe(false);
     expect(keys).toContain('agents/dev/state/dev.txt');
     expect(keys).toContain('agents/prod/state/prod.txt');
@@ -222,8 +209,8 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
   });
 
   it('refuses a link into a bucket without a mount, naming the way out', { timeout: 60_000 }, async () => {
-    const m = new Machine(await sandbox.tempDir('persist-api-link-'));
-    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(server, 'api-link'), 'links:', '  memory: workspace/memory', ''].join('\n'));
+    const m = new Machine(await rig.sandbox.tempDir('persist-api-link-'));
+    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, 'api-link'), 'links:', '  memory: workspace/memory', ''].join('\n'));
     const result = await m.persist(['validate']);
     expect(result.code).toBe(1);
     expect(result.output).toContain('links need a mounted bucket; add mount: or use a sync');
@@ -231,9 +218,9 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
   });
 
   it('doctor checks the endpoint, the bucket and the keys with one signed list; bad keys fail without showing them', { timeout: 60_000 }, async () => {
-    await server.createBucket('api-doctor');
-    const m = new Machine(await sandbox.tempDir('persist-api-doctor-'));
-    await writeFile(m.spec, apiSpec(apiBucketYaml(server, 'api-doctor')));
+    await rig.server.createBucket('api-doctor');
+    const m = new Machine(await rig.sandbox.tempDir('persist-api-doctor-'));
+    await writeFile(m.spec, apiSpec(apiBucketYaml(rig.server, 'api-doctor')));
     const good = await m.persist(['doctor']);
     expect(good.output).toMatch(/ok\s+S3 API for data: a signed list of s3:\/\/api-doctor succeeded/);
     expect(good.output).not.toMatch(/FAIL\s+S3 API/);
@@ -245,36 +232,23 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
 });
 
 describeE2E('a mirror pushed through s3fs, restored through the API and back', ['s3fs'], () => {
-  let server: StrictS3TestServer;
-  let sandbox: MountSandbox;
-  beforeAll(async () => {
-    server = await startStrictS3Server();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-  beforeEach(() => {
-    sandbox = new MountSandbox();
-  });
-  afterEach(async () => {
-    await sandbox.cleanup();
-  });
+  const rig = e2eRig(() => startStrictS3Server());
 
   it('reads the same mirror, manifest and layout both ways', { timeout: 180_000 }, async () => {
     const bucket = 'api-s3fs';
-    await server.createBucket(bucket);
+    await rig.server.createBucket(bucket);
     const syncSpec = (bucketLines: string) => ['version: 1', 'buckets:', '  data:', bucketLines, 'syncs:', '  state: { from: ./state, to: state, delete: true }', ''].join('\n');
-    const mountedSpec = syncSpec(bucketYaml(server, 's3fs', bucket, './mnt', '    '));
-    const apiOnly = syncSpec(apiBucketYaml(server, bucket));
+    const mountedSpec = syncSpec(bucketYaml(rig.server, 's3fs', bucket, './mnt', '    '));
+    const apiOnly = syncSpec(apiBucketYaml(rig.server, bucket));
 
-    const viaMount = new Machine(await sandbox.tempDir('persist-api-s3fs-a-'));
+    const viaMount = new Machine(await rig.sandbox.tempDir('persist-api-s3fs-a-'));
     await buildWorkspace(viaMount);
     await writeFile(viaMount.spec, mountedSpec);
     const pushed = await viaMount.persist(['apply', '--auto-approve']);
     expect(pushed.code, pushed.output).toBe(0);
     await unmountLikeShutdown(viaMount);
 
-    const viaApi = new Machine(await sandbox.tempDir('persist-api-s3fs-b-'));
+    const viaApi = new Machine(await rig.sandbox.tempDir('persist-api-s3fs-b-'));
     await writeFile(viaApi.spec, apiOnly);
     const restored = await viaApi.persist(['apply', '--auto-approve']);
     expect(restored.code, restored.output).toBe(0);
@@ -286,7 +260,7 @@ describeE2E('a mirror pushed through s3fs, restored through the API and back', [
     const apiPush = await viaApi.persist(['apply', '--auto-approve']);
     expect(apiPush.code, apiPush.output).toBe(0);
 
-    const back = new Machine(await sandbox.tempDir('persist-api-s3fs-c-'));
+    const back = new Machine(await rig.sandbox.tempDir('persist-api-s3fs-c-'));
     await writeFile(back.spec, mountedSpec);
     const again = await back.persist(['apply', '--auto-approve']);
     expect(again.code, again.output).toBe(0);

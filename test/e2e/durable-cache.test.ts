@@ -6,34 +6,21 @@ import { readdir, rename, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { bucketRuntimeDir } from '../../src/host/paths.js';
-import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';
+import { describeE2E, MountSandbox, pidsWithArg, e2eRig } from '../helpers/e2e.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import { durableMachine, forwarder, killDaemon, specWithWriteBack } from './durable-helpers.js';
 import type { Machine } from './flow-helpers.js';
 import type { MountedBucket } from '../../src/spec/types.js';
 
 describeE2E('a dead rclone daemon with unuploaded files in its cache', ['rclone'], () => {
-  let server: S3TestServer;
-  let sandbox: MountSandbox;
-  beforeAll(async () => {
-    server = await startS3Server();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-  beforeEach(() => {
-    sandbox = new MountSandbox();
-  });
-  afterEach(async () => {
-    await sandbox.cleanup();
-  });
+  const rig = e2eRig(() => startS3Server());
 
   /** A converged machine, remounted with a long write-back; the agent writes 5 files into a new folder; the daemon is killed. */
   async function strandedMachine(bucket: string): Promise<{ machine: Machine; cache: string }> {
-    const { machine } = await durableMachine(server, sandbox, 'rclone', bucket, '1s', 0);
+    const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
     expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
     expect((await machine.persist(['shutdown'])).code).toBe(0);
-    await writeFile(machine.spec, specWithWriteBack(server, 'rclone', bucket, '10m'));
+    await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '10m'));
     const up = await machine.persist(['apply', '--auto-approve']);
     expect(up.code, up.output).toBe(0);
     await mkdir(join(machine.ws, 'memory', 'new', 'deeper'), { recursive: true });
@@ -42,12 +29,12 @@ describeE2E('a dead rclone daemon with unuploaded files in its cache', ['rclone'
     await killDaemon('rclone', machine.mnt, false);
     const cache = join(bucketRuntimeDir({ PERSIST_STATE_DIR: machine.stateDir }, (await machine.bucket()) as MountedBucket), 'cache');
     expect(await readdir(join(cache, 'vfsMeta', 'persist', bucket, 'workspace', 'memory', 'new', 'deeper'))).toHaveLength(5);
-    expect((await server.listObjects(bucket)).filter((key) => key.includes('memory/new/'))).toEqual([]);
+    expect((await rig.server.listObjects(bucket)).filter((key) => key.includes('memory/new/'))).toEqual([]);
     return { machine, cache };
   }
 
   async function expectUploaded(bucket: string): Promise<void> {
-    for (let i = 0; i < 5; i++) expect((await server.getObject(bucket, `workspace/memory/new/deeper/n${i}.md`))?.toString()).toBe(`unsaved ${i}\n`);
+    for (let i = 0; i < 5; i++) expect((await rig.server.getObject(bucket, `workspace/memory/new/deeper/n${i}.md`))?.toString()).toBe(`unsaved ${i}\n`);
   }
 
   it('same config: the next apply uploads them before mounting again', { timeout: 60_000 }, async () => {
@@ -68,9 +55,9 @@ describeE2E('a dead rclone daemon with unuploaded files in its cache', ['rclone'
   it('changed endpoint port: the cache folder is the same, and the next apply uploads them', { timeout: 60_000 }, async () => {
     const bucket = 'stranded-port';
     const { machine } = await strandedMachine(bucket);
-    const other = await forwarder(server.port);
+    const other = await forwarder(rig.server.port);
     try {
-      await writeFile(machine.spec, specWithWriteBack(server, 'rclone', bucket, '10m', other.endpoint));
+      await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '10m', other.endpoint));
       const apply = await machine.persist(['apply', '--auto-approve']);
       expect(apply.stdout).toMatch(/✔ 1\. ~ mount\.data {2}remount: .*first uploaded 5 files a stopped rclone had left in its cache/);
       await expectUploaded(bucket);

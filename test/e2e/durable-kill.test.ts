@@ -5,31 +5,18 @@
 // sit in its cache when it dies.
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox } from '../helpers/e2e.js';
+import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import { FUSE_BACKENDS, repoSnapshot, sha256, treeOf, CREDENTIALS } from './flow-helpers.js';
 import { durableMachine, killDaemon } from './durable-helpers.js';
 
 for (const backend of FUSE_BACKENDS) {
   describeE2E(`durable writes with ${backend}`, [backend], () => {
-    let server: S3TestServer;
-    let sandbox: MountSandbox;
-    beforeAll(async () => {
-      server = await startS3Server();
-    });
-    afterAll(async () => {
-      await server?.stop();
-    });
-    beforeEach(() => {
-      sandbox = new MountSandbox();
-    });
-    afterEach(async () => {
-      await sandbox.cleanup();
-    });
+    const rig = e2eRig(() => startS3Server());
 
     it('an applied adopt and bundle survive a SIGKILL of the daemon right after apply, in a new container', { timeout: 120_000 }, async () => {
       const bucket = `durable-kill-${backend}`;
-      const { machine, original } = await durableMachine(server, sandbox, backend, bucket, '3s');
+      const { machine, original } = await durableMachine(rig.server, rig.sandbox, backend, bucket, '3s');
       const repo = repoSnapshot(machine.ws);
       const applied = await machine.persist(['apply', '--auto-approve']);
       expect(applied.code, applied.output).toBe(0);
@@ -37,7 +24,7 @@ for (const backend of FUSE_BACKENDS) {
 
       // At once: the daemon dies with whatever its cache still holds; the container goes away.
       await killDaemon(backend, machine.mnt);
-      const keys = await server.listObjects(bucket);
+      const keys = await rig.server.listObjects(bucket);
       expect(keys.filter((key) => key.startsWith('workspace/memory/many/') && !key.endsWith('/'))).toHaveLength(34);
       expect(keys).toContain('workspace/ws.bundle');
       await rm(machine.ws, { recursive: true, force: true });

@@ -5,27 +5,14 @@
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';
+import { describeE2E, MountSandbox, pidsWithArg, e2eRig } from '../helpers/e2e.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import { mountAt } from '../../src/host/mountinfo.js';
 import { RealHost } from '../../src/host/real.js';
 import { durableMachine, specWithWriteBack } from './durable-helpers.js';
 
 describeE2E('persist shutdown with rclone', ['rclone'], () => {
-  let server: S3TestServer;
-  let sandbox: MountSandbox;
-  beforeAll(async () => {
-    server = await startS3Server();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-  beforeEach(() => {
-    sandbox = new MountSandbox();
-  });
-  afterEach(async () => {
-    await sandbox.cleanup();
-  });
+  const rig = e2eRig(() => startS3Server());
 
   async function agentWrites(folder: string, count: number): Promise<void> {
     await mkdir(folder, { recursive: true });
@@ -34,17 +21,17 @@ describeE2E('persist shutdown with rclone', ['rclone'], () => {
 
   it('exits 0 only once the server holds all 30 files the agent just wrote, with no mount or daemon left', { timeout: 90_000 }, async () => {
     const bucket = 'shutdown-ok';
-    const { machine } = await durableMachine(server, sandbox, 'rclone', bucket, '1s', 0);
+    const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
     const applied = await machine.persist(['apply', '--auto-approve']);
     expect(applied.code, applied.output).toBe(0);
 
     await agentWrites(join(machine.ws, 'memory', 'today'), 30);
     const stopped = await machine.persist(['shutdown', '--json']);
     // Counted at the server the moment shutdown returned.
-    const keys = (await server.listObjects(bucket)).filter((key) => key.startsWith('workspace/memory/today/fresh-'));
+    const keys = (await rig.server.listObjects(bucket)).filter((key) => key.startsWith('workspace/memory/today/fresh-'));
     expect(stopped.code, stopped.output).toBe(0);
     expect(keys).toHaveLength(30);
-    for (let i = 0; i < 30; i++) expect((await server.getObject(bucket, `workspace/memory/today/fresh-${i}.md`))?.toString()).toBe(`written by the agent ${i}\n`);
+    for (let i = 0; i < 30; i++) expect((await rig.server.getObject(bucket, `workspace/memory/today/fresh-${i}.md`))?.toString()).toBe(`written by the agent ${i}\n`);
     const report = JSON.parse(stopped.stdout) as { ok: boolean; items: { address: string; status: string }[] };
     expect(report.ok).toBe(true);
     expect(report.items).toEqual(
@@ -61,11 +48,11 @@ describeE2E('persist shutdown with rclone', ['rclone'], () => {
 
   it('past --timeout exits 1 naming the mount that still holds unuploaded files, and keeps it mounted', { timeout: 90_000 }, async () => {
     const bucket = 'shutdown-timeout';
-    const { machine } = await durableMachine(server, sandbox, 'rclone', bucket, '1s', 0);
+    const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
     const applied = await machine.persist(['apply', '--auto-approve']);
     expect(applied.code, applied.output).toBe(0);
     // Remount with a write-back far longer than the timeout (a slow or stuck upload looks the same).
-    await writeFile(machine.spec, specWithWriteBack(server, 'rclone', bucket, '5m'));
+    await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '5m'));
     const down = await machine.persist(['shutdown']);
     expect(down.code, down.output).toBe(0);
     const up = await machine.persist(['apply', '--auto-approve']);
@@ -81,6 +68,6 @@ describeE2E('persist shutdown with rclone', ['rclone'], () => {
     // Not unmounted over the pending files: the daemon keeps trying.
     expect(mountAt(await new RealHost().mounts(), machine.mnt)).toBeDefined();
     expect(pidsWithArg('rclone', machine.mnt)).toHaveLength(1);
-    expect((await server.listObjects(bucket)).filter((key) => key.includes('memory/late/fresh-'))).toEqual([]);
+    expect((await rig.server.listObjects(bucket)).filter((key) => key.includes('memory/late/fresh-'))).toEqual([]);
   });
 });

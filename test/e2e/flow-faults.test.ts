@@ -6,7 +6,7 @@ import { lstat, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { mountAt, parseMountinfo } from '../../src/host/mountinfo.js';
-import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';
+import { describeE2E, MountSandbox, pidsWithArg, e2eRig } from '../helpers/e2e.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import {
   bucketSnapshot,
@@ -29,53 +29,39 @@ function currentMount(path: string) {
 
 for (const backend of FUSE_BACKENDS) {
   describeE2E(`persist end to end with ${backend}: idle machines and failures`, [backend], () => {
-    let server: S3TestServer;
-    let sandbox: MountSandbox;
+    const rig = e2eRig(() => startS3Server());
 
-    beforeAll(async () => {
-      server = await startS3Server();
-    });
-    afterAll(async () => {
-      await server?.stop();
-    });
-    beforeEach(() => {
-      sandbox = new MountSandbox();
-    });
-    afterEach(async () => {
-      await sandbox.cleanup();
-    });
-
-    const writesSeen = () => JSON.stringify(server.requests().filter((r) => !['GET', 'HEAD'].includes(r.method)));
+    const writesSeen = () => JSON.stringify(rig.server.requests().filter((r) => !['GET', 'HEAD'].includes(r.method)));
 
     it('sends zero write requests for apply, plan and status on a converged machine', { timeout: 120_000 }, async () => {
-      const { machine } = await convergedMachine(server, sandbox, backend, `idle-${backend}`);
+      const { machine } = await convergedMachine(rig.server, rig.sandbox, backend, `idle-${backend}`);
       await rcloneSettled(machine);
 
-      server.resetCounts();
+      rig.server.resetCounts();
       const apply = await machine.persist(['apply', '--auto-approve']);
       expect(apply.code, apply.output).toBe(0);
       expect(apply.stdout).toContain('No changes');
       expect(apply.stdout).toContain('Apply complete: 0 applied, 0 failed, 0 skipped.');
-      expect(server.writeCount(), writesSeen()).toBe(0);
-      const readsByApply = server.requests().length;
+      expect(rig.server.writeCount(), writesSeen()).toBe(0);
+      const readsByApply = rig.server.requests().length;
 
-      server.resetCounts();
+      rig.server.resetCounts();
       const plan = await machine.persist(['plan', '--detailed-exitcode']);
       expect(plan.code, plan.output).toBe(0);
       expect(plan.stdout).toContain('No changes');
-      expect(server.writeCount(), writesSeen()).toBe(0);
+      expect(rig.server.writeCount(), writesSeen()).toBe(0);
 
-      server.resetCounts();
+      rig.server.resetCounts();
       const status = await machine.persist(['status']);
       expect(status.code, status.output).toBe(0);
       expect(status.stdout).not.toContain('!!');
       expect(status.stdout).toMatch(/ok\s+mount\.data/);
-      expect(server.writeCount(), writesSeen()).toBe(0);
+      expect(rig.server.writeCount(), writesSeen()).toBe(0);
       console.log(`no-op apply (${backend}): ${apply.ms} ms, ${readsByApply} read requests; plan ${plan.ms} ms; status ${status.ms} ms`);
     });
 
     it('plans a remount after the daemon is killed, and apply heals it', { timeout: 120_000 }, async () => {
-      const { machine, expected } = await convergedMachine(server, sandbox, backend, `killed-${backend}`);
+      const { machine, expected } = await convergedMachine(rig.server, rig.sandbox, backend, `killed-${backend}`);
       await rcloneSettled(machine);
       const pids = pidsWithArg(backend, machine.mnt);
       expect(pids).toHaveLength(1);
@@ -102,19 +88,19 @@ for (const backend of FUSE_BACKENDS) {
     });
 
     it("replaces production's bucket mounted at development's path without touching either bucket", { timeout: 120_000 }, async () => {
-      const root = await sandbox.tempDir(`persist-flow-env-${backend}-`);
+      const root = await rig.sandbox.tempDir(`persist-flow-env-${backend}-`);
       for (const env of ['development', 'production']) {
-        await server.createBucket(`app-${env}`);
-        await server.putObject(`app-${env}`, 'today.md', Buffer.from(`${env} notes\n`));
-        await server.putObject(`app-${env}`, 'data/deep/nested/blob.bin', Buffer.from(`${env} `.repeat(10_000)));
+        await rig.server.createBucket(`app-${env}`);
+        await rig.server.putObject(`app-${env}`, 'today.md', Buffer.from(`${env} notes\n`));
+        await rig.server.putObject(`app-${env}`, 'data/deep/nested/blob.bin', Buffer.from(`${env} `.repeat(10_000)));
       }
-      const before = { development: await bucketSnapshot(server, 'app-development'), production: await bucketSnapshot(server, 'app-production') };
+      const before = { development: await bucketSnapshot(rig.server, 'app-development'), production: await bucketSnapshot(rig.server, 'app-production') };
       const spec = new Machine(root);
-      await writeFile(spec.spec, ['version: 1', 'buckets:', '  data:', bucketYaml(server, backend, 'app-${environment}', './mnt-${environment}', '    '), 'environments:', '  development: {}', '  production: {}', ''].join('\n'));
+      await writeFile(spec.spec, ['version: 1', 'buckets:', '  data:', bucketYaml(rig.server, backend, 'app-${environment}', './mnt-${environment}', '    '), 'environments:', '  development: {}', '  production: {}', ''].join('\n'));
       // The mistake: production's bucket mounted where development's belongs (made by persist
       // itself from a second spec, so the mount is exactly what the driver builds).
       const wrong = join(root, 'wrong.yaml');
-      await writeFile(wrong, ['version: 1', 'buckets:', '  data:', bucketYaml(server, backend, 'app-production', './mnt-development', '    '), ''].join('\n'));
+      await writeFile(wrong, ['version: 1', 'buckets:', '  data:', bucketYaml(rig.server, backend, 'app-production', './mnt-development', '    '), ''].join('\n'));
       const mistake = await spec.persist(['apply', '--auto-approve'], undefined, wrong);
       expect(mistake.code, mistake.output).toBe(0);
       const devPath = join(root, 'mnt-development');
@@ -136,8 +122,8 @@ for (const backend of FUSE_BACKENDS) {
       expect(converged.code, converged.output).toBe(0);
 
       await rcloneSettled(spec, 'development');
-      expect(await bucketSnapshot(server, 'app-development')).toEqual(before.development);
-      expect(await bucketSnapshot(server, 'app-production')).toEqual(before.production);
+      expect(await bucketSnapshot(rig.server, 'app-development')).toEqual(before.development);
+      expect(await bucketSnapshot(rig.server, 'app-production')).toEqual(before.production);
     });
 
     const failures: { name: string; bucket: string; keys?: Keys; reason: RegExp }[] = [
@@ -151,13 +137,13 @@ for (const backend of FUSE_BACKENDS) {
     ];
     for (const failure of failures) {
       it(`fails fast with the daemon's reason on ${failure.name}, moving no local data`, { timeout: 120_000 }, async () => {
-        if (failure.name === 'bad keys') await server.createBucket(failure.bucket);
-        const machine = new Machine(await sandbox.tempDir(`persist-flow-fail-${backend}-`));
+        if (failure.name === 'bad keys') await rig.server.createBucket(failure.bucket);
+        const machine = new Machine(await rig.sandbox.tempDir(`persist-flow-fail-${backend}-`));
         await buildWorkspace(machine);
-        await writeFile(machine.spec, flowSpec(server, backend, failure.bucket));
+        await writeFile(machine.spec, flowSpec(rig.server, backend, failure.bucket));
         const before = await treeOf(machine, []);
 
-        server.resetCounts();
+        rig.server.resetCounts();
         const apply = await machine.persist(['apply', '--auto-approve'], failure.keys);
         expect(apply.code, apply.output).toBe(1);
         expect(apply.ms).toBeLessThan(20_000);
@@ -165,7 +151,7 @@ for (const backend of FUSE_BACKENDS) {
         expect(apply.output).toMatch(failure.reason);
         expect(apply.output).not.toContain('NOTASECRET');
         expect(apply.stdout).toMatch(/Apply complete: 0 applied, \d+ failed, \d+ skipped\./);
-        expect(server.writeCount(), writesSeen()).toBe(0);
+        expect(rig.server.writeCount(), writesSeen()).toBe(0);
 
         expect(await treeOf(machine, [])).toEqual(before);
         for (const name of LINK_NAMES) expect((await lstat(join(machine.ws, name))).isDirectory()).toBe(true);

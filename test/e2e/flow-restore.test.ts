@@ -3,7 +3,7 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox } from '../helpers/e2e.js';
+import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import {
   convergedMachine,
@@ -22,24 +22,10 @@ import {
 
 for (const backend of FUSE_BACKENDS) {
   describeE2E(`persist end to end with ${backend}: save and restore`, [backend], () => {
-    let server: S3TestServer;
-    let sandbox: MountSandbox;
-
-    beforeAll(async () => {
-      server = await startS3Server();
-    });
-    afterAll(async () => {
-      await server?.stop();
-    });
-    beforeEach(() => {
-      sandbox = new MountSandbox();
-    });
-    afterEach(async () => {
-      await sandbox.cleanup();
-    });
+    const rig = e2eRig(() => startS3Server());
 
     it('applies the whole spec, converges, and a new container gets everything back byte for byte', { timeout: 180_000 }, async () => {
-      const { machine, expected: withCredentials, repo } = await convergedMachine(server, sandbox, backend, `flow-${backend}-whole`);
+      const { machine, expected: withCredentials, repo } = await convergedMachine(rig.server, rig.sandbox, backend, `flow-${backend}-whole`);
       expect(await treeOf(machine)).toEqual(withCredentials);
       expect((await stat(join(machine.ws, '.credentials.env'))).mode & 0o777).toBe(0o600);
 
@@ -76,10 +62,10 @@ for (const backend of FUSE_BACKENDS) {
 
     it('cold start: one apply on an empty machine restores everything, a second writes nothing', { timeout: 180_000 }, async () => {
       const bucket = `flow-${backend}-cold`;
-      const { machine, expected, repo } = await convergedMachine(server, sandbox, backend, bucket);
+      const { machine, expected, repo } = await convergedMachine(rig.server, rig.sandbox, backend, bucket);
       await rcloneSettled(machine);
       await unmountLikeShutdown(machine);
-      const objects = await server.listObjects(bucket);
+      const objects = await rig.server.listObjects(bucket);
       expect(objects).toEqual(expect.arrayContaining(['.credentials.env', 'workspace/ws.bundle', 'state/db.sqlite', 'workspace/logs/blob.bin']));
 
       // The second machine: an empty workspace folder, no .git, no sync folder, no persist state.
@@ -96,20 +82,20 @@ for (const backend of FUSE_BACKENDS) {
       expect((await stat(join(machine.ws, '.credentials.env'))).mode & 0o777).toBe(0o600);
 
       await rcloneSettled(machine);
-      server.resetCounts();
+      rig.server.resetCounts();
       const again = await machine.persist(['apply', '--auto-approve']);
       expect(again.code, again.output).toBe(0);
       expect(again.stdout).toContain('No changes');
-      expect(server.writeCount(), JSON.stringify(server.requests().filter((r) => r.method !== 'GET' && r.method !== 'HEAD'))).toBe(0);
+      expect(rig.server.writeCount(), JSON.stringify(rig.server.requests().filter((r) => r.method !== 'GET' && r.method !== 'HEAD'))).toBe(0);
     });
 
     it('a brand-new setup (empty bucket, empty workspace): one apply creates every link and converges', { timeout: 120_000 }, async () => {
       const bucket = `flow-${backend}-fresh`;
-      await server.createBucket(bucket);
-      await server.putObject(bucket, '.credentials.env', CREDENTIALS);
-      const machine = new Machine(await sandbox.tempDir(`persist-flow-${backend}-`));
+      await rig.server.createBucket(bucket);
+      await rig.server.putObject(bucket, '.credentials.env', CREDENTIALS);
+      const machine = new Machine(await rig.sandbox.tempDir(`persist-flow-${backend}-`));
       await mkdir(machine.ws);
-      await writeFile(machine.spec, flowSpec(server, backend, bucket));
+      await writeFile(machine.spec, flowSpec(rig.server, backend, bucket));
 
       // The bundle's restore is planned before the mount exists; once mounted there is no bundle
       // to restore from, and the links and the file inside the repo folder must still be made.

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox } from '../helpers/e2e.js';
+import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import { bucketYaml, Machine, manifest, runPersist, waitFor } from './flow-helpers.js';
 
@@ -25,24 +25,10 @@ async function filesUnder(dir: string, prefix = ''): Promise<string[]> {
 }
 
 describeE2E('a mount that vanishes in the middle of an apply (s3fs)', ['s3fs'], () => {
-  let server: S3TestServer;
-  let sandbox: MountSandbox;
-
-  beforeAll(async () => {
-    server = await startS3Server([BUCKET]);
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-  beforeEach(() => {
-    sandbox = new MountSandbox();
-  });
-  afterEach(async () => {
-    await sandbox.cleanup();
-  });
+  const rig = e2eRig(() => startS3Server([BUCKET]));
 
   it('stops the adopt in progress, refuses the rest, and writes nothing under the bare mount point', { timeout: 400_000 }, async () => {
-    const machine = new Machine(await sandbox.tempDir('persist-vanish-'));
+    const machine = new Machine(await rig.sandbox.tempDir('persist-vanish-'));
     const original: Record<string, string> = {};
     for (const [name, count] of Object.entries(FOLDERS)) {
       for (let i = 0; i < count; i++) {
@@ -54,14 +40,14 @@ describeE2E('a mount that vanishes in the middle of an apply (s3fs)', ['s3fs'], 
       }
     }
     const links = Object.keys(FOLDERS).map((name) => `  ${name}: workspace/${name}`);
-    await writeFile(machine.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', bucketYaml(server, 's3fs', BUCKET, './mnt', '    '), 'links:', ...links, ''].join('\n'));
+    await writeFile(machine.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', bucketYaml(rig.server, 's3fs', BUCKET, './mnt', '    '), 'links:', ...links, ''].join('\n'));
     const before = await manifest(machine.ws);
 
     const applying = machine.persist(['apply', '--auto-approve']);
     let finished = false;
     void applying.then(() => (finished = true));
     // The adopt of memory is under way once its first objects reach the server.
-    await waitFor('the first adopted files in the bucket', async () => finished || (await server.listObjects(BUCKET)).some((key) => key.startsWith('workspace/memory/')), 120_000);
+    await waitFor('the first adopted files in the bucket', async () => finished || (await rig.server.listObjects(BUCKET)).some((key) => key.startsWith('workspace/memory/')), 120_000);
     expect(finished, 'apply finished before the mount could be taken away; make the folder bigger').toBe(false);
     const unmounted = spawnSync('fusermount', ['-u', '-z', machine.mnt], { encoding: 'utf8' });
     expect(unmounted.status, unmounted.stderr).toBe(0);

@@ -6,7 +6,7 @@ import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync }
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { describe, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, it } from 'vitest';
 import { parseMountinfo } from '../../src/host/mountinfo.js';
 
 export const E2E_REQUIRED = process.env.PERSIST_E2E_REQUIRED === '1';
@@ -118,4 +118,33 @@ export class MountSandbox {
     }
     if (stillMounted.length) throw new Error(`could not unmount: ${stillMounted.join(', ')}`);
   }
+}
+
+/**
+ * Inside a describe block: a loopback S3 server for the block and a fresh MountSandbox for each
+ * test, stopped and cleaned up (unmounted, daemons stopped, folders removed) even when a test fails.
+ */
+export function e2eRig<S extends { stop(): Promise<void> }>(start: () => Promise<S>): { readonly server: S; readonly sandbox: MountSandbox } {
+  let server: S | undefined;
+  let sandbox: MountSandbox | undefined;
+  beforeAll(async () => {
+    server = await start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  beforeEach(() => {
+    sandbox = new MountSandbox();
+  });
+  afterEach(async () => {
+    await sandbox?.cleanup();
+  });
+  return {
+    get server() {
+      return server!;
+    },
+    get sandbox() {
+      return sandbox!;
+    },
+  };
 }
