@@ -47,9 +47,11 @@ for (const backend of ['s3fs', 'rclone'] as const) {
         expect(plan.stdout).toContain('No changes.');
         // The note is an object in the server's bucket (rclone uploads it once it is closed and written back).
         const object = join(data, 'persist-local', backend, 'workspace', 'notes', 'hello.md._S3rver_object');
+        // s3rver writes its data file while it receives the body: wait for the whole content, not the name.
+        const stored = () => (existsSync(object) ? readFileSync(object, 'utf8') : null);
         const until = Date.now() + 20_000;
-        while (!existsSync(object) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200));
-        expect(readFileSync(object, 'utf8')).toBe('through the mount\n');
+        while (stored() !== 'through the mount\n' && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(stored()).toBe('through the mount\n');
 
         sandbox.unmountAll();
         expect(sandbox.mountsInside()).toEqual([]);
