@@ -10,7 +10,6 @@ import type { ResolvedEnvironment } from '../spec/types.js';
 import { guardedHost } from '../host/wrappers.js';
 import { errorMessage, formatDuration, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
-import type { Address } from './address.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
 import { ActionError } from '../errors.js';
@@ -71,22 +70,18 @@ interface Recheck {
   /** The bucket-readying resource's observation, when the resource needs a bucket. */
   maker?: ObservedResource;
   /** The bucket the resource needs, and whether it is ready now; null when it needs none. */
-  bucket: { key: string; ready: boolean; maker?: Address } | null;
+  bucket: { key: string; ready: boolean } | null;
 }
 
 /** Observe a resource now, with the resource that makes its bucket ready observed first. */
 async function observeNow(entry: Entry, byAddress: Map<string, Entry>, host: Host, env: ResolvedEnvironment, options: PlanOptions): Promise<Recheck> {
   const ctx = observeContext(host, env);
   const key = entry.module.needsBucket(entry.resource);
-  let bucket: Recheck['bucket'] = null;
-  if (key !== null) {
-    const maker = entry.ref.mount ? byAddress.get(entry.ref.mount) : undefined;
-    const made = maker ? await observeEntry(maker, ctx, options) : undefined;
-    if (made) recordReadiness(ctx, made);
-    bucket = { key, ready: ctx.mountReady[key] === true, ...(maker ? { maker: maker.address } : {}) };
-    return { observed: await observeEntry(entry, ctx, options), ctx, bucket, ...(made ? { maker: made } : {}) };
-  }
-  return { observed: await observeEntry(entry, ctx, options), ctx, bucket };
+  const makerEntry = key !== null && entry.ref.mount ? byAddress.get(entry.ref.mount) : undefined;
+  const maker = makerEntry ? await observeEntry(makerEntry, ctx, options) : undefined;
+  if (maker) recordReadiness(ctx, maker);
+  const bucket = key === null ? null : { key, ready: ctx.mountReady[key] === true };
+  return { observed: await observeEntry(entry, ctx, options), ctx, bucket, ...(maker ? { maker } : {}) };
 }
 
 export type ActionContext = Omit<ApplyContext, 'store'>;
@@ -120,7 +115,7 @@ export async function applyAction(
   if (!decision) return 'up-to-date';
   if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}; ${decision.conflict.fix}`);
   if (bucket && !bucket.ready) {
-    throw new ActionError(`${bucket.maker ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${observeCtx.store(bucket.key).where('')}`);
+    throw new ActionError(`${maker?.address ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${observeCtx.store(bucket.key).where('')}`);
   }
   const predicted = entry.ref.mount !== undefined && (run?.planned.has(entry.ref.mount) ?? false);
   if (decision.action !== action.action && !predicted) {
