@@ -1,7 +1,7 @@
 // The bucket lease over real HTTP (the strict server enforces If-None-Match / If-Match) and as an
 // exclusive file for a `local` bucket: create, renew, hold against another machine, release,
 // take over after expiry, and two racing acquirers of which exactly one wins.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ let work: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'persist-lease-'));
+  await mkdir(join(work, 'local-bucket')); // a `local` bucket's folder is made by its mount
   server = await startStrictS3Server([BUCKET]);
 });
 afterAll(async () => {
