@@ -31,7 +31,7 @@ describe('persist watch over many rounds', () => {
     const readOnly = join(f.bucket, 'bad');
     mkdirSync(readOnly, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', readOnly]);
-    onTestFinished(() => execFileSync('umount', ['-l', readOnly]));
+    onTestFinished(() => void execFileSync('umount', ['-l', readOnly]));
 
     // The agent adds a file to ./state every 200 ms: every round has something to push.
     let tick = 0;
