@@ -8,7 +8,7 @@ import { bucketsActedOn, bucketsWithoutLease, leaseGate } from '../engine/lease-
 import { checkFresh, readSavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
 import { linesView, silentView, taskListView } from '../output/apply-view.js';
-import { leaseLostStop, leaseWaitMessage, noLeaseNote } from '../output/lease-view.js';
+import { leaseLostStop, leaseTakenOverMessage, leaseWaitMessage, noLeaseNote } from '../output/lease-view.js';
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
 import { loadEnvironment, rememberSpec } from '../spec/index.js';
@@ -85,6 +85,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
       controller.abort();
     },
     onWait: (holder, where) => io.err(leaseWaitMessage(where, holder, lockTimeoutMs)),
+    onTakeOver: (from, where) => io.err(leaseTakenOverMessage(where, from)),
   });
   // This apply writes state anyway: keep the spec's parse so that later plans skip the YAML.
   await rememberSpec({ ...input, host }, env.specHash);

@@ -307,6 +307,8 @@ export class LeaseKeeper {
       /** A lease found taken by another machine (or that could not be renewed before it expired). */
       onLost: (bucket: string, message: string) => void;
       onWait?: LeaseOptions['onWait'];
+      /** A lease taken over from another machine that had let it expire (killed without shutdown). */
+      onTakeOver?: (from: LeaseBody, where: string) => void;
     },
   ) {}
 
@@ -328,6 +330,7 @@ export class LeaseKeeper {
         if (!store) continue;
         const lease = await acquireLease(this.host, store, { timeoutMs, ttlMs, ...(this.events.onWait ? { onWait: this.events.onWait } : {}) });
         this.#held.set(bucket.key, { lease, ttlMs });
+        if (lease.tookOverFrom) this.events.onTakeOver?.(lease.tookOverFrom, store.where);
       } catch (error) {
         if (error instanceof LeaseHeld) throw error;
         throw new LockError(leaseFailedMessage(bucket.key, errorMessage(error)));

@@ -36,6 +36,11 @@ export function leaseWaitMessage(where: string, holder: LeaseHolderText | null, 
   return `waiting up to ${formatDuration(timeoutMs)} (--lock-timeout) for the bucket lease ${where}, held by ${describeHolder(holder)}\n`;
 }
 
+/** Said when a lease is taken over after its time to live: its machine stopped without shutdown. */
+export function leaseTakenOverMessage(where: string, from: LeaseHolderText): string {
+  return `took over the bucket lease ${where} from ${describeHolder(from)}: it expired without being released (that container stopped without \`persist shutdown\`)\n`;
+}
+
 /** Said by apply when the keeper loses a lease mid-run: the run stops at its next safe point. */
 export function leaseLostStop(reason: string): string {
   return `\n${reason}: stopping after the current action.\n`;
