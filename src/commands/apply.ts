@@ -79,7 +79,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   // container waits (--lock-timeout) for the old one's last push. Taken right before the first
   // action on the bucket's data (each action re-observes the store after it); held by the machine,
   // not released here (shutdown does); renewed while this apply runs; a lease lost meanwhile stops it.
-  const leases = leaseGate(host, env, planned.observation, lockTimeoutMs, {
+  const leases = leaseGate(host, env, actions, planned.observation, lockTimeoutMs, {
     onLost: (_bucket, message) => {
       io.err(leaseLostStop(message));
       controller.abort();

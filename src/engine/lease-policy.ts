@@ -7,7 +7,9 @@
 // the lease of every bucket its actions read or write data of (a restore, a push, an adopt, a
 // link), right before the first of them: so a new container's first apply waits for the old one's
 // last push before it restores. A mount's own actions (mount, remount, replace) move no data of the
-// bucket and take none (a `local` bucket's folder, where its lease file lives, is made by its mount).
+// bucket: alone they take no lease; in a run that then touches the data of a FUSE-mounted bucket,
+// its mount comes after the lease (a `local` bucket's folder, where its lease file lives, is made
+// by its mount, so there the lease comes after it).
 import type { Host } from '../host/types.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
 import type { LeaseKeeper } from './lease.js';
@@ -61,16 +63,29 @@ export interface LeaseGate {
 }
 
 /**
- * apply's lease: taken right before the first action that reads or writes a bucket's data (after
- * the mounts, before the restores), waiting up to `timeoutMs` for another machine's; renewed until
- * the run ends. A bucket whose lease could not be had fails each of its actions with the reason.
+ * apply's lease: taken right before the first action that reads or writes a bucket's data (before
+ * the restores; for a FUSE mount whose data the run touches, before the mount), waiting up to
+ * `timeoutMs` for another machine's; renewed until the run ends. A bucket whose lease could not be
+ * had fails each of its actions with the reason (and what depends on its mount is skipped).
  */
-export function leaseGate(host: Host, env: ResolvedEnvironment, observation: Observation, timeoutMs: number, events: ConstructorParameters<typeof LeaseKeeper>[1]): LeaseGate {
+export function leaseGate(host: Host, env: ResolvedEnvironment, actions: PlannedAction[], observation: Observation, timeoutMs: number, events: ConstructorParameters<typeof LeaseKeeper>[1]): LeaseGate {
   let keeper: LeaseKeeper | null = null;
   const taking = new Map<string, Promise<void>>();
+  const acted = new Set(bucketsActedOn(actions, observation));
+  const byAddress = new Map(observation.resources.map((r) => [r.address, r]));
+  /** The bucket whose lease must be held before this action, if any; `early` before its mount. */
+  const bucketBefore = (action: PlannedAction): { key: string; early: boolean } | undefined => {
+    const data = bucketsActedOn([action], observation)[0];
+    if (data !== undefined) return { key: data, early: false };
+    // A FUSE mount whose data this run then touches: its lease (through the API) comes before the
+    // mount, so that the new mount caches nothing of the store before the old container's last push.
+    const observed = byAddress.get(action.address);
+    const made = observed?.module.readiness?.bucketOf(observed.resource);
+    return made !== undefined && acted.has(made) && env.buckets[made]?.mount?.backend !== 'local' ? { key: made, early: true } : undefined;
+  };
   return {
     async before(action) {
-      const key = bucketsActedOn([action], observation)[0];
+      const { key, early } = bucketBefore(action) ?? {};
       const bucket = key === undefined ? undefined : env.buckets[key];
       if (!bucket || !canHoldLease(bucket)) return;
       let taken = taking.get(bucket.key);
@@ -85,7 +100,16 @@ export function leaseGate(host: Host, env: ResolvedEnvironment, observation: Obs
         })();
         taking.set(bucket.key, taken);
       }
-      await taken;
+      try {
+        await taken;
+      } catch (error) {
+        // Before a mount, only another machine's lease stops it: a store that cannot be reached
+        // (bad keys, no such bucket) lets the mount fail with the backend's own reason, and the
+        // bucket's first data action tries the lease again.
+        const { LeaseHeld } = await import('./lease.js');
+        if (!early || error instanceof LeaseHeld) throw error;
+        taking.delete(bucket.key);
+      }
     },
     async stop() {
       await keeper?.stop();
