@@ -60,7 +60,7 @@ export function noLeaseNote(bucket: string): string {
 
 /** `lease=...` in status for a bucket that has none. */
 export function noLeaseFact(): string {
-  return `none (${NO_LEASE_REASON}: a second container is not kept out)`;
+  return 'none: a FUSE mount without credentials cannot take one, so a second container is not kept out';
 }
 
 /** The time to live as the spec writes it (`60s`, `1500ms`). */
