@@ -83,7 +83,7 @@ describe('persist watch over many rounds', () => {
   }, 60_000);
 
   it('holds the lease: renewed while idle, so another machine waits and fails naming it; kept when watch stops; released by shutdown', async () => {
-    const f = makeFixture({ sync: true, leaseTtl: '3s' });
+    const f = makeFixture({ sync: true, leaseTtl: '5s' });
     await converge(f);
     const leaseFile = join(f.bucket, '.persist-lease.json');
     const lease = () => JSON.parse(readFileSync(leaseFile, 'utf8')) as LeaseFile;
@@ -93,8 +93,8 @@ describe('persist watch over many rounds', () => {
     const first = lease();
     expect(first.machine).toBe(self);
 
-    // Past the time to live with nothing to do: still ours, renewed (a third of 3 s after each renewal).
-    await sleep(4_000);
+    // Past the time to live with nothing to do: still ours, renewed (a third of 5 s after each renewal).
+    await sleep(6_000);
     const later = lease();
     expect(later.machine).toBe(self);
     expect(Date.parse(later.renewedAt)).toBeGreaterThan(Date.parse(first.renewedAt));
