@@ -27,7 +27,6 @@ import { bucketFolderMissing, leaseFailedMessage, leaseHeldMessage, leaseTakenMe
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
 import { DEFAULT_LEASE_TTL_MS, leaseTtlMs } from './lease-policy.js';
 
-export { DEFAULT_LEASE_TTL_MS };
 export const LEASE_KEY = '.persist-lease.json';
 const POLL_MS = 1_000;
 const RENEW_TICK_MS = 250;

@@ -51,7 +51,7 @@ export function leaseWaitLine(bucket: string, reason: string, addresses: string[
   return `not applied, bucket ${bucket} is not ours: ${addresses.join(', ')} (${reason})`;
 }
 
-export const NO_LEASE_REASON = 'a FUSE mount without credentials cannot take a lease (a compare-and-swap needs the S3 API)';
+const NO_LEASE_REASON = 'a FUSE mount without credentials cannot take a lease (a compare-and-swap needs the S3 API)';
 
 /** The plan's note for a bucket that has no lease. */
 export function noLeaseNote(bucket: string): string {
