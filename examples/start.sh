@@ -8,8 +8,11 @@
 # Environment:
 #   ENVIRONMENT                  development | production (selects the spec's environment)
 #   PERSIST_SPEC                 the spec (default /opt/agent/persist.yaml)
-#   PERSIST_BOOT_LOCK_TIMEOUT    how long the boot apply waits for another apply (default 2m)
+#   PERSIST_BOOT_LOCK_TIMEOUT    how long the boot apply waits for another apply, and for the bucket
+#                                lease of the container this one replaces (default 2m: longer than the
+#                                lease's time to live, 60s unless the spec's `lease: { ttl }` says)
 #   PERSIST_WATCH_INTERVAL       time between watch rounds (default 5m)
+#   PERSIST_WATCH_VERIFY_EVERY   rounds between two size checks of what is stored (default 12)
 #   PERSIST_SHUTDOWN_TIMEOUT     bound on the save at stop (default 50s: inside `docker stop -t 60`)
 #   plus the variables the spec reads (CF_ACCOUNT_ID, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY).
 #
@@ -20,12 +23,17 @@
 # write-back cache), and unmounts; it exits 1 naming what is not saved when it cannot within
 # PERSIST_SHUTDOWN_TIMEOUT. Give the container more than that: `docker stop -t 60` (the default
 # grace period is 10 s, after which everything is SIGKILLed). A watch that dies is restarted.
+#
+# The bucket lease: this container's boot apply takes it (waiting for the previous container's
+# last push), watch renews it, shutdown releases it. A container killed without shutdown keeps it
+# until it expires, so the next one's boot waits up to the lease's time to live.
 set -euo pipefail
 
 export PERSIST_SPEC="${PERSIST_SPEC:-/opt/agent/persist.yaml}"
 : "${ENVIRONMENT:?set ENVIRONMENT to the spec environment to use (e.g. development or production)}"
 boot_lock_timeout="${PERSIST_BOOT_LOCK_TIMEOUT:-2m}"
 watch_interval="${PERSIST_WATCH_INTERVAL:-5m}"
+verify_every="${PERSIST_WATCH_VERIFY_EVERY:-12}"
 shutdown_timeout="${PERSIST_SHUTDOWN_TIMEOUT:-50s}"
 
 if [ "$#" -eq 0 ]; then
@@ -33,8 +41,9 @@ if [ "$#" -eq 0 ]; then
   exit 64
 fi
 
-# 1. Mount, restore and link. If anything fails (no mount, a conflict, a stale lock holder), stop
-#    here: an agent started on an empty workspace is how good backups get overwritten.
+# 1. Mount, restore and link, once the bucket lease is ours. If anything fails (no mount, a
+#    conflict, another container still holding the lease after the timeout), stop here: an agent
+#    started on an empty workspace is how good backups get overwritten.
 echo "start.sh: persist apply ($ENVIRONMENT, $PERSIST_SPEC)"
 if ! persist apply --auto-approve --lock-timeout "$boot_lock_timeout"; then
   echo "start.sh: persist apply failed; not starting the agent on an unrestored workspace" >&2
@@ -42,13 +51,14 @@ if ! persist apply --auto-approve --lock-timeout "$boot_lock_timeout"; then
 fi
 
 # 2. watch re-plans every interval and applies only safe actions (mount, remount, create a missing
-#    link, push, restore into an empty place); anything else is logged as needing a person.
+#    link, push, restore into an empty place); anything else is logged as needing a person. It
+#    keeps the lease renewed, and checks what is stored every few rounds (pushing back what is missing).
 #    A watch that dies (a crash, the OOM killer) is started again after 5 s.
 watch_loop() {
   local child=""
   trap 'trap - TERM; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null; [ -n "$child" ] && wait "$child" 2>/dev/null; exit 0' TERM
   while true; do
-    persist watch --interval "$watch_interval" --auto-approve &
+    persist watch --interval "$watch_interval" --verify-every "$verify_every" --auto-approve &
     child=$!
     status=0
     wait "$child" || status=$?

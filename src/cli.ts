@@ -116,6 +116,7 @@ program
   .addOption(fileOption()).addOption(envOption())
   .requiredOption('--interval <duration>', 'time between plans, e.g. 5m')
   .option('--auto-approve', 'apply safe actions (mount, remount, create a missing link, push, restore into an empty place)')
+  .option('--verify-every <rounds>', "every N rounds, check what is stored (verify's size check) and push again what is missing; 0: never", '12')
   .addHelpText('after', example('persist watch -f specs/moltbot.yaml --interval 5m --auto-approve'))
   .action(action(() => import('./commands/watch.js')));
 

@@ -71,7 +71,7 @@ describe('examples/start.sh', () => {
     expect(() => execFileSync('bash', ['-n', script])).not.toThrow();
   });
 
-  it('restores, runs the agent beside watch, and saves with persist shutdown on SIGTERM', async () => {
+  it('restores, runs the agent beside watch, starts a watch that died again, and saves with persist shutdown on SIGTERM', async () => {
     const dir = tempDir();
     const bin = join(dir, 'bin');
     mkdirSync(bin);
@@ -105,8 +105,19 @@ describe('examples/start.sh', () => {
       }
     };
 
-    // watch's first round finds nothing to do (boot converged); only then does the agent write.
-    await waitFor(() => existsSync(join(dir, 'agent-started')) && output.includes('] no changes'), 'the agent start and the first watch round');
+    // watch's first round finds nothing to do (boot converged).
+    await waitFor(() => existsSync(join(dir, 'agent-started')) && output.includes('round 0] no changes'), 'the agent start and the first watch round');
+    // The watch dies (the OOM killer, say): start.sh starts another one, which holds the lease again.
+    const [watchPid, ...others] = watchPids(env.PERSIST_STATE_DIR);
+    expect(others).toEqual([]);
+    process.kill(watchPid!, 'SIGKILL');
+    await waitFor(() => output.includes('start.sh: persist watch exited (status 137); restarting it in 5 s'), 'start.sh to see the watch die');
+    await waitFor(() => (output.match(/round 0\] no changes/g) ?? []).length === 2, 'the new watch\'s first round');
+    const [restarted] = watchPids(env.PERSIST_STATE_DIR);
+    expect(restarted).toBeDefined();
+    expect(restarted).not.toBe(watchPid);
+    expect(JSON.parse(readFileSync(join(dir, 'bucket', '.persist-lease.json'), 'utf8')).machine).toBe(readFileSync(join(dir, 'persist-state', 'machine-id'), 'utf8').trim());
+    // Only now does the agent write.
     writeFileSync(join(dir, 'go'), '');
     await waitFor(() => existsSync(join(dir, 'state', 'written-by-agent.txt')), 'the agent write');
     expect(existsSync(join(dir, 'bucket', 'state', 'written-by-agent.txt'))).toBe(false);
@@ -117,7 +128,11 @@ describe('examples/start.sh', () => {
     expect(output).toMatch(/\] stopped\n/); // watch logged its clean stop
     expect(readFileSync(join(dir, 'bucket', 'state', 'written-by-agent.txt'), 'utf8')).toBe('new\n');
     expect(readFileSync(join(dir, 'state', 'restored.txt'), 'utf8')).toBe('from the bucket\n');
-  });
+    // The shutdown released the lease, and no watch is left running.
+    expect(output).toContain(`✔ lease: released the lease ${join(dir, 'bucket', '.persist-lease.json')}`);
+    expect(existsSync(join(dir, 'bucket', '.persist-lease.json'))).toBe(false);
+    expect(watchPids(env.PERSIST_STATE_DIR)).toEqual([]);
+  }, 60_000);
 
   it('does not start the agent when the boot apply fails', async () => {
     const dir = tempDir();
@@ -139,6 +154,22 @@ describe('examples/start.sh', () => {
     expect(existsSync(join(dir, 'agent-started'))).toBe(false);
   });
 });
+
+/** Pids of `persist watch` processes running with this state folder. */
+function watchPids(stateDir: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      const environ = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
+      if (argv.includes('watch') && argv.some((arg) => arg.endsWith('persist.js')) && environ.includes(`PERSIST_STATE_DIR=${stateDir}`)) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
 
 function execFileSyncResult(command: string, args: string[], env: Record<string, string>): { code: number; output: string } {
   try {

@@ -4,10 +4,11 @@ import { createInterface } from 'node:readline/promises';
 import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
-import { takeLeases } from '../engine/lease-policy.js';
+import { bucketsActedOn, bucketsWithoutLease, leaseGate } from '../engine/lease-policy.js';
 import { checkFresh, readSavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
 import { linesView, silentView, taskListView } from '../output/apply-view.js';
+import { leaseLostStop, leaseTakenOverMessage, leaseWaitMessage, noLeaseNote } from '../output/lease-view.js';
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
 import { loadEnvironment, rememberSpec } from '../spec/index.js';
@@ -59,7 +60,10 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
     return 0;
   }
 
-  if (!opts.json) io.out(renderPlan(actions, style, header(env, 'apply')));
+  if (!opts.json) {
+    io.out(renderPlan(actions, style, header(env, 'apply')));
+    for (const bucket of bucketsWithoutLease(env, bucketsActedOn(actions, planned.observation))) io.out(`${style.yellow('note:')} ${noLeaseNote(bucket)}\n`);
+  }
   if (!saved && !opts.autoApprove) {
     if (!io.interactive) throw new UsageError('apply needs --auto-approve or a saved plan file when not run on a terminal');
     if (!(await confirm(io))) {
@@ -70,17 +74,21 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
 
   const host = makeHost(io);
   const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, lockTimeoutMs);
+  const controller = new AbortController();
   // The bucket lease, before the first write and before the restores of a first boot: a new
-  // container waits (--lock-timeout) for the old one's last push. Held by the machine, not released here.
-  try {
-    await takeLeases(host, env, lockTimeoutMs);
-  } catch (error) {
-    await release();
-    throw error;
-  }
+  // container waits (--lock-timeout) for the old one's last push. Taken right before the first
+  // action on the bucket's data (each action re-observes the store after it); held by the machine,
+  // not released here (shutdown does); renewed while this apply runs; a lease lost meanwhile stops it.
+  const leases = leaseGate(host, env, actions, planned.observation, lockTimeoutMs, {
+    onLost: (_bucket, message) => {
+      io.err(leaseLostStop(message));
+      controller.abort();
+    },
+    onWait: (holder, where) => io.err(leaseWaitMessage(where, holder, lockTimeoutMs)),
+    onTakeOver: (from, where) => io.err(leaseTakenOverMessage(where, from)),
+  });
   // This apply writes state anyway: keep the spec's parse so that later plans skip the YAML.
   await rememberSpec({ ...input, host }, env.specHash);
-  const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(1); // a second signal: stop now
     io.err(`\n${signal}: finishing the current action, then stopping.\n`);
@@ -91,7 +99,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   try {
     const view = opts.json ? silentView() : io.isTTY ? taskListView() : linesView(io.out);
     if (!opts.json) io.out('\n');
-    const report = await executePlan(actions, { host, env, options, view, signal: controller.signal });
+    const report = await executePlan(actions, { host, env, options, view, signal: controller.signal, beforeAction: leases.before });
     if (opts.json) {
       const document = planJson(env.environment, actions);
       const withResults = {
@@ -111,6 +119,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await leases.stop();
     await release();
   }
 }

@@ -4,6 +4,8 @@ import { sealPlan, writeSavedPlan } from '../engine/saved-plan.js';
 import { makeStyle } from '../output/style.js';
 import { planJson, renderPlan } from '../output/render.js';
 import { renderPlanDiffs } from '../output/file-diff.js';
+import { bucketsActedOn, bucketsWithoutLease } from '../engine/lease-policy.js';
+import { noLeaseNote } from '../output/lease-view.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import { syncDiffSource } from './plan-diff.js';
 import type { CommandIO, SpecOptions } from './types.js';
@@ -42,9 +44,13 @@ export default async function plan(opts: PlanCommandOptions, io: CommandIO): Pro
     await writeSavedPlan(makeHost(io), resolve(io.cwd, opts.out), saved);
   }
 
-  if (opts.json) io.out(`${JSON.stringify(planJson(env.environment, actions), null, 2)}\n`);
+  // A bucket the plan writes into that cannot hold a lease: nothing keeps a second container out.
+  const notes = bucketsWithoutLease(env, bucketsActedOn(actions, result.observation)).map(noLeaseNote);
+  if (opts.json) io.out(`${JSON.stringify(planJson(env.environment, actions, notes.length ? { notes } : {}), null, 2)}\n`);
   else {
-    io.out(renderPlan(actions, makeStyle(io.color), header(env, 'plan')));
+    const style = makeStyle(io.color);
+    io.out(renderPlan(actions, style, header(env, 'plan')));
+    for (const note of notes) io.out(`${style.yellow('note:')} ${note}\n`);
     if (opts.diff) io.out(await renderPlanDiffs(actions, syncDiffSource(host, env, result.observation.ctx)));
     if (opts.out) io.out(`Saved the plan to ${opts.out}; apply it with \`persist apply ${opts.out}\`.\n`);
   }

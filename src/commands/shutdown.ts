@@ -1,11 +1,18 @@
 // `persist shutdown`: what a container runs when it is told to stop. Push every sync and update
 // every bundle (the executor, with only those actions: the same re-checks and safety rules as
-// apply, conflicts reported and never forced), wait until no mount's backend holds anything
-// unuploaded, release the bucket lease (hook below), and unmount the mounts persist made (unless
+// apply, conflicts reported and never forced), a dead mount remounted first (for rclone the
+// remount uploads what the dead daemon left in its cache), wait until no mount's backend holds
+// anything unuploaded, release the bucket lease, and unmount the mounts persist made (unless
 // --keep-mounted). Exit 0 only when everything it was asked to save is in the store; --timeout
 // bounds the whole, and past it the exit is 1 naming what is not saved.
+//
+// The saves need the machine's lease of their bucket (taken without waiting: a bucket whose lease
+// another machine holds is not saved into, and says so). The lease is released only when
+// everything is saved; otherwise the next container waits for it to expire.
 import { getBackend } from '../backends/registry.js';
 import { executePlan } from '../engine/apply.js';
+import { bucketsActedOn, leasableBuckets, leaseTtlMs } from '../engine/lease-policy.js';
+import type { LeaseKeeper } from '../engine/lease.js';
 import { acquireLock } from '../engine/lock.js';
 import type { PlannedAction } from '../engine/types.js';
 import { mountAt } from '../host/mountinfo.js';
@@ -13,6 +20,7 @@ import { bucketRuntimeDir, stateDir } from '../host/paths.js';
 import type { Host } from '../host/types.js';
 import { linesView, silentView } from '../output/apply-view.js';
 import { errorMessage, formatDuration } from '../output/format.js';
+import { leaseKept, leaseReleased } from '../output/lease-view.js';
 import { renderShutdown, shutdownItemLine, shutdownJson, shutdownOk, type ShutdownItem, type ShutdownReport } from '../output/shutdown-view.js';
 import { makeStyle } from '../output/style.js';
 import { parseDuration } from '../spec/duration.js';
@@ -35,8 +43,9 @@ const SAVING = new Set(['push', 'update']);
  * save keeps its lease until it expires.
  */
 export async function releaseBucketLeases(host: Host, env: ResolvedEnvironment): Promise<ShutdownItem[]> {
+  if (leasableBuckets(env).length === 0) return [];
   const { releaseLease } = await import('../engine/lease.js');
-  return (await releaseLease(host, env)).map((where) => ({ address: 'lease', status: 'saved', message: `released the lease ${where}` }));
+  return (await releaseLease(host, env)).map((where) => ({ address: 'lease', status: 'saved', message: leaseReleased(where) }));
 }
 
 class Deadline {
@@ -83,6 +92,8 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let timedOut = false;
+  let keeper: LeaseKeeper | null = null;
+  const lostLeases = new Map<string, string>();
   try {
     // 1. Save: push every sync, update every bundle.
     const planned = await deadline.race(computePlan(makeHost(io, { readOnly: true }), env, { allowShrink: false }, []));
@@ -90,7 +101,7 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
       timedOut = true;
       say({ address: 'plan', status: 'unsaved', message: `could not even look at the machine within ${formatDuration(timeoutMs)}` });
     } else {
-      const saving: PlannedAction[] = [];
+      let saving: PlannedAction[] = [];
       for (const observed of planned.observation.resources) {
         if (observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') continue;
         const action = planned.actions.find((a) => a.address === observed.address);
@@ -99,6 +110,28 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         else if (SAVING.has(action.action)) saving.push(action);
         else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
       }
+      // The saves need their bucket's lease (taken now, without waiting).
+      const leased = bucketsActedOn(saving, planned.observation);
+      if (leased.length) {
+        const { LeaseKeeper } = await import('../engine/lease.js');
+        keeper = new LeaseKeeper(host, { onLost: (bucket, message) => (lostLeases.set(bucket, message), controller.abort()) });
+        const refused = await keeper.keep(leased.map((key) => env.buckets[key]!));
+        keeper.start();
+        saving = saving.filter((action) => {
+          const why = refused.get(bucketsActedOn([action], planned.observation)[0] ?? '');
+          if (why) say({ address: action.address, status: 'unsaved', message: `not saved: ${why}` });
+          return !why;
+        });
+      }
+      // A dead mount comes back first (a remount of rclone uploads what the dead daemon left in its
+      // cache), and so does a missing mount that a save needs.
+      const needed = new Set(bucketsActedOn(saving, planned.observation));
+      const mounting = planned.actions.filter((action) => {
+        const observed = planned.observation.resources.find((r) => r.address === action.address);
+        if (!observed?.module.readiness || action.conflict) return false;
+        return action.action === 'remount' || (action.action === 'mount' && needed.has(observed.module.readiness.bucketOf(observed.resource)));
+      });
+      saving = [...mounting, ...saving];
       if (saving.length) {
         const release = await deadline.race(acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, Math.max(0, deadline.remaining())));
         if (release === 'timeout') {
@@ -115,7 +148,9 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
             if (report === 'timeout') timedOut = true;
             for (const action of saving) {
               const result = report === 'timeout' ? undefined : report.results.get(action.address);
+              const lost = lostLeases.get(bucketsActedOn([action], planned.observation)[0] ?? '');
               if (result?.status === 'applied') say({ address: action.address, status: 'saved', message: `${action.action}: ${result.message}` });
+              else if (lost) say({ address: action.address, status: 'unsaved', message: `${action.action} not done: ${lost}` });
               else if (result?.status === 'skipped' && /already as the spec wants/.test(result.message)) say({ address: action.address, status: 'saved', message: 'already in the store' });
               else say({ address: action.address, status: 'unsaved', message: `${action.action} not done: ${result?.message ?? `still running at the timeout (${formatDuration(timeoutMs)})`}` });
             }
@@ -157,7 +192,9 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
     }
 
     // 3. Release the lease, only when everything is saved.
+    await keeper?.stop();
     if (items.every((item) => item.status === 'saved')) for (const item of await releaseBucketLeases(host, env)) say(item);
+    else for (const key of keeper?.heldBuckets() ?? []) say({ address: 'lease', status: 'kept', message: leaseKept(`of bucket ${key}`, leaseTtlMs(env.buckets[key]!)) });
 
     // 4. Unmount what persist mounted (the drivers flush first and refuse to strand writes).
     for (const { key, backendName } of mounted) {
@@ -180,6 +217,7 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
       else say({ address: `mount.${key}`, status: 'unmounted', message: `unmounted ${bucket.mount.path} (${backendName})` });
     }
   } finally {
+    await keeper?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

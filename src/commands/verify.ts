@@ -1,6 +1,8 @@
 // `persist verify [--hash]`: every stored file of every sync against its manifest (size; with
 // --hash, content) and every bundle against its header. Exit 1 listing what is missing or damaged;
 // the findings are recorded on local disk so that the next plan pushes those files again.
+import type { Observation } from '../engine/observe.js';
+import type { Host } from '../host/types.js';
 import { renderVerify, verifyJson, type VerifyRow } from '../output/verify-view.js';
 import { makeStyle } from '../output/style.js';
 import { errorMessage } from '../output/format.js';
@@ -16,6 +18,19 @@ export default async function verify(opts: SpecOptions & { hash?: boolean }, io:
   const env = await loadSpec(opts, io);
   const host = makeHost(io, { readOnly: false }); // writes only its findings, in the state folder
   const { observation } = await computePlan(host, env, { allowShrink: false }, []);
+  const rows = await checkStored(host, observation, opts.hash === true);
+  if (opts.json) io.out(verifyJson(env.environment, rows));
+  else io.out(renderVerify(header(env, 'verify'), rows, makeStyle(io.color), opts.hash === true));
+  return rows.every((row) => row.problems.length === 0 && !row.note) ? 0 : 1;
+}
+
+/**
+ * Check every stored file of every sync and bundle of an observation (size; with `hash`, content)
+ * and record what a sync lacks, so that the next plan pushes it again (`push (repair)`). Also run
+ * by watch every few rounds, without `hash`.
+ */
+export async function checkStored(host: Host, observation: Observation, hash: boolean): Promise<VerifyRow[]> {
+  const opts = { hash };
   const rows: VerifyRow[] = [];
   for (const r of observation.resources) {
     if (r.module.kind !== 'sync' && r.module.kind !== 'bundle') continue;
@@ -57,7 +72,5 @@ export default async function verify(opts: SpecOptions & { hash?: boolean }, io:
       row.problems.push({ path: r.address, problem: errorMessage(error) });
     }
   }
-  if (opts.json) io.out(verifyJson(env.environment, rows));
-  else io.out(renderVerify(header(env, 'verify'), rows, makeStyle(io.color), opts.hash === true));
-  return rows.every((row) => row.problems.length === 0 && !row.note) ? 0 : 1;
+  return rows;
 }

@@ -5,34 +5,56 @@
 // while the others keep their rhythm; a failure to plan at all backs off the whole round. It never
 // runs two applies at once (the apply lock), survives a closed output, and stops cleanly on
 // SIGTERM/SIGINT.
+//
+// With --auto-approve it holds the machine's bucket leases (docs/architecture.md, "The lease"):
+// each round takes or renews them (a write only when a third of the time to live has passed) and a
+// keeper renews them between rounds; it does not release them when it stops (shutdown does). The
+// actions on a bucket whose lease another machine holds are left alone and logged.
+//
+// Every --verify-every rounds (default 12) it runs verify's size check of what is stored; the
+// plan of the same round then pushes again what is missing or damaged (`push (repair)`).
 import { resolvingCommand } from '../lineage/resolve.js';
 import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
-import { takeLeases } from '../engine/lease-policy.js';
+import { bucketsActedOn, leasableBuckets } from '../engine/lease-policy.js';
+import type { LeaseKeeper } from '../engine/lease.js';
 import type { PlannedAction } from '../engine/types.js';
 import { stateDir } from '../host/paths.js';
 import { linesView } from '../output/apply-view.js';
 import { errorMessage } from '../output/format.js';
+import { leaseWaitLine } from '../output/lease-view.js';
 import { renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
-import { computePlan, loadSpec, makeHost } from './common.js';
+import { WATCH_NO_CHANGES, WATCH_STOPPED, watchApplied, watchBackingOff, watchDrift, watchError, watchNeedsPerson, watchStamp, watchVerified } from '../output/watch-view.js';
+import { computePlan, loadSpec, makeHost, type PlanResult } from './common.js';
 import { parseDuration } from '../spec/duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface WatchCommandOptions extends SpecOptions {
   interval: string;
   autoApprove?: boolean;
+  verifyEvery?: string;
 }
+
+/** Rounds between two size checks of what is stored, unless --verify-every says otherwise. */
+export const DEFAULT_VERIFY_EVERY = 12;
 
 /** Rounds to wait after `failures` failures in a row: 1, 2, 4, at most 8. */
 function backoffRounds(failures: number): number {
   return Math.min(8, 2 ** Math.max(0, failures - 1));
 }
 
+function parseRounds(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_VERIFY_EVERY;
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`--verify-every: "${text}" is not a number of rounds (0 turns the size check off)`);
+  return Number(text);
+}
+
 export default async function watch(opts: WatchCommandOptions, io: CommandIO): Promise<number> {
   const intervalMs = parseDuration(opts.interval, '--interval');
   if (intervalMs < 1000) throw new UsageError('--interval must be at least 1s');
+  const verifyEvery = parseRounds(opts.verifyEvery);
   const style = makeStyle(io.color);
   const controller = new AbortController();
   const stop = () => controller.abort();
@@ -48,48 +70,74 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
       // as above
     }
   };
-  const log = (text: string) => out(`[${new Date().toISOString()}] ${text}\n`);
+  let round = 0;
+  const log = (text: string) => out(`${watchStamp(new Date(), round)}${text}\n`);
   /** Per resource: failures in a row, and the round before which it is not tried again. */
   const failing = new Map<string, { failures: number; until: number }>();
   let planFailures = 0;
+  let keeper: LeaseKeeper | null = null;
   try {
-    for (let round = 0; !controller.signal.aborted; round++) {
+    for (; !controller.signal.aborted; round++) {
       try {
         const env = await loadSpec(opts, io);
-        const { actions, observation } = await computePlan(makeHost(io, { readOnly: true }), env, { allowShrink: false }, []);
-        if (actions.length === 0) log('no changes');
-        else if (!opts.autoApprove) log(`drift:\n${renderPlan(actions, style)}`);
+        const reader = makeHost(io, { readOnly: true });
+        let planned: PlanResult = await computePlan(reader, env, { allowShrink: false }, []);
+        if (verifyEvery > 0 && round > 0 && round % verifyEvery === 0) {
+          // Lazily: the check and its findings' store live with `persist verify`.
+          const { checkStored } = await import('./verify.js');
+          const rows = await checkStored(makeHost(io), planned.observation, false);
+          log(watchVerified(rows, verifyEvery));
+          if (rows.some((row) => row.problems.length > 0)) planned = await computePlan(reader, env, { allowShrink: false }, []);
+        }
+        const { actions, observation } = planned;
+        let refused = new Map<string, string>();
+        if (opts.autoApprove) {
+          if (!keeper) {
+            const { LeaseKeeper } = await import('../engine/lease.js');
+            keeper = new LeaseKeeper(makeHost(io), { onLost: (bucket, message) => log(watchError(`lease of bucket ${bucket} lost: ${message}`)) });
+            keeper.start();
+          }
+          refused = await keeper.keep(leasableBuckets(env));
+        }
+        if (actions.length === 0) log(WATCH_NO_CHANGES);
+        else if (!opts.autoApprove) log(watchDrift(renderPlan(actions, style)));
         else {
           const byAddress = new Map(observation.resources.map((r) => [r.address, r]));
           const safe: PlannedAction[] = [];
           const unsafe: PlannedAction[] = [];
-          const waiting: string[] = [];
+          const waiting: { address: string; failures: number; nextRound: number }[] = [];
+          const notOurs = new Map<string, string[]>();
           for (const action of actions) {
             const observed = byAddress.get(action.address);
+            const bucket = bucketsActedOn([action], observation)[0];
+            const backoff = failing.get(action.address);
             if (action.conflict || !observed || !observed.module.unattended(action, observed.seen.state)) unsafe.push(action);
-            else if ((failing.get(action.address)?.until ?? 0) > round) waiting.push(action.address);
+            else if (bucket !== undefined && refused.has(bucket)) notOurs.set(bucket, [...(notOurs.get(bucket) ?? []), `${action.address} ${action.action}`]);
+            else if (backoff && backoff.until > round) waiting.push({ address: action.address, failures: backoff.failures, nextRound: backoff.until });
             else safe.push(action);
           }
-          if (unsafe.length) log(`needs a person (not applied): ${unsafe.map((a) => `${a.address} ${a.action}${resolvingCommand(a) ? ` (run: ${resolvingCommand(a)})` : ''}`).join(', ')}`);
-          if (waiting.length) log(`backing off after failures: ${waiting.join(', ')}`);
+          if (unsafe.length) log(watchNeedsPerson(unsafe.map((a) => `${a.address} ${a.action}${resolvingCommand(a) ? ` (run: ${resolvingCommand(a)})` : ''}`)));
+          for (const [bucket, addresses] of notOurs) log(leaseWaitLine(bucket, refused.get(bucket)!, addresses));
+          if (waiting.length) log(watchBackingOff(waiting));
           if (safe.length) {
             const host = makeHost(io);
             const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, intervalMs);
             try {
-              await takeLeases(host, env, 0);
               const report = await executePlan(safe, { host, env, options: { allowShrink: false }, view: linesView(out), signal: controller.signal, unattendedOnly: true });
               const saved: string[] = [];
+              const failed: string[] = [];
               for (const action of safe) {
                 const result = report.results.get(action.address);
                 if (result?.status === 'failed') {
                   const failures = (failing.get(action.address)?.failures ?? 0) + 1;
                   failing.set(action.address, { failures, until: round + backoffRounds(failures) });
+                  failed.push(`${action.address} ${action.action}`);
                 } else {
                   failing.delete(action.address);
                   if (result?.status === 'applied') saved.push(`${action.address} ${action.action}`);
                 }
               }
-              log(`applied ${report.applied}, failed ${report.failed}, skipped ${report.skipped}${saved.length ? `: ${saved.join(', ')}` : ''}`);
+              log(watchApplied(report.applied, report.failed, report.skipped, saved, failed));
             } finally {
               await release();
             }
@@ -98,7 +146,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
         planFailures = 0;
       } catch (error) {
         planFailures++;
-        log(`error: ${errorMessage(error)}`);
+        log(watchError(errorMessage(error)));
       }
       const wait = intervalMs * backoffRounds(planFailures);
       await new Promise<void>((resolve) => {
@@ -106,9 +154,10 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
         controller.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
       });
     }
-    log('stopped');
+    log(WATCH_STOPPED);
     return 0;
   } finally {
+    await keeper?.stop();
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
     process.stdout.off('error', ignore);

@@ -55,6 +55,8 @@ export interface ExecuteOptions {
   unattendedOnly?: boolean;
   /** shutdown: the time (ms since the epoch) by which every wait for the store must end. */
   deadlineMs?: number;
+  /** Runs right before an action (apply: takes the lease of its bucket); a throw fails the action. */
+  beforeAction?: (action: PlannedAction) => Promise<void>;
 }
 
 /** How long an action waits for its bucket's backend to have uploaded what it wrote. */
@@ -167,6 +169,7 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     const blocker = action.dependsOn.find((dep) => results.get(dep) && results.get(dep)?.status !== 'applied' && !upToDate.has(dep));
     if (blocker) return result('skipped', `skipped: it depends on ${blocker}, which did not apply`);
     try {
+      await run.beforeAction?.(action);
       const done = await applyAction(action, { host, env, options, report, signal }, { recheck, byAddress, planned, unattendedOnly: run.unattendedOnly === true, ...(run.deadlineMs === undefined ? {} : { deadlineMs: run.deadlineMs }) });
       if (done === 'up-to-date') {
         upToDate.add(action.address);

@@ -1,18 +1,123 @@
-// Which buckets apply and watch take the lease of (src/engine/lease.ts). Loaded only by commands
-// that are about to write, and the lease module (with the S3 client) only when a bucket needs it.
+// Which buckets a command takes the lease of (src/engine/lease.ts, docs/architecture.md "The
+// lease"). Pure and cheap: plan uses it for its note without touching any lease; the lease module
+// (and the S3 client) is loaded only by a command that is about to write.
 //
-// Today: the buckets reached through their S3 API (no `mount:`). The lease of a `local` bucket
-// (an exclusive file) and of a FUSE-mounted bucket with credentials (through the API) is
-// implemented in lease.ts (`leaseStoreFor`), but apply does not take it yet: a machine holds its
-// lease until shutdown releases it or it expires, and the flows on mounted buckets (a second
-// container restoring right after the first) must run `persist shutdown` first.
+// A bucket can hold a lease when persist can compare-and-swap in it: through its S3 API (a bucket
+// without a mount, or a FUSE mount with credentials) or as an exclusive file (`local`). apply takes
+// the lease of every bucket its actions read or write data of (a restore, a push, an adopt, a
+// link), right before the first of them: so a new container's first apply waits for the old one's
+// last push before it restores. A mount's own actions (mount, remount, replace) move no data of the
+// bucket: alone they take no lease; in a run that then touches the data of a FUSE-mounted bucket,
+// its mount comes after the lease (a `local` bucket's folder, where its lease file lives, is made
+// by its mount, so there the lease comes after it).
 import type { Host } from '../host/types.js';
-import type { ResolvedEnvironment } from '../spec/types.js';
+import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
+import type { LeaseKeeper } from './lease.js';
+import type { Observation } from './observe.js';
+import type { PlannedAction } from './types.js';
 
-/** Take (or renew) the lease of every bucket of `env` reached through its S3 API, waiting up to `timeoutMs`. */
-export async function takeLeases(host: Host, env: ResolvedEnvironment, timeoutMs: number): Promise<void> {
-  const apiBuckets = Object.values(env.buckets).filter((bucket) => !bucket.mount);
-  if (apiBuckets.length === 0) return;
-  const { acquireLease, s3LeaseStore } = await import('./lease.js');
-  for (const bucket of apiBuckets) await acquireLease(host, await s3LeaseStore(bucket), { timeoutMs });
+export const DEFAULT_LEASE_TTL_MS = 60_000;
+
+/** The bucket's lease time to live (`lease: { ttl }`, default 60 s). */
+export function leaseTtlMs(bucket: ResolvedBucket): number {
+  return bucket.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+}
+
+/** Whether persist can hold a lease on the bucket (a FUSE mount without credentials cannot). */
+export function canHoldLease(bucket: ResolvedBucket): boolean {
+  return bucket.mount?.backend === 'local' || bucket.credentials !== undefined;
+}
+
+/**
+ * The buckets whose data the actions read or write: each action's resource's bucket, for every
+ * kind but the one that makes a bucket ready (the mount). Conflicts are refused anyway, and so is
+ * everything in a bucket whose mount is a conflict: they take no lease.
+ */
+export function bucketsActedOn(actions: PlannedAction[], observation: Observation): string[] {
+  const byAddress = new Map(observation.resources.map((r) => [r.address, r]));
+  const blocked = new Set<string>();
+  for (const action of actions) {
+    const observed = byAddress.get(action.address);
+    if (action.conflict && observed?.module.readiness) blocked.add(observed.module.readiness.bucketOf(observed.resource));
+  }
+  const buckets = new Set<string>();
+  for (const action of actions) {
+    const observed = byAddress.get(action.address);
+    if (!observed || action.conflict || observed.module.readiness) continue;
+    const bucket = observed.module.needsBucket(observed.resource);
+    if (bucket !== null && !blocked.has(bucket)) buckets.add(bucket);
+  }
+  return [...buckets];
+}
+
+/** Of these buckets, the ones that cannot hold a lease (for the plan's note). */
+export function bucketsWithoutLease(env: ResolvedEnvironment, keys: string[]): string[] {
+  return keys.filter((key) => env.buckets[key] && !canHoldLease(env.buckets[key]));
+}
+
+export interface LeaseGate {
+  /** Before an action: take (once per run) the lease of the bucket whose data it touches. */
+  before(action: PlannedAction): Promise<void>;
+  /** Stop renewing; the leases stay held until shutdown releases them or they expire. */
+  stop(): Promise<void>;
+}
+
+/**
+ * apply's lease: taken right before the first action that reads or writes a bucket's data (before
+ * the restores; for a FUSE mount whose data the run touches, before the mount), waiting up to
+ * `timeoutMs` for another machine's; renewed until the run ends. A bucket whose lease could not be
+ * had fails each of its actions with the reason (and what depends on its mount is skipped).
+ */
+export function leaseGate(host: Host, env: ResolvedEnvironment, actions: PlannedAction[], observation: Observation, timeoutMs: number, events: ConstructorParameters<typeof LeaseKeeper>[1]): LeaseGate {
+  let keeper: LeaseKeeper | null = null;
+  const taking = new Map<string, Promise<void>>();
+  const acted = new Set(bucketsActedOn(actions, observation));
+  const byAddress = new Map(observation.resources.map((r) => [r.address, r]));
+  /** The bucket whose lease must be held before this action, if any; `early` before its mount. */
+  const bucketBefore = (action: PlannedAction): { key: string; early: boolean } | undefined => {
+    const data = bucketsActedOn([action], observation)[0];
+    if (data !== undefined) return { key: data, early: false };
+    // A FUSE mount whose data this run then touches: its lease (through the API) comes before the
+    // mount, so that the new mount caches nothing of the store before the old container's last push.
+    const observed = byAddress.get(action.address);
+    const made = observed?.module.readiness?.bucketOf(observed.resource);
+    return made !== undefined && acted.has(made) && env.buckets[made]?.mount?.backend !== 'local' ? { key: made, early: true } : undefined;
+  };
+  return {
+    async before(action) {
+      const { key, early } = bucketBefore(action) ?? {};
+      const bucket = key === undefined ? undefined : env.buckets[key];
+      if (!bucket || !canHoldLease(bucket)) return;
+      let taken = taking.get(bucket.key);
+      if (!taken) {
+        taken = (async () => {
+          if (!keeper) {
+            const { LeaseKeeper } = await import('./lease.js');
+            keeper = new LeaseKeeper(host, events);
+          }
+          await keeper.take([bucket], timeoutMs);
+          keeper.start();
+        })();
+        taking.set(bucket.key, taken);
+      }
+      try {
+        await taken;
+      } catch (error) {
+        // Before a mount, only another machine's lease stops it: a store that cannot be reached
+        // (bad keys, no such bucket) lets the mount fail with the backend's own reason, and the
+        // bucket's first data action tries the lease again.
+        const { LeaseHeld } = await import('./lease.js');
+        if (!early || error instanceof LeaseHeld) throw error;
+        taking.delete(bucket.key);
+      }
+    },
+    async stop() {
+      await keeper?.stop();
+    },
+  };
+}
+
+/** Every bucket of `env` that can hold a lease (watch keeps them all; status shows them). */
+export function leasableBuckets(env: ResolvedEnvironment): ResolvedBucket[] {
+  return Object.values(env.buckets).filter(canHoldLease);
 }

@@ -13,16 +13,23 @@
 // and creates the new one exclusively.
 // A FUSE-mounted bucket with credentials takes the lease through the S3 API (a mount cannot do a
 // compare-and-swap); one without credentials gets no lease.
+//
+// While a command holds leases, a LeaseKeeper renews each one a third of its time to live after
+// its last renewal, so that a long apply (or watch's idle rounds) never lets it lapse; a lease
+// found taken by another machine is reported to the command, which stops saving into that bucket.
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { LockError } from '../errors.js';
 import { ensureMachine } from '../lineage/machine.js';
 import type { Host } from '../host/types.js';
+import { errorMessage } from '../output/format.js';
+import { bucketFolderMissing, leaseFailedMessage, leaseHeldMessage, leaseTakenMessage } from '../output/lease-view.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
+import { DEFAULT_LEASE_TTL_MS, leaseTtlMs } from './lease-policy.js';
 
 export const LEASE_KEY = '.persist-lease.json';
-export const DEFAULT_LEASE_TTL_MS = 60_000;
 const POLL_MS = 1_000;
+const RENEW_TICK_MS = 250;
 
 export interface LeaseBody {
   machine: string;
@@ -137,7 +144,9 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
     async create(body) {
       const data = Buffer.from(text(body));
       try {
-        await host.mkdir(join(folder, prefix));
+        // The bucket's folder is made by its mount action, never here; a prefix inside it may be new.
+        if ((await host.stat(folder))?.type !== 'dir') throw new LockError(bucketFolderMissing(folder));
+        if (prefix) await host.mkdir(join(folder, prefix));
         await host.writeFile(path, data, { exclusive: true, mode: 0o644 });
         return etagOf(data);
       } catch (error) {
@@ -187,6 +196,8 @@ export interface LeaseOptions {
   /** How long to wait for another machine's lease (--lock-timeout). */
   timeoutMs: number;
   ttlMs?: number;
+  /** Called once when another machine's lease makes this one wait. */
+  onWait?: (holder: LeaseBody | null, where: string) => void;
 }
 
 export interface HeldLease {
@@ -195,11 +206,6 @@ export interface HeldLease {
   body: LeaseBody;
   /** Set when the lease was taken over from an expired holder. */
   tookOverFrom?: LeaseBody;
-}
-
-function describeHolder(body: LeaseBody | null): string {
-  if (!body) return 'an unreadable lease';
-  return `machine ${body.machine} (host ${body.host}, pid ${body.pid}, lease renewed ${body.renewedAt}, expires ${body.expiresAt})`;
 }
 
 export class LeaseHeld extends LockError {}
@@ -212,6 +218,7 @@ export async function acquireLease(host: Host, store: LeaseStore, options: Lease
   const ttl = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
   const { id: machine, host: name } = await ensureMachine(host);
   const deadline = host.now().getTime() + options.timeoutMs;
+  let waited = false;
   for (;;) {
     const now = host.now();
     const body: LeaseBody = {
@@ -232,10 +239,10 @@ export async function acquireLease(host: Host, store: LeaseStore, options: Lease
       continue; // it changed between our read and our write: read again
     }
     if (now.getTime() >= deadline) {
-      throw new LeaseHeld(
-        `the bucket lease ${store.where} is held by ${describeHolder(current.body)}; this machine is ${machine}. Wait for that container to shut down (it releases the lease) or for the lease to expire, or pass a longer --lock-timeout`,
-      );
+      throw new LeaseHeld(leaseHeldMessage(store.where, current.body, machine));
     }
+    if (!waited) options.onWait?.(current.body, store.where);
+    waited = true;
     await host.sleep(Math.min(POLL_MS, Math.max(10, deadline - now.getTime())));
   }
 }
@@ -252,7 +259,7 @@ export async function renewLease(host: Host, held: HeldLease, ttlMs = DEFAULT_LE
     const again = await held.store.replace({ ...body, acquiredAt: current.body.acquiredAt }, current.etag);
     if (again) return { ...held, etag: again, body };
   }
-  throw new LeaseHeld(`the bucket lease ${held.store.where} was taken by ${describeHolder(current?.body ?? null)}; this machine must not push any more`);
+  throw new LeaseHeld(leaseTakenMessage(held.store.where, current?.body ?? null));
 }
 
 /** Who holds the lease of a store (for status): null when nobody does. */
@@ -281,12 +288,109 @@ export async function releaseLease(host: Host, env: ResolvedEnvironment): Promis
   return released;
 }
 
-/** Take the lease of every bucket of `env` that can have one (apply, watch). */
-export async function acquireLeases(host: Host, env: ResolvedEnvironment, options: LeaseOptions): Promise<HeldLease[]> {
-  const held: HeldLease[] = [];
-  for (const bucket of Object.values(env.buckets)) {
-    const store = await leaseStoreFor(host, bucket);
-    if (store) held.push(await acquireLease(host, store, options));
+// --- the keeper: the leases one command holds ---
+
+/**
+ * The leases a command (apply, watch, shutdown) holds, renewed in the background a third of their
+ * time to live after their last renewal. It never releases them: a machine's lease outlives its
+ * commands until `persist shutdown` releases it or it expires.
+ */
+export class LeaseKeeper {
+  readonly #held = new Map<string, { lease: HeldLease; ttlMs: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  #renewing: Promise<void> | null = null;
+
+  constructor(
+    private readonly host: Host,
+    private readonly events: {
+      /** A lease found taken by another machine (or that could not be renewed before it expired). */
+      onLost: (bucket: string, message: string) => void;
+      onWait?: LeaseOptions['onWait'];
+      /** A lease taken over from another machine that had let it expire (killed without shutdown). */
+      onTakeOver?: (from: LeaseBody, where: string) => void;
+    },
+  ) {}
+
+  /** Bucket keys whose lease this keeper holds. */
+  heldBuckets(): string[] {
+    return [...this.#held.keys()];
   }
-  return held;
+
+  /**
+   * Take (or renew) the lease of each bucket, waiting up to `timeoutMs` for another machine's.
+   * Throws LeaseHeld naming the holder, or a LockError saying why the lease could not be taken.
+   */
+  async take(buckets: ResolvedBucket[], timeoutMs: number): Promise<void> {
+    for (const bucket of buckets) {
+      const ttlMs = leaseTtlMs(bucket);
+      let store: LeaseStore | null;
+      try {
+        store = await leaseStoreFor(this.host, bucket);
+        if (!store) continue;
+        const lease = await acquireLease(this.host, store, { timeoutMs, ttlMs, ...(this.events.onWait ? { onWait: this.events.onWait } : {}) });
+        this.#held.set(bucket.key, { lease, ttlMs });
+        if (lease.tookOverFrom) this.events.onTakeOver?.(lease.tookOverFrom, store.where);
+      } catch (error) {
+        if (error instanceof LeaseHeld) throw error;
+        throw new LockError(leaseFailedMessage(bucket.key, errorMessage(error)));
+      }
+    }
+  }
+
+  /**
+   * watch: take or renew what can be had now, without waiting. Returns, per bucket that is not
+   * ours, why (another machine holds it, or the lease could not be reached).
+   */
+  async keep(buckets: ResolvedBucket[]): Promise<Map<string, string>> {
+    const refused = new Map<string, string>();
+    for (const bucket of buckets) {
+      const held = this.#held.get(bucket.key);
+      try {
+        if (held && !this.#due(held)) continue;
+        await this.take([bucket], 0);
+      } catch (error) {
+        this.#held.delete(bucket.key);
+        refused.set(bucket.key, errorMessage(error));
+      }
+    }
+    return refused;
+  }
+
+  /** Renew in the background until stop(). */
+  start(): void {
+    if (this.#timer) return;
+    // A tick only compares times; a lease is written when it is due (a third of its time to live).
+    this.#timer = setInterval(() => {
+      this.#renewing ??= this.#renewDue().finally(() => (this.#renewing = null));
+    }, RENEW_TICK_MS);
+    this.#timer.unref();
+  }
+
+  /** Stop renewing (waits for a renewal in flight). The leases stay held until they expire. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#renewing;
+  }
+
+  #due(held: { lease: HeldLease; ttlMs: number }): boolean {
+    return this.host.now().getTime() - Date.parse(held.lease.body.renewedAt) >= held.ttlMs / 3;
+  }
+
+  async #renewDue(): Promise<void> {
+    for (const [bucket, held] of [...this.#held]) {
+      if (!this.#due(held)) continue;
+      try {
+        this.#held.set(bucket, { ...held, lease: await renewLease(this.host, held.lease, held.ttlMs) });
+      } catch (error) {
+        // A lease another machine took is lost for good; a store that did not answer is tried
+        // again at the next tick, while the lease has not expired.
+        const expired = this.host.now().getTime() >= Date.parse(held.lease.body.expiresAt);
+        if (error instanceof LeaseHeld || expired) {
+          this.#held.delete(bucket);
+          this.events.onLost(bucket, errorMessage(error));
+        }
+      }
+    }
+  }
 }

@@ -26,6 +26,8 @@ export interface ResolvedBucket {
   prefix?: string;
   /** Absent: the bucket is reached through its S3 API (no FUSE, no daemon). */
   mount?: BucketMount;
+  /** `lease: { ttl }` in milliseconds, when the spec sets it (else the default, 60 s). */
+  leaseTtlMs?: number;
 }
 
 export interface BucketMount {

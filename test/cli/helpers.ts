@@ -47,6 +47,8 @@ export interface FixtureOptions {
   extra?: string;
   /** Bucket folder, relative to the fixture (default ./bucket). */
   bucketPath?: string;
+  /** The bucket's `lease: { ttl }` (default: the product's, 60s). */
+  leaseTtl?: string;
 }
 
 export interface Fixture {
@@ -99,6 +101,7 @@ function specText(options: FixtureOptions): string {
     '  data:',
     '    name: test-data',
     `    mount: { backend: local, path: ${options.bucketPath ?? './bucket'} }`,
+    ...(options.leaseTtl ? [`    lease: { ttl: ${options.leaseTtl} }`] : []),
   ];
   const links = Array.isArray(options.links) ? Object.fromEntries(options.links.map((name) => [name, `workspace/${name}`])) : (options.links ?? {});
   if (Object.keys(links).length > 0) {

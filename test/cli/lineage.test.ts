@@ -16,6 +16,9 @@ const SPEC = [
   '    mount:',
   '      backend: local',
   '      path: ./bucket-${environment}',
+  // A short lease, so that these tests can make what lineage guards against: a machine whose lease
+  // expired (it stopped renewing it) while another took over.
+  '    lease: { ttl: 1s }',
   'syncs:',
   '  clawdbot:',
   '    from: ./clawdbot',
@@ -66,6 +69,11 @@ function contents(root: string): Record<string, string> {
   return out;
 }
 
+/** Past the 1 s lease of the machine that wrote last: the next machine takes the bucket over. */
+function leaseExpires(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1_200));
+}
+
 async function ok(result: Promise<{ code: number | null; stdout: string; stderr: string }>): Promise<string> {
   const done = await result;
   if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
@@ -85,7 +93,9 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     const backup = snapshotTree(mirror);
     const backupDb = readFileSync(join(mirror, 'clawdbot.db'));
 
-    // A new container: onboarding wrote its template before anything was restored.
+    // The old container stops (its shutdown releases the lease); a new one: onboarding wrote its
+    // template before anything was restored.
+    await ok(first.run(['shutdown', '--env', 'production']));
     rmSync(local, { recursive: true });
     mkdirSync(join(local, 'devices'), { recursive: true });
     sqlite(join(local, 'clawdbot.db'), 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);');
@@ -150,13 +160,16 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
 
     write(local, 'notes.md', 'a1\n');
     await ok(a.run(['apply', '--env', 'production', '--auto-approve'])); // generation 1
+    await leaseExpires();
     await ok(runB(['apply', '--env', 'production', '--auto-approve'])); // b restores generation 1
     expect(readFileSync(join(localB, 'notes.md'), 'utf8')).toBe('a1\n');
 
     write(local, 'notes.md', 'a2\n');
+    await leaseExpires();
     await ok(a.run(['apply', '--env', 'production', '--auto-approve'])); // generation 2, by a
     write(localB, 'notes.md', 'b2\n');
     write(localB, 'b-only.md', 'b\n');
+    await leaseExpires();
     const refused = await runB(['apply', '--env', 'production', '--auto-approve']);
     expect(refused.code).toBe(1);
     expect(refused.stdout + refused.stderr).toMatch(/generation 2, written by a \([0-9a-f]{8}\)/);
@@ -181,6 +194,7 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     // b pushes over it: generation 3; a's generation 2 stays in history.
     await ok(runB(['apply', '--env', 'production', '--auto-approve', '--force-push']));
     // a, unchanged since its push, takes b's generation (fast-forward, nothing of a's lost).
+    await leaseExpires();
     const aPlan = await ok(a.run(['plan', '--env', 'production']));
     expect(aPlan).toMatch(/sync\.clawdbot {2}restore/);
     await ok(a.run(['apply', '--env', 'production', '--auto-approve']));
@@ -290,13 +304,16 @@ describe('lineage of bundles', () => {
     const otherRepo = join(fixture.dir, 'repo-other');
     writeFileSync(join(fixture.dir, 'lineage-other.yaml'), spec.replace('repo: ./repo', 'repo: ./repo-other'));
     const runOther = (args: string[]) => fixture.run([...args, '-f', 'lineage-other.yaml'], { env: { PERSIST_STATE_DIR: other.state, HOSTNAME: 'other' } });
+    await leaseExpires();
     await ok(runOther(['apply', '--env', 'development', '--auto-approve', '--target', 'bundle.repo'])); // restores generation 1
     expect(existsSync(join(otherRepo, 'a.txt'))).toBe(true);
     write(repo, 'b.txt', 'more\n');
     git('add', '.');
     git('commit', '-qm', 'more');
+    await leaseExpires();
     await ok(one.run(['apply', '--env', 'development', '--auto-approve', '--target', 'bundle.repo'])); // generation 2
     execFileSync('git', ['-C', otherRepo, 'branch', 'other-work'], { encoding: 'utf8' });
+    await leaseExpires();
     const refused = await runOther(['apply', '--env', 'development', '--auto-approve', '--target', 'bundle.repo']);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/holds generation 2, written by box \([0-9a-f]{8}\)/);

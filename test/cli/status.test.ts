@@ -1,7 +1,7 @@
 // `persist status` through the built CLI: the health of every resource as text and JSON, on a
 // converged and on a drifted machine, and that it writes nothing.
 import { execFileSync } from 'node:child_process';
-import { rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commit, converge, makeFixture, snapshotTree, treeChanges } from './helpers.js';
@@ -32,7 +32,7 @@ describe('persist status', () => {
     expect(text.stderr).toBe('');
     const lines = text.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe(`persist status: environment "default" (${f.spec})`);
-    expect(lines.slice(2).map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual(['ok mount.data', 'ok bundle.repo', 'ok sync.state', 'ok file.creds', 'ok link.memory']);
+    expect(lines.slice(2).map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual(['ok mount.data', 'ok bundle.repo', 'ok sync.state', 'ok file.creds', 'ok link.memory', 'ok lease.data']);
     expect(text.stdout).toContain(`is=-> ${f.target('memory')}`);
     expect(text.stdout).toContain(`head=${head.slice(0, 12)}`);
     expect(text.stdout).not.toContain('TOKEN=abc');
@@ -40,13 +40,16 @@ describe('persist status', () => {
     const json = await f.run(['status', '--json']);
     expect(json.code).toBe(0);
     const byAddress = rows(json.stdout);
-    expect([...byAddress.keys()]).toEqual(['mount.data', 'bundle.repo', 'sync.state', 'file.creds', 'link.memory']);
+    expect([...byAddress.keys()]).toEqual(['mount.data', 'bundle.repo', 'sync.state', 'file.creds', 'link.memory', 'lease.data']);
     for (const row of byAddress.values()) expect(row).toMatchObject({ ok: true, state: 'ok' });
     expect(byAddress.get('mount.data')!.facts).toEqual({ backend: 'local', bucket: 'test-data', path: f.bucket });
     expect(byAddress.get('link.memory')!.facts).toEqual({ path: f.link('memory'), target: f.target('memory'), is: `-> ${f.target('memory')}` });
     expect(byAddress.get('bundle.repo')!.facts).toMatchObject({ refs: 1, head: head.slice(0, 12), size: expect.any(Number), age: expect.stringMatching(/^\d+s$/) });
     expect(byAddress.get('sync.state')!.facts).toMatchObject({ files: 1, lastPush: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
     expect(byAddress.get('file.creds')!.facts).toMatchObject({ to: join(f.workspace, 'creds.env'), mode: '0600' });
+    // The lease: the file in the local bucket, held by this machine (the converging apply took it).
+    const machine = readFileSync(join(f.stateDir, 'machine-id'), 'utf8').trim();
+    expect(byAddress.get('lease.data')!.facts).toMatchObject({ lease: join(f.bucket, '.persist-lease.json'), holder: machine, thisMachine: true, expired: false, ttl: '60s' });
     expect(json.stdout).not.toContain('TOKEN=abc');
 
     expect(treeChanges(before, snapshotTree(f.dir))).toEqual([]);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commit, converge, makeFixture, sleep, snapshotTree, treeChanges, until } from './helpers.js';
 
-const STAMP = /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] /;
+const STAMP = /^\[\d{4}-\d\d-\d\dT[\d:.]+Z round \d+\] /;
 
 describe('persist watch', () => {
   it('without --auto-approve reports drift every interval and changes nothing; SIGTERM stops it', async () => {

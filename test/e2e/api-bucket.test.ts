@@ -8,9 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
-import { releaseLease } from '../../src/engine/lease.js';
-import { loadEnvironment } from '../../src/spec/index.js';
-import { buildWorkspace, GOOD_KEYS, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256, unmountLikeShutdown } from './flow-helpers.js';
+import { buildWorkspace, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256 } from './flow-helpers.js';
 
 function apiBucketYaml(server: StrictS3TestServer, name: string, prefix?: string): string {
   return [
@@ -62,10 +60,6 @@ async function localTree(machine: Machine): Promise<Record<string, string>> {
   };
 }
 
-async function loadEnv(machine: Machine) {
-  return loadEnvironment({ file: machine.spec, processEnv: { E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey } });
-}
-
 function writes(server: StrictS3TestServer): number {
   const { requests } = server.stats();
   return (requests.PUT ?? 0) + (requests.POST ?? 0) + (requests.DELETE ?? 0);
@@ -105,8 +99,10 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(again.output).toContain('No changes');
     expect(writes(rig.server) - writesBefore).toBe(0);
 
-    // A's shutdown releases the lease (as `persist shutdown` does).
-    expect(await releaseLease(a.host(), await loadEnv(a))).toHaveLength(1);
+    // A stops: its shutdown has nothing left to save and releases the lease.
+    const down = await a.persist(['shutdown']);
+    expect(down.code, down.output).toBe(0);
+    expect(down.stdout).toContain(`released the lease s3://${bucket}/agents/one/.persist-lease.json`);
 
     // A new container: the spec only; no workspace, no sync folders, a fresh persist state folder.
     const b = new Machine(await rig.sandbox.tempDir('persist-api-b-'));
@@ -149,9 +145,9 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
 
     // A's last change, then its shutdown: push and release.
     await writeFile(join(a.state, 'last.txt'), 'the final push\n');
-    const last = await a.persist(['apply', '--auto-approve']);
+    const last = await a.persist(['shutdown']);
     expect(last.code, last.output).toBe(0);
-    await releaseLease(a.host(), await loadEnv(a));
+    expect(last.stdout).toMatch(/✔ sync\.state: push: /);
 
     const proceeds = await b.persist(['apply', '--auto-approve', '--lock-timeout', '2s']);
     expect(proceeds.code, proceeds.output).toBe(0);
@@ -246,7 +242,8 @@ describeE2E('a mirror pushed through s3fs, restored through the API and back', [
     await writeFile(viaMount.spec, mountedSpec);
     const pushed = await viaMount.persist(['apply', '--auto-approve']);
     expect(pushed.code, pushed.output).toBe(0);
-    await unmountLikeShutdown(viaMount);
+    // Each container stops with its shutdown, which releases the lease the next one needs.
+    expect((await viaMount.persist(['shutdown'])).code).toBe(0);
 
     const viaApi = new Machine(await rig.sandbox.tempDir('persist-api-s3fs-b-'));
     await writeFile(viaApi.spec, apiOnly);
@@ -259,12 +256,13 @@ describeE2E('a mirror pushed through s3fs, restored through the API and back', [
     await writeFile(join(viaApi.state, 'new.txt'), 'made through the API\n');
     const apiPush = await viaApi.persist(['apply', '--auto-approve']);
     expect(apiPush.code, apiPush.output).toBe(0);
+    expect((await viaApi.persist(['shutdown'])).code).toBe(0);
 
     const back = new Machine(await rig.sandbox.tempDir('persist-api-s3fs-c-'));
     await writeFile(back.spec, mountedSpec);
     const again = await back.persist(['apply', '--auto-approve']);
     expect(again.code, again.output).toBe(0);
     expect(await manifest(back.state)).toEqual(await manifest(viaApi.state));
-    await unmountLikeShutdown(back);
+    expect((await back.persist(['shutdown'])).code).toBe(0);
   });
 });

@@ -10,22 +10,22 @@ import { pidsWithArg, type MountSandbox } from '../helpers/e2e.js';
 import type { S3TestServer } from '../helpers/s3server.js';
 import { buildWorkspace, CREDENTIALS, flowSpec, Machine, treeOf, waitFor, type FuseBackend } from './flow-helpers.js';
 
-/** The flow spec with rclone's write-back set to `writeBack`. */
-export function specWithWriteBack(server: S3TestServer, backend: FuseBackend, bucket: string, writeBack: string, endpoint?: string): string {
-  let spec = flowSpec(server, backend, bucket).replace('writeBack: 1s', `writeBack: ${writeBack}`);
+/** The flow spec with rclone's write-back set to `writeBack` (and the bucket lease's time to live, if given). */
+export function specWithWriteBack(server: S3TestServer, backend: FuseBackend, bucket: string, writeBack: string, endpoint?: string, leaseTtl?: string): string {
+  let spec = flowSpec(server, backend, bucket, leaseTtl).replace('writeBack: 1s', `writeBack: ${writeBack}`);
   if (endpoint) spec = spec.replace(`endpoint: ${server.endpoint}`, `endpoint: ${endpoint}`);
   return spec;
 }
 
 /** The flow's workspace plus `extra` small files in memory/ (an adopt of ~40 files). */
-export async function durableMachine(server: S3TestServer, sandbox: MountSandbox, backend: FuseBackend, bucket: string, writeBack: string, extra = 34): Promise<{ machine: Machine; original: Record<string, string> }> {
+export async function durableMachine(server: S3TestServer, sandbox: MountSandbox, backend: FuseBackend, bucket: string, writeBack: string, extra = 34, leaseTtl?: string): Promise<{ machine: Machine; original: Record<string, string> }> {
   await server.createBucket(bucket);
   await server.putObject(bucket, '.credentials.env', CREDENTIALS);
   const machine = new Machine(await sandbox.tempDir(`persist-durable-${backend}-`));
   await buildWorkspace(machine);
   await mkdir(join(machine.ws, 'memory', 'many'), { recursive: true });
   for (let i = 0; i < extra; i++) await writeFile(join(machine.ws, 'memory', 'many', `note-${String(i).padStart(2, '0')}.md`), `note ${i}\n`.repeat(i + 1));
-  await writeFile(machine.spec, specWithWriteBack(server, backend, bucket, writeBack));
+  await writeFile(machine.spec, specWithWriteBack(server, backend, bucket, writeBack, undefined, leaseTtl));
   return { machine, original: await treeOf(machine) };
 }
 

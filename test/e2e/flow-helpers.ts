@@ -67,8 +67,11 @@ export function runPersist(args: string[], options: { cwd: string; stateDir: str
   });
 }
 
-/** The S3 side of a bucket in a spec: s3rver on loopback, keys from the child's environment. */
-export function bucketYaml(server: S3TestServer, backend: FuseBackend, name: string, mountPath: string, indent = '  '): string {
+/**
+ * The S3 side of a bucket in a spec: s3rver on loopback, keys from the child's environment.
+ * `leaseTtl` shortens the bucket lease's time to live (tests of a container killed without shutdown).
+ */
+export function bucketYaml(server: S3TestServer, backend: FuseBackend, name: string, mountPath: string, indent = '  ', leaseTtl?: string): string {
   const lines = [
     `name: ${name}`,
     `endpoint: ${server.endpoint}`,
@@ -83,18 +86,19 @@ export function bucketYaml(server: S3TestServer, backend: FuseBackend, name: str
     `  path: ${mountPath}`,
     // rclone uploads a closed file only after --vfs-write-back (5 s by default).
     ...(backend === 'rclone' ? ['  options:', '    writeBack: 1s'] : []),
+    ...(leaseTtl ? [`lease: { ttl: ${leaseTtl} }`] : []),
   ];
   return lines.map((line) => `${indent}${line}`).join('\n');
 }
 
 /** The whole-flow spec: links (adopted), a bundle of the workspace repo, a sync, a restored file. */
-export function flowSpec(server: S3TestServer, backend: FuseBackend, bucket: string): string {
+export function flowSpec(server: S3TestServer, backend: FuseBackend, bucket: string, leaseTtl?: string): string {
   return [
     'version: 1',
     'workspace: ./ws',
     'buckets:',
     '  data:',
-    bucketYaml(server, backend, bucket, './mnt', '    '),
+    bucketYaml(server, backend, bucket, './mnt', '    ', leaseTtl),
     'links:',
     '  memory: workspace/memory',
     '  config: workspace/config',

@@ -17,7 +17,6 @@ import {
   rcloneSettled,
   repoSnapshot,
   treeOf,
-  unmountLikeShutdown,
 } from './flow-helpers.js';
 
 for (const backend of FUSE_BACKENDS) {
@@ -33,10 +32,10 @@ for (const backend of FUSE_BACKENDS) {
       expect(plan.code, plan.output).toBe(0);
       expect(plan.stdout).toContain('No changes');
 
-      // A new container: the mount goes away the way the product unmounts (rclone flushes its
-      // uploads first), the local workspace, sync folder and persist's own state are gone.
-      await rcloneSettled(machine);
-      await unmountLikeShutdown(machine);
+      // A new container: the old one stopped with `persist shutdown` (rclone's uploads flushed, the
+      // mount gone, the lease released); the local workspace, sync folder and persist's own state are gone.
+      const down = await machine.persist(['shutdown']);
+      expect(down.code, down.output).toBe(0);
       await rm(machine.ws, { recursive: true, force: true });
       await rm(machine.state, { recursive: true, force: true });
       machine.newStateDir('second');
@@ -63,8 +62,7 @@ for (const backend of FUSE_BACKENDS) {
     it('cold start: one apply on an empty machine restores everything, a second writes nothing', { timeout: 180_000 }, async () => {
       const bucket = `flow-${backend}-cold`;
       const { machine, expected, repo } = await convergedMachine(rig.server, rig.sandbox, backend, bucket);
-      await rcloneSettled(machine);
-      await unmountLikeShutdown(machine);
+      expect((await machine.persist(['shutdown'])).code).toBe(0);
       const objects = await rig.server.listObjects(bucket);
       expect(objects).toEqual(expect.arrayContaining(['.credentials.env', 'workspace/ws.bundle', 'state/db.sqlite', 'workspace/logs/blob.bin']));
 

@@ -42,8 +42,8 @@ describe('a structure error is reported as the cause', () => {
     expect(cause!.consequences!.map((c) => `${c.line}: ${c.path}: ${c.message}`)).toEqual([
       '3: buckets.data: bucket data has no mount:, so it is reached through its S3 API, which needs credentials (accessKeyId and secretAccessKey); add them, or add mount:',
       '5: buckets.mount: missing required key "name"',
-      '6: buckets.mount.backend: unknown key "backend"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount',
-      '7: buckets.mount.path: unknown key "path"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount',
+      '6: buckets.mount.backend: unknown key "backend"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount, lease',
+      '7: buckets.mount.path: unknown key "path"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount, lease',
       '9: links.memory: bucket: is required because the spec has 2 buckets (data, mount)',
       '10: links.notes: bucket: is required because the spec has 2 buckets (data, mount)',
       '11: links.logs: bucket: is required because the spec has 2 buckets (data, mount)',
@@ -57,7 +57,7 @@ describe('a structure error is reported as the cause', () => {
         '  10 problems follow from it:',
         `    ${file}:3:3: buckets.data: bucket data has no mount:, so it is reached through its S3 API, which needs credentials (accessKeyId and secretAccessKey); add them, or add mount:`,
         `    ${file}:5:3: buckets.mount: missing required key "name"`,
-        `    ${file}:6:5: buckets.mount.backend: unknown key "backend"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount`,
+        `    ${file}:6:5: buckets.mount.backend: unknown key "backend"; expected one of: name, endpoint, region, pathStyle, provider, credentials, prefix, mount, lease`,
         '    ... and 7 more',
       ].join('\n'),
     );

@@ -126,6 +126,9 @@ const cases: Case[] = [
     yaml: [...BASE, '  logs:', '    name: test-logs', '    mount: {backend: local, path: ./logs-bucket}', 'links:', '  memory: workspace/memory'],
     expect: [{ message: 'bucket: is required because the spec has 2 buckets (data, logs)', line: 12, path: 'links.memory' }],
   },
+  { name: 'lease ttl not a duration', yaml: [...BASE, '    lease: { ttl: 1 minute }'], expect: [{ message: '"1 minute" is not a duration', line: 8, path: 'buckets.data.lease.ttl' }] },
+  { name: 'lease ttl too short', yaml: [...BASE, '    lease: { ttl: 500ms }'], expect: [{ message: '"500ms" is too short for a lease\'s time to live; use at least 1s', line: 8, path: 'buckets.data.lease.ttl' }] },
+  { name: 'unknown lease key', yaml: [...BASE, '    lease:', '      timeout: 60s'], expect: [{ message: 'unknown key "timeout"; expected one of: ttl', line: 9, path: 'buckets.data.lease.timeout' }] },
   { name: 'unknown bucket reference', yaml: [...BASE, 'links:', '  memory: {path: workspace/memory, bucket: nope}'], expect: [{ message: 'unknown bucket "nope"; known: data', line: 9, path: 'links.memory.bucket' }] },
   {
     name: 'two buckets, same mount path',

@@ -1,11 +1,11 @@
 // The bucket lease over real HTTP (the strict server enforces If-None-Match / If-Match) and as an
 // exclusive file for a `local` bucket: create, renew, hold against another machine, release,
 // take over after expiry, and two racing acquirers of which exactly one wins.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireLease, fileLeaseStore, LEASE_KEY, LeaseHeld, leaseHolder, machineId, releaseLease, renewLease, s3LeaseStore, type LeaseStore } from '../../src/engine/lease.js';
+import { acquireLease, fileLeaseStore, LEASE_KEY, LeaseHeld, leaseHolder, LeaseKeeper, machineId, releaseLease, renewLease, s3LeaseStore, type LeaseStore } from '../../src/engine/lease.js';
 import { Sensitive } from '../../src/spec/sensitive.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
 import { hostWithState } from '../e2e/flow-helpers.js';
@@ -17,6 +17,7 @@ let work: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'persist-lease-'));
+  await mkdir(join(work, 'local-bucket')); // a `local` bucket's folder is made by its mount
   server = await startStrictS3Server([BUCKET]);
 });
 afterAll(async () => {
@@ -108,3 +109,84 @@ for (const kind of ['s3', 'file'] as const) {
     });
   });
 }
+
+describe('the keeper (a command holding leases)', () => {
+  const localBucket = (name: string, ttl: number): ResolvedBucket => ({
+    key: name, name: `bucket-${name}`, pathStyle: true, provider: 'other', leaseTtlMs: ttl, mount: { backend: 'local', path: join(work, `keeper-${name}`), options: {} },
+  });
+
+  it('renews a lease a third of its time to live after each renewal, so it never lapses while held', async () => {
+    const bucket = localBucket('renew', 900);
+    await mkdir(bucket.mount!.path);
+    const host = machine('keeper-a');
+    const lost: string[] = [];
+    const keeper = new LeaseKeeper(host, { onLost: (key, message) => lost.push(`${key}: ${message}`) });
+    await keeper.take([bucket], 0);
+    keeper.start();
+    const store = fileLeaseStore(host, bucket.mount!.path);
+    const first = (await store.read())!.body!;
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const later = (await store.read())!.body!;
+    await keeper.stop();
+    expect(lost).toEqual([]);
+    expect(Date.parse(later.renewedAt)).toBeGreaterThan(Date.parse(first.renewedAt));
+    expect(Date.parse(later.expiresAt)).toBeGreaterThan(Date.now());
+    expect(later.acquiredAt).toBe(first.acquiredAt);
+    // Another machine still cannot take it; stopping the keeper does not release it.
+    await expect(acquireLease(machine('keeper-b'), store, { timeoutMs: 0 })).rejects.toBeInstanceOf(LeaseHeld);
+  });
+
+  it('reports a lease another machine took as lost, naming it, and stops renewing it', async () => {
+    const bucket = localBucket('lost', 1_200);
+    await mkdir(bucket.mount!.path);
+    const lost: string[] = [];
+    const keeper = new LeaseKeeper(machine('keeper-c'), { onLost: (key, message) => lost.push(`${key}: ${message}`) });
+    await keeper.take([bucket], 0);
+    keeper.start();
+    // Another machine overwrites it (as one would after our lease had expired unseen).
+    const thief = machine('keeper-d');
+    const store = fileLeaseStore(thief, bucket.mount!.path);
+    await store.remove((await store.read())!.etag);
+    await acquireLease(thief, store, { timeoutMs: 0, ttlMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await keeper.stop();
+    expect(lost).toHaveLength(1);
+    expect(lost[0]).toContain(`lost: the bucket lease ${store.where} was taken by machine ${await machineId(thief)}`);
+    expect(keeper.heldBuckets()).toEqual([]);
+    expect((await leaseHolder(thief, store))?.machine).toBe(await machineId(thief));
+  });
+
+  it("keep() takes what is free, renews its own, and says why for a bucket another machine holds", async () => {
+    const mine = localBucket('keep-mine', 60_000);
+    const theirs = localBucket('keep-theirs', 60_000);
+    for (const b of [mine, theirs]) await mkdir(b.mount!.path);
+    await acquireLease(machine('keeper-other'), fileLeaseStore(machine('keeper-other'), theirs.mount!.path), { timeoutMs: 0 });
+    const keeper = new LeaseKeeper(machine('keeper-e'), { onLost: () => undefined });
+    const refused = await keeper.keep([mine, theirs]);
+    expect(keeper.heldBuckets()).toEqual(['keep-mine']);
+    expect([...refused.keys()]).toEqual(['keep-theirs']);
+    expect(refused.get('keep-theirs')).toContain(`is held by machine ${await machineId(machine('keeper-other'))}`);
+    // A bucket whose folder its mount has not made yet is not created by the lease.
+    const unmade = localBucket('unmade', 60_000);
+    const why = await keeper.keep([unmade]);
+    expect(why.get('unmade')).toContain(`the bucket folder ${unmade.mount!.path} is not there yet`);
+    await keeper.stop();
+  });
+});
+
+describe('lease: { ttl } in the spec', () => {
+  it('sets the time to live per bucket (an environment may change it); without it the default is 60 s', async () => {
+    const dir = join(work, 'spec-ttl');
+    await mkdir(dir);
+    const file = join(dir, 'persist.yaml');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(file, ['version: 1', 'buckets:', '  data:', '    name: test-data-${environment}', '    mount: { backend: local, path: "./bucket-${environment}" }', '    lease: { ttl: 90s }', '  logs:', '    name: test-logs-${environment}', '    mount: { backend: local, path: "./logs-${environment}" }', 'environments:', '  dev: {}', '  prod:', '    buckets:', '      data:', '        lease: { ttl: 2m }', ''].join('\n'));
+    const { loadEnvironment } = await import('../../src/spec/index.js');
+    const { leaseTtlMs } = await import('../../src/engine/lease-policy.js');
+    const dev = await loadEnvironment({ file, environment: 'dev', processEnv: {} });
+    const prod = await loadEnvironment({ file, environment: 'prod', processEnv: {} });
+    expect(leaseTtlMs(dev.buckets.data!)).toBe(90_000);
+    expect(leaseTtlMs(prod.buckets.data!)).toBe(120_000);
+    expect(leaseTtlMs(dev.buckets.logs!)).toBe(60_000);
+  });
+});

@@ -10,6 +10,7 @@ import { inferProvider } from '../../spec/provider.js';
 import { Sensitive } from '../../spec/sensitive.js';
 import type { ResolvedBucket } from '../../spec/types.js';
 import { normalizePrefix } from '../../store/prefix.js';
+import { isDuration, parseDuration } from '../../spec/duration.js';
 
 const S3_BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -34,6 +35,9 @@ export function resolveBucket(ctx: ResolveContext, key: string, value: Entry): R
   const options = ctx.value([...at, 'mount', 'options']);
   const accessKeyId = ctx.value([...at, 'credentials', 'accessKeyId']);
   const secretAccessKey = ctx.value([...at, 'credentials', 'secretAccessKey']);
+  const leaseTtl = ctx.value([...at, 'lease', 'ttl']);
+  const leaseTtlMs = isDuration(leaseTtl) ? parseDuration(leaseTtl, 'lease.ttl') : undefined;
+  if (leaseTtlMs !== undefined && leaseTtlMs < 1000) ctx.report([...at, 'lease', 'ttl'], `"${String(leaseTtl)}" is too short for a lease's time to live; use at least 1s`);
 
   const prefix = normalizePrefix(prefixText);
   if (prefixText !== undefined && prefixText.split('/').some((part) => part === '.' || part === '..')) {
@@ -64,6 +68,7 @@ export function resolveBucket(ctx: ResolveContext, key: string, value: Entry): R
         options: mountOptions(ctx.specDir, backend, options),
       },
     }),
+    ...(leaseTtlMs !== undefined && { leaseTtlMs }),
   };
 }
 
