@@ -2,7 +2,7 @@
 // overwrites what this machine has not seen; history and rollback. Each case fails on the code
 // before lineage (it pushed the defaults, development's data, the stale copy).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeFixture, snapshotTree, type Fixture } from './helpers.js';
@@ -259,6 +259,28 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     await ok(one.run(['rollback', 'sync.clawdbot', '--to', '2', '--env', 'production', '--auto-approve']));
     expect(contents(local)).toEqual(saves[1]);
   }, 90_000);
+
+  it('rollback brings back the folders of the generation with their modes, empty ones too', async () => {
+    const { local, machine } = setup();
+    const one = machine('box');
+    write(local, 'private/key.txt', 'k1\n');
+    mkdirSync(join(local, 'empty'));
+    chmodSync(join(local, 'private'), 0o700);
+    chmodSync(join(local, 'empty'), 0o750);
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    write(local, 'private/key.txt', 'k2\n');
+    chmodSync(join(local, 'private'), 0o755);
+    rmSync(join(local, 'empty'), { recursive: true });
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+
+    await ok(one.run(['rollback', 'sync.clawdbot', '--to', '1', '--env', 'production', '--auto-approve']));
+    expect(readFileSync(join(local, 'private/key.txt'), 'utf8')).toBe('k1\n');
+    expect(statSync(join(local, 'private')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(local, 'empty')).mode & 0o777).toBe(0o750);
+    await ok(one.run(['rollback', 'sync.clawdbot', '--to', '2', '--env', 'production', '--auto-approve']));
+    expect(statSync(join(local, 'private')).mode & 0o777).toBe(0o755);
+    expect(existsSync(join(local, 'empty'))).toBe(false);
+  }, 60_000);
 });
 
 describe('lineage of bundles', () => {

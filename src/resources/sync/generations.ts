@@ -8,6 +8,7 @@
 //   .persist-sync/generations/<n>.json      the record of generation n (number, parent, time,
 //                                           machine, host, files, bytes)
 //   .persist-sync/generations/<n>/root.json         n's root, saved when n+1 replaced it
+//   .persist-sync/generations/<n>/.persist-sync-folders.json   n's folder modes (folders.ts), idem
 //   .persist-sync/generations/<n>/shards/<name>     n's shards that n+1 rewrote
 //   .persist-sync/generations/<n>/files/<path>      n's files that n+1 changed or deleted
 // So a push writes, besides its own changes, one copy per changed or deleted file (a deleted
@@ -39,6 +40,7 @@ import {
 import { readLocalRecords, treeDigest, writeLocalRecord, type LocalRecord } from '../../lineage/record.js';
 import { moveAside } from '../../lineage/aside.js';
 import { formatAge, plural } from '../../output/format.js';
+import { FOLDERS_NAME, readFolderModes, writeFolderModes, type FolderModes } from './folders.js';
 import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState } from './state.js';
 import type { TreeComparison } from './compare.js';
@@ -364,6 +366,8 @@ export class SyncGeneration {
     const time = ctx.host.now().toISOString();
     if (this.base) {
       await this.preserve(manifestPath(sync.relTo), 'root.json', false);
+      // The folder modes the replaced generation had (the push writes the new ones after its root).
+      await writeFolderModes(store, this.deltas!, await readFolderModes(store, sync.relTo));
       if (this.base.generation === 0 && !(await store.stat(recordKey(sync, 0)))) {
         // The generation made before lineage gets a record, so history lists it.
         const old = this.manifest!;
@@ -447,10 +451,22 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Generation g's manifest entries and, per path, the key holding its bytes. */
-export async function readGeneration(sync: ResolvedSync, store: Store, manifest: SyncManifest, generation: number): Promise<{ files: Record<string, ManifestEntry>; keyOf: (path: string) => Promise<string> }> {
+export interface StoredGeneration {
+  files: Record<string, ManifestEntry>;
+  /** The key holding a path's bytes in generation g. */
+  keyOf: (path: string) => Promise<string>;
+  /** Generation g's recorded folder modes (folders.ts). */
+  folderModes: () => Promise<FolderModes>;
+}
+
+/** Generation g's manifest entries, where each file's bytes are, and its folder modes. */
+export async function readGeneration(sync: ResolvedSync, store: Store, manifest: SyncManifest, generation: number): Promise<StoredGeneration> {
   const current = manifestStamp(manifest).generation;
-  if (generation === current) return { files: manifest.files, keyOf: async (path) => join(sync.relTo, path) };
+  const folderModes = async (): Promise<FolderModes> => {
+    const key = await locate(sync, store, generation, current, FOLDERS_NAME, join(sync.relTo, FOLDERS_NAME));
+    return readFolderModes(store, key.slice(0, -FOLDERS_NAME.length - 1));
+  };
+  if (generation === current) return { files: manifest.files, keyOf: async (path) => join(sync.relTo, path), folderModes };
   if (generation > current || !(await store.stat(deltaKey(sync, generation)))) {
     throw new PersistError(`${addressOfSync(sync)}: generation ${generation} is not kept in ${store.where(generationsKey(sync))} (persist history lists the ones that are)`);
   }
@@ -469,7 +485,7 @@ export async function readGeneration(sync: ResolvedSync, store: Store, manifest:
       Object.assign(files, parseShard(data.toString('utf8'), store.where(key), index, count));
     }
   }
-  return { files, keyOf: (path) => locate(sync, store, generation, current, join('files', path), join(sync.relTo, path)) };
+  return { files, keyOf: (path) => locate(sync, store, generation, current, join('files', path), join(sync.relTo, path)), folderModes };
 }
 
 // --- status ---
