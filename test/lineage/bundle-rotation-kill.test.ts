@@ -1,8 +1,8 @@
 // A bundle update killed at every step (SIGKILL of a separate process right before its n-th write
-// into the bucket, the state folder or the repo, for every n until the update finishes): after each kill, every bundle file is whole and history
-// names the generation it really holds (no record one off from its file), the two newest
-// generations are still kept; the next apply finishes, history stays right, and a restore from the
-// current bundle gives the repo back. The driver is bundled with esbuild from bundle-driver.ts.
+// into the bucket, the state folder or the repo, for every n until the update finishes): after
+// each kill, every bundle file is whole and history names the generation it really holds (no
+// record one off from its file), the two newest generations are still kept; the next apply
+// finishes, history stays right, and a restore from the current bundle gives the repo back. The driver is bundled with esbuild from bundle-driver.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
