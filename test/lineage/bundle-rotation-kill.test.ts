@@ -92,7 +92,7 @@ it('a bundle update killed at each step keeps history and restore right', async 
     killedAt = killAt;
     const label = `killed before write ${killAt}`;
     // The killed update's generation 4 exists only if its bundle reached repo.bundle.
-    const after = { ...heads, 4: next };
+    const after: Record<number, string> = { ...heads, 4: next };
     const listed = checkHistory(after, label);
     expect(listed.slice(0, 2), `${label}: the two newest generations are kept`).toEqual(listed.includes(4) ? [4, 3] : [3, 2]);
 

@@ -29,7 +29,7 @@ import type { ResolvedBundle, ResolvedEnvironment } from '../../spec/types.js';
 import { describeMachine, ensureMachine, peekMachine } from '../../lineage/machine.js';
 import { describeStore, parseRecord, sameStore, storeIdentity, type GenerationRecord, type StoreIdentity } from '../../lineage/generation.js';
 import { readLocalRecords, writeLocalRecord } from '../../lineage/record.js';
-import { formatAge } from '../../output/format.js';
+import { formatAge, plural } from '../../output/format.js';
 import { generationPath } from './update.js';
 
 /** A bundle's generation record: a generation record plus the sha256 of the bundle it describes. */
@@ -323,8 +323,9 @@ export function bundleLineageVerdict(bundle: ResolvedBundle, lineage: BundleLine
   if (!fileRefs || !current) return {}; // a first save, or a bundle written before lineage (the bundle's own rules)
 
   const generationChange: Change = { field: 'generation', before: lineage.seen === null ? 'never seen' : String(lineage.seen), after: String(current.generation) };
-  const asideChange: Change = { field: 'local repo', before: `${bundle.repo} (${differing} ref${differing === 1 ? '' : 's'} differ from the bundle)`, after: 'kept aside in the backups' };
-  const note = `local repo kept aside: ${differing} ref${differing === 1 ? '' : 's'} differ`;
+  const differ = `${plural(differing, 'ref')} ${differing === 1 ? 'differs' : 'differ'}`;
+  const asideChange: Change = { field: 'local repo', before: `${bundle.repo} (${differ} from the bundle)`, after: 'kept aside in the backups' };
+  const note = `local repo kept aside: ${differ}`;
   if (differing === 0) {
     if (lineage.seen === current.generation) return {};
     return { restore: { reason: `${bundle.repo} already holds generation ${current.generation} of ${bundle.relFile} (written by ${whoWrote(current)}): recorded as seen here, nothing else changes`, changes: [generationChange], recordOnly: true } };

@@ -19,7 +19,7 @@ import { WORKTREE_REF, observeWorktree, type WorktreeObserved } from './worktree
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import { downloadToTemp } from '../../store/temp-file.js';
-import type { ResolvedBundle, ResolvedLink } from '../../spec/types.js';
+import type { ResolvedBundle, ResolvedEnvironment, ResolvedLink } from '../../spec/types.js';
 import { formatAge, plural, samplePaths } from '../../output/format.js';
 
 export type RepoObserved =
@@ -291,15 +291,15 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
 }
 
 /** The ref map of a bundle header (HEAD included), as the repo's side compares with it. */
-function headerRefMap(refs: { name: string; sha: string }[]): Record<string, string> {
+export function headerRefMap(refs: { name: string; sha: string }[]): Record<string, string> {
   const map: Record<string, string> = {};
   for (const ref of refs) map[ref.name] ??= ref.sha;
   return map;
 }
 
 /** Local paths of the environment's other resources: a repo kept aside leaves them where they are. */
-function otherResourcePaths(bundle: ResolvedBundle, ctx: ApplyContext): string[] {
-  const { links, syncs, files, bundles } = ctx.env;
+export function otherResourcePaths(bundle: ResolvedBundle, env: ResolvedEnvironment): string[] {
+  const { links, syncs, files, bundles } = env;
   return [
     ...Object.values(links).map((link) => link.path),
     ...Object.values(syncs).map((sync) => sync.from),
@@ -335,13 +335,15 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'restore', file.refs);
     return { summary: `recorded generation ${record?.generation ?? 0} of ${bundle.relFile} as seen here (${bundle.repo} already holds it)` };
   }
-  const result = await restoreRepo(ctx.host, bundle, store, bundle.relFile, file.objectFormat, { workspace: ctx.env.workspace, spare: otherResourcePaths(bundle, ctx), existing: now.repo }, ctx.report);
+  const result = await restoreRepo(ctx.host, bundle, store, bundle.relFile, file.objectFormat, { workspace: ctx.env.workspace, spare: otherResourcePaths(bundle, ctx.env), existing: now.repo }, ctx.report);
   await recordBundleSeen(ctx.host, ctx.env, bundle, await currentBundleRecord(store, bundle), 'restore', file.refs);
-  return { summary: result.summary, ...(result.notes.length ? { notes: result.notes } : {}) };
+  const notes = [...(result.keptAside ? [`the local repo was kept aside in ${result.keptAside}`] : []), ...result.notes];
+  return { summary: result.summary, ...(notes.length ? { notes } : {}) };
 }
 
 export interface RepoRestored {
   summary: string;
+  /** What the user should know (the stash or work that could not come back, files kept). */
   notes: string[];
   /** Where the repo that was there went (null: it had no commits, nothing was moved). */
   keptAside: string | null;
@@ -375,9 +377,7 @@ export async function restoreRepo(
     if (direct === null) await host.remove(local).catch(() => undefined);
   }
   const saved = await restoreSavedWork(host, bundle.repo, restored.persistRefs);
-  const notes: string[] = [];
-  if (keptAside) notes.push(`the local repo was kept aside in ${keptAside}`);
-  notes.push(...saved.notes);
+  const notes = [...saved.notes];
   if (restored.differing.length) {
     notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${samplePaths(restored.differing, 10)} (git status shows them as modified)`);
   }

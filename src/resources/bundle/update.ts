@@ -87,7 +87,8 @@ export async function writeBundle(
     const size = (await host.stat(local))?.size ?? 0;
     const sha256 = await host.hashFile(local);
     checkInterrupted();
-    await hooks?.beforeRotate({ size, sha256, refs: header.refs.filter((ref) => ref.name !== 'HEAD').length });
+    // The refs a history lists: branches, tags, notes (not HEAD, not persist's own).
+    await hooks?.beforeRotate({ size, sha256, refs: header.refs.filter((ref) => ref.name !== 'HEAD' && !ref.name.startsWith('refs/persist/')).length });
 
     progress('rotating earlier generations');
     await rotateGenerations(store, key, keep, hooks?.firstGap ?? null, hooks?.moved);
