@@ -110,6 +110,32 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     expect((await fresh.run(['plan', '--env', 'production', '--detailed-exitcode'])).code).toBe(0);
   }, 60_000);
 
+  it('a mirror made by hand (no manifest) that this folder never synced with is restored, the local files kept aside, never pushed over', async () => {
+    const { fixture, local, bucket, machine } = setup();
+    const mirror = join(bucket('production'), 'clawdbot');
+    write(mirror, 'clawdbot.json', '{"agent":"configured by hand"}\n');
+    write(mirror, 'devices/paired.json', '{"devices":["AAAA"]}\n');
+    const before = snapshotTree(mirror);
+    // Onboarding defaults: one file of another size, one of the same size (a listing cannot tell it apart).
+    write(local, 'clawdbot.json', '{"agent":"template"}\n');
+    write(local, 'devices/paired.json', '{"devices":["BBBB"]}\n');
+    const one = machine('new');
+    const plan = await ok(one.run(['plan', '--env', 'production']));
+    expect(plan).toMatch(/<= sync\.clawdbot {2}restore \(local files kept aside: 2 may differ\)/);
+    expect(plan).toMatch(/no manifest \(made by hand or by another tool\).*never pushed over/);
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    // Every file of the mirror as it was (the restore only added the manifest it wrote).
+    const files = (tree: Map<string, string>) => [...tree].filter(([path, entry]) => entry.startsWith('file') && !path.startsWith('/.persist-sync'));
+    expect(files(snapshotTree(mirror))).toEqual(files(before));
+    expect(files(before)).toHaveLength(2);
+    expect(readFileSync(join(local, 'devices/paired.json'), 'utf8')).toContain('AAAA');
+    expect(readFileSync(join(local, 'clawdbot.json'), 'utf8')).toContain('by hand');
+    const backups = join(fixture.dir, 'ws', '.persist-backups');
+    const [aside] = readdirSync(backups).filter((name) => name.startsWith('sync.clawdbot-'));
+    expect(readFileSync(join(backups, aside!, 'devices/paired.json'), 'utf8')).toContain('BBBB');
+    expect((await one.run(['plan', '--env', 'production', '--detailed-exitcode'])).code).toBe(0);
+  }, 60_000);
+
   it('development then production on one machine: nothing of development reaches production, development unchanged', async () => {
     const { local, bucket, machine } = setup();
     const one = machine('box');
