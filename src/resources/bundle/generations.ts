@@ -303,10 +303,10 @@ export interface BundleVerdict {
 }
 
 /**
- * Pure. `fileRefs`: the bundle's refs (null: no bundle yet); `repoRefs`: the repo's; `differing`:
- * how many refs differ between them.
+ * Pure. `bundleExists`: the store holds the bundle file; `differing`: how many refs (HEAD, the
+ * stash entries and the work tree snapshot included) differ between it and the repo.
  */
-export function bundleLineageVerdict(bundle: ResolvedBundle, lineage: BundleLineage | undefined, fileRefs: Record<string, string> | null, repoRefs: Record<string, string>, differing: number, options: PlanOptions): BundleVerdict {
+export function bundleLineageVerdict(bundle: ResolvedBundle, lineage: BundleLineage | undefined, bundleExists: boolean, differing: number, options: PlanOptions): BundleVerdict {
   if (!lineage) return {};
   const address = `bundle.${bundle.name}`;
   const conflict = (message: string, fix: string, overrideFlag?: string): BundleVerdict => ({
@@ -320,7 +320,7 @@ export function bundleLineageVerdict(bundle: ResolvedBundle, lineage: BundleLine
     );
   }
   const current = lineage.current;
-  if (!fileRefs || !current) return {}; // a first save, or a bundle written before lineage (the bundle's own rules)
+  if (!bundleExists || !current) return {}; // a first save, or a bundle written before lineage (the bundle's own rules)
 
   const generationChange: Change = { field: 'generation', before: lineage.seen === null ? 'never seen' : String(lineage.seen), after: String(current.generation) };
   const differ = `${plural(differing, 'ref')} ${differing === 1 ? 'differs' : 'differ'}`;

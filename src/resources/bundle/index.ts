@@ -7,7 +7,6 @@
 import { join, relative } from 'node:path';
 import { addressOf } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, ObserveContext, PlanOptions, ResourceModule } from '../../engine/types.js';
-import { ActionError } from '../../errors.js';
 import { readBundleHeader } from './header.js';
 import { keepRepoAside, restoreFromBundle } from './restore.js';
 import { generationPath, writeBundle } from './update.js';
@@ -211,7 +210,7 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
 
   const needsRestore = !hasCommits(repo);
   // Lineage: a repo that holds another store's data is never saved into this one.
-  if (!needsRestore && observed.lineage?.foreign) return bundleLineageVerdict(bundle, observed.lineage, null, {}, 0, options).decision!;
+  if (!needsRestore && observed.lineage?.foreign) return bundleLineageVerdict(bundle, observed.lineage, false, 0, options).decision!;
   if (file.state === 'unknown') {
     const mountNote = `the mount of bucket ${bundle.bucket} is not ready yet`;
     return needsRestore
@@ -260,7 +259,7 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   const repoRefs = repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>);
   const differing = [...new Set([...Object.keys(file.refs), ...Object.keys(repoRefs)])].filter((name) => file.refs[name] !== repoRefs[name]).length;
   // Lineage: saved only on top of what this machine saw; what it never saw is restored (the repo kept aside).
-  const verdict = bundleLineageVerdict(bundle, observed.lineage, file.refs, repoRefs, differing, options);
+  const verdict = bundleLineageVerdict(bundle, observed.lineage, true, differing, options);
   if (verdict.decision) return verdict.decision;
   if (verdict.restore) {
     if (!verdict.restore.recordOnly && file.prerequisites > 0) {
