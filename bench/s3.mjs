@@ -52,7 +52,8 @@ export function skipUnlessFuse(benchName) {
  * back for GETs (headers included), measured on the socket.
  */
 function newTraffic() {
-  return { requests: {}, putBodyBytes: 0, putObjects: 0, serverCopies: 0, getResponseBytes: 0, unknownLength: 0 };
+  // `history`: the part of it that keeps a sync's earlier generations (keys under `.persist-sync/generations/`).
+  return { requests: {}, putBodyBytes: 0, putObjects: 0, serverCopies: 0, getResponseBytes: 0, unknownLength: 0, history: { requests: 0, putBodyBytes: 0 } };
 }
 
 /**
@@ -114,6 +115,11 @@ async function serveS3rver(buckets) {
   server.httpServer.prependListener('request', (req, res) => {
     const counted = traffic;
     counted.requests[req.method] = (counted.requests[req.method] ?? 0) + 1;
+    const history = decodeURIComponent(req.url.split('?')[0]).includes('/.persist-sync/generations/');
+    if (history) {
+      counted.history.requests++;
+      if ((req.method === 'PUT' || req.method === 'POST') && req.headers['content-length'] !== undefined) counted.history.putBodyBytes += Number(req.headers['content-length']);
+    }
     if (req.method === 'PUT' || req.method === 'POST') {
       if (req.headers['x-amz-copy-source']) counted.serverCopies++;
       else if (req.method === 'PUT' && !req.url.includes('uploadId=')) counted.putObjects++;

@@ -148,6 +148,9 @@ await inSandbox('persist-bench-sync-', async (dir) => {
     const seedStart = Date.now();
     await copyTreeParallel(seedMirror, join(mountPath, 'mirror'), SEED_CONCURRENCY);
     const seedSeconds = (Date.now() - seedStart) / 1000;
+    // The seeded generation was written by another state folder: lineage restores it here once
+    // (every local file already has its size, time and mode, so nothing is copied) and records it.
+    runPersist(['apply', '-f', s3Spec, '--auto-approve'], s3Env);
     const seeded = runPersist(['plan', '-f', s3Spec], s3Env).stdout;
     if (!seeded.includes('No changes')) throw new Error(`the seeded s3fs mirror is not converged:\n${seeded}`);
 
@@ -173,6 +176,14 @@ await inSandbox('persist-bench-sync-', async (dir) => {
     console.log(`  (bucket seeded with the mirror persist converged on local disk, in ${seedSeconds.toFixed(0)} s)`);
     console.log(`  persist apply (push 1 changed file), median of ${pushes.length}: ${(median(pushes.map((p) => p.ms)) / 1000).toFixed(2)} s, ${formatBytes(pushBytes)} uploaded`);
     console.log(`    requests: ${describeTraffic(pushes[0].traffic)}`);
+    const total = (traffic) => Object.values(traffic.requests).reduce((sum, count) => sum + count, 0);
+    const withHistory = median(pushes.map((p) => total(p.traffic)));
+    const historyRequests = median(pushes.map((p) => p.traffic.history.requests));
+    const historyBytes = median(pushes.map((p) => p.traffic.history.putBodyBytes));
+    console.log(
+      `    lineage history (keys under .persist-sync/generations/): ${historyRequests} of ${withHistory} requests, ${formatBytes(historyBytes)} of ${formatBytes(pushBytes)} uploaded; ` +
+        `without it: ${withHistory - historyRequests} requests, ${formatBytes(pushBytes - historyBytes)}`,
+    );
     console.log(`  baseline: copy every file (${copied}) into the mirror, ${SEED_CONCURRENCY} in parallel: ${copySeconds.toFixed(1)} s, ${formatBytes(copyBytes)} uploaded`);
     console.log(`    requests: ${describeTraffic(copyTraffic)}`);
     const ratio = copyBytes / pushBytes;

@@ -139,8 +139,8 @@ program
 
 program
   .command('rollback')
-  .description("bring a sync's local folder back to an earlier generation (the current folder kept aside, the store unchanged)")
-  .argument('<address>', 'the sync, e.g. sync.clawdbot')
+  .description("bring a sync's local folder or a bundle's repo back to an earlier generation (what is there kept aside, the store unchanged)")
+  .argument('<address>', 'the sync or bundle, e.g. sync.clawdbot or bundle.clawd')
   .requiredOption('--to <generation>', 'the generation to bring back (persist history lists them)')
   .addOption(fileOption()).addOption(envOption()).addOption(jsonOption())
   .option('--auto-approve', 'do not ask for confirmation (needed when not on a terminal)')

@@ -1,13 +1,14 @@
-// `persist rollback ADDR --to GENERATION`: one sync's local folder becomes an earlier generation's
-// content; what was there is kept aside and the store is not changed (the rollback can be undone).
+// `persist rollback ADDR --to GENERATION`: one sync's local folder, or one bundle's repo, becomes
+// an earlier generation's content; what was there is kept aside and the store is not changed (the
+// rollback can be undone).
 import { createInterface } from 'node:readline/promises';
 import { acquireLock } from '../engine/lock.js';
 import { UsageError } from '../errors.js';
 import { stateDir } from '../host/paths.js';
-import { formatBytes, plural } from '../output/format.js';
-import type { ResolvedSync } from '../spec/types.js';
+import { ROLLBACK_CANCELLED, ROLLBACK_QUESTION, bundleContent, rollbackDone, rollbackIntro, syncContent } from '../output/lineage-view.js';
+import type { ResolvedBundle, ResolvedSync } from '../spec/types.js';
 import type { SyncDetail } from '../resources/sync/index.js';
-import { rollbackSync } from '../resources/sync/rollback.js';
+import type { BundleObserved } from '../resources/bundle/index.js';
 import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
@@ -18,11 +19,10 @@ export interface RollbackOptions extends SpecOptions {
   autoApprove?: boolean;
 }
 
-async function confirm(io: CommandIO): Promise<boolean> {
+async function confirm(): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
   try {
-    const answer = await rl.question("Do you want to roll back? Only 'yes' will be accepted: ");
-    return answer.trim() === 'yes';
+    return (await rl.question(ROLLBACK_QUESTION)).trim() === 'yes';
   } finally {
     rl.close();
   }
@@ -39,30 +39,37 @@ export default async function rollback(opts: RollbackOptions, io: CommandIO): Pr
     const known = observation.resources.filter((r) => r.module.kind === 'sync' || r.module.kind === 'bundle').map((r) => r.address);
     throw new UsageError(`${opts.address}: no sync or bundle of that name in environment ${env.environment} (known: ${known.join(', ') || 'none'})`);
   }
-  if (resource.module.kind === 'bundle') throw new UsageError(`${opts.address}: rollback of a bundle is not supported yet; its earlier generations are the files <file>.1 ... (git clone or fetch from one)`);
-  const sync = resource.resource as ResolvedSync;
-  if (observation.mountReady[sync.bucket] !== true) throw new UsageError(`mount.${sync.bucket} is not mounted: run persist apply first`);
+  const kind = resource.module.kind;
+  const target = resource.resource as ResolvedSync | ResolvedBundle;
+  if (observation.mountReady[target.bucket] !== true) throw new UsageError(`mount.${target.bucket} is not mounted: run persist apply first`);
+  const local = kind === 'sync' ? (target as ResolvedSync).from : (target as ResolvedBundle).repo;
 
-  if (!opts.json) io.out(`${header(env, 'rollback')}\n\n${opts.address}: ${sync.from} becomes generation ${generation}'s content; the folder as it is now is kept aside, the store is not changed.\n`);
+  if (!opts.json) io.out(`${header(env, 'rollback')}\n\n${rollbackIntro(opts.address, local, generation, kind)}`);
   if (!opts.autoApprove) {
     if (!io.interactive) throw new UsageError('rollback needs --auto-approve when not run on a terminal');
-    if (!(await confirm(io))) {
-      io.out('Rollback cancelled.\n');
+    if (!(await confirm())) {
+      io.out(ROLLBACK_CANCELLED);
       return 1;
     }
   }
   const host = makeHost(io);
   const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, 0);
   try {
-    const store = storesFor(env, host)(sync.bucket);
-    const result = await rollbackSync(host, env, sync, store, (resource.seen.detail as SyncDetail).manifest, generation, () => {});
-    if (opts.json) {
-      io.out(`${JSON.stringify({ formatVersion: 1, environment: env.environment, address: opts.address, ...result }, null, 2)}\n`);
+    const store = storesFor(env, host)(target.bucket);
+    let json: Record<string, unknown>;
+    let text: string;
+    if (kind === 'sync') {
+      const { rollbackSync } = await import('../resources/sync/rollback.js');
+      const result = await rollbackSync(host, env, target as ResolvedSync, store, (resource.seen.detail as SyncDetail).manifest, generation, () => {});
+      json = { ...result };
+      text = rollbackDone({ address: opts.address, generation, current: result.current, keptAside: result.keptAside, content: syncContent(result.files, result.bytes) });
     } else {
-      io.out(`${opts.address}: rolled back to generation ${result.generation} (${plural(result.files, 'file')}, ${formatBytes(result.bytes)}).\n`);
-      if (result.keptAside) io.out(`The previous local folder is kept in ${result.keptAside}.\n`);
-      io.out(`The store still holds generation ${result.current} as current${result.generation === result.current ? '' : `; the next apply pushes this folder as generation ${result.current + 1} (parent ${result.current})`}.\n`);
+      const { rollbackBundle } = await import('../resources/bundle/rollback.js');
+      const result = await rollbackBundle(host, env, target as ResolvedBundle, store, (resource.seen.state as BundleObserved).repo, generation, () => {});
+      json = { ...result };
+      text = rollbackDone({ address: opts.address, generation, current: result.current, keptAside: result.keptAside, content: bundleContent(result.refs, result.head), notes: result.notes });
     }
+    io.out(opts.json ? `${JSON.stringify({ formatVersion: 1, environment: env.environment, address: opts.address, ...json }, null, 2)}\n` : text);
     return 0;
   } finally {
     await release();

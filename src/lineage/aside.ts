@@ -1,10 +1,11 @@
-// Moving a local folder aside into persist's backups before it is replaced (a restore over files
-// this machine never pushed, a rollback): one rename when the backups folder is on the same
-// filesystem, else a copy that is checked before the original is removed.
-import { basename, join } from 'node:path';
+// Moving local data aside into persist's backups before it is replaced (a restore over files this
+// machine never pushed, a rollback), and copying a folder exactly (detach, and a move across file
+// systems): regular files with their mode and mtime, every folder with its mode (empty ones too),
+// symlinks as symlinks; each copied file checked by sha256 before anything is removed.
+import { basename, dirname, join } from 'node:path';
+import { PersistError } from '../errors.js';
 import { backupDir } from '../host/paths.js';
 import type { Host } from '../host/types.js';
-import { walkFolder } from '../host/walk.js';
 
 function stamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -18,31 +19,110 @@ export async function asidePath(host: Host, workspace: string, address: string, 
   return candidate;
 }
 
-async function copyTree(host: Host, from: string, to: string): Promise<void> {
-  const walk = await walkFolder(host, from, () => false);
+export interface FolderEntries {
+  /** Relative path → mode and mtime of each regular file. */
+  files: Record<string, { size: number; mode: number; mtimeMs: number }>;
+  /** Relative path → mode of each folder below the root (empty ones included), parents first. */
+  folders: Record<string, number>;
+  /** Relative path → target of each symlink. */
+  links: Record<string, string>;
+  /** Sockets, devices, fifos: never copied. */
+  skipped: string[];
+}
+
+/** Everything under `root`, without following symlinks. */
+export async function listEntries(host: Host, root: string): Promise<FolderEntries> {
+  const entries: FolderEntries = { files: {}, folders: {}, links: {}, skipped: [] };
+  const visit = async (dir: string, prefix: string): Promise<void> => {
+    for (const name of await host.readdir(dir)) {
+      const path = prefix ? `${prefix}/${name}` : name;
+      const info = await host.lstat(join(dir, name));
+      if (!info) continue; // removed while listed
+      if (info.type === 'file') entries.files[path] = { size: info.size, mode: info.mode, mtimeMs: info.mtimeMs };
+      else if (info.type === 'dir') {
+        entries.folders[path] = info.mode;
+        await visit(join(dir, name), path);
+      } else if (info.type === 'symlink') entries.links[path] = await host.readlink(join(dir, name));
+      else entries.skipped.push(path);
+    }
+  };
+  await visit(root, '');
+  return entries;
+}
+
+export interface CopyResult {
+  files: number;
+  folders: number;
+  links: number;
+  bytes: number;
+  skipped: string[];
+}
+
+/**
+ * A mode as a local file or folder can use it: an object a FUSE mount shows without any owner
+ * permission (stored by another tool, no mode metadata) gets the default instead.
+ */
+function usable(mode: number, fallback: number): number {
+  return (mode & 0o700) === 0 ? fallback : mode;
+}
+
+/**
+ * Copy the folder `from` to the new folder `to` exactly (see the top of this file); `to` takes
+ * `from`'s mode. Throws, naming the file, when a copy does not read back as the original.
+ */
+export async function copyExactly(host: Host, from: string, to: string): Promise<CopyResult> {
+  const entries = await listEntries(host, from);
+  const rootMode = usable((await host.lstat(from))?.mode ?? 0o755, 0o755);
+  // Folders are made writable first and get their own mode last (a 0500 folder still takes files).
   await host.mkdir(to, { mode: 0o700 });
-  for (const [path, file] of Object.entries(walk.files)) {
+  for (const path of Object.keys(entries.folders)) await host.mkdir(join(to, path), { mode: 0o700 });
+  let bytes = 0;
+  for (const [path, file] of Object.entries(entries.files)) {
     const target = join(to, path);
-    await host.mkdir(join(target, '..'));
     await host.copyFile(join(from, path), target);
+    await host.chmod(target, usable(file.mode, 0o644));
     await host.utimes(target, file.mtimeMs);
+    const [original, copy] = await Promise.all([host.hashFile(join(from, path)), host.hashFile(target)]);
+    if (original !== copy) throw new PersistError(`the copy of ${join(from, path)} in ${to} differs from the original; the original is kept`);
+    bytes += file.size;
   }
-  const copied = await walkFolder(host, to, () => false);
-  for (const [path, file] of Object.entries(walk.files)) {
-    if (copied.files[path]?.size !== file.size) throw new Error(`copy of ${join(from, path)} into ${to} is incomplete`);
+  for (const [path, target] of Object.entries(entries.links)) {
+    await host.symlink(target, join(to, path));
+    if ((await host.readlink(join(to, path))) !== target) throw new PersistError(`the copy of the symlink ${join(from, path)} in ${to} differs from the original; the original is kept`);
   }
+  const deepestFirst = Object.keys(entries.folders).sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const path of deepestFirst) await host.chmod(join(to, path), usable(entries.folders[path]!, 0o755));
+  await host.chmod(to, rootMode);
+  return { files: Object.keys(entries.files).length, folders: Object.keys(entries.folders).length, links: Object.keys(entries.links).length, bytes, skipped: entries.skipped };
+}
+
+/** Move `from` to `to` (a new path): one rename, or across file systems an exact copy, then the original removed. */
+export async function moveExactly(host: Host, from: string, to: string): Promise<void> {
+  await host.mkdir(dirname(to));
+  try {
+    await host.rename(from, to);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+  }
+  const info = await host.lstat(from);
+  if (info?.type === 'dir') await copyExactly(host, from, to);
+  else if (info?.type === 'symlink') await host.symlink(await host.readlink(from), to);
+  else {
+    await host.copyFile(from, to);
+    if (info) {
+      await host.chmod(to, info.mode);
+      await host.utimes(to, info.mtimeMs);
+    }
+    if ((await host.hashFile(from)) !== (await host.hashFile(to))) throw new PersistError(`the copy of ${from} in ${to} differs from the original; the original is kept`);
+  }
+  await host.remove(from);
 }
 
 /** Move `local` (a folder) to a new folder in the backups; returns where it went. */
 export async function moveAside(host: Host, workspace: string, address: string, local: string): Promise<string> {
   const target = await asidePath(host, workspace, address, local);
   await host.mkdir(backupDir(workspace), { mode: 0o700 });
-  try {
-    await host.rename(local, target);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-    await copyTree(host, local, target);
-    await host.remove(local);
-  }
+  await moveExactly(host, local, target);
   return target;
 }

@@ -1,13 +1,15 @@
 // `persist history`: per sync and bundle, the generations kept in the store (text and JSON).
 import { describeMachine } from '../lineage/machine.js';
 import type { GenerationRecord } from '../lineage/generation.js';
-import { formatBytes } from './format.js';
+import { formatBytes, plural } from './format.js';
 import type { Style } from './style.js';
 
 export interface HistoryRow {
   address: string;
   /** Where the generations live (for the text view). */
   where: string;
+  /** What `files` counts: a sync's files, a bundle's refs. */
+  counts: 'file' | 'ref';
   generations: (GenerationRecord & { current: boolean })[];
   /** Set when the store could not be looked into (mount not ready...). */
   problem?: string;
@@ -50,7 +52,7 @@ export function renderHistory(header: string, rows: HistoryRow[], style: Style):
         `${g.current ? '*' : ' '} ${g.generation}`,
         g.time,
         describeMachine({ id: g.machine, host: g.host }),
-        `${g.files} files`,
+        plural(g.files, row.counts),
         formatBytes(g.bytes),
         g.parent === null ? '' : `parent ${g.parent}`,
       ]);

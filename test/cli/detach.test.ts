@@ -1,6 +1,6 @@
 // `persist detach`: a linked folder becomes a local folder again, copied from the mount and
 // verified; nothing in the bucket is deleted.
-import { lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { converge, makeFixture, snapshotTree } from './helpers.js';
@@ -32,6 +32,28 @@ describe('persist detach', () => {
     const again = await f.run(['detach', '--target', 'link.memory', '--auto-approve']);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/nothing to detach/);
+  }, 60_000);
+
+  it('keeps empty folders, folder modes and symlinks of the mount folder', async () => {
+    const f = makeFixture({ links: ['memory'] });
+    await converge(f);
+    const memory = f.link('memory');
+    mkdirSync(join(memory, 'empty'));
+    mkdirSync(join(memory, 'private', 'inner'), { recursive: true });
+    writeFileSync(join(memory, 'private', 'inner', 'secret.txt'), 's\n');
+    symlinkSync('private/inner/secret.txt', join(memory, 'shortcut'));
+    chmodSync(join(memory, 'private'), 0o700);
+    chmodSync(join(memory, 'empty'), 0o750);
+
+    const done = await f.run(['detach', '--target', 'link.memory', '--auto-approve']);
+    expect(done.code).toBe(0);
+    expect(lstatSync(memory).isDirectory()).toBe(true);
+    expect(statSync(join(memory, 'empty')).isDirectory()).toBe(true);
+    expect(statSync(join(memory, 'empty')).mode & 0o777).toBe(0o750);
+    expect(statSync(join(memory, 'private')).mode & 0o777).toBe(0o700);
+    expect(readlinkSync(join(memory, 'shortcut'))).toBe('private/inner/secret.txt');
+    expect(readFileSync(join(memory, 'shortcut'), 'utf8')).toBe('s\n');
+    expect(done.stdout).toMatch(/\(1 file, 3 folders, 1 symlink, .* copied and verified\)/);
   }, 60_000);
 
   it('an unknown target is an error naming the known links', async () => {

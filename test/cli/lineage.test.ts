@@ -2,7 +2,7 @@
 // overwrites what this machine has not seen; history and rollback. Each case fails on the code
 // before lineage (it pushed the defaults, development's data, the stale copy).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeFixture, snapshotTree, type Fixture } from './helpers.js';
@@ -118,6 +118,32 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     const [aside] = readdirSync(backups).filter((name) => name.startsWith('sync.clawdbot-'));
     expect(readFileSync(join(backups, aside!, 'clawdbot.json'), 'utf8')).toContain('template');
     expect((await fresh.run(['plan', '--env', 'production', '--detailed-exitcode'])).code).toBe(0);
+  }, 60_000);
+
+  it('a mirror made by hand (no manifest) that this folder never synced with is restored, the local files kept aside, never pushed over', async () => {
+    const { fixture, local, bucket, machine } = setup();
+    const mirror = join(bucket('production'), 'clawdbot');
+    write(mirror, 'clawdbot.json', '{"agent":"configured by hand"}\n');
+    write(mirror, 'devices/paired.json', '{"devices":["AAAA"]}\n');
+    const before = snapshotTree(mirror);
+    // Onboarding defaults: one file of another size, one of the same size (a listing cannot tell it apart).
+    write(local, 'clawdbot.json', '{"agent":"template"}\n');
+    write(local, 'devices/paired.json', '{"devices":["BBBB"]}\n');
+    const one = machine('new');
+    const plan = await ok(one.run(['plan', '--env', 'production']));
+    expect(plan).toMatch(/<= sync\.clawdbot {2}restore \(local files kept aside: 2 may differ\)/);
+    expect(plan).toMatch(/no manifest \(made by hand or by another tool\).*never pushed over/);
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    // Every file of the mirror as it was (the restore only added the manifest it wrote).
+    const files = (tree: Map<string, string>) => [...tree].filter(([path, entry]) => entry.startsWith('file') && !path.startsWith('/.persist-sync'));
+    expect(files(snapshotTree(mirror))).toEqual(files(before));
+    expect(files(before)).toHaveLength(2);
+    expect(readFileSync(join(local, 'devices/paired.json'), 'utf8')).toContain('AAAA');
+    expect(readFileSync(join(local, 'clawdbot.json'), 'utf8')).toContain('by hand');
+    const backups = join(fixture.dir, 'ws', '.persist-backups');
+    const [aside] = readdirSync(backups).filter((name) => name.startsWith('sync.clawdbot-'));
+    expect(readFileSync(join(backups, aside!, 'devices/paired.json'), 'utf8')).toContain('BBBB');
+    expect((await one.run(['plan', '--env', 'production', '--detailed-exitcode'])).code).toBe(0);
   }, 60_000);
 
   it('development then production on one machine: nothing of development reaches production, development unchanged', async () => {
@@ -273,6 +299,28 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     await ok(one.run(['rollback', 'sync.clawdbot', '--to', '2', '--env', 'production', '--auto-approve']));
     expect(contents(local)).toEqual(saves[1]);
   }, 90_000);
+
+  it('rollback brings back the folders of the generation with their modes, empty ones too', async () => {
+    const { local, machine } = setup();
+    const one = machine('box');
+    write(local, 'private/key.txt', 'k1\n');
+    mkdirSync(join(local, 'empty'));
+    chmodSync(join(local, 'private'), 0o700);
+    chmodSync(join(local, 'empty'), 0o750);
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    write(local, 'private/key.txt', 'k2\n');
+    chmodSync(join(local, 'private'), 0o755);
+    rmSync(join(local, 'empty'), { recursive: true });
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+
+    await ok(one.run(['rollback', 'sync.clawdbot', '--to', '1', '--env', 'production', '--auto-approve']));
+    expect(readFileSync(join(local, 'private/key.txt'), 'utf8')).toBe('k1\n');
+    expect(statSync(join(local, 'private')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(local, 'empty')).mode & 0o777).toBe(0o750);
+    await ok(one.run(['rollback', 'sync.clawdbot', '--to', '2', '--env', 'production', '--auto-approve']));
+    expect(statSync(join(local, 'private')).mode & 0o777).toBe(0o755);
+    expect(existsSync(join(local, 'empty'))).toBe(false);
+  }, 60_000);
 });
 
 describe('lineage of bundles', () => {

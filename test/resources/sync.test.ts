@@ -384,8 +384,14 @@ describe('mirror states', () => {
     expect(await readFile(join(mirror, 'a'), 'utf8')).toBe('A');
   });
 
-  it('adopts a mirror made by hand: copies only what differs, deletes nothing, writes a manifest', async () => {
+  it('a folder synced here before adopts the mirror when its manifest is gone: copies only what differs, deletes nothing, writes a manifest', async () => {
     const sync = makeSync();
+    // Synced with this mirror once; then the manifest was removed (as a damaged manifest's fix
+    // says) and the mirror filled by hand. A folder never synced here would be restored instead.
+    await put(local, 'seed.txt', 'seed');
+    await planAndApply(sync);
+    await rm(mirror, { recursive: true });
+    await rm(join(local, 'seed.txt'));
     await put(mirror, 'same.txt', 'same', 0o644, 1_600_000_000_000);
     await put(mirror, 'samesize.txt', 'AAAA');
     await put(mirror, 'other.txt', 'short');

@@ -7,11 +7,10 @@
 import { join, relative } from 'node:path';
 import { addressOf } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, ObserveContext, PlanOptions, ResourceModule } from '../../engine/types.js';
-import { ActionError } from '../../errors.js';
 import { readBundleHeader } from './header.js';
-import { restoreFromBundle } from './restore.js';
+import { keepRepoAside, restoreFromBundle } from './restore.js';
 import { generationPath, writeBundle } from './update.js';
-import { bundleLineageConflict, currentBundleRecord, observeBundleLineage, recordBundleGeneration, recordBundleSeen, type BundleLineage } from './generations.js';
+import { BundleUpdate, bundleLineageFacts, bundleLineageVerdict, currentBundleRecord, observeBundleLineage, recordBundleSeen, type BundleLineage } from './generations.js';
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
 import { isPersistRef, lostSavedWork, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
@@ -19,7 +18,7 @@ import { WORKTREE_REF, observeWorktree, type WorktreeObserved } from './worktree
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import { downloadToTemp } from '../../store/temp-file.js';
-import type { ResolvedBundle, ResolvedLink } from '../../spec/types.js';
+import type { ResolvedBundle, ResolvedEnvironment, ResolvedLink } from '../../spec/types.js';
 import { formatAge, plural, samplePaths } from '../../output/format.js';
 
 export type RepoObserved =
@@ -210,7 +209,8 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   }
 
   const needsRestore = !hasCommits(repo);
-  if (!needsRestore && observed.lineage?.foreign) return bundleLineageConflict(bundle, observed.lineage, options);
+  // Lineage: a repo that holds another store's data is never saved into this one.
+  if (!needsRestore && observed.lineage?.foreign) return bundleLineageVerdict(bundle, observed.lineage, false, 0, options).decision!;
   if (file.state === 'unknown') {
     const mountNote = `the mount of bucket ${bundle.bucket} is not ready yet`;
     return needsRestore
@@ -227,10 +227,6 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
     if (options.allowShrink) return update(`${message}; --allow-shrink replaces it (${previousKept})`, refChanges({}, repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>)));
     return conflict('push', message, `check the file in the bucket and move it aside, or pass --allow-shrink to replace it (${previousKept})`, [], '--allow-shrink');
   }
-
-  // Lineage: a repo is saved only on top of what this machine saw, never into another store.
-  const lineageConflict = needsRestore ? null : bundleLineageConflict(bundle, observed.lineage, options);
-  if (lineageConflict && (file.state === 'missing' || !sameRefs(file.refs, repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>)))) return lineageConflict;
 
   if (file.state === 'missing') {
     if (needsRestore) return null; // nothing saved and nothing to save yet
@@ -261,12 +257,25 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
     return conflict('push', `cannot snapshot the work tree of ${bundle.repo}: ${worktree.error}`, `fix what git reports (git status shows it), then run persist apply again`);
   }
   const repoRefs = repoRefMap(repo as Extract<RepoObserved, { state: 'git' }>);
-  if (sameRefs(file.refs, repoRefs)) return null;
+  const differing = [...new Set([...Object.keys(file.refs), ...Object.keys(repoRefs)])].filter((name) => file.refs[name] !== repoRefs[name]).length;
+  // Lineage: saved only on top of what this machine saw; what it never saw is restored (the repo kept aside).
+  const verdict = bundleLineageVerdict(bundle, observed.lineage, true, differing, options);
+  if (verdict.decision) return verdict.decision;
+  if (verdict.restore) {
+    if (!verdict.restore.recordOnly && file.prerequisites > 0) {
+      return conflict('restore', `${bundle.file} is not a full bundle (it needs ${file.prerequisites} prerequisite commit(s)), so ${bundle.repo} cannot be restored from it`, `save the repo with persist apply --force-push, or restore it by hand`);
+    }
+    const decision = restore(verdict.restore.reason, [...verdict.restore.changes, ...(verdict.restore.recordOnly ? [] : refChanges(repoRefs, file.refs))]);
+    if (verdict.restore.note) decision.note = verdict.restore.note;
+    return decision;
+  }
+  if (differing === 0) return null;
   const tree = worktreeChange(file.refs[WORKTREE_REF] ?? null, worktree);
   const changes = [...refChanges(file.refs, repoRefs), ...(tree ? [tree] : [])];
   if (observed.lost.length > 0) {
     const lostList = observed.lost.map((entry) => `${entry.ref} ${short(entry.sha)}`).join(', ');
     const message = `${bundle.relFile} holds commits that ${bundle.repo} does not contain (${lostList}): updating it would drop them from the newest bundle`;
+    if (verdict.mayDrop) return update(verdict.mayDrop, changes, [message]);
     if (options.allowShrink) return update(`${bundle.repo}'s refs differ from the bundle's; --allow-shrink drops commits only the bundle holds (${previousKept})`, changes, [message]);
     return conflict(
       'push',
@@ -280,20 +289,38 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   return update(onlyTree ? `${bundle.repo}'s uncommitted work differs from the snapshot in ${bundle.relFile}` : `${bundle.repo}'s refs differ from ${bundle.relFile}`, changes);
 }
 
+/** The ref map of a bundle header (HEAD included), as the repo's side compares with it. */
+export function headerRefMap(refs: { name: string; sha: string }[]): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const ref of refs) map[ref.name] ??= ref.sha;
+  return map;
+}
+
+/** Local paths of the environment's other resources: a repo kept aside leaves them where they are. */
+export function otherResourcePaths(bundle: ResolvedBundle, env: ResolvedEnvironment): string[] {
+  const { links, syncs, files, bundles } = env;
+  return [
+    ...Object.values(links).map((link) => link.path),
+    ...Object.values(syncs).map((sync) => sync.from),
+    ...Object.values(files).map((file) => file.to),
+    ...Object.values(bundles).filter((other) => other.name !== bundle.name).map((other) => other.repo),
+  ];
+}
+
 async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: BundleObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
   const store = ctx.store(bundle.bucket);
   if (decision.action === 'update') {
     const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
-    const previous = await currentBundleRecord(store, bundle);
+    const generation = await BundleUpdate.begin(ctx.host, store, bundle, now.lineage?.current?.generation ?? null);
     const refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
     if (repo.head.sha) {
       ctx.report('snapshotting the work tree');
       const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef);
       if (saved.sha) refs[WORKTREE_REF] = saved.sha;
     }
-    const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal);
-    const record = await recordBundleGeneration(ctx.host, store, bundle, previous, written.header.refs.filter((ref) => ref.name !== 'HEAD').length, written.size);
-    await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'push');
+    const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal, generation);
+    const record = await generation.commit();
+    await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'push', headerRefMap(written.header.refs));
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
     const committed = written.header.refs.filter((ref) => ref.name !== 'HEAD' && !isPersistRef(ref.name)).length;
     const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
@@ -301,32 +328,64 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
-  const existingGitDir = now.repo.state === 'git' ? await findGitDir(ctx.host, bundle.repo) : null;
+  if (hasCommits(now.repo) && sameRefs(file.refs, repoRefMap(now.repo))) {
+    // Lineage only: the repo already holds the store's generation.
+    const record = await currentBundleRecord(store, bundle);
+    await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'restore', file.refs);
+    return { summary: `recorded generation ${record?.generation ?? 0} of ${bundle.relFile} as seen here (${bundle.repo} already holds it)` };
+  }
+  const result = await restoreRepo(ctx.host, bundle, store, bundle.relFile, file.objectFormat, { workspace: ctx.env.workspace, spare: otherResourcePaths(bundle, ctx.env), existing: now.repo }, ctx.report);
+  await recordBundleSeen(ctx.host, ctx.env, bundle, await currentBundleRecord(store, bundle), 'restore', file.refs);
+  const notes = [...(result.keptAside ? [`the local repo was kept aside in ${result.keptAside}`] : []), ...result.notes];
+  return { summary: result.summary, ...(notes.length ? { notes } : {}) };
+}
+
+export interface RepoRestored {
+  summary: string;
+  /** What the user should know (the stash or work that could not come back, files kept). */
+  notes: string[];
+  /** Where the repo that was there went (null: it had no commits, nothing was moved). */
+  keptAside: string | null;
+  refs: number;
+  /** `main (abc123def456)` or `detached abc123def456`. */
+  at: string;
+}
+
+/**
+ * The repo becomes the content of the bundle at `key`: a repo with commits is kept aside first
+ * (restore.ts, keepRepoAside); then refs, work tree, stash and uncommitted work come from the bundle.
+ */
+export async function restoreRepo(
+  host: Host,
+  bundle: ResolvedBundle,
+  store: Store,
+  key: string,
+  objectFormat: 'sha1' | 'sha256',
+  where: { workspace: string; spare: string[]; existing: RepoObserved },
+  report: (message: string) => void,
+): Promise<RepoRestored> {
+  const keptAside = hasCommits(where.existing) ? await keepRepoAside(host, { repo: bundle.repo, workspace: where.workspace, address: addressOf('bundle', bundle.name), spare: where.spare }, report) : null;
+  const existingGitDir = !keptAside && where.existing.state === 'git' ? await findGitDir(host, bundle.repo) : null;
   // git reads a file: a store that is not a folder (the S3 API) gives a private temporary copy.
-  const direct = store.localPath(bundle.relFile);
-  const local = direct ?? (await downloadToTemp(ctx.host, store, bundle.relFile));
+  const direct = store.localPath(key);
+  const local = direct ?? (await downloadToTemp(host, store, key));
   let restored: Awaited<ReturnType<typeof restoreFromBundle>>;
   try {
-    restored = await restoreFromBundle(
-      ctx.host,
-      { repo: bundle.repo, file: local, objectFormat: file.objectFormat, remote: bundle.remote, existingGitDir },
-      ctx.report,
-    );
+    restored = await restoreFromBundle(host, { repo: bundle.repo, file: local, objectFormat, remote: bundle.remote, existingGitDir }, report);
   } finally {
-    if (direct === null) await ctx.host.remove(local).catch(() => undefined);
+    if (direct === null) await host.remove(local).catch(() => undefined);
   }
-  const saved = await restoreSavedWork(ctx.host, bundle.repo, restored.persistRefs);
-  const notes: string[] = [...saved.notes];
+  const saved = await restoreSavedWork(host, bundle.repo, restored.persistRefs);
+  const notes = [...saved.notes];
   if (restored.differing.length) {
     notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${samplePaths(restored.differing, 10)} (git status shows them as modified)`);
   }
   if (restored.blocked.length) {
     notes.push(`not checked out, a symlink or file lies on their path: ${samplePaths(restored.blocked, 10)}`);
   }
-  await recordBundleSeen(ctx.host, ctx.env, bundle, await currentBundleRecord(store, bundle), 'restore');
   const at = restored.headRef ? `${restored.headRef.replace(/^refs\/heads\//, '')} (${short(restored.headSha)})` : `detached ${short(restored.headSha)}`;
   const extra = [saved.stash ? plural(saved.stash, 'stash entry', 'stash entries') : '', saved.worktree ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
-  return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)${extra ? `, brought back ${extra}` : ''}`, ...(notes.length ? { notes } : {}) };
+  return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)${extra ? `, brought back ${extra}` : ''}`, notes, keptAside, refs: restored.refs, at };
 }
 
 async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx: ObserveContext): Promise<Facts> {
@@ -346,7 +405,7 @@ async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx
     facts.worktree = observed.bundle.refs[WORKTREE_REF] ? `snapshot ${short(observed.bundle.refs[WORKTREE_REF])}` : 'as committed';
     facts.head = short(observed.bundle.refs.HEAD) ?? null;
   }
-  return facts;
+  return { ...facts, ...bundleLineageFacts(observed.lineage, ctx.host.now()) };
 }
 
 /** Status: a bundle file that does not exist because the repo has nothing to save yet. */
@@ -368,14 +427,16 @@ export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   contains: (bundle) => [bundle.repo],
   observe: async (bundle, ctx) => {
     const state = await observeBundle(bundle, ctx);
-    state.lineage = await observeBundleLineage(bundle, ctx, ctx.mountReady[bundle.bucket] === true ? ctx.store(bundle.bucket) : null);
+    state.lineage = await observeBundleLineage(bundle, ctx, ctx.mountReady[bundle.bucket] === true ? ctx.store(bundle.bucket) : null, hasCommits(state.repo) ? repoRefMap(state.repo) : null);
     return { state, detail: null };
   },
   diff: diffBundle,
   apply: (bundle, decision, seen, ctx) => applyBundle(bundle, decision, seen.state, ctx),
-  // A restore fills only a folder without commits; an update saves the repo, and one that would
-  // drop commits only the bundle holds is a conflict, never an update (watch has no --allow-shrink).
-  unattended: (decision) => decision.action === 'restore' || decision.action === 'update',
+  // A restore fills only a folder without commits (or records that the repo already holds the
+  // bundle); one that keeps a repo with commits aside needs a person. An update saves the repo, and
+  // one that would drop commits only the bundle holds is a conflict, never an update (watch has no
+  // --allow-shrink), unless the repo was rolled back from them (they stay in history).
+  unattended: (decision, state) => decision.action === 'update' || (decision.action === 'restore' && (!hasCommits(state.repo) || decision.note === undefined)),
   facts: bundleFacts,
   unsaved: bundleUnsaved,
 };

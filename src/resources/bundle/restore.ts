@@ -3,11 +3,23 @@
 // is built beside it and renamed into place last, so an interrupted restore leaves no half-made
 // repository, only checked-out files that the next restore finds equal. In an existing `.git`
 // without commits, the refs are written last for the same reason.
+//
+// A restore over a repo that has commits (lineage decided it: a repo this machine never saved, or
+// a rollback) first keeps that repo aside (keepRepoAside): its uncommitted work saved as a
+// snapshot commit in its own `.git`, then `.git` and every file git sees in the work tree (tracked,
+// and untracked but not ignored) moved into the backups, keeping their paths. Ignored files, the
+// folders of other resources (links, syncs, files, nested bundles) and the backups stay where
+// they are. `.git` moves first, so a kill half-way leaves a repo without `.git`, which the next
+// apply restores (keeping the files still there); everything that was moved is in the backup.
 import { basename, dirname, join } from 'node:path';
 import { ActionError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
-import { isBundledRef } from './refs.js';
+import { asidePath, moveExactly } from '../../lineage/aside.js';
+import { backupDir } from '../../host/paths.js';
+import { findGitDir, isBundledRef } from './refs.js';
 import { git, splitNul } from './git.js';
+import { ensureExcluded, readWorktreeRef } from './worktree.js';
+import { saveWorktree } from './saved-work.js';
 
 export interface RestoreRequest {
   repo: string;
@@ -53,6 +65,55 @@ function parseRefLines(output: string): Record<string, string> {
     if (match?.[1] && match[2]) refs[match[2]] = match[1];
   }
   return refs;
+}
+
+/** Where a repo goes (the backups), and the local paths inside it that stay (other resources' folders). */
+export interface AsideRequest {
+  repo: string;
+  workspace: string;
+  address: string;
+  /** Absolute paths that are never moved (nor anything under them). */
+  spare: string[];
+}
+
+/** Keep the repo aside (see the top of this file); returns where it went, or null when it has no `.git`. */
+export async function keepRepoAside(host: Host, request: AsideRequest, progress: (message: string) => void): Promise<string | null> {
+  const { repo } = request;
+  const gitDir = await findGitDir(host, repo);
+  if (!gitDir) return null;
+  if ((await host.lstat(join(repo, '.git')))?.type !== 'dir') {
+    throw new ActionError(`${repo}/.git is not a folder (a linked worktree or submodule): persist does not move such a repo aside; move ${repo} aside yourself, then apply again`);
+  }
+  progress('keeping the local repo aside');
+  await ensureExcluded(host, repo);
+  const head = await host.run('git', ['-C', repo, 'rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { readOnly: true });
+  if (head.exitCode === 0) await saveWorktree(host, repo, await readWorktreeRef(host, repo));
+  const listed = [
+    ...splitNul((await git(host, ['-C', repo, 'ls-files', '-z', '--cached'], { readOnly: true })).stdout),
+    ...splitNul((await git(host, ['-C', repo, 'ls-files', '-z', '--others', '--exclude-standard'], { readOnly: true })).stdout),
+  ].map((path) => path.replace(/\/$/, ''));
+  const spare = [...request.spare, backupDir(request.workspace)];
+  const kept = (path: string) => spare.some((other) => other === path || other.startsWith(`${path}/`) || path.startsWith(`${other}/`));
+  const paths = [...new Set(listed)].filter((path) => !kept(join(repo, path)));
+  // Never through a symlink: a tracked path under a linked folder is not the repo's to move.
+  const blocked = await blockedPaths(host, repo, paths);
+
+  const target = await asidePath(host, request.workspace, request.address, repo);
+  await host.mkdir(backupDir(request.workspace), { mode: 0o700 });
+  await host.mkdir(target, { mode: 0o700 });
+  await moveExactly(host, join(repo, '.git'), join(target, '.git'));
+  const emptied = new Set<string>();
+  for (const path of paths) {
+    if (blocked.has(path) || !(await host.lstat(join(repo, path)))) continue;
+    await moveExactly(host, join(repo, path), join(target, path));
+    for (let dir = dirname(path); dir !== '.'; dir = dirname(dir)) emptied.add(dir);
+  }
+  // Folders left empty by the moves go too (git keeps no empty folder; the restore makes what it needs).
+  for (const dir of [...emptied].sort((a, b) => b.split('/').length - a.split('/').length)) {
+    const info = await host.lstat(join(repo, dir));
+    if (info?.type === 'dir' && (await host.readdir(join(repo, dir))).length === 0) await host.remove(join(repo, dir));
+  }
+  return target;
 }
 
 /** Paths (relative to `root`) with a symlink or non-directory as one of their parent components. */

@@ -2,7 +2,8 @@
 // complete, good bundle: build and verify it on local disk, rotate the earlier generations (the
 // current bundle stays in place throughout), write the new one whole over the current one (the
 // store's writes are whole: a reader sees the old or the new bundle), then verify what the
-// store now holds against the local build.
+// store now holds against the local build. The generation records follow each step through the
+// hooks (generations.ts, which says why a kill at any step leaves history right).
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ActionError } from '../../errors.js';
@@ -34,6 +35,20 @@ export interface WriteBundleResult {
   generations: number[];
 }
 
+/** What the generation records do at each step (generations.ts, BundleUpdate). */
+export interface BundleWriteHooks {
+  /** The new bundle is built and verified locally; the store has not changed yet. */
+  beforeRotate(built: { size: number; sha256: string; refs: number }): Promise<void>;
+  /** `<file>.<from>` (0: a copy of `<file>`) is now `<file>.<to>`. */
+  moved(from: number, to: number): Promise<void>;
+  /**
+   * Where the rotation starts when an interrupted update left it half done (null: the first
+   * missing `<file>.<k>`): k shifts `<file>.<k-1>` ... `<file>.1` up; 0 means the current bundle
+   * is already kept as `<file>.1` and nothing moves.
+   */
+  firstGap: number | null;
+}
+
 export function generationPath(file: string, generation: number): string {
   return `${file}.${generation}`;
 }
@@ -49,6 +64,7 @@ export async function writeBundle(
   request: WriteBundleRequest,
   progress: (message: string) => void,
   signal?: AbortSignal,
+  hooks?: BundleWriteHooks,
 ): Promise<WriteBundleResult> {
   const { repo, key, keep } = request;
   const where = store.where(key);
@@ -69,10 +85,13 @@ export async function writeBundle(
       throw new ActionError(`the bundle made of ${repo} does not list the refs it was made of; the previous bundle is unchanged`);
     }
     const size = (await host.stat(local))?.size ?? 0;
+    const sha256 = await host.hashFile(local);
     checkInterrupted();
+    // The refs a history lists: branches, tags, notes (not HEAD, not persist's own).
+    await hooks?.beforeRotate({ size, sha256, refs: header.refs.filter((ref) => ref.name !== 'HEAD' && !ref.name.startsWith('refs/persist/')).length });
 
     progress('rotating earlier generations');
-    await rotateGenerations(store, key, keep);
+    await rotateGenerations(store, key, keep, hooks?.firstGap ?? null, hooks?.moved);
     checkInterrupted();
 
     progress('copying the bundle into the store');
@@ -81,7 +100,7 @@ export async function writeBundle(
     progress('verifying the bundle in the store');
     const stored = await store.stat(key);
     const storedHeader = await readBundleHeader(store, key, where);
-    if (written.size !== size || stored?.size !== size || !sameRefs(storedHeader, header) || (await store.hash(key)) !== written.sha256) {
+    if (written.size !== size || written.sha256 !== sha256 || stored?.size !== size || !sameRefs(storedHeader, header) || (await store.hash(key)) !== written.sha256) {
       const previous = keep > 0 ? `; the previous bundle is kept as ${generationPath(where, 1)}` : '';
       throw new ActionError(`${where} does not match the bundle just written (size, refs or sha256 differ)${previous}`);
     }
@@ -96,15 +115,25 @@ export async function writeBundle(
 }
 
 /**
- * `<file>.<keep-1>` → `<file>.<keep>`, ..., `<file>.1` → `<file>.2`, then a copy of `<file>`
- * becomes `<file>.1`. `<file>` itself is never moved, so a complete bundle exists at every
- * moment (a crash leaves at worst a duplicate generation, never a missing bundle).
+ * Makes room for the current bundle as `<file>.1`: `<file>.<k>` → `<file>.<k+1>` for every k
+ * below the first gap among `<file>.1..keep` (a gap is where an interrupted rotation stopped; with
+ * none, `<file>.<keep>`, the oldest, is replaced), then a copy of `<file>` becomes `<file>.1`.
+ * `<file>` itself is never moved, so a complete bundle exists at every moment, and a rotation
+ * killed at any step resumes without dropping a generation.
  */
-async function rotateGenerations(store: Store, key: string, keep: number): Promise<void> {
-  if (keep < 1 || !(await store.stat(key))) return;
-  for (let generation = keep - 1; generation >= 1; generation--) {
-    const from = generationPath(key, generation);
-    if (await store.stat(from)) await store.rename(from, generationPath(key, generation + 1));
+async function rotateGenerations(store: Store, key: string, keep: number, firstGap: number | null, moved?: (from: number, to: number) => Promise<void>): Promise<void> {
+  if (keep < 1 || firstGap === 0 || !(await store.stat(key))) return;
+  let gap = firstGap ?? keep;
+  for (let generation = 1; firstGap === null && generation < keep; generation++) {
+    if (!(await store.stat(generationPath(key, generation)))) {
+      gap = generation;
+      break;
+    }
+  }
+  for (let generation = gap - 1; generation >= 1; generation--) {
+    await store.rename(generationPath(key, generation), generationPath(key, generation + 1));
+    await moved?.(generation, generation + 1);
   }
   await store.copy(key, generationPath(key, 1));
+  await moved?.(0, 1);
 }

@@ -8,6 +8,8 @@
 //   .persist-sync/generations/<n>.json      the record of generation n (number, parent, time,
 //                                           machine, host, files, bytes)
 //   .persist-sync/generations/<n>/root.json         n's root, saved when n+1 replaced it
+//   .persist-sync/generations/<n>/.persist-sync-folders.json   n's folder modes (folders.ts), when n+1
+//                                           changed them
 //   .persist-sync/generations/<n>/shards/<name>     n's shards that n+1 rewrote
 //   .persist-sync/generations/<n>/files/<path>      n's files that n+1 changed or deleted
 // So a push writes, besides its own changes, one copy per changed or deleted file (a deleted
@@ -39,6 +41,7 @@ import {
 import { readLocalRecords, treeDigest, writeLocalRecord, type LocalRecord } from '../../lineage/record.js';
 import { moveAside } from '../../lineage/aside.js';
 import { formatAge, plural } from '../../output/format.js';
+import { FOLDERS_NAME, readFolderModes, writeFolderModes, type FolderModes } from './folders.js';
 import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState } from './state.js';
 import type { TreeComparison } from './compare.js';
@@ -106,8 +109,9 @@ export async function observeSyncLineage(
   const current = manifest ? manifestStamp(manifest) : null;
   let seen: number | null = null;
   if (records.resource && sameStore(records.resource.store, store)) seen = records.resource.generation;
-  else if (!records.resource && !records.folder && manifest && !manifest.lineage) {
-    // Pushed or restored by persist before lineage existed: that machine has seen generation 0.
+  else if (!records.resource && !records.folder && !manifest?.lineage) {
+    // Pushed or restored by persist before lineage existed (a mirror without a manifest: its
+    // manifest removed since): this folder was synced with this store, generation 0.
     const old = await readSyncState(host, sync);
     if (old.lastPush || old.lastRestore) seen = 0;
   }
@@ -172,7 +176,7 @@ export function syncLineageDecision(
     };
   }
   const current = lineage.current;
-  if (!current || mirrorFiles === 0) return { aside: false }; // an empty place, or a mirror without a manifest (rule 6)
+  if (mirrorFiles === 0) return { aside: false }; // an empty place: a first push
 
   const restore = (reason: string, note: string | undefined, changes: Change[]): LineageVerdict => ({
     aside: differ > 0,
@@ -180,6 +184,26 @@ export function syncLineageDecision(
   });
   const asideNote = differ > 0 ? `local files kept aside: ${differ} differ` : undefined;
   const asideChange: Change[] = differ > 0 ? [{ field: 'local', before: `${sync.from} (${plural(differ, 'file')} differ from the store)`, after: 'kept aside in the backups' }] : [];
+
+  if (!current) {
+    // A mirror without a manifest (made by hand or by another tool): data this machine never saw,
+    // unless this folder was synced with this store before (its manifest removed since: rule 6,
+    // a push that compares by content). Same-size files cannot be told apart from a listing:
+    // they count as differing, so nothing local is overwritten unkept.
+    if (lineage.seen !== null) return { aside: false };
+    const unknown = differ + comparison.unverified.length;
+    return {
+      aside: unknown > 0,
+      decision: {
+        ...base,
+        action: 'restore',
+        phase: 'restore',
+        reason: `the mirror ${sync.to} holds ${plural(mirrorFiles, 'file')} but no manifest (made by hand or by another tool), and ${sync.from} was never synced with it: restored, never pushed over`,
+        changes: unknown > 0 ? [{ field: 'local', before: `${sync.from} (${plural(unknown, 'file')} may differ from the mirror)`, after: 'kept aside in the backups' }] : [],
+        ...(unknown > 0 ? { note: `local files kept aside: ${unknown} may differ` } : {}),
+      },
+    };
+  }
   const generationChange: Change = { field: 'generation', before: lineage.seen === null ? 'never seen' : String(lineage.seen), after: String(current.generation) };
 
   if (lineage.seen === null) {
@@ -302,14 +326,16 @@ export class SyncGeneration {
     private readonly ctx: ApplyContext,
     private readonly manifest: SyncManifest | null,
     private readonly machine: { id: string; host: string },
+    private readonly foldersChange: boolean,
   ) {
     this.base = manifest ? manifestStamp(manifest) : null;
     this.deltas = this.base ? deltaKey(sync, this.base.generation) : null;
   }
 
-  static async begin(sync: ResolvedSync, store: Store, manifest: SyncManifest | null, ctx: ApplyContext): Promise<SyncGeneration> {
+  /** `foldersChange`: the push changes the recorded folder modes (SyncObserved.folderModesChanged). */
+  static async begin(sync: ResolvedSync, store: Store, manifest: SyncManifest | null, ctx: ApplyContext, foldersChange = false): Promise<SyncGeneration> {
     const machine = await ensureMachine(ctx.host);
-    const generation = new SyncGeneration(sync, store, ctx, manifest, machine);
+    const generation = new SyncGeneration(sync, store, ctx, manifest, machine, foldersChange);
     await generation.checkRoot('before the push');
     return generation;
   }
@@ -364,6 +390,9 @@ export class SyncGeneration {
     const time = ctx.host.now().toISOString();
     if (this.base) {
       await this.preserve(manifestPath(sync.relTo), 'root.json', false);
+      // The folder modes the replaced generation had, when this push changes them (it writes the
+      // new ones after its root); unchanged, they are read from a later generation like a file.
+      if (this.foldersChange) await writeFolderModes(store, this.deltas!, await readFolderModes(store, sync.relTo));
       if (this.base.generation === 0 && !(await store.stat(recordKey(sync, 0)))) {
         // The generation made before lineage gets a record, so history lists it.
         const old = this.manifest!;
@@ -447,10 +476,22 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Generation g's manifest entries and, per path, the key holding its bytes. */
-export async function readGeneration(sync: ResolvedSync, store: Store, manifest: SyncManifest, generation: number): Promise<{ files: Record<string, ManifestEntry>; keyOf: (path: string) => Promise<string> }> {
+export interface StoredGeneration {
+  files: Record<string, ManifestEntry>;
+  /** The key holding a path's bytes in generation g. */
+  keyOf: (path: string) => Promise<string>;
+  /** Generation g's recorded folder modes (folders.ts). */
+  folderModes: () => Promise<FolderModes>;
+}
+
+/** Generation g's manifest entries, where each file's bytes are, and its folder modes. */
+export async function readGeneration(sync: ResolvedSync, store: Store, manifest: SyncManifest, generation: number): Promise<StoredGeneration> {
   const current = manifestStamp(manifest).generation;
-  if (generation === current) return { files: manifest.files, keyOf: async (path) => join(sync.relTo, path) };
+  const folderModes = async (): Promise<FolderModes> => {
+    const key = await locate(sync, store, generation, current, FOLDERS_NAME, join(sync.relTo, FOLDERS_NAME));
+    return readFolderModes(store, key.slice(0, -FOLDERS_NAME.length - 1));
+  };
+  if (generation === current) return { files: manifest.files, keyOf: async (path) => join(sync.relTo, path), folderModes };
   if (generation > current || !(await store.stat(deltaKey(sync, generation)))) {
     throw new PersistError(`${addressOfSync(sync)}: generation ${generation} is not kept in ${store.where(generationsKey(sync))} (persist history lists the ones that are)`);
   }
@@ -469,7 +510,7 @@ export async function readGeneration(sync: ResolvedSync, store: Store, manifest:
       Object.assign(files, parseShard(data.toString('utf8'), store.where(key), index, count));
     }
   }
-  return { files, keyOf: (path) => locate(sync, store, generation, current, join('files', path), join(sync.relTo, path)) };
+  return { files, keyOf: (path) => locate(sync, store, generation, current, join('files', path), join(sync.relTo, path)), folderModes };
 }
 
 // --- status ---

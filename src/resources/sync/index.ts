@@ -371,7 +371,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
 
   // Paths the push cannot see now but the mirror holds (under an unreadable folder...): kept.
   const paths = [...Object.keys(local.files), ...Object.keys(manifest?.files ?? {}).filter((path) => !(path in local.files) && isHeld(detail.trust, path))];
-  const generation = await SyncGeneration.begin(sync, store, manifest, ctx);
+  const generation = await SyncGeneration.begin(sync, store, manifest, ctx, state.folderModesChanged === true);
   const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length);
   writer.beforeReplace = generation.beforeShardReplace;
   const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);

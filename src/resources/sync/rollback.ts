@@ -1,5 +1,6 @@
 // `persist rollback sync.x --to N`: the local folder becomes generation N's content. Built in a
-// new folder beside it (every file checked against N's manifest), then the current local folder
+// new folder beside it (every file checked against N's manifest, N's folder modes applied, the
+// folders they list made even when empty), then the current local folder
 // is moved aside into the backups and the new one renamed into place. The store is not changed:
 // its current generation stays current, and this machine records that it has seen it, so the
 // next push makes a new generation whose parent is the current one.
@@ -30,11 +31,12 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
   const address = addressOfSync(sync);
   if (!manifest) throw new PersistError(`${address}: ${store.where(sync.relTo)} has no manifest, so no generations to roll back to`);
   const current = manifestStamp(manifest);
-  const { files, keyOf } = await readGeneration(sync, store, manifest, generation);
+  const { files, keyOf, folderModes } = await readGeneration(sync, store, manifest, generation);
   const building = `${sync.from}.persist-rollback-${randomBytes(4).toString('hex')}`;
   let bytes = 0;
   try {
-    await host.mkdir(building, { mode: 0o755 });
+    const rootMode = (await host.lstat(sync.from))?.mode ?? 0o755;
+    await host.mkdir(building, { mode: 0o700 });
     const paths = Object.keys(files).sort();
     for (const [index, path] of paths.entries()) {
       const entry = files[path]!;
@@ -46,6 +48,15 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
       }
       bytes += result.size;
     }
+    const modes = await folderModes();
+    for (const path of Object.keys(modes).sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1))) {
+      const target = join(building, path);
+      const info = await host.lstat(target);
+      if (info && info.type !== 'dir') continue;
+      if (!info) await host.mkdir(target);
+      await host.chmod(target, modes[path]!);
+    }
+    await host.chmod(building, rootMode);
     await host.fsync(building);
     const keptAside = (await host.lstat(sync.from)) ? await moveAside(host, env.workspace, address, sync.from) : null;
     await host.rename(building, sync.from);
