@@ -64,7 +64,8 @@ describe('leftovers and persist clean', () => {
   it('knows persist names from look-alikes', () => {
     expect(leftoverKind('a.md.persist-conflict-20261201T101010Z')).toBe('conflict copy');
     expect(leftoverKind('a.md.persist-conflict-20261201T101010Z-3')).toBe('conflict copy');
-    expect(leftoverKind('.a.md.persist-tmp-0123')).toBe('partial file');
+    expect(leftoverKind('.a.md.persist-tmp-0123456789ab')).toBe('partial file');
+    expect(leftoverKind('.a.md.persist-tmp-0123')).toBeNull(); // a user's name: persist's carry 12 random hex digits
     expect(leftoverKind('.a.md.persist-partial-ab')).toBe('partial file');
     expect(leftoverKind('a.md.persist-conflict-draft')).toBeNull();
     expect(leftoverKind('a.persist-tmp-x')).toBeNull(); // temporaries start with a dot

@@ -43,6 +43,7 @@ import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, parseShard, shar
 import { readSyncState } from './state.js';
 import type { TreeComparison } from './compare.js';
 import { syncExcluder, walkTree, type TreeFile } from './tree.js';
+import { mirrorKey, relativeKey, storedKey } from './names.js';
 
 export const DEFAULT_SYNC_KEEP = 10;
 
@@ -340,7 +341,7 @@ export class SyncGeneration {
 
   /** Before a file listed in the manifest is overwritten. */
   async beforeOverwrite(path: string): Promise<void> {
-    if (this.manifest?.files[path]) await this.preserve(join(this.sync.relTo, path), join('files', path), false);
+    if (this.manifest?.files[path]) await this.preserve(mirrorKey(this.sync, path), join('files', relativeKey(path)), false);
   }
 
   /** For the ManifestWriter: a shard about to be rewritten or removed. */
@@ -351,10 +352,10 @@ export class SyncGeneration {
   /** A file deleted from the mirror: moved into the history instead. */
   async retire(path: string): Promise<void> {
     if (!this.deltas) {
-      await this.store.remove(join(this.sync.relTo, path));
+      await this.store.remove(mirrorKey(this.sync, path));
       return;
     }
-    await this.preserve(join(this.sync.relTo, path), join('files', path), true);
+    await this.preserve(mirrorKey(this.sync, path), join('files', relativeKey(path)), true);
   }
 
   /** Right before the root is written: check it again, keep the old root, write the new record. Returns the new stamp. */
@@ -450,7 +451,7 @@ function sha256(data: Buffer): string {
 /** Generation g's manifest entries and, per path, the key holding its bytes. */
 export async function readGeneration(sync: ResolvedSync, store: Store, manifest: SyncManifest, generation: number): Promise<{ files: Record<string, ManifestEntry>; keyOf: (path: string) => Promise<string> }> {
   const current = manifestStamp(manifest).generation;
-  if (generation === current) return { files: manifest.files, keyOf: async (path) => join(sync.relTo, path) };
+  if (generation === current) return { files: manifest.files, keyOf: (path) => storedKey(store, sync, path) };
   if (generation > current || !(await store.stat(deltaKey(sync, generation)))) {
     throw new PersistError(`${addressOfSync(sync)}: generation ${generation} is not kept in ${store.where(generationsKey(sync))} (persist history lists the ones that are)`);
   }
@@ -469,7 +470,7 @@ export async function readGeneration(sync: ResolvedSync, store: Store, manifest:
       Object.assign(files, parseShard(data.toString('utf8'), store.where(key), index, count));
     }
   }
-  return { files, keyOf: (path) => locate(sync, store, generation, current, join('files', path), join(sync.relTo, path)) };
+  return { files, keyOf: async (path) => locate(sync, store, generation, current, join('files', relativeKey(path)), await storedKey(store, sync, path)) };
 }
 
 // --- status ---

@@ -14,6 +14,7 @@ import { isFresh, pushFile, SETTLE_MS, Stage } from './stable.js';
 import { readTrustState, writeTrustState, type TrustState } from './trust-state.js';
 import { verifyPushed, type TrustDetail } from './trust.js';
 import type { TreeFile } from './tree.js';
+import { mirrorKey } from './names.js';
 
 export class PushRun {
   copied = 0;
@@ -76,7 +77,7 @@ export class PushRun {
       }
     }
     for (const path of [...blocking].sort()) {
-      await this.store.remove(join(this.sync.relTo, path));
+      await this.store.remove(mirrorKey(this.sync, path));
       this.cleared.add(path);
     }
   }
@@ -95,7 +96,7 @@ export class PushRun {
     // A stored copy verify found damaged is uploaded again even when the local file has its hash.
     if (previous && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
     if (mirrorHash) options.mirrorHash = mirrorHash;
-    const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), join(this.sync.relTo, path), file, options);
+    const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), mirrorKey(this.sync, path), file, options);
     switch (result.kind) {
       case 'stored':
         if (result.moved) this.moved += 1;
