@@ -14,13 +14,15 @@ import type { Host } from '../../src/host/types.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
 import { syncModule } from '../../src/resources/sync/index.js';
 import { readManifest } from '../../src/resources/sync/manifest.js';
-import { ESCAPE_MARK, keyName, nameOfKey, pathOfKey, relativeKey } from '../../src/resources/sync/names.js';
-import type { ResolvedSync } from '../../src/spec/types.js';
+import { ESCAPE_MARK, keyName, nameOfKey, pathOfKey, relativeKey } from '../../src/store/key-names.js';
+import { Sensitive } from '../../src/spec/sensitive.js';
+import type { ResolvedEnvironment, ResolvedSync } from '../../src/spec/types.js';
 import { MountedStore } from '../../src/store/mounted.js';
 import { observing } from '../helpers/resources.js';
 import { environment } from '../resources/sync-helpers.js';
+import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server } from '../helpers/s3server.js';
 
-const raw = (...parts: (string | number[])[]) => Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));
+const raw = (...parts: (string | number[] | Buffer)[]): Buffer => Buffer.concat(parts.map((part) => (Buffer.isBuffer(part) ? part : typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));
 
 describe('keys of names', () => {
   it('a plain name is its own key; the others are escaped, valid UTF-8, and come back exactly', () => {
@@ -89,8 +91,11 @@ function makeSync(): ResolvedSync {
   return { name: 'state', bucket: 'data', from: local, relTo: 'state', to: join(mount, 'state'), delete: true, exclude: [], maxDeleteRatio: 0.5 };
 }
 
+/** The environment of the tests: a `local` bucket, unless a test points it at an S3 API. */
+let envOf = (sync: ResolvedSync): ResolvedEnvironment => environment(mount, { syncs: { [sync.name]: sync } });
+
 async function plan(sync: ResolvedSync, host: Host = realHost): Promise<PlannedAction | null> {
-  const env = environment(mount, { syncs: { [sync.name]: sync } });
+  const env = envOf(sync);
   const observed = (await syncModule.observe(sync, observing({ host: readOnlyHost(host), env, mountReady: { data: true } }))).state;
   const decided = syncModule.diff(sync, JSON.parse(JSON.stringify(observed)), { allowShrink: false });
   return decided ? { ...decided, dependsOn: [] } : null;
@@ -99,19 +104,19 @@ async function plan(sync: ResolvedSync, host: Host = realHost): Promise<PlannedA
 async function applyAll(sync: ResolvedSync, host: Host = realHost): Promise<ActionResult> {
   const action = await plan(sync, host);
   if (!action) throw new Error('expected an action');
-  const env = environment(mount, { syncs: { [sync.name]: sync } });
+  const env = envOf(sync);
   const view = { run: async (tasks: { run(report: (line: string) => void): Promise<ActionResult> }[]) => void (await Promise.all(tasks.map((t) => t.run(() => undefined)))) };
   const report = await executePlan([action], { host, env, options: { allowShrink: false }, view, signal: new AbortController().signal });
   return report.results.get(action.address)!;
 }
 
 /** Every file under `dir`: hex of its path's bytes -> sha256 of its content. */
-async function tree(dir: Buffer, prefix = Buffer.alloc(0)): Promise<Record<string, string>> {
+async function tree(dir: Buffer, prefix: Buffer = Buffer.alloc(0)): Promise<Record<string, string>> {
   const result: Record<string, string> = {};
   for (const entry of await readdir(dir, { withFileTypes: true, encoding: 'buffer' })) {
     const name = entry.name as unknown as Buffer;
-    const path = Buffer.concat([dir, Buffer.from('/'), name]);
-    const rel = prefix.length ? Buffer.concat([prefix, Buffer.from('/'), name]) : name;
+    const path: Buffer = Buffer.concat([dir, Buffer.from('/'), name]);
+    const rel: Buffer = prefix.length ? Buffer.concat([prefix, Buffer.from('/'), name]) : name;
     if (entry.isDirectory()) Object.assign(result, await tree(path, rel));
     else result[rel.toString('hex')] = createHash('sha256').update(await readFile(path)).digest('hex');
   }
@@ -196,5 +201,39 @@ describe('a sync with odd names (local bucket)', () => {
     const restored = await applyAll(sync);
     expect(restored.status, restored.message).toBe('applied');
     expect(await readFile(join(local, 'b.persist-old'), 'utf8')).toBe('legacy');
+  });
+});
+
+describe('a sync with odd names through the S3 API (strict server)', () => {
+  it('pushes and restores every name byte for byte, every key valid UTF-8', async () => {
+    const server = await startStrictS3Server(['names']);
+    const plain = envOf;
+    try {
+      envOf = (sync) => {
+        const env = environment(mount, { syncs: { [sync.name]: sync } });
+        const credentials = { accessKeyId: new Sensitive(S3RVER_ACCESS_KEY), secretAccessKey: new Sensitive(S3RVER_SECRET_KEY) };
+        env.buckets.data = { key: 'data', name: 'names', endpoint: server.endpoint, region: 'us-east-1', pathStyle: true, provider: 'other', credentials, prefix: 'env/' };
+        return env;
+      };
+      const sync = makeSync();
+      await writeOddNames(local);
+      await rm(join(local, '.notes.persist-tmp-0123456789ab'));
+      const before = await tree(Buffer.from(local));
+      const pushed = await applyAll(sync);
+      expect(pushed.status, pushed.message).toBe('applied');
+      expect(await plan(sync)).toBeNull();
+      const keys = await server.listObjects('names');
+      expect(keys).toContain('env/state/%persist%caf%E9.txt');
+      expect(keys).toContain('env/state/%persist%%2Epersist-sync.json');
+      for (const key of keys) expect(key).not.toContain('\uFFFD');
+      await rm(local, { recursive: true });
+      const restored = await applyAll(sync);
+      expect(restored.status, restored.message).toBe('applied');
+      expect(await tree(Buffer.from(local))).toEqual(before);
+      expect(await plan(sync)).toBeNull();
+    } finally {
+      envOf = plain;
+      await server.stop();
+    }
   });
 });

@@ -43,7 +43,8 @@ import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, parseShard, shar
 import { readSyncState } from './state.js';
 import type { TreeComparison } from './compare.js';
 import { syncExcluder, walkTree, type TreeFile } from './tree.js';
-import { mirrorKey, relativeKey, storedKey } from './names.js';
+import { mirrorKey, storedKey } from './names.js';
+import { relativeKey } from '../../store/key-names.js';
 
 export const DEFAULT_SYNC_KEEP = 10;
 

@@ -53,7 +53,8 @@ import { compareWithListing, compareWithManifest, emptyComparison, manifestFiles
 import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
-import { listMirror, mirrorKey, relativeKey, storedKey } from './names.js';
+import { listMirror, mirrorKey, storedKey } from './names.js';
+import { relativeKey } from '../../store/key-names.js';
 import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, type TrustDetail } from './trust.js';
 import { PushRun } from './push-run.js';
 import { RestoreRun } from './restore-run.js';
