@@ -460,6 +460,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   let bytes = 0;
   for (const [index, [path, entry]] of sources.entries()) {
     checkAborted(sync, signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
+    if (restoring.later(path, entry)) continue; // a hard link to a file restored in this run
     const source = await storedKey(store, sync, path);
     const target = join(sync.from, path);
     const existing = await host.lstat(target);
@@ -485,7 +486,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
       await host.utimes(target, host.now().getTime());
     }
     written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
-    await restoring.restored(path, result.sha256); // a database: no stale sidecar beside it
+    await restoring.restored(path, result.sha256, entry); // holes back; a database: no stale sidecar beside it
     restored += 1;
     bytes += result.size;
   }

@@ -15,6 +15,7 @@ import { readTrustState, writeTrustState, type TrustState } from './trust-state.
 import { verifyPushed, type TrustDetail } from './trust.js';
 import type { TreeFile } from './tree.js';
 import { mirrorKey } from './names.js';
+import { linkedEntry } from './hardlinks.js';
 
 export class PushRun {
   copied = 0;
@@ -91,10 +92,12 @@ export class PushRun {
   /** Push one file; returns its manifest entry, or the previous one when it could not be stored now (null: none). */
   async pushOne(path: string, file: TreeFile, mirrorHash?: () => Promise<string>): Promise<ManifestEntry | null> {
     const previous = this.manifest?.files[path];
+    if (file.linkOf !== undefined) return (await linkedEntry(this.host, this.sync, path, file)) ?? previous ?? null; // its bytes go in under its first name
     const sqlite = this.trust?.databases.has(path) ?? false;
     const options: Parameters<typeof pushFile>[6] = { sqlite };
-    // A stored copy verify found damaged is uploaded again even when the local file has its hash.
-    if (previous && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
+    // A stored copy verify found damaged is uploaded again even when the local file has its hash;
+    // so is a former hard link, which had no stored copy of its own.
+    if (previous && previous.link === undefined && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
     if (mirrorHash) options.mirrorHash = mirrorHash;
     const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), mirrorKey(this.sync, path), file, options);
     switch (result.kind) {
@@ -106,7 +109,7 @@ export class PushRun {
           this.uploaded[path] = result.entry;
         }
         if (result.token !== undefined) this.tokens[path] = { token: result.token, sha256: result.entry.sha256 };
-        return result.entry;
+        return file.sparse ? { ...result.entry, sparse: true } : result.entry;
       case 'gone':
         this.moved += 1;
         return previous ?? null;

@@ -32,7 +32,7 @@ export interface TreeFile extends WalkedFile {
   /** Another name of the same file (a hard link), met first in the walk: its bytes are stored once, under that name. */
   linkOf?: string;
   /** The file has holes: restored sparse. */
-  sparse?: boolean;
+  sparse?: true;
 }
 
 export interface TreeListing extends Walk {

@@ -12,6 +12,7 @@ import { findDatabases, findSqlite3, isSidecarOf, judgeDatabases } from './sqlit
 import { readTrustState, sameStamp, type TrustState } from './trust-state.js';
 import { underUnreadable, type TreeListing } from './tree.js';
 import { mirrorKey } from './names.js';
+import { shapeChanged } from './hardlinks.js';
 import { ActionError } from '../../errors.js';
 
 /** The file system's timestamp tick, with margin (FAT and some FUSE file systems: 2 s). */
@@ -64,7 +65,8 @@ export async function compareExtras(host: Host, sync: ResolvedSync, trust: Trust
   const pushedAt = Date.parse(manifest.pushedAt);
   const since = Math.min(trust.state.pushStartedMs ?? Number.POSITIVE_INFINITY, Number.isNaN(pushedAt) ? Number.POSITIVE_INFINITY : pushedAt);
   const damaged = new Set(trust.state.damaged ?? []);
-  const extras: CompareExtras = { verdict: (path) => (damaged.has(path) ? 'changed' : verdicts.get(path)), held: (path) => isHeld(trust, path) };
+  const verdict = (path: string) => (damaged.has(path) || shapeChanged(trust.listing.files[path], manifest.files[path]) ? 'changed' : verdicts.get(path));
+  const extras: CompareExtras = { verdict, held: (path) => isHeld(trust, path) };
   if (Number.isFinite(since)) extras.racySinceMs = since - RACY_TICK_MS;
   return extras;
 }

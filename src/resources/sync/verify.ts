@@ -18,6 +18,7 @@ export async function verifyMirror(store: Store, sync: ResolvedSync, manifest: S
   const paths = Object.keys(manifest.files).sort();
   for (const path of paths) {
     const entry = manifest.files[path]!;
+    if (entry.link !== undefined) continue; // a hard link: its bytes are checked under its first name (hardlinks.ts)
     const key = await storedKey(store, sync, path);
     const info = await store.stat(key);
     if (!info) problems.push({ path, problem: 'missing' });
