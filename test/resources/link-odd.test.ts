@@ -233,4 +233,16 @@ describe('adopt of odd contents', () => {
     expect(await fs.readlink(join(link.target, 'settings'))).toBe(join(workspace, 'config', 'settings.json'));
     expect(outcome.notes?.join('\n')).toContain(`the relative symlink ${join(link.path, 'settings')} points outside the folder: it is stored as an absolute link to ${join(workspace, 'config', 'settings.json')}`);
   });
+
+  it("a user's symlink named like persist's temporary link survives a relink", async () => {
+    const link = linkNamed('memory');
+    await fs.mkdir(link.target, { recursive: true });
+    await fs.symlink(join(root, 'elsewhere'), link.path);
+    await fs.symlink('/my/own/target', join(workspace, '.memory.persist-link-tmp'));
+    const planned = await plan(link);
+    expect(planned?.action).toBe('relink');
+    await applyPlanned({ ...planned!, dependsOn: [] }, context(link, realHost));
+    expect(await fs.readlink(link.path)).toBe(link.target);
+    expect(await fs.readlink(join(workspace, '.memory.persist-link-tmp'))).toBe('/my/own/target');
+  });
 });

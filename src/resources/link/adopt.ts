@@ -267,12 +267,12 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
 
 /** Point an existing symlink at the link's target: new link under a temporary name, renamed over. */
 export async function replaceSymlink(host: Host, link: ResolvedLink): Promise<void> {
-  const temp = join(dirname(link.path), `.${link.name}.persist-link-tmp`);
+  let temp = join(dirname(link.path), `.${link.name}.persist-link-tmp`);
   const leftover = await host.lstat(temp);
-  if (leftover !== null && leftover.type !== 'symlink') {
-    throw new ActionError(`${temp} is in the way (persist's temporary name for the new link); remove it and run apply again`);
-  }
-  if (leftover !== null) await host.remove(temp);
+  // Only persist's own leftover (a link to this very target) is removed; a user's file or link
+  // that happens to have this name is left alone, and another temporary name is used.
+  if (leftover?.type === 'symlink' && (await host.readlink(temp)) === link.target) await host.remove(temp);
+  else if (leftover !== null) temp = `${temp}-${randomBytes(6).toString('hex')}`;
   await host.symlink(link.target, temp);
   await host.rename(temp, link.path);
 }
