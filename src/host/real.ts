@@ -6,7 +6,7 @@ import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseMountinfo } from './mountinfo.js';
 import { fsPath, nameFromBytes, pathString } from './names.js';
-import { copySparse } from './sparse.js';
+import { HOLE_BLOCK } from './sparse.js';
 import type { FileInfo, FileType, Host, HostPath, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
 
 function fileType(stats: import('node:fs').Stats): FileType {
@@ -39,6 +39,43 @@ const MOUNTINFO = '/proc/self/mountinfo';
 
 function fuseMountPoints(entries: MountEntry[]): string[] {
   return entries.filter((entry) => entry.fsType === 'fuse' || entry.fsType.startsWith('fuse.')).map((entry) => entry.mountPoint);
+}
+
+const SPARSE_CHUNK = 1024 * 1024;
+const ZERO_BLOCK = Buffer.alloc(HOLE_BLOCK);
+
+/** Copy `from` to `to` (created with `from`'s permission bits), leaving every all-zero block a hole (reading a hole is cheap: the kernel returns zeros). */
+async function copySparse(from: string | Buffer, to: string | Buffer): Promise<void> {
+  const source = await fs.open(from, 'r');
+  try {
+    const { size, mode } = await source.stat();
+    const target = await fs.open(to, 'w', mode & 0o7777);
+    try {
+      const buffer = Buffer.alloc(SPARSE_CHUNK);
+      for (let offset = 0; offset < size; ) {
+        const { bytesRead } = await source.read(buffer, 0, Math.min(SPARSE_CHUNK, size - offset), offset);
+        if (bytesRead === 0) break;
+        // Write each run of blocks that hold data; skip the blocks of zeros.
+        let runStart = -1;
+        for (let at = 0; at < bytesRead; at += HOLE_BLOCK) {
+          const end = Math.min(at + HOLE_BLOCK, bytesRead);
+          const data = !buffer.subarray(at, end).equals(ZERO_BLOCK.subarray(0, end - at));
+          if (data && runStart < 0) runStart = at;
+          if (!data && runStart >= 0) {
+            await target.write(buffer, runStart, at - runStart, offset + runStart);
+            runStart = -1;
+          }
+        }
+        if (runStart >= 0) await target.write(buffer, runStart, bytesRead - runStart, offset + runStart);
+        offset += bytesRead;
+      }
+      await target.truncate(size);
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
 }
 
 export class RealHost implements Host {
