@@ -74,8 +74,3 @@ export function fsPath(path: string | Buffer): string | Buffer {
 export function pathString(path: string | Buffer): string {
   return typeof path === 'string' ? path : nameFromBytes(path);
 }
-
-/** For people: each raw byte shown as `\xE9` (the string itself would print as U+FFFD). */
-export function showName(name: string): string {
-  return name.replace(RAW_BYTES, (raw) => `\\x${(raw.charCodeAt(0) - 0xdc00).toString(16).toUpperCase()}`);
-}

@@ -1,7 +1,7 @@
 // Host wrappers composed once at start-up: read-only for plan and status (any write is a bug and
 // throws), recording for tests (every write is listed), debug for `--debug` (every call is logged).
-import { errorCode, formatBytes, formatDuration, plural } from '../output/format.js';
-import { pathString, showName } from './names.js';
+import { errorCode, formatBytes, formatDuration, plural, showPath } from '../output/format.js';
+import { pathString } from './names.js';
 import { ReadOnlyViolation, type FileInfo, type Host, type HostPath, type ProbeResult, type RunOptions, type RunResult } from './types.js';
 
 const WRITE_METHODS = ['mkdir', 'writeFile', 'writeFileAtomic', 'copyFile', 'symlink', 'link', 'rename', 'remove', 'chmod', 'utimes', 'fsync'] as const;
@@ -100,7 +100,7 @@ type Describer<M extends keyof Host> = Host[M] extends (...args: infer A) => inf
   : never;
 
 /** A path as a person reads it: a byte that is not UTF-8 as `\xE9`. */
-const shown = (path: HostPath) => showName(pathString(path));
+const shown = (path: HostPath) => showPath(pathString(path));
 const mode = (value: number | undefined) => (value === undefined ? '' : ` mode 0${value.toString(8)}`);
 const size = (data: string | Buffer) => formatBytes(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
 const ok = () => 'ok';
@@ -128,7 +128,7 @@ const runResult = (result: RunResult) =>
 const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   lstat: { args: shown, result: fileInfo },
   stat: { args: shown, result: fileInfo },
-  readlink: { args: shown, result: (target) => `-> ${showName(target)}` },
+  readlink: { args: shown, result: (target) => `-> ${showPath(target)}` },
   readdir: { args: shown, result: (names) => plural(names.length, 'entry', 'entries') },
   readdirBytes: { args: shown, result: (names) => plural(names.length, 'entry', 'entries') },
   readFile: { args: shown, result: bytes },

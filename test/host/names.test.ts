@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryHost } from '../../src/host/memory.js';
-import { bytesOfName, fsPath, hasRawBytes, nameFromBytes, showName } from '../../src/host/names.js';
+import { bytesOfName, fsPath, hasRawBytes, nameFromBytes } from '../../src/host/names.js';
+import { samplePaths, showPath } from '../../src/output/format.js';
 import { RealHost } from '../../src/host/real.js';
 import { isSparse } from '../../src/host/sparse.js';
 import { debugHost, guardedHost } from '../../src/host/wrappers.js';
@@ -20,7 +21,8 @@ describe('names as bytes', () => {
     expect(hasRawBytes(name)).toBe(true);
     expect(hasRawBytes('héllo 😀 💀')).toBe(false); // U+1F480 is the pair D83D DC80: not a raw byte
     expect(bytesOfName(name).equals(latin1)).toBe(true);
-    expect(showName(name)).toBe('caf\\xE9.txt');
+    expect(showPath(name)).toBe('caf\\xE9.txt');
+    expect(samplePaths([name, 'b'])).toBe('caf\\xE9.txt, b');
   });
 
   it('round-trips every byte sequence, including overlong forms, surrogates and truncated sequences', () => {

@@ -24,8 +24,7 @@ import { ActionError } from '../../errors.js';
 import type { ResolvedLink } from '../../spec/types.js';
 import { walkFolder } from '../../host/walk.js';
 import { mergeTree, MergeInterrupted, missingFromMount, type MergeResult } from './merge.js';
-import { formatBytes, plural, samplePaths } from '../../output/format.js';
-import { showName } from '../../host/names.js';
+import { formatBytes, plural, samplePaths, showPath } from '../../output/format.js';
 
 export interface AdoptJournal {
   version: 1;
@@ -136,19 +135,19 @@ function notesOf(result: MergeResult, link: ResolvedLink, journal: AdoptJournal)
   const bySource = (a: { source: string }, b: { source: string }) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0);
   // Files are copied several at a time: sort so that the notes read the same on every run.
   for (const conflict of [...result.conflicts].sort(bySource)) {
-    notes.push(`${showName(join(link.path, conflict.source))} differs from the mount's copy: the mount's is kept, the local one is at ${showName(join(link.target, conflict.stored))}`);
+    notes.push(`${showPath(join(link.path, conflict.source))} differs from the mount's copy: the mount's is kept, the local one is at ${showPath(join(link.target, conflict.stored))}`);
   }
   for (const skipped of [...result.notCopied].sort(bySource)) {
-    notes.push(`${showName(join(link.path, skipped.source))} was not copied into the mount (${skipped.reason}); it is kept in ${journal.backup}`);
+    notes.push(`${showPath(join(link.path, skipped.source))} was not copied into the mount (${skipped.reason}); it is kept in ${journal.backup}`);
   }
   for (const renamed of [...result.renamed].sort(bySource)) {
-    notes.push(`${showName(join(link.path, renamed.source))} is not a UTF-8 name, which a bucket cannot hold: it is in the mount as ${join(link.target, renamed.stored)} (docs/names.md)`);
+    notes.push(`${showPath(join(link.path, renamed.source))} is not a UTF-8 name, which a bucket cannot hold: it is in the mount as ${join(link.target, renamed.stored)} (docs/names.md)`);
   }
   for (const retargeted of [...result.retargeted].sort(bySource)) {
-    notes.push(`the relative symlink ${showName(join(link.path, retargeted.source))} points outside the folder: it is stored as an absolute link to ${showName(retargeted.target)}`);
+    notes.push(`the relative symlink ${showPath(join(link.path, retargeted.source))} points outside the folder: it is stored as an absolute link to ${showPath(retargeted.target)}`);
   }
   if (result.linksCopied.length > 0) {
-    notes.push(`${plural(result.linksCopied.length, 'hard link')} could not be kept as links in the mount (the bucket stores none): each name holds its own copy: ${samplePaths(result.linksCopied.map(showName))}`);
+    notes.push(`${plural(result.linksCopied.length, 'hard link')} could not be kept as links in the mount (the bucket stores none): each name holds its own copy: ${samplePaths(result.linksCopied)}`);
   }
   notes.push(...result.attributeProblems);
   return notes;
@@ -164,7 +163,7 @@ async function copyUntilComplete(host: Host, link: ResolvedLink, options: (since
     const missing = moved === 0 ? await missingFromMount(host, link.path, link.target, result) : [];
     if (moved === 0 && missing.length === 0) return result;
     if (pass >= CATCH_UP_PASSES) {
-      const what = missing.length > 0 ? `${plural(missing.length, 'entry', 'entries')} of it ${missing.length === 1 ? 'is' : 'are'} not in the mount: ${samplePaths(missing.map(showName))}` : `${plural(moved, 'file')} changed again at every pass`;
+      const what = missing.length > 0 ? `${plural(missing.length, 'entry', 'entries')} of it ${missing.length === 1 ? 'is' : 'are'} not in the mount: ${samplePaths(missing)}` : `${plural(moved, 'file')} changed again at every pass`;
       throw new ActionError(`${link.path} keeps changing while it is adopted (${what}); nothing was moved, its content so far is copied into ${link.target}: stop what writes there and run apply again`);
     }
   }
@@ -226,7 +225,7 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
       verified = await mergeTree(host, journal.backup, link.target, mergeOptions(true));
       notes.push(...notesOf(verified, link, journal));
       const again = [...new Set([...recopied, ...verified.recopied])].sort();
-      if (again.length > 0) notes.push(`${plural(again.length, 'file')} changed during the adopt and ${again.length === 1 ? 'was' : 'were'} copied again: the link shows the newest version (${samplePaths(again.map(showName))})`);
+      if (again.length > 0) notes.push(`${plural(again.length, 'file')} changed during the adopt and ${again.length === 1 ? 'was' : 'were'} copied again: the link shows the newest version (${samplePaths(again)})`);
       for (const problem of bulkAttributeProblems) if (!notes.some((n) => n.startsWith(problem.slice(0, 20)))) notes.push(problem);
       notes.push(`the original directory is kept at ${journal.backup}`);
     }
