@@ -12,9 +12,9 @@
 //
 // Every step is idempotent, so a resume simply runs them again from the state it finds: the
 // original is still in place (before 2) or in the backup (after 2). Nothing is deleted on the way.
-// The journal lists the files the target held when the adopt began: every other file there is
-// the adopt's own copy, which a newer version of its file replaces (merge.ts), so that the link
-// shows what was written last, also when a write came in during the copy.
+// The journal lists what the target held where the adopt may write when it began: every other
+// file there is the adopt's own copy, which a newer version of its file replaces (merge.ts), so
+// that the link shows what was written last, also when a write came in during the copy.
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { backupDir } from '../../host/paths.js';
@@ -22,8 +22,7 @@ import type { Host } from '../../host/types.js';
 import type { ApplyOutcome } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import type { ResolvedLink } from '../../spec/types.js';
-import { walkFolder } from '../../host/walk.js';
-import { mergeTree, MergeInterrupted, missingFromMount, type MergeResult } from './merge.js';
+import { entriesBefore, mergeTree, MergeInterrupted, missingFromMount, type MergeResult } from './merge.js';
 import { formatBytes, plural, samplePaths, showPath } from '../../output/format.js';
 
 export interface AdoptJournal {
@@ -39,7 +38,7 @@ export interface AdoptJournal {
   /** Names the adopt's temporary files in the mount. */
   token: string;
   startedAt: string;
-  /** Files (relative paths) the target held when the adopt began; absent in journals of earlier versions (then nothing counts as the adopt's own). */
+  /** What the target held where the adopt may write, when it began (relative paths; merge.ts entriesBefore); absent in journals of earlier versions (then nothing counts as the adopt's own). */
   before?: string[];
 }
 
@@ -109,8 +108,7 @@ async function startJournal(host: Host, link: ResolvedLink): Promise<AdoptJourna
   await host.mkdir(folder, { mode: 0o700 });
   let backup = join(folder, `${link.name}-${stamp}`);
   for (let i = 2; (await host.lstat(backup)) !== null; i++) backup = join(folder, `${link.name}-${stamp}-${i}`);
-  const target = await host.lstat(link.target);
-  const before = target?.type === 'dir' ? Object.keys((await walkFolder(host, link.target, () => false)).files) : [];
+  const before = await entriesBefore(host, link.path, link.target);
   const journal: AdoptJournal = {
     version: 1,
     link: link.path,

@@ -325,7 +325,7 @@ export async function mergeTree(host: Host, source: string, dest: string, option
   /** A name's name in the mount: itself, or its escaped key when it is not UTF-8 (reported). */
   const mountName = (name: string, rel: string, destRelDir: string): string => {
     if (!hasRawBytes(name)) return name;
-    const stored = keyName(name);
+    const stored = nameInMount(name);
     if (!result.renamed.some((r) => r.source === rel)) result.renamed.push({ source: rel, stored: destRelDir ? `${destRelDir}/${stored}` : stored });
     return stored;
   };
@@ -372,6 +372,32 @@ export async function mergeTree(host: Host, source: string, dest: string, option
   await host.mkdir(dest);
   await walk(source, dest, '', '');
   return result;
+}
+
+/** A source name's name in the mount: itself, or its escaped key when it is not UTF-8. */
+function nameInMount(name: string): string {
+  return hasRawBytes(name) ? keyName(name) : name;
+}
+
+/**
+ * What the mount holds where the adopt may write, before it begins: the names in each folder of
+ * the mount that matches a folder of the source (one listing per folder, not the whole target).
+ * Anything else the adopt later finds there is its own copy.
+ */
+export async function entriesBefore(host: Host, source: string, dest: string): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (srcDir: string, destRelDir: string): Promise<void> => {
+    const destDir = destRelDir ? join(dest, destRelDir) : dest;
+    if ((await host.lstat(destDir))?.type !== 'dir') return;
+    for (const name of (await host.readdirBytes(destDir)).map(nameFromBytes)) found.push(destRelDir ? `${destRelDir}/${name}` : name);
+    for (const name of (await host.readdirBytes(srcDir)).map(nameFromBytes)) {
+      if ((await host.lstat(join(srcDir, name)))?.type !== 'dir') continue;
+      const inMount = nameInMount(name);
+      await visit(join(srcDir, name), destRelDir ? `${destRelDir}/${inMount}` : inMount);
+    }
+  };
+  await visit(source, '');
+  return found;
 }
 
 /**
