@@ -4,6 +4,7 @@
 // lone surrogate, so the mapping is lossless and never confuses two names; the Host turns such a
 // string back into the exact bytes (see `fsPath`). JSON keeps lone surrogates as `\udcXX`, so a
 // manifest records the real name. What such a name becomes in a bucket: docs/names.md.
+import { isUtf8 } from 'node:buffer';
 
 /** A lone low surrogate carrying one raw byte (not preceded by a high surrogate, as in a pair). */
 const RAW_BYTE = /(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/;
@@ -31,6 +32,7 @@ function sequenceLength(bytes: Uint8Array, i: number): number {
 
 /** A name's bytes as persist's string: UTF-8 where valid, each other byte as U+DC00 + byte. */
 export function nameFromBytes(bytes: Uint8Array): string {
+  if (isUtf8(bytes)) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   let out = '';
   let start = 0;
   let i = 0;

@@ -1,7 +1,7 @@
 // The real host: node:fs, /proc/self/mountinfo, child processes, the system clock.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { constants, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseMountinfo } from './mountinfo.js';
@@ -131,7 +131,9 @@ export class RealHost implements Host {
   }
 
   async readdirBytes(path: HostPath): Promise<Buffer[]> {
-    const names = (await fs.readdir(fsPath(path), { encoding: 'buffer' })).map((name) => ({ name, key: nameFromBytes(name) }));
+    // Local folders synchronously, like lstat: a walk lists every folder of a synced tree.
+    const listed = this.isLocal(path) ? readdirSync(fsPath(path), { encoding: 'buffer' }) : await fs.readdir(fsPath(path), { encoding: 'buffer' });
+    const names = listed.map((name) => ({ name, key: nameFromBytes(name) }));
     return names.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((entry) => entry.name);
   }
 
