@@ -61,8 +61,8 @@ export interface MergeResult {
   notCopied: { source: string; reason: string }[];
   /** Attributes (mode, mtime) the backend refused to set, once per kind. */
   attributeProblems: string[];
-  /** Every entry placed in the mount, by source path: its path in the mount, and a file's stamp when placed. */
-  placed: Map<string, { dest: string; stamp?: Stamp }>;
+  /** Every entry placed in the mount, by source path: its path in the mount, a file's stamp when placed, whether it is a folder. */
+  placed: Map<string, { dest: string; stamp?: Stamp; folder?: true }>;
   /** Files whose own earlier copy in the mount was replaced by a newer version. */
   recopied: string[];
   /** Names that are not UTF-8, stored under their escaped key. */
@@ -314,7 +314,7 @@ export async function mergeTree(host: Host, source: string, dest: string, option
         await setAttributes(destPath, { ...info, mode: info.mode | 0o700 }, false);
       }
       if (candidate !== name && !result.placed.has(rel)) result.conflicts.push({ source: rel, stored: destRel });
-      result.placed.set(rel, { dest: destRel });
+      result.placed.set(rel, { dest: destRel, folder: true });
       await walk(srcPath, destPath, rel, destRel);
       if (existing === null && (info.mode | 0o700) !== info.mode) await setAttributes(destPath, info, false);
       return;
@@ -428,7 +428,7 @@ export async function missingFromMount(host: Host, source: string, dest: string,
         missing.push(rel);
         continue;
       }
-      if ((await host.lstat(join(dir, name)))?.type === 'dir') await visit(join(dir, name), rel);
+      if (placed.folder) await visit(join(dir, name), rel);
     }
   };
   await visit(source, '');
