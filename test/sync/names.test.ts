@@ -1,8 +1,9 @@
 // Names are bytes (issue 12): a name that is not UTF-8, and a user's file named like persist's own
 // (`.persist-sync.json`, temporaries, conflict copies), are pushed and restored like any file. Keys
 // in the store are valid UTF-8 and never look like persist's own (sync/names.ts, docs/names.md).
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -187,6 +188,20 @@ describe('a sync with odd names (local bucket)', () => {
     await applyAll(sync);
     expect(await readdir(join(mount, 'state'))).not.toContain('%persist%caf%E9');
     expect(await plan(sync)).toBeNull();
+  });
+
+  it('a SQLite database under a name that is not UTF-8 is pushed as a snapshot and restored sound', async () => {
+    const sync = makeSync();
+    execFileSync('sqlite3', [join(local, 'plain.db'), 'PRAGMA journal_mode=WAL; CREATE TABLE t(v); INSERT INTO t VALUES (42);']);
+    await rename(join(local, 'plain.db'), raw(`${local}/caf`, [0xe9], '.db'));
+    await writeFile(join(local, 'other'), 'other');
+    const pushed = await applyAll(sync);
+    expect(pushed.notes.join('\n')).not.toMatch(/not pushed/);
+    expect(await plan(sync)).toBeNull();
+    await rm(local, { recursive: true });
+    await applyAll(sync);
+    await rename(raw(`${local}/caf`, [0xe9], '.db'), join(local, 'back.db'));
+    expect(execFileSync('sqlite3', [join(local, 'back.db'), 'PRAGMA integrity_check; SELECT v FROM t;'], { encoding: 'utf8' })).toBe('ok\n42\n');
   });
 
   it('a mirror pushed before names were escaped still restores a file whose name contains .persist-', async () => {
