@@ -132,7 +132,7 @@ const sameStamp = (a: Stamp, b: Stamp) => a.size === b.size && a.mtimeMs === b.m
 /** Errors of link(2) that mean "this file system keeps no hard links here". */
 const NO_HARD_LINKS = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EXDEV', 'EMLINK', 'ENOSYS', 'EIO', 'EACCES']);
 
-export function emptyResult(since?: MergeResult): MergeResult {
+function emptyResult(since?: MergeResult): MergeResult {
   return {
     files: 0,
     bytes: 0,
