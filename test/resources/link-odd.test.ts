@@ -115,6 +115,24 @@ describe('adopt of a folder that changes during the copy', () => {
     expect((await allNames(link.target)).filter((name) => name.includes('persist-conflict'))).toEqual([]);
   });
 
+  it('killed before the move aside, then the file changes: the resumed adopt copies the newer version over its own copy', async () => {
+    const link = linkNamed('memory');
+    await write(join(link.path, 'notes.md'), 'version 1');
+    await write(join(link.path, 'other.md'), 'other');
+    const host = new HookedHost();
+    host.before.rename = async (from) => {
+      if (from === link.path) throw Object.assign(new Error('killed'), { code: 'EINTR' });
+    };
+    const planned = await plan(link);
+    await expect(applyPlanned({ ...planned!, dependsOn: [] }, context(link, host))).rejects.toThrow(/killed/);
+    expect(await fs.readFile(join(link.target, 'notes.md'), 'utf8')).toBe('version 1');
+    await fs.writeFile(join(link.path, 'notes.md'), 'version 2, after the kill');
+    expect((await plan(link))?.reason).toContain('resume an interrupted adopt');
+    await adopt(link);
+    expect(await fs.readFile(join(link.path, 'notes.md'), 'utf8')).toBe('version 2, after the kill');
+    expect((await allNames(link.target)).filter((name) => name.includes('persist-conflict'))).toEqual([]);
+  });
+
   it('a file created during the copy is in the mount before the original is moved aside', async () => {
     const link = linkNamed('memory');
     await write(join(link.path, 'a/one.md'), 'one');
