@@ -389,10 +389,11 @@ export async function entriesBefore(host: Host, source: string, dest: string): P
   const visit = async (srcDir: string, destRelDir: string): Promise<void> => {
     const destDir = destRelDir ? join(dest, destRelDir) : dest;
     if ((await host.lstat(destDir))?.type !== 'dir') return;
-    for (const name of (await host.readdirBytes(destDir)).map(nameFromBytes)) found.push(destRelDir ? `${destRelDir}/${name}` : name);
+    const inDest = new Set((await host.readdirBytes(destDir)).map(nameFromBytes));
+    for (const name of inDest) found.push(destRelDir ? `${destRelDir}/${name}` : name);
     for (const name of (await host.readdirBytes(srcDir)).map(nameFromBytes)) {
-      if ((await host.lstat(join(srcDir, name)))?.type !== 'dir') continue;
       const inMount = nameInMount(name);
+      if (!inDest.has(inMount) || (await host.lstat(join(srcDir, name)))?.type !== 'dir') continue;
       await visit(join(srcDir, name), destRelDir ? `${destRelDir}/${inMount}` : inMount);
     }
   };
