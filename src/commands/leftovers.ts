@@ -21,12 +21,13 @@ export interface Leftover {
 }
 
 const CONFLICT_COPY = /\.persist-conflict-\d{8}T\d{6}Z(-\d+)?$/;
-const PARTIAL_INFIX = '.persist-partial-';
+/** An adopt's partial copy: `.<name>.persist-partial-<its 12-hex token>` (link/merge.ts). */
+const PARTIAL = /^\..+\.persist-partial-[0-9a-f]{12}$/s;
 
 /** What a base name left by persist is, or null for anything else. */
 export function leftoverKind(base: string): LeftoverKind | null {
   if (CONFLICT_COPY.test(base)) return 'conflict copy';
-  if (isTempName(base) || (base.startsWith('.') && base.includes(PARTIAL_INFIX))) return 'partial file';
+  if (isTempName(base) || PARTIAL.test(base)) return 'partial file';
   return null;
 }
 

@@ -5,6 +5,7 @@ import type { ObserveContext } from '../engine/types.js';
 import type { Host } from '../host/types.js';
 import type { DiffSource } from '../output/file-diff.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
+import { mirrorKey } from '../resources/sync/names.js';
 
 /** The two sides of a file of a sync push, for `plan --diff`: the mirror's copy and the local one. */
 export function syncDiffSource(host: Host, env: ResolvedEnvironment, ctx: ObserveContext): DiffSource {
@@ -13,7 +14,7 @@ export function syncDiffSource(host: Host, env: ResolvedEnvironment, ctx: Observ
       const sync = Object.values(env.syncs).find((s) => action.address === `sync.${s.name}`);
       if (!sync) return null;
       const store = ctx.store(sync.bucket);
-      const key = join(sync.relTo, path);
+      const key = mirrorKey(sync, path);
       const local = join(sync.from, path);
       return {
         mirrorName: store.where(key),

@@ -3,7 +3,8 @@
 // No disk, no processes, no waiting.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import type { FileInfo, Host, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
+import { bytesOfName, pathString } from './names.js';
+import type { FileInfo, Host, HostPath, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
 
 type Node =
   | { type: 'file'; data: Buffer; mode: number; mtimeMs: number }
@@ -11,8 +12,8 @@ type Node =
   | { type: 'symlink'; target: string; mode: number; mtimeMs: number }
   | { type: 'other'; mode: number; mtimeMs: number };
 
-function errno(code: string, path: string): NodeJS.ErrnoException {
-  const error = new Error(`${code}: ${path}`) as NodeJS.ErrnoException;
+function errno(code: string, path: HostPath): NodeJS.ErrnoException {
+  const error = new Error(`${code}: ${pathString(path)}`) as NodeJS.ErrnoException;
   error.code = code;
   return error;
 }
@@ -61,8 +62,9 @@ export class MemoryHost implements Host {
     }
   }
 
-  /** Follow symlinks in every component of `path`. */
-  #resolve(path: string, followLast: boolean, depth = 0): string {
+  /** Follow symlinks in every component of `path` (a Buffer path is decoded losslessly: host/names.ts). */
+  #resolve(rawPath: HostPath, followLast: boolean, depth = 0): string {
+    const path = pathString(rawPath);
     if (depth > 40) throw errno('ELOOP', path);
     const parts = posix.normalize(path).split('/').filter(Boolean);
     let current = '/';
@@ -80,28 +82,39 @@ export class MemoryHost implements Host {
     return current;
   }
 
-  #node(path: string, follow: boolean): Node | undefined {
+  #node(path: HostPath, follow: boolean): Node | undefined {
     return this.nodes.get(this.#resolve(path, follow));
   }
 
-  #info(node: Node): FileInfo {
-    return { type: node.type, size: node.type === 'file' ? node.data.length : 0, mode: node.mode, mtimeMs: node.mtimeMs };
-  }
+  /** Inode numbers: one per node object, so that the names of a hard link share one. */
+  readonly #inodes = new WeakMap<Node, number>();
 
-  async lstat(path: string): Promise<FileInfo | null> {
+  #info(node: Node): FileInfo {
+    let ino = this.#inodes.get(node);
+    if (ino === undefined) this.#inodes.set(node, (ino = this.#nextInode++));
+    let nlink = 0;
+    for (const other of this.nodes.values()) if (other === node) nlink++;
+    return { type: node.type, size: node.type === 'file' ? node.data.length : 0, mode: node.mode, mtimeMs: node.mtimeMs, dev: 1, ino, nlink };
+  }
+  #nextInode = 2;
+
+  async lstat(path: HostPath): Promise<FileInfo | null> {
     const node = this.#node(path, false);
     return node ? this.#info(node) : null;
   }
-  async stat(path: string): Promise<FileInfo | null> {
+  async stat(path: HostPath): Promise<FileInfo | null> {
     const node = this.#node(path, true);
     return node ? this.#info(node) : null;
   }
-  async readlink(path: string): Promise<string> {
+  async readlink(path: HostPath): Promise<string> {
     const node = this.#node(path, false);
     if (node?.type !== 'symlink') throw errno(node ? 'EINVAL' : 'ENOENT', path);
     return node.target;
   }
-  async readdir(path: string): Promise<string[]> {
+  async readdirBytes(path: HostPath): Promise<Buffer[]> {
+    return (await this.readdir(path)).map(bytesOfName);
+  }
+  async readdir(path: HostPath): Promise<string[]> {
     const dir = this.#resolve(path, true);
     const node = this.nodes.get(dir);
     if (!node) throw errno('ENOENT', path);
@@ -113,8 +126,8 @@ export class MemoryHost implements Host {
     }
     return names.sort();
   }
-  async readFile(path: string): Promise<Buffer> {
-    return this.readFileNow(path);
+  async readFile(path: HostPath): Promise<Buffer> {
+    return this.readFileNow(pathString(path));
   }
   readFileNow(path: string): Buffer {
     const node = this.#node(path, true);
@@ -122,10 +135,10 @@ export class MemoryHost implements Host {
     if (node.type !== 'file') throw errno('EISDIR', path);
     return Buffer.from(node.data);
   }
-  async readHead(path: string, bytes: number): Promise<Buffer> {
+  async readHead(path: HostPath, bytes: number): Promise<Buffer> {
     return (await this.readFile(path)).subarray(0, bytes);
   }
-  async hashFile(path: string): Promise<string> {
+  async hashFile(path: HostPath): Promise<string> {
     return createHash('sha256').update(await this.readFile(path)).digest('hex');
   }
   async mounts(): Promise<MountEntry[]> {
@@ -171,61 +184,70 @@ export class MemoryHost implements Host {
     return [];
   }
 
-  async mkdir(path: string, options?: { mode?: number }): Promise<void> {
+  async mkdir(path: HostPath, options?: { mode?: number }): Promise<void> {
     const resolved = this.#resolve(path, true);
     const node = this.nodes.get(resolved);
     if (node && node.type !== 'dir') throw errno('EEXIST', path);
     if (!node) this.addDir(resolved, options?.mode ?? 0o755);
   }
-  async writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
+  async writeFile(path: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
     const resolved = this.#resolve(path, true);
     if (options?.exclusive && this.nodes.has(resolved)) throw errno('EEXIST', path);
     this.#requireParent(resolved);
     this.addFile(resolved, data, options?.mode ?? 0o644);
   }
-  async writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
+  async writeFileAtomic(path: HostPath, data: string | Buffer, options?: { mode?: number }): Promise<void> {
     await this.writeFile(path, data, options);
   }
-  async copyFile(from: string, to: string): Promise<void> {
+  async copyFile(from: HostPath, to: HostPath): Promise<void> {
     const source = this.#node(from, true);
     if (source?.type !== 'file') throw errno('ENOENT', from);
     const resolved = this.#resolve(to, true);
     this.#requireParent(resolved);
     this.nodes.set(resolved, { type: 'file', data: Buffer.from(source.data), mode: source.mode, mtimeMs: this.clock.getTime() });
   }
-  async symlink(target: string, path: string): Promise<void> {
+  async symlink(target: HostPath, path: HostPath): Promise<void> {
     const resolved = this.#resolve(path, false);
-    if (this.nodes.has(resolved)) throw errno('EEXIST', path);
+    if (this.nodes.has(resolved)) throw errno('EEXIST', resolved);
     this.#requireParent(resolved);
-    this.addSymlink(resolved, target);
+    this.addSymlink(resolved, pathString(target));
   }
-  async rename(from: string, to: string): Promise<void> {
+  async link(existing: HostPath, path: HostPath): Promise<void> {
+    const source = this.#node(existing, false);
+    if (!source) throw errno('ENOENT', pathString(existing));
+    if (source.type === 'dir') throw errno('EPERM', pathString(existing));
+    const resolved = this.#resolve(path, false);
+    if (this.nodes.has(resolved)) throw errno('EEXIST', resolved);
+    this.#requireParent(resolved);
+    this.nodes.set(resolved, source);
+  }
+  async rename(from: HostPath, to: HostPath): Promise<void> {
     const source = this.#resolve(from, false);
     const target = this.#resolve(to, false);
-    if (!this.nodes.has(source)) throw errno('ENOENT', from);
+    if (!this.nodes.has(source)) throw errno('ENOENT', source);
     this.#requireParent(target);
     const existing = this.nodes.get(target);
-    if (existing?.type === 'dir' && (await this.readdir(target)).length > 0) throw errno('ENOTEMPTY', to);
+    if (existing?.type === 'dir' && (await this.readdir(target)).length > 0) throw errno('ENOTEMPTY', target);
     const moved = [...this.nodes.entries()].filter(([key]) => key === source || key.startsWith(`${source}/`));
     for (const [key] of moved) this.nodes.delete(key);
     for (const [key, node] of moved) this.nodes.set(target + key.slice(source.length), node);
   }
-  async remove(path: string): Promise<void> {
+  async remove(path: HostPath): Promise<void> {
     const resolved = this.#resolve(path, false);
     for (const key of [...this.nodes.keys()]) if (key === resolved || key.startsWith(`${resolved}/`)) this.nodes.delete(key);
   }
-  async chmod(path: string, mode: number): Promise<void> {
+  async chmod(path: HostPath, mode: number): Promise<void> {
     const node = this.#node(path, true);
-    if (!node) throw errno('ENOENT', path);
+    if (!node) throw errno('ENOENT', pathString(path));
     node.mode = mode;
   }
-  async utimes(path: string, mtimeMs: number): Promise<void> {
+  async utimes(path: HostPath, mtimeMs: number): Promise<void> {
     const node = this.#node(path, true);
-    if (!node) throw errno('ENOENT', path);
+    if (!node) throw errno('ENOENT', pathString(path));
     node.mtimeMs = mtimeMs;
   }
-  async fsync(path: string): Promise<void> {
-    if (!this.#node(path, true)) throw errno('ENOENT', path);
+  async fsync(path: HostPath): Promise<void> {
+    if (!this.#node(path, true)) throw errno('ENOENT', pathString(path));
   }
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
     return this.runHandler(command, args, options);

@@ -1,11 +1,13 @@
 // The real host: node:fs, /proc/self/mountinfo, child processes, the system clock.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { constants, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseMountinfo } from './mountinfo.js';
-import type { FileInfo, FileType, Host, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
+import { fsPath, nameFromBytes, pathString } from './names.js';
+import { HOLE_BLOCK } from './sparse.js';
+import type { FileInfo, FileType, Host, HostPath, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
 
 function fileType(stats: import('node:fs').Stats): FileType {
   if (stats.isFile()) return 'file';
@@ -15,7 +17,17 @@ function fileType(stats: import('node:fs').Stats): FileType {
 }
 
 function info(stats: import('node:fs').Stats): FileInfo {
-  return { type: fileType(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs };
+  return {
+    type: fileType(stats),
+    size: stats.size,
+    mode: stats.mode & 0o7777,
+    mtimeMs: stats.mtimeMs,
+    ctimeMs: stats.ctimeMs,
+    dev: stats.dev,
+    ino: stats.ino,
+    nlink: stats.nlink,
+    blocks: stats.blocks,
+  };
 }
 
 function isMissing(error: unknown): boolean {
@@ -29,6 +41,43 @@ function fuseMountPoints(entries: MountEntry[]): string[] {
   return entries.filter((entry) => entry.fsType === 'fuse' || entry.fsType.startsWith('fuse.')).map((entry) => entry.mountPoint);
 }
 
+const SPARSE_CHUNK = 1024 * 1024;
+const ZERO_BLOCK = Buffer.alloc(HOLE_BLOCK);
+
+/** Copy `from` to `to` (created with `from`'s permission bits), leaving every all-zero block a hole (reading a hole is cheap: the kernel returns zeros). */
+async function copySparse(from: string | Buffer, to: string | Buffer): Promise<void> {
+  const source = await fs.open(from, 'r');
+  try {
+    const { size, mode } = await source.stat();
+    const target = await fs.open(to, 'w', mode & 0o7777);
+    try {
+      const buffer = Buffer.alloc(SPARSE_CHUNK);
+      for (let offset = 0; offset < size; ) {
+        const { bytesRead } = await source.read(buffer, 0, Math.min(SPARSE_CHUNK, size - offset), offset);
+        if (bytesRead === 0) break;
+        // Write each run of blocks that hold data; skip the blocks of zeros.
+        let runStart = -1;
+        for (let at = 0; at < bytesRead; at += HOLE_BLOCK) {
+          const end = Math.min(at + HOLE_BLOCK, bytesRead);
+          const data = !buffer.subarray(at, end).equals(ZERO_BLOCK.subarray(0, end - at));
+          if (data && runStart < 0) runStart = at;
+          if (!data && runStart >= 0) {
+            await target.write(buffer, runStart, at - runStart, offset + runStart);
+            runStart = -1;
+          }
+        }
+        if (runStart >= 0) await target.write(buffer, runStart, bytesRead - runStart, offset + runStart);
+        offset += bytesRead;
+      }
+      await target.truncate(size);
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
 export class RealHost implements Host {
   /** FUSE mount points, refreshed whenever the mount table is read and after every subprocess. */
   // A plain field, not #private: tests wrap a host with Object.create(host) to inject faults.
@@ -39,15 +88,16 @@ export class RealHost implements Host {
    * missing paths (a plan of 500 links makes 2,000 such calls). A path under a FUSE mount goes
    * through the thread pool instead, so that a slow or hung daemon never blocks the event loop.
    */
-  private isLocal(path: string): boolean {
+  private isLocal(rawPath: HostPath): boolean {
     this.fuseMounts ??= fuseMountPoints(parseMountinfo(readFileSync(MOUNTINFO, 'utf8')));
+    const path = pathString(rawPath);
     return !this.fuseMounts.some((mount) => path === mount || path.startsWith(mount.endsWith('/') ? mount : `${mount}/`));
   }
 
-  async lstat(path: string): Promise<FileInfo | null> {
+  async lstat(path: HostPath): Promise<FileInfo | null> {
     if (this.isLocal(path)) {
       try {
-        const stats = lstatSync(path, { throwIfNoEntry: false });
+        const stats = lstatSync(fsPath(path), { throwIfNoEntry: false });
         return stats ? info(stats) : null;
       } catch (error) {
         if (isMissing(error)) return null; // ENOTDIR: a parent is a file
@@ -55,40 +105,48 @@ export class RealHost implements Host {
       }
     }
     try {
-      return info(await fs.lstat(path));
+      return info(await fs.lstat(fsPath(path)));
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
     }
   }
 
-  async stat(path: string): Promise<FileInfo | null> {
+  async stat(path: HostPath): Promise<FileInfo | null> {
     try {
-      return info(await fs.stat(path));
+      return info(await fs.stat(fsPath(path)));
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
     }
   }
 
-  async readlink(path: string): Promise<string> {
-    return this.isLocal(path) ? readlinkSync(path) : fs.readlink(path);
+  async readlink(path: HostPath): Promise<string> {
+    const target = this.isLocal(path) ? readlinkSync(fsPath(path), { encoding: 'buffer' }) : await fs.readlink(fsPath(path), { encoding: 'buffer' });
+    return nameFromBytes(target);
   }
 
-  async readdir(path: string): Promise<string[]> {
-    return (await fs.readdir(path)).sort();
+  async readdir(path: HostPath): Promise<string[]> {
+    return (await fs.readdir(fsPath(path))).sort();
   }
 
-  readFile(path: string): Promise<Buffer> {
-    return fs.readFile(path);
+  async readdirBytes(path: HostPath): Promise<Buffer[]> {
+    // Local folders synchronously, like lstat: a walk lists every folder of a synced tree.
+    const listed = this.isLocal(path) ? readdirSync(fsPath(path), { encoding: 'buffer' }) : await fs.readdir(fsPath(path), { encoding: 'buffer' });
+    const names = listed.map((name) => ({ name, key: nameFromBytes(name) }));
+    return names.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((entry) => entry.name);
+  }
+
+  readFile(path: HostPath): Promise<Buffer> {
+    return fs.readFile(fsPath(path));
   }
 
   readFileNow(path: string): Buffer {
     return readFileSync(path);
   }
 
-  async readHead(path: string, bytes: number): Promise<Buffer> {
-    const handle = await fs.open(path, 'r');
+  async readHead(path: HostPath, bytes: number): Promise<Buffer> {
+    const handle = await fs.open(fsPath(path), 'r');
     try {
       const buffer = Buffer.alloc(bytes);
       const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
@@ -98,10 +156,10 @@ export class RealHost implements Host {
     }
   }
 
-  hashFile(path: string): Promise<string> {
+  hashFile(path: HostPath): Promise<string> {
     return new Promise((resolve, reject) => {
       const hash = createHash('sha256');
-      createReadStream(path)
+      createReadStream(fsPath(path))
         .on('data', (chunk) => hash.update(chunk))
         .on('error', reject)
         .on('end', () => resolve(hash.digest('hex')));
@@ -206,7 +264,8 @@ export class RealHost implements Host {
     }
   }
 
-  async mkdir(path: string, options?: { mode?: number }): Promise<void> {
+  async mkdir(rawPath: HostPath, options?: { mode?: number }): Promise<void> {
+    const path = fsPath(rawPath);
     try {
       await fs.mkdir(path, { recursive: true, mode: options?.mode });
     } catch (error) {
@@ -217,13 +276,15 @@ export class RealHost implements Host {
     }
   }
 
-  async writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
+  async writeFile(rawPath: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
+    const path = fsPath(rawPath);
     await fs.writeFile(path, data, { mode: options?.mode, flag: options?.exclusive ? 'wx' : 'w' });
     if (options?.mode !== undefined) await fs.chmod(path, options.mode);
   }
 
-  async writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
-    const temp = join(dirname(path), `.${basename(path)}.persist-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  async writeFileAtomic(rawPath: HostPath, data: string | Buffer, options?: { mode?: number }): Promise<void> {
+    const path = pathString(rawPath);
+    const temp = fsPath(join(dirname(path), `.${basename(path)}.persist-tmp-${process.pid}-${randomBytes(4).toString('hex')}`));
     const handle = await fs.open(temp, 'w', options?.mode ?? 0o644);
     try {
       await handle.writeFile(data);
@@ -233,40 +294,44 @@ export class RealHost implements Host {
       await handle.close();
     }
     try {
-      await fs.rename(temp, path);
+      await fs.rename(temp, fsPath(path));
     } catch (error) {
       await fs.rm(temp, { force: true });
       throw error;
     }
   }
 
-  copyFile(from: string, to: string): Promise<void> {
-    return fs.copyFile(from, to);
+  copyFile(from: HostPath, to: HostPath, options?: { sparse?: boolean }): Promise<void> {
+    return options?.sparse ? copySparse(fsPath(from), fsPath(to)) : fs.copyFile(fsPath(from), fsPath(to));
   }
 
-  symlink(target: string, path: string): Promise<void> {
-    return fs.symlink(target, path);
+  symlink(target: HostPath, path: HostPath): Promise<void> {
+    return fs.symlink(fsPath(target), fsPath(path));
   }
 
-  rename(from: string, to: string): Promise<void> {
-    return fs.rename(from, to);
+  link(existing: HostPath, path: HostPath): Promise<void> {
+    return fs.link(fsPath(existing), fsPath(path));
   }
 
-  remove(path: string): Promise<void> {
-    return fs.rm(path, { recursive: true, force: true });
+  rename(from: HostPath, to: HostPath): Promise<void> {
+    return fs.rename(fsPath(from), fsPath(to));
   }
 
-  chmod(path: string, mode: number): Promise<void> {
-    return fs.chmod(path, mode);
+  remove(path: HostPath): Promise<void> {
+    return fs.rm(fsPath(path), { recursive: true, force: true });
   }
 
-  async utimes(path: string, mtimeMs: number): Promise<void> {
+  chmod(path: HostPath, mode: number): Promise<void> {
+    return fs.chmod(fsPath(path), mode);
+  }
+
+  async utimes(path: HostPath, mtimeMs: number): Promise<void> {
     const seconds = mtimeMs / 1000;
-    await fs.utimes(path, seconds, seconds);
+    await fs.utimes(fsPath(path), seconds, seconds);
   }
 
-  async fsync(path: string): Promise<void> {
-    const handle = await fs.open(path, 'r');
+  async fsync(path: HostPath): Promise<void> {
+    const handle = await fs.open(fsPath(path), 'r');
     try {
       await handle.sync();
     } catch (error) {

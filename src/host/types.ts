@@ -5,6 +5,12 @@
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'other';
 
+/**
+ * A path: a string, or the path's exact bytes. A name need not be UTF-8: a string may carry
+ * such bytes as lone surrogates (host/names.ts), and the host writes those bytes, never U+FFFD.
+ */
+export type HostPath = string | Buffer;
+
 export interface FileInfo {
   type: FileType;
   size: number;
@@ -13,6 +19,13 @@ export interface FileInfo {
   mtimeMs: number;
   /** Status change time: moves on every write, chmod and rename, even when mtime is set back. Optional: stores may not know it. */
   ctimeMs?: number;
+  /** Device and inode: equal for the names of one hard-linked file (local stats only). */
+  dev?: number;
+  ino?: number;
+  /** Number of hard links (names) of the file. */
+  nlink?: number;
+  /** 512-byte blocks allocated: fewer than the size needs means the file has holes (sparse). */
+  blocks?: number;
 }
 
 export interface MountEntry {
@@ -56,13 +69,15 @@ export interface RunResult {
 export interface Host {
   // --- reads ---
   /** lstat; null when the path does not exist. */
-  lstat(path: string): Promise<FileInfo | null>;
+  lstat(path: HostPath): Promise<FileInfo | null>;
   /** stat (follows symlinks); null when the path (or the link's target) does not exist. */
-  stat(path: string): Promise<FileInfo | null>;
-  readlink(path: string): Promise<string>;
-  /** Names in a directory, sorted. */
-  readdir(path: string): Promise<string[]>;
-  readFile(path: string): Promise<Buffer>;
+  stat(path: HostPath): Promise<FileInfo | null>;
+  readlink(path: HostPath): Promise<string>;
+  /** Names in a directory, sorted (a name that is not UTF-8 comes back with U+FFFD: see readdirBytes). */
+  readdir(path: HostPath): Promise<string[]>;
+  /** Names in a directory as their exact bytes, sorted by `nameFromBytes` (host/names.ts). */
+  readdirBytes(path: HostPath): Promise<Buffer[]>;
+  readFile(path: HostPath): Promise<Buffer>;
   /**
    * The whole file, read synchronously: only for the few small local files read at every start
    * (the spec and its parse cache), where a trip through the thread pool costs start-up time.
@@ -70,9 +85,9 @@ export interface Host {
    */
   readFileNow(path: string): Buffer;
   /** The first `bytes` bytes of a file (or all of it if shorter). */
-  readHead(path: string, bytes: number): Promise<Buffer>;
+  readHead(path: HostPath, bytes: number): Promise<Buffer>;
   /** sha256 hex of a file's content. */
-  hashFile(path: string): Promise<string>;
+  hashFile(path: HostPath): Promise<string>;
   /** Parsed /proc/self/mountinfo. */
   mounts(): Promise<MountEntry[]>;
   /** Bounded probe: stat and list `path` off the main event loop; `dead` on ENOTCONN, ECONNABORTED or timeout. */
@@ -98,19 +113,22 @@ export interface Host {
   openersOf(folder: string): Promise<{ pid: number; command: string; path: string }[]>;
 
   // --- writes (refused by the read-only host) ---
-  mkdir(path: string, options?: { mode?: number }): Promise<void>; // recursive
-  writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void>;
+  mkdir(path: HostPath, options?: { mode?: number }): Promise<void>; // recursive
+  writeFile(path: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void>;
   /** Write to a temporary name beside `path`, fsync, then rename into place. */
-  writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void>;
-  copyFile(from: string, to: string): Promise<void>;
-  symlink(target: string, path: string): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
+  writeFileAtomic(path: HostPath, data: string | Buffer, options?: { mode?: number }): Promise<void>;
+  /** With `sparse`, runs of zero blocks are left as holes in `to` (a sparse source stays sparse). */
+  copyFile(from: HostPath, to: HostPath, options?: { sparse?: boolean }): Promise<void>;
+  symlink(target: HostPath, path: HostPath): Promise<void>;
+  /** A hard link: `path` becomes another name of the file `existing`. */
+  link(existing: HostPath, path: HostPath): Promise<void>;
+  rename(from: HostPath, to: HostPath): Promise<void>;
   /** Remove a file, symlink or (recursive) directory; no error if missing. */
-  remove(path: string): Promise<void>;
-  chmod(path: string, mode: number): Promise<void>;
-  utimes(path: string, mtimeMs: number): Promise<void>;
+  remove(path: HostPath): Promise<void>;
+  chmod(path: HostPath, mode: number): Promise<void>;
+  utimes(path: HostPath, mtimeMs: number): Promise<void>;
   /** fsync a file (or directory) by path. */
-  fsync(path: string): Promise<void>;
+  fsync(path: HostPath): Promise<void>;
   /** Run a subprocess (never through a shell). */
   run(command: string, args: string[], options?: RunOptions): Promise<RunResult>;
 }

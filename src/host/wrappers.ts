@@ -1,14 +1,20 @@
 // Host wrappers composed once at start-up: read-only for plan and status (any write is a bug and
 // throws), recording for tests (every write is listed), debug for `--debug` (every call is logged).
-import { errorCode, formatBytes, formatDuration, plural } from '../output/format.js';
-import { ReadOnlyViolation, type FileInfo, type Host, type ProbeResult, type RunOptions, type RunResult } from './types.js';
+import { errorCode, formatBytes, formatDuration, plural, showPath } from '../output/format.js';
+import { pathString } from './names.js';
+import { ReadOnlyViolation, type FileInfo, type Host, type HostPath, type ProbeResult, type RunOptions, type RunResult } from './types.js';
 
-const WRITE_METHODS = ['mkdir', 'writeFile', 'writeFileAtomic', 'copyFile', 'symlink', 'rename', 'remove', 'chmod', 'utimes', 'fsync'] as const;
+const WRITE_METHODS = ['mkdir', 'writeFile', 'writeFileAtomic', 'copyFile', 'symlink', 'link', 'rename', 'remove', 'chmod', 'utimes', 'fsync'] as const;
 type WriteMethod = (typeof WRITE_METHODS)[number];
 
-/** The path a write creates or changes: symlink, copyFile and rename name it second. */
+/** A path argument as persist's string (a Buffer path decoded losslessly). */
+function pathArg(value: unknown): string {
+  return Buffer.isBuffer(value) ? pathString(value) : String(value);
+}
+
+/** The path a write creates or changes: symlink, link, copyFile and rename name it second. */
 function writtenPath(method: WriteMethod, args: unknown[]): string {
-  return String(method === 'symlink' || method === 'copyFile' || method === 'rename' ? args[1] : args[0]);
+  return pathArg(method === 'symlink' || method === 'link' || method === 'copyFile' || method === 'rename' ? args[1] : args[0]);
 }
 
 /** Every method of `inner`, bound, with the write methods replaced by `write`. */
@@ -49,7 +55,11 @@ export function readOnlyHost(inner: Host): Host {
  * land in the bare mount point underneath. Subprocesses pass through.
  */
 export function guardedHost(inner: Host, root: string, holds: () => Promise<boolean>, breach: () => Error): Host {
-  const under = (path: unknown) => typeof path === 'string' && (path === root || path.startsWith(`${root}/`));
+  const under = (arg: unknown) => {
+    if (typeof arg !== 'string' && !Buffer.isBuffer(arg)) return false;
+    const path = pathArg(arg);
+    return path === root || path.startsWith(`${root}/`);
+  };
   return withWrites(
     inner,
     async (method, args) => {
@@ -89,6 +99,8 @@ type Describer<M extends keyof Host> = Host[M] extends (...args: infer A) => inf
   ? { args: (...args: A) => string; result: (value: Awaited<R>) => string }
   : never;
 
+/** A path as a person reads it: a byte that is not UTF-8 as `\xE9`. */
+const shown = (path: HostPath) => showPath(pathString(path));
 const mode = (value: number | undefined) => (value === undefined ? '' : ` mode 0${value.toString(8)}`);
 const size = (data: string | Buffer) => formatBytes(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
 const ok = () => 'ok';
@@ -114,14 +126,15 @@ const runResult = (result: RunResult) =>
  * child's environment or input never are (secrets travel there).
  */
 const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
-  lstat: { args: (path) => path, result: fileInfo },
-  stat: { args: (path) => path, result: fileInfo },
-  readlink: { args: (path) => path, result: (target) => `-> ${target}` },
-  readdir: { args: (path) => path, result: (names) => plural(names.length, 'entry', 'entries') },
-  readFile: { args: (path) => path, result: bytes },
+  lstat: { args: shown, result: fileInfo },
+  stat: { args: shown, result: fileInfo },
+  readlink: { args: shown, result: (target) => `-> ${showPath(target)}` },
+  readdir: { args: shown, result: (names) => plural(names.length, 'entry', 'entries') },
+  readdirBytes: { args: shown, result: (names) => plural(names.length, 'entry', 'entries') },
+  readFile: { args: shown, result: bytes },
   readFileNow: { args: (path) => path, result: bytes },
-  readHead: { args: (path, count) => `${path} (first ${formatBytes(count)})`, result: bytes },
-  hashFile: { args: (path) => path, result: ok },
+  readHead: { args: (path, count) => `${shown(path)} (first ${formatBytes(count)})`, result: bytes },
+  hashFile: { args: shown, result: ok },
   mounts: { args: () => '', result: (entries) => plural(entries.length, 'mount') },
   probe: { args: (path, timeoutMs) => `${path} (within ${formatDuration(timeoutMs)})`, result: probeResult },
   isExecutable: { args: (path) => path, result: (yes) => (yes ? 'yes' : 'no') },
@@ -133,16 +146,17 @@ const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   pid: { args: () => '', result: String },
   processAlive: { args: (pid) => String(pid), result: (alive) => (alive ? 'alive' : 'not running') },
   openersOf: { args: (folder) => folder, result: (found) => plural(found.length, 'process', 'processes') },
-  mkdir: { args: (path, options) => `${path}${mode(options?.mode)}`, result: ok },
-  writeFile: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''})`, result: ok },
-  writeFileAtomic: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)})`, result: ok },
-  copyFile: { args: (from, to) => `${from} -> ${to}`, result: ok },
-  symlink: { args: (target, path) => `${path} -> ${target}`, result: ok },
-  rename: { args: (from, to) => `${from} -> ${to}`, result: ok },
-  remove: { args: (path) => path, result: ok },
-  chmod: { args: (path, value) => `${path}${mode(value)}`, result: ok },
-  utimes: { args: (path, mtimeMs) => `${path} ${new Date(mtimeMs).toISOString()}`, result: ok },
-  fsync: { args: (path) => path, result: ok },
+  mkdir: { args: (path, options) => `${shown(path)}${mode(options?.mode)}`, result: ok },
+  writeFile: { args: (path, data, options) => `${shown(path)} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''})`, result: ok },
+  writeFileAtomic: { args: (path, data, options) => `${shown(path)} (${size(data)}${mode(options?.mode)})`, result: ok },
+  copyFile: { args: (from, to, options) => `${shown(from)} -> ${shown(to)}${options?.sparse ? ' (sparse)' : ''}`, result: ok },
+  symlink: { args: (target, path) => `${shown(path)} -> ${shown(target)}`, result: ok },
+  link: { args: (existing, path) => `${shown(path)} = ${shown(existing)}`, result: ok },
+  rename: { args: (from, to) => `${shown(from)} -> ${shown(to)}`, result: ok },
+  remove: { args: shown, result: ok },
+  chmod: { args: (path, value) => `${shown(path)}${mode(value)}`, result: ok },
+  utimes: { args: (path, mtimeMs) => `${shown(path)} ${new Date(mtimeMs).toISOString()}`, result: ok },
+  fsync: { args: shown, result: ok },
   run: { args: runArgs, result: runResult },
 };
 

@@ -22,8 +22,13 @@ export function plural(count: number, noun: string, pluralNoun = `${noun}s`): st
 
 /** The first `limit` paths, then how many more: `a, b, c and 4 more`. All of them when they fit. */
 export function samplePaths(paths: readonly string[], limit = 3): string {
-  if (paths.length <= limit) return paths.join(', ');
-  return `${paths.slice(0, limit).join(', ')} and ${paths.length - limit} more`;
+  if (paths.length <= limit) return paths.map(showPath).join(', ');
+  return `${paths.slice(0, limit).map(showPath).join(', ')} and ${paths.length - limit} more`;
+}
+
+/** A path as a person reads it: a byte of a name that is not UTF-8 (a lone surrogate, host/names.ts) as `\xE9`, not U+FFFD. */
+export function showPath(path: string): string {
+  return path.replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (raw) => `\\x${(raw.charCodeAt(0) - 0xdc00).toString(16).toUpperCase()}`);
 }
 
 /** Rounded to at most one decimal, without a trailing `.0`: 3 -> `3`, 2.25 -> `2.3`. */

@@ -3,7 +3,7 @@ import diff from 'fast-diff';
 import { SENSITIVE_TEXT } from '../spec/sensitive.js';
 import { SYMBOLS, summarize, type PlanSummary } from '../engine/plan.js';
 import type { Change, FileFate, FileList, PlannedAction } from '../engine/types.js';
-import { plural } from './format.js';
+import { plural, showPath } from './format.js';
 import type { Style } from './style.js';
 
 export const NO_CHANGES = 'No changes. The machine matches the spec.';
@@ -78,7 +78,7 @@ const FATE_HEADINGS: Record<FileFate, (count: number) => string> = {
 };
 
 function renderFileList(list: FileList): string[] {
-  const shown = list.paths.slice(0, FILES_SHOWN).map((path) => `       ${path}`);
+  const shown = list.paths.slice(0, FILES_SHOWN).map((path) => `       ${showPath(path)}`);
   const more = list.paths.length - shown.length;
   return [`     ${FATE_HEADINGS[list.fate](list.paths.length)}:`, ...shown, ...(more > 0 ? [`       and ${more} more`] : [])];
 }

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Host } from '../host/types.js';
 import { walkFolder } from '../host/walk.js';
+import { isSparse } from '../host/sparse.js';
 import { tempPathFor } from './temp-name.js';
 import { StoreConflict, type Store, type StoreListing, type StoredInfo, type Transferred, type TransferOptions, type WriteOptions } from './types.js';
 
@@ -39,13 +40,13 @@ export async function copyIntoPlace(host: Host, from: string, to: string, option
     if (!source || source.type !== 'file') throw new Error(`${from}: expected a regular file to copy, found ${source ? `a ${source.type}` : 'nothing'}`);
     await host.mkdir(dirname(to));
     let copied: Transferred;
-    if (source.size <= SINGLE_READ_LIMIT) {
+    if (source.size <= SINGLE_READ_LIMIT && !isSparse(source)) {
       const data = await host.readFile(from);
       // Strict (local) copies are created with their final mode so a private file is never readable by others.
       await host.writeFile(temp, data, options.metadata === 'strict' ? { mode: options.mode } : undefined);
       copied = { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
     } else {
-      await host.copyFile(from, temp);
+      await host.copyFile(from, temp, isSparse(source) ? { sparse: true } : undefined); // holes stay holes where the folder can hold them
       const written = await host.stat(temp);
       copied = { size: written?.size ?? 0, sha256: await host.hashFile(temp) };
     }

@@ -17,7 +17,13 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `${TEMP_INFIX}${digest}-${random}`);
 }
 
-/** Whether a base name is one of persist's temporaries (left by an interrupted copy). */
+/** tempPathFor's two forms, and the host's writeFileAtomic's (`.<name>.persist-tmp-<pid>-<8 hex>`). */
+const TEMP_NAME = /^(\..+\.persist-tmp-([0-9a-f]{12}|\d+-[0-9a-f]{8})|\.persist-tmp-[0-9a-f]{16}-[0-9a-f]{12})$/s;
+
+/**
+ * Whether a base name is one of persist's temporaries (left by an interrupted copy): exactly the
+ * forms persist makes, random part included, so that a user's `.notes.persist-tmp-draft` is a file.
+ */
 export function isTempName(base: string): boolean {
-  return base.startsWith('.') && base.includes(TEMP_INFIX);
+  return TEMP_NAME.test(base);
 }

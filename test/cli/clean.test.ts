@@ -13,12 +13,18 @@ describe('leftovers and persist clean', () => {
     await converge(f);
     const conflict = join(f.target('memory'), 'notes', 'a.md.persist-conflict-20261201T101010Z');
     const partial = join(f.bucket, 'state', '.app.db.persist-tmp-0123456789ab');
-    const adoptPartial = join(f.target('memory'), '.b.md.persist-partial-4f2a');
+    const adoptPartial = join(f.target('memory'), '.b.md.persist-partial-4f2a00c0ffee');
     const bundleTemp = join(f.bucket, 'bundles', '.repo.bundle.persist-tmp-feedbeef0000');
     mkdirSync(join(f.target('memory'), 'notes'), { recursive: true });
     for (const path of [conflict, partial, adoptPartial, bundleTemp]) writeFileSync(path, 'left over\n');
     // Look alike, but not persist's: never listed, never removed.
-    const mine = [join(f.target('memory'), 'persist-conflict-notes.md'), join(f.target('memory'), 'c.md.persist-conflict-draft'), join(f.target('memory'), 'tmp.persist-tmp-x')];
+    const mine = [
+      join(f.target('memory'), 'persist-conflict-notes.md'),
+      join(f.target('memory'), 'c.md.persist-conflict-draft'),
+      join(f.target('memory'), 'tmp.persist-tmp-x'),
+      join(f.target('memory'), '.d.md.persist-tmp-draft'),
+      join(f.target('memory'), '.e.md.persist-partial-mine'),
+    ];
     for (const path of mine) writeFileSync(path, 'mine\n');
 
     const status = await f.run(['status']);
@@ -64,8 +70,10 @@ describe('leftovers and persist clean', () => {
   it('knows persist names from look-alikes', () => {
     expect(leftoverKind('a.md.persist-conflict-20261201T101010Z')).toBe('conflict copy');
     expect(leftoverKind('a.md.persist-conflict-20261201T101010Z-3')).toBe('conflict copy');
-    expect(leftoverKind('.a.md.persist-tmp-0123')).toBe('partial file');
-    expect(leftoverKind('.a.md.persist-partial-ab')).toBe('partial file');
+    expect(leftoverKind('.a.md.persist-tmp-0123456789ab')).toBe('partial file');
+    expect(leftoverKind('.a.md.persist-tmp-0123')).toBeNull(); // a user's name: persist's carry 12 random hex digits
+    expect(leftoverKind('.a.md.persist-partial-0123456789ab')).toBe('partial file');
+    expect(leftoverKind('.a.md.persist-partial-ab')).toBeNull();
     expect(leftoverKind('a.md.persist-conflict-draft')).toBeNull();
     expect(leftoverKind('a.persist-tmp-x')).toBeNull(); // temporaries start with a dot
     expect(leftoverKind('notes.md')).toBeNull();

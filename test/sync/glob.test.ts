@@ -72,16 +72,14 @@ describe('createPathMatcher', () => {
 });
 
 describe('syncExcluder', () => {
-  it('always excludes the manifest at the top, the folder modes and temporary copies', () => {
+  it("excludes only the temporaries an interrupted restore leaves: a user's file named like persist's own is a file", () => {
     const excluded = syncExcluder([]);
-    expect(excluded('.persist-sync.json')).toBe(true);
-    // The restore marker lives in the state folder now: a user's file of that name is an ordinary file.
-    expect(excluded('.persist-restore-incomplete')).toBe(false);
-    expect(excluded('.persist-sync-folders.json')).toBe(true);
-    expect(excluded('.state.db.persist-tmp-123')).toBe(true);
-    expect(excluded('sub/.x.persist-tmp-9-abcd1234')).toBe(true);
-    expect(excluded('sub/.persist-sync.json')).toBe(false); // only the top-level one is ours
-    expect(excluded('state.db')).toBe(false);
+    expect(excluded('.state.db.persist-tmp-0123456789ab')).toBe(true);
+    expect(excluded('sub/.persist-tmp-0123456789abcdef-0123456789ab')).toBe(true);
+    // persist's own files live in the mirror only, under keys no user file gets (sync/names.ts).
+    for (const name of ['.persist-sync.json', '.persist-sync-folders.json', '.persist-sync/0-of-1.json', '.persist-restore-incomplete', '.notes.persist-tmp-draft', 'a.persist-conflict-20260101T000000Z', 'state.db']) {
+      expect(excluded(name)).toBe(false);
+    }
   });
 
   it('adds the user patterns', () => {

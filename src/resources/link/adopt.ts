@@ -2,7 +2,9 @@
 // even if the process is killed at any moment. A journal on local disk
 // (`<backups>/<name>.adopt.json`) is written before anything else and removed last; the steps are:
 //
-//   1. bulk copy   <workspace>/<name>  -> <mount>/<path>   (merge; identical files skipped)
+//   1. bulk copy   <workspace>/<name>  -> <mount>/<path>   (merge; identical files skipped), then
+//                  catch-up passes for what changed meanwhile, until every entry of the folder is
+//                  in the mount (listings compared, names as bytes)
 //   2. commit      rename <workspace>/<name> -> <backups>/<name>-<stamp>   (one atomic rename)
 //   3. verify      copy again from the backup, comparing sha256 of every file on both sides
 //   4. link        symlink <workspace>/<name> -> <mount>/<path>
@@ -10,6 +12,9 @@
 //
 // Every step is idempotent, so a resume simply runs them again from the state it finds: the
 // original is still in place (before 2) or in the backup (after 2). Nothing is deleted on the way.
+// The journal lists what the target held where the adopt may write when it began: every other
+// file there is the adopt's own copy, which a newer version of its file replaces (merge.ts), so
+// that the link shows what was written last, also when a write came in during the copy.
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { backupDir } from '../../host/paths.js';
@@ -17,8 +22,8 @@ import type { Host } from '../../host/types.js';
 import type { ApplyOutcome } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import type { ResolvedLink } from '../../spec/types.js';
-import { mergeTree, MergeInterrupted, type MergeResult } from './merge.js';
-import { formatBytes, plural } from '../../output/format.js';
+import { entriesBefore, mergeTree, MergeInterrupted, missingFromMount, type MergeResult } from './merge.js';
+import { formatBytes, plural, samplePaths, showPath } from '../../output/format.js';
 
 export interface AdoptJournal {
   version: 1;
@@ -33,7 +38,12 @@ export interface AdoptJournal {
   /** Names the adopt's temporary files in the mount. */
   token: string;
   startedAt: string;
+  /** What the target held where the adopt may write, when it began (relative paths; merge.ts entriesBefore); absent in journals of earlier versions (then nothing counts as the adopt's own). */
+  before?: string[];
 }
+
+/** How many times a folder that keeps changing is copied again before the adopt gives up (nothing moved, nothing lost). */
+const CATCH_UP_PASSES = 3;
 
 /** What observe reports about an adopt journal. */
 export type JournalObserved =
@@ -71,6 +81,7 @@ function parseJournal(text: string, link: ResolvedLink): AdoptJournal | string {
     return `"backup" ${journal.backup} is not in ${linkBackupDir(link)}`;
   }
   if (!/^[A-Za-z0-9]+$/.test(journal.token!) || !/^[0-9TZ]+$/.test(journal.stamp!)) return 'malformed "token" or "stamp"';
+  if (journal.before !== undefined && !(Array.isArray(journal.before) && journal.before.every((path) => typeof path === 'string'))) return '"before" must list paths';
   return journal as AdoptJournal;
 }
 
@@ -97,6 +108,7 @@ async function startJournal(host: Host, link: ResolvedLink): Promise<AdoptJourna
   await host.mkdir(folder, { mode: 0o700 });
   let backup = join(folder, `${link.name}-${stamp}`);
   for (let i = 2; (await host.lstat(backup)) !== null; i++) backup = join(folder, `${link.name}-${stamp}-${i}`);
+  const before = await entriesBefore(host, link.path, link.target);
   const journal: AdoptJournal = {
     version: 1,
     link: link.path,
@@ -105,6 +117,7 @@ async function startJournal(host: Host, link: ResolvedLink): Promise<AdoptJourna
     stamp,
     token: randomBytes(6).toString('hex'),
     startedAt: now.toISOString(),
+    before,
   };
   await host.writeFileAtomic(journalPath(link), `${JSON.stringify(journal, null, 2)}\n`, { mode: 0o600 });
   return journal;
@@ -120,13 +133,38 @@ function notesOf(result: MergeResult, link: ResolvedLink, journal: AdoptJournal)
   const bySource = (a: { source: string }, b: { source: string }) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0);
   // Files are copied several at a time: sort so that the notes read the same on every run.
   for (const conflict of [...result.conflicts].sort(bySource)) {
-    notes.push(`${join(link.path, conflict.source)} differs from the mount's copy: the mount's is kept, the local one is at ${join(link.target, conflict.stored)}`);
+    notes.push(`${showPath(join(link.path, conflict.source))} differs from the mount's copy: the mount's is kept, the local one is at ${showPath(join(link.target, conflict.stored))}`);
   }
   for (const skipped of [...result.notCopied].sort(bySource)) {
-    notes.push(`${join(link.path, skipped.source)} was not copied into the mount (${skipped.reason}); it is kept in ${journal.backup}`);
+    notes.push(`${showPath(join(link.path, skipped.source))} was not copied into the mount (${skipped.reason}); it is kept in ${journal.backup}`);
+  }
+  for (const renamed of [...result.renamed].sort(bySource)) {
+    notes.push(`${showPath(join(link.path, renamed.source))} is not a UTF-8 name, which a bucket cannot hold: it is in the mount as ${join(link.target, renamed.stored)} (docs/names.md)`);
+  }
+  for (const retargeted of [...result.retargeted].sort(bySource)) {
+    notes.push(`the relative symlink ${showPath(join(link.path, retargeted.source))} points outside the folder: it is stored as an absolute link to ${showPath(retargeted.target)}`);
+  }
+  if (result.linksCopied.length > 0) {
+    notes.push(`${plural(result.linksCopied.length, 'hard link')} could not be kept as links in the mount (the bucket stores none): each name holds its own copy: ${samplePaths(result.linksCopied)}`);
   }
   notes.push(...result.attributeProblems);
   return notes;
+}
+
+/** Bulk copy, then copy again what changed or appeared meanwhile, until every entry is in the mount. */
+async function copyUntilComplete(host: Host, link: ResolvedLink, options: (since?: MergeResult) => Parameters<typeof mergeTree>[3]): Promise<MergeResult> {
+  let result = await mergeTree(host, link.path, link.target, options());
+  for (let pass = 1; ; pass++) {
+    const again = await mergeTree(host, link.path, link.target, options(result));
+    const moved = again.copied;
+    result = again;
+    const missing = moved === 0 ? await missingFromMount(host, link.path, link.target, result) : [];
+    if (moved === 0 && missing.length === 0) return result;
+    if (pass >= CATCH_UP_PASSES) {
+      const what = missing.length > 0 ? `${plural(missing.length, 'entry', 'entries')} of it ${missing.length === 1 ? 'is' : 'are'} not in the mount: ${samplePaths(missing)}` : `${plural(moved, 'file')} changed again at every pass`;
+      throw new ActionError(`${link.path} keeps changing while it is adopted (${what}); nothing was moved, its content so far is copied into ${link.target}: stop what writes there and run apply again`);
+    }
+  }
 }
 
 /**
@@ -141,11 +179,15 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
   const resuming = existing !== null;
   const journal = existing ?? (await startJournal(host, link));
   const notes: string[] = [];
-  const mergeOptions = (verify: boolean) => ({
+  const preexisting = journal.before === undefined ? undefined : new Set(journal.before);
+  const mergeOptions = (verify: boolean, since?: MergeResult) => ({
     stamp: journal.stamp,
     token: journal.token,
     verify,
-    sweepPartials: resuming || verify,
+    sweepPartials: (resuming || verify) && since === undefined,
+    origin: link.path,
+    ...(preexisting && { preexisting }),
+    ...(since && { since }),
     signal: progress.signal,
     progress: (done: number, bytes: number) => progress.report(`${verify ? 'verified' : 'copied'} ${plural(done, 'file')}, ${formatBytes(bytes)}`),
   });
@@ -156,10 +198,13 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     let backupExists = (await host.lstat(journal.backup)) !== null;
 
     let bulkAttributeProblems: string[] = [];
+    let recopied: string[] = [];
     // 1 + 2: the original is still in place and not yet in the backup.
     if (here?.type === 'dir' && !backupExists) {
       progress.report(`copying ${link.path} into ${link.target}`);
-      bulkAttributeProblems = (await mergeTree(host, link.path, link.target, mergeOptions(false))).attributeProblems;
+      const copied = await copyUntilComplete(host, link, (since) => mergeOptions(false, since));
+      bulkAttributeProblems = copied.attributeProblems;
+      recopied = copied.recopied;
       progress.report(`moving ${link.path} to ${journal.backup}`);
       try {
         await host.rename(link.path, journal.backup); // the commit point
@@ -177,6 +222,8 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
       progress.report(`verifying ${link.target} against ${journal.backup}`);
       verified = await mergeTree(host, journal.backup, link.target, mergeOptions(true));
       notes.push(...notesOf(verified, link, journal));
+      const again = [...new Set([...recopied, ...verified.recopied])].sort();
+      if (again.length > 0) notes.push(`${plural(again.length, 'file')} changed during the adopt and ${again.length === 1 ? 'was' : 'were'} copied again: the link shows the newest version (${samplePaths(again)})`);
       for (const problem of bulkAttributeProblems) if (!notes.some((n) => n.startsWith(problem.slice(0, 20)))) notes.push(problem);
       notes.push(`the original directory is kept at ${journal.backup}`);
     }
@@ -217,12 +264,12 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
 
 /** Point an existing symlink at the link's target: new link under a temporary name, renamed over. */
 export async function replaceSymlink(host: Host, link: ResolvedLink): Promise<void> {
-  const temp = join(dirname(link.path), `.${link.name}.persist-link-tmp`);
+  let temp = join(dirname(link.path), `.${link.name}.persist-link-tmp`);
   const leftover = await host.lstat(temp);
-  if (leftover !== null && leftover.type !== 'symlink') {
-    throw new ActionError(`${temp} is in the way (persist's temporary name for the new link); remove it and run apply again`);
-  }
-  if (leftover !== null) await host.remove(temp);
+  // Only persist's own leftover (a link to this very target) is removed; a user's file or link
+  // that happens to have this name is left alone, and another temporary name is used.
+  if (leftover?.type === 'symlink' && (await host.readlink(temp)) === link.target) await host.remove(temp);
+  else if (leftover !== null) temp = `${temp}-${randomBytes(6).toString('hex')}`;
   await host.symlink(link.target, temp);
   await host.rename(temp, link.path);
 }

@@ -1,12 +1,26 @@
-// Copy a local directory tree into the mount without ever overwriting what is there: identical
-// entries are skipped; where the mount already holds something different, the local entry is
+// Copy a local directory tree into the mount without ever overwriting what was there: identical
+// entries are skipped; where the mount already held something different, the local entry is
 // written beside it as `<name>.persist-conflict-<stamp>`. Every file goes to a temporary name first
 // and is renamed into place, so a killed copy leaves at worst a temporary file, which the next run
-// (same token) removes and redoes. Used by adopt, twice: a bulk pass before the original is moved
-// into the backup, then a verifying pass (sha256 of both sides) from the backup.
-import { join } from 'node:path';
+// (same token) removes and redoes. Used by adopt: a bulk pass, catch-up passes for what changed
+// meanwhile, then, once the original is in the backup, a verifying pass (sha256 of both sides).
+//
+// What the adopt itself wrote into the mount (anything not there when it began: `preexisting`) is
+// its own copy: when the local file moved on since, that copy is replaced by the newer version, so
+// the link shows the newest one, never persist's stale copy with the newest hidden beside it.
+//
+// Odd contents: names are read as bytes; a name that is not UTF-8 is stored under its escaped key
+// (store/key-names.ts: bucket keys are UTF-8) and reported. Names of one hard-linked file stay
+// linked where the mount can hold links (the `local` backend); elsewhere (s3fs) each name gets a
+// copy, reported. A relative symlink pointing outside the folder would point elsewhere from the
+// mount: it is stored as the absolute path it pointed at (reported); one pointing inside works as
+// it is. Sparse files keep their holes where the mount can hold them.
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ActionError } from '../../errors.js';
+import { bytesOfName, hasRawBytes, nameFromBytes } from '../../host/names.js';
+import { isSparse } from '../../host/sparse.js';
 import type { FileInfo, Host } from '../../host/types.js';
+import { keyName } from '../../store/key-names.js';
 
 export interface MergeOptions {
   /** Time stamp of the adopt, the same on every resume, so conflict names are stable. */
@@ -17,9 +31,22 @@ export interface MergeOptions {
   verify: boolean;
   /** An earlier run may have been killed: remove its temporary files from each directory visited. */
   sweepPartials: boolean;
+  /** The folder the source tree stands for (the link's path; the source may be its backup): symlinks are judged from there. */
+  origin: string;
+  /** Files (relative paths in the mount) that were there before the adopt began; the rest is the adopt's own. Absent: all is someone else's. */
+  preexisting?: ReadonlySet<string>;
+  /** An earlier pass of this adopt: entries it placed that did not change since are not looked at again. */
+  since?: MergeResult;
   signal?: AbortSignal;
   /** Called every so often with the number of files done. */
   progress?: (filesDone: number, bytesDone: number) => void;
+}
+
+/** A source file's size and times when it was copied: equal now means unchanged since. */
+interface Stamp {
+  size: number;
+  mtimeMs: number;
+  ctimeMs?: number;
 }
 
 export interface MergeResult {
@@ -34,6 +61,17 @@ export interface MergeResult {
   notCopied: { source: string; reason: string }[];
   /** Attributes (mode, mtime) the backend refused to set, once per kind. */
   attributeProblems: string[];
+  /** Every entry placed in the mount, by source path: its path in the mount, a file's stamp when placed, whether it is a folder. */
+  placed: Map<string, { dest: string; stamp?: Stamp; folder?: true }>;
+  /** Files whose own earlier copy in the mount was replaced by a newer version. */
+  recopied: string[];
+  /** Names that are not UTF-8, stored under their escaped key. */
+  renamed: { source: string; stored: string }[];
+  /** Names of a hard-linked file linked again in the mount, and those that got a copy instead. */
+  linksKept: number;
+  linksCopied: string[];
+  /** Relative symlinks that pointed outside the folder, stored as the absolute path they pointed at. */
+  retargeted: { source: string; target: string }[];
 }
 
 /** Thrown when the copy is interrupted by the abort signal; the next apply resumes. */
@@ -75,19 +113,44 @@ function candidateNames(name: string, stamp: string): string[] {
   return names;
 }
 
-/** An existing `<name>.persist-conflict-*` in `dir` with exactly these bytes, if any. */
+const CONFLICT_SUFFIX = /^\.persist-conflict-\d{8}T\d{6}Z(-\d+)?$/;
+
+/** An existing conflict copy of persist's (`<name>.persist-conflict-<stamp>`) in `dir` with exactly these bytes, if any. */
 async function identicalConflictCopy(host: Host, dir: string, name: string, info: FileInfo, sha256: string): Promise<string | null> {
-  const prefix = `${name}.persist-conflict-`;
-  for (const entry of await host.readdir(dir)) {
-    if (!entry.startsWith(prefix)) continue;
+  for (const entry of (await host.readdirBytes(dir)).map(nameFromBytes)) {
+    if (!entry.startsWith(name) || !CONFLICT_SUFFIX.test(entry.slice(name.length))) continue;
     const found = await host.lstat(join(dir, entry));
     if (found?.type === 'file' && found.size === info.size && (await host.hashFile(join(dir, entry))) === sha256) return entry;
   }
   return null;
 }
 
+const sameSecond = (a: number, b: number) => Math.floor(a / 1000) === Math.floor(b / 1000);
+const stampOf = (info: FileInfo): Stamp => ({ size: info.size, mtimeMs: info.mtimeMs, ...(info.ctimeMs !== undefined && { ctimeMs: info.ctimeMs }) });
+const sameStamp = (a: Stamp, b: Stamp) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+
+/** Errors of link(2) that mean "this file system keeps no hard links here". */
+const NO_HARD_LINKS = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EXDEV', 'EMLINK', 'ENOSYS', 'EIO', 'EACCES']);
+
+function emptyResult(since?: MergeResult): MergeResult {
+  return {
+    files: 0,
+    bytes: 0,
+    copied: 0,
+    conflicts: [...(since?.conflicts ?? [])],
+    notCopied: [...(since?.notCopied ?? [])],
+    attributeProblems: [...(since?.attributeProblems ?? [])],
+    placed: new Map(since?.placed ?? []),
+    recopied: [...(since?.recopied ?? [])],
+    renamed: [...(since?.renamed ?? [])],
+    linksKept: since?.linksKept ?? 0,
+    linksCopied: [...(since?.linksCopied ?? [])],
+    retargeted: [...(since?.retargeted ?? [])],
+  };
+}
+
 export async function mergeTree(host: Host, source: string, dest: string, options: MergeOptions): Promise<MergeResult> {
-  const result: MergeResult = { files: 0, bytes: 0, copied: 0, conflicts: [], notCopied: [], attributeProblems: [] };
+  const result = emptyResult(options.since);
   const hashes = new Map<string, string>();
   const hashOf = async (path: string): Promise<string> => {
     let hash = hashes.get(path);
@@ -97,6 +160,8 @@ export async function mergeTree(host: Host, source: string, dest: string, option
     }
     return hash;
   };
+  /** Per hard-linked file (device and inode): where its first name was copied to in the mount. */
+  const firstCopies = new Map<string, Promise<string | null>>();
 
   const setAttributes = async (path: string, info: FileInfo, setMtime: boolean): Promise<void> => {
     try {
@@ -116,75 +181,131 @@ export async function mergeTree(host: Host, source: string, dest: string, option
     if (!result.attributeProblems.some((p) => p.startsWith(kind))) result.attributeProblems.push(problem);
   };
 
-  const placeFile = async (srcPath: string, info: FileInfo, destDir: string, name: string, rel: string): Promise<void> => {
-    for (const candidate of candidateNames(name, options.stamp)) {
-      const destPath = join(destDir, candidate);
-      const existing = await host.lstat(destPath);
-      if (existing === null) {
-        if (candidate !== name) {
-          // A template file present at every boot: an identical conflict copy stored by an
-          // earlier adopt (another stamp) already holds these bytes; no new copy each time.
-          const earlier = await identicalConflictCopy(host, destDir, name, info, await hashOf(srcPath));
-          if (earlier) {
-            result.conflicts.push({ source: rel, stored: join(rel, '..', earlier) });
+  /** Copy through a temporary name (sparse stays sparse), read back when verifying, rename over `destPath`. */
+  const writeCopy = async (srcPath: string, info: FileInfo, destDir: string, candidate: string, destPath: string): Promise<void> => {
+    const temp = join(destDir, `.${candidate.slice(0, 150)}${partialSuffix(options.token)}`);
+    await host.copyFile(srcPath, temp, isSparse(info) ? { sparse: true } : undefined);
+    await setAttributes(temp, info, true);
+    if (options.verify) {
+      const copied = await host.hashFile(temp);
+      if (copied !== (await hashOf(srcPath))) {
+        throw new ActionError(`the copy of ${srcPath} at ${destPath} does not read back the same (sha256 differs)`);
+      }
+    }
+    await host.rename(temp, destPath);
+    result.copied++;
+  };
+
+  /** A later name of a hard-linked file: linked to the first name's copy where the mount allows it. */
+  const linkToFirst = async (first: string | null, destPath: string, rel: string): Promise<boolean> => {
+    if (first === null) return false;
+    try {
+      await host.link(first, destPath);
+      result.linksKept++;
+      return true;
+    } catch (error) {
+      if (!NO_HARD_LINKS.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      if (!result.linksCopied.includes(rel)) result.linksCopied.push(rel);
+      return false;
+    }
+  };
+
+  const placeFile = async (srcPath: string, info: FileInfo, destDir: string, name: string, rel: string, destRelDir: string): Promise<void> => {
+    const inode = (info.nlink ?? 1) > 1 && info.ino !== undefined ? `${info.dev ?? 0}:${info.ino}` : null;
+    const earlier = inode === null ? undefined : firstCopies.get(inode);
+    let settle: ((path: string | null) => void) | undefined;
+    if (inode !== null && earlier === undefined) firstCopies.set(inode, new Promise((resolve) => (settle = resolve)));
+    try {
+      for (const candidate of candidateNames(name, options.stamp)) {
+        const destPath = join(destDir, candidate);
+        const destRel = destRelDir ? `${destRelDir}/${candidate}` : candidate;
+        const placed = () => {
+          result.placed.set(rel, { dest: destRel, stamp: stampOf(info) });
+          if (candidate !== name) result.conflicts.push({ source: rel, stored: destRel });
+          settle?.(destPath);
+        };
+        const existing = await host.lstat(destPath);
+        if (existing === null) {
+          if (candidate !== name) {
+            // A template file present at every boot: an identical conflict copy stored by an
+            // earlier adopt (another stamp) already holds these bytes; no new copy each time.
+            const copy = await identicalConflictCopy(host, destDir, name, info, await hashOf(srcPath));
+            if (copy) {
+              result.placed.set(rel, { dest: destRelDir ? `${destRelDir}/${copy}` : copy, stamp: stampOf(info) });
+              result.conflicts.push({ source: rel, stored: destRelDir ? `${destRelDir}/${copy}` : copy });
+              settle?.(null);
+              return;
+            }
+          }
+          // A leftover of a killed run under this name was removed by the sweep of this directory.
+          if (!(earlier !== undefined && (await linkToFirst(await earlier, destPath, rel)))) await writeCopy(srcPath, info, destDir, candidate, destPath);
+          placed();
+          return;
+        }
+        if (existing.type !== 'file') continue;
+        if (existing.size === info.size) {
+          // The bulk pass trusts size and mtime (to the second: FUSE backends round) so that a resumed
+          // copy skips quickly what it already wrote; the verifying pass compares content.
+          if ((!options.verify && sameSecond(existing.mtimeMs, info.mtimeMs)) || (await host.hashFile(destPath)) === (await hashOf(srcPath))) {
+            // Same bytes; the verifying pass also brings the mode over (a killed run may not have).
+            if (options.verify && existing.mode !== info.mode) await setAttributes(destPath, info, false);
+            // A later name of a hard-linked file whose copy is not linked to the first name's.
+            const first = earlier === undefined ? null : await earlier;
+            if (first !== null && (await host.lstat(first))?.ino !== existing.ino && !result.linksCopied.includes(rel)) result.linksCopied.push(rel);
+            placed();
             return;
           }
         }
-        // A leftover of a killed run under this name was removed by the sweep of this directory.
-        const temp = join(destDir, `.${candidate.slice(0, 150)}${partialSuffix(options.token)}`);
-        await host.copyFile(srcPath, temp);
-        await setAttributes(temp, info, true);
-        if (options.verify) {
-          const copied = await host.hashFile(temp);
-          if (copied !== (await hashOf(srcPath))) {
-            throw new ActionError(`the copy of ${srcPath} at ${destPath} does not read back the same (sha256 differs)`);
-          }
+        // The adopt's own copy of an older version of this file: replaced by the newer one.
+        if (options.preexisting !== undefined && !options.preexisting.has(destRel)) {
+          await writeCopy(srcPath, info, destDir, candidate, destPath);
+          if (!result.recopied.includes(rel)) result.recopied.push(rel);
+          placed();
+          return;
         }
-        await host.rename(temp, destPath);
-        result.copied++;
-        if (candidate !== name) result.conflicts.push({ source: rel, stored: join(rel, '..', candidate) });
-        return;
       }
-      if (existing.type !== 'file' || existing.size !== info.size) continue;
-      // The bulk pass trusts size and mtime (to the second: FUSE backends round) so that a resumed
-      // copy skips quickly what it already wrote; the verifying pass compares content.
-      if (!options.verify && Math.floor(existing.mtimeMs / 1000) === Math.floor(info.mtimeMs / 1000)) return;
-      if ((await host.hashFile(destPath)) === (await hashOf(srcPath))) {
-        // Same bytes; the verifying pass also brings the mode over (a killed run may not have).
-        if (options.verify && existing.mode !== info.mode) await setAttributes(destPath, info, false);
-        if (candidate !== name) result.conflicts.push({ source: rel, stored: join(rel, '..', candidate) });
-        return;
-      }
+      throw new ActionError(`too many conflicting copies of ${join(destDir, name)} in the mount`);
+    } finally {
+      settle?.(null);
     }
-    throw new ActionError(`too many conflicting copies of ${join(destDir, name)} in the mount`);
   };
 
-  const placeSymlink = async (srcPath: string, destDir: string, name: string, rel: string): Promise<void> => {
-    const linkTo = await host.readlink(srcPath);
+  /** Where a symlink should point from the mount: as it is, unless it is relative and leads out of the folder. */
+  const targetFromMount = (linkTo: string, rel: string): string => {
+    if (isAbsolute(linkTo)) return linkTo;
+    const pointsAt = resolve(dirname(join(options.origin, rel)), linkTo);
+    if (pointsAt === options.origin || pointsAt.startsWith(`${options.origin}/`)) return linkTo;
+    if (!result.retargeted.some((r) => r.source === rel)) result.retargeted.push({ source: rel, target: pointsAt });
+    return pointsAt;
+  };
+
+  const placeSymlink = async (srcPath: string, destDir: string, name: string, rel: string, destRelDir: string): Promise<void> => {
+    const linkTo = targetFromMount(await host.readlink(srcPath), rel);
     for (const candidate of candidateNames(name, options.stamp)) {
       const destPath = join(destDir, candidate);
+      const destRel = destRelDir ? `${destRelDir}/${candidate}` : candidate;
       const existing = await host.lstat(destPath);
       if (existing === null) {
         try {
           await host.symlink(linkTo, destPath);
         } catch (error) {
-          result.notCopied.push({ source: rel, reason: `symlink not supported in the mount (${(error as Error).message})` });
+          if (!result.notCopied.some((n) => n.source === rel)) result.notCopied.push({ source: rel, reason: `symlink not supported in the mount (${(error as Error).message})` });
           return;
         }
-        if (candidate !== name) result.conflicts.push({ source: rel, stored: join(rel, '..', candidate) });
-        return;
+      } else if (existing.type !== 'symlink' || (await host.readlink(destPath)) !== linkTo) {
+        continue;
       }
-      if (existing.type === 'symlink' && (await host.readlink(destPath)) === linkTo) {
-        if (candidate !== name) result.conflicts.push({ source: rel, stored: join(rel, '..', candidate) });
-        return;
-      }
+      result.placed.set(rel, { dest: destRel });
+      if (candidate !== name) result.conflicts.push({ source: rel, stored: destRel });
+      return;
     }
     throw new ActionError(`too many conflicting copies of ${join(destDir, name)} in the mount`);
   };
 
-  const placeDir = async (srcPath: string, info: FileInfo, destDir: string, name: string, rel: string): Promise<void> => {
+  const placeDir = async (srcPath: string, info: FileInfo, destDir: string, name: string, rel: string, destRelDir: string): Promise<void> => {
     for (const candidate of candidateNames(name, options.stamp)) {
       const destPath = join(destDir, candidate);
+      const destRel = destRelDir ? `${destRelDir}/${candidate}` : candidate;
       const existing = await host.lstat(destPath);
       if (existing !== null && existing.type !== 'dir') continue;
       if (existing === null) {
@@ -192,52 +313,125 @@ export async function mergeTree(host: Host, source: string, dest: string, option
         await host.mkdir(destPath, { mode: info.mode | 0o700 });
         await setAttributes(destPath, { ...info, mode: info.mode | 0o700 }, false);
       }
-      if (candidate !== name) result.conflicts.push({ source: rel, stored: join(rel, '..', candidate) });
-      await walk(srcPath, destPath, rel);
+      if (candidate !== name && !result.placed.has(rel)) result.conflicts.push({ source: rel, stored: destRel });
+      result.placed.set(rel, { dest: destRel, folder: true });
+      await walk(srcPath, destPath, rel, destRel);
       if (existing === null && (info.mode | 0o700) !== info.mode) await setAttributes(destPath, info, false);
       return;
     }
     throw new ActionError(`too many conflicting copies of ${join(destDir, name)} in the mount`);
   };
 
-  const walk = async (srcDir: string, destDir: string, relDir: string): Promise<void> => {
+  /** A name's name in the mount: itself, or its escaped key when it is not UTF-8 (reported). */
+  const mountName = (name: string, rel: string, destRelDir: string): string => {
+    if (!hasRawBytes(name)) return name;
+    const stored = nameInMount(name);
+    if (!result.renamed.some((r) => r.source === rel)) result.renamed.push({ source: rel, stored: destRelDir ? `${destRelDir}/${stored}` : stored });
+    return stored;
+  };
+
+  const walk = async (srcDir: string, destDir: string, relDir: string, destRelDir: string): Promise<void> => {
     if (options.sweepPartials) {
       const suffix = partialSuffix(options.token);
-      for (const name of await host.readdir(destDir)) {
+      for (const name of (await host.readdirBytes(destDir)).map(nameFromBytes)) {
         if (name.endsWith(suffix)) await host.remove(join(destDir, name));
       }
     }
     const subdirs: { srcPath: string; info: FileInfo; name: string; rel: string }[] = [];
     // Files of one directory go several at a time (a FUSE mount answers each request slowly);
     // subdirectories one after the other, so that the number of open files stays bounded.
-    await inParallel(await host.readdir(srcDir), FILES_IN_FLIGHT, async (name) => {
+    await inParallel((await host.readdirBytes(srcDir)).map(nameFromBytes), FILES_IN_FLIGHT, async (name) => {
       if (options.signal?.aborted) throw new MergeInterrupted('interrupted');
       const srcPath = join(srcDir, name);
       const rel = relDir ? `${relDir}/${name}` : name;
       const info = await host.lstat(srcPath);
       if (info === null) return; // removed while we copy: nothing to keep
+      const before = options.since?.placed.get(rel);
       switch (info.type) {
         case 'file':
           result.files++;
           result.bytes += info.size;
-          await placeFile(srcPath, info, destDir, name, rel);
+          // A catch-up pass: a file unchanged since the earlier pass placed it is left as it is.
+          if (!(before?.stamp && sameStamp(before.stamp, stampOf(info)))) await placeFile(srcPath, info, destDir, mountName(name, rel, destRelDir), rel, destRelDir);
           if (result.files % 20 === 0) options.progress?.(result.files, result.bytes);
           break;
         case 'dir':
           subdirs.push({ srcPath, info, name, rel });
           break;
         case 'symlink':
-          await placeSymlink(srcPath, destDir, name, rel);
+          if (!before) await placeSymlink(srcPath, destDir, mountName(name, rel, destRelDir), rel, destRelDir);
           break;
         default:
-          result.notCopied.push({ source: rel, reason: 'a socket, FIFO or device file cannot be stored in a bucket' });
+          if (!result.notCopied.some((n) => n.source === rel)) result.notCopied.push({ source: rel, reason: 'a socket, FIFO or device file cannot be stored in a bucket' });
       }
     });
     subdirs.sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const dir of subdirs) await placeDir(dir.srcPath, dir.info, destDir, dir.name, dir.rel);
+    for (const dir of subdirs) await placeDir(dir.srcPath, dir.info, destDir, mountName(dir.name, dir.rel, destRelDir), dir.rel, destRelDir);
   };
 
   await host.mkdir(dest);
-  await walk(source, dest, '');
+  await walk(source, dest, '', '');
   return result;
+}
+
+/** A source name's name in the mount: itself, or its escaped key when it is not UTF-8. */
+function nameInMount(name: string): string {
+  return hasRawBytes(name) ? keyName(name) : name;
+}
+
+/**
+ * What the mount holds where the adopt may write, before it begins: the names in each folder of
+ * the mount that matches a folder of the source (one listing per folder, not the whole target).
+ * Anything else the adopt later finds there is its own copy.
+ */
+export async function entriesBefore(host: Host, source: string, dest: string): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (srcDir: string, destRelDir: string): Promise<void> => {
+    const destDir = destRelDir ? join(dest, destRelDir) : dest;
+    if ((await host.lstat(destDir))?.type !== 'dir') return;
+    const inDest = new Set((await host.readdirBytes(destDir)).map(nameFromBytes));
+    for (const name of inDest) found.push(destRelDir ? `${destRelDir}/${name}` : name);
+    for (const name of (await host.readdirBytes(srcDir)).map(nameFromBytes)) {
+      const inMount = nameInMount(name);
+      if (!inDest.has(inMount) || (await host.lstat(join(srcDir, name)))?.type !== 'dir') continue;
+      await visit(join(srcDir, name), destRelDir ? `${destRelDir}/${inMount}` : inMount);
+    }
+  };
+  await visit(source, '');
+  return found;
+}
+
+/**
+ * Entries of `source` that are not in the mount under the name the merge placed them at, names
+ * compared as bytes. What the merge reported as impossible to store (special files, symlinks on
+ * rclone) is not missing: it stays in the backup, reported.
+ */
+export async function missingFromMount(host: Host, source: string, dest: string, result: MergeResult): Promise<string[]> {
+  const missing: string[] = [];
+  const listings = new Map<string, Buffer[]>();
+  const inMount = async (destRel: string): Promise<boolean> => {
+    const slash = destRel.lastIndexOf('/');
+    const folder = slash < 0 ? '' : destRel.slice(0, slash);
+    let names = listings.get(folder);
+    if (names === undefined) {
+      names = await host.readdirBytes(folder ? join(dest, folder) : dest).catch(() => [] as Buffer[]);
+      listings.set(folder, names);
+    }
+    const wanted = bytesOfName(destRel.slice(slash + 1));
+    return names.some((name) => name.equals(wanted));
+  };
+  const visit = async (dir: string, relDir: string): Promise<void> => {
+    for (const name of (await host.readdirBytes(dir)).map(nameFromBytes)) {
+      const rel = relDir ? `${relDir}/${name}` : name;
+      if (result.notCopied.some((n) => n.source === rel)) continue;
+      const placed = result.placed.get(rel);
+      if (!placed || !(await inMount(placed.dest))) {
+        missing.push(rel);
+        continue;
+      }
+      if (placed.folder) await visit(join(dir, name), rel);
+    }
+  };
+  await visit(source, '');
+  return missing;
 }

@@ -46,6 +46,8 @@ import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, parseShard, shar
 import { readSyncState } from './state.js';
 import type { TreeComparison } from './compare.js';
 import { syncExcluder, walkTree, type TreeFile } from './tree.js';
+import { mirrorKey, storedKey } from './names.js';
+import { relativeKey } from '../../store/key-names.js';
 
 export const DEFAULT_SYNC_KEEP = 10;
 
@@ -366,7 +368,7 @@ export class SyncGeneration {
 
   /** Before a file listed in the manifest is overwritten. */
   async beforeOverwrite(path: string): Promise<void> {
-    if (this.manifest?.files[path]) await this.preserve(join(this.sync.relTo, path), join('files', path), false);
+    if (this.manifest?.files[path]) await this.preserve(mirrorKey(this.sync, path), join('files', relativeKey(path)), false);
   }
 
   /** For the ManifestWriter: a shard about to be rewritten or removed. */
@@ -377,10 +379,10 @@ export class SyncGeneration {
   /** A file deleted from the mirror: moved into the history instead. */
   async retire(path: string): Promise<void> {
     if (!this.deltas) {
-      await this.store.remove(join(this.sync.relTo, path));
+      await this.store.remove(mirrorKey(this.sync, path));
       return;
     }
-    await this.preserve(join(this.sync.relTo, path), join('files', path), true);
+    await this.preserve(mirrorKey(this.sync, path), join('files', relativeKey(path)), true);
   }
 
   /** Right before the root is written: check it again, keep the old root, write the new record. Returns the new stamp. */
@@ -491,7 +493,7 @@ export async function readGeneration(sync: ResolvedSync, store: Store, manifest:
     const key = await locate(sync, store, generation, current, FOLDERS_NAME, join(sync.relTo, FOLDERS_NAME));
     return readFolderModes(store, key.slice(0, -FOLDERS_NAME.length - 1));
   };
-  if (generation === current) return { files: manifest.files, keyOf: async (path) => join(sync.relTo, path), folderModes };
+  if (generation === current) return { files: manifest.files, keyOf: (path) => storedKey(store, sync, path), folderModes };
   if (generation > current || !(await store.stat(deltaKey(sync, generation)))) {
     throw new PersistError(`${addressOfSync(sync)}: generation ${generation} is not kept in ${store.where(generationsKey(sync))} (persist history lists the ones that are)`);
   }
@@ -510,7 +512,7 @@ export async function readGeneration(sync: ResolvedSync, store: Store, manifest:
       Object.assign(files, parseShard(data.toString('utf8'), store.where(key), index, count));
     }
   }
-  return { files, keyOf: (path) => locate(sync, store, generation, current, join('files', path), join(sync.relTo, path)), folderModes };
+  return { files, keyOf: async (path) => locate(sync, store, generation, current, join('files', relativeKey(path)), await storedKey(store, sync, path)), folderModes };
 }
 
 // --- status ---

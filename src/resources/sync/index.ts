@@ -53,6 +53,8 @@ import { compareWithListing, compareWithManifest, emptyComparison, manifestFiles
 import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
+import { listMirror, mirrorKey, storedKey } from './names.js';
+import { relativeKey } from '../../store/key-names.js';
 import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, type TrustDetail } from './trust.js';
 import { PushRun } from './push-run.js';
 import { RestoreRun } from './restore-run.js';
@@ -72,8 +74,6 @@ export type SyncLocalObserved =
       restoreIncomplete: boolean;
       /** Folders and files that cannot be read: reported and left out (their mirror copies kept). */
       unreadable?: string[];
-      /** Names that are not UTF-8: reported and left out. */
-      badNames?: string[];
       /** SQLite databases found (pushed as snapshots, their sidecars left out). */
       databases?: number;
       /** Databases are present and `sqlite3` is not: they cannot be pushed. */
@@ -179,7 +179,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
       if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded, await compareExtras(host, sync, trust!, manifest));
       if (trust) folderModesChanged = await folderModesDiffer(store!, sync.relTo, trust);
     } else {
-      mirrorListing = await store!.list(sync.relTo, isExcluded);
+      mirrorListing = await listMirror(store!, sync);
       mirror = { state: 'dir', manifest: false, files: Object.keys(mirrorListing.files).length };
       if (wouldRestore(localObserved)) mirror.paths = Object.keys(mirrorListing.files).sort();
       if (local) comparison = compareWithListing(local.files, mirrorListing.files);
@@ -383,7 +383,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
       visited += 1;
       checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
       const file = local.files[path];
-      const target = join(sync.relTo, path);
+      const target = mirrorKey(sync, path);
       if (!file) {
         files[path] = manifest!.files[path]!; // held: see isHeld
         continue;
@@ -416,7 +416,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
       checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
       await generation.retire(path);
     }
-    await store.pruneEmptyFolders(sync.relTo, removed);
+    await store.pruneEmptyFolders(sync.relTo, removed.map(relativeKey));
   }
   await recordSyncEvent(host, sync, 'lastPush', now);
   ({ copied, bytes } = run);
@@ -460,7 +460,8 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   let bytes = 0;
   for (const [index, [path, entry]] of sources.entries()) {
     checkAborted(sync, signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
-    const source = join(sync.relTo, path);
+    if (restoring.later(path, entry)) continue; // a hard link to a file restored in this run
+    const source = await storedKey(store, sync, path);
     const target = join(sync.from, path);
     const existing = await host.lstat(target);
     if (existing && existing.type !== 'file') {
@@ -485,7 +486,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
       await host.utimes(target, host.now().getTime());
     }
     written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
-    await restoring.restored(path, result.sha256); // a database: no stale sidecar beside it
+    await restoring.restored(path, result.sha256, entry); // holes back; a database: no stale sidecar beside it
     restored += 1;
     bytes += result.size;
   }

@@ -41,6 +41,18 @@ export interface ManifestEntry {
   sha256: string;
   /** Permission bits, e.g. 0o644 (stored as a JSON number). */
   mode: number;
+  /** Another path of the same file (a hard link): no object of its own, restored as a link to it (hardlinks.ts). */
+  link?: string;
+  /** The file has holes: restored sparse (sparse.ts). */
+  sparse?: true;
+}
+
+/** The optional fields of an entry as read (anything else is dropped). */
+function entryExtras(entry: Record<string, unknown>): Pick<ManifestEntry, 'link' | 'sparse'> {
+  const extras: Pick<ManifestEntry, 'link' | 'sparse'> = {};
+  if (typeof entry.link === 'string' && isSafeRelativePath(entry.link)) extras.link = entry.link;
+  if (entry.sparse === true) extras.sparse = true;
+  return extras;
 }
 
 /** How the entries were stored when read: a push rewrites only shards whose text changes. */
@@ -155,7 +167,7 @@ function parseEntries(value: unknown, source: string, expected: string, accept?:
     if (!isEntry(entry)) throw new ManifestError(`${source}: files[${JSON.stringify(path)}] must be {size, mtimeMs, sha256 (64 hex digits), mode}`);
     const refusal = accept?.(path);
     if (refusal) throw new ManifestError(`${source}: file path ${JSON.stringify(path)} ${refusal}`);
-    files[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
+    files[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode, ...entryExtras(entry as unknown as Record<string, unknown>) };
   }
   return files;
 }
@@ -228,7 +240,7 @@ export function serializeShard(files: Record<string, ManifestEntry>): string {
     .sort()
     .map((path) => {
       const e = files[path]!;
-      return `${JSON.stringify(path)}:${JSON.stringify({ size: e.size, mtimeMs: e.mtimeMs, sha256: e.sha256, mode: e.mode })}`;
+      return `${JSON.stringify(path)}:${JSON.stringify({ size: e.size, mtimeMs: e.mtimeMs, sha256: e.sha256, mode: e.mode, ...entryExtras(e as unknown as Record<string, unknown>) })}`;
     });
   return lines.length === 0 ? '{"version":2,"files":{}}\n' : `{"version":2,"files":{\n${lines.join(',\n')}\n}}\n`;
 }

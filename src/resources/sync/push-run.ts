@@ -14,6 +14,8 @@ import { isFresh, pushFile, SETTLE_MS, Stage } from './stable.js';
 import { readTrustState, writeTrustState, type TrustState } from './trust-state.js';
 import { verifyPushed, type TrustDetail } from './trust.js';
 import type { TreeFile } from './tree.js';
+import { mirrorKey } from './names.js';
+import { linkedEntry } from './hardlinks.js';
 
 export class PushRun {
   copied = 0;
@@ -76,7 +78,7 @@ export class PushRun {
       }
     }
     for (const path of [...blocking].sort()) {
-      await this.store.remove(join(this.sync.relTo, path));
+      await this.store.remove(mirrorKey(this.sync, path));
       this.cleared.add(path);
     }
   }
@@ -90,12 +92,14 @@ export class PushRun {
   /** Push one file; returns its manifest entry, or the previous one when it could not be stored now (null: none). */
   async pushOne(path: string, file: TreeFile, mirrorHash?: () => Promise<string>): Promise<ManifestEntry | null> {
     const previous = this.manifest?.files[path];
+    if (file.linkOf !== undefined) return (await linkedEntry(this.host, this.sync, path, file)) ?? previous ?? null; // its bytes go in under its first name
     const sqlite = this.trust?.databases.has(path) ?? false;
     const options: Parameters<typeof pushFile>[6] = { sqlite };
-    // A stored copy verify found damaged is uploaded again even when the local file has its hash.
-    if (previous && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
+    // A stored copy verify found damaged is uploaded again even when the local file has its hash;
+    // so is a former hard link, which had no stored copy of its own.
+    if (previous && previous.link === undefined && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
     if (mirrorHash) options.mirrorHash = mirrorHash;
-    const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), join(this.sync.relTo, path), file, options);
+    const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), mirrorKey(this.sync, path), file, options);
     switch (result.kind) {
       case 'stored':
         if (result.moved) this.moved += 1;
@@ -105,7 +109,7 @@ export class PushRun {
           this.uploaded[path] = result.entry;
         }
         if (result.token !== undefined) this.tokens[path] = { token: result.token, sha256: result.entry.sha256 };
-        return result.entry;
+        return file.sparse ? { ...result.entry, sparse: true } : result.entry;
       case 'gone':
         this.moved += 1;
         return previous ?? null;

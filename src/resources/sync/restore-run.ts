@@ -10,9 +10,14 @@ import { readFolderModes } from './folders.js';
 import { isSqliteHeader, removeStaleSidecars } from './sqlite.js';
 import { databaseToken } from './sqlite-sync.js';
 import { readTrustState, updateTrustState } from './trust-state.js';
+import type { ManifestEntry } from './manifest.js';
+import { restoreHardLinks } from './hardlinks.js';
+import { restoreHoles } from './sparse.js';
 
 export class RestoreRun {
   private readonly tokens: Record<string, { token: string; sha256: string }> = {};
+  /** Later names of hard-linked files: linked once every file is written (hardlinks.ts). */
+  private readonly links: [string, ManifestEntry][] = [];
 
   constructor(
     private readonly host: Host,
@@ -26,9 +31,17 @@ export class RestoreRun {
     });
   }
 
-  /** Right after `path` was written: a database loses the sidecars of the state it replaced. */
-  async restored(path: string, sha256: string): Promise<void> {
+  /** A hard link's later name is not downloaded: it is linked at the end. Returns whether `path` is one. */
+  later(path: string, entry: Partial<ManifestEntry>): boolean {
+    if (entry.link === undefined) return false;
+    this.links.push([path, entry as ManifestEntry]);
+    return true;
+  }
+
+  /** Right after `path` was written: holes come back, a database loses the sidecars of the state it replaced. */
+  async restored(path: string, sha256: string, entry: Pick<ManifestEntry, 'mode' | 'mtimeMs'> & Partial<ManifestEntry>): Promise<void> {
     const target = join(this.sync.from, path);
+    await restoreHoles(this.host, target, entry);
     let head: Buffer;
     try {
       head = await this.host.readHead(target, 16);
@@ -41,6 +54,7 @@ export class RestoreRun {
   }
 
   async finish(): Promise<void> {
+    await restoreHardLinks(this.host, this.sync, this.store, this.links);
     const modes = await readFolderModes(this.store, this.sync.relTo);
     const deepestFirst = Object.keys(modes).sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1));
     for (const path of deepestFirst) {

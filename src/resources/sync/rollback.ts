@@ -40,7 +40,7 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
     const paths = Object.keys(files).sort();
     for (const [index, path] of paths.entries()) {
       const entry = files[path]!;
-      const key = await keyOf(path);
+      const key = await keyOf(entry.link ?? path); // a hard link's bytes are stored under its first name (hardlinks.ts)
       progress(`restoring ${path} (${index + 1}/${paths.length})`);
       const result = await store.download(key, join(building, path), { mode: entry.mode, mtimeMs: entry.mtimeMs });
       if (result.sha256 !== entry.sha256 || result.size !== entry.size) {

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ActionError } from '../../errors.js';
 import type { Host, RunResult } from '../../host/types.js';
+import { bytesOfName } from '../../host/names.js';
 
 /** The first 16 bytes of every SQLite 3 database file. */
 export const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
@@ -67,10 +68,14 @@ export interface SqliteSnapshot {
   integrity: 'ok' | null;
 }
 
-/** A path as a double-quoted argument of a sqlite3 dot-command (the CLI resolves `\\`, `\"`, `\n`...). */
+/**
+ * A path as a double-quoted argument of a sqlite3 dot-command (the CLI resolves `\\`, `\"`, `\n`
+ * and octal `\NNN`): a byte of a name that is not UTF-8 (host/names.ts) goes as its octal escape.
+ */
 export function dotCommandQuote(path: string): string {
   if (path.includes('\0')) throw new ActionError(`a path with a NUL byte cannot be given to sqlite3: ${JSON.stringify(path)}`);
-  return `"${path.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;
+  const quoted = path.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+  return `"${quoted.replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (raw) => `\\${(raw.charCodeAt(0) - 0xdc00).toString(8)}`)}"`;
 }
 
 /** A string as an SQL literal. */
@@ -78,10 +83,10 @@ export function sqlQuote(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-/** A `file:` URI for a path (every byte but unreserved ones percent-encoded), for `?immutable=1` opens. */
+/** A `file:` URI for a path (every byte but unreserved ones percent-encoded, a name's raw bytes too), for `?immutable=1` opens. */
 export function fileUri(path: string, query: string): string {
   let encoded = '';
-  for (const byte of Buffer.from(path, 'utf8')) {
+  for (const byte of bytesOfName(path)) {
     const char = String.fromCharCode(byte);
     encoded += /[A-Za-z0-9/._~-]/.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }

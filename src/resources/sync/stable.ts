@@ -157,7 +157,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
         token = await databaseToken(host, source);
         await snapshotSqlite(host, source, temp);
       } else {
-        await host.copyFile(source, temp);
+        await host.copyFile(source, temp, listed.sparse ? { sparse: true } : undefined);
       }
     } catch (error) {
       await host.remove(temp);

@@ -1,61 +1,57 @@
-// Walking a synced folder (local or mirror) and the names persist reserves inside it.
+// Walking a synced folder (the local one, or the mirror of a store that is a folder).
 //
 // Only regular files are synced. Symlinks are skipped (rclone and goofys cannot store them in a
 // bucket, and following them could pull in or overwrite data outside the folder), and so are
 // sockets, FIFOs and devices; the skipped paths are reported as warnings on the sync's action.
 // Empty folders are not synced as such, but the modes of folders are (see folders.ts).
 //
+// Names are read as bytes: a name that is not UTF-8 is a path like any other (host/names.ts; its
+// key in the store: names.ts). Names of persist's own files are no concern here: they live in the
+// mirror only, under keys no user file gets (names.ts). Hard links: the names of one file met
+// after the first carry `linkOf` (its first name), so a push stores the bytes once and a restore
+// links them again (hardlinks.ts). A file with holes carries `sparse`, so a restore keeps it sparse.
+//
 // The local walk never stops on odd contents: a folder it cannot read is reported (once, with its
-// path) and left out, and so is a name that is not valid UTF-8 (the Host speaks strings; such a
-// name cannot be opened through it). Files under an unreadable folder are never taken as removed.
+// path) and left out. Files under an unreadable folder are never taken as removed.
 import type { Host } from '../../host/types.js';
 import type { Walk, WalkedFile } from '../../host/walk.js';
-import { isTempName } from '../../store/temp-name.js';
-import { createPathMatcher, type PathMatcher } from './glob.js';
-import { MANIFEST_NAME, SHARD_DIR_NAME } from './manifest.js';
-import { FOLDERS_NAME } from './folders.js';
+import { nameFromBytes } from '../../host/names.js';
+import { isSparse } from '../../host/sparse.js';
+import type { PathMatcher } from './glob.js';
+import { localExcluder } from './names.js';
 import { join } from 'node:path';
 
-function isReserved(relativePath: string): boolean {
-  if (relativePath === MANIFEST_NAME || relativePath === FOLDERS_NAME) return true;
-  if (relativePath === SHARD_DIR_NAME || relativePath.startsWith(`${SHARD_DIR_NAME}/`)) return true;
-  const base = relativePath.slice(relativePath.lastIndexOf('/') + 1);
-  return isTempName(base); // ours, or the host's writeFileAtomic's
-}
-
-/** The exclude matcher of a sync: its patterns plus persist's own files (manifest root and shard folder, folder modes, temporaries). */
+/** The exclude matcher of a sync's local side: its patterns, and temporaries an interrupted restore left. */
 export function syncExcluder(patterns: readonly string[]): PathMatcher {
-  const user = createPathMatcher(patterns);
-  return (relativePath) => isReserved(relativePath) || user(relativePath);
+  return localExcluder(patterns);
 }
 
 export interface TreeFile extends WalkedFile {
   /** Status change time (local walks; a store may not know it). */
   ctimeMs?: number;
+  /** Another name of the same file (a hard link), met first in the walk: its bytes are stored once, under that name. */
+  linkOf?: string;
+  /** The file has holes: restored sparse. */
+  sparse?: true;
 }
 
 export interface TreeListing extends Walk {
   files: Record<string, TreeFile>;
   /** Folders that could not be listed (EACCES...), with the reason: left out, their files kept as they were. */
   unreadable?: { path: string; reason: string }[];
-  /** Names that are not valid UTF-8 (shown with U+FFFD): left out and reported. */
-  badNames?: string[];
   /** Mode of every folder below the root, by relative path. */
   folders?: Record<string, number>;
 }
 
-/** A name that readdir could only decode with replacement characters: not UTF-8. */
-export function isBadName(name: string): boolean {
-  return name.includes('\uFFFD');
-}
-
 /** Walk `root` (which must be a directory): regular files not excluded, folders not followed when excluded. */
 export async function walkTree(host: Host, root: string, isExcluded: PathMatcher): Promise<TreeListing> {
-  const walk: TreeListing = { files: {}, skipped: [], unreadable: [], badNames: [], folders: {} };
+  const walk: TreeListing = { files: {}, skipped: [], unreadable: [], folders: {} };
+  /** First name of each hard-linked file met so far, by device and inode. */
+  const firstNames = new Map<string, string>();
   const visit = async (dir: string, prefix: string): Promise<void> => {
     let names: string[];
     try {
-      names = await host.readdir(dir);
+      names = (await host.readdirBytes(dir)).map(nameFromBytes);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return; // removed while walking
@@ -65,16 +61,19 @@ export async function walkTree(host: Host, root: string, isExcluded: PathMatcher
     }
     for (const name of names) {
       const relativePath = prefix ? `${prefix}/${name}` : name;
-      if (isBadName(name)) {
-        walk.badNames!.push(relativePath);
-        continue;
-      }
       if (isExcluded(relativePath)) continue;
       const info = await host.lstat(join(dir, name));
       if (!info) continue; // removed while walking
       if (info.type === 'file') {
         const file: TreeFile = { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode };
         if (info.ctimeMs !== undefined) file.ctimeMs = info.ctimeMs;
+        if ((info.nlink ?? 1) > 1 && info.ino !== undefined) {
+          const inode = `${info.dev ?? 0}:${info.ino}`;
+          const first = firstNames.get(inode);
+          if (first === undefined) firstNames.set(inode, relativePath);
+          else file.linkOf = first;
+        }
+        if (isSparse(info)) file.sparse = true;
         walk.files[relativePath] = file;
       } else if (info.type === 'dir') {
         walk.folders![relativePath] = info.mode;

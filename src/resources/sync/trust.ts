@@ -1,7 +1,6 @@
 // What a sync observes beyond its files so that a push saves a state that existed (docs/architecture.md, durability):
-// its SQLite databases (sqlite-sync.ts), files and folders it cannot read, names it cannot handle,
-// folder modes (folders.ts), and the local trust state (trust-state.ts). index.ts calls these.
-import { join } from 'node:path';
+// its SQLite databases (sqlite-sync.ts), files and folders it cannot read, hard links whose
+// grouping changed (hardlinks.ts), folder modes (folders.ts), and the local trust state (trust-state.ts). index.ts calls these.
 import type { Host } from '../../host/types.js';
 import { plural, samplePaths } from '../../output/format.js';
 import type { ResolvedSync } from '../../spec/types.js';
@@ -12,6 +11,8 @@ import { readManifest, type ManifestEntry, type SyncManifest } from './manifest.
 import { findDatabases, findSqlite3, isSidecarOf, judgeDatabases } from './sqlite-sync.js';
 import { readTrustState, sameStamp, type TrustState } from './trust-state.js';
 import { underUnreadable, type TreeListing } from './tree.js';
+import { mirrorKey } from './names.js';
+import { shapeChanged } from './hardlinks.js';
 import { ActionError } from '../../errors.js';
 
 /** The file system's timestamp tick, with margin (FAT and some FUSE file systems: 2 s). */
@@ -26,7 +27,7 @@ export interface TrustDetail {
   unreadableFiles: Set<string>;
   /** Non-default modes of the local folders (and, under unreadable folders, the recorded ones). */
   folderModes: FolderModes;
-  observed: { unreadable?: string[]; badNames?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number };
+  observed: { unreadable?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number };
 }
 
 export async function observeTrust(host: Host, sync: ResolvedSync, listing: TreeListing): Promise<TrustDetail> {
@@ -43,7 +44,6 @@ export async function observeTrust(host: Host, sync: ResolvedSync, listing: Tree
   const observed: TrustDetail['observed'] = {};
   const unreadable = [...(listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`), ...[...unreadableFiles].map((path) => `${path} (${state.unreadable![path]!.reason})`)];
   if (unreadable.length > 0) observed.unreadable = unreadable;
-  if ((listing.badNames ?? []).length > 0) observed.badNames = listing.badNames!;
   const repair = (state.damaged ?? []).filter((path) => path in listing.files).length;
   if (repair > 0) observed.repair = repair;
   if (databases.length > 0) {
@@ -65,7 +65,8 @@ export async function compareExtras(host: Host, sync: ResolvedSync, trust: Trust
   const pushedAt = Date.parse(manifest.pushedAt);
   const since = Math.min(trust.state.pushStartedMs ?? Number.POSITIVE_INFINITY, Number.isNaN(pushedAt) ? Number.POSITIVE_INFINITY : pushedAt);
   const damaged = new Set(trust.state.damaged ?? []);
-  const extras: CompareExtras = { verdict: (path) => (damaged.has(path) ? 'changed' : verdicts.get(path)), held: (path) => isHeld(trust, path) };
+  const verdict = (path: string) => (damaged.has(path) || shapeChanged(trust.listing.files[path], manifest.files[path]) ? 'changed' : verdicts.get(path));
+  const extras: CompareExtras = { verdict, held: (path) => isHeld(trust, path) };
   if (Number.isFinite(since)) extras.racySinceMs = since - RACY_TICK_MS;
   return extras;
 }
@@ -79,10 +80,9 @@ export async function folderModesDiffer(store: Store, mirrorKey: string, trust: 
   return !sameModes(trust.folderModes, recorded);
 }
 
-export function trustWarnings(local: { unreadable?: string[]; badNames?: string[]; databases?: number; sqliteMissing?: boolean }): string[] {
+export function trustWarnings(local: { unreadable?: string[]; databases?: number; sqliteMissing?: boolean }): string[] {
   const warnings: string[] = [];
   if (local.unreadable?.length) warnings.push(`${plural(local.unreadable.length, 'path')} cannot be read and ${local.unreadable.length === 1 ? 'is' : 'are'} not synced (the mirror keeps what it had): ${samplePaths(local.unreadable)}`);
-  if (local.badNames?.length) warnings.push(`${plural(local.badNames.length, 'name')} not valid UTF-8, not synced: ${samplePaths(local.badNames)}`);
   if (local.sqliteMissing) warnings.push(`${plural(local.databases ?? 0, 'SQLite database')} found but sqlite3 is not installed: ${local.databases === 1 ? 'it is' : 'they are'} not pushed (install the Debian package sqlite3)`);
   return warnings;
 }
@@ -92,12 +92,12 @@ export function trustWarnings(local: { unreadable?: string[]; badNames?: string[
  * every object uploaded has the recorded size. A folder that changed again meanwhile does not
  * make this fail (the next push takes the newer state).
  */
-export async function verifyPushed(store: Store, mirrorKey: string, uploaded: Record<string, ManifestEntry>): Promise<void> {
-  const manifest = await readManifest(store, mirrorKey);
+export async function verifyPushed(store: Store, mirror: string, uploaded: Record<string, ManifestEntry>): Promise<void> {
+  const manifest = await readManifest(store, mirror);
   const wrong: string[] = [];
   for (const [path, entry] of Object.entries(uploaded)) {
     const listed = manifest?.files[path];
-    const stored = await store.stat(join(mirrorKey, path));
+    const stored = await store.stat(mirrorKey({ relTo: mirror }, path));
     if (!listed || listed.sha256 !== entry.sha256 || stored?.type !== 'file' || stored.size !== entry.size) wrong.push(path);
   }
   if (wrong.length > 0) throw new ActionError(`verification failed: ${plural(wrong.length, 'pushed file')} not in the store as recorded: ${samplePaths(wrong)}`);

@@ -1,12 +1,12 @@
 // `persist verify` for syncs: every file the manifest lists is checked in the store (size; with
 // `hash`, content). What is missing or damaged is recorded in the sync's local trust state, so that
 // the next plan pushes those files again (`push`, reason "repair") even though they did not change.
-import { join } from 'node:path';
 import type { Host } from '../../host/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import type { Store } from '../../store/types.js';
 import type { SyncManifest } from './manifest.js';
 import { updateTrustState } from './trust-state.js';
+import { storedKey } from './names.js';
 
 export interface StoredProblem {
   path: string;
@@ -18,7 +18,8 @@ export async function verifyMirror(store: Store, sync: ResolvedSync, manifest: S
   const paths = Object.keys(manifest.files).sort();
   for (const path of paths) {
     const entry = manifest.files[path]!;
-    const key = join(sync.relTo, path);
+    if (entry.link !== undefined) continue; // a hard link: its bytes are checked under its first name (hardlinks.ts)
+    const key = await storedKey(store, sync, path);
     const info = await store.stat(key);
     if (!info) problems.push({ path, problem: 'missing' });
     else if (info.type !== 'file') problems.push({ path, problem: `a ${info.type}, not a file` });
