@@ -15,6 +15,9 @@ const SPEC = [
   'buckets:',
   '  data:',
   '    name: moltbot-data-${environment}',
+  // A short lease: these machines stop without a shutdown, and the next one takes the bucket over
+  // once it expires (each apply below waits for it with --lock-timeout).
+  '    lease: { ttl: 1s }',
   '    mount:',
   '      backend: local',
   '      path: ./bucket-${environment}',
@@ -66,7 +69,7 @@ function setup(spec = SPEC): { fixture: Fixture; repo: string; bucket: (env: str
   const machine = (name: string, specFile = 'lineage.yaml'): Machine => {
     const state = join(fixture.dir, `state-${name}`);
     const env = { PERSIST_STATE_DIR: state, HOSTNAME: name };
-    return { state, env, run: (args) => fixture.run([...args, '-f', specFile], { env }) };
+    return { state, env, run: (args) => fixture.run([...args, ...(args[0] === 'apply' ? ['--lock-timeout', '20s'] : []), '-f', specFile], { env }) };
   };
   return { fixture, repo: join(fixture.dir, 'repo'), bucket: (env) => join(fixture.dir, `bucket-${env}`), machine };
 }
