@@ -35,7 +35,7 @@ function spec(machine: Machine, server: { endpoint: string }, backend: 's3fs' | 
     'workspace: ./ws',
     'buckets:',
     '  data:',
-    bucketYaml(server as never, backend, bucket, './mnt', '    '),
+    bucketYaml(server as never, backend, bucket, './mnt', '    ', '1s'),
     'links:',
     '  memory: workspace/memory',
     'syncs:',
@@ -109,8 +109,9 @@ for (const backend of FUSE_BACKENDS) {
       await unmountLikeShutdown(machine);
       await rm(memory, { force: true });
       await rm(machine.state, { recursive: true, force: true });
+      // A new container waits for the old one's lease (1 s here) to expire.
       machine.newStateDir('second');
-      const restored = await machine.persist(['apply', '--auto-approve']);
+      const restored = await machine.persist(['apply', '--auto-approve', '--lock-timeout', '30s']);
       expect(restored.code, restored.output).toBe(0);
       expect(await tree(Buffer.from(machine.state))).toEqual(stateBefore);
       expect((await stat(join(machine.state, 'b'))).ino).toBe((await stat(join(machine.state, 'a'))).ino);
