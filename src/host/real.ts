@@ -217,9 +217,17 @@ export class RealHost implements Host {
     }
   }
 
-  async writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
-    await fs.writeFile(path, data, { mode: options?.mode, flag: options?.exclusive ? 'wx' : 'w' });
-    if (options?.mode !== undefined) await fs.chmod(path, options.mode);
+  async writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean; durable?: boolean }): Promise<void> {
+    // Created with its mode and changed through the open file: on s3fs a chmod by path after the
+    // close is a request of its own (a server-side copy), through the handle it rides on the upload.
+    const handle = await fs.open(path, options?.exclusive ? 'wx' : 'w', options?.mode ?? 0o666);
+    try {
+      await handle.writeFile(data);
+      if (options?.mode !== undefined) await handle.chmod(options.mode);
+      if (options?.durable) await handle.sync();
+    } finally {
+      await handle.close();
+    }
   }
 
   async writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {

@@ -99,7 +99,8 @@ export interface Host {
 
   // --- writes (refused by the read-only host) ---
   mkdir(path: string, options?: { mode?: number }): Promise<void>; // recursive
-  writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void>;
+  /** Write a file in place; `durable`: fsync before the close (a FUSE backend uploads then, and reports its error). */
+  writeFile(path: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean; durable?: boolean }): Promise<void>;
   /** Write to a temporary name beside `path`, fsync, then rename into place. */
   writeFileAtomic(path: string, data: string | Buffer, options?: { mode?: number }): Promise<void>;
   copyFile(from: string, to: string): Promise<void>;

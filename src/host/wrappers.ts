@@ -134,7 +134,7 @@ const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   processAlive: { args: (pid) => String(pid), result: (alive) => (alive ? 'alive' : 'not running') },
   openersOf: { args: (folder) => folder, result: (found) => plural(found.length, 'process', 'processes') },
   mkdir: { args: (path, options) => `${path}${mode(options?.mode)}`, result: ok },
-  writeFile: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''})`, result: ok },
+  writeFile: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''}${options?.durable ? ', durable' : ''})`, result: ok },
   writeFileAtomic: { args: (path, data, options) => `${path} (${size(data)}${mode(options?.mode)})`, result: ok },
   copyFile: { args: (from, to) => `${from} -> ${to}`, result: ok },
   symlink: { args: (target, path) => `${path} -> ${target}`, result: ok },

@@ -1,7 +1,8 @@
 // A store over a folder: a FUSE mount of the bucket (s3fs, rclone, goofys) or the `local`
 // backend's directory. Every call goes through the Host, so the read-only and recording wrappers
 // apply. Writes go to a temporary name beside the target, are fsynced, then renamed: a reader
-// (or a crash) never sees half an object. See docs/backends.md for what each backend guarantees.
+// (or a crash) never sees half an object; only a key nothing trusts yet is written in place
+// (WriteOptions.inPlace). See docs/backends.md for what each backend guarantees.
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Host } from '../host/types.js';
@@ -11,29 +12,44 @@ import { StoreConflict, type Store, type StoreListing, type StoredInfo, type Tra
 
 /**
  * Files up to this size are read in one call and written from that buffer, so the copy and its
- * hash come from one read of the source. Larger files are copied by the host and hashed from
- * the written copy.
+ * hash come from one read of the source. Larger files are copied by the host; an upload hashes
+ * its (local) source, a download its (local) copy: nothing is read back through a mount.
  */
 export const SINGLE_READ_LIMIT = 64 * 1024 * 1024;
 
 /**
- * `strict`: mode and mtime must be set (local disk). `best-effort`: a file system that refuses
- * them (some FUSE backends) is tolerated; the manifest records them anyway.
+ * `strict`: mode and mtime must be set (local disk). `best-effort`: the store keeps what it can;
+ * the manifest records mode and mtime and a restore takes them from there, so an upload sets no
+ * mtime (on s3fs each utimes is a server-side copy of the object).
  */
 type Metadata = 'strict' | 'best-effort';
 
-async function tolerate(metadata: Metadata, step: () => Promise<void>): Promise<void> {
-  if (metadata === 'strict') return step();
+/** A file system that keeps no modes (some FUSE backends) refuses a chmod: */
+function refusesModes(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
+}
+
+/**
+ * Write `data` to `path` created with `mode` (set through the open file: no chmod after the
+ * close), fsynced: on s3fs the upload happens then and its failure is this call's error.
+ */
+async function writeWhole(host: Host, path: string, data: string | Buffer, mode: number | undefined, metadata: Metadata): Promise<void> {
   try {
-    await step();
-  } catch {
-    // The backend keeps no modes or times; the manifest is the source of truth for both.
+    await host.writeFile(path, data, { durable: true, ...(mode === undefined ? {} : { mode }) });
+  } catch (error) {
+    if (metadata === 'strict' || mode === undefined || !refusesModes(error)) throw error;
+    await host.writeFile(path, data, { durable: true });
   }
 }
 
-/** Copy `from` to `to` through a temporary name; returns the size and sha256 of what was written. */
+/**
+ * Copy `from` to `to` through a temporary name (or in place, see WriteOptions.inPlace); returns
+ * the size and sha256 of what was written, computed from local bytes.
+ */
 export async function copyIntoPlace(host: Host, from: string, to: string, options: TransferOptions & { metadata: Metadata }): Promise<Transferred> {
-  const temp = tempPathFor(to);
+  const inPlace = options.inPlace === true && options.metadata === 'best-effort';
+  const target = inPlace ? to : tempPathFor(to);
   try {
     const source = await host.stat(from);
     if (!source || source.type !== 'file') throw new Error(`${from}: expected a regular file to copy, found ${source ? `a ${source.type}` : 'nothing'}`);
@@ -41,22 +57,35 @@ export async function copyIntoPlace(host: Host, from: string, to: string, option
     let copied: Transferred;
     if (source.size <= SINGLE_READ_LIMIT) {
       const data = await host.readFile(from);
-      // Strict (local) copies are created with their final mode so a private file is never readable by others.
-      await host.writeFile(temp, data, options.metadata === 'strict' ? { mode: options.mode } : undefined);
+      // Created with its final mode, so a private file is never readable by others, and no chmod follows.
+      await writeWhole(host, target, data, options.mode, options.metadata);
       copied = { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+    } else if (options.metadata === 'strict') {
+      await host.copyFile(from, target);
+      await host.fsync(target);
+      const written = await host.stat(target);
+      copied = { size: written?.size ?? 0, sha256: await host.hashFile(target) };
+      if (written?.mode !== options.mode) await host.chmod(target, options.mode);
     } else {
-      await host.copyFile(from, temp);
-      const written = await host.stat(temp);
-      copied = { size: written?.size ?? 0, sha256: await host.hashFile(temp) };
+      // An upload's source is a local file that does not move (a push's private stage, a bundle
+      // written beside): hashed there, and checked unchanged after the copy.
+      const sha256 = await host.hashFile(from);
+      await host.copyFile(from, target);
+      await host.fsync(target);
+      const after = await host.stat(from);
+      if (after?.size !== source.size || after.mtimeMs !== source.mtimeMs) throw new Error(`${from} changed while it was copied`);
+      copied = { size: source.size, sha256 };
+      if ((await host.stat(target))?.mode !== options.mode) {
+        await host.chmod(target, options.mode).catch((error: unknown) => {
+          if (!refusesModes(error)) throw error;
+        });
+      }
     }
-    await host.fsync(temp);
-    // On s3fs every chmod is a request (a copy of the object): skip it when the mode is right already.
-    if ((await host.stat(temp))?.mode !== options.mode) await tolerate(options.metadata, () => host.chmod(temp, options.mode));
-    await tolerate(options.metadata, () => host.utimes(temp, options.mtimeMs));
-    await host.rename(temp, to);
+    if (options.metadata === 'strict') await host.utimes(target, options.mtimeMs);
+    if (!inPlace) await host.rename(target, to);
     return copied;
   } catch (error) {
-    await host.remove(temp).catch(() => undefined);
+    if (!inPlace) await host.remove(target).catch(() => undefined);
     throw error;
   }
 }
@@ -111,8 +140,13 @@ export class MountedStore implements Store {
     const path = this.path(key);
     const mode = options.mode === undefined ? {} : { mode: options.mode };
     // O_EXCL for ifAbsent: atomic on local disk; a FUSE mount has no compare-and-swap (the lease
-    // closes that window).
-    const attempt = () => (options.ifAbsent ? this.host.writeFile(path, data, { exclusive: true, ...mode }) : this.host.writeFileAtomic(path, data, mode));
+    // closes that window). In place: see WriteOptions.inPlace.
+    const attempt = () =>
+      options.ifAbsent
+        ? this.host.writeFile(path, data, { exclusive: true, durable: true, ...mode })
+        : options.inPlace
+          ? writeWhole(this.host, path, data, options.mode, 'best-effort')
+          : this.host.writeFileAtomic(path, data, mode);
     try {
       try {
         await attempt();

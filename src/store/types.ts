@@ -35,12 +35,22 @@ export interface StoreListing {
 export interface TransferOptions {
   mode: number;
   mtimeMs: number;
+  /** See WriteOptions.inPlace (uploads only). */
+  inPlace?: boolean;
 }
 
 export interface WriteOptions {
   mode?: number;
   /** Compare-and-swap room: write only if nothing exists under the key yet. */
   ifAbsent?: boolean;
+  /**
+   * The caller knows that no object is under the key and that nothing trusts the key until a
+   * later commit names it (a sync's file that no manifest lists yet): a mounted store may then
+   * write the final name directly instead of a temporary name and a rename (on s3fs 6 requests
+   * instead of 14). A process killed during the write may leave a partial object under the key,
+   * which nothing reads. See docs/backends.md, "Writes in place".
+   */
+  inPlace?: boolean;
 }
 
 export interface Store {
