@@ -52,7 +52,7 @@ export function skipUnlessFuse(benchName) {
  * back for GETs (headers included), measured on the socket.
  */
 function newTraffic() {
-  return { requests: {}, putBodyBytes: 0, putObjects: 0, serverCopies: 0, getResponseBytes: 0, unknownLength: 0 };
+  return { requests: {}, putBodyBytes: 0, putObjects: 0, serverCopies: 0, getResponseBytes: 0, unknownLength: 0, classes: {} };
 }
 
 /**
@@ -60,9 +60,9 @@ function newTraffic() {
  * block a server living in the same event loop (s3fs would then hang on every request).
  * Returns {port, endpoint, resetTraffic(), traffic(), stop()}; the traffic calls are async.
  */
-export async function startS3rver(buckets) {
+export async function startS3rver(buckets, classes = {}) {
   const child = fork(fileURLToPath(import.meta.url), [], {
-    env: { ...process.env, PERSIST_BENCH_S3RVER_CHILD: JSON.stringify(buckets) },
+    env: { ...process.env, PERSIST_BENCH_S3RVER_CHILD: JSON.stringify(buckets), PERSIST_BENCH_S3RVER_CLASSES: JSON.stringify(classes) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const replies = [];
@@ -103,8 +103,13 @@ export async function startS3rver(buckets) {
 /** Servers started and not yet stopped, for inSandbox's cleanup. */
 const servers = new Set();
 
-/** The child side: s3rver on a free loopback port, counting traffic, answering over IPC. */
-async function serveS3rver(buckets) {
+/**
+ * The child side: s3rver on a free loopback port, counting traffic, answering over IPC.
+ * `classes`: name -> regular expression (source) on the decoded request path (`/bucket/key`);
+ * the traffic then also counts requests and bytes per class (the first class that matches).
+ */
+async function serveS3rver(buckets, classes) {
+  const classifiers = Object.entries(classes).map(([name, source]) => [name, new RegExp(source)]);
   const S3rver = require('s3rver');
   const directory = mkdtempSync(join(tmpdir(), 'persist-bench-s3rver-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, vhostBuckets: false });
@@ -114,17 +119,25 @@ async function serveS3rver(buckets) {
   server.httpServer.prependListener('request', (req, res) => {
     const counted = traffic;
     counted.requests[req.method] = (counted.requests[req.method] ?? 0) + 1;
+    const path = decodeURIComponent(req.url.split('?')[0]);
+    const name = classifiers.find(([, pattern]) => pattern.test(path))?.[0];
+    const klass = name === undefined ? null : (counted.classes[name] ??= { requests: {}, putBodyBytes: 0, getResponseBytes: 0 });
+    if (klass) klass.requests[req.method] = (klass.requests[req.method] ?? 0) + 1;
     if (req.method === 'PUT' || req.method === 'POST') {
       if (req.headers['x-amz-copy-source']) counted.serverCopies++;
       else if (req.method === 'PUT' && !req.url.includes('uploadId=')) counted.putObjects++;
       const length = req.headers['content-length'];
       if (length === undefined) counted.unknownLength++;
-      else counted.putBodyBytes += Number(length);
+      else {
+        counted.putBodyBytes += Number(length);
+        if (klass) klass.putBodyBytes += Number(length);
+      }
     } else if (req.method === 'GET') {
       const socket = req.socket;
       const before = socket.bytesWritten;
       res.on('finish', () => {
         counted.getResponseBytes += socket.bytesWritten - before;
+        if (klass) klass.getResponseBytes += socket.bytesWritten - before;
       });
     }
   });
@@ -149,7 +162,7 @@ async function serveS3rver(buckets) {
 }
 
 if (process.env.PERSIST_BENCH_S3RVER_CHILD && process.send) {
-  await serveS3rver(JSON.parse(process.env.PERSIST_BENCH_S3RVER_CHILD));
+  await serveS3rver(JSON.parse(process.env.PERSIST_BENCH_S3RVER_CHILD), JSON.parse(process.env.PERSIST_BENCH_S3RVER_CLASSES ?? '{}'));
 }
 
 function mountedPoints() {

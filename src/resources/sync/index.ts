@@ -50,8 +50,9 @@ import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from './compare.js';
-import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { ManifestError, ManifestWriter, manifestPath, markFirstPush, readManifest, shardDirPath, unfinishedFirstPush, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
+import { shardCacheFor, type ShardCache } from './manifest-cache.js';
 import { sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
 import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, type TrustDetail } from './trust.js';
 import { PushRun } from './push-run.js';
@@ -118,6 +119,8 @@ export interface SyncDetail {
   manifest: SyncManifest | null;
   /** The mirror's own listing, read only when it has no manifest. */
   mirrorListing: TreeListing | null;
+  /** Files in a mirror without a manifest that an unfinished first push may have left partial: not in `mirrorListing`. */
+  unlisted?: string[];
   /** Databases, held paths, folder modes and the local trust state (trust.ts). */
   trust?: TrustDetail;
 }
@@ -131,7 +134,7 @@ function wouldRestore(local: SyncLocalObserved): boolean {
   return local.state === 'missing' || (local.state === 'dir' && (local.files === 0 || local.restoreIncomplete));
 }
 
-async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Promise<Seen<SyncObserved, SyncDetail>> {
+async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cache?: ShardCache): Promise<Seen<SyncObserved, SyncDetail>> {
   const isExcluded = syncExcluder(sync.exclude);
   let local: TreeListing | null = null;
   let localObserved!: SyncLocalObserved;
@@ -154,6 +157,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
   let mirror: SyncMirrorObserved;
   let manifest: SyncManifest | null = null;
   let mirrorListing: TreeListing | null = null;
+  let unlisted: string[] = [];
   let comparison = emptyComparison();
   let folderModesChanged = false;
   const mirrorInfo = store ? await store.stat(sync.relTo) : null;
@@ -166,7 +170,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
   else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-dir', found: mirrorInfo.type };
   else {
     try {
-      manifest = await readManifest(store!, sync.relTo);
+      manifest = await readManifest(store!, sync.relTo, cache);
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
       return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null, ...(trust ? { trust } : {}) } };
@@ -180,6 +184,8 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
       if (trust) folderModesChanged = await folderModesDiffer(store!, sync.relTo, trust);
     } else {
       mirrorListing = await store!.list(sync.relTo, isExcluded);
+      const unfinished = await unfinishedFirstPush(store!, sync.relTo);
+      if (unfinished) ({ listing: mirrorListing, unlisted } = trustedPart(mirrorListing, unfinished));
       mirror = { state: 'dir', manifest: false, files: Object.keys(mirrorListing.files).length };
       if (wouldRestore(localObserved)) mirror.paths = Object.keys(mirrorListing.files).sort();
       if (local) comparison = compareWithListing(local.files, mirrorListing.files);
@@ -187,7 +193,35 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
   }
   const state: SyncObserved = { local: localObserved, mirror, comparison };
   if (folderModesChanged) state.folderModesChanged = true;
-  return { state, detail: { local, manifest, mirrorListing, ...(trust ? { trust } : {}) } };
+  return { state, detail: { local, manifest, mirrorListing, ...(unlisted.length > 0 ? { unlisted } : {}), ...(trust ? { trust } : {}) } };
+}
+
+/**
+ * A mirror an unfinished first push of persist left: only the files its shards list are known
+ * whole (manifest.ts, FIRST_PUSH_MARKER); the others are left out, as absent, and named.
+ */
+function trustedPart(listing: TreeListing, listed: Record<string, ManifestEntry>): { listing: TreeListing; unlisted: string[] } {
+  const files: TreeListing['files'] = {};
+  const unlisted: string[] = [];
+  for (const [path, file] of Object.entries(listing.files)) {
+    const entry = listed[path];
+    if (entry && entry.size === file.size) files[path] = { size: entry.size, mtimeMs: entry.mtimeMs, mode: entry.mode };
+    else unlisted.push(path);
+  }
+  return { listing: { ...listing, files }, unlisted };
+}
+
+/**
+ * Which files a push may write in place (WriteOptions.inPlace): those under keys that hold no
+ * object and that no manifest lists. With a manifest and `delete: true` a key it does not list
+ * holds nothing (a removed file is moved into the history, never left unlisted; with
+ * `delete: false` it stays in the mirror). Without a manifest, the keys the listing showed.
+ */
+function inPlaceWriter(sync: ResolvedSync, detail: SyncDetail): (path: string) => boolean {
+  const { manifest, mirrorListing } = detail;
+  if (manifest) return sync.delete ? (path) => manifest.files[path] === undefined : () => false;
+  const unlisted = new Set(detail.unlisted);
+  return (path) => mirrorListing?.files[path] === undefined && !unlisted.has(path);
 }
 
 // --- diff (pure) ---
@@ -366,13 +400,18 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   const touchedSet = new Set(touched);
   let copied = 0;
   let bytes = 0;
+  const shardCache = shardCacheFor(host, ctx.env.buckets[sync.bucket]!, sync.relTo);
   const run = new PushRun(host, sync, store, detail.trust, manifest);
+  run.inPlace = inPlaceWriter(sync, detail);
+  run.shardCache = shardCache;
+  // Before any file is written in place into a mirror without a root (manifest.ts).
+  if (!manifest && toCopy.size > 0) await markFirstPush(store, sync.relTo, host.now().toISOString());
   await run.begin(removed, toCopy, local.files);
 
   // Paths the push cannot see now but the mirror holds (under an unreadable folder...): kept.
   const paths = [...Object.keys(local.files), ...Object.keys(manifest?.files ?? {}).filter((path) => !(path in local.files) && isHeld(detail.trust, path))];
   const generation = await SyncGeneration.begin(sync, store, manifest, ctx);
-  const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length);
+  const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length, shardCache);
   writer.beforeReplace = generation.beforeShardReplace;
   const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
   for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
@@ -494,7 +533,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   if (!manifest) {
     // A mirror made without persist gets its manifest once, describing exactly what was restored,
     // so that the next plan compares against it instead of reading the whole mirror again.
-    await writeManifest(store, sync.relTo, written, now.toISOString());
+    await writeManifest(store, sync.relTo, written, now.toISOString(), null, shardCacheFor(host, ctx.env.buckets[sync.bucket]!, sync.relTo));
   }
   await restoring.finish(); // folder modes, then the marker
   await host.fsync(sync.from);
@@ -560,7 +599,8 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   localPaths: (sync) => [sync.from],
   contains: () => [],
   observe: async (sync, ctx) => {
-    const seen = await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null);
+    const ready = ctx.mountReady[sync.bucket] === true;
+    const seen = await inspect(sync, ctx.host, ready ? ctx.store(sync.bucket) : null, ready ? shardCacheFor(ctx.host, ctx.env.buckets[sync.bucket]!, sync.relTo) : undefined);
     seen.state.lineage = await observeSyncLineage(sync, ctx, seen.detail.manifest, seen.detail.local?.files ?? null);
     return seen;
   },

@@ -13,6 +13,7 @@ import type { ManifestEntry, SyncManifest } from './manifest.js';
 import { isFresh, pushFile, SETTLE_MS, Stage } from './stable.js';
 import { readTrustState, writeTrustState, type TrustState } from './trust-state.js';
 import { verifyPushed, type TrustDetail } from './trust.js';
+import type { ShardCache } from './manifest-cache.js';
 import type { TreeFile } from './tree.js';
 
 export class PushRun {
@@ -30,6 +31,10 @@ export class PushRun {
   private readonly tokens: Record<string, { token: string; sha256: string }> = {};
   private readonly unreadableStamps: NonNullable<TrustState['unreadable']> = {};
   private readonly startedMs: number;
+  /** Whether a file may be written in place (no temporary name): set by the push (index.ts). */
+  inPlace: (path: string) => boolean = () => false;
+  /** The mirror's local manifest cache, for the check of what was stored (set by the push). */
+  shardCache?: ShardCache;
 
   constructor(
     private readonly host: Host,
@@ -95,6 +100,7 @@ export class PushRun {
     // A stored copy verify found damaged is uploaded again even when the local file has its hash.
     if (previous && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
     if (mirrorHash) options.mirrorHash = mirrorHash;
+    if (this.inPlace(path)) options.inPlace = true;
     const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), join(this.sync.relTo, path), file, options);
     switch (result.kind) {
       case 'stored':
@@ -145,7 +151,7 @@ export class PushRun {
       for (const path of this.trust?.unreadableFiles ?? []) if (state.unreadable?.[path]) unreadable[path] = state.unreadable[path]!;
       state.unreadable = unreadable;
       await writeTrustState(this.host, this.sync, state);
-      await verifyPushed(this.store, this.sync.relTo, this.uploaded);
+      await verifyPushed(this.store, this.sync.relTo, this.uploaded, this.shardCache);
     } finally {
       await this.stage.cleanup();
     }

@@ -81,6 +81,8 @@ export interface PushFileOptions {
   previous?: ManifestEntry;
   /** Copy only when content differs (a mirror without a manifest): the mirror's hash. */
   mirrorHash?: () => Promise<string>;
+  /** No object is under the key and nothing trusts it yet: written in place (Store WriteOptions.inPlace). */
+  inPlace?: boolean;
 }
 
 /**
@@ -146,7 +148,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
       const entry: ManifestEntry = { size: data.length, mtimeMs: before.mtimeMs, sha256, mode };
       const known = options.previous ? (options.previous.size === data.length && options.previous.mode === mode ? options.previous.sha256 : null) : options.mirrorHash ? await options.mirrorHash() : null;
       if (known === sha256) return { kind: 'stored', entry, bytes: 0, moved, uploaded: false };
-      await store.write(key, data, { mode });
+      await store.write(key, data, { mode, ...(options.inPlace ? { inPlace: true } : {}) });
       return { kind: 'stored', entry, bytes: data.length, moved, uploaded: true };
     }
     const temp = await stage.next();
@@ -185,7 +187,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
           if (!options.previous || options.previous.mode === mode) return result;
         }
       }
-      const written = await store.upload(temp, key, { mode, mtimeMs: before.mtimeMs });
+      const written = await store.upload(temp, key, { mode, mtimeMs: before.mtimeMs, ...(options.inPlace ? { inPlace: true } : {}) });
       const result: PushedFile = { kind: 'stored', entry: { size: written.size, mtimeMs: before.mtimeMs, sha256: written.sha256, mode }, bytes: written.size, moved, uploaded: true };
       if (token !== undefined) result.token = token;
       return result;
