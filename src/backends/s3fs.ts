@@ -89,6 +89,7 @@ async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise
 export const s3fs: Backend = {
   name: 's3fs',
   fuse: true,
+  uploadsOnClose: true,
   binary: { command: 's3fs', debianPackage: 's3fs' },
   options,
   validateOptions,

@@ -29,6 +29,12 @@ export interface Backend {
   name: string;
   /** Whether a real FUSE mount is involved (false for `local`). */
   fuse: boolean;
+  /**
+   * close(2) of a written file returns only once the store accepted it, and a failed upload is
+   * the error of that close (s3fs, checked: docs/backends.md): a whole write then needs no fsync,
+   * which costs s3fs one more request per file.
+   */
+  uploadsOnClose?: boolean;
   /** Debian package providing the binary, for doctor. */
   binary?: { command: string; debianPackage: string };
   /** The options `mount.options` may hold (the schema's part for this backend is made from it). */

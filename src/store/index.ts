@@ -22,7 +22,7 @@ export function storesFor(env: ResolvedEnvironment, host: Host): (bucket: string
         const flusher = backend.flush
           ? (timeoutMs: number) => backend.flush!(bucket, { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() }, { timeoutMs })
           : undefined;
-        store = new MountedStore(host, bucket.mount.path, flusher);
+        store = new MountedStore(host, bucket.mount.path, flusher, { uploadsOnClose: backend.uploadsOnClose === true });
       } else {
         store = new ApiStore(host, bucket);
       }

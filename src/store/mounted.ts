@@ -32,14 +32,14 @@ function refusesModes(error: unknown): boolean {
 
 /**
  * Write `data` to `path` created with `mode` (set through the open file: no chmod after the
- * close), fsynced: on s3fs the upload happens then and its failure is this call's error.
+ * close), and fsynced unless the backend's close already reports the upload (Backend.uploadsOnClose).
  */
-async function writeWhole(host: Host, path: string, data: string | Buffer, mode: number | undefined, metadata: Metadata): Promise<void> {
+async function writeWhole(host: Host, path: string, data: string | Buffer, mode: number | undefined, metadata: Metadata, durable = true): Promise<void> {
   try {
-    await host.writeFile(path, data, { durable: true, ...(mode === undefined ? {} : { mode }) });
+    await host.writeFile(path, data, { durable, ...(mode === undefined ? {} : { mode }) });
   } catch (error) {
     if (metadata === 'strict' || mode === undefined || !refusesModes(error)) throw error;
-    await host.writeFile(path, data, { durable: true });
+    await host.writeFile(path, data, { durable });
   }
 }
 
@@ -47,7 +47,7 @@ async function writeWhole(host: Host, path: string, data: string | Buffer, mode:
  * Copy `from` to `to` through a temporary name (or in place, see WriteOptions.inPlace); returns
  * the size and sha256 of what was written, computed from local bytes.
  */
-export async function copyIntoPlace(host: Host, from: string, to: string, options: TransferOptions & { metadata: Metadata }): Promise<Transferred> {
+export async function copyIntoPlace(host: Host, from: string, to: string, options: TransferOptions & { metadata: Metadata; uploadsOnClose?: boolean }): Promise<Transferred> {
   const inPlace = options.inPlace === true && options.metadata === 'best-effort';
   const target = inPlace ? to : tempPathFor(to);
   try {
@@ -58,7 +58,7 @@ export async function copyIntoPlace(host: Host, from: string, to: string, option
     if (source.size <= SINGLE_READ_LIMIT) {
       const data = await host.readFile(from);
       // Created with its final mode, so a private file is never readable by others, and no chmod follows.
-      await writeWhole(host, target, data, options.mode, options.metadata);
+      await writeWhole(host, target, data, options.mode, options.metadata, !options.uploadsOnClose);
       copied = { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
     } else if (options.metadata === 'strict') {
       await host.copyFile(from, target);
@@ -97,6 +97,7 @@ export class MountedStore implements Store {
     readonly root: string,
     /** The backend's wait for its cache to reach the store (rclone); none when writes land on return. */
     private readonly flusher?: (timeoutMs: number) => Promise<{ verified: number; waitedMs: number }>,
+    private readonly backend: { uploadsOnClose: boolean } = { uploadsOnClose: false },
   ) {}
 
   async flush(timeoutMs: number): Promise<{ verified: number; waitedMs: number } | null> {
@@ -145,7 +146,7 @@ export class MountedStore implements Store {
       options.ifAbsent
         ? this.host.writeFile(path, data, { exclusive: true, durable: true, ...mode })
         : options.inPlace
-          ? writeWhole(this.host, path, data, options.mode, 'best-effort')
+          ? writeWhole(this.host, path, data, options.mode, 'best-effort', !this.backend.uploadsOnClose)
           : this.host.writeFileAtomic(path, data, mode);
     try {
       try {
@@ -163,7 +164,7 @@ export class MountedStore implements Store {
   }
 
   upload(localPath: string, key: string, options: TransferOptions): Promise<Transferred> {
-    return copyIntoPlace(this.host, localPath, this.path(key), { ...options, metadata: 'best-effort' });
+    return copyIntoPlace(this.host, localPath, this.path(key), { ...options, metadata: 'best-effort', uploadsOnClose: this.backend.uploadsOnClose });
   }
 
   download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
