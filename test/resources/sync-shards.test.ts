@@ -195,6 +195,62 @@ function crashingHost(inner: Host, allowed: number): Host & { failedAt: () => st
   }) as Host & { failedAt: () => string | null };
 }
 
+describe('a first push killed midway (new files are written in place)', () => {
+  it('leaves a mirror where only the files its written shards list are trusted: a partial file is never restored, and the next push completes it', async () => {
+    const sync = makeSync();
+    const paths = await writeFiles(local, 450); // four shards
+    const original = await snapshot(local);
+    const action = (await plan(sync))!;
+    expect(action.action).toBe('push');
+    // Crash once the first shard is written and before the root, as a killed container would.
+    let allowed = 40;
+    for (; ; allowed += 40) {
+      await rm(mirror, { recursive: true, force: true });
+      await rm(join(root, 'state'), { recursive: true, force: true });
+      const error = await apply(sync, action, crashingHost(host, allowed)).then(() => null, (e: unknown) => e as Error);
+      expect(error, 'the push should have been cut off before its root').not.toBeNull();
+      const shards = (await readdir(join(mirror, SHARD_DIR_NAME)).catch(() => [] as string[])).filter((name) => /^\d+-of-4\.json$/.test(name));
+      if (shards.length >= 1 && shards.length < 4) break;
+    }
+    expect(await readdir(mirror)).not.toContain(MANIFEST_NAME);
+    const listedByShards = new Set<string>();
+    for (const name of await readdir(join(mirror, SHARD_DIR_NAME))) {
+      if (/^\d+-of-4\.json$/.test(name)) for (const path of Object.keys(JSON.parse(await readFile(join(mirror, SHARD_DIR_NAME, name), 'utf8')).files)) listedByShards.add(path);
+    }
+    // The kill hit a file being written in place: a partial object under a key no shard lists.
+    const partial = paths.find((path) => !listedByShards.has(path))!;
+    await mkdir(join(mirror, partial, '..'), { recursive: true });
+    await writeFile(join(mirror, partial), 'note 1\nxx');
+
+    const templateMirror = join(root, 'template-mirror');
+    const templateState = join(root, 'template-state');
+    execFileSync('cp', ['-a', mirror, templateMirror]);
+    execFileSync('cp', ['-a', join(root, 'state'), templateState]);
+
+    // A new container: only whole files come back, each as it was pushed.
+    const localBefore = join(root, 'local-before');
+    execFileSync('mv', [local, localBefore]);
+    await rm(join(root, 'state'), { recursive: true, force: true });
+    const { action: restore } = await planAndApply(sync);
+    expect(restore.action).toBe('restore');
+    const restored = await snapshot(local);
+    expect(Object.keys(restored).sort()).toEqual([...listedByShards].sort());
+    expect(contentOf(restored)).toEqual(contentOf(original, [...listedByShards]));
+
+    // The machine that was killed (its folder and state as they were): its next push completes the mirror.
+    for (const dir of [local, mirror, join(root, 'state')]) await rm(dir, { recursive: true });
+    execFileSync('mv', [localBefore, local]);
+    execFileSync('mv', [templateMirror, mirror]);
+    execFileSync('mv', [templateState, join(root, 'state')]);
+    const { action: retry } = await planAndApply(sync);
+    expect(retry.action).toBe('push');
+    expect(await plan(sync)).toBeNull();
+    expect(await checkManifestTruthful()).toEqual([]);
+    expect(await readFile(join(mirror, partial), 'utf8')).toBe(await readFile(join(local, partial), 'utf8'));
+    expect(await readdir(join(mirror, SHARD_DIR_NAME))).not.toContain('first-push.json');
+  }, 120_000);
+});
+
 describe('a push interrupted at any write', () => {
   it('leaves a manifest that lists only files in the mirror, and the next apply repairs it with nothing lost', async () => {
     const sync = makeSync();
