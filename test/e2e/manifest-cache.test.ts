@@ -84,6 +84,11 @@ describe('the local copy of a sync manifest', () => {
     await writeFile(join(b.state, 'notes', '123.md'), 'changed on B\n');
     const pushB = await b.persist(['apply', '--auto-approve']);
     expect(pushB.code, pushB.output).toBe(0);
+    // B's copy is complete too: the shards its restore read (first by apply's read-only plan, kept
+    // once the re-check could write) and the one its push wrote.
+    rig.server.resetCounts();
+    expect((await b.persist(['plan', '--detailed-exitcode'])).code).toBe(0);
+    expect(manifestReads(rig.server).shards).toEqual([]);
     await release(b);
 
     // A's copy is stale: the root names another hash for the shard B rewrote. A's plan reads that

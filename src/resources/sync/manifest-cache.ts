@@ -30,8 +30,12 @@ function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Parsed shards by `<sha256>/<index>/<count>` (parsing checks a shard's paths against its index). */
-type ParsedShards = Map<string, Record<string, ManifestEntry>>;
+/**
+ * Parsed shards by `<sha256>/<index>/<count>` (parsing checks a shard's paths against its index),
+ * with the text while no copy is on disk yet (read by a read-only host: the plan that apply runs
+ * first; the re-check on a writable host then keeps it).
+ */
+type ParsedShards = Map<string, { files: Record<string, ManifestEntry>; unsaved?: string | Buffer }>;
 
 export class ShardCache {
   constructor(
@@ -49,7 +53,10 @@ export class ShardCache {
   /** Shard `index` of `count`, parsed, when a copy with this sha256 is at hand. */
   async get(hash: string, index: number, count: number, parse: (text: string) => Record<string, ManifestEntry>): Promise<Record<string, ManifestEntry> | null> {
     const memo = this.parsed.get(`${hash}/${index}/${count}`);
-    if (memo) return memo;
+    if (memo) {
+      if (memo.unsaved !== undefined && (await this.save(hash, memo.unsaved))) delete memo.unsaved;
+      return memo.files;
+    }
     let data: Buffer;
     try {
       data = await this.host.readFile(join(this.dir, `${hash}${SUFFIX}`));
@@ -58,20 +65,25 @@ export class ShardCache {
     }
     if (sha256(data) !== hash) return null;
     const files = parse(data.toString('utf8'));
-    this.parsed.set(`${hash}/${index}/${count}`, files);
+    this.parsed.set(`${hash}/${index}/${count}`, { files });
     return files;
   }
 
   /** Keep a shard read from (or written to) the store. Best effort: a read-only host (plan) keeps it in memory only. */
-  async put(hash: string, index: number, count: number, data: string | Buffer, files: Record<string, ManifestEntry> | null): Promise<void> {
-    if (files) this.parsed.set(`${hash}/${index}/${count}`, files);
+  async put(hash: string, index: number, count: number, data: string | Buffer, files: Record<string, ManifestEntry>): Promise<void> {
+    const saved = await this.save(hash, data);
+    this.parsed.set(`${hash}/${index}/${count}`, saved ? { files } : { files, unsaved: data });
+  }
+
+  private async save(hash: string, data: string | Buffer): Promise<boolean> {
     const path = join(this.dir, `${hash}${SUFFIX}`);
     try {
-      if (await this.host.lstat(path)) return;
+      if (await this.host.lstat(path)) return true;
       await this.host.mkdir(this.dir, { mode: 0o700 });
       await this.host.writeFileAtomic(path, data, { mode: 0o600 });
+      return true;
     } catch {
-      // read-only (plan, status) or a full disk: the next read downloads it again
+      return false; // read-only (plan, status) or a full disk: the next read downloads it again
     }
   }
 
