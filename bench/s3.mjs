@@ -84,6 +84,8 @@ export async function startS3rver(buckets, classes = {}) {
     resetTraffic: () => ask({ type: 'reset' }),
     /** Traffic since the last reset: {requests: {METHOD: n}, putBodyBytes, putObjects, serverCopies, getResponseBytes}. */
     traffic: () => ask({ type: 'traffic' }),
+    /** Store every file under `dir` as an object `<prefix><relative path>` of `bucket`, without requests; resolves to {count}. */
+    seed: (bucket, prefix, dir) => ask({ type: 'seed', bucket, prefix, dir }),
     async stop() {
       if (child.exitCode === null) {
         child.send({ type: 'stop' });
@@ -147,6 +149,19 @@ async function serveS3rver(buckets, classes) {
       process.send(traffic);
     } else if (message.type === 'traffic') {
       process.send(traffic);
+    } else if (message.type === 'seed') {
+      // Objects straight into the store (no request, not counted): every file under `dir` as `<prefix><relative path>`.
+      const S3Object = require('s3rver/lib/models/object');
+      const { readdirSync, readFileSync: read } = await import('node:fs');
+      let count = 0;
+      for (const entry of readdirSync(message.dir, { withFileTypes: true, recursive: true })) {
+        if (!entry.isFile()) continue;
+        const path = join(entry.parentPath ?? entry.path, entry.name);
+        const content = read(path);
+        await server.store.putObject(new S3Object(message.bucket, `${message.prefix}${path.slice(message.dir.length + 1)}`, content, { 'content-length': String(content.length) }));
+        count++;
+      }
+      process.send({ count });
     } else if (message.type === 'stop') {
       server.httpServer.closeAllConnections?.();
       await server.close();
