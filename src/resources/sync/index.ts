@@ -485,7 +485,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   const isExcluded = syncExcluder(sync.exclude);
   // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.
   const sources: [string, TreeFile & { sha256?: string }][] = manifest
-    ? manifestFilesInScope(manifest, isExcluded).map((path) => [path, manifest.files[path]!])
+    ? manifestFilesInScope(manifest, isExcluded).sort().map((path) => [path, manifest.files[path]!])
     : Object.entries(detail.mirrorListing!.files).map(([path, file]) => [path, { ...file, mode: usableMode(file.mode) }]);
 
   await host.mkdir(sync.from);

@@ -86,10 +86,18 @@ export function shardFileName(index: number, count: number): string {
 /** FNV-1a (32 bits) of the path's UTF-8 bytes, modulo the shard count: fast, stable, well spread. */
 export function shardOf(path: string, count: number): number {
   let hash = 0x811c9dc5;
-  for (const byte of Buffer.from(path, 'utf8')) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193) >>> 0;
+  // ASCII paths (nearly all) byte by byte without encoding them first: a plan reads 100,000 of them.
+  for (let i = 0; i < path.length; i++) {
+    const code = path.charCodeAt(i);
+    if (code > 0x7f) return fnvOfUtf8(path, count);
+    hash = Math.imul(hash ^ code, 0x01000193) >>> 0;
   }
+  return hash % count;
+}
+
+function fnvOfUtf8(path: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(path, 'utf8')) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
   return hash % count;
 }
 
@@ -127,8 +135,11 @@ function isEntry(value: unknown): value is ManifestEntry {
   );
 }
 
+/** No empty, `.` or `..` part, not absolute: it stays inside the folder. */
+const UNSAFE_PATH = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
 function isSafeRelativePath(path: string): boolean {
-  return path !== '' && !path.startsWith('/') && path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+  return path !== '' && !UNSAFE_PATH.test(path);
 }
 
 function isIsoDate(value: unknown): value is string {
@@ -156,7 +167,7 @@ function parseEntries(value: unknown, source: string, expected: string, accept?:
     if (!isEntry(entry)) throw new ManifestError(`${source}: files[${JSON.stringify(path)}] must be {size, mtimeMs, sha256 (64 hex digits), mode}`);
     const refusal = accept?.(path);
     if (refusal) throw new ManifestError(`${source}: file path ${JSON.stringify(path)} ${refusal}`);
-    files[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
+    files[path] = entry; // the parsed object itself (checked above; a plan reads 100,000 of them)
   }
   return files;
 }
