@@ -123,7 +123,8 @@ describe('sync push', () => {
       ].sort(),
     );
     expect(await readFile(join(mirror, kept, 'files/f3.txt'), 'utf8')).toBe('content 3');
-    expect(mirrorWrites.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path).slice(0, 2)).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
+    // The two files are copied in parallel: in either order, both before the manifest.
+    expect(mirrorWrites.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path).slice(0, 2).sort()).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
     expect(await readdir(mirror)).not.toContainEqual(expect.stringContaining('persist-tmp'));
   });
 
@@ -285,14 +286,16 @@ describe('sync restore', () => {
       if (ctx.reports.length === 3) controller.abort();
     };
     await expect(applyPlanned(action, ctx)).rejects.toThrow(/interrupted; .* resumes the restore/);
+    // Files are restored a few at a time: those already under way when the abort came finish.
     const partial = (await readdir(local)).filter((n) => !n.startsWith('.'));
-    expect(partial.length).toBe(3);
+    expect(partial.length).toBeGreaterThanOrEqual(3);
+    expect(partial.length).toBeLessThanOrEqual(6);
 
-    // 3 of 10 present: a push would delete 7 (> ratio) but even with --allow-shrink it is a restore.
+    // 3 to 6 of 10 present: a push would delete the rest (> ratio) but even with --allow-shrink it is a restore.
     const next = (await plan(sync, { allowShrink: true }))!;
     expect(next.action).toBe('restore');
     const { outcome } = await apply(sync, next, { allowShrink: true });
-    expect(outcome.summary).toMatch(/^restored 7 files/); // the 3 done are kept
+    expect(outcome.summary).toMatch(new RegExp(`^restored ${10 - partial.length} files`)); // the ones done are kept
     expect((await readdir(local)).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `f${i}`).sort());
     expect(await plan(sync)).toBeNull();
   });
