@@ -209,4 +209,9 @@ export class MountedStore implements Store {
   localPath(key: string): string {
     return this.path(key);
   }
+
+  /** A mount has no server-side copy of a part of a file: a whole upload. */
+  uploadGrown(localPath: string, key: string, options: TransferOptions): Promise<Transferred> {
+    return this.upload(localPath, key, options);
+  }
 }

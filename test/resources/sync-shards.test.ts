@@ -173,7 +173,7 @@ describe('a version-1 manifest (written by earlier versions)', () => {
 });
 
 /** Host that passes everything through but fails the write after the first `allowed` ones, as a crash would stop the push there. */
-function crashingHost(inner: Host, allowed: number): Host & { failedAt: () => string | null } {
+function crashingHost(inner: Host, allowed: number, at?: string): Host & { failedAt: () => string | null } {
   const writeMethods = new Set(['mkdir', 'writeFile', 'writeFileAtomic', 'copyFile', 'symlink', 'rename', 'remove', 'chmod', 'utimes', 'fsync']);
   let writes = 0;
   let failed: string | null = null;
@@ -185,7 +185,7 @@ function crashingHost(inner: Host, allowed: number): Host & { failedAt: () => st
       if (!writeMethods.has(String(name))) return value.bind(target);
       return async (...args: unknown[]) => {
         if (failed !== null) throw new Error('simulated crash: the process is gone');
-        if (writes++ >= allowed) {
+        if (writes++ >= allowed || `${String(name)} ${String(args[0])}` === at) {
           failed = `${String(name)} ${String(args[0])}`;
           throw new Error(`simulated crash at ${failed}`);
         }
@@ -276,17 +276,18 @@ describe('a push interrupted at any write', () => {
     expect(action.changes).toContainEqual({ field: 'changes', before: null, after: `${added.length} added, ${edited.length} changed, ${removed.length} deleted` });
 
     const crashPoints: string[] = [];
-    for (let allowed = 0; ; allowed++) {
+    const rootWrite = `writeFileAtomic ${join(mirror, MANIFEST_NAME)}`;
+    /** Push from the template state through `crashing`; false when the push went through. */
+    const crashOnce = async (crashing: ReturnType<typeof crashingHost>): Promise<boolean> => {
       await rm(mirror, { recursive: true });
       execFileSync('cp', ['-a', templateMirror, mirror]);
       await rm(join(root, 'state', 'lineage'), { recursive: true });
       execFileSync('cp', ['-a', templateLineage, join(root, 'state', 'lineage')]);
-      const crashing = crashingHost(host, allowed);
       const error = await apply(sync, action, crashing).then(
         () => null,
         (e: unknown) => e as Error,
       );
-      if (!error) break; // enough writes allowed for the whole push
+      if (!error) return false; // enough writes allowed for the whole push
       expect(error.message).toMatch(/simulated crash/);
       crashPoints.push(crashing.failedAt()!);
 
@@ -294,7 +295,7 @@ describe('a push interrupted at any write', () => {
       const differing = await checkManifestTruthful();
       for (const path of differing) expect(edited).toContain(path);
       const next = await plan(sync);
-      if (crashing.failedAt() === `writeFileAtomic ${join(mirror, MANIFEST_NAME)}`) {
+      if (crashing.failedAt() === rootWrite) {
         // Every shard written, the root not: the shards are the truth, the root is finished next.
         expect(next?.reason).toContain('interrupted push');
       }
@@ -306,16 +307,21 @@ describe('a push interrupted at any write', () => {
       expect(await checkManifestTruthful()).toEqual([]);
       const manifest = (await readManifest(new MountedStore(host, mirror), ''))!;
       expect(Object.fromEntries(Object.entries(manifest.files).map(([path, entry]) => [path, entry.sha256]))).toEqual(contentOf(localBefore));
-    }
+      return true;
+    };
+    for (let allowed = 0; await crashOnce(crashingHost(host, allowed)); allowed++);
+    // The copies run in parallel and interleave their writes differently from run to run, so a
+    // count may step over the root's write: then it is crashed at by name.
+    if (!crashPoints.includes(rootWrite)) expect(await crashOnce(crashingHost(host, Number.POSITIVE_INFINITY, rootWrite))).toBe(true);
     expect(await snapshot(local)).toEqual(localBefore);
     // Every step of the push was interrupted once: copies, both shards, the root, the deletions.
     expect(crashPoints.some((p) => p.startsWith(`writeFileAtomic ${join(mirror, SHARD_DIR_NAME)}`))).toBe(true);
-    expect(crashPoints).toContain(`writeFileAtomic ${join(mirror, MANIFEST_NAME)}`);
+    expect(crashPoints).toContain(rootWrite);
     // Deletions are moves into the history (generation 1 keeps the deleted files).
     expect(crashPoints.some((p) => p.startsWith(`rename ${join(mirror, 'notes')}`))).toBe(true);
     // Each small file is one whole write (read stably into memory, then written): fewer steps than a copy.
     expect(crashPoints.length).toBeGreaterThan(15);
-  }, 180_000);
+  }, 300_000); // every write of the push is a crash point, the local manifest copy's among them
 
   it('a restore after an interrupted push gives back every file the manifest lists, as found', async () => {
     const sync = makeSync();

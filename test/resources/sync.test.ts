@@ -123,8 +123,9 @@ describe('sync push', () => {
       ].sort(),
     );
     expect(await readFile(join(mirror, kept, 'files/f3.txt'), 'utf8')).toBe('content 3');
-    // A file the manifest lists is replaced whole (a reader sees the old one or the new one); a new
-    // one, under a key nothing names yet, is written in place (no rename: on s3fs 6 requests, not 14).
+    // A file the manifest lists is replaced whole (a reader sees the old one or the new one), before
+    // the manifest; a new one, under a key nothing names yet, is written in place (no rename: on
+    // s3fs 5 requests, not 14). The two are copied in parallel.
     expect(mirrorWrites.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path)[0]).toBe(join(mirror, 'f3.txt'));
     expect(mirrorWrites.filter((w) => w.path === join(mirror, 'new.txt')).map((w) => w.method)).toEqual(['writeFile']);
     expect(await readdir(mirror)).not.toContainEqual(expect.stringContaining('persist-tmp'));
@@ -288,14 +289,16 @@ describe('sync restore', () => {
       if (ctx.reports.length === 3) controller.abort();
     };
     await expect(applyPlanned(action, ctx)).rejects.toThrow(/interrupted; .* resumes the restore/);
+    // Files are restored a few at a time: those already under way when the abort came finish.
     const partial = (await readdir(local)).filter((n) => !n.startsWith('.'));
-    expect(partial.length).toBe(3);
+    expect(partial.length).toBeGreaterThanOrEqual(3);
+    expect(partial.length).toBeLessThanOrEqual(6);
 
-    // 3 of 10 present: a push would delete 7 (> ratio) but even with --allow-shrink it is a restore.
+    // 3 to 6 of 10 present: a push would delete the rest (> ratio) but even with --allow-shrink it is a restore.
     const next = (await plan(sync, { allowShrink: true }))!;
     expect(next.action).toBe('restore');
     const { outcome } = await apply(sync, next, { allowShrink: true });
-    expect(outcome.summary).toMatch(/^restored 7 files/); // the 3 done are kept
+    expect(outcome.summary).toMatch(new RegExp(`^restored ${10 - partial.length} files`)); // the ones done are kept
     expect((await readdir(local)).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `f${i}`).sort());
     expect(await plan(sync)).toBeNull();
   });

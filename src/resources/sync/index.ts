@@ -35,6 +35,9 @@
 // removed files only after the root: a crash at any point leaves shards that list no file the
 // mirror lacks; at worst the shard of the files being copied still holds their previous hashes,
 // which the next push copies again and a restore notices (restored as found, see restore).
+// Files move several at a time (store/limit.ts: 16 through the S3 API, fewer through a mount),
+// one function per file (pushPath, restorePath); a shard is written when the last of its files is
+// in, and a failure lets the copies under way finish and starts none, so the rules above hold.
 //
 // Only regular files are synced: symlinks and special files are skipped with a warning (see
 // tree.ts); unreadable files and folders and names that are not UTF-8 are reported and left out,
@@ -47,7 +50,8 @@ import { ActionError, PersistError } from '../../errors.js';
 import { addressOf as makeAddress, type Address } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, FileFate, FileList, PlanOptions, ResourceModule, Seen } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
-import type { Store } from '../../store/types.js';
+import { mapLimit, transferConcurrency } from '../../store/limit.js';
+import { StoreMissing, type Store, type Transferred } from '../../store/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from './compare.js';
 import { ManifestError, ManifestWriter, manifestPath, markFirstPush, readManifest, shardDirPath, unfinishedFirstPush, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
@@ -392,14 +396,13 @@ function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: strin
 async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
+  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!);
   const local = detail.local!; // push is only decided for a local folder with files
   const { manifest } = detail;
   const { added, changed, removed, touched, unverified } = state.comparison;
   const toCopy = new Set([...added, ...changed]);
   const toCompare = new Set(unverified);
   const touchedSet = new Set(touched);
-  let copied = 0;
-  let bytes = 0;
   const shardCache = shardCacheFor(host, ctx.env.buckets[sync.bucket]!, sync.relTo);
   const run = new PushRun(host, sync, store, detail.trust, manifest);
   run.inPlace = inPlaceWriter(sync, detail);
@@ -413,34 +416,53 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   const generation = await SyncGeneration.begin(sync, store, manifest, ctx);
   const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length, shardCache);
   writer.beforeReplace = generation.beforeShardReplace;
-  const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
-  for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
-  let visited = 0;
-  for (const [shard, shardPaths] of pathsByShard.entries()) {
-    const files: Record<string, ManifestEntry> = {};
-    for (const path of shardPaths) {
-      visited += 1;
-      checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
-      const file = local.files[path];
-      const target = join(sync.relTo, path);
-      if (!file) {
-        files[path] = manifest!.files[path]!; // held: see isHeld
-        continue;
-      }
-      if (!toCompare.has(path) && !toCopy.has(path)) {
-        const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
-        files[path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
-        continue;
-      }
-      ctx.report(`copying ${path} (${visited}/${paths.length} files, ${formatBytes(run.bytes)} copied)`);
-      await generation.beforeOverwrite(path);
-      // Read stably (or snapshotted), then uploaded; no manifest: compared by content first.
-      const entry = await run.pushOne(path, file, toCompare.has(path) ? () => store.hash(target) : undefined);
-      if (entry) files[path] = entry;
+
+  // Each shard's entries: the unchanged ones now, the copied ones as their copies finish.
+  const shards: Record<string, ManifestEntry>[] = Array.from({ length: writer.shardCount }, () => ({}));
+  const copiesLeft = new Array<number>(writer.shardCount).fill(0);
+  const jobs: { path: string; shard: number }[] = [];
+  for (const path of paths) {
+    const shard = writer.shardOf(path);
+    const file = local.files[path];
+    if (!file) shards[shard]![path] = manifest!.files[path]!; // held: see isHeld
+    else if (toCompare.has(path) || toCopy.has(path)) {
+      jobs.push({ path, shard });
+      copiesLeft[shard]! += 1;
+    } else {
+      const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
+      shards[shard]![path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
     }
-    // Written once its files are in the mirror (and without the removed ones, deleted only
-    // later), so a shard never lists a file the mirror lacks. Unchanged shards are not written.
-    await writer.putShard(shard, files);
+  }
+  // A shard is written once its files are in the mirror (and without the removed ones, deleted
+  // only later), so it never lists a file the mirror lacks. Shards with nothing to copy go first;
+  // the copies run shard by shard, `limit` at a time, each shard written when its last copy ends.
+  // Unchanged shards are not written.
+  await mapLimit(
+    copiesLeft.flatMap((left, shard) => (left === 0 ? [shard] : [])),
+    limit,
+    (shard) => writer.putShard(shard, shards[shard]!),
+  );
+  jobs.sort((a, b) => a.shard - b.shard);
+  const totalBytes = jobs.reduce((sum, job) => sum + local.files[job.path]!.size, 0);
+  let done = 0;
+  let doneBytes = 0;
+  // On a failure no new copy starts and the running ones finish (their shards written when
+  // complete): what the next push finds is a mirror whose manifest lists only files it holds.
+  await mapLimit(jobs, limit, async ({ path, shard }) => {
+    checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
+    const entry = await pushPath(path, local.files[path]!);
+    if (entry) shards[shard]![path] = entry;
+    done += 1;
+    doneBytes += local.files[path]!.size;
+    ctx.report(`pushed ${done}/${jobs.length} files (${formatBytes(doneBytes)} of ${formatBytes(totalBytes)})`);
+    if ((copiesLeft[shard]! -= 1) === 0) await writer.putShard(shard, shards[shard]!);
+  });
+
+  /** One file: its previous version kept by lineage, then read stably (or snapshotted) and uploaded. */
+  async function pushPath(path: string, file: TreeFile): Promise<ManifestEntry | null> {
+    await generation.beforeOverwrite(path);
+    // No manifest: compared by content first.
+    return run.pushOne(path, file, toCompare.has(path) ? () => store.hash(join(sync.relTo, path)) : undefined);
   }
 
   // The root last, and before any deletion: a crash in between leaves unlisted files in the
@@ -451,14 +473,18 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
 
   const deleting = manifest !== null && sync.delete;
   if (deleting) {
-    for (const path of removed.filter((p) => !run.isCleared(p))) {
-      checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
-      await generation.retire(path);
-    }
+    await mapLimit(
+      removed.filter((p) => !run.isCleared(p)),
+      limit,
+      async (path) => {
+        checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
+        await generation.retire(path);
+      },
+    );
     await store.pruneEmptyFolders(sync.relTo, removed);
   }
   await recordSyncEvent(host, sync, 'lastPush', now);
-  ({ copied, bytes } = run);
+  const { copied, bytes } = run;
   const notes = await run.finish();
   await generation.after(local.files);
 
@@ -481,6 +507,7 @@ function usableMode(mode: number): number {
 async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
+  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!);
   const { manifest } = detail;
   const isExcluded = syncExcluder(sync.exclude);
   // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.
@@ -497,8 +524,23 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   const missing: string[] = [];
   let restored = 0;
   let bytes = 0;
-  for (const [index, [path, entry]] of sources.entries()) {
+  let done = 0;
+  const totalBytes = sources.reduce((sum, [, entry]) => sum + entry.size, 0);
+  let doneBytes = 0;
+  await mapLimit(sources, limit, async ([path, entry]) => {
     checkAborted(sync, signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
+    const result = await restorePath(path, entry);
+    done += 1;
+    doneBytes += entry.size;
+    if (result) {
+      restored += 1;
+      bytes += result.size;
+    }
+    ctx.report(`restored ${done}/${sources.length} files (${formatBytes(doneBytes)} of ${formatBytes(totalBytes)})`);
+  });
+
+  /** One file: kept when already restored, else downloaded (one request through the S3 API); null when not downloaded. */
+  async function restorePath(path: string, entry: TreeFile & { sha256?: string }): Promise<Transferred | null> {
     const source = join(sync.relTo, path);
     const target = join(sync.from, path);
     const existing = await host.lstat(target);
@@ -508,14 +550,19 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     // Resuming an interrupted restore: a file already restored with the manifest's size, mtime and mode is kept.
     if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs)) {
       written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
-      continue;
+      return null;
     }
-    if (!(await store.stat(source))) {
-      missing.push(path);
-      continue;
+    let result: Transferred;
+    try {
+      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs });
+    } catch (error) {
+      // The download says so itself, or (a store that cannot) a stat after the failure does.
+      if (error instanceof StoreMissing || !(await store.stat(source))) {
+        missing.push(path);
+        return null;
+      }
+      throw error;
     }
-    ctx.report(`restoring ${path} (${index + 1}/${sources.length})`);
-    const result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs });
     if (entry.sha256 && (result.sha256 !== entry.sha256 || result.size !== entry.size)) {
       // The mirror's bytes are newer than its manifest (an interrupted push, or an edit in the
       // bucket). They are restored as found, stamped with the current time so the next plan sees
@@ -525,8 +572,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     }
     written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
     await restoring.restored(path, result.sha256); // a database: no stale sidecar beside it
-    restored += 1;
-    bytes += result.size;
+    return result;
   }
 
   const now = host.now();
@@ -541,6 +587,8 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   await recordRestore(sync, manifest, ctx);
 
   const notes: string[] = [];
+  differing.sort();
+  missing.sort();
   if (differing.length) notes.push(`${plural(differing.length, 'file')} in the mirror differed from its manifest and were restored as found: ${samplePaths(differing)}`);
   if (missing.length) notes.push(`${plural(missing.length, 'file')} listed in the manifest ${missing.length === 1 ? 'is' : 'are'} missing from the mirror: ${samplePaths(missing)}`);
   const outcome: ApplyOutcome = { summary: `restored ${plural(restored, 'file')} (${formatBytes(bytes)})` };

@@ -78,12 +78,21 @@ export class ShardCache {
   private async save(hash: string, data: string | Buffer): Promise<boolean> {
     const path = join(this.dir, `${hash}${SUFFIX}`);
     try {
-      if (await this.host.lstat(path)) return true;
-      await this.host.mkdir(this.dir, { mode: 0o700 });
-      await this.host.writeFileAtomic(path, data, { mode: 0o600 });
+      if (!(await this.host.lstat(path))) await this.inFolder(() => this.host.writeFileAtomic(path, data, { mode: 0o600 }));
       return true;
     } catch {
       return false; // read-only (plan, status) or a full disk: the next read downloads it again
+    }
+  }
+
+  /** A write into the cache folder, which is made only when missing. */
+  private async inFolder(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await this.host.mkdir(this.dir, { mode: 0o700 });
+      await write();
     }
   }
 
@@ -103,8 +112,7 @@ export class ShardCache {
 
   /** Before a push writes its first shard (not best effort: without the marker the cache could hide an interrupted push). */
   async beginPush(): Promise<void> {
-    await this.host.mkdir(this.dir, { mode: 0o700 });
-    await this.host.writeFileAtomic(join(this.dir, PUSHING), `${this.host.pid()}\n`, { mode: 0o600 });
+    await this.inFolder(() => this.host.writeFileAtomic(join(this.dir, PUSHING), `${this.host.pid()}\n`, { mode: 0o600 }));
   }
 
   /** After the root is written. */

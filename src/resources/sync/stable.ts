@@ -25,7 +25,8 @@ export const STABLE_READS = 3;
 /** A private folder on local disk for the stages of one push (`<state>/stage/<random>`, mode 0700). */
 export class Stage {
   private counter = 0;
-  private created = false;
+  /** Made once, on first use (files of one push are staged in parallel). */
+  private created: Promise<void> | null = null;
   readonly dir: string;
 
   constructor(private readonly host: Host) {
@@ -33,11 +34,11 @@ export class Stage {
   }
 
   async next(): Promise<string> {
-    if (!this.created) {
+    this.created ??= (async () => {
       await this.host.mkdir(this.dir, { mode: 0o700 });
       await this.host.chmod(this.dir, 0o700);
-      this.created = true;
-    }
+    })();
+    await this.created;
     this.counter += 1;
     return join(this.dir, String(this.counter));
   }
@@ -177,7 +178,8 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     }
     try {
       const mode = before.mode;
-      if (options.previous || options.mirrorHash) {
+      // A size other than the manifest's cannot be the same content: no hash needed to know.
+      if ((options.previous && options.previous.size === staged!.size) || options.mirrorHash) {
         const hash = await host.hashFile(temp);
         const known = options.previous?.sha256 ?? (await options.mirrorHash!());
         if (hash === known && staged!.size === (options.previous?.size ?? staged!.size)) {
