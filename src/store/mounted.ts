@@ -149,14 +149,7 @@ export class MountedStore implements Store {
           ? writeWhole(this.host, path, data, options.mode, 'best-effort', !this.backend.uploadsOnClose)
           : this.host.writeFileAtomic(path, data, mode);
     try {
-      try {
-        await attempt();
-      } catch (error) {
-        // The folder is made only when missing: on FUSE every mkdir is a request.
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        await this.host.mkdir(dirname(path));
-        await attempt();
-      }
+      await this.inFolder(path, attempt);
     } catch (error) {
       if (options.ifAbsent && (error as NodeJS.ErrnoException).code === 'EEXIST') throw new StoreConflict(key);
       throw error;
@@ -173,21 +166,34 @@ export class MountedStore implements Store {
 
   async copy(from: string, to: string): Promise<void> {
     const temp = tempPathFor(this.path(to));
+    let renamed = false;
     try {
-      await this.host.mkdir(dirname(temp));
-      await this.host.copyFile(this.path(from), temp);
-      await this.host.fsync(temp);
+      await this.inFolder(temp, () => this.host.copyFile(this.path(from), temp));
+      // copyFile reports the error of closing the copy, which is the upload's on s3fs.
+      if (!this.backend.uploadsOnClose) await this.host.fsync(temp);
       const [source, copy] = await Promise.all([this.host.stat(this.path(from)), this.host.stat(temp)]);
       if (source?.size !== copy?.size) throw new Error(`copying ${this.path(from)} to ${this.path(to)} gave a different size`);
       await this.host.rename(temp, this.path(to));
+      renamed = true;
     } finally {
-      await this.host.remove(temp);
+      // (after the rename there is nothing left to remove: on s3fs that would be more requests)
+      if (!renamed) await this.host.remove(temp).catch(() => undefined);
     }
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await this.host.mkdir(dirname(this.path(to)));
-    await this.host.rename(this.path(from), this.path(to));
+    await this.inFolder(this.path(to), () => this.host.rename(this.path(from), this.path(to)));
+  }
+
+  /** A write of `path` whose folder is made only when missing (on FUSE a mkdir of a folder that exists is requests too). */
+  private async inFolder(path: string, write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await this.host.mkdir(dirname(path));
+      await write();
+    }
   }
 
   remove(key: string): Promise<void> {
