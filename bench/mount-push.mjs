@@ -2,7 +2,9 @@
 // baseline in the same run, on s3rver over loopback:
 //   1. the first push of a sync of `files` small files (1-4 KiB) by `persist apply`, against
 //      `rclone copy --transfers 16` of the same folder into the same server (rclone speaks the S3
-//      API itself: no mount), with the requests each one made;
+//      API itself: no mount), with the requests each one made; and the same push by persist into
+//      the same bucket without its mount (the S3 API store), the figure behind the choice of
+//      store for a mounted bucket with credentials (docs/backends.md);
 //   2. a push of 1 changed file in a sync of `historyFiles` files, with its requests and bytes
 //      split into those on the history's keys (`.persist-sync/generations/`), the manifest's and
 //      the data's: what keeping the replaced file costs against the push itself.
@@ -83,8 +85,11 @@ await inSandbox('persist-bench-mount-', async (dir) => {
   // Part 1: the first push of a sync, against rclone copy of the same folder.
   const persistTimes = [];
   const rcloneTimes = [];
+  const apiTimes = [];
   let persistTraffic;
   let rcloneTraffic;
+  let apiTraffic;
+  const apiBucketYaml = bucketYaml.replace(/    mount:\n(      .*\n)+/, '');
   for (let round = 0; round < rounds; round++) {
     const local = join(dir, `tree-${round}`);
     writeTree(local, fileCount);
@@ -99,6 +104,13 @@ await inSandbox('persist-bench-mount-', async (dir) => {
     persistTraffic = await server.traffic();
     const check = runPersist(['plan', '-f', spec], env).stdout;
     if (!check.includes('No changes')) throw new Error(`the first push did not converge:\n${check}`);
+
+    const apiSpec = join(dir, `api-${round}.yaml`);
+    writeFileSync(apiSpec, syncSpec(apiBucketYaml, local, `api-${round}`));
+    const apiEnv = persistEnv(join(dir, `state-api-${round}`));
+    await server.resetTraffic();
+    apiTimes.push(runPersist(['apply', '-f', apiSpec, '--auto-approve'], apiEnv).ms);
+    apiTraffic = await server.traffic();
   }
   const persistMs = median(persistTimes);
   const rcloneMs = median(rcloneTimes);
@@ -109,6 +121,9 @@ await inSandbox('persist-bench-mount-', async (dir) => {
   console.log(`  baseline: rclone copy --transfers 16    ${(rcloneMs / 1000).toFixed(2).padStart(7)} s  ${perFile(rcloneTraffic, fileCount)}`);
   console.log(`    ${describeTraffic(rcloneTraffic)}`);
   console.log(`  persist / rclone: ${ratio.toFixed(2)}x ${ratio <= 3 ? 'ok' : 'OVER'} (goal 3x)`);
+  const apiMs = median(apiTimes);
+  console.log(`  persist apply, same bucket without its mount (S3 API store) ${(apiMs / 1000).toFixed(2)} s  ${perFile(apiTraffic, fileCount)}; ${(apiMs / rcloneMs).toFixed(2)}x rclone, ${(persistMs / apiMs).toFixed(2)}x faster than through s3fs`);
+  console.log(`    ${describeTraffic(apiTraffic)}`);
 
   // Part 2: what history costs on a 1-file push.
   const local = join(dir, 'history');

@@ -35,6 +35,13 @@ export interface Backend {
    * which costs s3fs one more request per file.
    */
   uploadsOnClose?: boolean;
+  /**
+   * Whether persist moves this bucket's syncs, bundles and files through its S3 API (with the
+   * bucket's credentials) rather than through the mount; links always use the mount. Absent:
+   * never (rclone: its write-back cache would upload a stale copy over an object written beside
+   * it, and a file written through the mount is not in the store for seconds). See docs/backends.md.
+   */
+  dataThroughApi?(bucket: MountedBucket): boolean;
   /** Debian package providing the binary, for doctor. */
   binary?: { command: string; debianPackage: string };
   /** The options `mount.options` may hold (the schema's part for this backend is made from it). */

@@ -1,7 +1,7 @@
 // Bounded concurrency for transfers: at most `limit` calls of `fn` in flight, results in input
 // order. Used by the S3 client (parts, delete batches) and by the sync loops (files), with the
 // bound of the bucket's store (transferConcurrency).
-import { isMounted, type ResolvedBucket } from '../spec/types.js';
+import type { Store } from './types.js';
 
 /** Files in flight at once through the S3 API (as `rclone copy --transfers 16`). */
 export const API_CONCURRENCY = 16;
@@ -12,9 +12,9 @@ export const API_CONCURRENCY = 16;
  */
 export const MOUNTED_CONCURRENCY = 4;
 
-/** How many files a sync moves at once into or out of the bucket. */
-export function transferConcurrency(bucket: ResolvedBucket): number {
-  return isMounted(bucket) ? MOUNTED_CONCURRENCY : API_CONCURRENCY;
+/** How many files a sync moves at once into or out of a store: a folder (a mount, `local`) or the S3 API. */
+export function transferConcurrency(store: Pick<Store, 'localPath'>): number {
+  return store.localPath('') === null ? API_CONCURRENCY : MOUNTED_CONCURRENCY;
 }
 
 /**

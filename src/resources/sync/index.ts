@@ -396,7 +396,7 @@ function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: strin
 async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
-  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!);
+  const limit = transferConcurrency(store);
   const local = detail.local!; // push is only decided for a local folder with files
   const { manifest } = detail;
   const { added, changed, removed, touched, unverified } = state.comparison;
@@ -507,7 +507,7 @@ function usableMode(mode: number): number {
 async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
-  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!);
+  const limit = transferConcurrency(store);
   const { manifest } = detail;
   const isExcluded = syncExcluder(sync.exclude);
   // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.
