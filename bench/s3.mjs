@@ -267,8 +267,12 @@ export async function inSandbox(prefix, body) {
   }
 }
 
-/** A spec bucket block for an s3fs mount of an s3rver bucket (credentials through the environment). */
-export function s3fsBucketYaml(server, bucket, mountPath) {
+/**
+ * A spec bucket block for an s3fs mount of an s3rver bucket (credentials through the environment).
+ * `transfers`: the s3fs option (default `api`: syncs, bundles and files then go through the S3
+ * API; `mount` measures them through s3fs).
+ */
+export function s3fsBucketYaml(server, bucket, mountPath, { transfers } = {}) {
   return `buckets:
   data:
     name: ${bucket}
@@ -282,7 +286,7 @@ export function s3fsBucketYaml(server, bucket, mountPath) {
     mount:
       backend: s3fs
       path: ${mountPath}
-`;
+${transfers ? `      options: { transfers: ${transfers} }\n` : ''}`;
 }
 
 /** Environment for persist runs: its own state folder and the s3rver keys. */

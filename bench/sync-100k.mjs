@@ -77,7 +77,7 @@ await inSandbox('persist-bench-100k-', async (dir) => {
     copyFileSync(join(seedState, 'machine-id'), join(state, 'machine-id'));
     const env = persistEnv(state);
     const specFile = join(dir, `s3fs-${size}.yaml`);
-    writeFileSync(specFile, spec(s3fsBucketYaml(server, bucket, mountPath), local));
+    writeFileSync(specFile, spec(s3fsBucketYaml(server, bucket, mountPath, { transfers: 'mount' }), local));
     runPersist(['apply', '-f', specFile, '--auto-approve', '--target', 'mount.data'], env);
     const first = runPersist(['plan', '-f', specFile], env);
     if (!first.stdout.includes('No changes')) throw new Error(`the seeded mirror is not converged:\n${first.stdout}`);
