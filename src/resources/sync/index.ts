@@ -22,7 +22,9 @@
 //     same name, or a wipe would be propagated. Files missing locally are never restored one by
 //     one: restore happens only into an empty folder.
 //  6. Mirror without a manifest but with files (made by hand or by another tool): local empty →
-//     restore everything found (and write a manifest describing it); local has files → a `push`
+//     restore everything found (and write a manifest describing it; in a mirror an unfinished
+//     first push of persist left, only what its shards list: see FIRST_PUSH_MARKER in
+//     manifest.ts); local has files → a `push`
 //     that compares same-size files by content, copies only those that differ, never deletes, and
 //     writes the manifest. Mirror files the local folder lacks stay in the mirror, unlisted.
 //  7. Otherwise a `push` when files were added, changed or removed since the manifest; nothing
