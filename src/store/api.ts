@@ -51,6 +51,8 @@ export class ApiStore implements Store {
     return this.#store;
   }
 
+  readonly verifiesWrites = true as const;
+
   where(key: string): string {
     return `${this.label}${key ? `/${key}` : ''}`;
   }

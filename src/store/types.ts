@@ -46,6 +46,11 @@ export interface StoreListing {
 export interface TransferOptions {
   mode: number;
   mtimeMs: number;
+  /**
+   * A download: the caller makes the local file system durable itself once all its downloads are
+   * in (one syncfs for a restore of many files instead of an fsync each). A store may fsync anyway.
+   */
+  flushLater?: boolean;
 }
 
 export interface WriteOptions {
@@ -55,6 +60,13 @@ export interface WriteOptions {
 }
 
 export interface Store {
+  /**
+   * A write or upload that returns is in the store whole, as the store itself checked it (the S3
+   * API: a body must match its Content-Length, a Buffer body also its Content-MD5 and signed
+   * sha256): a stat afterwards learns nothing. Absent: check by reading back (a mount, whose
+   * daemon may report success before the object is stored).
+   */
+  readonly verifiesWrites?: true;
   /** Where a key lives, for messages (`/data/moltbot/clawdbot/a.db`). */
   where(key: string): string;
   stat(key: string): Promise<StoredInfo | null>;

@@ -445,11 +445,12 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
     await store.pruneEmptyFolders(sync.relTo, removed);
   }
   await recordSyncEvent(host, sync, 'lastPush', now);
-  const { copied, bytes } = run;
+  const { copied, bytes, bytesCopiedInStore } = run;
   const notes = await run.finish();
   await generation.after(local.files);
 
-  const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)})`];
+  const inStore = bytesCopiedInStore > 0 ? `, ${formatBytes(bytesCopiedInStore)} of it copied within the store` : '';
+  const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)}${inStore})`];
   if (removed.length) parts.push(deleting ? `deleted ${removed.length}` : `kept ${removed.length} removed locally in the mirror`);
   if (run.moved > 0) parts.push(`${plural(run.moved, 'file')} moved during the push (saved as read; the next push takes newer changes)`);
   const outcome: ApplyOutcome = { summary: parts.join(', '), verifiedInStore: true };
@@ -478,7 +479,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
 
   await host.mkdir(sync.from);
   const restoring = new RestoreRun(host, sync, store);
-  await restoring.begin();
+  await restoring.begin(detail.trust?.state.restoring !== undefined, sources.map(([path]) => dirname(path)));
 
   const written: Record<string, ManifestEntry> = {};
   const differing: string[] = [];
@@ -508,14 +509,16 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     if (existing && existing.type !== 'file') {
       throw new ActionError(`${addressOf(sync)}: ${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
     }
-    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime and mode is kept.
-    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs)) {
+    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime,
+    // mode and content is kept (its content too: files are flushed to disk only at the end, and
+    // after a crash a file may have its size with none of its bytes).
+    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs) && (await host.hashFile(target)) === entry.sha256) {
       written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
       return null;
     }
     let result: Transferred;
     try {
-      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs });
+      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs, flushLater: true });
     } catch (error) {
       // The download says so itself, or (a store that cannot) a stat after the failure does.
       if (error instanceof StoreMissing || !(await store.stat(source))) {
@@ -532,7 +535,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
       await host.utimes(target, host.now().getTime());
     }
     written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
-    await restoring.restored(path, result.sha256); // a database: no stale sidecar beside it
+    await restoring.restored(path, result); // a database: no stale sidecar beside it
     return result;
   }
 

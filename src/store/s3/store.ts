@@ -60,6 +60,8 @@ export class S3Store implements Store {
     return full === '' || full.endsWith('/') ? full : `${full}/`;
   }
 
+  readonly verifiesWrites = true as const;
+
   where(key: string): string {
     return `${this.label}${key ? `/${key}` : ''}`;
   }
@@ -219,22 +221,30 @@ export class S3Store implements Store {
     }
   }
 
-  /** One GET, no HEAD before it: a small object is buffered, a large one streamed and hashed as it comes. */
+  /**
+   * One GET, no HEAD before it: a small object is buffered, a large one streamed and hashed as it
+   * comes. The folder is made only when the write finds it missing (a restore writes many files
+   * into few folders).
+   */
   async download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
     const temp = tempPathFor(localPath);
     try {
-      await this.host.mkdir(dirname(localPath));
       let copied: Transferred;
       try {
         // Created with its final mode so that a private file is never readable by others.
-        const got = await this.client.getObject(this.objectKey(key), temp, { bufferUpTo: S3_SINGLE_READ_LIMIT, fileMode: options.mode });
-        if (got.data) await this.host.writeFile(temp, got.data, { mode: options.mode });
+        const get = () => this.client.getObject(this.objectKey(key), temp, { bufferUpTo: S3_SINGLE_READ_LIMIT, fileMode: options.mode });
+        const got = await get().catch(async (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+          await this.host.mkdir(dirname(localPath));
+          return get();
+        });
+        if (got.data) await this.writeMakingFolder(temp, got.data, options.mode);
         copied = { size: got.size, sha256: got.sha256, etag: got.etag };
       } catch (error) {
         if (error instanceof NoSuchKey) throw new StoreMissing(key, this.where(key));
         throw error;
       }
-      await this.host.fsync(temp);
+      if (!options.flushLater) await this.host.fsync(temp);
       await this.host.chmod(temp, options.mode);
       await this.host.utimes(temp, options.mtimeMs);
       await this.host.rename(temp, localPath);
@@ -242,6 +252,16 @@ export class S3Store implements Store {
     } catch (error) {
       await this.host.remove(temp).catch(() => undefined);
       throw error;
+    }
+  }
+
+  private async writeMakingFolder(path: string, data: Buffer, mode: number): Promise<void> {
+    try {
+      await this.host.writeFile(path, data, { mode });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await this.host.mkdir(dirname(path));
+      await this.host.writeFile(path, data, { mode });
     }
   }
 
