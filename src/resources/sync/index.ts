@@ -35,7 +35,7 @@
 // removed files only after the root: a crash at any point leaves shards that list no file the
 // mirror lacks; at worst the shard of the files being copied still holds their previous hashes,
 // which the next push copies again and a restore notices (restored as found, see restore).
-// Files move several at a time (store/limit.ts: 16 through the S3 API, fewer through a mount),
+// Files move several at a time (store/limit.ts: 16 through the S3 API, 3 through a mount),
 // one function per file (pushPath, restorePath); a shard is written when the last of its files is
 // in, and a failure lets the copies under way finish and starts none, so the rules above hold.
 //
@@ -362,7 +362,7 @@ function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: strin
 async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
-  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!);
+  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!, host.env());
   const local = detail.local!; // push is only decided for a local folder with files
   const { manifest } = detail;
   const { added, changed, removed, touched, unverified } = state.comparison;
@@ -469,7 +469,7 @@ function usableMode(mode: number): number {
 async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
-  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!);
+  const limit = transferConcurrency(ctx.env.buckets[sync.bucket]!, host.env());
   const { manifest } = detail;
   const isExcluded = syncExcluder(sync.exclude);
   // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.

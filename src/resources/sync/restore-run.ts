@@ -52,9 +52,9 @@ export class RestoreRun {
     noteTransfer(this.known, path, transferred);
     const sha256 = transferred.sha256;
     const target = join(this.sync.from, path);
-    let head: Buffer;
+    let head = transferred.head;
     try {
-      head = await this.host.readHead(target, 16);
+      head ??= await this.host.readHead(target, 16);
     } catch {
       return;
     }

@@ -27,7 +27,7 @@ import { dirname } from 'node:path';
 import type { Host } from '../../host/types.js';
 import { normalizePrefix } from '../prefix.js';
 import { tempPathFor } from '../temp-name.js';
-import { StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
+import { HEAD_BYTES, StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
 import { DEFAULT_PART_SIZE, NoSuchKey, PreconditionFailed, type AppendResult, type S3Client } from './client.js';
 
 /** Objects up to this size are read into memory (one read: its hash and its upload); larger ones are streamed. */
@@ -238,8 +238,11 @@ export class S3Store implements Store {
           await this.host.mkdir(dirname(localPath));
           return get();
         });
-        if (got.data) await this.writeMakingFolder(temp, got.data, options.mode);
         copied = { size: got.size, sha256: got.sha256, etag: got.etag };
+        if (got.data) {
+          await this.writeMakingFolder(temp, got.data, options.mode);
+          copied.head = Buffer.from(got.data.subarray(0, HEAD_BYTES));
+        }
       } catch (error) {
         if (error instanceof NoSuchKey) throw new StoreMissing(key, this.where(key));
         throw error;
