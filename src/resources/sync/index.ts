@@ -479,7 +479,12 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
 
   await host.mkdir(sync.from);
   const restoring = new RestoreRun(host, sync, store);
-  await restoring.begin(detail.trust?.state.restoring !== undefined, sources.map(([path]) => dirname(path)));
+  const resuming = detail.trust?.state.restoring !== undefined;
+  await restoring.begin(resuming, sources.map(([path]) => dirname(path)));
+  // Nothing at all in the local folder when it was observed (right before this action): no file
+  // of the mirror's can be in the way, and none needs looking at first.
+  const local = detail.local;
+  const empty = !resuming && (!local || [local.files, local.folders ?? {}].every((entries) => Object.keys(entries).length === 0) && [local.skipped, local.unreadable ?? [], local.badNames ?? []].every((list) => list.length === 0));
 
   const written: Record<string, ManifestEntry> = {};
   const differing: string[] = [];
@@ -505,7 +510,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   async function restorePath(path: string, entry: TreeFile & { sha256?: string }): Promise<Transferred | null> {
     const source = join(sync.relTo, path);
     const target = join(sync.from, path);
-    const existing = await host.lstat(target);
+    const existing = empty ? null : await host.lstat(target);
     if (existing && existing.type !== 'file') {
       throw new ActionError(`${addressOf(sync)}: ${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
     }

@@ -38,6 +38,8 @@ const S_IFREG = 0o100000;
 
 export class S3Store implements Store {
   readonly prefix: string;
+  /** Per mode: whether a file created with it has it (see ensureMode). */
+  readonly #modeKept = new Map<number, boolean>();
 
   constructor(
     private readonly host: Host,
@@ -248,7 +250,7 @@ export class S3Store implements Store {
         throw error;
       }
       if (!options.flushLater) await this.host.fsync(temp);
-      await this.host.chmod(temp, options.mode);
+      await this.ensureMode(temp, options.mode);
       await this.host.utimes(temp, options.mtimeMs);
       await this.host.rename(temp, localPath);
       return copied;
@@ -256,6 +258,20 @@ export class S3Store implements Store {
       await this.host.remove(temp).catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * A file created with `mode` has it unless the process's umask takes bits away: learnt once per
+   * mode from the first file (the umask does not change while persist runs), then a chmod only
+   * where it does (a restore of many files saves a call each).
+   */
+  private async ensureMode(path: string, mode: number): Promise<void> {
+    let kept = this.#modeKept.get(mode);
+    if (kept === undefined) {
+      kept = (await this.host.stat(path))?.mode === mode;
+      this.#modeKept.set(mode, kept);
+    }
+    if (!kept) await this.host.chmod(path, mode);
   }
 
   private async writeMakingFolder(path: string, data: Buffer, mode: number): Promise<void> {
