@@ -1,20 +1,27 @@
 // Bounded concurrency for transfers: at most `limit` calls of `fn` in flight, results in input
-// order. Used by the S3 client (parts, delete batches) and by the sync loops (files), with the
-// bound of the bucket's store (transferConcurrency).
+// order. Used by the S3 client (parts, delete batches) and by the sync loops (files, as many at
+// once as transferConcurrency says).
 import type { Store } from './types.js';
 
-/** Files in flight at once through the S3 API (as `rclone copy --transfers 16`). */
-export const API_CONCURRENCY = 16;
+/** Files a sync moves at once through the S3 API (as `rclone copy --transfers 16`). */
+export const API_TRANSFERS = 16;
 /**
- * Files in flight at once through a mount (or the `local` folder). Every call into a FUSE mount
- * goes through Node's thread pool, whose 4 threads bound what more files in flight can gain; the
- * figures behind this value are in bench/RESULTS.md ("Parallel transfers").
+ * Files a sync moves at once through a mount (or the `local` folder). Every call into a FUSE mount
+ * holds one of the 4 threads of Node's pool until the daemon answers: 3 in flight gained as much as
+ * 4 or 16 on s3fs and rclone (bench/RESULTS.md, "Parallel transfers") and leave a thread for the
+ * rest (the local reads of the files being pushed, DNS lookups, a test's server in the process).
  */
-export const MOUNTED_CONCURRENCY = 4;
+export const MOUNTED_TRANSFERS = 3;
 
-/** How many files a sync moves at once into or out of a store: a folder (a mount, `local`) or the S3 API. */
-export function transferConcurrency(store: Pick<Store, 'localPath'>): number {
-  return store.localPath('') === null ? API_CONCURRENCY : MOUNTED_CONCURRENCY;
+/**
+ * How many files a sync moves at once into or out of a store: a folder (a mount, `local`) or the
+ * S3 API (a mounted bucket's data may go over it: src/store/index.ts); `PERSIST_TRANSFERS` (1-64)
+ * overrides.
+ */
+export function transferConcurrency(store: Pick<Store, 'localPath'>, env: Record<string, string | undefined>): number {
+  const override = Number(env.PERSIST_TRANSFERS);
+  if (Number.isInteger(override) && override >= 1 && override <= 64) return override;
+  return store.localPath('') === null ? API_TRANSFERS : MOUNTED_TRANSFERS;
 }
 
 /**

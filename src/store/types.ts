@@ -21,7 +21,12 @@ export interface Transferred {
   etag?: string;
   /** Bytes copied within the store instead of sent (an upload of a file that only grew). */
   copied?: number;
+  /** The first bytes of the content (up to HEAD_BYTES), where the transfer held them in memory. */
+  head?: Buffer;
 }
+
+/** How many first bytes a transfer hands back as `head` (a file type's magic number fits). */
+export const HEAD_BYTES = 100;
 
 /** An object as a transfer left it: its size, the sha256 of its bytes, and the ETag it then had. */
 export interface KnownObject {
@@ -48,6 +53,11 @@ export interface TransferOptions {
   mtimeMs: number;
   /** See WriteOptions.inPlace (uploads only). */
   inPlace?: boolean;
+  /**
+   * A download: the caller makes the local file system durable itself once all its downloads are
+   * in (one syncfs for a restore of many files instead of an fsync each). A store may fsync anyway.
+   */
+  flushLater?: boolean;
 }
 
 export interface WriteOptions {

@@ -331,7 +331,8 @@ describe('a push interrupted at any write', () => {
     for (const path of edited) await writeFile(join(local, path), `edited ${path}`);
     const action = (await plan(sync))!;
     // Crash half-way through the copies: the container is gone, its local folder with it.
-    // (Each replaced file first keeps its previous version in the history, so a few writes per file.)
+    // (Each replaced file first keeps its previous version in the history: 5 writes of the copy,
+    // then 1 of the file; a few files go at once.)
     await expect(apply(sync, action, crashingHost(host, 25))).rejects.toThrow(/simulated crash/);
     const listed = Object.keys((await readManifest(new MountedStore(host, mirror), ''))!.files).sort();
     await rm(local, { recursive: true });

@@ -37,7 +37,7 @@
 // removed files only after the root: a crash at any point leaves shards that list no file the
 // mirror lacks; at worst the shard of the files being copied still holds their previous hashes,
 // which the next push copies again and a restore notices (restored as found, see restore).
-// Files move several at a time (store/limit.ts: 16 through the S3 API, fewer through a mount),
+// Files move several at a time (store/limit.ts: 16 through the S3 API, 3 through a mount),
 // one function per file (pushPath, restorePath); a shard is written when the last of its files is
 // in, and a failure lets the copies under way finish and starts none, so the rules above hold.
 //
@@ -398,7 +398,7 @@ function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: strin
 async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
-  const limit = transferConcurrency(store);
+  const limit = transferConcurrency(store, host.env());
   const local = detail.local!; // push is only decided for a local folder with files
   const { manifest } = detail;
   const { added, changed, removed, touched, unverified } = state.comparison;
@@ -486,11 +486,12 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
     await store.pruneEmptyFolders(sync.relTo, removed);
   }
   await recordSyncEvent(host, sync, 'lastPush', now);
-  const { copied, bytes } = run;
+  const { copied, bytes, bytesCopiedInStore } = run;
   const notes = await run.finish();
   await generation.after(local.files);
 
-  const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)})`];
+  const inStore = bytesCopiedInStore > 0 ? `, ${formatBytes(bytesCopiedInStore)} of it copied within the store` : '';
+  const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)}${inStore})`];
   if (removed.length) parts.push(deleting ? `deleted ${removed.length}` : `kept ${removed.length} removed locally in the mirror`);
   if (run.moved > 0) parts.push(`${plural(run.moved, 'file')} moved during the push (saved as read; the next push takes newer changes)`);
   const outcome: ApplyOutcome = { summary: parts.join(', '), verifiedInStore: true };
@@ -509,7 +510,7 @@ function usableMode(mode: number): number {
 async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
-  const limit = transferConcurrency(store);
+  const limit = transferConcurrency(store, host.env());
   const { manifest } = detail;
   const isExcluded = syncExcluder(sync.exclude);
   // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.
@@ -519,7 +520,12 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
 
   await host.mkdir(sync.from);
   const restoring = new RestoreRun(host, sync, store);
-  await restoring.begin();
+  const resuming = detail.trust?.state.restoring !== undefined;
+  await restoring.begin(resuming, sources.map(([path]) => dirname(path)));
+  // Nothing at all in the local folder when it was observed (right before this action): no file
+  // of the mirror's can be in the way, and none needs looking at first.
+  const local = detail.local;
+  const empty = !resuming && (!local || [local.files, local.folders ?? {}].every((entries) => Object.keys(entries).length === 0) && [local.skipped, local.unreadable ?? [], local.badNames ?? []].every((list) => list.length === 0));
 
   const written: Record<string, ManifestEntry> = {};
   const differing: string[] = [];
@@ -545,18 +551,20 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   async function restorePath(path: string, entry: TreeFile & { sha256?: string }): Promise<Transferred | null> {
     const source = join(sync.relTo, path);
     const target = join(sync.from, path);
-    const existing = await host.lstat(target);
+    const existing = empty ? null : await host.lstat(target);
     if (existing && existing.type !== 'file') {
       throw new ActionError(`${addressOf(sync)}: ${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
     }
-    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime and mode is kept.
-    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs)) {
+    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime,
+    // mode and content is kept (its content too: files are flushed to disk only at the end, and
+    // after a crash a file may have its size with none of its bytes).
+    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs) && (await host.hashFile(target)) === entry.sha256) {
       written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
       return null;
     }
     let result: Transferred;
     try {
-      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs });
+      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs, flushLater: true });
     } catch (error) {
       // The download says so itself, or (a store that cannot) a stat after the failure does.
       if (error instanceof StoreMissing || !(await store.stat(source))) {
@@ -573,7 +581,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
       await host.utimes(target, host.now().getTime());
     }
     written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
-    await restoring.restored(path, result.sha256); // a database: no stale sidecar beside it
+    await restoring.restored(path, result); // a database: no stale sidecar beside it
     return result;
   }
 

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { stateDir } from '../../host/paths.js';
 import type { FileInfo, Host } from '../../host/types.js';
-import type { Store } from '../../store/types.js';
+import type { KnownObject, Store } from '../../store/types.js';
 import type { ManifestEntry } from './manifest.js';
 import { snapshotSqlite, SqliteUnavailableError } from './sqlite.js';
 import { databaseToken } from './sqlite-sync.js';
@@ -65,8 +65,11 @@ function isGone(error: unknown): boolean {
 }
 
 export type PushedFile =
-  /** In the store; `moved`: it changed since the plan looked or while it was read (read again). */
-  | { kind: 'stored'; entry: ManifestEntry; bytes: number; moved: boolean; uploaded: boolean; token?: string }
+  /**
+   * In the store; `moved`: it changed since the plan looked or while it was read (read again);
+   * `etag`: the object's, where the store has them; `copied`: bytes copied within the store.
+   */
+  | { kind: 'stored'; entry: ManifestEntry; bytes: number; moved: boolean; uploaded: boolean; token?: string; etag?: string; copied?: number }
   /** Changed at every read: not stored. */
   | { kind: 'unsettled' }
   /** Removed (or no longer a file) since the plan. */
@@ -82,6 +85,8 @@ export interface PushFileOptions {
   previous?: ManifestEntry;
   /** Copy only when content differs (a mirror without a manifest): the mirror's hash. */
   mirrorHash?: () => Promise<string>;
+  /** The object as this machine last transferred it: a file that only grew sends only its tail. */
+  known?: KnownObject;
   /** No object is under the key and nothing trusts it yet: written in place (Store WriteOptions.inPlace). */
   inPlace?: boolean;
 }
@@ -189,9 +194,12 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
           if (!options.previous || options.previous.mode === mode) return result;
         }
       }
-      const written = await store.upload(temp, key, { mode, mtimeMs: before.mtimeMs, ...(options.inPlace ? { inPlace: true } : {}) });
+      const transfer = { mode, mtimeMs: before.mtimeMs, ...(options.inPlace ? { inPlace: true } : {}) };
+      const written = options.known && staged!.size > options.known.size ? await store.uploadGrown(temp, key, transfer, options.known) : await store.upload(temp, key, transfer);
       const result: PushedFile = { kind: 'stored', entry: { size: written.size, mtimeMs: before.mtimeMs, sha256: written.sha256, mode }, bytes: written.size, moved, uploaded: true };
       if (token !== undefined) result.token = token;
+      if (written.etag !== undefined) result.etag = written.etag;
+      if (written.copied) result.copied = written.copied;
       return result;
     } finally {
       await host.remove(temp);

@@ -27,7 +27,7 @@ import { dirname } from 'node:path';
 import type { Host } from '../../host/types.js';
 import { normalizePrefix } from '../prefix.js';
 import { tempPathFor } from '../temp-name.js';
-import { StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
+import { HEAD_BYTES, StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
 import { DEFAULT_PART_SIZE, NoSuchKey, PreconditionFailed, type AppendResult, type S3Client } from './client.js';
 
 /** Objects up to this size are read into memory (one read: its hash and its upload); larger ones are streamed. */
@@ -38,6 +38,8 @@ const S_IFREG = 0o100000;
 
 export class S3Store implements Store {
   readonly prefix: string;
+  /** Per mode: whether a file created with it has it (see ensureMode). */
+  readonly #modeKept = new Map<number, boolean>();
 
   constructor(
     private readonly host: Host,
@@ -219,29 +221,64 @@ export class S3Store implements Store {
     }
   }
 
-  /** One GET, no HEAD before it: a small object is buffered, a large one streamed and hashed as it comes. */
+  /**
+   * One GET, no HEAD before it: a small object is buffered, a large one streamed and hashed as it
+   * comes. The folder is made only when the write finds it missing (a restore writes many files
+   * into few folders).
+   */
   async download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
     const temp = tempPathFor(localPath);
     try {
-      await this.host.mkdir(dirname(localPath));
       let copied: Transferred;
       try {
         // Created with its final mode so that a private file is never readable by others.
-        const got = await this.client.getObject(this.objectKey(key), temp, { bufferUpTo: S3_SINGLE_READ_LIMIT, fileMode: options.mode });
-        if (got.data) await this.host.writeFile(temp, got.data, { mode: options.mode });
+        const get = () => this.client.getObject(this.objectKey(key), temp, { bufferUpTo: S3_SINGLE_READ_LIMIT, fileMode: options.mode });
+        const got = await get().catch(async (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+          await this.host.mkdir(dirname(localPath));
+          return get();
+        });
         copied = { size: got.size, sha256: got.sha256, etag: got.etag };
+        if (got.data) {
+          await this.writeMakingFolder(temp, got.data, options.mode);
+          copied.head = Buffer.from(got.data.subarray(0, HEAD_BYTES));
+        }
       } catch (error) {
         if (error instanceof NoSuchKey) throw new StoreMissing(key, this.where(key));
         throw error;
       }
-      await this.host.fsync(temp);
-      await this.host.chmod(temp, options.mode);
+      if (!options.flushLater) await this.host.fsync(temp);
+      await this.ensureMode(temp, options.mode);
       await this.host.utimes(temp, options.mtimeMs);
       await this.host.rename(temp, localPath);
       return copied;
     } catch (error) {
       await this.host.remove(temp).catch(() => undefined);
       throw error;
+    }
+  }
+
+  /**
+   * A file created with `mode` has it unless the process's umask takes bits away: learnt once per
+   * mode from the first file (the umask does not change while persist runs), then a chmod only
+   * where it does (a restore of many files saves a call each).
+   */
+  private async ensureMode(path: string, mode: number): Promise<void> {
+    let kept = this.#modeKept.get(mode);
+    if (kept === undefined) {
+      kept = (await this.host.stat(path))?.mode === mode;
+      this.#modeKept.set(mode, kept);
+    }
+    if (!kept) await this.host.chmod(path, mode);
+  }
+
+  private async writeMakingFolder(path: string, data: Buffer, mode: number): Promise<void> {
+    try {
+      await this.host.writeFile(path, data, { mode });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await this.host.mkdir(dirname(path));
+      await this.host.writeFile(path, data, { mode });
     }
   }
 
