@@ -70,8 +70,8 @@ export async function copyIntoPlace(host: Host, from: string, to: string, option
       // An upload's source is a local file that does not move (a push's private stage, a bundle
       // written beside): hashed there, and checked unchanged after the copy.
       const sha256 = await host.hashFile(from);
-      await host.copyFile(from, target);
-      await host.fsync(target);
+      await host.copyFile(from, target); // reports the error of closing the copy: the upload's on s3fs
+      if (!options.uploadsOnClose) await host.fsync(target);
       const after = await host.stat(from);
       if (after?.size !== source.size || after.mtimeMs !== source.mtimeMs) throw new Error(`${from} changed while it was copied`);
       copied = { size: source.size, sha256 };
