@@ -1,35 +1,213 @@
-// The S3 API store (a bucket without a mount) against `rclone copy --transfers 16` of the same tree
-// (2,000 files of 1-8 KiB + a 30 MiB file), first save and cold restore, on the strict loopback
-// server in one run. Needs the helper bundled first:
-//   npx esbuild test/helpers/s3server.ts --bundle --platform=node --format=esm --outfile=bench/.tmp-s3store/server.mjs --external:s3rver
-// (inside the worktree so that s3rver resolves), then `npm run build && node bench/api-vs-rclone.mjs`.
-import { execFileSync, spawnSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { createRequire } from 'node:module';
-const { startStrictS3Server } = await import('./.tmp-s3store/server.mjs');
-const root = mkdtempSync('/tmp/persist-bench-');
-const server = await startStrictS3Server(['bench-api', 'bench-rclone']);
-const tree = join(root, 'tree');
-for (let i = 0; i < 2000; i++) { mkdirSync(join(tree, `d${i % 20}`), { recursive: true }); writeFileSync(join(tree, `d${i % 20}`, `f${i}.txt`), randomBytes(1024 + ((i * 7919) % 7168))); }
-writeFileSync(join(tree, 'big.bin'), randomBytes(30 * 1024 * 1024));
-const run = (cmd, args, env) => new Promise((res) => { const t = Date.now(); const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }); let out=''; c.stdout.on('data', d => out += d); c.stderr.on('data', d => out += d); c.on('close', (code) => res({ code, ms: Date.now() - t, out })); });
-const spec = (from) => `version: 1\nbuckets:\n  data:\n    name: bench-api\n    endpoint: ${server.endpoint}\n    region: us-east-1\n    provider: other\n    credentials: { accessKeyId: S3RVER, secretAccessKey: S3RVER }\nsyncs:\n  tree: { from: ${from}, to: tree }\n`;
-writeFileSync(join(root, 'a.yaml'), spec(tree));
-const bin = new URL('../bin/persist.js', import.meta.url).pathname;
-const save = await run(process.execPath, [bin, 'apply', '--auto-approve', '-f', join(root, 'a.yaml')], { PERSIST_STATE_DIR: join(root, 'st-a') });
-writeFileSync(join(root, 'b.yaml'), spec(join(root, 'restored')));
-mkdirSync(join(root, 'st-b'), { recursive: true }); execFileSync('cp', [join(root, 'st-a', 'machine-id'), join(root, 'st-b', 'machine-id')]);
-const restore = await run(process.execPath, [bin, 'apply', '--auto-approve', '-f', join(root, 'b.yaml')], { PERSIST_STATE_DIR: join(root, 'st-b') });
-const renv = { RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: server.endpoint, RCLONE_CONFIG_S_ACCESS_KEY_ID: 'S3RVER', RCLONE_CONFIG_S_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_S_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_S_REGION: 'us-east-1', AWS_CA_BUNDLE: '' };
+// The S3 API store (a bucket without a mount) against `rclone copy --transfers 16` of the same tree,
+// with the raw throughput of the server as the limit line, all on the strict loopback server in one
+// run:
+//  - a tree of 2,000 files of 1-8 KiB plus a 30 MiB file: persist's first save and cold restore
+//    (new state folder, empty target), rclone's copy up and down (`--fast-list`), and the raw
+//    limit: the same objects PUT (then GET) 16 at a time by a bare client with nothing else to do
+//    (no stat, no hash, no manifest, no local file written on the way down). Interleaved rounds,
+//    medians; every restore is compared byte for byte with the tree (`diff -r`).
+//  - appending 1 KiB to a 100 MiB transcript in a synced folder: the bytes the server receives for
+//    the push of the grown file (and the time), against the first save of it and against
+//    `rclone copy` of the grown file (which sends it whole); then a restore, byte for byte.
+// Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2]
+// (bundles the test server and the S3 client into bench/.tmp-s3store/ with esbuild first).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { median } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = dirname(here);
+const rounds = Number(process.argv[2] ?? 2);
+const MiB = 1024 * 1024;
+const bundled = join(here, '.tmp-s3store');
+
+await build({ entryPoints: [join(repo, 'test/helpers/s3server.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'server.mjs'), external: ['s3rver'], logLevel: 'error' });
+await build({ entryPoints: [join(repo, 'src/store/s3/client.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'client.mjs'), logLevel: 'error' });
+
+// The server runs in a child of its own, so that nothing the bench does shares its event loop.
+// It answers `stats` on stdin with its traffic since the last `stats` (JSON on one line).
+const serverCode = `
+const { startStrictS3Server } = await import(${JSON.stringify(join(bundled, 'server.mjs'))});
+const server = await startStrictS3Server(['bench']);
+console.log(server.endpoint);
+const lines = (await import('node:readline')).createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  if (line === 'stats') { console.log(JSON.stringify(server.stats())); server.resetCounts(); }
+});
+lines.on('close', async () => { await server.stop(); process.exit(0); });
+`;
+const serverChild = spawn(process.execPath, ['--input-type=module', '-e', serverCode], { cwd: repo, stdio: ['pipe', 'pipe', 'inherit'] });
+const answers = createInterface({ input: serverChild.stdout })[Symbol.asyncIterator]();
+const endpoint = (await answers.next()).value;
+async function traffic() {
+  serverChild.stdin.write('stats\n');
+  return JSON.parse((await answers.next()).value);
+}
+
+// The raw limit: a bare client, 16 requests in flight, nothing else.
+const rawCode = `
+const { S3Client } = await import(${JSON.stringify(join(bundled, 'client.mjs'))});
+const mapLimit = async (items, limit, fn) => {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => { while (next < items.length) await fn(items[next++]); }));
+};
+const { readFile, readdir, stat } = await import('node:fs/promises');
+const [mode, endpoint, prefix, dir] = process.argv.slice(1);
+const client = new S3Client({ endpoint, region: 'us-east-1', bucket: 'bench', pathStyle: true, provider: 'other', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+if (mode === 'put') {
+  const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => (e.parentPath ?? e.path) + '/' + e.name);
+  await mapLimit(files, 16, async (file) => {
+    const key = prefix + file.slice(dir.length + 1);
+    if ((await stat(file)).size > 8 * 1024 * 1024) await client.putLarge(key, file, { partSize: 8 * 1024 * 1024 });
+    else await client.put(key, await readFile(file));
+  });
+} else {
+  const objects = await client.listAll(prefix);
+  await mapLimit(objects, 16, (object) => client.get(object.key));
+}
+client.close();
+`;
+
+const root = mkdtempSync('/tmp/persist-bench-api-');
+const run = (command, args, env = {}) =>
+  new Promise((resolve) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.on('close', (code) => resolve({ code, ms: Number(process.hrtime.bigint() - started) / 1e6, out }));
+  });
+const must = (name, result) => {
+  if (result.code !== 0) throw new Error(`${name} exited ${result.code}:\n${result.out.slice(-1500)}`);
+  return result.ms;
+};
+const bin = join(repo, 'bin/persist.js');
+const persist = (spec, state) => run(process.execPath, [bin, 'apply', '--auto-approve', '-f', spec], { PERSIST_STATE_DIR: state });
+const rcloneEnv = {
+  RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: endpoint, RCLONE_CONFIG_S_ACCESS_KEY_ID: 'S3RVER',
+  RCLONE_CONFIG_S_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_S_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_S_REGION: 'us-east-1',
+};
 delete process.env.AWS_CA_BUNDLE;
-const rup = await run('rclone', ['copy', '--transfers', '16', tree, 's:bench-rclone/tree'], renv);
-const rdown = await run('rclone', ['copy', '--transfers', '16', '--fast-list', 's:bench-rclone/tree', join(root, 'rclone-restored')], renv);
-const diff = spawnSync('diff', ['-r', tree, join(root, 'restored')]).status;
-const rdiff = spawnSync('diff', ['-r', tree, join(root, 'rclone-restored')]).status;
-console.log(JSON.stringify({ persistSave: [save.code, save.ms], persistRestore: [restore.code, restore.ms, diff], rcloneUp: [rup.code, rup.ms], rcloneDown: [rdown.code, rdown.ms, rdiff], load: (await import('node:os')).loadavg() }));
-if (save.code || restore.code) console.log(save.out.slice(-300), restore.out.slice(-800));
-if (rup.code || rdown.code) console.log(rup.out.slice(-500), rdown.out.slice(-500));
-await server.stop();
-rmSync(root, { recursive: true, force: true });
+const rclone = (args) => run('rclone', ['copy', '--transfers', '16', ...args], rcloneEnv);
+const raw = (mode, prefix, dir = '') => run(process.execPath, ['--input-type=module', '-e', rawCode, mode, endpoint, prefix, dir]);
+const specFor = (from, prefix) =>
+  `version: 1\nbuckets:\n  data:\n    name: bench\n    endpoint: ${endpoint}\n    region: us-east-1\n    provider: other\n    prefix: ${prefix}\n    credentials: { accessKeyId: S3RVER, secretAccessKey: S3RVER }\nsyncs:\n  tree: { from: ${from}, to: tree }\n`;
+const same = (a, b) => spawnSync('diff', ['-r', a, b]).status === 0;
+const fmt = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const loads = [loadavg()[0]];
+
+try {
+  const tree = join(root, 'tree');
+  for (let i = 0; i < 2000; i++) {
+    mkdirSync(join(tree, `d${i % 20}`), { recursive: true });
+    writeFileSync(join(tree, `d${i % 20}`, `f${i}.txt`), randomBytes(1024 + ((i * 7919) % 7168)));
+  }
+  writeFileSync(join(tree, 'big.bin'), randomBytes(30 * MiB));
+
+  const times = { save: [], rcloneUp: [], rawPut: [], restore: [], rcloneDown: [], rawGet: [] };
+  const requests = {};
+  for (let r = 1; r <= rounds; r++) {
+    const dir = join(root, `r${r}`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'save.yaml'), specFor(tree, `r${r}/persist`));
+    writeFileSync(join(dir, 'restore.yaml'), specFor(join(dir, 'restored'), `r${r}/persist`));
+    // Up: the three one after another, the order turned each round.
+    const up = [
+      ['save', () => persist(join(dir, 'save.yaml'), join(dir, 'state-a'))],
+      ['rcloneUp', () => rclone([tree, `s:bench/r${r}/rclone/tree`])],
+      ['rawPut', () => raw('put', `r${r}/raw/tree/`, tree)],
+    ];
+    for (let i = 0; i < up.length; i++) {
+      const [name, step] = up[(i + r) % up.length];
+      await traffic();
+      times[name].push(must(name, await step()));
+      requests[name] = (await traffic()).requests;
+    }
+    // A new container restores: a new state folder (same machine id: the same machine, no lineage question).
+    mkdirSync(join(dir, 'state-b'));
+    execFileSync('cp', [join(dir, 'state-a', 'machine-id'), join(dir, 'state-b', 'machine-id')]);
+    const down = [
+      ['restore', () => persist(join(dir, 'restore.yaml'), join(dir, 'state-b'))],
+      ['rcloneDown', () => rclone(['--fast-list', `s:bench/r${r}/rclone/tree`, join(dir, 'rclone-restored')])],
+      ['rawGet', () => raw('get', `r${r}/raw/tree/`)],
+    ];
+    for (let i = 0; i < down.length; i++) {
+      const [name, step] = down[(i + r) % down.length];
+      await traffic();
+      times[name].push(must(name, await step()));
+      requests[name] = (await traffic()).requests;
+    }
+    if (!same(tree, join(dir, 'restored'))) throw new Error(`round ${r}: persist's restore differs from the tree`);
+    if (!same(tree, join(dir, 'rclone-restored'))) throw new Error(`round ${r}: rclone's restore differs from the tree`);
+    loads.push(loadavg()[0]);
+  }
+  const m = Object.fromEntries(Object.entries(times).map(([name, list]) => [name, median(list)]));
+  const requestLine = (name) => Object.entries(requests[name]).map(([method, count]) => `${method} ${count}`).join(', ');
+  console.log(`tree: 2,000 files of 1-8 KiB + 30 MiB (${(38.8).toFixed(1)} MiB); median of ${rounds} interleaved rounds; requests of the last round`);
+  console.log('| | persist (API store) | rclone copy --transfers 16 | persist / rclone | raw: bare client, 16 in flight | persist / raw |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log(`| first save | ${fmt(m.save)} | ${fmt(m.rcloneUp)} | ${(m.save / m.rcloneUp).toFixed(2)}x | ${fmt(m.rawPut)} | ${(m.save / m.rawPut).toFixed(2)}x |`);
+  console.log(`| cold restore | ${fmt(m.restore)} | ${fmt(m.rcloneDown)} | ${(m.restore / m.rcloneDown).toFixed(2)}x | ${fmt(m.rawGet)} | ${(m.restore / m.rawGet).toFixed(2)}x |`);
+  console.log(`all rounds (s): ${Object.entries(times).map(([name, list]) => `${name} ${list.map((ms) => (ms / 1000).toFixed(1)).join('/')}`).join('; ')}`);
+  for (const name of Object.keys(times)) console.log(`requests, ${name}: ${requestLine(name)}`);
+  console.log('every restore equal to the tree (diff -r)');
+
+  // --- appending 1 KiB to a 100 MiB transcript ---
+  const transcripts = join(root, 'transcripts');
+  mkdirSync(transcripts);
+  const transcript = join(transcripts, 'session.jsonl');
+  const lines = [];
+  for (let size = 0; size < 100 * MiB; ) {
+    const line = `${JSON.stringify({ role: 'assistant', text: randomBytes(750).toString('base64') })}\n`;
+    lines.push(line);
+    size += line.length;
+  }
+  writeFileSync(transcript, lines.join('').slice(0, 100 * MiB));
+  const appendSpec = (from) => specFor(from, 'append').replace('to: tree', 'to: transcripts');
+  writeFileSync(join(root, 'append.yaml'), appendSpec(transcripts));
+  await traffic();
+  const firstMs = must('first save of the transcript', await persist(join(root, 'append.yaml'), join(root, 'state-append')));
+  const first = await traffic();
+  const tail = `${JSON.stringify({ role: 'user', text: 'x'.repeat(1000) })}\n`.slice(0, 1024);
+  appendFileSync(transcript, tail.padEnd(1024, ' '));
+  const pushed = await persist(join(root, 'append.yaml'), join(root, 'state-append'));
+  const appendMs = must('push of the grown transcript', pushed);
+  const appended = await traffic();
+  must('rclone copy of the transcript', await rclone([transcripts, 's:bench/append-rclone/transcripts']));
+  appendFileSync(transcript, tail.padEnd(1024, ' '));
+  await traffic();
+  const rcloneMs = must('rclone copy of the grown transcript', await rclone([transcripts, 's:bench/append-rclone/transcripts']));
+  const rcloneTraffic = await traffic();
+  // The last append is pushed too, then restored into a new folder by a new container.
+  must('push of the second append', await persist(join(root, 'append.yaml'), join(root, 'state-append')));
+  writeFileSync(join(root, 'append-restore.yaml'), appendSpec(join(root, 'transcripts-restored')));
+  mkdirSync(join(root, 'state-append-b'));
+  execFileSync('cp', [join(root, 'state-append', 'machine-id'), join(root, 'state-append-b', 'machine-id')]);
+  must('restore of the transcript', await persist(join(root, 'append-restore.yaml'), join(root, 'state-append-b')));
+  const sha = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
+  const restoredEqual = sha(transcript) === sha(join(root, 'transcripts-restored', 'session.jsonl'));
+  const mib = (bytes) => `${(bytes / MiB).toFixed(2)} MiB`;
+  console.log('');
+  console.log('appending 1 KiB to a 100 MiB transcript (bytes the server received in request bodies):');
+  console.log('| | time | bytes received | requests |');
+  console.log('| --- | --- | --- | --- |');
+  const reqs = (t) => Object.entries(t.requests).map(([method, count]) => `${method} ${count}`).join(', ');
+  console.log(`| persist: first save of the 100 MiB transcript | ${fmt(firstMs)} | ${mib(first.totalBytesIn)} | ${reqs(first)} |`);
+  console.log(`| persist: push after appending 1 KiB | ${fmt(appendMs)} | ${mib(appended.totalBytesIn)} | ${reqs(appended)} |`);
+  console.log(`| rclone copy after appending 1 KiB | ${fmt(rcloneMs)} | ${mib(rcloneTraffic.totalBytesIn)} | ${reqs(rcloneTraffic)} |`);
+  console.log(`persist's summary: ${/copied [^\n]*/.exec(pushed.out)?.[0] ?? '(none)'}`);
+  console.log(`restored byte for byte in a new container: ${restoredEqual ? 'yes' : 'NO'}`);
+  console.log(`load average (1 min) at the start and after each round: ${loads.map((l) => l.toFixed(1)).join(', ')}; at the end ${loadavg()[0].toFixed(1)}`);
+  if (!restoredEqual) process.exitCode = 1;
+} finally {
+  serverChild.stdin.end();
+  await new Promise((resolve) => serverChild.on('close', resolve));
+  rmSync(root, { recursive: true, force: true });
+}

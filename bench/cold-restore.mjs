@@ -64,7 +64,7 @@ await inSandbox('persist-bench-cold-', async (dir) => {
     spec,
     `version: 1
 workspace: ./clawd
-${s3fsBucketYaml(server, 'bench-cold', mountPath)}links:
+${s3fsBucketYaml(server, 'bench-cold', mountPath, { transfers: 'mount' })}links:
   memory: workspace/memory
   config: workspace/config
   logs: workspace/logs

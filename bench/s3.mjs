@@ -52,8 +52,9 @@ export function skipUnlessFuse(benchName) {
  * back for GETs (headers included), measured on the socket.
  */
 function newTraffic() {
-  // `history`: the part of it that keeps a sync's earlier generations (keys under `.persist-sync/generations/`).
-  return { requests: {}, putBodyBytes: 0, putObjects: 0, serverCopies: 0, getResponseBytes: 0, unknownLength: 0, history: { requests: 0, putBodyBytes: 0 } };
+  // `history`: the part of it that keeps a sync's earlier generations (keys under `.persist-sync/generations/`);
+  // `classes`: the parts named by startS3rver's classes.
+  return { requests: {}, putBodyBytes: 0, putObjects: 0, serverCopies: 0, getResponseBytes: 0, unknownLength: 0, history: { requests: 0, putBodyBytes: 0 }, classes: {} };
 }
 
 /**
@@ -61,9 +62,9 @@ function newTraffic() {
  * block a server living in the same event loop (s3fs would then hang on every request).
  * Returns {port, endpoint, resetTraffic(), traffic(), stop()}; the traffic calls are async.
  */
-export async function startS3rver(buckets) {
+export async function startS3rver(buckets, classes = {}) {
   const child = fork(fileURLToPath(import.meta.url), [], {
-    env: { ...process.env, PERSIST_BENCH_S3RVER_CHILD: JSON.stringify(buckets) },
+    env: { ...process.env, PERSIST_BENCH_S3RVER_CHILD: JSON.stringify(buckets), PERSIST_BENCH_S3RVER_CLASSES: JSON.stringify(classes) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const replies = [];
@@ -85,6 +86,8 @@ export async function startS3rver(buckets) {
     resetTraffic: () => ask({ type: 'reset' }),
     /** Traffic since the last reset: {requests: {METHOD: n}, putBodyBytes, putObjects, serverCopies, getResponseBytes}. */
     traffic: () => ask({ type: 'traffic' }),
+    /** Store every file under `dir` as an object `<prefix><relative path>` of `bucket`, without requests; resolves to {count}. */
+    seed: (bucket, prefix, dir) => ask({ type: 'seed', bucket, prefix, dir }),
     async stop() {
       if (child.exitCode === null) {
         child.send({ type: 'stop' });
@@ -104,8 +107,22 @@ export async function startS3rver(buckets) {
 /** Servers started and not yet stopped, for inSandbox's cleanup. */
 const servers = new Set();
 
-/** The child side: s3rver on a free loopback port, counting traffic, answering over IPC. */
-async function serveS3rver(buckets) {
+/**
+ * The child side: s3rver on a free loopback port, counting traffic, answering over IPC.
+ * `classes`: name -> regular expression (source) on the decoded request path (`/bucket/key`);
+ * the traffic then also counts requests and bytes per class (the first class that matches).
+ */
+async function serveS3rver(buckets, classes) {
+  const classifiers = Object.entries(classes).map(([name, source]) => [name, new RegExp(source)]);
+  // s3rver makes its ListObjectsV2 continuation tokens with DES, which Node 20's OpenSSL 3 lacks:
+  // every truncated listing (more than 1,000 keys) answered 500. Its tokens are opaque to the
+  // client, so here they are its plain text (this process runs nothing but the server).
+  const crypto = require('node:crypto');
+  for (const name of ['createCipheriv', 'createDecipheriv']) {
+    const original = crypto[name];
+    crypto[name] = (algorithm, ...rest) =>
+      algorithm === 'des' ? { update: (data, encoding) => Buffer.from(data, encoding), final: () => Buffer.alloc(0) } : original(algorithm, ...rest);
+  }
   const S3rver = require('s3rver');
   const directory = mkdtempSync(join(tmpdir(), 'persist-bench-s3rver-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, vhostBuckets: false });
@@ -115,22 +132,29 @@ async function serveS3rver(buckets) {
   server.httpServer.prependListener('request', (req, res) => {
     const counted = traffic;
     counted.requests[req.method] = (counted.requests[req.method] ?? 0) + 1;
-    const history = decodeURIComponent(req.url.split('?')[0]).includes('/.persist-sync/generations/');
-    if (history) {
+    const path = decodeURIComponent(req.url.split('?')[0]);
+    if (path.includes('/.persist-sync/generations/')) {
       counted.history.requests++;
       if ((req.method === 'PUT' || req.method === 'POST') && req.headers['content-length'] !== undefined) counted.history.putBodyBytes += Number(req.headers['content-length']);
     }
+    const name = classifiers.find(([, pattern]) => pattern.test(path))?.[0];
+    const klass = name === undefined ? null : (counted.classes[name] ??= { requests: {}, putBodyBytes: 0, getResponseBytes: 0 });
+    if (klass) klass.requests[req.method] = (klass.requests[req.method] ?? 0) + 1;
     if (req.method === 'PUT' || req.method === 'POST') {
       if (req.headers['x-amz-copy-source']) counted.serverCopies++;
       else if (req.method === 'PUT' && !req.url.includes('uploadId=')) counted.putObjects++;
       const length = req.headers['content-length'];
       if (length === undefined) counted.unknownLength++;
-      else counted.putBodyBytes += Number(length);
+      else {
+        counted.putBodyBytes += Number(length);
+        if (klass) klass.putBodyBytes += Number(length);
+      }
     } else if (req.method === 'GET') {
       const socket = req.socket;
       const before = socket.bytesWritten;
       res.on('finish', () => {
         counted.getResponseBytes += socket.bytesWritten - before;
+        if (klass) klass.getResponseBytes += socket.bytesWritten - before;
       });
     }
   });
@@ -140,6 +164,19 @@ async function serveS3rver(buckets) {
       process.send(traffic);
     } else if (message.type === 'traffic') {
       process.send(traffic);
+    } else if (message.type === 'seed') {
+      // Objects straight into the store (no request, not counted): every file under `dir` as `<prefix><relative path>`.
+      const S3Object = require('s3rver/lib/models/object');
+      const { readdirSync, readFileSync: read } = await import('node:fs');
+      let count = 0;
+      for (const entry of readdirSync(message.dir, { withFileTypes: true, recursive: true })) {
+        if (!entry.isFile()) continue;
+        const path = join(entry.parentPath ?? entry.path, entry.name);
+        const content = read(path);
+        await server.store.putObject(new S3Object(message.bucket, `${message.prefix}${path.slice(message.dir.length + 1)}`, content, { 'content-length': String(content.length) }));
+        count++;
+      }
+      process.send({ count });
     } else if (message.type === 'stop') {
       server.httpServer.closeAllConnections?.();
       await server.close();
@@ -155,7 +192,7 @@ async function serveS3rver(buckets) {
 }
 
 if (process.env.PERSIST_BENCH_S3RVER_CHILD && process.send) {
-  await serveS3rver(JSON.parse(process.env.PERSIST_BENCH_S3RVER_CHILD));
+  await serveS3rver(JSON.parse(process.env.PERSIST_BENCH_S3RVER_CHILD), JSON.parse(process.env.PERSIST_BENCH_S3RVER_CLASSES ?? '{}'));
 }
 
 function mountedPoints() {
@@ -236,8 +273,12 @@ export async function inSandbox(prefix, body) {
   }
 }
 
-/** A spec bucket block for an s3fs mount of an s3rver bucket (credentials through the environment). */
-export function s3fsBucketYaml(server, bucket, mountPath) {
+/**
+ * A spec bucket block for an s3fs mount of an s3rver bucket (credentials through the environment).
+ * `transfers`: the s3fs option (default `api`: syncs, bundles and files then go through the S3
+ * API; `mount` measures them through s3fs).
+ */
+export function s3fsBucketYaml(server, bucket, mountPath, { transfers } = {}) {
   return `buckets:
   data:
     name: ${bucket}
@@ -251,7 +292,7 @@ export function s3fsBucketYaml(server, bucket, mountPath) {
     mount:
       backend: s3fs
       path: ${mountPath}
-`;
+${transfers ? `      options: { transfers: ${transfers} }\n` : ''}`;
 }
 
 /** Environment for persist runs: its own state folder and the s3rver keys. */

@@ -139,7 +139,7 @@ await inSandbox('persist-bench-sync-', async (dir) => {
     const changeOneS3File = () => writeFileSync(s3Paths[(s3Edits++ * 7919) % s3Paths.length], fillerText(200_000 + s3Edits, 2500));
     const mountPath = join(dir, 'mnt');
     const s3Spec = join(dir, 's3fs.yaml');
-    writeFileSync(s3Spec, syncSpec(s3fsBucketYaml(server, 'bench-sync', mountPath), './s3fs-local'));
+    writeFileSync(s3Spec, syncSpec(s3fsBucketYaml(server, 'bench-sync', mountPath, { transfers: 'mount' }), './s3fs-local'));
     const s3Env = persistEnv(join(dir, 'state-s3fs'));
     track(mountPath);
     runPersist(['apply', '-f', s3Spec, '--auto-approve', '--target', 'mount.data'], s3Env);

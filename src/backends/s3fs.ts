@@ -19,6 +19,12 @@ export const options = {
     description:
       'Opt in to `-o notsup_compat_dir`: fewer requests, but folders written by other S3 clients without a directory object (rclone, goofys, the R2 dashboard) become invisible, so a backup made by them would look absent. Default false.',
   },
+  transfers: {
+    type: { oneOf: ['api', 'mount'] },
+    default: 'api',
+    description:
+      "How persist moves this bucket's syncs, bundles and files: `api` (default, when the bucket has credentials) through the bucket's S3 API, 16 files at a time and one request per small file; `mount` through the s3fs mount (about 5 requests per small file). Links always use the mount. s3fs keeps no write cache, so both see the same objects.",
+  },
   extraOptions: {
     type: 'arguments',
     description: 'Further s3fs options, each passed as `-o <item>` (e.g. `max_stat_cache_size=10000`). `nonempty` and credential options are refused.',
@@ -50,6 +56,7 @@ async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise
   const problems = validateOptions(bucket.mount.options);
   assertValidOptions('s3fs', problems);
   const given = bucket.mount.options as {
+    transfers?: string;
     statCacheExpire?: number;
     enableNoobjCache?: boolean;
     notsupCompatDir?: boolean;
@@ -89,6 +96,8 @@ async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise
 export const s3fs: Backend = {
   name: 's3fs',
   fuse: true,
+  uploadsOnClose: true,
+  dataThroughApi: (bucket) => ((bucket.mount.options as { transfers?: string }).transfers ?? options.transfers.default) === 'api',
   binary: { command: 's3fs', debianPackage: 's3fs' },
   options,
   validateOptions,

@@ -29,6 +29,19 @@ export interface Backend {
   name: string;
   /** Whether a real FUSE mount is involved (false for `local`). */
   fuse: boolean;
+  /**
+   * close(2) of a written file returns only once the store accepted it, and a failed upload is
+   * the error of that close (s3fs, checked: docs/backends.md): a whole write then needs no fsync,
+   * which costs s3fs one more request per file.
+   */
+  uploadsOnClose?: boolean;
+  /**
+   * Whether persist moves this bucket's syncs, bundles and files through its S3 API (with the
+   * bucket's credentials) rather than through the mount; links always use the mount. Absent:
+   * never (rclone: its write-back cache would upload a stale copy over an object written beside
+   * it, and a file written through the mount is not in the store for seconds). See docs/backends.md.
+   */
+  dataThroughApi?(bucket: MountedBucket): boolean;
   /** Debian package providing the binary, for doctor. */
   binary?: { command: string; debianPackage: string };
   /** The options `mount.options` may hold (the schema's part for this backend is made from it). */

@@ -10,6 +10,7 @@ import { mountReady, observeMount, diffMount } from '../resources/mount/index.js
 import { loadEnvironment } from '../spec/index.js';
 import { isMounted, type MountedBucket, type ResolvedBucket, type ResolvedEnvironment } from '../spec/types.js';
 import { makeHost } from './host.js';
+import { throughApi } from '../store/index.js';
 import type { CommandIO } from './types.js';
 
 export interface DoctorCheck {
@@ -181,6 +182,8 @@ export async function runDoctorChecks(env: ResolvedEnvironment, processEnv: Reco
     checks.push(credentials);
     if (credentials.ok) checks.push(await checkApi(bucket));
   }
+  // A mounted bucket whose syncs, bundles and files go over the S3 API (s3fs by default) needs it reachable too.
+  for (const bucket of buckets.filter(throughApi)) checks.push(await checkApi(bucket));
   return checks;
 }
 

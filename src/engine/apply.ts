@@ -117,7 +117,8 @@ export async function applyAction(
   if (!decision) return 'up-to-date';
   if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}; ${decision.conflict.fix}`);
   if (bucket && !bucket.ready) {
-    throw new ActionError(`${maker?.address ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${observeCtx.store(bucket.key).where('')}`);
+    const mounted = ctx.env.buckets[bucket.key]?.mount;
+    throw new ActionError(`${maker?.address ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${mounted ? mounted.path : observeCtx.store(bucket.key).where('')}`);
   }
   const predicted = entry.ref.mount !== undefined && (run?.planned.has(entry.ref.mount) ?? false);
   if (decision.action !== action.action && !predicted) {

@@ -190,7 +190,7 @@ export class MemoryHost implements Host {
     if (node && node.type !== 'dir') throw errno('EEXIST', path);
     if (!node) this.addDir(resolved, options?.mode ?? 0o755);
   }
-  async writeFile(path: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void> {
+  async writeFile(path: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean; durable?: boolean }): Promise<void> {
     const resolved = this.#resolve(path, true);
     if (options?.exclusive && this.nodes.has(resolved)) throw errno('EEXIST', path);
     this.#requireParent(resolved);

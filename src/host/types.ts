@@ -114,7 +114,8 @@ export interface Host {
 
   // --- writes (refused by the read-only host) ---
   mkdir(path: HostPath, options?: { mode?: number }): Promise<void>; // recursive
-  writeFile(path: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }): Promise<void>;
+  /** Write a file in place; `durable`: fsync before the close (a FUSE backend uploads then, and reports its error). */
+  writeFile(path: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean; durable?: boolean }): Promise<void>;
   /** Write to a temporary name beside `path`, fsync, then rename into place. */
   writeFileAtomic(path: HostPath, data: string | Buffer, options?: { mode?: number }): Promise<void>;
   /** With `sparse`, runs of zero blocks are left as holes in `to` (a sparse source stays sparse). */

@@ -147,7 +147,7 @@ const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   processAlive: { args: (pid) => String(pid), result: (alive) => (alive ? 'alive' : 'not running') },
   openersOf: { args: (folder) => folder, result: (found) => plural(found.length, 'process', 'processes') },
   mkdir: { args: (path, options) => `${shown(path)}${mode(options?.mode)}`, result: ok },
-  writeFile: { args: (path, data, options) => `${shown(path)} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''})`, result: ok },
+  writeFile: { args: (path, data, options) => `${shown(path)} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''}${options?.durable ? ', durable' : ''})`, result: ok },
   writeFileAtomic: { args: (path, data, options) => `${shown(path)} (${size(data)}${mode(options?.mode)})`, result: ok },
   copyFile: { args: (from, to, options) => `${shown(from)} -> ${shown(to)}${options?.sparse ? ' (sparse)' : ''}`, result: ok },
   symlink: { args: (target, path) => `${shown(path)} -> ${shown(target)}`, result: ok },

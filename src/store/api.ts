@@ -5,7 +5,7 @@ import type { Host } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
 import type { S3Client } from './s3/client.js';
 import type { S3Store } from './s3/store.js';
-import type { Store, StoredInfo, StoreListing, Transferred, TransferOptions, WriteOptions } from './types.js';
+import type { KnownObject, Store, StoredInfo, StoreListing, Transferred, TransferOptions, WriteOptions } from './types.js';
 
 /** `s3://bucket/prefix` for messages. */
 export function apiLabel(bucket: Pick<ResolvedBucket, 'name' | 'prefix'>): string {
@@ -77,6 +77,9 @@ export class ApiStore implements Store {
   }
   async upload(localPath: string, key: string, options: TransferOptions): Promise<Transferred> {
     return (await this.inner()).upload(localPath, key, options);
+  }
+  async uploadGrown(localPath: string, key: string, options: TransferOptions, base: KnownObject): Promise<Transferred> {
+    return (await this.inner()).uploadGrown(localPath, key, options, base);
   }
   async download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
     return (await this.inner()).download(key, localPath, options);

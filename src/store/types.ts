@@ -17,6 +17,22 @@ export interface StoredInfo {
 export interface Transferred {
   size: number;
   sha256: string;
+  /** The object's ETag after the transfer, where the store has ETags (the S3 API). */
+  etag?: string;
+  /** Bytes copied within the store instead of sent (an upload of a file that only grew). */
+  copied?: number;
+  /** The first bytes of the content (up to HEAD_BYTES), where the transfer held them in memory. */
+  head?: Buffer;
+}
+
+/** How many first bytes a transfer hands back as `head` (a file type's magic number fits). */
+export const HEAD_BYTES = 100;
+
+/** An object as a transfer left it: its size, the sha256 of its bytes, and the ETag it then had. */
+export interface KnownObject {
+  size: number;
+  sha256: string;
+  etag: string;
 }
 
 export interface StoredFile {
@@ -35,12 +51,27 @@ export interface StoreListing {
 export interface TransferOptions {
   mode: number;
   mtimeMs: number;
+  /** See WriteOptions.inPlace (uploads only). */
+  inPlace?: boolean;
+  /**
+   * A download: the caller makes the local file system durable itself once all its downloads are
+   * in (one syncfs for a restore of many files instead of an fsync each). A store may fsync anyway.
+   */
+  flushLater?: boolean;
 }
 
 export interface WriteOptions {
   mode?: number;
   /** Compare-and-swap room: write only if nothing exists under the key yet. */
   ifAbsent?: boolean;
+  /**
+   * The caller knows that no object is under the key and that nothing trusts the key until a
+   * later commit names it (a sync's file that no manifest lists yet): a mounted store may then
+   * write the final name directly instead of a temporary name and a rename (on s3fs 6 requests
+   * instead of 14). A process killed during the write may leave a partial object under the key,
+   * which nothing reads. See docs/backends.md, "Writes in place".
+   */
+  inPlace?: boolean;
 }
 
 export interface Store {
@@ -60,7 +91,17 @@ export interface Store {
   write(key: string, data: string | Buffer, options?: WriteOptions): Promise<void>;
   /** Copy a local file into the store (mode and mtime kept where the store can keep them). */
   upload(localPath: string, key: string, options: TransferOptions): Promise<Transferred>;
-  /** Copy an object to a local file, created with its mode and mtime, renamed into place. */
+  /**
+   * Upload a file that may only have grown since `base` was stored under `key` (a transcript that
+   * is appended to): where the store can copy within itself, the object still has base's ETag and
+   * the file starts with base's bytes, that start is copied in the store and only the rest is
+   * sent. Otherwise, and always for a store without server-side copies, a whole upload.
+   */
+  uploadGrown(localPath: string, key: string, options: TransferOptions, base: KnownObject): Promise<Transferred>;
+  /**
+   * Copy an object to a local file, created with its mode and mtime, renamed into place. Fails
+   * (with StoreMissing where the store can tell in the same request) when there is no object.
+   */
   download(key: string, localPath: string, options: TransferOptions): Promise<Transferred>;
   /** Copy an object within the store. */
   copy(from: string, to: string): Promise<void>;
@@ -81,6 +122,17 @@ export interface Store {
    * reason otherwise. Immediate where writes are in the store when they return (s3fs, local).
    */
   flush(timeoutMs: number): Promise<{ verified: number; waitedMs: number } | null>;
+}
+
+/** A read found no object under the key. */
+export class StoreMissing extends Error {
+  constructor(
+    readonly key: string,
+    where: string = key,
+  ) {
+    super(`${where} does not exist`);
+    this.name = 'StoreMissing';
+  }
 }
 
 /** A conditional write found the key taken. */

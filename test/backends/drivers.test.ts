@@ -215,10 +215,11 @@ describe('option validation', () => {
 
   it('names unknown keys and wrong types', () => {
     expect(s3fs.validateOptions({ statCacheTtl: '1m', statCacheExpire: '60', enableNoobjCache: 'yes' })).toEqual([
-      { key: 'statCacheTtl', message: 'unknown option for the s3fs backend; known options: statCacheExpire, enableNoobjCache, notsupCompatDir, extraOptions' },
+      { key: 'statCacheTtl', message: 'unknown option for the s3fs backend; known options: statCacheExpire, enableNoobjCache, notsupCompatDir, transfers, extraOptions' },
       { key: 'statCacheExpire', message: 'expected a whole number of seconds (0 or more)' },
       { key: 'enableNoobjCache', message: 'expected true or false' },
     ]);
+    expect(s3fs.validateOptions({ transfers: 'sometimes' }).map((p) => p.key)).toEqual(['transfers']);
     expect(rclone.validateOptions({ cacheMode: 'sometimes', writeBack: '5', dirCacheTime: '1d', cacheDir: 'relative', extraArgs: 'x' }).map((p) => p.key)).toEqual([
       'cacheMode', 'writeBack', 'dirCacheTime', 'cacheDir', 'extraArgs',
     ]);

@@ -234,7 +234,8 @@ describeE2E('a mirror pushed through s3fs, restored through the API and back', [
     const bucket = 'api-s3fs';
     await rig.server.createBucket(bucket);
     const syncSpec = (bucketLines: string) => ['version: 1', 'buckets:', '  data:', bucketLines, 'syncs:', '  state: { from: ./state, to: state, delete: true }', ''].join('\n');
-    const mountedSpec = syncSpec(bucketYaml(rig.server, 's3fs', bucket, './mnt', '    '));
+    // Through the mount itself (s3fs would carry syncs over the API by default).
+    const mountedSpec = syncSpec(`${bucketYaml(rig.server, 's3fs', bucket, './mnt', '    ')}\n      options: { transfers: mount }`);
     const apiOnly = syncSpec(apiBucketYaml(rig.server, bucket));
 
     const viaMount = new Machine(await rig.sandbox.tempDir('persist-api-s3fs-a-'));

@@ -90,7 +90,7 @@ describe('sync push', () => {
     expect(await plan(sync)).toBeNull();
   });
 
-  it('copies only the changed files, each through a temporary name', async () => {
+  it('copies only the changed files: a changed one through a temporary name, a new one in place', async () => {
     const sync = makeSync();
     for (let i = 0; i < 10; i++) await put(local, `f${i}.txt`, `content ${i}`);
     await planAndApply(sync);
@@ -123,7 +123,11 @@ describe('sync push', () => {
       ].sort(),
     );
     expect(await readFile(join(mirror, kept, 'files/f3.txt'), 'utf8')).toBe('content 3');
-    expect(mirrorWrites.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path).slice(0, 2)).toEqual([join(mirror, 'f3.txt'), join(mirror, 'new.txt')]);
+    // A file the manifest lists is replaced whole (a reader sees the old one or the new one), before
+    // the manifest; a new one, under a key nothing names yet, is written in place (no rename: on
+    // s3fs 5 requests, not 14). The two are copied in parallel.
+    expect(mirrorWrites.filter((w) => w.method === 'writeFileAtomic').map((w) => w.path)[0]).toBe(join(mirror, 'f3.txt'));
+    expect(mirrorWrites.filter((w) => w.path === join(mirror, 'new.txt')).map((w) => w.method)).toEqual(['writeFile']);
     expect(await readdir(mirror)).not.toContainEqual(expect.stringContaining('persist-tmp'));
   });
 
@@ -271,7 +275,8 @@ describe('sync restore', () => {
 
   it('an interrupted restore is resumed, never pushed as a partial folder', async () => {
     const sync = makeSync();
-    for (let i = 0; i < 10; i++) await put(local, `f${i}`, `v${i}`);
+    const names = Array.from({ length: 60 }, (_, i) => `f${i}`);
+    for (const name of names) await put(local, name, `v${name}`);
     await planAndApply(sync);
     await rm(local, { recursive: true });
 
@@ -285,15 +290,18 @@ describe('sync restore', () => {
       if (ctx.reports.length === 3) controller.abort();
     };
     await expect(applyPlanned(action, ctx)).rejects.toThrow(/interrupted; .* resumes the restore/);
+    // Files are restored a few at a time (3 through a mount): those already under way when the
+    // abort came finish, no new one starts.
     const partial = (await readdir(local)).filter((n) => !n.startsWith('.'));
-    expect(partial.length).toBe(3);
+    expect(partial.length).toBeGreaterThanOrEqual(3);
+    expect(partial.length).toBeLessThanOrEqual(3 + 2);
 
-    // 3 of 10 present: a push would delete 7 (> ratio) but even with --allow-shrink it is a restore.
+    // A few of 60 present: a push would delete the rest (> ratio) but even with --allow-shrink it is a restore.
     const next = (await plan(sync, { allowShrink: true }))!;
     expect(next.action).toBe('restore');
     const { outcome } = await apply(sync, next, { allowShrink: true });
-    expect(outcome.summary).toMatch(/^restored 7 files/); // the 3 done are kept
-    expect((await readdir(local)).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `f${i}`).sort());
+    expect(outcome.summary).toMatch(new RegExp(`^restored ${60 - partial.length} files`)); // the ones done are kept
+    expect((await readdir(local)).sort()).toEqual([...names].sort());
     expect(await plan(sync)).toBeNull();
   });
 

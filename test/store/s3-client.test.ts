@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoSuchKey, PreconditionFailed, S3Client, S3Error, type S3ClientConfig } from '../../src/store/s3/client.js';
-import { mapLimit } from '../../src/store/s3/limit.js';
+import { mapLimit } from '../../src/store/limit.js';
 import { EMPTY_SHA256, sha256Hex, signRequest, uriEncode } from '../../src/store/s3/sigv4.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 

@@ -2,7 +2,7 @@
 // conditional creates, folders as key prefixes, uploads and downloads with mode and mtime,
 // copy/rename/remove, and the same layout as a mount (s3fs's mode/mtime metadata).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { Sensitive } from '../../src/spec/sensitive.js';
 import type { ResolvedBucket } from '../../src/spec/types.js';
 import { S3Client } from '../../src/store/s3/client.js';
 import { S3Store } from '../../src/store/s3/store.js';
-import { StoreConflict } from '../../src/store/types.js';
+import { StoreConflict, StoreMissing } from '../../src/store/types.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 
 const BUCKET = 'store-test';
@@ -88,8 +88,8 @@ describe('S3Store', () => {
     await writeFile(small, smallData);
     await writeFile(big, bigData);
     const mtimeMs = Date.parse('2024-05-06T07:08:09Z');
-    expect(await s.upload(small, 'f/small.bin', { mode: 0o600, mtimeMs })).toEqual({ size: 3000, sha256: sha(smallData) });
-    expect(await s.upload(big, 'f/big.bin', { mode: 0o640, mtimeMs })).toEqual({ size: bigData.length, sha256: sha(bigData) });
+    expect(await s.upload(small, 'f/small.bin', { mode: 0o600, mtimeMs })).toEqual({ size: 3000, sha256: sha(smallData), etag: expect.stringMatching(/\S/) });
+    expect(await s.upload(big, 'f/big.bin', { mode: 0o640, mtimeMs })).toEqual({ size: bigData.length, sha256: sha(bigData), etag: expect.stringMatching(/\S/) });
     const info = await s.stat('f/small.bin');
     expect(info).toMatchObject({ type: 'file', size: 3000, mode: 0o600, mtimeMs });
     expect((await s.stat('f/big.bin'))?.mode).toBe(0o640);
@@ -105,6 +105,90 @@ describe('S3Store', () => {
     }
     // The download left no temporary file beside its target.
     expect((await host.readdir(join(work, 'restored', 'f'))).sort()).toEqual(['big.bin', 'small.bin']);
+  });
+
+  it('downloads with one GET and no HEAD, small (in memory) or large (streamed and hashed); a missing object is StoreMissing', async () => {
+    const s = store('p5/');
+    const smallData = randomBytes(5000);
+    const bigData = randomBytes(17 * MiB + 5);
+    await server.putObject(BUCKET, 'p5/small.bin', smallData);
+    await server.putObject(BUCKET, 'p5/big.bin', bigData);
+    const mtimeMs = Date.parse('2024-01-02T03:04:05Z');
+    server.resetCounts();
+    for (const [key, data] of [['small.bin', smallData], ['big.bin', bigData]] as const) {
+      const target = join(work, 'p5', key);
+      const got = await s.download(key, target, { mode: 0o640, mtimeMs });
+      expect(got).toMatchObject({ size: data.length, sha256: sha(data), etag: expect.stringMatching(/\S/) });
+      expect(sha(await readFile(target))).toBe(sha(data));
+      expect((await stat(target)).mode & 0o7777).toBe(0o640);
+    }
+    // GETs only (2, or more if one was retried on a busy machine): no HEAD before them.
+    expect(Object.keys(server.stats().requests)).toEqual(['GET']);
+    expect(server.stats().requests.GET).toBeGreaterThanOrEqual(2);
+    expect((await stat(join(work, 'p5', 'small.bin'))).mode & 0o7777).toBe(0o640);
+    // A mode the umask would narrow (group and other write under 022) is set all the same, on
+    // every file, whichever mode came first.
+    for (const name of ['wide1.bin', 'wide2.bin']) {
+      await s.download('small.bin', join(work, 'p5w', name), { mode: 0o666, mtimeMs });
+      expect((await stat(join(work, 'p5w', name))).mode & 0o7777).toBe(0o666);
+    }
+    const missing = join(work, 'p5', 'none.bin');
+    await expect(s.download('none.bin', missing, { mode: 0o600, mtimeMs })).rejects.toBeInstanceOf(StoreMissing);
+    expect(await host.lstat(missing)).toBeNull();
+    expect((await host.readdir(join(work, 'p5'))).sort()).toEqual(['big.bin', 'small.bin']);
+    // A hash streams the object through sha256: a read-only command can ask for it, and nothing is written.
+    const readOnly = new S3Store(readOnlyHost(host), client(), `s3://${BUCKET}/p5/`, 'p5/');
+    expect(await readOnly.hash('big.bin')).toBe(sha(bigData));
+  });
+
+  describe('uploadGrown: a file that only grew sends its tail; anything else is a whole upload', () => {
+    const mtimeMs = Date.parse('2024-03-04T05:06:07Z');
+    const base = randomBytes(20 * MiB + 333);
+    const tail = randomBytes(1024);
+
+    async function stored(key: string): Promise<{ s: S3Store; file: string; known: { size: number; sha256: string; etag: string } }> {
+      const s = store('p6/');
+      const file = join(work, 'p6', key);
+      await mkdir(join(work, 'p6'), { recursive: true });
+      await writeFile(file, base);
+      const up = await s.upload(file, key, { mode: 0o600, mtimeMs });
+      return { s, file, known: { size: up.size, sha256: up.sha256, etag: up.etag! } };
+    }
+
+    it('grown: copies the whole 8 MiB parts server-side and sends the rest', async () => {
+      const { s, file, known } = await stored('grown.jsonl');
+      await appendFile(file, tail);
+      server.resetCounts();
+      const result = await s.uploadGrown(file, 'grown.jsonl', { mode: 0o600, mtimeMs }, known);
+      const whole = Buffer.concat([base, tail]);
+      expect(result).toMatchObject({ size: whole.length, sha256: sha(whole), copied: 16 * MiB });
+      expect(server.stats().totalBytesIn).toBeLessThan(whole.length - 16 * MiB + 64 * 1024);
+      expect(sha((await server.getObject(BUCKET, 'p6/grown.jsonl'))!)).toBe(sha(whole));
+      expect((await s.stat('grown.jsonl'))?.mode).toBe(0o600);
+    });
+
+    it('the object changed since it was known (another ETag): a whole upload, never a splice', async () => {
+      const { s, file, known } = await stored('changed.jsonl');
+      const other = Buffer.from(base);
+      other[5] = other[5]! ^ 0xff; // same size, other bytes: only the ETag tells
+      await server.putObject(BUCKET, 'p6/changed.jsonl', other);
+      await appendFile(file, tail);
+      server.resetCounts();
+      const result = await s.uploadGrown(file, 'changed.jsonl', { mode: 0o600, mtimeMs }, known);
+      const whole = Buffer.concat([base, tail]);
+      expect(result.copied ?? 0).toBe(0);
+      expect(server.stats().totalBytesIn).toBeGreaterThanOrEqual(whole.length);
+      expect(sha((await server.getObject(BUCKET, 'p6/changed.jsonl'))!)).toBe(sha(whole));
+    });
+
+    it('the file does not start with the known bytes: a whole upload', async () => {
+      const { s, file, known } = await stored('rewritten.jsonl');
+      const rewritten = Buffer.concat([randomBytes(1024), base]);
+      await writeFile(file, rewritten);
+      const result = await s.uploadGrown(file, 'rewritten.jsonl', { mode: 0o600, mtimeMs }, known);
+      expect(result.copied ?? 0).toBe(0);
+      expect(sha((await server.getObject(BUCKET, 'p6/rewritten.jsonl'))!)).toBe(sha(rewritten));
+    });
   });
 
   it('copies, renames (copy + delete) and removes a folder key with everything under it', async () => {

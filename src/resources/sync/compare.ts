@@ -46,9 +46,10 @@ export async function compareWithManifest(
     else if ((await hashOrNull(host, join(localRoot, path))) !== entry.sha256 || entry.mode !== file.mode) result.changed.push(path);
     else if (!sameMtime(entry.mtimeMs, file.mtimeMs)) result.touched.push(path);
   }
-  for (const path of Object.keys(manifest.files).sort()) {
+  for (const path in manifest.files) {
     if (!(path in local) && !isExcluded(path) && !extra.held?.(path)) result.removed.push(path);
   }
+  result.removed.sort();
   return result;
 }
 
@@ -86,9 +87,7 @@ export function compareWithListing(local: Record<string, TreeFile>, mirror: Reco
   return result;
 }
 
-/** Manifest entries still in scope (excludes may have changed since they were pushed). */
+/** Manifest entries still in scope (excludes may have changed since they were pushed), in no particular order. */
 export function manifestFilesInScope(manifest: SyncManifest, isExcluded: PathMatcher): string[] {
-  return Object.keys(manifest.files)
-    .sort()
-    .filter((path) => !isExcluded(path));
+  return Object.keys(manifest.files).filter((path) => !isExcluded(path));
 }

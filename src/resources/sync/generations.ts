@@ -102,6 +102,7 @@ export async function observeSyncLineage(
   ctx: Pick<ObserveContext, 'host' | 'env'>,
   manifest: SyncManifest | null,
   local: Record<string, TreeFile> | null,
+  firstPushBy?: string,
 ): Promise<SyncLineage> {
   const { host, env } = ctx;
   const bucket = env.buckets[sync.bucket]!;
@@ -118,8 +119,10 @@ export async function observeSyncLineage(
     if (old.lastPush || old.lastRestore) seen = 0;
   }
   // This machine wrote the store's generation (a push whose local record a crash cut off): seen.
-  const me = current?.machine ? await peekMachine(host) : null;
+  const me = current?.machine || firstPushBy ? await peekMachine(host) : null;
   if (current && me && current.machine === me.id && (seen === null || seen < current.generation)) seen = current.generation;
+  // A mirror without a manifest where this machine's own first push was cut off: synced with it.
+  if (!current && seen === null && me && firstPushBy === me.id) seen = 0;
   const folder = records.folder;
   const foreign = folder && !sameStore(folder.store, store) ? { store: folder.store, environment: folder.environment, address: folder.address, event: folder.event, at: folder.at } : null;
   const recordTree = records.resource && sameStore(records.resource.store, store) ? records.resource.tree : null;

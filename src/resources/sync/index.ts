@@ -22,7 +22,9 @@
 //     same name, or a wipe would be propagated. Files missing locally are never restored one by
 //     one: restore happens only into an empty folder.
 //  6. Mirror without a manifest but with files (made by hand or by another tool): local empty →
-//     restore everything found (and write a manifest describing it); local has files → a `push`
+//     restore everything found (and write a manifest describing it; in a mirror an unfinished
+//     first push of persist left, only what its shards list: see FIRST_PUSH_MARKER in
+//     manifest.ts); local has files → a `push`
 //     that compares same-size files by content, copies only those that differ, never deletes, and
 //     writes the manifest. Mirror files the local folder lacks stay in the mirror, unlisted.
 //  7. Otherwise a `push` when files were added, changed or removed since the manifest; nothing
@@ -35,6 +37,9 @@
 // removed files only after the root: a crash at any point leaves shards that list no file the
 // mirror lacks; at worst the shard of the files being copied still holds their previous hashes,
 // which the next push copies again and a restore notices (restored as found, see restore).
+// Files move several at a time (store/limit.ts: 16 through the S3 API, 3 through a mount),
+// one function per file (pushPath, restorePath); a shard is written when the last of its files is
+// in, and a failure lets the copies under way finish and starts none, so the rules above hold.
 //
 // Only regular files are synced: symlinks and special files are skipped with a warning (see
 // tree.ts); unreadable files and folders and names that are not UTF-8 are reported and left out,
@@ -47,11 +52,13 @@ import { ActionError, PersistError } from '../../errors.js';
 import { addressOf as makeAddress, type Address } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, FileFate, FileList, PlanOptions, ResourceModule, Seen } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
-import type { Store } from '../../store/types.js';
+import { mapLimit, transferConcurrency } from '../../store/limit.js';
+import { StoreMissing, type Store, type Transferred } from '../../store/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from './compare.js';
-import { ManifestError, ManifestWriter, manifestPath, readManifest, shardDirPath, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { ManifestError, ManifestWriter, manifestPath, markFirstPush, readManifest, shardDirPath, unfinishedFirstPush, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
+import { shardCacheFor, type ShardCache } from './manifest-cache.js';
 import { sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
 import { listMirror, mirrorKey, storedKey } from './names.js';
 import { relativeKey } from '../../store/key-names.js';
@@ -59,6 +66,7 @@ import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, 
 import { PushRun } from './push-run.js';
 import { RestoreRun } from './restore-run.js';
 import { formatAge, formatBytes, plural, samplePaths } from '../../output/format.js';
+import { ensureMachine } from '../../lineage/machine.js';
 import { cleanStartAction, lineageFacts, observeSyncLineage, recordCleanStart, prepareRestore, recordRestore, SyncGeneration, syncLineageDecision, type SyncLineage } from './generations.js';
 
 export type SyncLocalObserved =
@@ -118,6 +126,10 @@ export interface SyncDetail {
   manifest: SyncManifest | null;
   /** The mirror's own listing, read only when it has no manifest. */
   mirrorListing: TreeListing | null;
+  /** Files in a mirror without a manifest that an unfinished first push may have left partial: not in `mirrorListing`. */
+  unlisted?: string[];
+  /** The machine whose first push into a mirror without a manifest was left unfinished. */
+  firstPushBy?: string;
   /** Databases, held paths, folder modes and the local trust state (trust.ts). */
   trust?: TrustDetail;
 }
@@ -131,7 +143,7 @@ function wouldRestore(local: SyncLocalObserved): boolean {
   return local.state === 'missing' || (local.state === 'dir' && (local.files === 0 || local.restoreIncomplete));
 }
 
-async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Promise<Seen<SyncObserved, SyncDetail>> {
+async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cache?: ShardCache): Promise<Seen<SyncObserved, SyncDetail>> {
   const isExcluded = syncExcluder(sync.exclude);
   let local: TreeListing | null = null;
   let localObserved!: SyncLocalObserved;
@@ -154,6 +166,8 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
   let mirror: SyncMirrorObserved;
   let manifest: SyncManifest | null = null;
   let mirrorListing: TreeListing | null = null;
+  let unlisted: string[] = [];
+  let firstPushBy: string | undefined;
   let comparison = emptyComparison();
   let folderModesChanged = false;
   const mirrorInfo = store ? await store.stat(sync.relTo) : null;
@@ -166,7 +180,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
   else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-dir', found: mirrorInfo.type };
   else {
     try {
-      manifest = await readManifest(store!, sync.relTo);
+      manifest = await readManifest(store!, sync.relTo, cache);
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
       return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null, ...(trust ? { trust } : {}) } };
@@ -180,6 +194,9 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
       if (trust) folderModesChanged = await folderModesDiffer(store!, sync.relTo, trust);
     } else {
       mirrorListing = await listMirror(store!, sync);
+      const unfinished = await unfinishedFirstPush(store!, sync.relTo);
+      if (unfinished) ({ listing: mirrorListing, unlisted } = trustedPart(mirrorListing, unfinished.files));
+      firstPushBy = unfinished?.machine;
       mirror = { state: 'dir', manifest: false, files: Object.keys(mirrorListing.files).length };
       if (wouldRestore(localObserved)) mirror.paths = Object.keys(mirrorListing.files).sort();
       if (local) comparison = compareWithListing(local.files, mirrorListing.files);
@@ -187,7 +204,35 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null): Pro
   }
   const state: SyncObserved = { local: localObserved, mirror, comparison };
   if (folderModesChanged) state.folderModesChanged = true;
-  return { state, detail: { local, manifest, mirrorListing, ...(trust ? { trust } : {}) } };
+  return { state, detail: { local, manifest, mirrorListing, ...(unlisted.length > 0 ? { unlisted } : {}), ...(firstPushBy ? { firstPushBy } : {}), ...(trust ? { trust } : {}) } };
+}
+
+/**
+ * A mirror an unfinished first push of persist left: only the files its shards list are known
+ * whole (manifest.ts, FIRST_PUSH_MARKER); the others are left out, as absent, and named.
+ */
+function trustedPart(listing: TreeListing, listed: Record<string, ManifestEntry>): { listing: TreeListing; unlisted: string[] } {
+  const files: TreeListing['files'] = {};
+  const unlisted: string[] = [];
+  for (const [path, file] of Object.entries(listing.files)) {
+    const entry = listed[path];
+    if (entry && entry.size === file.size) files[path] = { size: entry.size, mtimeMs: entry.mtimeMs, mode: entry.mode };
+    else unlisted.push(path);
+  }
+  return { listing: { ...listing, files }, unlisted };
+}
+
+/**
+ * Which files a push may write in place (WriteOptions.inPlace): those under keys that hold no
+ * object and that no manifest lists. With a manifest and `delete: true` a key it does not list
+ * holds nothing (a removed file is moved into the history, never left unlisted; with
+ * `delete: false` it stays in the mirror). Without a manifest, the keys the listing showed.
+ */
+function inPlaceWriter(sync: ResolvedSync, detail: SyncDetail): (path: string) => boolean {
+  const { manifest, mirrorListing } = detail;
+  if (manifest) return sync.delete ? (path) => manifest.files[path] === undefined : () => false;
+  const unlisted = new Set(detail.unlisted);
+  return (path) => mirrorListing?.files[path] === undefined && !unlisted.has(path);
 }
 
 // --- diff (pure) ---
@@ -358,50 +403,73 @@ function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: strin
 async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
+  const limit = transferConcurrency(store, host.env());
   const local = detail.local!; // push is only decided for a local folder with files
   const { manifest } = detail;
   const { added, changed, removed, touched, unverified } = state.comparison;
   const toCopy = new Set([...added, ...changed]);
   const toCompare = new Set(unverified);
   const touchedSet = new Set(touched);
-  let copied = 0;
-  let bytes = 0;
+  const shardCache = shardCacheFor(host, ctx.env.buckets[sync.bucket]!, sync.relTo);
   const run = new PushRun(host, sync, store, detail.trust, manifest);
+  run.inPlace = inPlaceWriter(sync, detail);
+  run.shardCache = shardCache;
+  // Before any file is written in place into a mirror without a root (manifest.ts).
+  if (!manifest && toCopy.size > 0) await markFirstPush(store, sync.relTo, host.now().toISOString(), (await ensureMachine(host)).id);
   await run.begin(removed, toCopy, local.files);
 
   // Paths the push cannot see now but the mirror holds (under an unreadable folder...): kept.
   const paths = [...Object.keys(local.files), ...Object.keys(manifest?.files ?? {}).filter((path) => !(path in local.files) && isHeld(detail.trust, path))];
   const generation = await SyncGeneration.begin(sync, store, manifest, ctx, state.folderModesChanged === true);
-  const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length);
+  const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length, shardCache);
   writer.beforeReplace = generation.beforeShardReplace;
-  const pathsByShard: string[][] = Array.from({ length: writer.shardCount }, () => []);
-  for (const path of paths) pathsByShard[writer.shardOf(path)]!.push(path);
-  let visited = 0;
-  for (const [shard, shardPaths] of pathsByShard.entries()) {
-    const files: Record<string, ManifestEntry> = {};
-    for (const path of shardPaths) {
-      visited += 1;
-      checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
-      const file = local.files[path];
-      const target = mirrorKey(sync, path);
-      if (!file) {
-        files[path] = manifest!.files[path]!; // held: see isHeld
-        continue;
-      }
-      if (!toCompare.has(path) && !toCopy.has(path)) {
-        const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
-        files[path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
-        continue;
-      }
-      ctx.report(`copying ${path} (${visited}/${paths.length} files, ${formatBytes(run.bytes)} copied)`);
-      await generation.beforeOverwrite(path);
-      // Read stably (or snapshotted), then uploaded; no manifest: compared by content first.
-      const entry = await run.pushOne(path, file, toCompare.has(path) ? () => store.hash(target) : undefined);
-      if (entry) files[path] = entry;
+
+  // Each shard's entries: the unchanged ones now, the copied ones as their copies finish.
+  const shards: Record<string, ManifestEntry>[] = Array.from({ length: writer.shardCount }, () => ({}));
+  const copiesLeft = new Array<number>(writer.shardCount).fill(0);
+  const jobs: { path: string; shard: number }[] = [];
+  for (const path of paths) {
+    const shard = writer.shardOf(path);
+    const file = local.files[path];
+    if (!file) shards[shard]![path] = manifest!.files[path]!; // held: see isHeld
+    else if (toCompare.has(path) || toCopy.has(path)) {
+      jobs.push({ path, shard });
+      copiesLeft[shard]! += 1;
+    } else {
+      const previous = manifest!.files[path]!; // unchanged or touched files are in the manifest
+      shards[shard]![path] = touchedSet.has(path) ? { ...previous, mtimeMs: file.mtimeMs } : previous;
     }
-    // Written once its files are in the mirror (and without the removed ones, deleted only
-    // later), so a shard never lists a file the mirror lacks. Unchanged shards are not written.
-    await writer.putShard(shard, files);
+  }
+  // A shard is written once its files are in the mirror (and without the removed ones, deleted
+  // only later), so it never lists a file the mirror lacks. Shards with nothing to copy go first;
+  // the copies run shard by shard, `limit` at a time, each shard written when its last copy ends.
+  // Unchanged shards are not written.
+  await mapLimit(
+    copiesLeft.flatMap((left, shard) => (left === 0 ? [shard] : [])),
+    limit,
+    (shard) => writer.putShard(shard, shards[shard]!),
+  );
+  jobs.sort((a, b) => a.shard - b.shard);
+  const totalBytes = jobs.reduce((sum, job) => sum + local.files[job.path]!.size, 0);
+  let done = 0;
+  let doneBytes = 0;
+  // On a failure no new copy starts and the running ones finish (their shards written when
+  // complete): what the next push finds is a mirror whose manifest lists only files it holds.
+  await mapLimit(jobs, limit, async ({ path, shard }) => {
+    checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
+    const entry = await pushPath(path, local.files[path]!);
+    if (entry) shards[shard]![path] = entry;
+    done += 1;
+    doneBytes += local.files[path]!.size;
+    ctx.report(`pushed ${done}/${jobs.length} files (${formatBytes(doneBytes)} of ${formatBytes(totalBytes)})`);
+    if ((copiesLeft[shard]! -= 1) === 0) await writer.putShard(shard, shards[shard]!);
+  });
+
+  /** One file: its previous version kept by lineage, then read stably (or snapshotted) and uploaded. */
+  async function pushPath(path: string, file: TreeFile): Promise<ManifestEntry | null> {
+    await generation.beforeOverwrite(path);
+    // No manifest: compared by content first.
+    return run.pushOne(path, file, toCompare.has(path) ? () => store.hash(mirrorKey(sync, path)) : undefined);
   }
 
   // The root last, and before any deletion: a crash in between leaves unlisted files in the
@@ -412,18 +480,23 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
 
   const deleting = manifest !== null && sync.delete;
   if (deleting) {
-    for (const path of removed.filter((p) => !run.isCleared(p))) {
-      checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
-      await generation.retire(path);
-    }
+    await mapLimit(
+      removed.filter((p) => !run.isCleared(p)),
+      limit,
+      async (path) => {
+        checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
+        await generation.retire(path);
+      },
+    );
     await store.pruneEmptyFolders(sync.relTo, removed.map(relativeKey));
   }
   await recordSyncEvent(host, sync, 'lastPush', now);
-  ({ copied, bytes } = run);
+  const { copied, bytes, bytesCopiedInStore } = run;
   const notes = await run.finish();
   await generation.after(local.files);
 
-  const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)})`];
+  const inStore = bytesCopiedInStore > 0 ? `, ${formatBytes(bytesCopiedInStore)} of it copied within the store` : '';
+  const parts = [`copied ${plural(copied, 'file')} (${formatBytes(bytes)}${inStore})`];
   if (removed.length) parts.push(deleting ? `deleted ${removed.length}` : `kept ${removed.length} removed locally in the mirror`);
   if (run.moved > 0) parts.push(`${plural(run.moved, 'file')} moved during the push (saved as read; the next push takes newer changes)`);
   const outcome: ApplyOutcome = { summary: parts.join(', '), verifiedInStore: true };
@@ -442,42 +515,69 @@ function usableMode(mode: number): number {
 async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext): Promise<ApplyOutcome> {
   const { host, signal } = ctx;
   const store = ctx.store(sync.bucket);
+  const limit = transferConcurrency(store, host.env());
   const { manifest } = detail;
   const isExcluded = syncExcluder(sync.exclude);
   // What to restore and with which mode and mtime: the manifest, else the mirror's own listing.
   const sources: [string, TreeFile & { sha256?: string }][] = manifest
-    ? manifestFilesInScope(manifest, isExcluded).map((path) => [path, manifest.files[path]!])
+    ? manifestFilesInScope(manifest, isExcluded).sort().map((path) => [path, manifest.files[path]!])
     : Object.entries(detail.mirrorListing!.files).map(([path, file]) => [path, { ...file, mode: usableMode(file.mode) }]);
 
   await host.mkdir(sync.from);
   const restoring = new RestoreRun(host, sync, store);
-  await restoring.begin();
+  const resuming = detail.trust?.state.restoring !== undefined;
+  await restoring.begin(resuming, sources.map(([path]) => dirname(path)));
+  // Nothing at all in the local folder when it was observed (right before this action): no file
+  // of the mirror's can be in the way, and none needs looking at first.
+  const local = detail.local;
+  const empty = !resuming && (!local || [local.files, local.folders ?? {}].every((entries) => Object.keys(entries).length === 0) && [local.skipped, local.unreadable ?? []].every((list) => list.length === 0));
 
   const written: Record<string, ManifestEntry> = {};
   const differing: string[] = [];
   const missing: string[] = [];
   let restored = 0;
   let bytes = 0;
-  for (const [index, [path, entry]] of sources.entries()) {
+  let done = 0;
+  const totalBytes = sources.reduce((sum, [, entry]) => sum + entry.size, 0);
+  let doneBytes = 0;
+  await mapLimit(sources, limit, async ([path, entry]) => {
     checkAborted(sync, signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
-    if (restoring.later(path, entry)) continue; // a hard link to a file restored in this run
+    const result = restoring.later(path, entry) ? null : await restorePath(path, entry); // later: a hard link to a file restored in this run
+    done += 1;
+    doneBytes += entry.size;
+    if (result) {
+      restored += 1;
+      bytes += result.size;
+    }
+    ctx.report(`restored ${done}/${sources.length} files (${formatBytes(doneBytes)} of ${formatBytes(totalBytes)})`);
+  });
+
+  /** One file: kept when already restored, else downloaded (one request through the S3 API); null when not downloaded. */
+  async function restorePath(path: string, entry: TreeFile & { sha256?: string }): Promise<Transferred | null> {
     const source = await storedKey(store, sync, path);
     const target = join(sync.from, path);
-    const existing = await host.lstat(target);
+    const existing = empty ? null : await host.lstat(target);
     if (existing && existing.type !== 'file') {
       throw new ActionError(`${addressOf(sync)}: ${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
     }
-    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime and mode is kept.
-    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs)) {
+    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime,
+    // mode and content is kept (its content too: files are flushed to disk only at the end, and
+    // after a crash a file may have its size with none of its bytes).
+    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs) && (await host.hashFile(target)) === entry.sha256) {
       written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
-      continue;
+      return null;
     }
-    if (!(await store.stat(source))) {
-      missing.push(path);
-      continue;
+    let result: Transferred;
+    try {
+      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs, flushLater: true });
+    } catch (error) {
+      // The download says so itself, or (a store that cannot) a stat after the failure does.
+      if (error instanceof StoreMissing || !(await store.stat(source))) {
+        missing.push(path);
+        return null;
+      }
+      throw error;
     }
-    ctx.report(`restoring ${path} (${index + 1}/${sources.length})`);
-    const result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs });
     if (entry.sha256 && (result.sha256 !== entry.sha256 || result.size !== entry.size)) {
       // The mirror's bytes are newer than its manifest (an interrupted push, or an edit in the
       // bucket). They are restored as found, stamped with the current time so the next plan sees
@@ -486,16 +586,15 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
       await host.utimes(target, host.now().getTime());
     }
     written[path] = { size: result.size, mtimeMs: entry.mtimeMs, sha256: result.sha256, mode: entry.mode };
-    await restoring.restored(path, result.sha256, entry); // holes back; a database: no stale sidecar beside it
-    restored += 1;
-    bytes += result.size;
+    await restoring.restored(path, result, entry); // holes back; a database: no stale sidecar beside it
+    return result;
   }
 
   const now = host.now();
   if (!manifest) {
     // A mirror made without persist gets its manifest once, describing exactly what was restored,
     // so that the next plan compares against it instead of reading the whole mirror again.
-    await writeManifest(store, sync.relTo, written, now.toISOString());
+    await writeManifest(store, sync.relTo, written, now.toISOString(), null, shardCacheFor(host, ctx.env.buckets[sync.bucket]!, sync.relTo));
   }
   await restoring.finish(); // folder modes, then the marker
   await host.fsync(sync.from);
@@ -503,6 +602,8 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   await recordRestore(sync, manifest, ctx);
 
   const notes: string[] = [];
+  differing.sort();
+  missing.sort();
   if (differing.length) notes.push(`${plural(differing.length, 'file')} in the mirror differed from its manifest and were restored as found: ${samplePaths(differing)}`);
   if (missing.length) notes.push(`${plural(missing.length, 'file')} listed in the manifest ${missing.length === 1 ? 'is' : 'are'} missing from the mirror: ${samplePaths(missing)}`);
   const outcome: ApplyOutcome = { summary: `restored ${plural(restored, 'file')} (${formatBytes(bytes)})` };
@@ -561,8 +662,9 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   localPaths: (sync) => [sync.from],
   contains: () => [],
   observe: async (sync, ctx) => {
-    const seen = await inspect(sync, ctx.host, ctx.mountReady[sync.bucket] === true ? ctx.store(sync.bucket) : null);
-    seen.state.lineage = await observeSyncLineage(sync, ctx, seen.detail.manifest, seen.detail.local?.files ?? null);
+    const ready = ctx.mountReady[sync.bucket] === true;
+    const seen = await inspect(sync, ctx.host, ready ? ctx.store(sync.bucket) : null, ready ? shardCacheFor(ctx.host, ctx.env.buckets[sync.bucket]!, sync.relTo) : undefined);
+    seen.state.lineage = await observeSyncLineage(sync, ctx, seen.detail.manifest, seen.detail.local?.files ?? null, seen.detail.firstPushBy);
     return seen;
   },
   diff: diffSync,

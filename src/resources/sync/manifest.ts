@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { PersistError } from '../../errors.js';
 import type { Store } from '../../store/types.js';
 import { parseStamp, type LineageStamp } from '../../lineage/generation.js';
+import type { ShardCache } from './manifest-cache.js';
 
 export const MANIFEST_NAME = '.persist-sync.json';
 export const SHARD_DIR_NAME = '.persist-sync';
@@ -97,10 +98,18 @@ export function shardFileName(index: number, count: number): string {
 /** FNV-1a (32 bits) of the path's UTF-8 bytes, modulo the shard count: fast, stable, well spread. */
 export function shardOf(path: string, count: number): number {
   let hash = 0x811c9dc5;
-  for (const byte of Buffer.from(path, 'utf8')) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193) >>> 0;
+  // ASCII paths (nearly all) byte by byte without encoding them first: a plan reads 100,000 of them.
+  for (let i = 0; i < path.length; i++) {
+    const code = path.charCodeAt(i);
+    if (code > 0x7f) return fnvOfUtf8(path, count);
+    hash = Math.imul(hash ^ code, 0x01000193) >>> 0;
   }
+  return hash % count;
+}
+
+function fnvOfUtf8(path: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(path, 'utf8')) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
   return hash % count;
 }
 
@@ -138,8 +147,11 @@ function isEntry(value: unknown): value is ManifestEntry {
   );
 }
 
+/** No empty, `.` or `..` part, not absolute: it stays inside the folder. */
+const UNSAFE_PATH = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
 function isSafeRelativePath(path: string): boolean {
-  return path !== '' && !path.startsWith('/') && path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+  return path !== '' && !UNSAFE_PATH.test(path);
 }
 
 function isIsoDate(value: unknown): value is string {
@@ -167,7 +179,9 @@ function parseEntries(value: unknown, source: string, expected: string, accept?:
     if (!isEntry(entry)) throw new ManifestError(`${source}: files[${JSON.stringify(path)}] must be {size, mtimeMs, sha256 (64 hex digits), mode}`);
     const refusal = accept?.(path);
     if (refusal) throw new ManifestError(`${source}: file path ${JSON.stringify(path)} ${refusal}`);
-    files[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode, ...entryExtras(entry as unknown as Record<string, unknown>) };
+    // The parsed object itself (a plan reads 100,000 of them); only a hard link's name needs a check.
+    if (entry.link !== undefined && !entryExtras(entry as unknown as Record<string, unknown>).link) delete entry.link;
+    files[path] = entry;
   }
   return files;
 }
@@ -254,8 +268,12 @@ export function serializeRoot(root: ManifestRoot): string {
   return `${JSON.stringify(head).slice(0, -1)},"shards":[\n${shards.join(',\n')}\n]}\n`;
 }
 
-/** The mirror's manifest, or null when it has none. Throws ManifestError when it is unreadable. */
-export async function readManifest(store: Store, mirrorKey: string): Promise<SyncManifest | null> {
+/**
+ * The mirror's manifest, or null when it has none. Throws ManifestError when it is unreadable.
+ * With a cache (manifest-cache.ts), only the root and the shards the cache lacks are read from
+ * the store.
+ */
+export async function readManifest(store: Store, mirrorKey: string, cache?: ShardCache): Promise<SyncManifest | null> {
   const key = manifestPath(mirrorKey);
   const path = store.where(key);
   const info = await store.stat(key);
@@ -266,11 +284,15 @@ export async function readManifest(store: Store, mirrorKey: string): Promise<Syn
 
   const { root } = parsed;
   const count = root.shards.length;
+  // An interrupted push of this machine: every shard from the store, to see what it left.
+  const cached = cache && !(await cache.pushing()) ? cache : undefined;
   // Concurrently: on FUSE every shard is a request of its own.
   const shards = await Promise.all(
-    root.shards.map(async (_, index) => {
+    root.shards.map(async (recorded, index) => {
       const shardKey = join(shardDirPath(mirrorKey), shardFileName(index, count));
       const shardPath = store.where(shardKey);
+      const copy = await cached?.get(recorded.sha256, index, count, (text) => parseShard(text, shardPath, index, count));
+      if (copy) return { hash: recorded.sha256, files: copy };
       let data: Buffer;
       try {
         data = await store.read(shardKey);
@@ -279,9 +301,14 @@ export async function readManifest(store: Store, mirrorKey: string): Promise<Syn
         if (code === 'ENOENT' || code === 'EISDIR') throw new ManifestError(`${shardPath}: missing (${code}); ${path} lists ${root.shards[index]!.files} files in it`);
         throw error;
       }
-      return { hash: sha256(data), files: parseShard(data.toString('utf8'), shardPath, index, count) };
+      const hash = sha256(data);
+      const files = parseShard(data.toString('utf8'), shardPath, index, count);
+      await cache?.put(hash, index, count, data, files);
+      return { hash, files, downloaded: true };
     }),
   );
+  // Copies of shards no root names any more go (on disk only when this read brought new ones).
+  await cache?.keepOnly([...root.shards.map((shard) => shard.sha256), ...shards.map((shard) => shard.hash)], shards.some((shard) => 'downloaded' in shard));
   const files: Record<string, ManifestEntry> = {};
   for (const shard of shards) Object.assign(files, shard.files);
   const manifest: SyncManifest = {
@@ -310,17 +337,23 @@ export class ManifestWriter {
   /** Called with a shard's key right before it is overwritten or removed (history keeps the old one). */
   beforeReplace: ((key: string) => Promise<void>) | null = null;
 
+  /** The shards written (text and entries), kept in the local cache once the root names them. */
+  private readonly texts: ({ text: string; files: Record<string, ManifestEntry> } | undefined)[];
+  private pushMarked = false;
+
   /** `previous`: the manifest as read (null when there is none); `files`: how many files the new one will list. */
   constructor(
     private readonly store: Store,
     private readonly mirrorKey: string,
     private readonly previous: SyncManifest | null,
     files: number,
+    private readonly cache?: ShardCache,
   ) {
     const previousCount = previous?.storage.version === 2 ? previous.storage.shardHashes.length : null;
     this.shardCount = chooseShardCount(previousCount, files);
     this.previousHashes = previous?.storage.version === 2 && previousCount === this.shardCount ? previous.storage.shardHashes : [];
     this.written = new Array<undefined>(this.shardCount).fill(undefined);
+    this.texts = new Array<undefined>(this.shardCount).fill(undefined);
   }
 
   shardOf(path: string): number {
@@ -338,7 +371,12 @@ export class ManifestWriter {
     if (this.previousHashes[index] === hash) return false;
     const key = join(shardDirPath(this.mirrorKey), shardFileName(index, this.shardCount));
     if (this.beforeReplace && this.previousHashes[index] !== undefined) await this.beforeReplace(key);
+    if (this.cache && !this.pushMarked) {
+      await this.cache.beginPush();
+      this.pushMarked = true;
+    }
     await this.store.write(key, text, { mode: 0o644 });
+    this.texts[index] = { text, files };
     return true;
   }
 
@@ -352,6 +390,10 @@ export class ManifestWriter {
     if (restoredAt !== undefined) root.restoredAt = restoredAt;
     if (lineage !== undefined) root.lineage = lineage;
     await this.store.write(manifestPath(this.mirrorKey), serializeRoot(root), { mode: 0o644 });
+    if (this.cache) {
+      for (const [index, shard] of this.texts.entries()) if (shard) await this.cache.put(shards[index]!.sha256, index, this.shardCount, shard.text, shard.files);
+      await this.cache.endPush(shards.map((shard) => shard.sha256));
+    }
 
     // A listing costs a request on FUSE: only when leftovers are possible.
     const sameLayout = this.previousHashes.length > 0;
@@ -368,9 +410,48 @@ export class ManifestWriter {
   }
 }
 
+/**
+ * A first push (into a mirror without a root) writes this marker into the shard folder before
+ * any file, and its commit removes it with the other leftovers. A push writes the files no
+ * manifest lists in place (WriteOptions.inPlace), so a first push killed midway may leave a
+ * partial object in the mirror: while the marker is there, only the files its shards list (each
+ * shard written after its files were in the store) are trusted; see `unfinishedFirstPush`.
+ */
+export const FIRST_PUSH_MARKER = 'first-push.json';
+
+/** `machine`: the id of the machine pushing (lineage: its own unfinished push is one it has seen). */
+export async function markFirstPush(store: Store, mirrorKey: string, startedAt: string, machine: string): Promise<void> {
+  await store.write(join(shardDirPath(mirrorKey), FIRST_PUSH_MARKER), `${JSON.stringify({ version: 2, startedAt, machine })}\n`, { mode: 0o644 });
+}
+
+/**
+ * For a mirror without a root: null when no first push of persist was left unfinished in it,
+ * else the entries its shards list (the only files of the mirror that are known whole) and the
+ * machine that pushed.
+ */
+export async function unfinishedFirstPush(store: Store, mirrorKey: string): Promise<{ files: Record<string, ManifestEntry>; machine?: string } | null> {
+  const dir = shardDirPath(mirrorKey);
+  const marker = join(dir, FIRST_PUSH_MARKER);
+  if (!(await store.stat(marker))) return null;
+  let machine: unknown;
+  try {
+    machine = (JSON.parse((await store.read(marker)).toString('utf8')) as { machine?: unknown }).machine;
+  } catch {
+    machine = undefined; // a marker cut off while written: who pushed is unknown
+  }
+  const files: Record<string, ManifestEntry> = {};
+  for (const name of await store.readdir(dir)) {
+    const match = /^(\d+)-of-(\d+)\.json$/.exec(name);
+    if (!match) continue;
+    const key = join(dir, name);
+    Object.assign(files, parseShard((await store.read(key)).toString('utf8'), store.where(key), Number(match[1]), Number(match[2])));
+  }
+  return typeof machine === 'string' ? { files, machine } : { files };
+}
+
 /** Write a whole manifest at once (a mirror that had none): every shard, then the root. */
-export async function writeManifest(store: Store, mirrorKey: string, files: Record<string, ManifestEntry>, pushedAt: string, previous: SyncManifest | null = null): Promise<void> {
-  const writer = new ManifestWriter(store, mirrorKey, previous, Object.keys(files).length);
+export async function writeManifest(store: Store, mirrorKey: string, files: Record<string, ManifestEntry>, pushedAt: string, previous: SyncManifest | null = null, cache?: ShardCache): Promise<void> {
+  const writer = new ManifestWriter(store, mirrorKey, previous, Object.keys(files).length, cache);
   const shards: Record<string, ManifestEntry>[] = Array.from({ length: writer.shardCount }, () => ({}));
   for (const [path, entry] of Object.entries(files)) shards[writer.shardOf(path)]![path] = entry;
   for (const [index, shard] of shards.entries()) await writer.putShard(index, shard);

@@ -10,9 +10,11 @@ import type { Store } from '../../store/types.js';
 import { stateDir } from '../../host/paths.js';
 import { writeFolderModes, sameModes, readFolderModes } from './folders.js';
 import type { ManifestEntry, SyncManifest } from './manifest.js';
+import { noteTransfer, readKnownObjects, writeKnownObjects, type KnownObjects } from './known-objects.js';
 import { isFresh, pushFile, SETTLE_MS, Stage } from './stable.js';
 import { readTrustState, writeTrustState, type TrustState } from './trust-state.js';
 import { verifyPushed, type TrustDetail } from './trust.js';
+import type { ShardCache } from './manifest-cache.js';
 import type { TreeFile } from './tree.js';
 import { mirrorKey } from './names.js';
 import { linkedEntry } from './hardlinks.js';
@@ -20,6 +22,8 @@ import { linkedEntry } from './hardlinks.js';
 export class PushRun {
   copied = 0;
   bytes = 0;
+  /** Of `bytes`, those copied within the store instead of sent (files that only grew). */
+  bytesCopiedInStore = 0;
   /** Files that changed since the plan looked, or while they were read. */
   moved = 0;
   /** Mirror paths removed before the copies (a type change): the later deletions leave them alone. */
@@ -32,6 +36,11 @@ export class PushRun {
   private readonly tokens: Record<string, { token: string; sha256: string }> = {};
   private readonly unreadableStamps: NonNullable<TrustState['unreadable']> = {};
   private readonly startedMs: number;
+  private known: KnownObjects = {};
+  /** Whether a file may be written in place (no temporary name): set by the push (index.ts). */
+  inPlace: (path: string) => boolean = () => false;
+  /** The mirror's local manifest cache, for the check of what was stored (set by the push). */
+  shardCache?: ShardCache;
 
   constructor(
     private readonly host: Host,
@@ -53,6 +62,7 @@ export class PushRun {
   async begin(removed: readonly string[], toCopy: ReadonlySet<string>, listed: Record<string, TreeFile> = {}): Promise<void> {
     // Files changed within the last moments may be mid-write: one wait for all of them up front,
     // rather than one per file (each is still checked when it is read).
+    this.known = await readKnownObjects(this.host, this.sync);
     const now = this.host.now().getTime();
     if ([...toCopy].some((path) => listed[path] && isFresh(listed[path]!, now))) await this.host.sleep(SETTLE_MS);
     const stages = join(stateDir(this.host.env()), 'stage');
@@ -99,6 +109,8 @@ export class PushRun {
     // so is a former hard link, which had no stored copy of its own.
     if (previous && previous.link === undefined && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
     if (mirrorHash) options.mirrorHash = mirrorHash;
+    if (this.known[path]) options.known = this.known[path];
+    if (this.inPlace(path)) options.inPlace = true;
     const result = await pushFile(this.host, this.store, this.stage, join(this.sync.from, path), mirrorKey(this.sync, path), file, options);
     switch (result.kind) {
       case 'stored':
@@ -106,7 +118,9 @@ export class PushRun {
         if (result.uploaded) {
           this.copied += 1;
           this.bytes += result.bytes;
+          this.bytesCopiedInStore += result.copied ?? 0;
           this.uploaded[path] = result.entry;
+          noteTransfer(this.known, path, { size: result.entry.size, sha256: result.entry.sha256, ...(result.etag === undefined ? {} : { etag: result.etag }) });
         }
         if (result.token !== undefined) this.tokens[path] = { token: result.token, sha256: result.entry.sha256 };
         return file.sparse ? { ...result.entry, sparse: true } : result.entry;
@@ -149,7 +163,9 @@ export class PushRun {
       for (const path of this.trust?.unreadableFiles ?? []) if (state.unreadable?.[path]) unreadable[path] = state.unreadable[path]!;
       state.unreadable = unreadable;
       await writeTrustState(this.host, this.sync, state);
-      await verifyPushed(this.store, this.sync.relTo, this.uploaded);
+      for (const path of Object.keys(this.known)) if (!this.trust?.listing.files[path]) delete this.known[path];
+      await writeKnownObjects(this.host, this.sync, this.known);
+      await verifyPushed(this.store, this.sync.relTo, this.uploaded, this.shardCache);
     } finally {
       await this.stage.cleanup();
     }

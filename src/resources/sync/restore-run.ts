@@ -1,11 +1,16 @@
 // What a restore does besides writing files (index.ts writes them): its marker lives in the
 // local trust state (never a file in the user's folder), a restored SQLite database gets no stale
 // `-wal`/`-journal`/`-shm` beside it and its change token recorded (so the next plan does not see
-// a change), and folder modes come back (deepest folders last, after their files).
+// a change), folder modes come back (deepest folders last, after their files), the ETags of large
+// objects are recorded (known-objects.ts), and a resumed restore first removes the temporary files
+// of the one that was killed.
 import { join } from 'node:path';
 import type { Host } from '../../host/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
-import type { Store } from '../../store/types.js';
+import { mapLimit } from '../../store/limit.js';
+import { isTempName } from '../../store/temp-name.js';
+import type { Store, Transferred } from '../../store/types.js';
+import { noteTransfer, readKnownObjects, writeKnownObjects, type KnownObjects } from './known-objects.js';
 import { readFolderModes } from './folders.js';
 import { isSqliteHeader, removeStaleSidecars } from './sqlite.js';
 import { databaseToken } from './sqlite-sync.js';
@@ -18,6 +23,9 @@ export class RestoreRun {
   private readonly tokens: Record<string, { token: string; sha256: string }> = {};
   /** Later names of hard-linked files: linked once every file is written (hardlinks.ts). */
   private readonly links: [string, ManifestEntry][] = [];
+  private known: KnownObjects = {};
+  /** Files written, not yet flushed to disk (downloads with `flushLater`). */
+  private readonly written: string[] = [];
 
   constructor(
     private readonly host: Host,
@@ -25,10 +33,22 @@ export class RestoreRun {
     private readonly store: Store,
   ) {}
 
-  async begin(): Promise<void> {
+  /**
+   * `resuming`: an interrupted restore left its marker. A restore killed mid-download left its
+   * temporary files (`.<name>.persist-tmp-<random>`) beside the files it was writing: in the
+   * folders this restore writes (`folders`, relative), they are removed.
+   */
+  async begin(resuming: boolean, folders: Iterable<string>): Promise<void> {
     await updateTrustState(this.host, this.sync, (state) => {
       state.restoring = `restore started by pid ${this.host.pid()} at ${this.host.now().toISOString()}`;
     });
+    this.known = await readKnownObjects(this.host, this.sync);
+    if (!resuming) return;
+    for (const folder of new Set(folders)) {
+      const absolute = join(this.sync.from, folder);
+      const names = await this.host.readdir(absolute).catch(() => [] as string[]);
+      for (const name of names.filter(isTempName)) await this.host.remove(join(absolute, name));
+    }
   }
 
   /** A hard link's later name is not downloaded: it is linked at the end. Returns whether `path` is one. */
@@ -39,12 +59,15 @@ export class RestoreRun {
   }
 
   /** Right after `path` was written: holes come back, a database loses the sidecars of the state it replaced. */
-  async restored(path: string, sha256: string, entry: Pick<ManifestEntry, 'mode' | 'mtimeMs'> & Partial<ManifestEntry>): Promise<void> {
+  async restored(path: string, transferred: Transferred, entry: Pick<ManifestEntry, 'mode' | 'mtimeMs'> & Partial<ManifestEntry>): Promise<void> {
+    this.written.push(path);
+    noteTransfer(this.known, path, transferred);
+    const sha256 = transferred.sha256;
     const target = join(this.sync.from, path);
     await restoreHoles(this.host, target, entry);
-    let head: Buffer;
+    let head = transferred.head;
     try {
-      head = await this.host.readHead(target, 16);
+      head ??= await this.host.readHead(target, 16);
     } catch {
       return;
     }
@@ -53,8 +76,10 @@ export class RestoreRun {
     this.tokens[path] = { token: await databaseToken(this.host, target), sha256 };
   }
 
+  /** After every file: they reach the disk before the marker goes (see flushWritten). */
   async finish(): Promise<void> {
     await restoreHardLinks(this.host, this.sync, this.store, this.links);
+    await this.flushWritten();
     const modes = await readFolderModes(this.store, this.sync.relTo);
     const deepestFirst = Object.keys(modes).sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1));
     for (const path of deepestFirst) {
@@ -64,10 +89,24 @@ export class RestoreRun {
       if (!info) await this.host.mkdir(target);
       await this.host.chmod(target, modes[path]!);
     }
+    await writeKnownObjects(this.host, this.sync, this.known);
     const before = await readTrustState(this.host, this.sync);
     await updateTrustState(this.host, this.sync, (state) => {
       delete state.restoring;
       state.sqlite = { ...(before.sqlite ?? {}), ...this.tokens };
     });
+  }
+
+  /**
+   * The restored files were renamed into place without an fsync each: one syncfs of the local file
+   * system (`sync -f`) makes them all durable at once (2,000 fsyncs cost more than the downloads on
+   * a busy disk). Without `sync`, an fsync each. Until then the marker stays, and a restore resumed
+   * after a crash keeps a present file only when its content hashes as the manifest says.
+   */
+  private async flushWritten(): Promise<void> {
+    if (this.written.length === 0) return;
+    const synced = await this.host.run('sync', ['-f', this.sync.from], { timeoutMs: 10 * 60_000 }).catch(() => null);
+    if (synced?.exitCode === 0) return;
+    await mapLimit(this.written, 16, (path) => this.host.fsync(join(this.sync.from, path)));
   }
 }

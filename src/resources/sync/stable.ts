@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { stateDir } from '../../host/paths.js';
 import type { FileInfo, Host } from '../../host/types.js';
-import type { Store } from '../../store/types.js';
+import type { KnownObject, Store } from '../../store/types.js';
 import type { ManifestEntry } from './manifest.js';
 import { snapshotSqlite, SqliteUnavailableError } from './sqlite.js';
 import { databaseToken } from './sqlite-sync.js';
@@ -25,7 +25,8 @@ export const STABLE_READS = 3;
 /** A private folder on local disk for the stages of one push (`<state>/stage/<random>`, mode 0700). */
 export class Stage {
   private counter = 0;
-  private created = false;
+  /** Made once, on first use (files of one push are staged in parallel). */
+  private created: Promise<void> | null = null;
   readonly dir: string;
 
   constructor(private readonly host: Host) {
@@ -33,11 +34,11 @@ export class Stage {
   }
 
   async next(): Promise<string> {
-    if (!this.created) {
+    this.created ??= (async () => {
       await this.host.mkdir(this.dir, { mode: 0o700 });
       await this.host.chmod(this.dir, 0o700);
-      this.created = true;
-    }
+    })();
+    await this.created;
     this.counter += 1;
     return join(this.dir, String(this.counter));
   }
@@ -64,8 +65,11 @@ function isGone(error: unknown): boolean {
 }
 
 export type PushedFile =
-  /** In the store; `moved`: it changed since the plan looked or while it was read (read again). */
-  | { kind: 'stored'; entry: ManifestEntry; bytes: number; moved: boolean; uploaded: boolean; token?: string }
+  /**
+   * In the store; `moved`: it changed since the plan looked or while it was read (read again);
+   * `etag`: the object's, where the store has them; `copied`: bytes copied within the store.
+   */
+  | { kind: 'stored'; entry: ManifestEntry; bytes: number; moved: boolean; uploaded: boolean; token?: string; etag?: string; copied?: number }
   /** Changed at every read: not stored. */
   | { kind: 'unsettled' }
   /** Removed (or no longer a file) since the plan. */
@@ -81,6 +85,10 @@ export interface PushFileOptions {
   previous?: ManifestEntry;
   /** Copy only when content differs (a mirror without a manifest): the mirror's hash. */
   mirrorHash?: () => Promise<string>;
+  /** The object as this machine last transferred it: a file that only grew sends only its tail. */
+  known?: KnownObject;
+  /** No object is under the key and nothing trusts it yet: written in place (Store WriteOptions.inPlace). */
+  inPlace?: boolean;
 }
 
 /**
@@ -146,7 +154,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
       const entry: ManifestEntry = { size: data.length, mtimeMs: before.mtimeMs, sha256, mode };
       const known = options.previous ? (options.previous.size === data.length && options.previous.mode === mode ? options.previous.sha256 : null) : options.mirrorHash ? await options.mirrorHash() : null;
       if (known === sha256) return { kind: 'stored', entry, bytes: 0, moved, uploaded: false };
-      await store.write(key, data, { mode });
+      await store.write(key, data, { mode, ...(options.inPlace ? { inPlace: true } : {}) });
       return { kind: 'stored', entry, bytes: data.length, moved, uploaded: true };
     }
     const temp = await stage.next();
@@ -175,7 +183,8 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     }
     try {
       const mode = before.mode;
-      if (options.previous || options.mirrorHash) {
+      // A size other than the manifest's cannot be the same content: no hash needed to know.
+      if ((options.previous && options.previous.size === staged!.size) || options.mirrorHash) {
         const hash = await host.hashFile(temp);
         const known = options.previous?.sha256 ?? (await options.mirrorHash!());
         if (hash === known && staged!.size === (options.previous?.size ?? staged!.size)) {
@@ -185,9 +194,12 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
           if (!options.previous || options.previous.mode === mode) return result;
         }
       }
-      const written = await store.upload(temp, key, { mode, mtimeMs: before.mtimeMs });
+      const transfer = { mode, mtimeMs: before.mtimeMs, ...(options.inPlace ? { inPlace: true } : {}) };
+      const written = options.known && staged!.size > options.known.size ? await store.uploadGrown(temp, key, transfer, options.known) : await store.upload(temp, key, transfer);
       const result: PushedFile = { kind: 'stored', entry: { size: written.size, mtimeMs: before.mtimeMs, sha256: written.sha256, mode }, bytes: written.size, moved, uploaded: true };
       if (token !== undefined) result.token = token;
+      if (written.etag !== undefined) result.etag = written.etag;
+      if (written.copied) result.copied = written.copied;
       return result;
     } finally {
       await host.remove(temp);

@@ -19,7 +19,6 @@ import { nameFromBytes } from '../../host/names.js';
 import { isSparse } from '../../host/sparse.js';
 import type { PathMatcher } from './glob.js';
 import { localExcluder } from './names.js';
-import { join } from 'node:path';
 
 /** The exclude matcher of a sync's local side: its patterns, and temporaries an interrupted restore left. */
 export function syncExcluder(patterns: readonly string[]): PathMatcher {
@@ -62,7 +61,8 @@ export async function walkTree(host: Host, root: string, isExcluded: PathMatcher
     for (const name of names) {
       const relativePath = prefix ? `${prefix}/${name}` : name;
       if (isExcluded(relativePath)) continue;
-      const info = await host.lstat(join(dir, name));
+      const path = dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`; // no path.join: its normalising costs a walk of 100,000 files
+      const info = await host.lstat(path);
       if (!info) continue; // removed while walking
       if (info.type === 'file') {
         const file: TreeFile = { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode };
@@ -77,7 +77,7 @@ export async function walkTree(host: Host, root: string, isExcluded: PathMatcher
         walk.files[relativePath] = file;
       } else if (info.type === 'dir') {
         walk.folders![relativePath] = info.mode;
-        await visit(join(dir, name), relativePath);
+        await visit(path, relativePath);
       } else walk.skipped.push(relativePath);
     }
   };

@@ -8,10 +8,10 @@ import type { Store } from '../../store/types.js';
 import type { CompareExtras } from './compare.js';
 import { nonDefaultModes, readFolderModes, sameModes, type FolderModes } from './folders.js';
 import { readManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
+import type { ShardCache } from './manifest-cache.js';
 import { findDatabases, findSqlite3, isSidecarOf, judgeDatabases } from './sqlite-sync.js';
 import { readTrustState, sameStamp, type TrustState } from './trust-state.js';
 import { underUnreadable, type TreeListing } from './tree.js';
-import { mirrorKey } from './names.js';
 import { shapeChanged } from './hardlinks.js';
 import { ActionError } from '../../errors.js';
 
@@ -88,17 +88,20 @@ export function trustWarnings(local: { unreadable?: string[]; databases?: number
 }
 
 /**
- * The module's own verification of a push: the manifest in the store lists what was pushed and
- * every object uploaded has the recorded size. A folder that changed again meanwhile does not
- * make this fail (the next push takes the newer state).
+ * The module's own verification of a push: the manifest in the store (its root read back, its
+ * shards from the cache when they are the ones just written) lists what was pushed, with the
+ * hashes computed from the bytes that went in. The objects are not read back: each write
+ * returned only once the store had it (s3fs uploads before close/fsync returns, the S3 API
+ * answers after the PUT) or the backend's flush checks it at the store after the action
+ * (rclone); see docs/backends.md. A folder that changed again meanwhile does not make this fail
+ * (the next push takes the newer state).
  */
-export async function verifyPushed(store: Store, mirror: string, uploaded: Record<string, ManifestEntry>): Promise<void> {
-  const manifest = await readManifest(store, mirror);
+export async function verifyPushed(store: Store, mirrorKey: string, uploaded: Record<string, ManifestEntry>, cache?: ShardCache): Promise<void> {
+  const manifest = await readManifest(store, mirrorKey, cache);
   const wrong: string[] = [];
   for (const [path, entry] of Object.entries(uploaded)) {
     const listed = manifest?.files[path];
-    const stored = await store.stat(mirrorKey({ relTo: mirror }, path));
-    if (!listed || listed.sha256 !== entry.sha256 || stored?.type !== 'file' || stored.size !== entry.size) wrong.push(path);
+    if (!listed || listed.sha256 !== entry.sha256 || listed.size !== entry.size) wrong.push(path);
   }
   if (wrong.length > 0) throw new ActionError(`verification failed: ${plural(wrong.length, 'pushed file')} not in the store as recorded: ${samplePaths(wrong)}`);
 }

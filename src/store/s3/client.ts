@@ -8,9 +8,9 @@ import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { mapLimit } from './limit.js';
+import { mapLimit } from '../limit.js';
 import { EMPTY_SHA256, sha256Hex, signRequest, UNSIGNED_PAYLOAD, uriEncode } from './sigv4.js';
 
 export type S3Provider = 'r2' | 'aws' | 'other';
@@ -165,8 +165,13 @@ interface RequestSpec {
   query?: [string, string][];
   headers?: Record<string, string>;
   body?: Body;
-  /** Stream a 2xx body into this file instead of buffering it. */
+  /** Stream a 2xx body into this file instead of buffering it (created with `fileMode`). */
   toFile?: string;
+  /** Stream a 2xx body into its sha256 only: nothing kept. */
+  hashOnly?: boolean;
+  fileMode?: number;
+  /** With `toFile`: a body of at most this many bytes (by its Content-Length) is buffered instead. */
+  bufferUpTo?: number;
   /** Statuses that are not errors (default: 2xx). */
   accept?: (status: number) => boolean;
   /** The operation may answer 200 with an <Error> body (CompleteMultipartUpload, copies). */
@@ -181,6 +186,8 @@ interface RawResponse {
   body: Buffer;
   /** Bytes written to `toFile`. */
   written: number;
+  /** sha256 hex of the bytes written to `toFile` (hashed as they streamed). */
+  sha256?: string;
 }
 
 const RETRYABLE_STATUS = new Set([500, 502, 503, 504, 429]);
@@ -388,11 +395,31 @@ export class S3Client {
   }
 
   /** Streams an object (or a range) into `file` (created or truncated; rewritten on a retry). */
-  async getToFile(key: string, file: string, options: { range?: ByteRange } = {}): Promise<{ size: number; etag: string }> {
+  async getToFile(key: string, file: string, options: { range?: ByteRange } = {}): Promise<{ size: number; etag: string; sha256: string }> {
     const headers: Record<string, string> = {};
     if (options.range) headers.range = rangeHeader(options.range);
     const response = await this.#send({ operation: 'get', key, object: true, method: 'GET', headers, toFile: file });
-    return { size: response.written, etag: headerString(response.headers.etag) };
+    return { size: response.written, etag: headerString(response.headers.etag), sha256: response.sha256 ?? EMPTY_SHA256 };
+  }
+
+  /** The sha256 of an object's bytes, hashed as they stream in (nothing kept). NoSuchKey when absent. */
+  async hashObject(key: string): Promise<{ sha256: string; size: number }> {
+    const response = await this.#send({ operation: 'get', key, object: true, method: 'GET', hashOnly: true });
+    return { sha256: response.sha256 ?? EMPTY_SHA256, size: response.written };
+  }
+
+  /**
+   * An object in one GET, whatever its size: in memory (`data`) when it has at most `bufferUpTo`
+   * bytes, else streamed into `file` (created with `fileMode`, or truncated; `data` null). The
+   * sha256 is of the bytes received. NoSuchKey when absent.
+   */
+  async getObject(key: string, file: string, options: { bufferUpTo: number; fileMode?: number }): Promise<{ data: Buffer | null; size: number; sha256: string; etag: string }> {
+    const spec: RequestSpec = { operation: 'get', key, object: true, method: 'GET', toFile: file, bufferUpTo: options.bufferUpTo };
+    if (options.fileMode !== undefined) spec.fileMode = options.fileMode;
+    const response = await this.#send(spec);
+    const etag = headerString(response.headers.etag);
+    if (response.sha256 !== undefined) return { data: null, size: response.written, sha256: response.sha256, etag };
+    return { data: response.body, size: response.body.length, sha256: createHash('sha256').update(response.body).digest('hex'), etag };
   }
 
   /** An object's size, ETag, date and metadata; null when absent. */
@@ -685,19 +712,23 @@ export class S3Client {
       request.on('response', (response) => {
         const status = response.statusCode ?? 0;
         const expected = Number(response.headers['content-length'] ?? NaN);
-        if (spec.toFile && accept(status) && spec.method !== 'HEAD') {
+        const buffered = spec.bufferUpTo !== undefined && Number.isFinite(expected) && expected <= spec.bufferUpTo;
+        if ((spec.toFile || spec.hashOnly) && accept(status) && spec.method !== 'HEAD' && !buffered) {
           let written = 0;
+          const hash = createHash('sha256');
           const counter = new Transform({
             transform(chunk: Buffer, _encoding, callback) {
               written += chunk.length;
+              hash.update(chunk);
               callback(null, chunk);
             },
           });
-          pipeline(response, counter, createWriteStream(spec.toFile)).then(
+          const sink = spec.toFile ? createWriteStream(spec.toFile, spec.fileMode === undefined ? {} : { mode: spec.fileMode }) : new Writable({ write: (_chunk, _encoding, callback) => callback() });
+          pipeline(response, counter, sink).then(
             () => {
               if (Number.isFinite(expected) && written !== expected) return fail(new NetworkError(`the answer was cut after ${written} of ${expected} bytes`, 'S3_TRUNCATED'));
               settled = true;
-              resolve({ status, headers: response.headers, body: Buffer.alloc(0), written });
+              resolve({ status, headers: response.headers, body: Buffer.alloc(0), written, sha256: hash.digest('hex') });
             },
             (error: NodeJS.ErrnoException) => fail(error.code === 'ERR_STREAM_PREMATURE_CLOSE' || !error.code ? new NetworkError('the answer was cut', 'S3_TRUNCATED') : error),
           );

@@ -16,14 +16,19 @@
 //
 // Local effects (the temporary file of a download, its mode, mtime and rename) go through the
 // Host; the client reads a large file to upload, and writes a large download into the temporary
-// file, itself (streamed).
+// file, itself (streamed), and uploadGrown hashes the file it is given in one read of its own.
+//
+// Requests: a download is one GET (no HEAD first: the answer's length picks memory or a streamed
+// file, and a missing object is StoreMissing); an upload is one PUT, or a multipart upload above
+// 8 MiB; an upload of a grown file copies its unchanged whole parts server-side (uploadGrown).
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Host } from '../../host/types.js';
 import { normalizePrefix } from '../prefix.js';
 import { tempPathFor } from '../temp-name.js';
-import { StoreConflict, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
-import { DEFAULT_PART_SIZE, PreconditionFailed, type S3Client } from './client.js';
+import { HEAD_BYTES, StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
+import { DEFAULT_PART_SIZE, NoSuchKey, PreconditionFailed, type AppendResult, type S3Client } from './client.js';
 
 /** Objects up to this size are read into memory (one read: its hash and its upload); larger ones are streamed. */
 export const S3_SINGLE_READ_LIMIT = 16 * 1024 * 1024;
@@ -33,8 +38,8 @@ const S_IFREG = 0o100000;
 
 export class S3Store implements Store {
   readonly prefix: string;
-  /** Sizes seen by stat (a HEAD): a download right after needs no second HEAD to pick buffered or streamed. */
-  readonly #sizes = new Map<string, number>();
+  /** Per mode: whether a file created with it has it (see ensureMode). */
+  readonly #modeKept = new Map<number, boolean>();
 
   constructor(
     private readonly host: Host,
@@ -65,7 +70,6 @@ export class S3Store implements Store {
     if (key === '' || key === '.') return { type: 'dir', size: 0, mode: 0o755, mtimeMs: 0 };
     const head = await this.client.head(this.objectKey(key));
     if (head) {
-      this.#sizes.set(key, head.size);
       const mode = Number(head.metadata.mode);
       const mtime = Number(head.metadata.mtime);
       return {
@@ -141,18 +145,9 @@ export class S3Store implements Store {
     }
   }
 
+  /** One GET, hashed as it streams in (nothing written, so a read-only command may call it). */
   async hash(key: string): Promise<string> {
-    const head = await this.client.head(this.objectKey(key));
-    if (head && head.size > S3_SINGLE_READ_LIMIT) {
-      const temp = await this.privateTemp();
-      try {
-        await this.client.getToFile(this.objectKey(key), temp);
-        return await this.host.hashFile(temp);
-      } finally {
-        await this.host.remove(temp).catch(() => undefined);
-      }
-    }
-    return createHash('sha256').update(await this.read(key)).digest('hex');
+    return (await this.client.hashObject(this.objectKey(key))).sha256;
   }
 
   async write(key: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
@@ -179,50 +174,111 @@ export class S3Store implements Store {
     const metadata = metadataFor(options.mode, options.mtimeMs);
     if (source.size <= S3_SINGLE_READ_LIMIT) {
       const data = await this.host.readFile(localPath);
-      await this.client.put(this.objectKey(key), data, { metadata });
-      return { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+      const { etag } = await this.client.put(this.objectKey(key), data, { metadata });
+      return { size: data.length, sha256: createHash('sha256').update(data).digest('hex'), etag };
     }
     // Streamed: hashed before and after; a file that changed meanwhile is an error (retried by the next push).
     const before = await this.host.hashFile(localPath);
-    await this.client.putLarge(this.objectKey(key), localPath, { partSize: DEFAULT_PART_SIZE, metadata });
-    const after = await this.host.stat(localPath);
-    if (after?.size !== source.size || (await this.host.hashFile(localPath)) !== before) {
-      throw new Error(`${localPath} changed while it was uploaded to ${this.where(key)}; the next push takes the newer state`);
-    }
-    return { size: source.size, sha256: before };
+    const { etag } = await this.client.putLarge(this.objectKey(key), localPath, { partSize: DEFAULT_PART_SIZE, metadata });
+    await this.checkUnchanged(localPath, key, source.size, before);
+    return { size: source.size, sha256: before, etag };
   }
 
+  /**
+   * The object must still have `base.etag` (every copied part is conditional on it), and the file
+   * must start with base's bytes (hashed here, with the whole file, in one read): then the first
+   * whole parts of the object are copied server-side and the rest of the file is sent. Anything
+   * else is a whole upload. See appendByCopy for the parts (R2's equal sizes).
+   */
+  async uploadGrown(localPath: string, key: string, options: TransferOptions, base: KnownObject): Promise<Transferred> {
+    const source = await this.host.stat(localPath);
+    if (!source || source.type !== 'file') throw new Error(`${localPath}: expected a regular file to upload, found ${source ? `a ${source.type}` : 'nothing'}`);
+    // Less than one part to copy: nothing to gain.
+    if (base.size < DEFAULT_PART_SIZE || source.size <= base.size) return this.upload(localPath, key, options);
+    const { prefix, whole } = await hashWithPrefix(localPath, base.size);
+    if (prefix !== base.sha256) return this.upload(localPath, key, options);
+    let appended: AppendResult;
+    try {
+      appended = await this.client.appendByCopy(this.objectKey(key), base.size, localPath, {
+        partSize: DEFAULT_PART_SIZE,
+        metadata: metadataFor(options.mode, options.mtimeMs),
+        sourceEtag: base.etag,
+      });
+    } catch (error) {
+      // The object changed (or went) since it was known: its bytes are not base's.
+      if (error instanceof PreconditionFailed || error instanceof NoSuchKey) return this.upload(localPath, key, options);
+      throw error;
+    }
+    await this.checkUnchanged(localPath, key, source.size, whole);
+    return { size: source.size, sha256: whole, etag: appended.etag, copied: appended.copiedBytes };
+  }
+
+  /** After a streamed upload: the file must still have the bytes that were hashed before it. */
+  private async checkUnchanged(localPath: string, key: string, size: number, sha256: string): Promise<void> {
+    const after = await this.host.stat(localPath);
+    if (after?.size !== size || (await this.host.hashFile(localPath)) !== sha256) {
+      throw new Error(`${localPath} changed while it was uploaded to ${this.where(key)}; the next push takes the newer state`);
+    }
+  }
+
+  /**
+   * One GET, no HEAD before it: a small object is buffered, a large one streamed and hashed as it
+   * comes. The folder is made only when the write finds it missing (a restore writes many files
+   * into few folders).
+   */
   async download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
     const temp = tempPathFor(localPath);
     try {
-      await this.host.mkdir(dirname(localPath));
-      // The size only picks buffered or streamed; the bytes and their hash come from the GET itself.
-      let size = this.#sizes.get(key);
-      this.#sizes.delete(key);
-      if (size === undefined) {
-        const head = await this.client.head(this.objectKey(key));
-        if (!head) throw new Error(`${this.where(key)} does not exist`);
-        size = head.size;
-      }
       let copied: Transferred;
-      if (size <= S3_SINGLE_READ_LIMIT) {
-        const data = await this.client.get(this.objectKey(key));
+      try {
         // Created with its final mode so that a private file is never readable by others.
-        await this.host.writeFile(temp, data, { mode: options.mode });
-        copied = { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
-      } else {
-        await this.host.writeFile(temp, '', { mode: options.mode });
-        const { size } = await this.client.getToFile(this.objectKey(key), temp);
-        copied = { size, sha256: await this.host.hashFile(temp) };
+        const get = () => this.client.getObject(this.objectKey(key), temp, { bufferUpTo: S3_SINGLE_READ_LIMIT, fileMode: options.mode });
+        const got = await get().catch(async (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+          await this.host.mkdir(dirname(localPath));
+          return get();
+        });
+        copied = { size: got.size, sha256: got.sha256, etag: got.etag };
+        if (got.data) {
+          await this.writeMakingFolder(temp, got.data, options.mode);
+          copied.head = Buffer.from(got.data.subarray(0, HEAD_BYTES));
+        }
+      } catch (error) {
+        if (error instanceof NoSuchKey) throw new StoreMissing(key, this.where(key));
+        throw error;
       }
-      await this.host.fsync(temp);
-      await this.host.chmod(temp, options.mode);
+      if (!options.flushLater) await this.host.fsync(temp);
+      await this.ensureMode(temp, options.mode);
       await this.host.utimes(temp, options.mtimeMs);
       await this.host.rename(temp, localPath);
       return copied;
     } catch (error) {
       await this.host.remove(temp).catch(() => undefined);
       throw error;
+    }
+  }
+
+  /**
+   * A file created with `mode` has it unless the process's umask takes bits away: learnt once per
+   * mode from the first file (the umask does not change while persist runs), then a chmod only
+   * where it does (a restore of many files saves a call each).
+   */
+  private async ensureMode(path: string, mode: number): Promise<void> {
+    let kept = this.#modeKept.get(mode);
+    if (kept === undefined) {
+      kept = (await this.host.stat(path))?.mode === mode;
+      this.#modeKept.set(mode, kept);
+    }
+    if (!kept) await this.host.chmod(path, mode);
+  }
+
+  private async writeMakingFolder(path: string, data: Buffer, mode: number): Promise<void> {
+    try {
+      await this.host.writeFile(path, data, { mode });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await this.host.mkdir(dirname(path));
+      await this.host.writeFile(path, data, { mode });
     }
   }
 
@@ -255,19 +311,24 @@ export class S3Store implements Store {
     return null;
   }
 
-  /** A private temporary file in the state folder's tmp (for a hash or a bundle of a large object). */
-  async privateTemp(): Promise<string> {
-    return privateTempFile(this.host);
-  }
 }
 
-/** A fresh private (0600) file path under `$TMPDIR`: created empty, for the caller to fill and remove. */
-export async function privateTempFile(host: Host): Promise<string> {
-  const env = host.env();
-  const dir = env.TMPDIR || '/tmp';
-  const path = tempPathFor(`${dir.replace(/\/+$/, '')}/persist-download`);
-  await host.writeFile(path, '', { mode: 0o600, exclusive: true });
-  return path;
+/** sha256 of a local file's first `length` bytes and of the whole file, in one read. */
+async function hashWithPrefix(path: string, length: number): Promise<{ prefix: string; whole: string }> {
+  const hash = createHash('sha256');
+  let prefix: string | null = length === 0 ? hash.copy().digest('hex') : null;
+  let position = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    const cut = length - position;
+    if (prefix === null && cut <= chunk.length) {
+      hash.update(chunk.subarray(0, cut));
+      prefix = hash.copy().digest('hex');
+      hash.update(chunk.subarray(cut));
+    } else hash.update(chunk);
+    position += chunk.length;
+  }
+  // A file shorter than `length` has no such prefix.
+  return { prefix: prefix ?? '', whole: hash.digest('hex') };
 }
 
 function metadataFor(mode: number, mtimeMs: number): Record<string, string> {

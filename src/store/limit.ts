@@ -1,0 +1,55 @@
+// Bounded concurrency for transfers: at most `limit` calls of `fn` in flight, results in input
+// order. Used by the S3 client (parts, delete batches) and by the sync loops (files, as many at
+// once as transferConcurrency says).
+import type { Store } from './types.js';
+
+/** Files a sync moves at once through the S3 API (as `rclone copy --transfers 16`). */
+export const API_TRANSFERS = 16;
+/**
+ * Files a sync moves at once through a mount (or the `local` folder). Every call into a FUSE mount
+ * holds one of the 4 threads of Node's pool until the daemon answers: 3 in flight gained as much as
+ * 4 or 16 on s3fs and rclone (bench/RESULTS.md, "Parallel transfers") and leave a thread for the
+ * rest (the local reads of the files being pushed, DNS lookups, a test's server in the process).
+ */
+export const MOUNTED_TRANSFERS = 3;
+
+/**
+ * How many files a sync moves at once into or out of a store: a folder (a mount, `local`) or the
+ * S3 API (a mounted bucket's data may go over it: src/store/index.ts); `PERSIST_TRANSFERS` (1-64)
+ * overrides.
+ */
+export function transferConcurrency(store: Pick<Store, 'localPath'>, env: Record<string, string | undefined>): number {
+  const override = Number(env.PERSIST_TRANSFERS);
+  if (Number.isInteger(override) && override >= 1 && override <= 64) return override;
+  return store.localPath('') === null ? API_TRANSFERS : MOUNTED_TRANSFERS;
+}
+
+/**
+ * Runs `fn` over `items` with at most `limit` calls in flight. On the first failure no new call is
+ * started; the promise rejects with that first error once the calls already running have settled
+ * (so that nothing is still writing when the caller cleans up, e.g. aborts a multipart upload, or
+ * writes what the calls that succeeded achieved).
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  let firstError: unknown;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const index = next++;
+      try {
+        results[index] = await fn(items[index] as T, index);
+      } catch (error) {
+        if (!failed) {
+          failed = true;
+          firstError = error;
+        }
+      }
+    }
+  };
+  const width = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
+  await Promise.all(Array.from({ length: width }, worker));
+  if (failed) throw firstError;
+  return results;
+}
