@@ -14,8 +14,8 @@ import { generationPath, writeBundle } from './update.js';
 import { bundleLineageConflict, currentBundleRecord, observeBundleLineage, recordBundleGeneration, recordBundleSeen, type BundleLineage } from './generations.js';
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
-import { isPersistRef, lostSavedWork, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
-import { WORKTREE_REF, observeWorktree, type WorktreeObserved } from './worktree.js';
+import { isPersistRef, lostSavedWork, observeWorktree, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
+import { WORKTREE_REF, type WorktreeObserved } from './worktree.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import { downloadToTemp } from '../../store/temp-file.js';
@@ -158,8 +158,8 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
   let lost: BundleObserved['lost'] = [];
   let trackedLinks: string[] = [];
   if (repo.state === 'git' && repo.head.sha) {
-    // One `git status` when the work tree is clean; a snapshot with throwaway objects otherwise.
-    repo.worktree = await observeWorktree(host, bundle.repo, file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null);
+    // One `git status` when the work tree is clean or as last recorded; a snapshot with throwaway objects otherwise.
+    repo.worktree = await observeWorktree(host, bundle.repo, file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null, repo.head.sha);
   }
   if (hasCommits(repo)) {
     const repoRefs = repoRefMap(repo);

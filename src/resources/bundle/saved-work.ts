@@ -24,11 +24,33 @@ import { plural } from '../../output/format.js';
 import { errorMessage } from '../../output/format.js';
 import { STASH_REF_PREFIX } from './refs.js';
 import { WORKTREE_REF, ensureExcluded, restoreStash, restoreWorktree, snapshotWorktree, updateWorktreeRef, type WorktreeObserved } from './worktree.js';
+import { recallSnapshot, rememberWorktree } from './worktree-record.js';
 
 const short = (sha: string | null | undefined): string | null => (sha ? sha.slice(0, 12) : null);
 
 export function isPersistRef(name: string): boolean {
   return name.startsWith('refs/persist/');
+}
+
+/**
+ * The work tree as plan sees it, without writing anything into the repo (`saved`: the bundle's
+ * snapshot, `head`: HEAD's commit). When the work tree still looks as it did when this machine last
+ * saved or restored it (worktree-record.ts: one `git status` and a few stats), the snapshot made
+ * then is the answer; otherwise one is built with throwaway objects.
+ */
+export async function observeWorktree(host: Host, repo: string, saved: string | null, head: string): Promise<WorktreeObserved> {
+  try {
+    const recalled = await recallSnapshot(host, repo, head);
+    if (recalled.known && recalled.snapshot === saved) return recalled.snapshot === null ? { state: 'clean' } : { state: 'dirty', sha: recalled.snapshot };
+    // Not as recorded: a status that lists nothing still means clean (no snapshot needed).
+    if (!recalled.known && recalled.clean) return recalled.skipped.length ? { state: 'clean', skipped: recalled.skipped } : { state: 'clean' };
+    const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved });
+    const skipped = snapshot.skipped.length ? { skipped: snapshot.skipped } : {};
+    if (snapshot.clean) return { state: 'clean', ...skipped };
+    return { state: 'dirty', sha: snapshot.sha, ...(snapshot.changes ? { changes: snapshot.changes } : {}), ...skipped };
+  } catch (error) {
+    return { state: 'unreadable', error: (error as Error).message };
+  }
 }
 
 /** The persist refs a bundle of this repo holds: stash entries, and the snapshot when the work tree is not clean. */
@@ -82,7 +104,7 @@ export async function lostSavedWork(
  */
 export async function saveWorktree(host: Host, repo: string, hadRef: string | null): Promise<{ sha: string | null; excluded: boolean }> {
   const excluded = await ensureExcluded(host, repo);
-  const snapshot = await snapshotWorktree(host, repo, { objects: 'repo' });
+  const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo' }));
   const sha = snapshot.clean ? null : snapshot.sha;
   if (sha !== hadRef) await updateWorktreeRef(host, repo, sha);
   return { sha, excluded };
@@ -115,5 +137,7 @@ export async function restoreSavedWork(host: Host, repo: string, persistRefs: Re
       );
     }
   }
+  // What the restored work tree looks like, so that the plans after a restore need no snapshot.
+  await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'temporary' })).catch(() => undefined);
   return { notes, stash: stash.length, worktree };
 }
