@@ -180,12 +180,20 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
   return { repo, bundle: file, generations, lost, trackedLinks };
 }
 
+/** Paths git could not read: an untracked one is left out of the saved work tree, a tracked one is saved as staged. */
+function skippedWarning(bundle: ResolvedBundle, skipped: string[]): string {
+  return `${plural(skipped.length, 'path')} in ${bundle.repo} cannot be read by git (untracked: not saved; tracked: saved as staged): ${samplePaths(skipped, 10)}`;
+}
+
 export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, options: PlanOptions): Decision | null {
   const address = addressOf('bundle', bundle.name);
   const { repo, bundle: file } = observed;
-  const warnings = observed.trackedLinks.map(
+  const linkWarnings = observed.trackedLinks.map(
     (path) => `${path} is linked into the mount but tracked by the repo: git sees the symlink as a change; untrack it (git rm -r --cached) and add it to .gitignore`,
   );
+  const worktreeSeen = repo.state === 'git' ? repo.worktree : null;
+  const skipped = worktreeSeen && worktreeSeen.state !== 'unreadable' ? (worktreeSeen.skipped ?? []) : [];
+  const warnings = skipped.length ? [skippedWarning(bundle, skipped), ...linkWarnings] : linkWarnings;
   const restore = (reason: string, changes: Change[]): Decision => ({ address, kind: 'bundle', action: 'restore', phase: 'restore', reason, changes });
   const update = (reason: string, changes: Change[], extraWarnings: string[] = []): Decision => {
     const all = [...extraWarnings, ...warnings];
