@@ -1,14 +1,15 @@
 // A converged plan of a bundled repo with uncommitted work needs no throwaway snapshot: after a save
 // or a restore the work tree is recorded in the state folder (worktree-record.ts), and plan takes
-// the saved sha when one `git status` and a stat of each listed path say nothing moved. Every test
-// here changes the work tree in one way and checks that plan sees it: each would fail if the
-// record were trusted where it must not be. Real git, real files, a `local` bucket.
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// the saved sha when nothing moved: by stats alone (a small work tree, recorded whole), or by one
+// `git status` and a stat of each path it lists. Every test runs at both depths, changes the work
+// tree in one way and checks that plan sees it: each would fail if the record were trusted where it
+// must not be. Real git, real files, a `local` bucket.
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PlannedAction, PlanOptions } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
-import type { FileInfo, Host, RunOptions } from '../../src/host/types.js';
+import type { Host, RunOptions } from '../../src/host/types.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
 import { readBundleHeader } from '../../src/resources/bundle/header.js';
 import { bundleModule } from '../../src/resources/bundle/index.js';
@@ -25,16 +26,19 @@ let state: string;
 let bundle: ResolvedBundle;
 let host: Host;
 let repo: string;
-/** The processes plan ran (command and arguments), and a way to make lstat answer what a test wants. */
+/** The processes plan ran (command and arguments). */
 let runs: string[];
-let lstatOverride: ((path: string) => FileInfo | null | undefined) | undefined;
 /**
- * Whether persist sees the repo's files as changed an hour earlier than they were: as on a real
- * machine, where the files were not all written in the seconds before the save. Otherwise every
- * file would be "racily clean" and hashed, and the stat checks would go untested.
+ * persist sees the repo's files as changed an hour earlier than they were: as on a real machine,
+ * where the files were not all written in the seconds before the save. Otherwise every file would be
+ * "racily clean" and hashed, and the stat checks would go untested. These paths instead look changed
+ * in the same timestamp tick as the save (a fixed time: a rewrite of the same size looks the same).
  */
-let aged: boolean;
+let racyPaths: Set<string>;
+/** Whether the test runs with the whole work tree recorded (else only what status lists: a big repo). */
+let whole: boolean;
 const HOUR = 3_600_000;
+const racyTime = Date.now() + HOUR;
 
 beforeEach(() => {
   dir = tempDir('persist-wt-record-');
@@ -46,8 +50,7 @@ beforeEach(() => {
   repo = join(dir.path, 'clawd');
   bundle = { name: 'clawd', bucket: 'data', repo, relFile: 'workspace/clawd.bundle', file: join(mount, 'workspace/clawd.bundle'), keep: 2 };
   runs = [];
-  lstatOverride = undefined;
-  aged = true;
+  racyPaths = new Set();
   const real = new RealHost();
   host = Object.assign(Object.create(real) as Host, {
     env: () => ({ ...process.env, TMPDIR: scratch, PERSIST_STATE_DIR: state }),
@@ -56,10 +59,9 @@ beforeEach(() => {
       return real.run(command, args, options);
     },
     lstat: async (path: string) => {
-      const answer = lstatOverride?.(path);
-      if (answer !== undefined) return answer;
       const info = await real.lstat(path);
-      return info && aged && path.startsWith(`${repo}/`) ? { ...info, mtimeMs: info.mtimeMs - HOUR, ctimeMs: info.ctimeMs! - HOUR } : info;
+      if (!info || (path !== repo && !path.startsWith(`${repo}/`))) return info;
+      return racyPaths.has(path) ? { ...info, mtimeMs: racyTime, ctimeMs: racyTime } : { ...info, mtimeMs: info.mtimeMs - HOUR, ctimeMs: info.ctimeMs! - HOUR };
     },
   });
   initRepo(repo, { 'SOUL.md': 'soul v1\n', 'MEMORY.md': 'memory v1\n', 'src/main.txt': 'main\n', '.gitignore': '*.log\n', 'keep.log': 'tracked although ignored\n' });
@@ -83,19 +85,44 @@ async function plan(options: PlanOptions = { allowShrink: false }) {
   return { observed, action: decision ? ({ ...decision, dependsOn: [] } as PlannedAction) : null, runs: [...runs] };
 }
 
+function recordFiles(): string[] {
+  const folder = join(state, 'worktrees');
+  return existsSync(folder) ? readdirSync(folder).map((name) => join(folder, name)) : [];
+}
+
+function recordText(): string {
+  return recordFiles()
+    .map((file) => readFileSync(file, 'utf8'))
+    .join('\n');
+}
+
+/** Without `whole`: drop the whole-tree part of the record, as for a work tree too big for it. */
+function keepDepth(): void {
+  if (whole) return;
+  for (const file of recordFiles()) {
+    const record = JSON.parse(readFileSync(file, 'utf8')) as { whole?: unknown };
+    delete record.whole;
+    writeFileSync(file, JSON.stringify(record));
+  }
+}
+
 async function converge(): Promise<void> {
   const { action } = await plan();
   expect(action).not.toBeNull();
   await applyPlanned(action!, { host, env: environment(), options: { allowShrink: false }, report: () => {}, signal: new AbortController().signal });
+  keepDepth();
   expect((await plan()).action).toBeNull();
 }
 
-/** Plan took the record: no snapshot, one `git status`. */
+/** Plan took the record: no snapshot; no process at all when the whole work tree is recorded, else one `git status`. */
 async function expectRecalled(): Promise<void> {
   const { action, runs: ran } = await plan();
   expect(action).toBeNull();
-  expect(ran).toHaveLength(1);
-  expect(ran[0]).toMatch(/^git --no-optional-locks -C \S+ status /);
+  if (recordText().includes('"whole":')) expect(ran).toEqual([]);
+  else {
+    expect(ran).toHaveLength(1);
+    expect(ran[0]).toMatch(/^git --no-optional-locks -C \S+ status /);
+  }
 }
 
 /** The sha a snapshot of the work tree gives now (built from scratch, throwaway objects). */
@@ -116,11 +143,6 @@ async function expectUpdate(field = 'work tree'): Promise<void> {
   await expectRecalled();
 }
 
-function recordText(): string {
-  const folder = join(state, 'worktrees');
-  return readdirSync(folder).map((name) => readFileSync(join(folder, name), 'utf8')).join('\n');
-}
-
 /** Uncommitted work of every kind, saved, and a plan that takes the record. */
 async function savedDirty(): Promise<void> {
   write(join(repo, 'SOUL.md'), 'soul v2\n');
@@ -129,10 +151,18 @@ async function savedDirty(): Promise<void> {
   write(join(repo, 'notes/today.md'), 'untracked\n');
   write(join(repo, 'debug.log'), 'ignored\n');
   await converge();
+  expect(recordText().includes('"whole":')).toBe(whole);
   await expectRecalled();
 }
 
-describe('the recorded work tree', () => {
+describe.each([
+  ['by stats alone (the whole work tree recorded)', true],
+  ['with one git status (only what status lists recorded)', false],
+])('the recorded work tree, checked %s', (_depth, wholeDepth) => {
+  beforeEach(() => {
+    whole = wholeDepth;
+  });
+
   it('lets a converged plan skip the snapshot after a save, and after a restore in a new container', async () => {
     await savedDirty();
     const before = (await readBundleHeader(host, bundle.file)).refs.find((ref) => ref.name === 'refs/persist/worktree')!.sha;
@@ -153,21 +183,39 @@ describe('the recorded work tree', () => {
   });
 
   it('sees an edit of the same size within the timestamp tick (racily clean: hashed)', async () => {
-    aged = false; // the files were written in the seconds before the save
+    racyPaths.add(join(repo, 'SOUL.md')); // written in the tick of the save
     await savedDirty();
     // SOUL.md was written just before the save: racy, so its content was hashed into the record.
     expect(recordText()).toMatch(/"SOUL\.md":\{"stamp":"[^"]+","blob":"[0-9a-f]{40}"\}/);
-    const info = await host.lstat(join(repo, 'SOUL.md'));
-    write(join(repo, 'SOUL.md'), 'soul v3\n'); // same size
-    // The file system's tick: the rewrite leaves size, mtime and ctime as they were.
-    lstatOverride = (path) => (path === join(repo, 'SOUL.md') ? info : undefined);
+    write(join(repo, 'SOUL.md'), 'soul v3\n'); // same size, and (racyPaths) the same times: only the content tells
     await expectUpdate();
+  });
+
+  it('sees a tracked file rewritten within the timestamp tick after it was touched (hashed)', async () => {
+    const main = join(repo, 'src/main.txt');
+    racyPaths.add(main);
+    utimesSync(main, new Date(), new Date()); // touched in the tick of the save, content as committed
+    await savedDirty();
+    if (whole) expect(recordText()).toMatch(/"src\/main\.txt":\{"stamp":"[^"]+","blob":"[0-9a-f]{40}"\}/);
+    write(main, 'MAIN\n'); // same size, and (racyPaths) the same times: only the content tells
+    await expectUpdate();
+  });
+
+  it('needs no more than git status for a new file in an ignored folder, or a new ignored file', async () => {
+    appendFileSync(join(repo, '.gitignore'), 'build/\n');
+    write(join(repo, 'build/out.bin'), 'built\n');
+    await savedDirty();
+    write(join(repo, 'build/more.bin'), 'built again\n');
+    await expectRecalled(); // build/ is not even looked at
+    write(join(repo, 'new.log'), 'ignored\n');
+    const { action, runs: ran } = await plan();
+    expect(action).toBeNull();
+    expect(ran).toHaveLength(1); // the top folder moved: git status says nothing that matters did
   });
 
   it('sees an edit of the same size, mtime set back (a stat change only)', async () => {
     write(join(repo, 'SOUL.md'), 'soul v2\n');
     const old = new Date(Date.now() - 60_000);
-    const { utimesSync } = await import('node:fs');
     utimesSync(join(repo, 'SOUL.md'), old, old);
     await converge();
     write(join(repo, 'SOUL.md'), 'soul v3\n');
@@ -212,7 +260,7 @@ describe('the recorded work tree', () => {
     git(repo, 'branch', 'side');
     const { action, runs: ran } = await plan();
     expect(action?.changes.map((change) => change.field)).toEqual(['refs/heads/side']);
-    expect(ran).toHaveLength(1); // the work tree is as recorded: only the ref is new
+    expect(ran).toEqual(whole ? [] : [expect.stringMatching(/ status /)]); // the work tree is as recorded: only the ref is new
   });
 
   it('sees a file become ignored or un-ignored: .gitignore, info/exclude and the global excludes file', async () => {

@@ -225,7 +225,7 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
 }
 
 /** git's environment for reading `repo` itself: a GIT_DIR or GIT_WORK_TREE of the caller's process would point it elsewhere. */
-function repoEnv(host: Host): Record<string, string | undefined> {
+export function repoEnv(host: Host): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...host.env() };
   delete env.GIT_DIR;
   delete env.GIT_WORK_TREE;
