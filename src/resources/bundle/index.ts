@@ -149,12 +149,8 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
   const { host } = ctx;
   const store = ctx.mountReady[bundle.bucket] === true ? ctx.store(bundle.bucket) : null;
   const [repo, file] = await Promise.all([observeRepo(host, bundle.repo), store ? observeBundleFile(store, bundle.relFile) : Promise.resolve<BundleFileObserved>({ state: 'unknown' })]);
-  const generations: number[] = [];
-  if (store) {
-    for (let generation = 1; generation <= bundle.keep; generation++) {
-      if (await store.stat(generationPath(bundle.relFile, generation))) generations.push(generation);
-    }
-  }
+  const kept = store ? await Promise.all(Array.from({ length: bundle.keep }, async (_, i) => ((await store.stat(generationPath(bundle.relFile, i + 1))) ? i + 1 : 0))) : [];
+  const generations = kept.filter((generation) => generation > 0);
   let lost: BundleObserved['lost'] = [];
   let trackedLinks: string[] = [];
   if (repo.state === 'git' && repo.head.sha) {
