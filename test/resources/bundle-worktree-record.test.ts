@@ -14,7 +14,7 @@ import { readOnlyHost } from '../../src/host/wrappers.js';
 import { readBundleHeader } from '../../src/resources/bundle/header.js';
 import { bundleModule } from '../../src/resources/bundle/index.js';
 import { rememberWorktree } from '../../src/resources/bundle/worktree-record.js';
-import { snapshotWorktree } from '../../src/resources/bundle/worktree.js';
+import { describeSnapshot, snapshotWorktree } from '../../src/resources/bundle/worktree.js';
 import type { ResolvedBundle, ResolvedEnvironment } from '../../src/spec/types.js';
 import { git, initRepo, tempDir, write } from '../git/helpers.js';
 import { applyPlanned, observing } from '../helpers/resources.js';
@@ -333,7 +333,7 @@ describe.each([
       } finally {
         rmSync(join(repo, 'fleeting.txt'));
       }
-    });
+    }, 'worktree');
     expect(readdirSync(file)).toEqual([]);
     expect(git(repo, 'ls-tree', '-r', '--name-only', snapshot.sha)).toContain('fleeting.txt');
 
@@ -345,8 +345,23 @@ describe.each([
       } finally {
         write(join(repo, 'MEMORY.md'), 'memory v1\n');
       }
-    });
+    }, 'worktree');
     expect(readdirSync(file)).toEqual([]);
+  });
+
+  it('after a restore, records the work tree only when its files hold what the snapshot holds', async () => {
+    await savedDirty();
+    const saved = git(repo, 'rev-parse', 'refs/persist/worktree');
+    const folder = join(state, 'worktrees');
+    // A work tree said to be restored from the snapshot, but SOUL.md differs (same size, old times).
+    write(join(repo, 'SOUL.md'), 'soul v9\n');
+    await rememberWorktree(host, repo, () => describeSnapshot(host, repo, saved), 'restored');
+    expect(readdirSync(folder)).toEqual([]);
+    write(join(repo, 'SOUL.md'), 'soul v2\n');
+    await rememberWorktree(host, repo, () => describeSnapshot(host, repo, saved), 'restored');
+    expect(recordText()).toContain(saved);
+    keepDepth();
+    await expectRecalled();
   });
 
   it('sees a listed file turn into a folder', async () => {

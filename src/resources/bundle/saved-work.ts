@@ -23,7 +23,7 @@ import type { Host } from '../../host/types.js';
 import { plural } from '../../output/format.js';
 import { errorMessage } from '../../output/format.js';
 import { STASH_REF_PREFIX } from './refs.js';
-import { WORKTREE_REF, ensureExcluded, restoreStash, restoreWorktree, snapshotWorktree, updateWorktreeRef, type WorktreeObserved } from './worktree.js';
+import { WORKTREE_REF, describeSnapshot, ensureExcluded, restoreStash, restoreWorktree, snapshotWorktree, updateWorktreeRef, type WorktreeObserved } from './worktree.js';
 import { recallSnapshot, rememberWorktree } from './worktree-record.js';
 
 const short = (sha: string | null | undefined): string | null => (sha ? sha.slice(0, 12) : null);
@@ -104,7 +104,7 @@ export async function lostSavedWork(
  */
 export async function saveWorktree(host: Host, repo: string, hadRef: string | null): Promise<{ sha: string | null; excluded: boolean }> {
   const excluded = await ensureExcluded(host, repo);
-  const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo' }));
+  const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo' }), 'worktree');
   const sha = snapshot.clean ? null : snapshot.sha;
   if (sha !== hadRef) await updateWorktreeRef(host, repo, sha);
   return { sha, excluded };
@@ -138,6 +138,6 @@ export async function restoreSavedWork(host: Host, repo: string, persistRefs: Re
     }
   }
   // What the restored work tree looks like, so that the plans after a restore need no snapshot.
-  await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'temporary' })).catch(() => undefined);
+  await rememberWorktree(host, repo, () => describeSnapshot(host, repo, worktree ? snapshot! : null), 'restored').catch(() => undefined);
   return { notes, stash: stash.length, worktree };
 }

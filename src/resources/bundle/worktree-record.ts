@@ -192,7 +192,9 @@ async function layoutOf(host: Host, repo: string): Promise<Layout> {
   const paths = await run(['rev-parse', '--path-format=absolute', '--show-toplevel', '--git-dir', '--git-common-dir', '--git-path', 'index']);
   const [top, gitDir, commonDir, index] = paths.stdout.split('\n');
   if (paths.exitCode !== 0 || !top || !gitDir || !commonDir || !index) throw new Error(`git rev-parse in ${repo} named no work tree`);
-  const configured = await Promise.all(['core.attributesFile', 'core.excludesFile'].map(async (key) => (await run(['config', '--path', '--get', key])).stdout.trim()));
+  // The attribute and exclude files the configuration names (`key\nvalue` entries, NUL-separated).
+  const named = await run(['config', '-z', '--path', '--get-regexp', '^core\\.(attributesfile|excludesfile)$']);
+  const configured = named.exitCode === 0 ? splitNul(named.stdout).map((entry) => entry.slice(entry.indexOf('\n') + 1)) : [];
   const env = host.env();
   const home = env.HOME;
   const xdg = env.XDG_CONFIG_HOME || (home ? join(home, '.config') : undefined);
@@ -310,7 +312,7 @@ async function wholeOf(host: Host, top: string, startedMs: number, listed: Map<s
  * or the snapshot does not hold exactly what was seen (a path that came, went or changed while it
  * was built). Why comparing the snapshot with what was seen is enough: docs/worktree.md.
  */
-async function recordOf(host: Host, repo: string, layout: Layout, startedMs: number, before: Look, snapshot: WorktreeSnapshot): Promise<WorktreeRecord | null> {
+async function recordOf(host: Host, repo: string, layout: Layout, startedMs: number, before: Look, snapshot: WorktreeSnapshot, hashAll: boolean): Promise<WorktreeRecord | null> {
   const head = snapshot.head;
   if (!head || before.head !== head) return null;
   if (snapshot.skipped.length || before.skipped.length) return null;
@@ -336,14 +338,15 @@ async function recordOf(host: Host, repo: string, layout: Layout, startedMs: num
     }
     const mode = info.type === 'symlink' ? '120000' : info.type === 'file' ? (info.mode & 0o100 ? '100755' : '100644') : null;
     if (mode === null || entry.mode !== mode) return null;
-    if (!isRacy(info, startedMs)) {
+    const racy = isRacy(info, startedMs);
+    if (!racy && !hashAll) {
       paths[path] = { stamp: stamp(info) };
       continue;
     }
     if (info.size > MAX_HASHED_BYTES) return null;
     const blob = await blobId(host, join(layout.top, path), info, head.length);
     if (blob !== entry.sha) return null;
-    paths[path] = { stamp: stamp(info), blob };
+    paths[path] = racy ? { stamp: stamp(info), blob } : { stamp: stamp(info) };
   }
   const whole = before.whole ? await wholeOf(host, layout.top, startedMs, before.infos, before.whole, head.length) : undefined;
   return {
@@ -361,18 +364,21 @@ async function recordOf(host: Host, repo: string, layout: Layout, startedMs: num
 }
 
 /**
- * Build a snapshot with `build` and record the work tree it was made of (best effort: a record
- * that cannot be made is removed, which only costs the next plans a snapshot of their own).
+ * Record the work tree of `repo` with the snapshot `snapshot` gives (best effort: a record that
+ * cannot be made is removed, which only costs the next plans a snapshot of their own). `from`:
+ * `worktree` when the snapshot is built from the work tree right after it is looked at (a save);
+ * `restored` when the work tree was made from it (a restore): then every path status lists is
+ * compared with the snapshot by content, since the snapshot was not read from it.
  */
-export async function rememberWorktree(host: Host, repo: string, build: () => Promise<WorktreeSnapshot>): Promise<WorktreeSnapshot> {
+export async function rememberWorktree(host: Host, repo: string, snapshotOf: () => Promise<WorktreeSnapshot>, from: 'worktree' | 'restored'): Promise<WorktreeSnapshot> {
   const startedMs = host.now().getTime();
   const before = await layoutOf(host, repo)
     .then(async (layout) => ({ layout, look: await look(host, repo, layout) }))
     .catch(() => null);
-  const snapshot = await build();
+  const snapshot = await snapshotOf();
   const file = recordFile(host, repo);
   try {
-    const record = before ? await recordOf(host, repo, before.layout, startedMs, before.look, snapshot) : null;
+    const record = before ? await recordOf(host, repo, before.layout, startedMs, before.look, snapshot, from === 'restored') : null;
     if (!record) throw new Error('not recorded');
     await host.mkdir(join(file, '..'), { mode: 0o700 });
     await host.writeFileAtomic(file, JSON.stringify(record), { mode: 0o600 });

@@ -224,6 +224,21 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
   });
 }
 
+/**
+ * The snapshot `sha` (its objects in the repo) as snapshotWorktree describes one; null: the work
+ * tree as committed (HEAD). Its `head` is the snapshot's parent, which is HEAD only when it was
+ * made on HEAD. For recording a restored work tree (worktree-record.ts).
+ */
+export async function describeSnapshot(host: Host, repo: string, sha: string | null): Promise<WorktreeSnapshot> {
+  const run = async (args: string[]) => (await git(host, ['-C', repo, 'rev-parse', ...args], { env: repoEnv(host), readOnly: true })).stdout.trim().split('\n');
+  if (sha === null) {
+    const [head, tree] = await run(['HEAD^{commit}', 'HEAD^{tree}']);
+    return { sha: head!, tree: tree!, head: head!, clean: true, skipped: [] };
+  }
+  const [tree, parent, headTree] = await run([`${sha}^{tree}`, `${sha}^1`, 'HEAD^{tree}']);
+  return { sha, tree: tree!, head: parent!, clean: tree === headTree, skipped: [] };
+}
+
 /** git's environment for reading `repo` itself: a GIT_DIR or GIT_WORK_TREE of the caller's process would point it elsewhere. */
 export function repoEnv(host: Host): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...host.env() };
