@@ -29,11 +29,12 @@ const RACY_MS = 3_000;
 /** A racy file larger than this would be hashed at every plan: such a work tree is not recorded. */
 const MAX_HASHED_BYTES = 16 * 1024 * 1024;
 /**
- * Up to this many tracked files and folders, plan checks the whole work tree with stats (about a
- * microsecond each) instead of starting `git status` (tens of milliseconds, most of it starting the
- * process); above it, `git status` is the cheaper check.
+ * Up to this many tracked files plus names in the folders walked (about 1,000 files), plan checks
+ * the whole work tree with stats instead of starting `git status`; above it, `git status` (which
+ * stats on another core) is the cheaper check (bench: 200 files 56 ms of CPU less by stats, 1,000
+ * files even, 2,000 files slower; docs/worktree.md).
  */
-const MAX_WHOLE_ENTRIES = 5_000;
+const MAX_WHOLE_ENTRIES = 2_000;
 
 interface RecordedPath {
   /** type, size, mode, mtime and ctime (see stamp), or `missing`. */
