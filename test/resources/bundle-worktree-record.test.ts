@@ -143,15 +143,15 @@ async function expectUpdate(field = 'work tree'): Promise<void> {
   await expectRecalled();
 }
 
-/** Uncommitted work of every kind, saved, and a plan that takes the record. */
-async function savedDirty(): Promise<void> {
+/** Uncommitted work of every kind, saved, and a plan that takes the record (the whole work tree's when `recordedWhole`). */
+async function savedDirty(recordedWhole = whole): Promise<void> {
   write(join(repo, 'SOUL.md'), 'soul v2\n');
   write(join(repo, 'MEMORY.md'), 'memory v2 (staged)\n');
   git(repo, 'add', 'MEMORY.md');
   write(join(repo, 'notes/today.md'), 'untracked\n');
   write(join(repo, 'debug.log'), 'ignored\n');
   await converge();
-  expect(recordText().includes('"whole":')).toBe(whole);
+  expect(recordText().includes('"whole":')).toBe(recordedWhole);
   await expectRecalled();
 }
 
@@ -362,6 +362,16 @@ describe.each([
     expect(recordText()).toContain(saved);
     keepDepth();
     await expectRecalled();
+  });
+
+  it('sees a new file in a folder whose name is not UTF-8', async () => {
+    const odd = Buffer.concat([Buffer.from(`${repo}/odd-`), Buffer.from([0xff])]);
+    mkdirSync(odd);
+    writeFileSync(Buffer.concat([odd, Buffer.from('/debug.log')]), 'ignored\n');
+    await savedDirty(false); // no stat of ours can find that folder: git status checks it
+    writeFileSync(Buffer.concat([odd, Buffer.from('/new.txt')]), 'new\n');
+    const { action } = await plan();
+    expect(action?.action).toBe('update');
   });
 
   it('sees a listed file turn into a folder', async () => {

@@ -218,7 +218,7 @@ async function layoutOf(host: Host, repo: string): Promise<Layout> {
  * The tracked files (with the index's blob of each), the folders git looks into for untracked
  * files (every folder but ignored ones and `.git`) and the ignore and attribute files in them; null
  * when the work tree holds more than MAX_WHOLE_ENTRIES of them, a submodule or a nested repository
- * (whose changes no stat of ours shows), or a conflict.
+ * (whose changes no stat of ours shows), a conflict, or a name that is not UTF-8.
  */
 async function wholeLook(host: Host, layout: Layout): Promise<WholeLook | null> {
   const { top } = layout;
@@ -229,7 +229,7 @@ async function wholeLook(host: Host, layout: Layout): Promise<WholeLook | null> 
   const tracked = new Map<string, { info: FileInfo | null; blob: string }>();
   for (const line of staged) {
     const match = /^(\d+) ([0-9a-f]+) (\d)\t(.+)$/s.exec(line);
-    if (!match || match[1] === '160000' || match[3] !== '0') return null;
+    if (!match || match[1] === '160000' || match[3] !== '0' || match[4]!.includes('\uFFFD')) return null;
     tracked.set(match[4]!, { info: await host.lstat(join(top, match[4]!)), blob: match[2]! });
   }
   const dirs = new Map<string, FileInfo>();
@@ -241,6 +241,7 @@ async function wholeLook(host: Host, layout: Layout): Promise<WholeLook | null> 
     dirs.set(rel, info);
     for (const name of await host.readdir(rel ? join(top, rel) : top)) {
       if (++entries > MAX_WHOLE_ENTRIES) return false;
+      if (name.includes('\uFFFD')) return false; // a name that is not UTF-8: no stat of ours can find it
       if (name === '.git') {
         if (rel === '') continue;
         return false; // a nested repository or submodule inside this folder
