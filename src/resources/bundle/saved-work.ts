@@ -5,9 +5,11 @@
 // snapshot commit is deterministic (fixed identity and message, HEAD as parent and HEAD's committer
 // date), so plan builds it with throwaway objects in a scratch folder (snapshotWorktree with
 // `objects: 'temporary'`, every git call read-only) and compares its sha with the one the bundle's
-// header lists for `refs/persist/worktree`. No tree id needs storing anywhere: equal commit ids
-// mean an equal tree on the same HEAD. A clean work tree is found by one `git status` (no snapshot
-// at all), and then the bundle must hold no snapshot ref (a stale one is a difference to clear).
+// header lists for `refs/persist/worktree`. Equal commit ids mean an equal tree on the same HEAD.
+// Mostly no snapshot is built at all: after a save or a restore the work tree is recorded in the
+// state folder, and a plan that finds it as recorded takes the recorded sha (worktree-record.ts;
+// by stats alone, or one `git status`); a `git status` that lists nothing means clean, and then
+// the bundle must hold no snapshot ref (a stale one is a difference to clear).
 // The change line counts the paths that differ from the saved snapshot when its objects are in the
 // repo (this machine saved or restored it), else from HEAD.
 //
