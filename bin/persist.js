@@ -40,7 +40,8 @@ if (!writeCache) {
 const script = new Script(Module.wrap(source), {
   filename: bundle,
   cachedData,
-  // import() inside the bundle (Node built-ins) resolves as it would in a module of its own.
+  // The build refuses a bundle that leaves an import() to Node (see scripts/build.mjs); this only
+  // keeps one that slipped through working when its function is not from the cache.
   importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
 const bundled = { exports: {} };

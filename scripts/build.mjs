@@ -80,6 +80,14 @@ await build({
   plugins: [lazyChildProcessInCommander],
   logLevel: 'warning',
 });
+// An import() the bundle leaves for Node (a built-in module) fails once the function holding it
+// comes from the code cache ("A dynamic import callback was not specified"): load built-ins lazily
+// with process.getBuiltinModule instead.
+const leftImport = /\bimport\("[^"]+"\)/.exec(readFileSync(join(staging, 'persist.cjs'), 'utf8'));
+if (leftImport) {
+  console.error(`build: the bundle leaves ${leftImport[0]} to Node; use process.getBuiltinModule for a built-in module`);
+  process.exit(1);
+}
 const dist = join(root, 'dist');
 const old = join(root, `dist.old-${process.pid}`);
 try {

@@ -78,9 +78,9 @@ function validateOptions(given: Record<string, unknown>): OptionProblem[] {
   return problems;
 }
 
-async function freeLoopbackPort(): Promise<number> {
+function freeLoopbackPort(): Promise<number> {
   // Loaded here: node:net is needed only when rclone is mounted, never by a plan.
-  const { createServer } = await import('node:net');
+  const { createServer } = process.getBuiltinModule('node:net');
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

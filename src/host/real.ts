@@ -117,9 +117,9 @@ export class RealHost implements Host {
    * A hung FUSE daemon blocks stat() in the kernel; doing it in this process would tie up a
    * libuv thread for good. So `ls` runs in a child that is abandoned (not awaited) on timeout.
    */
-  async probe(path: string, timeoutMs: number): Promise<ProbeResult> {
+  probe(path: string, timeoutMs: number): Promise<ProbeResult> {
     // Loaded here: a plan that probes no FUSE mount and runs nothing never needs child_process.
-    const { spawn } = await import('node:child_process');
+    const { spawn } = process.getBuiltinModule('node:child_process');
     return new Promise((resolve) => {
       const child = spawn('ls', ['-A1', '--', path], { stdio: ['ignore', 'pipe', 'pipe'], env: { LC_ALL: 'C', PATH: process.env.PATH } });
       let stdout = '';
