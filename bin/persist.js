@@ -1,18 +1,23 @@
 #!/usr/bin/env node
 // Launcher. The CLI is one CommonJS bundle, dist/persist.cjs, built by `npm run build` (which
-// `npm ci` runs). It is compiled with the V8 code cache made at build time
-// (dist/persist.cjs.cache), because start-up matters (plan runs at every container boot) and
-// Node 20 has no compile cache of its own. A missing or stale cache only costs speed: the cache
+// `npm ci` runs). It is compiled with a V8 code cache made at build time, because start-up
+// matters (plan runs at every container boot) and Node 20 has no compile cache of its own. Two
+// caches, each holding the code one kind of run needs (a smaller cache loads faster):
+// dist/persist.cjs.validate.cache for `validate` (the YAML parser), dist/persist.cjs.cache for
+// every other command (a converged plan). A missing or stale cache only costs speed: the cache
 // names the bundle's sha256, and V8 itself rejects a cache made by another Node version.
-import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import Module from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { constants, Script } from 'node:vm';
+// CommonJS itself (bin/package.json): an ES module entry point would first start Node's ESM
+// loader, which costs more than the rest of this file.
+'use strict';
+const { createHash } = require('node:crypto');
+const { readFileSync, renameSync, writeFileSync } = require('node:fs');
+const Module = require('node:module');
+const { dirname, join } = require('node:path');
+const { constants, Script } = require('node:vm');
 
-const bundle = fileURLToPath(new URL('../dist/persist.cjs', import.meta.url));
-const cacheFile = `${bundle}.cache`;
+const bundle = join(__dirname, '..', 'dist', 'persist.cjs');
+const command = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+const cacheFile = `${bundle}${command === 'validate' ? '.validate' : ''}.cache`;
 let source;
 try {
   source = readFileSync(bundle, 'utf8');
@@ -35,14 +40,15 @@ if (!writeCache) {
 const script = new Script(Module.wrap(source), {
   filename: bundle,
   cachedData,
-  // import() inside the bundle (Node built-ins) resolves as it would in a module of its own.
+  // The build refuses a bundle that leaves an import() to Node (see scripts/build.mjs); this only
+  // keeps one that slipped through working when its function is not from the cache.
   importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
-const module = { exports: {} };
-script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, dirname(bundle));
-await module.exports.main(process.argv);
-if (writeCache) {
+const bundled = { exports: {} };
+script.runInThisContext()(bundled.exports, Module.createRequire(bundle), bundled, bundle, dirname(bundle));
+bundled.exports.main(process.argv).then(() => {
+  if (!writeCache) return;
   const temporary = `${cacheFile}.${process.pid}`;
   writeFileSync(temporary, Buffer.concat([digest, script.createCachedData()]));
   renameSync(temporary, cacheFile);
-}
+});

@@ -1,6 +1,6 @@
 // Build: check that the schema's backend parts match the backends' option tables (see
 // scripts/schema.mjs), compile the JSON Schema into a standalone validator (no ajv at run time), bundle the CLI
-// with esbuild into one file, and make the V8 code cache the launcher (bin/persist.js) uses.
+// with esbuild into one file, and make the V8 code caches the launcher (bin/persist.js) uses.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,14 @@ import { build } from 'esbuild';
 import { backendSchema, OUT_OF_DATE } from './schema.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The machine the code cache is made on (see the end), made first: persist does not trust the
+// stats of a folder written in the last seconds (docs/worktree.md), and a boot-time plan runs on a
+// repo that was not.
+const warm = mkdtempSync(join(tmpdir(), 'persist-build-'));
+process.on('exit', () => rmSync(warm, { recursive: true, force: true }));
+const fixture = localFixture(warm);
+const fixtureMadeAt = Date.now();
+const SETTLE_MS = 3_500;
 const generated = join(root, 'src', 'generated');
 mkdirSync(generated, { recursive: true });
 
@@ -34,6 +42,24 @@ writeFileSync(
   `import type { ErrorObject } from 'ajv';\ndeclare const validate: ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };\nexport default validate;\n`,
 );
 
+/**
+ * commander loads node:child_process (with net, dgram and streams) at start for subcommands run as
+ * separate executables, which persist has none of: load it when it is first used instead. If a
+ * commander release words it differently, the bundle only starts slower (a warning says so).
+ */
+const lazyChildProcessInCommander = {
+  name: 'lazy-child-process-in-commander',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const eager = "const childProcess = require('node:child_process');";
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes(eager)) return { contents: source, loader: 'js', warnings: [{ text: 'commander no longer loads node:child_process as expected: it stays eager' }] };
+      const lazy = "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };";
+      return { contents: source.replace(eager, lazy), loader: 'js' };
+    });
+  },
+};
+
 const staging = join(root, `dist.building-${process.pid}`);
 await build({
   entryPoints: [join(root, 'src', 'cli.ts')],
@@ -51,8 +77,17 @@ await build({
   minify: true,
   // Error class names appear in --debug output; keep them readable.
   keepNames: true,
+  plugins: [lazyChildProcessInCommander],
   logLevel: 'warning',
 });
+// An import() the bundle leaves for Node (a built-in module) fails once the function holding it
+// comes from the code cache ("A dynamic import callback was not specified"): load built-ins lazily
+// with process.getBuiltinModule instead.
+const leftImport = /\bimport\("[^"]+"\)/.exec(readFileSync(join(staging, 'persist.cjs'), 'utf8'));
+if (leftImport) {
+  console.error(`build: the bundle leaves ${leftImport[0]} to Node; use process.getBuiltinModule for a built-in module`);
+  process.exit(1);
+}
 const dist = join(root, 'dist');
 const old = join(root, `dist.old-${process.pid}`);
 try {
@@ -63,18 +98,79 @@ try {
 renameSync(staging, dist);
 rmSync(old, { recursive: true, force: true });
 
-// The code cache: one representative, read-only run (a plan of the quickstart) compiles what a
-// boot-time plan needs; the launcher then saves V8's code for it next to the bundle.
-const warmState = mkdtempSync(join(tmpdir(), 'persist-build-'));
-try {
-  execFileSync(process.execPath, [join(root, 'bin', 'persist.js'), 'plan', '-f', join(root, 'examples', 'quickstart.yaml')], {
-    cwd: root,
+// The code caches: a representative run of each kind compiles what it needs, and the launcher
+// saves V8's code for it next to the bundle (see bin/persist.js). For every command but validate: a
+// plan of a converged machine (links, a bundled repo with uncommitted work, a sync, a file), made
+// by an apply of the fixture above; without git, a plan of the quickstart. For validate: the
+// validation of specs/moltbot.yaml.
+const cli = join(root, 'bin', 'persist.js');
+/** Run the CLI once; with `cache`, it writes the code cache afterwards (its own outcome does not matter). */
+const run = (args, { cache = false, env = {} } = {}) =>
+  execFileSync(process.execPath, [cli, ...args], {
+    cwd: warm,
     stdio: 'ignore',
-    env: { ...process.env, PERSIST_WRITE_CODE_CACHE: '1', PERSIST_STATE_DIR: warmState, NO_COLOR: '1' },
+    env: { ...process.env, PERSIST_STATE_DIR: join(warm, 'state'), NO_COLOR: '1', ...(cache ? { PERSIST_WRITE_CODE_CACHE: '1' } : {}), ...env },
   });
-} catch {
-  // The plan's own outcome does not matter; only the cache it leaves behind.
-} finally {
-  rmSync(warmState, { recursive: true, force: true });
+const warmUp = (args, env) => {
+  try {
+    run(args, { cache: true, env });
+  } catch {
+    // a failing run still leaves its cache
+  }
+};
+let planned = null;
+if (fixture) {
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, SETTLE_MS - (Date.now() - fixtureMadeAt))));
+  try {
+    run(['apply', '-f', fixture, '--auto-approve']);
+    planned = fixture;
+  } catch {
+    // the quickstart instead
+  }
 }
-if (!existsSync(join(dist, 'persist.cjs.cache'))) console.warn('build: no code cache was written; persist will start more slowly');
+warmUp(['plan', '-f', planned ?? join(root, 'examples', 'quickstart.yaml')]);
+warmUp(['validate', '-f', join(root, 'specs', 'moltbot.yaml')], { CF_ACCOUNT_ID: 'build', R2_ACCESS_KEY_ID: 'build', R2_SECRET_ACCESS_KEY: 'build' });
+for (const cache of ['persist.cjs.cache', 'persist.cjs.validate.cache']) {
+  if (!existsSync(join(dist, cache))) console.warn(`build: no code cache dist/${cache} was written; persist will start more slowly`);
+}
+
+/** A local spec in `dir` (links, a bundled repo with uncommitted work, a sync, a file); null without git. */
+function localFixture(dir) {
+  const repo = join(dir, 'repo');
+  try {
+    mkdirSync(repo, { recursive: true });
+    const git = (...args) => execFileSync('git', ['-C', repo, '-c', 'user.name=build', '-c', 'user.email=build@localhost', ...args], { stdio: 'ignore' });
+    git('init', '-q');
+    writeFileSync(join(repo, 'README.md'), 'committed\n');
+    git('add', 'README.md');
+    git('commit', '-q', '-m', 'first');
+  } catch {
+    return null;
+  }
+  writeFileSync(join(repo, 'NOTES.md'), 'not committed\n');
+  mkdirSync(join(dir, 'state-folder'), { recursive: true });
+  writeFileSync(join(dir, 'state-folder', 'notes.json'), '{}\n');
+  mkdirSync(join(dir, 'bucket'), { recursive: true });
+  writeFileSync(join(dir, 'bucket', 'token.env'), 'TOKEN=x\n');
+  const spec = join(dir, 'persist.yaml');
+  writeFileSync(
+    spec,
+    [
+      'version: 1',
+      'workspace: ./workspace',
+      'buckets:',
+      '  data: { name: build, mount: { backend: local, path: ./bucket } }',
+      'links:',
+      '  memory: workspace/memory',
+      '  logs: workspace/logs',
+      'bundles:',
+      '  repo: { repo: ./repo, file: bundles/repo.bundle }',
+      'syncs:',
+      '  state: { from: ./state-folder, to: state }',
+      'files:',
+      '  token: { from: token.env, to: ./workspace/token.env, mode: "0600" }',
+      '',
+    ].join('\n'),
+  );
+  return spec;
+}

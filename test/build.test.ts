@@ -1,5 +1,5 @@
-// The build's V8 code cache is what keeps start-up near `node -e 0`; a cache that V8 rejects would
-// only make persist slower, silently. Check that the cache exists, names the bundle, and is taken.
+// The build's V8 code caches are what keep start-up near `node -e 0`; a cache that V8 rejects would
+// only make persist slower, silently. Check that each cache exists, names the bundle, and is taken.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Module from 'node:module';
@@ -10,10 +10,10 @@ import { describe, expect, it } from 'vitest';
 const dist = resolve(import.meta.dirname, '..', 'dist');
 
 describe('build', () => {
-  it('writes a code cache for the bundle that V8 accepts', () => {
+  it.each(['persist.cjs.cache', 'persist.cjs.validate.cache'])('writes %s for the bundle, and V8 accepts it', (name) => {
     const bundle = join(dist, 'persist.cjs');
     const source = readFileSync(bundle, 'utf8');
-    const cache = readFileSync(`${bundle}.cache`);
+    const cache = readFileSync(join(dist, name));
     const digest = createHash('sha256').update(source).digest();
     expect(cache.subarray(0, digest.length).equals(digest)).toBe(true);
     const script = new Script((Module as unknown as { wrap(code: string): string }).wrap(source), {

@@ -1,6 +1,5 @@
 // rclone 1.60 `mount` with the VFS write cache. Configuration and credentials go in the child's
 // environment (RCLONE_CONFIG_<REMOTE>_*), never on its command line. See docs/backends.md.
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ActionError } from '../errors.js';
 import type { Host } from '../host/types.js';
@@ -80,6 +79,8 @@ function validateOptions(given: Record<string, unknown>): OptionProblem[] {
 }
 
 function freeLoopbackPort(): Promise<number> {
+  // Loaded here: node:net is needed only when rclone is mounted, never by a plan.
+  const { createServer } = process.getBuiltinModule('node:net');
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

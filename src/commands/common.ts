@@ -33,8 +33,15 @@ export async function computePlan(host: Host, env: ResolvedEnvironment, options:
   const observation = await observeEnvironment(host, env, options);
   const diffs = observation.resources.flatMap((r) => (r.diff ? [r.diff] : []));
   const actions = assemblePlan(diffs, observation.refs, targets);
-  const fingerprints = Object.fromEntries(observation.resources.map((r) => [r.address, fingerprint(r.seen.state)]));
-  return { env, observation, actions, fingerprints };
+  return {
+    env,
+    observation,
+    actions,
+    // Hashed only when read: only a saved plan needs them, and a plan of 500 links would hash 500 states.
+    get fingerprints() {
+      return Object.fromEntries(observation.resources.map((r) => [r.address, fingerprint(r.seen.state)]));
+    },
+  };
 }
 
 export function header(env: ResolvedEnvironment, verb: string): string {

@@ -1,13 +1,11 @@
-// `persist plan`: observe (read-only), diff, print the ordered plan.
+// `persist plan`: observe (read-only), diff, print the ordered plan. It runs at every container
+// boot: what only --out and --diff need is loaded when they are given.
 import { resolve } from 'node:path';
-import { sealPlan, writeSavedPlan } from '../engine/saved-plan.js';
 import { makeStyle } from '../output/style.js';
 import { planJson, renderPlan } from '../output/render.js';
-import { renderPlanDiffs } from '../output/file-diff.js';
 import { bucketsActedOn, bucketsWithoutLease } from '../engine/lease-policy.js';
 import { noLeaseNote } from '../output/lease-view.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
-import { syncDiffSource } from './plan-diff.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface PlanCommandOptions extends SpecOptions {
@@ -29,6 +27,7 @@ export default async function plan(opts: PlanCommandOptions, io: CommandIO): Pro
   const { actions } = result;
 
   if (opts.out) {
+    const { sealPlan, writeSavedPlan } = await import('../engine/saved-plan.js');
     const saved = sealPlan({
       specFile: env.specFile,
       specHash: env.specHash,
@@ -51,7 +50,10 @@ export default async function plan(opts: PlanCommandOptions, io: CommandIO): Pro
     const style = makeStyle(io.color);
     io.out(renderPlan(actions, style, header(env, 'plan')));
     for (const note of notes) io.out(`${style.yellow('note:')} ${note}\n`);
-    if (opts.diff) io.out(await renderPlanDiffs(actions, syncDiffSource(host, env, result.observation.ctx)));
+    if (opts.diff) {
+      const [{ renderPlanDiffs }, { syncDiffSource }] = await Promise.all([import('../output/file-diff.js'), import('./plan-diff.js')]);
+      io.out(await renderPlanDiffs(actions, syncDiffSource(host, env, result.observation.ctx)));
+    }
     if (opts.out) io.out(`Saved the plan to ${opts.out}; apply it with \`persist apply ${opts.out}\`.\n`);
   }
 

@@ -1,5 +1,4 @@
 // The real host: node:fs, /proc/self/mountinfo, child processes, the system clock.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -178,6 +177,8 @@ export class RealHost implements Host {
    * libuv thread for good. So `ls` runs in a child that is abandoned (not awaited) on timeout.
    */
   probe(path: string, timeoutMs: number): Promise<ProbeResult> {
+    // Loaded here: a plan that probes no FUSE mount and runs nothing never needs child_process.
+    const { spawn } = process.getBuiltinModule('node:child_process');
     return new Promise((resolve) => {
       const child = spawn('ls', ['-A1', '--', path], { stdio: ['ignore', 'pipe', 'pipe'], env: { LC_ALL: 'C', PATH: process.env.PATH } });
       let stdout = '';

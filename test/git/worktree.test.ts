@@ -5,6 +5,7 @@ import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync,
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
+import type { RunOptions } from '../../src/host/types.js';
 import {
   PERSIST_BACKUPS_PATTERN,
   WORKTREE_REF,
@@ -262,5 +263,27 @@ describe('ensureExcluded', () => {
     write(join(repo, '.persist-backups/x'), 'x');
     write(join(repo, 'deep/.persist-backups/y'), 'y');
     expect(git(repo, 'status', '--porcelain')).toBe('');
+  });
+});
+
+describe('files git cannot read while the snapshot is built', () => {
+  it('a file that vanishes between git seeing it and reading it is named and left out; the rest is saved', async () => {
+    const repo = initRepo(join(temp(), 'repo'), { 'a.txt': 'a\n', 'tracked.txt': 'v1\n' });
+    write(join(repo, 'tracked.txt'), 'v2, gone before git reads it\n');
+    write(join(repo, 'vanish.txt'), 'gone before git reads it\n');
+    write(join(repo, 'new.txt'), 'new\n');
+    // strace fails git's open() of the two files with ENOENT after its lstat() saw them: exactly a
+    // file removed (or renamed away) by the agent while the snapshot is being built.
+    const racing = Object.assign(Object.create(host) as RealHost, {
+      run: (command: string, args: string[], options: RunOptions = {}) =>
+        command === 'git' && args.includes('add')
+          ? host.run('strace', ['-f', '-qq', '-o', '/dev/null', '-P', 'vanish.txt', '-P', 'tracked.txt', '-e', 'trace=openat', '-e', 'inject=openat:error=ENOENT', 'git', ...args], { ...options, cwd: repo })
+          : host.run(command, args, options),
+    });
+    const snapshot = await snapshotWorktree(racing, repo);
+    expect(snapshot.skipped.sort()).toEqual(['tracked.txt', 'vanish.txt']);
+    expect(git(repo, 'ls-tree', '-r', '--name-only', snapshot.sha).split('\n')).toEqual(['a.txt', 'new.txt', 'tracked.txt']);
+    expect(git(repo, 'show', `${snapshot.sha}:tracked.txt`)).toBe('v1'); // as staged
+    expect(git(repo, 'show', `${snapshot.sha}:new.txt`)).toBe('new');
   });
 });

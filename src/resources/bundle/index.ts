@@ -13,8 +13,8 @@ import { generationPath, writeBundle } from './update.js';
 import { BundleUpdate, bundleLineageFacts, bundleLineageVerdict, currentBundleRecord, observeBundleLineage, recordBundleSeen, type BundleLineage } from './generations.js';
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
-import { isPersistRef, lostSavedWork, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
-import { WORKTREE_REF, observeWorktree, type WorktreeObserved } from './worktree.js';
+import { isPersistRef, lostSavedWork, observeWorktree, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
+import { WORKTREE_REF, type WorktreeObserved } from './worktree.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import { downloadToTemp } from '../../store/temp-file.js';
@@ -148,17 +148,13 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
   const { host } = ctx;
   const store = ctx.mountReady[bundle.bucket] === true ? ctx.store(bundle.bucket) : null;
   const [repo, file] = await Promise.all([observeRepo(host, bundle.repo), store ? observeBundleFile(store, bundle.relFile) : Promise.resolve<BundleFileObserved>({ state: 'unknown' })]);
-  const generations: number[] = [];
-  if (store) {
-    for (let generation = 1; generation <= bundle.keep; generation++) {
-      if (await store.stat(generationPath(bundle.relFile, generation))) generations.push(generation);
-    }
-  }
+  const kept = store ? await Promise.all(Array.from({ length: bundle.keep }, async (_, i) => ((await store.stat(generationPath(bundle.relFile, i + 1))) ? i + 1 : 0))) : [];
+  const generations = kept.filter((generation) => generation > 0);
   let lost: BundleObserved['lost'] = [];
   let trackedLinks: string[] = [];
   if (repo.state === 'git' && repo.head.sha) {
-    // One `git status` when the work tree is clean; a snapshot with throwaway objects otherwise.
-    repo.worktree = await observeWorktree(host, bundle.repo, file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null);
+    // One `git status` when the work tree is clean or as last recorded; a snapshot with throwaway objects otherwise.
+    repo.worktree = await observeWorktree(host, bundle.repo, file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null, repo.head.sha);
   }
   if (hasCommits(repo)) {
     const repoRefs = repoRefMap(repo);
@@ -179,12 +175,20 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
   return { repo, bundle: file, generations, lost, trackedLinks };
 }
 
+/** Paths git could not read: an untracked one is left out of the saved work tree, a tracked one is saved as staged. */
+function skippedWarning(bundle: ResolvedBundle, skipped: string[]): string {
+  return `${plural(skipped.length, 'path')} in ${bundle.repo} cannot be read by git (untracked: not saved; tracked: saved as staged): ${samplePaths(skipped, 10)}`;
+}
+
 export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, options: PlanOptions): Decision | null {
   const address = addressOf('bundle', bundle.name);
   const { repo, bundle: file } = observed;
-  const warnings = observed.trackedLinks.map(
+  const linkWarnings = observed.trackedLinks.map(
     (path) => `${path} is linked into the mount but tracked by the repo: git sees the symlink as a change; untrack it (git rm -r --cached) and add it to .gitignore`,
   );
+  const worktreeSeen = repo.state === 'git' ? repo.worktree : null;
+  const skipped = worktreeSeen && worktreeSeen.state !== 'unreadable' ? (worktreeSeen.skipped ?? []) : [];
+  const warnings = skipped.length ? [skippedWarning(bundle, skipped), ...linkWarnings] : linkWarnings;
   const restore = (reason: string, changes: Change[]): Decision => ({ address, kind: 'bundle', action: 'restore', phase: 'restore', reason, changes });
   const update = (reason: string, changes: Change[], extraWarnings: string[] = []): Decision => {
     const all = [...extraWarnings, ...warnings];

@@ -5,9 +5,11 @@
 // snapshot commit is deterministic (fixed identity and message, HEAD as parent and HEAD's committer
 // date), so plan builds it with throwaway objects in a scratch folder (snapshotWorktree with
 // `objects: 'temporary'`, every git call read-only) and compares its sha with the one the bundle's
-// header lists for `refs/persist/worktree`. No tree id needs storing anywhere: equal commit ids
-// mean an equal tree on the same HEAD. A clean work tree is found by one `git status` (no snapshot
-// at all), and then the bundle must hold no snapshot ref (a stale one is a difference to clear).
+// header lists for `refs/persist/worktree`. Equal commit ids mean an equal tree on the same HEAD.
+// Mostly no snapshot is built at all: after a save or a restore the work tree is recorded in the
+// state folder, and a plan that finds it as recorded takes the recorded sha (worktree-record.ts;
+// by stats alone, or one `git status`); a `git status` that lists nothing means clean, and then
+// the bundle must hold no snapshot ref (a stale one is a difference to clear).
 // The change line counts the paths that differ from the saved snapshot when its objects are in the
 // repo (this machine saved or restored it), else from HEAD.
 //
@@ -23,12 +25,34 @@ import type { Host } from '../../host/types.js';
 import { plural } from '../../output/format.js';
 import { errorMessage } from '../../output/format.js';
 import { STASH_REF_PREFIX } from './refs.js';
-import { WORKTREE_REF, ensureExcluded, restoreStash, restoreWorktree, snapshotWorktree, updateWorktreeRef, type WorktreeObserved } from './worktree.js';
+import { WORKTREE_REF, describeSnapshot, ensureExcluded, restoreStash, restoreWorktree, snapshotWorktree, updateWorktreeRef, type WorktreeObserved } from './worktree.js';
+import { recallSnapshot, rememberWorktree } from './worktree-record.js';
 
 const short = (sha: string | null | undefined): string | null => (sha ? sha.slice(0, 12) : null);
 
 export function isPersistRef(name: string): boolean {
   return name.startsWith('refs/persist/');
+}
+
+/**
+ * The work tree as plan sees it, without writing anything into the repo (`saved`: the bundle's
+ * snapshot, `head`: HEAD's commit). When the work tree still looks as it did when this machine last
+ * saved or restored it (worktree-record.ts: one `git status` and a few stats), the snapshot made
+ * then is the answer; otherwise one is built with throwaway objects.
+ */
+export async function observeWorktree(host: Host, repo: string, saved: string | null, head: string): Promise<WorktreeObserved> {
+  try {
+    const recalled = await recallSnapshot(host, repo, head);
+    if (recalled.known && recalled.snapshot === saved) return recalled.snapshot === null ? { state: 'clean' } : { state: 'dirty', sha: recalled.snapshot };
+    // Not as recorded: a status that lists nothing still means clean (no snapshot needed).
+    if (!recalled.known && recalled.clean) return recalled.skipped.length ? { state: 'clean', skipped: recalled.skipped } : { state: 'clean' };
+    const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved });
+    const skipped = snapshot.skipped.length ? { skipped: snapshot.skipped } : {};
+    if (snapshot.clean) return { state: 'clean', ...skipped };
+    return { state: 'dirty', sha: snapshot.sha, ...(snapshot.changes ? { changes: snapshot.changes } : {}), ...skipped };
+  } catch (error) {
+    return { state: 'unreadable', error: (error as Error).message };
+  }
 }
 
 /** The persist refs a bundle of this repo holds: stash entries, and the snapshot when the work tree is not clean. */
@@ -82,7 +106,7 @@ export async function lostSavedWork(
  */
 export async function saveWorktree(host: Host, repo: string, hadRef: string | null): Promise<{ sha: string | null; excluded: boolean }> {
   const excluded = await ensureExcluded(host, repo);
-  const snapshot = await snapshotWorktree(host, repo, { objects: 'repo' });
+  const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo' }), 'worktree');
   const sha = snapshot.clean ? null : snapshot.sha;
   if (sha !== hadRef) await updateWorktreeRef(host, repo, sha);
   return { sha, excluded };
@@ -115,5 +139,7 @@ export async function restoreSavedWork(host: Host, repo: string, persistRefs: Re
       );
     }
   }
+  // What the restored work tree looks like, so that the plans after a restore need no snapshot.
+  await rememberWorktree(host, repo, () => describeSnapshot(host, repo, worktree ? snapshot! : null), 'restored').catch(() => undefined);
   return { notes, stash: stash.length, worktree };
 }

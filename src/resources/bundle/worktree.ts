@@ -51,6 +51,12 @@ export interface WorktreeSnapshot {
   clean: boolean;
   /** How it differs from the saved snapshot (only with the `saved` option, and when it differs). */
   changes?: WorktreeChanges;
+  /**
+   * Paths git could not read (a file it may not open, a folder it may not list, a file that vanished
+   * while it was read): left out of the snapshot (a tracked one keeps its staged content), so that
+   * everything else is saved. Empty when git read everything.
+   */
+  skipped: string[];
 }
 
 export interface SnapshotWorktreeOptions {
@@ -130,6 +136,24 @@ export interface WorktreeChanges {
 }
 
 /**
+ * The paths git named on stderr as unreadable while adding (LC_ALL=C): `unable to index file 'p'`
+ * (a file it may not open, or one that vanished meanwhile), `could not open directory 'd/'` (its
+ * untracked files are not seen), `p: Permission denied` (a tracked file it may not even stat: its
+ * staged content is kept).
+ */
+export function unreadablePaths(stderr: string): string[] {
+  const paths = new Set<string>();
+  for (const line of stderr.split('\n')) {
+    const match =
+      /^error: unable to index file '(.+)'$/.exec(line) ??
+      /^warning: could not open directory '(.+)': /.exec(line) ??
+      /^(?!error: |warning: |fatal: )(.+): (?:Permission denied|No such file or directory)$/.exec(line);
+    if (match?.[1]) paths.add(match[1]);
+  }
+  return [...paths];
+}
+
+/**
  * Build the snapshot commit of the work tree of `repo` (see the top of this file). The commit has
  * HEAD as parent (none when unborn), a fixed identity and HEAD's committer date, so the same work
  * tree on the same HEAD always gives the same sha. With `objects: 'temporary'` every git call is
@@ -162,7 +186,15 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
     // Seed from the real index (its stat data makes `add -A` rehash only what changed); without one, from HEAD.
     if (await host.lstat(realIndex)) await copyIntoScratch(host, realIndex, index);
     else if (head) await run(['read-tree', head]);
-    await run(['add', '-A', '--', ':/', BACKUPS_PATHSPEC]);
+    // --ignore-errors: a file git cannot read is left out (and named), not the end of the snapshot.
+    const added = await git(host, ['-C', top, 'add', '-A', '--ignore-errors', '--', ':/', BACKUPS_PATHSPEC], {
+      env: { ...env, LC_ALL: 'C', LANGUAGE: undefined },
+      timeoutMs: options.timeoutMs,
+      readOnly: temporary,
+      okExitCodes: [0, 1],
+    });
+    const skipped = unreadablePaths(added.stderr);
+    if (added.exitCode !== 0 && skipped.length === 0) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
     const tree = (await run(['write-tree'])).stdout.trim();
 
     const raw = headCommitText ? (await headCommitText).stdout : null;
@@ -188,41 +220,68 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
         else changes.modified++;
       }
     }
-    return { sha, tree, head, clean: tree === headTree, ...(changes ? { changes } : {}) };
+    return { sha, tree, head, clean: tree === headTree, ...(changes ? { changes } : {}), skipped };
   });
 }
 
 /**
- * Whether `git status` sees nothing to save (no staged, unstaged or untracked non-ignored change
- * outside `.persist-backups/`): the one git process plan runs on a clean work tree. Read-only:
- * `--no-optional-locks` keeps status from refreshing the repo's index. An answer of false only
- * means a snapshot must be made to know (a change undone in the work tree still shows in status).
+ * The snapshot `sha` (its objects in the repo) as snapshotWorktree describes one; null: the work
+ * tree as committed (HEAD). Its `head` is the snapshot's parent, which is HEAD only when it was
+ * made on HEAD. For recording a restored work tree (worktree-record.ts).
  */
-export async function worktreeLooksClean(host: Host, repo: string): Promise<boolean> {
+export async function describeSnapshot(host: Host, repo: string, sha: string | null): Promise<WorktreeSnapshot> {
+  const run = async (args: string[]) => (await git(host, ['-C', repo, 'rev-parse', ...args], { env: repoEnv(host), readOnly: true })).stdout.trim().split('\n');
+  if (sha === null) {
+    const [head, tree] = await run(['HEAD^{commit}', 'HEAD^{tree}']);
+    return { sha: head!, tree: tree!, head: head!, clean: true, skipped: [] };
+  }
+  const [tree, parent, headTree] = await run([`${sha}^{tree}`, `${sha}^1`, 'HEAD^{tree}']);
+  return { sha, tree: tree!, head: parent!, clean: tree === headTree, skipped: [] };
+}
+
+/** git's environment for reading `repo` itself: a GIT_DIR or GIT_WORK_TREE of the caller's process would point it elsewhere. */
+export function repoEnv(host: Host): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...host.env() };
+  delete env.GIT_DIR;
+  delete env.GIT_WORK_TREE;
+  delete env.GIT_INDEX_FILE;
+  return env;
+}
+
+/**
+ * `git status` of everything a snapshot saves (NUL-separated porcelain v1, untracked files one by
+ * one, `.persist-backups/` left out), and the paths it could not read. Read-only:
+ * `--no-optional-locks` keeps status from refreshing the repo's index.
+ */
+export async function worktreeStatus(host: Host, repo: string): Promise<{ status: string; skipped: string[] }> {
   const args = ['--no-optional-locks', '-C', repo, 'status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=dirty', '--', ':/', BACKUPS_PATHSPEC];
-  return (await git(host, args, { readOnly: true })).stdout === '';
+  const result = await git(host, args, { env: { ...repoEnv(host), LC_ALL: 'C', LANGUAGE: undefined }, readOnly: true });
+  return { status: result.stdout, skipped: unreadablePaths(result.stderr) };
+}
+
+/** The paths a `worktreeStatus` output lists (a rename or copy names both of its paths); with `code`, only those with that status. */
+export function statusPaths(status: string, code?: string): string[] {
+  const fields = status.split('\0');
+  const paths = new Set<string>();
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
+    if (field.length < 4) continue;
+    const xy = field.slice(0, 2);
+    if (code === undefined || xy === code) paths.add(field.slice(3));
+    if (/[RC]/.test(xy) && fields[i + 1]) {
+      i++;
+      if (code === undefined) paths.add(fields[i]!);
+    }
+  }
+  return [...paths];
 }
 
 export type WorktreeObserved =
-  /** The work tree matches HEAD: no snapshot is saved. */
-  | { state: 'clean' }
+  /** The work tree matches HEAD: no snapshot is saved. `skipped`: paths git could not read. */
+  | { state: 'clean'; skipped?: string[] }
   /** `sha`: the snapshot the work tree makes now; `changes`: how it differs from the saved one (when it does). */
-  | { state: 'dirty'; sha: string; changes?: WorktreeChanges }
+  | { state: 'dirty'; sha: string; changes?: WorktreeChanges; skipped?: string[] }
   | { state: 'unreadable'; error: string };
-
-/** The work tree as plan sees it, without writing anything into the repo (`saved`: the bundle's snapshot). */
-export async function observeWorktree(host: Host, repo: string, saved: string | null): Promise<WorktreeObserved> {
-  try {
-    // With no snapshot saved, the work tree is usually clean: one `git status` says so. With one
-    // saved, it is usually still dirty and the snapshot is needed anyway (it says clean too).
-    if (saved === null && (await worktreeLooksClean(host, repo))) return { state: 'clean' };
-    const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved });
-    if (snapshot.clean) return { state: 'clean' };
-    return { state: 'dirty', sha: snapshot.sha, ...(snapshot.changes ? { changes: snapshot.changes } : {}) };
-  } catch (error) {
-    return { state: 'unreadable', error: (error as Error).message };
-  }
-}
 
 /**
  * Append `pattern` to the repo's `info/exclude` unless a line already says exactly that; returns
