@@ -72,7 +72,7 @@ const cases: Case[] = [
   { name: 'bad backend', yaml: [...BASE.slice(0, 5), '      backend: ftp', BASE[6] as string], expect: [{ message: '"ftp" is not one of: s3fs, rclone, goofys, local', line: 6, path: 'buckets.data.mount.backend' }] },
   { name: 'empty section', yaml: [...BASE, 'links:'], expect: [{ message: 'expected a mapping, got an empty value', line: 8, path: 'links' }] },
   // --- backend options
-  { name: 'unknown s3fs option', yaml: withBackend('s3fs', 'statCacheTtl: 1m'), expect: [{ message: 'unknown key "statCacheTtl"; expected one of: statCacheExpire, enableNoobjCache, notsupCompatDir, extraOptions', line: 9, path: 'buckets.data.mount.options.statCacheTtl' }] },
+  { name: 'unknown s3fs option', yaml: withBackend('s3fs', 'statCacheTtl: 1m'), expect: [{ message: 'unknown key "statCacheTtl"; expected one of: statCacheExpire, enableNoobjCache, notsupCompatDir, transfers, extraOptions', line: 9, path: 'buckets.data.mount.options.statCacheTtl' }] },
   { name: 'unknown rclone option', yaml: withBackend('rclone', 'cacheMode: writes', 'vfsCache: big'), expect: [{ message: 'unknown key "vfsCache"; expected one of: cacheMode, cacheDir', line: 10, path: 'buckets.data.mount.options.vfsCache' }] },
   { name: 'unknown goofys option', yaml: withBackend('goofys', 'cacheMode: full'), expect: [{ message: 'unknown key "cacheMode"; expected one of: statCacheTtl, typeCacheTtl, subdomain', line: 9, path: 'buckets.data.mount.options.cacheMode' }] },
   { name: 'any option on local', yaml: withBackend('local', 'fast: true'), expect: [{ message: 'the local backend takes no options', line: 9, path: 'buckets.data.mount.options.fast' }] },
@@ -157,7 +157,7 @@ const cases: Case[] = [
   {
     name: 'overlay switches the backend under options it does not take',
     yaml: [...BASE_PER_ENV.slice(0, 5), '      backend: goofys', BASE_PER_ENV[6] as string, '      options:', '        statCacheTtl: 1m', 'environments:', '  dev: {}', '  prod:', '    buckets:', '      data:', '        mount: {backend: s3fs}'],
-    expect: [{ message: 'unknown key "statCacheTtl"; expected one of: statCacheExpire, enableNoobjCache, notsupCompatDir, extraOptions (environment prod)', line: 9, path: 'buckets.data.mount.options.statCacheTtl' }],
+    expect: [{ message: 'unknown key "statCacheTtl"; expected one of: statCacheExpire, enableNoobjCache, notsupCompatDir, transfers, extraOptions (environment prod)', line: 9, path: 'buckets.data.mount.options.statCacheTtl' }],
   },
   // --- isolation across environments
   {
