@@ -302,6 +302,21 @@ async function drain(stream: Readable): Promise<Buffer> {
 }
 
 /**
+ * The whole body of a request, or null when the client went away before sending all of it (a
+ * killed FUSE daemon mid-upload): S3 then changes nothing, while s3rver would keep a partial object.
+ */
+function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    body.on('data', (chunk: Buffer) => chunks.push(chunk));
+    body.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('close', () => {
+      if (!req.complete) resolve(null);
+    });
+  });
+}
+
+/**
  * s3rver behind a proxy that behaves as S3 and R2 do where s3rver does not:
  *
  * - PUT (whole object or copy) and CompleteMultipartUpload honour `If-None-Match: *` (412
@@ -316,6 +331,9 @@ async function drain(stream: Readable): Promise<Buffer> {
  * - CompleteMultipartUpload checks the parts as S3 does (ascending, known, ETags matching, at least
  *   5 MiB but the last) and as R2 does: all parts but the last of the same size (400 InvalidPart
  *   "All non-trailing parts must have the same length.").
+ * - A whole-object PUT is received in full before s3rver sees it: one whose client goes away
+ *   half-way stores nothing (s3rver would keep the part it got, and the proxy's lock of the key
+ *   would wait for the rest forever).
  * - Whole-object copies get their `x-amz-copy-source` re-encoded so that s3rver (which only
  *   `decodeURI`s it) finds keys with `+`, `&`, `?`, `#` and the like.
  */
@@ -635,7 +653,9 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
           }
           headers = { ...req.headers, 'x-amz-copy-source': encodeURI(decoded) };
         }
-        await forward(req, body, res, headers);
+        const whole = await receiveWhole(req, body);
+        if (whole === null) return; // the client is gone: nothing stored, the key's lock released
+        await forward(req, whole, res, headers);
       });
       return;
     }
