@@ -15,7 +15,7 @@ import { bundleLineageConflict, currentBundleRecord, observeBundleLineage, recor
 import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
 import { isPersistRef, lostSavedWork, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
-import { WORKTREE_REF, observeWorktree, updateWorktreeRef, type WorktreeObserved } from './worktree.js';
+import { WORKTREE_REF, observeWorktree, type WorktreeObserved } from './worktree.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import { downloadToTemp } from '../../store/temp-file.js';
@@ -280,65 +280,28 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
   return update(onlyTree ? `${bundle.repo}'s uncommitted work differs from the snapshot in ${bundle.relFile}` : `${bundle.repo}'s refs differ from ${bundle.relFile}`, changes);
 }
 
-/** Attempts at a snapshot whose HEAD stood still while it was built (an agent committing meanwhile). */
-const SNAPSHOT_ATTEMPTS = 3;
-
-/**
- * The refs to bundle and the work tree snapshot that goes with them, as one state that existed.
- * The agent may commit after the executor observed the repo: the snapshot is made on the HEAD of
- * the moment it is built, so the refs are read again afterwards and the snapshot made again until
- * HEAD stood still (bounded). Refs that moved since the observation must still reach every commit
- * the observed ones did (the plan checked the bundle against those), else nothing is written.
- */
-async function refsWithSnapshot(host: Host, repo: string, observed: Extract<RepoObserved, { state: 'git' }>): Promise<{ refs: Record<string, string>; stash: string[] }> {
-  let hadRef = observed.worktreeRef;
-  // Nothing is bundled: the repo's ref goes back to the snapshot the bundle holds (see saved-work.ts).
-  const giveUp = async (message: string): Promise<never> => {
-    if (hadRef !== observed.worktreeRef) await updateWorktreeRef(host, repo, observed.worktreeRef);
-    throw new ActionError(message);
-  };
-  for (let attempt = 1; ; attempt++) {
-    const saved = await saveWorktree(host, repo, hadRef);
-    hadRef = saved.sha;
-    const now = await readRepoRefs(host, repo);
-    if (!now?.head.sha) return giveUp(`${repo} lost its commits during the save; nothing was written`);
-    if (saved.head !== now.head.sha) {
-      if (attempt < SNAPSHOT_ATTEMPTS) continue;
-      return giveUp(`HEAD of ${repo} kept moving while its work tree was saved (${plural(SNAPSHOT_ATTEMPTS, 'attempt')}); the next update takes it`);
-    }
-    const refs: Record<string, string> = { HEAD: now.head.sha, ...now.refs, ...savedWorkRefs(now.stash, null) };
-    if (saved.sha) refs[WORKTREE_REF] = saved.sha;
-    const observedTips = Object.entries(repoRefMap(observed)).filter(([name]) => !isPersistRef(name)).map(([, sha]) => sha);
-    const tips = new Set(Object.values(refs));
-    if (!observedTips.every((sha) => tips.has(sha))) {
-      const input = [...observedTips, ...[...tips].map((sha) => `^${sha}`)].join('\n') + '\n';
-      const dropped = await host.run('git', ['-C', repo, 'rev-list', '--max-count=1', '--stdin'], { readOnly: true, input });
-      if (dropped.exitCode !== 0 || dropped.stdout.trim() !== '') {
-        return giveUp(`the refs of ${repo} moved during the save: bundling them now would drop commits the plan saw; nothing was written, the next plan checks again`);
-      }
-    }
-    return { refs, stash: now.stash };
-  }
-}
-
 async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: BundleObserved, ctx: ApplyContext): Promise<ApplyOutcome> {
   const store = ctx.store(bundle.bucket);
   if (decision.action === 'update') {
     const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
     const previous = await currentBundleRecord(store, bundle);
-    let refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
-    let stash = repo.stash;
+    const refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
     if (repo.head.sha) {
       ctx.report('snapshotting the work tree');
-      ({ refs, stash } = await refsWithSnapshot(ctx.host, bundle.repo, repo));
+      // Made on the HEAD these refs record, whatever the agent commits meanwhile (a commit
+      // changes no file of the work tree: that HEAD with the files as they are now existed).
+      const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef, repo.head.sha);
+      if (saved.sha) refs[WORKTREE_REF] = saved.sha;
     }
     const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal);
     const record = await recordBundleGeneration(ctx.host, store, bundle, previous, written.header.refs.filter((ref) => ref.name !== 'HEAD').length, written.size);
     await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'push');
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
     const committed = written.header.refs.filter((ref) => ref.name !== 'HEAD' && !isPersistRef(ref.name)).length;
-    const extra = [stash.length ? plural(stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
-    return { summary: `wrote ${bundle.relFile} (${committed} refs${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings };
+    const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
+    // writeBundle checked the stored bundle against what it built: an agent that commits or edits
+    // again before the executor verifies does not fail the update (the next one takes it).
+    return { summary: `wrote ${bundle.relFile} (${committed} refs${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings, verifiedInStore: true };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
