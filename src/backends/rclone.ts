@@ -289,8 +289,12 @@ function sampleKeys(keys: string[], max = 5): string {
 
 /**
  * Wait until the mount's upload queue is empty (read empty twice, 300 ms apart: a file closed a
- * moment ago reaches the queue when FUSE's asynchronous release does), then check every file that
- * was dirty when the wait began against the store itself: present, with the size rclone wrote.
+ * moment ago reaches the queue when FUSE's asynchronous release does), or until every file written
+ * before the wait began is uploaded or was written again since (found so on two looks a second
+ * apart): a file the agent keeps rewriting re-arms rclone's write-back delay at every close and
+ * keeps the queue busy for as long as it writes (docs/backends.md); it is not this action's to
+ * wait for. Then check every file waited for that rclone uploaded against the store itself:
+ * present, with the size rclone wrote.
  */
 async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number): Promise<{ verified: number; waitedMs: number }> {
   const { host, runtimeDir } = ctx;
@@ -302,6 +306,10 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
   }
   const env = rcloneEnv(ctx.processEnv);
   const pendingAtStart = await ownDirty(host, bucket, runtimeDir);
+  /** The files written before the wait began, with the write time they had when first seen dirty. */
+  const waitingFor = new Map(pendingAtStart.map((item) => [item.key, item.modTimeMs]));
+  let lastDirtyCheck = started;
+  let doneLooks = 0;
   const deadline = started + timeoutMs;
   let zeroes = 0;
   for (;;) {
@@ -309,6 +317,15 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
     if (queue === null) throw new ActionError(`rclone at ${where} does not answer on its rc port ${port} (the daemon died?); its writes may not be in bucket ${bucket.name} (see ${join(runtimeDir, 'rclone.log')})`);
     zeroes = queue.pending === 0 ? zeroes + 1 : 0;
     if (zeroes >= 2) break;
+    if (host.now().getTime() - lastDirtyCheck >= 1_000) {
+      lastDirtyCheck = host.now().getTime();
+      const dirty = await ownDirty(host, bucket, runtimeDir);
+      for (const item of dirty) if (item.modTimeMs <= started && !waitingFor.has(item.key)) waitingFor.set(item.key, item.modTimeMs);
+      const dirtyNow = new Map(dirty.map((item) => [item.key, item.modTimeMs]));
+      const done = [...waitingFor].every(([key, modTimeMs]) => !dirtyNow.has(key) || dirtyNow.get(key)! > modTimeMs);
+      doneLooks = done ? doneLooks + 1 : 0;
+      if (doneLooks >= 2) break;
+    }
     if (host.now().getTime() > deadline) {
       const dirty = await ownDirty(host, bucket, runtimeDir);
       const oldest = dirty.reduce((min, item) => Math.min(min, item.modTimeMs), Infinity);
@@ -323,11 +340,11 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
   }
   const still = await ownDirty(host, bucket, runtimeDir);
   const stillKeys = new Set(still.map((item) => item.key));
-  const stuck = pendingAtStart.filter((item) => stillKeys.has(item.key) && item.modTimeMs === still.find((s) => s.key === item.key)?.modTimeMs);
+  const stuck = [...waitingFor].filter(([key, modTimeMs]) => modTimeMs === still.find((s) => s.key === key)?.modTimeMs).map(([key]) => key);
   if (stuck.length) {
-    throw new ActionError(`rclone at ${where} reports an empty upload queue but still holds ${plural(stuck.length, 'unuploaded file')}: ${sampleKeys(stuck.map((s) => s.key))}; see ${join(runtimeDir, 'rclone.log')}`);
+    throw new ActionError(`rclone at ${where} reports an empty upload queue but still holds ${plural(stuck.length, 'unuploaded file')}: ${sampleKeys(stuck)}; see ${join(runtimeDir, 'rclone.log')}`);
   }
-  const keys = [...new Set(pendingAtStart.map((item) => item.key))];
+  const keys = [...waitingFor.keys()];
   if (keys.length === 0) return { verified: 0, waitedMs: host.now().getTime() - started };
   const sizes = await remoteSizes(bucket, ctx, keys);
   const missing: string[] = [];
