@@ -307,6 +307,7 @@ async function drain(stream: Readable): Promise<Buffer> {
  */
 function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | null> {
   return new Promise((resolve) => {
+    if (req.destroyed && !req.complete) return resolve(null);
     const chunks: Buffer[] = [];
     body.on('data', (chunk: Buffer) => chunks.push(chunk));
     body.on('end', () => resolve(Buffer.concat(chunks)));
@@ -331,9 +332,9 @@ function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | nu
  * - CompleteMultipartUpload checks the parts as S3 does (ascending, known, ETags matching, at least
  *   5 MiB but the last) and as R2 does: all parts but the last of the same size (400 InvalidPart
  *   "All non-trailing parts must have the same length.").
- * - A whole-object PUT is received in full before s3rver sees it: one whose client goes away
- *   half-way stores nothing (s3rver would keep the part it got, and the proxy's lock of the key
- *   would wait for the rest forever).
+ * - A whole-object PUT is received in full before the key's lock is taken and s3rver sees it: one
+ *   whose client goes away half-way stores nothing (s3rver would keep the part it got, and the
+ *   proxy's lock of the key would wait for the rest forever).
  * - Whole-object copies get their `x-amz-copy-source` re-encoded so that s3rver (which only
  *   `decodeURI`s it) finds keys with `+`, `&`, `?`, `#` and the like.
  */
@@ -635,12 +636,13 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
       return;
     }
     if (key && (method === 'PUT' || method === 'DELETE') && ![...query.keys()].some((name) => name !== 'x-id')) {
+      // Received in full before the key's lock is taken: a client gone half-way stores nothing
+      // and holds no lock.
+      const whole = await receiveWhole(req, body);
+      if (whole === null) return;
       await withLock(`${bucket}\0${key}`, async () => {
         const refused = await checkConditions(req.headers, bucket, key);
-        if (refused) {
-          await drain(body);
-          return sendXml(res, refused[0], refused[1]);
-        }
+        if (refused) return sendXml(res, refused[0], refused[1]);
         let headers = req.headers;
         const copySource = req.headers['x-amz-copy-source'];
         if (method === 'PUT' && typeof copySource === 'string') {
@@ -648,13 +650,10 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
           try {
             decoded = decodeURIComponent(copySource.split('?')[0] as string);
           } catch {
-            await drain(body);
             return sendXml(res, 400, s3ErrorXml('InvalidArgument', 'Invalid copy source encoding'));
           }
           headers = { ...req.headers, 'x-amz-copy-source': encodeURI(decoded) };
         }
-        const whole = await receiveWhole(req, body);
-        if (whole === null) return; // the client is gone: nothing stored, the key's lock released
         await forward(req, whole, res, headers);
       });
       return;
