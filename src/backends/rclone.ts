@@ -352,12 +352,13 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
     if (stillKeys.has(key)) continue; // written again meanwhile: the next flush checks it
     const remote = sizes.get(key);
     const cached = await cachedSize(host, cacheDirOf(bucket, runtimeDir), REMOTE, bucket.name, key);
-    if (remote === undefined) {
-      // Removed or renamed since (through the mount): then the mount no longer shows it either.
-      if (await host.lstat(join(where, key))) missing.push(key);
-    } else if (cached !== null && cached !== remote) {
-      missing.push(`${key} (${remote} bytes in the store, ${cached} written)`);
-    }
+    if (remote !== undefined && (cached === null || cached === remote)) continue;
+    // Removed or renamed since (through the mount): then the mount no longer shows it either.
+    // Written again since it was waited for (a file the agent keeps appending to, read between
+    // two of its writes): the next flush checks it.
+    const now = await host.lstat(join(where, key));
+    if (!now || Math.floor(now.mtimeMs) > waitingFor.get(key)!) continue;
+    missing.push(remote === undefined ? key : `${key} (${remote} bytes in the store, ${cached} written)`);
   }
   if (missing.length) {
     throw new ActionError(`rclone at ${where} finished uploading, but bucket ${bucket.name} lacks ${plural(missing.length, 'file')} it was given: ${sampleKeys(missing)}`);
