@@ -3,7 +3,7 @@
 // may block it while a FUSE daemon is waiting for an answer), a busy WAL writer, the bucket's lease
 // part of a spec, and the "whole container" kill.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pidsWithArg } from '../helpers/e2e.js';
@@ -63,8 +63,9 @@ function alive(pid: number): boolean {
  * SIGKILL, all at once, the process groups of `groups` (children started with `detached: true`)
  * and the FUSE daemon serving `mountPoint`; wait (bounded) until they are gone; then let the dead
  * mount point go with a lazy unmount (no clean unmount: the daemon is dead, its cache lost).
+ * Fails when any process naming the mount point is left. Returns the daemons' pids.
  */
-export async function killContainer(groups: number[], backend: FuseBackend, mountPoint: string): Promise<void> {
+export async function killContainer(groups: number[], backend: FuseBackend, mountPoint: string): Promise<number[]> {
   const daemons = pidsWithArg(backend, mountPoint);
   for (const pid of groups) {
     try {
@@ -82,4 +83,22 @@ export async function killContainer(groups: number[], backend: FuseBackend, moun
   }
   await waitFor('the container processes to die', () => [...groups, ...daemons].every((pid) => !alive(pid)) && pidsWithArg(backend, mountPoint).length === 0, 20_000);
   await execFileAsync('fusermount', ['-u', '-z', mountPoint], { timeout: 20_000 }).catch(() => undefined);
+  const survivors = processesNaming(mountPoint);
+  if (survivors.length) throw new Error(`processes of the killed container still run: ${survivors.join('; ')}`);
+  return daemons;
+}
+
+/** `pid argv` of every process whose command line names `path` (any program). */
+export function processesNaming(path: string): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.includes(path)) && alive(Number(name))) found.push(`${name} ${argv.join(' ').trim()}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
 }
