@@ -293,10 +293,10 @@ function sampleKeys(keys: string[], max = 5): string {
  * before the wait began is uploaded or was written again since (found so on two looks a second
  * apart): a file the agent keeps rewriting re-arms rclone's write-back delay at every close and
  * keeps the queue busy for as long as it writes (docs/backends.md); it is not this action's to
- * wait for. Then check every file waited for that rclone uploaded against the store itself:
- * present, with the size rclone wrote.
+ * wait for (`wholeQueue`: it is, before an unmount). Then check every file waited for that rclone
+ * uploaded against the store itself: present, with the size rclone wrote.
  */
-async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number): Promise<{ verified: number; waitedMs: number }> {
+async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number, wholeQueue = false): Promise<{ verified: number; waitedMs: number }> {
   const { host, runtimeDir } = ctx;
   const started = host.now().getTime();
   const port = await readNumber(host, rcPortFile(runtimeDir));
@@ -317,7 +317,7 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
     if (queue === null) throw new ActionError(`rclone at ${where} does not answer on its rc port ${port} (the daemon died?); its writes may not be in bucket ${bucket.name} (see ${join(runtimeDir, 'rclone.log')})`);
     zeroes = queue.pending === 0 ? zeroes + 1 : 0;
     if (zeroes >= 2) break;
-    if (host.now().getTime() - lastDirtyCheck >= 1_000) {
+    if (!wholeQueue && host.now().getTime() - lastDirtyCheck >= 1_000) {
       lastDirtyCheck = host.now().getTime();
       const dirty = await ownDirty(host, bucket, runtimeDir);
       for (const item of dirty) if (item.modTimeMs <= started && !waitingFor.has(item.key)) waitingFor.set(item.key, item.modTimeMs);
@@ -373,7 +373,8 @@ async function flushBeforeUnmount(bucket: MountedBucket, mountPoint: string, ctx
   // A dead daemon cannot upload anything: unmounting it loses nothing more (its cache stays for the next mount).
   if ((await uploadQueue(ctx.host, port, rcloneEnv(ctx.processEnv))) === null) return;
   try {
-    await flushMount(bucket, ctx, FLUSH_TIMEOUT_MS);
+    // Unmounting leaves nothing behind: here the whole queue must be empty, busy files included.
+    await flushMount(bucket, ctx, FLUSH_TIMEOUT_MS, true);
   } catch (error) {
     throw new ActionError(`${errorMessage(error)}; not unmounting ${mountPoint} so nothing is lost`, { cause: error });
   }
