@@ -93,13 +93,14 @@ function spec(server: S3TestServer, backend: FuseBackend, bucket: string): strin
   ].join('\n');
 }
 
-/** A child in its own process group (so that the kill takes its children too), with its output kept. */
-function startDetached(command: string, args: string[], cwd: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+/** A child in its own process group (so that the kill takes its children too), with its output kept (stderr: the last 64 KiB). */
+function startDetached(command: string, args: string[], cwd: string, env: Record<string, string>): { child: ChildProcess; output: () => string; stdout: () => string } {
   const child = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  return { child, output: () => output };
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-65_536)));
+  return { child, output: () => `${stdout}${stderr ? `\n[stderr]\n${stderr}` : ''}`, stdout: () => stdout };
 }
 
 function persistEnv(stateDir: string): Record<string, string> {
@@ -241,7 +242,7 @@ for (const backend of FUSE_BACKENDS) {
           const tmp = join(machine.root, 'tmp');
           await mkdir(tmp, { recursive: true });
           const agent = startDetached(process.execPath, [agentBundle, journal, machine.ws, db, String(current.index)], machine.root, { ...(process.env as Record<string, string>), TMPDIR: tmp });
-          const watch = startDetached(process.execPath, [PERSIST_BIN, 'watch', '--interval', `${INTERVAL_MS / 1000}s`, '--auto-approve', '-f', machine.spec], machine.root, { ...persistEnv(machine.stateDir), TMPDIR: tmp });
+          const watch = startDetached(process.execPath, [PERSIST_BIN, 'watch', '--interval', `${INTERVAL_MS / 1000}s`, '--auto-approve', '-f', machine.spec, ...(process.env.PERSIST_KILL_DEBUG ? ['--debug'] : [])], machine.root, { ...persistEnv(machine.stateDir), TMPDIR: tmp });
           groups.push(agent.child, watch.child);
           // The moment: after a random number of watch rounds (0 to 3, so that every kind of
           // floor comes up whatever the machine's speed), a random 0-4 s into the next one.
@@ -250,19 +251,24 @@ for (const backend of FUSE_BACKENDS) {
           const rounds = Math.floor(next() * 4);
           const extra = Math.floor(next() * 4000);
           let killAt = rounds === 0 ? started + extra : Infinity;
+          let debugShown = false;
           while (Date.now() < killAt) {
             await new Promise((resolve) => setTimeout(resolve, 100));
             expect(agent.child.exitCode, `the agent died: ${agent.output()}`).toBeNull();
             expect(watch.child.exitCode, `watch died: ${watch.output()}`).toBeNull();
-            if (killAt === Infinity && (roundEnds(watch.output()).length >= rounds || Date.now() - started > MAX_RUN_MS)) killAt = Date.now() + extra;
+            if (killAt === Infinity && (roundEnds(watch.stdout()).length >= rounds || Date.now() - started > MAX_RUN_MS)) killAt = Date.now() + extra;
+            if (process.env.PERSIST_KILL_DEBUG && Date.now() - started > 40_000 && !debugShown) {
+              debugShown = true;
+              console.log(`--- watch of container ${current.index} after 40 s (last 40 lines):\n${watch.output().split('\n').slice(-40).join('\n')}`);
+            }
           }
 
           // The kill: agent, watch and FUSE daemon at once; then the container's folders are gone.
           const killedAt = Date.now();
           const daemons = await killContainer([agent.child.pid!, watch.child.pid!], backend, machine.mnt);
           expect(daemons.length, `the ${backend} daemon of container ${current.index}`).toBeGreaterThan(0);
-          const watchLog = watch.output();
-          if (process.env.PERSIST_KILL_DEBUG) console.log(`--- watch of container ${current.index}:\n${watchLog}`);
+          const watchLog = watch.stdout();
+          if (process.env.PERSIST_KILL_DEBUG) console.log(`--- watch of container ${current.index}:\n${watchLog.split('\n').filter((line) => !line.startsWith('persist debug:')).join('\n')}`);
           const written = await entries();
           // An agent blocked in a write (a hung mount) would make every check below pass vacuously.
           const lastWrite = Math.max(started, ...written.filter((e) => e.c === current.index).map((e) => e.t));

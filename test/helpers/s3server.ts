@@ -413,12 +413,21 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
     return null;
   };
 
+  /**
+   * Send the request on to s3rver and its answer back. Resolves once s3rver's answer has been read
+   * whole (a write of the key is then done there, which is what the key's lock waits for), whether
+   * or not the client is still there to get it: a client that went away (a killed FUSE daemon)
+   * must not leave the lock held for ever.
+   */
   const forward = (req: IncomingMessage, body: Readable | Buffer, res: ServerResponse, headers: IncomingHttpHeaders = req.headers): Promise<number> =>
     new Promise((resolve) => {
       const outgoing = httpRequest({ host: '127.0.0.1', port: upstream.port, method: req.method, path: req.url, headers, agent }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const status = answer.statusCode ?? 502;
+        answer.once('close', () => resolve(status));
+        if (res.destroyed) return void answer.resume();
+        res.once('close', () => answer.resume()); // gone half-way: drain what is left
+        res.writeHead(status, answer.headers);
         answer.pipe(res);
-        res.on('close', () => resolve(answer.statusCode ?? 502));
       });
       outgoing.on('error', () => {
         if (!res.headersSent) sendXml(res, 502, s3ErrorXml('InternalError', 'the test server behind the proxy failed'));
@@ -426,7 +435,13 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
         resolve(502);
       });
       if (Buffer.isBuffer(body)) outgoing.end(body);
-      else body.pipe(outgoing);
+      else {
+        // A streamed body whose client went away half-way: s3rver would wait for the rest.
+        req.once('close', () => {
+          if (!req.complete) outgoing.destroy();
+        });
+        body.pipe(outgoing);
+      }
     });
 
   const uploadPart = async (req: IncomingMessage, body: Readable, res: ServerResponse, bucket: string, query: URLSearchParams): Promise<void> => {
