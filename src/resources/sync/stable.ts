@@ -40,6 +40,8 @@ export class Stage {
   private counter = 0;
   private created = false;
   readonly dir: string;
+  /** Time this push has spent looking for writers of recent files (see lookForWriters). */
+  lookedMs = 0;
 
   constructor(private readonly host: Host) {
     this.dir = join(stateDir(host.env()), 'stage', `push-${host.pid()}-${randomBytes(4).toString('hex')}`);
@@ -117,6 +119,26 @@ function isRecent(info: { mtimeMs: number; ctimeMs?: number }, readAt: number): 
 }
 
 /**
+ * A push's time for looking at writers (a look reads every process's fd table: about a
+ * millisecond in a container, more on a crowded host); past it, recent files fall back to
+ * waiting for SETTLE_MS of quiet, so that a push right after the agent wrote thousands of files
+ * does not pay a look for each.
+ */
+export const LOOK_BUDGET_MS = 2000;
+
+/** Who holds `source` open for writing, or null when it was quiet for RECENT_MS (nothing to look at). */
+async function lookForWriters(host: Host, stage: Stage, source: string, before: FileInfo, readAt: number): Promise<WritersLook | null> {
+  if (!isRecent(before, readAt)) return null;
+  if (stage.lookedMs >= LOOK_BUDGET_MS) return { writers: [], complete: false };
+  const started = host.now().getTime();
+  try {
+    return await host.writersOf(source);
+  } finally {
+    stage.lookedMs += host.now().getTime() - started;
+  }
+}
+
+/**
  * Whether a read between two equal stats is a whole state of the file. `look`: the processes that
  * held it open for writing, looked at between those stats (null: the file was quiet for
  * RECENT_MS, nothing looked at). No writer then, or only writers that append (every read is a
@@ -158,7 +180,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     if (!options.sqlite && before.size <= IN_MEMORY_LIMIT && Buffer.byteLength(basename(key)) <= IN_MEMORY_NAME_LIMIT) {
       // Small files: one read between two stats, written whole from memory.
       const readAt = host.now().getTime();
-      const look = isRecent(before, readAt) ? await host.writersOf(source) : null;
+      const look = await lookForWriters(host, stage, source, before, readAt);
       let data: Buffer;
       try {
         data = await host.readFile(source);
@@ -194,7 +216,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     }
     const temp = await stage.next();
     const readAt = host.now().getTime();
-    const look = options.sqlite || !isRecent(before, readAt) ? null : await host.writersOf(source);
+    const look = options.sqlite ? null : await lookForWriters(host, stage, source, before, readAt);
     let token: string | undefined;
     try {
       if (options.sqlite) {
