@@ -290,10 +290,14 @@ function sampleKeys(keys: string[], max = 5): string {
 
 /**
  * Wait until the mount's upload queue is empty (read empty twice, 300 ms apart: a file closed a
- * moment ago reaches the queue when FUSE's asynchronous release does), then check every file that
- * was dirty when the wait began against the store itself: present, with the size rclone wrote.
+ * moment ago reaches the queue when FUSE's asynchronous release does), or until every file written
+ * before the wait began is uploaded or was written again since (found so on two looks a second
+ * apart): a file the agent keeps rewriting re-arms rclone's write-back delay at every close and
+ * keeps the queue busy for as long as it writes (docs/backends.md); it is not this action's to
+ * wait for (`wholeQueue`: it is, before an unmount). Then check every file waited for that rclone
+ * uploaded against the store itself: present, with the size rclone wrote.
  */
-async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number): Promise<{ verified: number; waitedMs: number }> {
+async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number, wholeQueue = false): Promise<{ verified: number; waitedMs: number }> {
   const { host, runtimeDir } = ctx;
   const started = host.now().getTime();
   const port = await readNumber(host, rcPortFile(runtimeDir));
@@ -303,6 +307,10 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
   }
   const env = rcloneEnv(ctx.processEnv);
   const pendingAtStart = await ownDirty(host, bucket, runtimeDir);
+  /** The files written before the wait began, with the write time they had when first seen dirty. */
+  const waitingFor = new Map(pendingAtStart.map((item) => [item.key, item.modTimeMs]));
+  let lastDirtyCheck = started;
+  let doneLooks = 0;
   const deadline = started + timeoutMs;
   let zeroes = 0;
   for (;;) {
@@ -310,6 +318,15 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
     if (queue === null) throw new ActionError(`rclone at ${where} does not answer on its rc port ${port} (the daemon died?); its writes may not be in bucket ${bucket.name} (see ${join(runtimeDir, 'rclone.log')})`);
     zeroes = queue.pending === 0 ? zeroes + 1 : 0;
     if (zeroes >= 2) break;
+    if (!wholeQueue && host.now().getTime() - lastDirtyCheck >= 1_000) {
+      lastDirtyCheck = host.now().getTime();
+      const dirty = await ownDirty(host, bucket, runtimeDir);
+      for (const item of dirty) if (item.modTimeMs <= started && !waitingFor.has(item.key)) waitingFor.set(item.key, item.modTimeMs);
+      const dirtyNow = new Map(dirty.map((item) => [item.key, item.modTimeMs]));
+      const done = [...waitingFor].every(([key, modTimeMs]) => !dirtyNow.has(key) || dirtyNow.get(key)! > modTimeMs);
+      doneLooks = done ? doneLooks + 1 : 0;
+      if (doneLooks >= 2) break;
+    }
     if (host.now().getTime() > deadline) {
       const dirty = await ownDirty(host, bucket, runtimeDir);
       const oldest = dirty.reduce((min, item) => Math.min(min, item.modTimeMs), Infinity);
@@ -324,11 +341,11 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
   }
   const still = await ownDirty(host, bucket, runtimeDir);
   const stillKeys = new Set(still.map((item) => item.key));
-  const stuck = pendingAtStart.filter((item) => stillKeys.has(item.key) && item.modTimeMs === still.find((s) => s.key === item.key)?.modTimeMs);
+  const stuck = [...waitingFor].filter(([key, modTimeMs]) => modTimeMs === still.find((s) => s.key === key)?.modTimeMs).map(([key]) => key);
   if (stuck.length) {
-    throw new ActionError(`rclone at ${where} reports an empty upload queue but still holds ${plural(stuck.length, 'unuploaded file')}: ${sampleKeys(stuck.map((s) => s.key))}; see ${join(runtimeDir, 'rclone.log')}`);
+    throw new ActionError(`rclone at ${where} reports an empty upload queue but still holds ${plural(stuck.length, 'unuploaded file')}: ${sampleKeys(stuck)}; see ${join(runtimeDir, 'rclone.log')}`);
   }
-  const keys = [...new Set(pendingAtStart.map((item) => item.key))];
+  const keys = [...waitingFor.keys()];
   if (keys.length === 0) return { verified: 0, waitedMs: host.now().getTime() - started };
   const sizes = await remoteSizes(bucket, ctx, keys);
   const missing: string[] = [];
@@ -336,12 +353,13 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
     if (stillKeys.has(key)) continue; // written again meanwhile: the next flush checks it
     const remote = sizes.get(key);
     const cached = await cachedSize(host, cacheDirOf(bucket, runtimeDir), REMOTE, bucket.name, key);
-    if (remote === undefined) {
-      // Removed or renamed since (through the mount): then the mount no longer shows it either.
-      if (await host.lstat(join(where, key))) missing.push(key);
-    } else if (cached !== null && cached !== remote) {
-      missing.push(`${key} (${remote} bytes in the store, ${cached} written)`);
-    }
+    if (remote !== undefined && (cached === null || cached === remote)) continue;
+    // Removed or renamed since (through the mount): then the mount no longer shows it either.
+    // Written again since it was waited for (a file the agent keeps appending to, read between
+    // two of its writes): the next flush checks it.
+    const now = await host.lstat(join(where, key));
+    if (!now || Math.floor(now.mtimeMs) > waitingFor.get(key)!) continue;
+    missing.push(remote === undefined ? key : `${key} (${remote} bytes in the store, ${cached} written)`);
   }
   if (missing.length) {
     throw new ActionError(`rclone at ${where} finished uploading, but bucket ${bucket.name} lacks ${plural(missing.length, 'file')} it was given: ${sampleKeys(missing)}`);
@@ -356,7 +374,8 @@ async function flushBeforeUnmount(bucket: MountedBucket, mountPoint: string, ctx
   // A dead daemon cannot upload anything: unmounting it loses nothing more (its cache stays for the next mount).
   if ((await uploadQueue(ctx.host, port, rcloneEnv(ctx.processEnv))) === null) return;
   try {
-    await flushMount(bucket, ctx, FLUSH_TIMEOUT_MS);
+    // Unmounting leaves nothing behind: here the whole queue must be empty, busy files included.
+    await flushMount(bucket, ctx, FLUSH_TIMEOUT_MS, true);
   } catch (error) {
     throw new ActionError(`${errorMessage(error)}; not unmounting ${mountPoint} so nothing is lost`, { cause: error });
   }

@@ -129,6 +129,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
               for (const action of safe) {
                 const result = report.results.get(action.address);
                 if (result?.status === 'failed') {
+                  log(`failed: ${action.address}: ${result.message}`);
                   const failures = (failing.get(action.address)?.failures ?? 0) + 1;
                   failing.set(action.address, { failures, until: round + backoffRounds(failures) });
                   failed.push(`${action.address} ${action.action}`);

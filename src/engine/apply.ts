@@ -24,6 +24,8 @@ export interface ActionResult {
   notes: string[];
   /** The module verified its own result in the store (see ApplyOutcome.verifiedInStore). */
   verifiedInStore?: boolean;
+  /** The action that still follows this one by design (see ApplyOutcome.followedBy). */
+  followedBy?: string;
 }
 
 export interface ApplyReport {
@@ -180,6 +182,7 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
       const changed = done.decision.action !== action.action ? ` (re-checked: ${done.decision.action} instead of ${action.action})` : '';
       const applied = result('applied', `${done.outcome.summary}${changed}`, done.outcome.notes ?? []);
       if (done.outcome.verifiedInStore) applied.verifiedInStore = true;
+      if (done.outcome.followedBy) applied.followedBy = done.outcome.followedBy;
       return applied;
     } catch (error) {
       return result('failed', errorMessage(error));
@@ -205,6 +208,8 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     const { observed } = await recheck(entry);
     if (observed.diff && result.verifiedInStore && observed.diff.action === action.action && !observed.diff.conflict) {
       result.notes.push(`it changed again since it was read (${observed.diff.reason}); the next ${action.action} takes the newer state`);
+    } else if (observed.diff && result.followedBy === observed.diff.action && !observed.diff.conflict) {
+      result.notes.push(`it still needs "${observed.diff.action}" (${observed.diff.reason}): the next apply or watch round does it`);
     } else if (observed.diff) {
       result.status = 'failed';
       result.message = `verification failed: after the action it still needs "${observed.diff.action}" (${observed.diff.reason})`;

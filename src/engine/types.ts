@@ -140,6 +140,13 @@ export interface ApplyOutcome {
    * again meanwhile (an agent writing during a push): it notes it; the next run takes it.
    */
   verifiedInStore?: boolean;
+  /**
+   * The action that, by design, still follows this one on the same resource: a restore that
+   * found the mirror ahead of its manifest (a push killed half-way) leaves a push that writes the
+   * manifest matching it. Verification then notes it instead of failing the action; the next
+   * apply or watch round carries it out.
+   */
+  followedBy?: string;
 }
 
 /**

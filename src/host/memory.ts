@@ -183,6 +183,10 @@ export class MemoryHost implements Host {
   async openersOf(_folder: string): Promise<{ pid: number; command: string; path: string }[]> {
     return [];
   }
+  /** No processes in memory: nothing is known about writers. */
+  async writersOf(_path: string): Promise<{ writers: { pid: number; append: boolean }[]; complete: boolean }> {
+    return { writers: [], complete: false };
+  }
 
   async mkdir(path: HostPath, options?: { mode?: number }): Promise<void> {
     const resolved = this.#resolve(path, true);

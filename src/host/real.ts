@@ -1,6 +1,6 @@
 // The real host: node:fs, /proc/self/mountinfo, child processes, the system clock.
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { constants, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseMountinfo } from './mountinfo.js';
@@ -255,6 +255,48 @@ export class RealHost implements Host {
       found.push({ pid: Number(pid), command, path: hit });
     }
     return found;
+  }
+
+  async writersOf(path: string): Promise<{ writers: { pid: number; append: boolean }[]; complete: boolean }> {
+    // Synchronous: /proc is local, and the whole look must fit between two stats of the file.
+    let target: string;
+    try {
+      target = realpathSync(path);
+    } catch {
+      return { writers: [], complete: false };
+    }
+    const writers: { pid: number; append: boolean }[] = [];
+    let complete = true;
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') complete = false; // not ours to look into
+        continue;
+      }
+      for (const fd of fds) {
+        let link: string;
+        try {
+          link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          continue; // closed meanwhile
+        }
+        if (link !== target) continue;
+        // `flags:` is octal: O_WRONLY 01, O_RDWR 02, O_APPEND 02000. Unreadable: counted as a writer.
+        let fdinfo = '';
+        try {
+          fdinfo = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+        } catch {
+          // closed meanwhile
+        }
+        const flags = /^flags:\s+([0-7]+)$/m.exec(fdinfo);
+        const value = flags ? parseInt(flags[1]!, 8) : 0o2;
+        if ((value & 0o3) !== 0) writers.push({ pid: Number(pid), append: (value & 0o2000) !== 0 });
+      }
+    }
+    return { writers, complete };
   }
 
   processAlive(pid: number): boolean {

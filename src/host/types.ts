@@ -111,6 +111,12 @@ export interface Host {
    * and /proc/<pid>/cwd; processes this user cannot inspect are not seen). Used before an adopt.
    */
   openersOf(folder: string): Promise<{ pid: number; command: string; path: string }[]>;
+  /**
+   * The processes holding the file `path` open for writing (from /proc/<pid>/fd and fdinfo),
+   * each with whether it opened it to append; `complete` is false when some process could not be
+   * looked into (another user's, unless persist runs as root), so that none seen proves nothing.
+   */
+  writersOf(path: string): Promise<{ writers: { pid: number; append: boolean }[]; complete: boolean }>;
 
   // --- writes (refused by the read-only host) ---
   mkdir(path: HostPath, options?: { mode?: number }): Promise<void>; // recursive

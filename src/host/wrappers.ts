@@ -146,6 +146,7 @@ const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   pid: { args: () => '', result: String },
   processAlive: { args: (pid) => String(pid), result: (alive) => (alive ? 'alive' : 'not running') },
   openersOf: { args: (folder) => folder, result: (found) => plural(found.length, 'process', 'processes') },
+  writersOf: { args: (path) => path, result: (found) => `${plural(found.writers.length, 'writer')}${found.complete ? '' : ' (not every process seen)'}` },
   mkdir: { args: (path, options) => `${shown(path)}${mode(options?.mode)}`, result: ok },
   writeFile: { args: (path, data, options) => `${shown(path)} (${size(data)}${mode(options?.mode)}${options?.exclusive ? ', exclusive' : ''}${options?.durable ? ', durable' : ''})`, result: ok },
   writeFileAtomic: { args: (path, data, options) => `${shown(path)} (${size(data)}${mode(options?.mode)})`, result: ok },

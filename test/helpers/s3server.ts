@@ -350,6 +350,22 @@ async function drain(stream: Readable): Promise<Buffer> {
 }
 
 /**
+ * The whole body of a request, or null when the client went away before sending all of it (a
+ * killed FUSE daemon mid-upload): S3 then changes nothing, while s3rver would keep a partial object.
+ */
+function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    if (req.destroyed && !req.complete) return resolve(null);
+    const chunks: Buffer[] = [];
+    body.on('data', (chunk: Buffer) => chunks.push(chunk));
+    body.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('close', () => {
+      if (!req.complete) resolve(null);
+    });
+  });
+}
+
+/**
  * s3rver behind a proxy that behaves as S3 and R2 do where s3rver does not:
  *
  * - PUT (whole object or copy) and CompleteMultipartUpload honour `If-None-Match: *` (412
@@ -364,6 +380,9 @@ async function drain(stream: Readable): Promise<Buffer> {
  * - CompleteMultipartUpload checks the parts as S3 does (ascending, known, ETags matching, at least
  *   5 MiB but the last) and as R2 does: all parts but the last of the same size (400 InvalidPart
  *   "All non-trailing parts must have the same length.").
+ * - A whole-object PUT is received in full before the key's lock is taken and s3rver sees it: one
+ *   whose client goes away half-way stores nothing (s3rver would keep the part it got, and the
+ *   proxy's lock of the key would wait for the rest forever).
  * - Whole-object copies get their `x-amz-copy-source` re-encoded so that s3rver (which only
  *   `decodeURI`s it) finds keys with `+`, `&`, `?`, `#` and the like.
  */
@@ -442,12 +461,21 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
     return null;
   };
 
+  /**
+   * Send the request on to s3rver and its answer back. Resolves once s3rver's answer has been read
+   * whole (a write of the key is then done there, which is what the key's lock waits for), whether
+   * or not the client is still there to get it: a client that went away (a killed FUSE daemon)
+   * must not leave the lock held for ever.
+   */
   const forward = (req: IncomingMessage, body: Readable | Buffer, res: ServerResponse, headers: IncomingHttpHeaders = req.headers): Promise<number> =>
     new Promise((resolve) => {
       const outgoing = httpRequest({ host: '127.0.0.1', port: upstream.port, method: req.method, path: req.url, headers, agent }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const status = answer.statusCode ?? 502;
+        answer.once('close', () => resolve(status));
+        if (res.destroyed) return void answer.resume();
+        res.once('close', () => answer.resume()); // gone half-way: drain what is left
+        res.writeHead(status, answer.headers);
         answer.pipe(res);
-        res.on('close', () => resolve(answer.statusCode ?? 502));
       });
       outgoing.on('error', () => {
         if (!res.headersSent) sendXml(res, 502, s3ErrorXml('InternalError', 'the test server behind the proxy failed'));
@@ -455,7 +483,13 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
         resolve(502);
       });
       if (Buffer.isBuffer(body)) outgoing.end(body);
-      else body.pipe(outgoing);
+      else {
+        // A streamed body whose client went away half-way: s3rver would wait for the rest.
+        req.once('close', () => {
+          if (!req.complete) outgoing.destroy();
+        });
+        body.pipe(outgoing);
+      }
     });
 
   const uploadPart = async (req: IncomingMessage, body: Readable, res: ServerResponse, bucket: string, query: URLSearchParams): Promise<void> => {
@@ -665,12 +699,13 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
       return;
     }
     if (key && (method === 'PUT' || method === 'DELETE') && ![...query.keys()].some((name) => name !== 'x-id')) {
+      // Received in full before the key's lock is taken: a client gone half-way stores nothing
+      // and holds no lock.
+      const whole = await receiveWhole(req, body);
+      if (whole === null) return;
       await withLock(`${bucket}\0${key}`, async () => {
         const refused = await checkConditions(req.headers, bucket, key);
-        if (refused) {
-          await drain(body);
-          return sendXml(res, refused[0], refused[1]);
-        }
+        if (refused) return sendXml(res, refused[0], refused[1]);
         let headers = req.headers;
         const copySource = req.headers['x-amz-copy-source'];
         if (method === 'PUT' && typeof copySource === 'string') {
@@ -678,12 +713,11 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
           try {
             decoded = decodeURIComponent(copySource.split('?')[0] as string);
           } catch {
-            await drain(body);
             return sendXml(res, 400, s3ErrorXml('InvalidArgument', 'Invalid copy source encoding'));
           }
           headers = { ...req.headers, 'x-amz-copy-source': encodeURI(decoded) };
         }
-        await forward(req, body, res, headers);
+        await forward(req, whole, res, headers);
       });
       return;
     }

@@ -319,7 +319,9 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
     if (repo.head.sha) {
       ctx.report('snapshotting the work tree');
-      const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef);
+      // Made on the HEAD these refs record, whatever the agent commits meanwhile (a commit
+      // changes no file of the work tree: that HEAD with the files as they are now existed).
+      const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef, repo.head.sha);
       if (saved.sha) refs[WORKTREE_REF] = saved.sha;
     }
     const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal, generation);
@@ -328,7 +330,9 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
     const committed = written.header.refs.filter((ref) => ref.name !== 'HEAD' && !isPersistRef(ref.name)).length;
     const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
-    return { summary: `wrote ${bundle.relFile} (${committed} refs${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings };
+    // writeBundle checked the stored bundle against what it built: an agent that commits or edits
+    // again before the executor verifies does not fail the update (the next one takes it).
+    return { summary: `wrote ${bundle.relFile} (${committed} refs${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings, verifiedInStore: true };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;

@@ -68,6 +68,11 @@ export interface SnapshotWorktreeOptions {
   objects?: 'repo' | 'temporary';
   /** The saved snapshot to compare with (null: none saved); see snapshotWorktree. */
   saved?: string | null;
+  /**
+   * The commit to make the snapshot on (default: HEAD as it is now). An update passes the HEAD
+   * its bundle records, so that a commit the agent makes meanwhile cannot part the two.
+   */
+  head?: string;
   timeoutMs?: number;
 }
 
@@ -155,7 +160,7 @@ export function unreadablePaths(stderr: string): string[] {
 
 /**
  * Build the snapshot commit of the work tree of `repo` (see the top of this file). The commit has
- * HEAD as parent (none when unborn), a fixed identity and HEAD's committer date, so the same work
+ * HEAD (or `head`) as parent (none when unborn), a fixed identity and its committer date, so the same work
  * tree on the same HEAD always gives the same sha. With `objects: 'temporary'` every git call is
  * marked read-only (it writes only into persist's scratch folder), so plan can run it on its
  * read-only host. `saved`: the saved snapshot's sha (null: none); when the new snapshot differs
@@ -165,7 +170,7 @@ export function unreadablePaths(stderr: string): string[] {
 export async function snapshotWorktree(host: Host, repo: string, options: SnapshotWorktreeOptions = {}): Promise<WorktreeSnapshot> {
   const temporary = options.objects === 'temporary';
   // Independent look-ups run side by side (each git process costs a few ms, more on a busy machine).
-  const lookups = Promise.all([repoPaths(host, repo), headCommit(host, repo)]);
+  const lookups = Promise.all([repoPaths(host, repo), options.head ?? headCommit(host, repo)]);
   lookups.catch(() => {}); // awaited below; this only keeps a failure meanwhile from going unhandled
   return withScratchDir(host, `persist-worktree-${host.pid()}-`, async (temp) => {
     const [{ top, index: realIndex, objects: repoObjects }, head] = await lookups;

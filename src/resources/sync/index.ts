@@ -608,6 +608,9 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   if (missing.length) notes.push(`${plural(missing.length, 'file')} listed in the manifest ${missing.length === 1 ? 'is' : 'are'} missing from the mirror: ${samplePaths(missing)}`);
   const outcome: ApplyOutcome = { summary: `restored ${plural(restored, 'file')} (${formatBytes(bytes)})` };
   if (notes.length) outcome.notes = notes;
+  // A mirror ahead of its manifest (a push killed half-way) was restored as found: the manifest
+  // that matches it is the next push's to write, not a failure of this restore.
+  if (differing.length || (manifest?.storage.version === 2 && manifest.storage.interrupted.length > 0)) outcome.followedBy = 'push';
   return outcome;
 }
 

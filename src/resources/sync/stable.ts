@@ -2,7 +2,9 @@
 //
 // A file is first read into a private temporary file on local disk (the stage), with its size,
 // mtime and ctime taken before and after: equal stamps (and a copy of that size) mean no write
-// happened during the read, so the stage holds a state the file had. Otherwise it is read again,
+// happened during the read, so the stage holds a state the file had. A file changed lately is
+// taken only when no process held it open for writing meanwhile (a writer between two writes of
+// one update shows stamps that do not move), see isWhole. Otherwise it is read again,
 // at most STABLE_READS times; a file that never settles is not stored (the mirror keeps what it
 // had, the push says so, the next push tries again): never a torn copy. Only then is the stage
 // uploaded through the Store, and the manifest gets the hash of exactly the bytes that went in.
@@ -19,8 +21,19 @@ import { sameStamp, type StatStamp } from './trust-state.js';
 import type { TreeFile } from './tree.js';
 import { errorMessage } from '../../output/format.js';
 
-/** How many times a file that changes while it is read is read again. */
+/** How many times a file that may be inside an update (see isWhole) is read again, SETTLE_MS apart. */
 export const STABLE_READS = 3;
+/**
+ * How many reads in all a write may land in before the file counts as never settling: each is
+ * tried again after a short random pause, at another point of the writer's rhythm (a file the agent
+ * rewrites every 100 ms leaves gaps that a read fits in, but not every time).
+ */
+export const INTERRUPTED_READS = 10;
+
+/** A pause of 5 to 45 ms, so that retries do not keep step with a writer's rhythm. */
+function jitter(): number {
+  return 5 + Math.floor(Math.random() * 40);
+}
 
 /** A private folder on local disk for the stages of one push (`<state>/stage/<random>`, mode 0700). */
 export class Stage {
@@ -28,6 +41,8 @@ export class Stage {
   /** Made once, on first use (files of one push are staged in parallel). */
   private created: Promise<void> | null = null;
   readonly dir: string;
+  /** Time this push has spent looking for writers of recent files (see lookForWriters). */
+  lookedMs = 0;
 
   constructor(private readonly host: Host) {
     this.dir = join(stateDir(host.env()), 'stage', `push-${host.pid()}-${randomBytes(4).toString('hex')}`);
@@ -102,6 +117,50 @@ export function isFresh(info: { mtimeMs: number; ctimeMs?: number }, readAt: num
   return readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) < SETTLE_MS && readAt >= info.mtimeMs - 1000;
 }
 
+/** A file changed less than this long before it is read: who holds it open for writing is looked at. */
+export const RECENT_MS = 2000;
+
+type WritersLook = Awaited<ReturnType<Host['writersOf']>>;
+
+function isRecent(info: { mtimeMs: number; ctimeMs?: number }, readAt: number): boolean {
+  return readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) < RECENT_MS && readAt >= info.mtimeMs - 1000;
+}
+
+/**
+ * A push's time for looking at writers (a look reads every process's fd table: about a
+ * millisecond in a container, more on a crowded host); past it, recent files fall back to
+ * waiting for SETTLE_MS of quiet, so that a push right after the agent wrote thousands of files
+ * does not pay a look for each.
+ */
+export const LOOK_BUDGET_MS = 2000;
+
+/** Who holds `source` open for writing, or null when it was quiet for RECENT_MS (nothing to look at). */
+async function lookForWriters(host: Host, stage: Stage, source: string, before: FileInfo, readAt: number): Promise<WritersLook | null> {
+  if (!isRecent(before, readAt)) return null;
+  if (stage.lookedMs >= LOOK_BUDGET_MS) return { writers: [], complete: false };
+  const started = host.now().getTime();
+  try {
+    return await host.writersOf(source);
+  } finally {
+    stage.lookedMs += host.now().getTime() - started;
+  }
+}
+
+/**
+ * Whether a read between two equal stats is a whole state of the file. `look`: the processes that
+ * held it open for writing, looked at between those stats (null: the file was quiet for
+ * RECENT_MS, nothing looked at). No writer then, or only writers that append (every read is a
+ * prefix that existed), means none was inside an update: taken however recent the change (a file
+ * the agent rewrites without pause is never quiet for SETTLE_MS). A writer that holds it open
+ * otherwise may be between two writes of one update, however long ago the last was: read again.
+ * When not every process could be looked into, the file must have been quiet for SETTLE_MS.
+ */
+function isWhole(after: { mtimeMs: number; ctimeMs?: number }, readAt: number, look: WritersLook | null): boolean {
+  if (look === null) return true;
+  if (!look.complete) return !isFresh(after, readAt);
+  return look.writers.every((writer) => writer.append);
+}
+
 /** How long a file that was emptied must stay empty before an empty read of it is stored. */
 export const EMPTIED_SETTLE_MS = 2000;
 
@@ -121,6 +180,7 @@ function failure(error: unknown, before: FileInfo, sqlite: boolean): PushedFile 
 /** Stage `source` stably (or snapshot it), then upload the stage to `key`. */
 export async function pushFile(host: Host, store: Store, stage: Stage, source: string, key: string, listed: TreeFile, options: PushFileOptions): Promise<PushedFile> {
   let moved = false;
+  let interrupted = 0;
   for (let attempt = 1; attempt <= STABLE_READS; attempt++) {
     const before = await host.lstat(source);
     if (!before || before.type !== 'file') return { kind: 'gone' };
@@ -128,6 +188,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     if (!options.sqlite && before.size <= IN_MEMORY_LIMIT && Buffer.byteLength(basename(key)) <= IN_MEMORY_NAME_LIMIT) {
       // Small files: one read between two stats, written whole from memory.
       const readAt = host.now().getTime();
+      const look = await lookForWriters(host, stage, source, before, readAt);
       let data: Buffer;
       try {
         data = await host.readFile(source);
@@ -137,14 +198,18 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
       const after = await host.lstat(source);
       if (!after || !sameStamp(stampOf(before), stampOf(after)) || data.length !== before.size) {
         moved = true;
+        if (++interrupted < INTERRUPTED_READS) {
+          attempt--;
+          await host.sleep(jitter());
+        }
         continue;
       }
       // An emptied file (it had content) is taken only once it stayed empty a while: a writer
       // between its truncate and its write, descheduled on a busy machine, leaves one behind.
       const emptied = data.length === 0 && (options.previous?.size ?? 0) > 0 && readAt - Math.max(after.mtimeMs, after.ctimeMs ?? 0) < EMPTIED_SETTLE_MS;
-      if (isFresh(after, readAt) || emptied) {
-        // Changed within the last moments: a writer may be inside its write (truncate, then the
-        // bytes), with a size and times that do not move meanwhile. Wait a little and read again.
+      if (!isWhole(after, readAt, look) || emptied) {
+        // A writer may be inside its update (truncate, then the bytes), with a size and times
+        // that do not move meanwhile. Wait a little and read again.
         moved = true;
         if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
         continue;
@@ -159,6 +224,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     }
     const temp = await stage.next();
     const readAt = host.now().getTime();
+    const look = options.sqlite ? null : await lookForWriters(host, stage, source, before, readAt);
     let token: string | undefined;
     try {
       if (options.sqlite) {
@@ -174,11 +240,14 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     const after = await host.lstat(source);
     const staged = await host.stat(temp);
     // A database's snapshot is consistent whatever the writer did meanwhile: no re-read needed.
-    const stable = options.sqlite || (after !== null && sameStamp(stampOf(before), stampOf(after)) && staged?.size === before.size && !isFresh(after, readAt));
-    if (!stable) {
+    const unmoved = options.sqlite || (after !== null && sameStamp(stampOf(before), stampOf(after)) && staged?.size === before.size);
+    if (!unmoved || !(options.sqlite || isWhole(after!, readAt, look))) {
       moved = true;
       await host.remove(temp);
-      if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
+      if (!unmoved && ++interrupted < INTERRUPTED_READS) {
+        attempt--;
+        await host.sleep(jitter());
+      } else if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
       continue;
     }
     try {
