@@ -304,7 +304,9 @@ describe.each([
     await savedDirty();
     rmSync(state, { recursive: true });
     const { action, runs: ran } = await plan();
-    expect(action).toBeNull();
+    // Lineage: the generation is recorded as seen here; the work tree is found as saved.
+    expect(action?.action).toBe('restore');
+    expect(action?.reason).toMatch(/already holds generation 1 .*: recorded as seen here, nothing else changes$/);
     expect(ran.length).toBeGreaterThan(3);
     expect(ran.some((run) => / add -A /.test(run))).toBe(true);
   });

@@ -87,7 +87,7 @@ export async function keepRepoAside(host: Host, request: AsideRequest, progress:
   progress('keeping the local repo aside');
   await ensureExcluded(host, repo);
   const head = await host.run('git', ['-C', repo, 'rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { readOnly: true });
-  if (head.exitCode === 0) await saveWorktree(host, repo, await readWorktreeRef(host, repo));
+  if (head.exitCode === 0) await saveWorktree(host, repo, await readWorktreeRef(host, repo), head.stdout.trim());
   const listed = [
     ...splitNul((await git(host, ['-C', repo, 'ls-files', '-z', '--cached'], { readOnly: true })).stdout),
     ...splitNul((await git(host, ['-C', repo, 'ls-files', '-z', '--others', '--exclude-standard'], { readOnly: true })).stdout),
