@@ -362,12 +362,14 @@ for (const backend of FUSE_BACKENDS) {
             () => false,
           );
           expect(holdsFloor, `HEAD holds the floor's commit ${floorCommit?.n ?? 'of the container start'} ${failed}`).toBe(true);
-          const soulN = versionOf(await readText(join(machine.ws, SOUL)), soulBody, anyN);
-          const draftN = versionOf(await readText(join(machine.ws, DRAFT)), draftBody, anyN);
+          const soulText = await readText(join(machine.ws, SOUL));
+          const draftText = await readText(join(machine.ws, DRAFT));
+          const soulN = versionOf(soulText, soulBody, anyN);
+          const draftN = versionOf(draftText, draftBody, anyN);
           const editFloor = floorOf('edit', current.edit);
-          expect(soulN, `${SOUL} (modified, not committed) ${failed}`).not.toBeNull();
+          expect(soulN, `${SOUL} (modified, not committed) ${failed}: ${JSON.stringify(soulText)}`).not.toBeNull();
           expect(soulN!, `${SOUL} (modified, not committed) is at least the floor's ${failed}`).toBeGreaterThanOrEqual(editFloor);
-          expect(draftN, `${DRAFT} (untracked) ${failed}`).not.toBeNull();
+          expect(draftN, `${DRAFT} (untracked) ${failed}: ${JSON.stringify(draftText)}`).not.toBeNull();
           expect(draftN!, `${DRAFT} (untracked) is at least the floor's ${failed}`).toBeGreaterThanOrEqual(editFloor);
           const diary = (await readText(join(machine.ws, DIARY))) ?? '';
           expect(diary, `${DIARY} is the committed file of HEAD or of a later save ${failed}`).toMatch(/^(entry \d+\n)+$/);

@@ -101,11 +101,11 @@ export async function lostSavedWork(
 
 /**
  * Before an update: keep `.persist-backups/` out of the repo, build the snapshot (on `head`, the
- * commit the bundle records as HEAD) into the repo's objects and point `refs/persist/worktree` at
- * it (deleted when the work tree is clean). Returns the snapshot's sha, or null when there is
- * nothing beyond HEAD to save.
+ * commit the bundle records as HEAD; without it, on HEAD as read now) into the repo's objects and
+ * point `refs/persist/worktree` at it (deleted when the work tree is clean). Returns the
+ * snapshot's sha, or null when there is nothing beyond HEAD to save.
  */
-export async function saveWorktree(host: Host, repo: string, hadRef: string | null, head: string): Promise<{ sha: string | null; excluded: boolean }> {
+export async function saveWorktree(host: Host, repo: string, hadRef: string | null, head?: string): Promise<{ sha: string | null; excluded: boolean }> {
   const excluded = await ensureExcluded(host, repo);
   const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo', head }), 'worktree');
   const sha = snapshot.clean ? null : snapshot.sha;
