@@ -13,7 +13,7 @@ const ROOT = '.persist-sync.json';
 
 describe('a new container after a push that was killed half-way', () => {
   it('shards written, root not: the restore succeeds, notes what is left, and the next apply pushes it', async () => {
-    const f = makeFixture({ sync: true });
+    const f = makeFixture({ sync: true, leaseTtl: '1s' });
     expect((await f.run(['apply', '--auto-approve'])).code).toBe(0);
     const rootBefore = readFileSync(join(f.bucket, 'state', ROOT));
     // The killed push: the new file and its shard reached the mirror, the root did not.
@@ -25,7 +25,7 @@ describe('a new container after a push that was killed half-way', () => {
     // The new container: its local folder and persist state are new and empty.
     rmSync(join(f.dir, 'state'), { recursive: true });
     renameSync(f.stateDir, `${f.stateDir}-killed`);
-    const restored = await f.run(['apply', '--auto-approve']);
+    const restored = await f.run(['apply', '--auto-approve', '--lock-timeout', '30s']);
     expect(restored.code, restored.stdout + restored.stderr).toBe(0);
     expect(restored.stdout).toMatch(/sync\.state {2}restore: restored 2 files/);
     expect(restored.stdout).toMatch(/still needs "push" \(an interrupted push left .*older than its shards\): the next apply or watch round does it/);
@@ -39,14 +39,14 @@ describe('a new container after a push that was killed half-way', () => {
   });
 
   it('a file copied, its shard not written: restored as found, and the next apply pushes the manifest that matches it', async () => {
-    const f = makeFixture({ sync: true });
+    const f = makeFixture({ sync: true, leaseTtl: '1s' });
     expect((await f.run(['apply', '--auto-approve'])).code).toBe(0);
     // The killed push: the new bytes reached the mirror, the manifest still lists the old ones.
     writeFileSync(join(f.bucket, 'state', 'app.db'), 'rows\nnewer rows\n');
 
     rmSync(join(f.dir, 'state'), { recursive: true });
     renameSync(f.stateDir, `${f.stateDir}-killed`);
-    const restored = await f.run(['apply', '--auto-approve']);
+    const restored = await f.run(['apply', '--auto-approve', '--lock-timeout', '30s']);
     expect(restored.code, restored.stdout + restored.stderr).toBe(0);
     expect(restored.stdout).toMatch(/differed from its manifest and were restored as found: app\.db/);
     expect(restored.stdout).toMatch(/still needs "push" .*: the next apply or watch round does it/);
