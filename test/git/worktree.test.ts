@@ -1,7 +1,7 @@
 // Work-tree snapshots with real git: saved through a bundle, brought back in a clone, and the
 // saving repo's HEAD, index, stash, refs and reflogs untouched.
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
@@ -13,7 +13,9 @@ import {
   readWorktreeRef,
   restoreWorktree,
   snapshotWorktree,
+  statusPaths,
   updateWorktreeRef,
+  worktreeStatus,
 } from '../../src/resources/bundle/worktree.js';
 import { commit, git, initRepo, tempDir, write } from './helpers.js';
 
@@ -221,6 +223,46 @@ describe('snapshotWorktree', () => {
     expect(snapshot.clean).toBe(true); // the submodule's own changes are not the parent repo's
     expect(git(repo, 'ls-tree', snapshot.sha, 'sub').split(/\s/)[1]).toBe('commit');
     expect(observe(repo)).toEqual(before);
+  });
+
+  it('leaves out the paths it is told to (persist\'s links): literally, at any depth, a tracked one as the index holds it', async () => {
+    const root = temp();
+    const repo = initRepo(join(root, 'repo'), { 'a.txt': 'a\n', '.gitignore': 'memory/\nlogs/\n', 'deep/tracked/x.txt': 'x\n' });
+    symlinkSync(join(root, 'mount/memory'), join(repo, 'memory')); // a symlink: `memory/` does not ignore it
+    symlinkSync(join(root, 'mount/logs'), join(repo, 'deep/logs'));
+    rmSync(join(repo, 'deep/tracked'), { recursive: true });
+    symlinkSync(join(root, 'mount/tracked'), join(repo, 'deep/tracked')); // a tracked folder, linked over
+    write(join(repo, 'n*'), 'a name with a glob character\n');
+    write(join(repo, 'nx'), 'matched by n* as a glob, not literally\n');
+    const before = observe(repo);
+    const leaveOut = ['memory', 'deep/logs', 'deep/tracked', 'n*'];
+    const snapshot = await snapshotWorktree(host, repo, { leaveOut });
+    expect(git(repo, 'ls-tree', '-r', '--name-only', snapshot.sha).split('\n').sort()).toEqual(['.gitignore', 'a.txt', 'deep/tracked/x.txt', 'nx']);
+    expect(observe(repo)).toEqual(before);
+    expect((await snapshotWorktree(host, repo, { leaveOut, objects: 'temporary' })).sha).toBe(snapshot.sha);
+    // Without them, git saves each symlink (and drops the tracked folder's file).
+    const all = await snapshotWorktree(host, repo, { objects: 'temporary' });
+    expect(all.sha).not.toBe(snapshot.sha);
+    // Only persist's links untracked: the snapshot is clean, and so is the status that stands for it.
+    rmSync(join(repo, 'n*'));
+    rmSync(join(repo, 'nx'));
+    expect((await snapshotWorktree(host, repo, { leaveOut, objects: 'temporary' })).clean).toBe(true);
+    expect((await worktreeStatus(host, repo, leaveOut)).status).toBe('');
+    expect(statusPaths((await worktreeStatus(host, repo)).status).sort()).toEqual(['deep/logs', 'deep/tracked', 'deep/tracked/x.txt', 'memory']);
+  });
+
+  it('leaves out a path the repo ignores as well (git then names it and exits 1), with warnings around', async () => {
+    const root = temp();
+    const repo = initRepo(join(root, 'repo'), { 'a.txt': 'a\n', '.gitignore': 'memory\ndata/\n' });
+    symlinkSync(join(root, 'mount/memory'), join(repo, 'memory'));
+    mkdirSync(join(repo, 'data'));
+    symlinkSync(join(root, 'mount/logs'), join(repo, 'data/logs')); // in an ignored folder: git names the folder
+    git(repo, 'config', 'core.autocrlf', 'true'); // git warns about the line endings of new.txt
+    write(join(repo, 'new.txt'), 'untracked\n');
+    const snapshot = await snapshotWorktree(host, repo, { leaveOut: ['memory', 'data/logs'] });
+    expect(git(repo, 'ls-tree', '-r', '--name-only', snapshot.sha).split('\n').sort()).toEqual(['.gitignore', 'a.txt', 'new.txt']);
+    expect(snapshot.skipped).toEqual([]);
+    expect((await snapshotWorktree(host, repo)).sha).toBe(snapshot.sha);
   });
 
   it('with temporary objects writes nothing into the repo and gives the same sha', async () => {

@@ -10,6 +10,12 @@
 // and nested repositories are not recursed into: their entry records the commit their HEAD is at
 // (a gitlink), not their own uncommitted changes; a restore does not populate them.
 //
+// persist's own links that lie inside the repo are left out (`leaveOut`, exclude pathspecs; nothing
+// is written into `.git` for them): a link is this machine's plumbing (a symlink to its mount path),
+// never the user's work, and a folder-only ignore rule (`memory/`) does not ignore a symlink. A
+// tracked path there keeps what the index holds. Syncs' folders and files inside the repo are saved
+// as any other file (docs/worktree.md).
+//
 // Ref or temporary ref? updateWorktreeRef writes `refs/persist/worktree` in the repo itself and the
 // bundle carries it under that name (bundle-create.ts bundles an exact ref map): the ref keeps the
 // snapshot commit reachable (gc never prunes it), says which snapshot this work tree last saved or
@@ -35,6 +41,11 @@ export const PERSIST_BACKUPS_PATTERN = '.persist-backups/';
 
 /** Pathspec that keeps `.persist-backups/` (at any depth) out of the snapshot, whatever the excludes say. */
 const BACKUPS_PATHSPEC = ':(exclude,glob)**/.persist-backups/**';
+
+/** The pathspecs of a snapshot (and of the status that stands for it): the whole work tree but the backups and `leaveOut` (paths relative to the top). */
+function snapshotPathspecs(leaveOut: readonly string[]): string[] {
+  return [':/', BACKUPS_PATHSPEC, ...leaveOut.map((path) => `:(top,exclude,literal)${path}`)];
+}
 
 const SNAPSHOT_MESSAGE = 'persist worktree snapshot\n';
 /** Date of a snapshot without a parent (unborn HEAD): a constant, so that the sha is stable. */
@@ -68,6 +79,8 @@ export interface SnapshotWorktreeOptions {
   objects?: 'repo' | 'temporary';
   /** The saved snapshot to compare with (null: none saved); see snapshotWorktree. */
   saved?: string | null;
+  /** Paths (relative to the work tree's top) that are never saved: persist's links inside the repo. */
+  leaveOut?: readonly string[];
   timeoutMs?: number;
 }
 
@@ -153,6 +166,25 @@ export function unreadablePaths(stderr: string): string[] {
   return [...paths];
 }
 
+const IGNORED_HEADER = 'The following paths are ignored by one of your .gitignore files:';
+
+/**
+ * Whether `git add` (LC_ALL=C) complained only that paths it was told to leave out are ignored: git
+ * (2.39 at least) lists an ignored path (or ignored folder above it) that an exclude pathspec spells
+ * out, and exits 1, although it added everything else. Such a path is neither added nor wanted: the
+ * snapshot is complete. Warnings and hints around the list are fine; an error is not.
+ */
+function onlyIgnoredLeftOut(stderr: string, leaveOut: readonly string[]): boolean {
+  const lines = stderr.split('\n').filter((line) => line !== '');
+  const start = lines.indexOf(IGNORED_HEADER);
+  if (start < 0) return false;
+  let end = start + 1;
+  while (end < lines.length && !/^(hint|warning|error|fatal): /.test(lines[end]!)) end++;
+  const listed = lines.slice(start + 1, end);
+  const others = [...lines.slice(0, start), ...lines.slice(end)];
+  return listed.length > 0 && listed.every((path) => leaveOut.some((left) => left === path || left.startsWith(`${path}/`))) && others.every((line) => /^(hint|warning): /.test(line));
+}
+
 /**
  * Build the snapshot commit of the work tree of `repo` (see the top of this file). The commit has
  * HEAD as parent (none when unborn), a fixed identity and HEAD's committer date, so the same work
@@ -187,14 +219,15 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
     if (await host.lstat(realIndex)) await copyIntoScratch(host, realIndex, index);
     else if (head) await run(['read-tree', head]);
     // --ignore-errors: a file git cannot read is left out (and named), not the end of the snapshot.
-    const added = await git(host, ['-C', top, 'add', '-A', '--ignore-errors', '--', ':/', BACKUPS_PATHSPEC], {
+    const leaveOut = options.leaveOut ?? [];
+    const added = await git(host, ['-C', top, '-c', 'advice.addIgnoredFile=false', 'add', '-A', '--ignore-errors', '--', ...snapshotPathspecs(leaveOut)], {
       env: { ...env, LC_ALL: 'C', LANGUAGE: undefined },
       timeoutMs: options.timeoutMs,
       readOnly: temporary,
       okExitCodes: [0, 1],
     });
     const skipped = unreadablePaths(added.stderr);
-    if (added.exitCode !== 0 && skipped.length === 0) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
+    if (added.exitCode !== 0 && skipped.length === 0 && !onlyIgnoredLeftOut(added.stderr, leaveOut)) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
     const tree = (await run(['write-tree'])).stdout.trim();
 
     const raw = headCommitText ? (await headCommitText).stdout : null;
@@ -250,11 +283,11 @@ export function repoEnv(host: Host): Record<string, string | undefined> {
 
 /**
  * `git status` of everything a snapshot saves (NUL-separated porcelain v1, untracked files one by
- * one, `.persist-backups/` left out), and the paths it could not read. Read-only:
- * `--no-optional-locks` keeps status from refreshing the repo's index.
+ * one, `.persist-backups/` and `leaveOut` left out, as in the snapshot), and the paths it could not
+ * read. Read-only: `--no-optional-locks` keeps status from refreshing the repo's index.
  */
-export async function worktreeStatus(host: Host, repo: string): Promise<{ status: string; skipped: string[] }> {
-  const args = ['--no-optional-locks', '-C', repo, 'status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=dirty', '--', ':/', BACKUPS_PATHSPEC];
+export async function worktreeStatus(host: Host, repo: string, leaveOut: readonly string[] = []): Promise<{ status: string; skipped: string[] }> {
+  const args = ['--no-optional-locks', '-C', repo, 'status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=dirty', '--', ...snapshotPathspecs(leaveOut)];
   const result = await git(host, args, { env: { ...repoEnv(host), LC_ALL: 'C', LANGUAGE: undefined }, readOnly: true });
   return { status: result.stdout, skipped: unreadablePaths(result.stderr) };
 }
