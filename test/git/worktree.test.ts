@@ -1,7 +1,7 @@
 // Work-tree snapshots with real git: saved through a bundle, brought back in a clone, and the
 // saving repo's HEAD, index, stash, refs and reflogs untouched.
-import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
@@ -13,7 +13,9 @@ import {
   readWorktreeRef,
   restoreWorktree,
   snapshotWorktree,
+  statusPaths,
   updateWorktreeRef,
+  worktreeStatus,
 } from '../../src/resources/bundle/worktree.js';
 import { commit, git, initRepo, tempDir, write } from './helpers.js';
 
@@ -223,6 +225,46 @@ describe('snapshotWorktree', () => {
     expect(observe(repo)).toEqual(before);
   });
 
+  it('leaves out the paths it is told to (persist\'s links): literally, at any depth, a tracked one as the index holds it', async () => {
+    const root = temp();
+    const repo = initRepo(join(root, 'repo'), { 'a.txt': 'a\n', '.gitignore': 'memory/\nlogs/\n', 'deep/tracked/x.txt': 'x\n' });
+    symlinkSync(join(root, 'mount/memory'), join(repo, 'memory')); // a symlink: `memory/` does not ignore it
+    symlinkSync(join(root, 'mount/logs'), join(repo, 'deep/logs'));
+    rmSync(join(repo, 'deep/tracked'), { recursive: true });
+    symlinkSync(join(root, 'mount/tracked'), join(repo, 'deep/tracked')); // a tracked folder, linked over
+    write(join(repo, 'n*'), 'a name with a glob character\n');
+    write(join(repo, 'nx'), 'matched by n* as a glob, not literally\n');
+    const before = observe(repo);
+    const leaveOut = ['memory', 'deep/logs', 'deep/tracked', 'n*'];
+    const snapshot = await snapshotWorktree(host, repo, { leaveOut });
+    expect(git(repo, 'ls-tree', '-r', '--name-only', snapshot.sha).split('\n').sort()).toEqual(['.gitignore', 'a.txt', 'deep/tracked/x.txt', 'nx']);
+    expect(observe(repo)).toEqual(before);
+    expect((await snapshotWorktree(host, repo, { leaveOut, objects: 'temporary' })).sha).toBe(snapshot.sha);
+    // Without them, git saves each symlink (and drops the tracked folder's file).
+    const all = await snapshotWorktree(host, repo, { objects: 'temporary' });
+    expect(all.sha).not.toBe(snapshot.sha);
+    // Only persist's links untracked: the snapshot is clean, and so is the status that stands for it.
+    rmSync(join(repo, 'n*'));
+    rmSync(join(repo, 'nx'));
+    expect((await snapshotWorktree(host, repo, { leaveOut, objects: 'temporary' })).clean).toBe(true);
+    expect((await worktreeStatus(host, repo, leaveOut)).status).toBe('');
+    expect(statusPaths((await worktreeStatus(host, repo)).status).sort()).toEqual(['deep/logs', 'deep/tracked', 'deep/tracked/x.txt', 'memory']);
+  });
+
+  it('leaves out a path the repo ignores as well (git then names it and exits 1), with warnings around', async () => {
+    const root = temp();
+    const repo = initRepo(join(root, 'repo'), { 'a.txt': 'a\n', '.gitignore': 'memory\ndata/\n' });
+    symlinkSync(join(root, 'mount/memory'), join(repo, 'memory'));
+    mkdirSync(join(repo, 'data'));
+    symlinkSync(join(root, 'mount/logs'), join(repo, 'data/logs')); // in an ignored folder: git names the folder
+    git(repo, 'config', 'core.autocrlf', 'true'); // git warns about the line endings of new.txt
+    write(join(repo, 'new.txt'), 'untracked\n');
+    const snapshot = await snapshotWorktree(host, repo, { leaveOut: ['memory', 'data/logs'] });
+    expect(git(repo, 'ls-tree', '-r', '--name-only', snapshot.sha).split('\n').sort()).toEqual(['.gitignore', 'a.txt', 'new.txt']);
+    expect(snapshot.skipped).toEqual([]);
+    expect((await snapshotWorktree(host, repo)).sha).toBe(snapshot.sha);
+  });
+
   it('with temporary objects writes nothing into the repo and gives the same sha', async () => {
     const repo = initRepo(join(temp(), 'repo'), { 'a.txt': 'a\n' });
     write(join(repo, 'new.txt'), 'brand new content\n');
@@ -285,5 +327,41 @@ describe('files git cannot read while the snapshot is built', () => {
     expect(git(repo, 'ls-tree', '-r', '--name-only', snapshot.sha).split('\n')).toEqual(['a.txt', 'new.txt', 'tracked.txt']);
     expect(git(repo, 'show', `${snapshot.sha}:tracked.txt`)).toBe('v1'); // as staged
     expect(git(repo, 'show', `${snapshot.sha}:new.txt`)).toBe('new');
+  });
+});
+
+describe('a file the agent rewrites in place while a saved snapshot is built', () => {
+  it('is saved whole: of 40 snapshots none holds an emptied or short version, and nearly all are saved', { timeout: 120_000 }, async () => {
+    const repo = initRepo(join(temp(), 'repo'), { 'SOUL.md': `version 0\n${'x'.repeat(4000)}\n` });
+    // The agent's way of saving a file: truncate, a pause (its serializer), write; about every 100 ms.
+    const writer = spawn(process.execPath, ['-e', `
+      const fs = require('node:fs');
+      const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+      for (let n = 1; ; n++) {
+        const fd = fs.openSync(${JSON.stringify(join(repo, 'SOUL.md'))}, 'w');
+        pause(20);
+        fs.writeSync(fd, 'version ' + n + '\\n' + 'x'.repeat(4000) + '\\n');
+        fs.closeSync(fd);
+        pause(80);
+      }`], { stdio: 'ignore' });
+    try {
+      const torn: string[] = [];
+      let unsaved = 0;
+      for (let i = 0; i < 40; i++) {
+        // A work tree that does not settle is not saved this time (an error naming the file).
+        const snapshot = await snapshotWorktree(host, repo, { objects: 'repo' }).catch((error: Error) => {
+          expect(error.message).toMatch(/kept changing while its snapshot was read \(SOUL\.md\)/);
+          unsaved += 1;
+          return null;
+        });
+        if (!snapshot) continue;
+        const saved = git(repo, 'show', `${snapshot.sha}:SOUL.md`);
+        if (!/^version \d+\nx{4000}$/.test(saved)) torn.push(JSON.stringify(saved.slice(0, 20)));
+      }
+      expect(torn).toEqual([]);
+      expect(unsaved).toBeLessThanOrEqual(4);
+    } finally {
+      writer.kill('SIGKILL');
+    }
   });
 });

@@ -4,7 +4,7 @@
 // `git status` and a stat of each path it lists. Every test runs at both depths, changes the work
 // tree in one way and checks that plan sees it: each would fail if the record were trusted where it
 // must not be. Real git, real files, a `local` bucket.
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PlannedAction, PlanOptions } from '../../src/engine/types.js';
@@ -15,7 +15,7 @@ import { readBundleHeader } from '../../src/resources/bundle/header.js';
 import { bundleModule } from '../../src/resources/bundle/index.js';
 import { rememberWorktree } from '../../src/resources/bundle/worktree-record.js';
 import { describeSnapshot, snapshotWorktree } from '../../src/resources/bundle/worktree.js';
-import type { ResolvedBundle, ResolvedEnvironment } from '../../src/spec/types.js';
+import type { ResolvedBundle, ResolvedEnvironment, ResolvedLink } from '../../src/spec/types.js';
 import { git, initRepo, tempDir, write } from '../git/helpers.js';
 import { applyPlanned, observing } from '../helpers/resources.js';
 
@@ -37,6 +37,8 @@ let runs: string[];
 let racyPaths: Set<string>;
 /** Whether the test runs with the whole work tree recorded (else only what status lists: a big repo). */
 let whole: boolean;
+/** The environment's links (none unless a test adds one). */
+let links: Record<string, ResolvedLink>;
 const HOUR = 3_600_000;
 const racyTime = Date.now() + HOUR;
 
@@ -51,6 +53,7 @@ beforeEach(() => {
   bundle = { name: 'clawd', bucket: 'data', repo, relFile: 'workspace/clawd.bundle', file: join(mount, 'workspace/clawd.bundle'), keep: 2 };
   runs = [];
   racyPaths = new Set();
+  links = {};
   const real = new RealHost();
   host = Object.assign(Object.create(real) as Host, {
     env: () => ({ ...process.env, TMPDIR: scratch, PERSIST_STATE_DIR: state }),
@@ -73,7 +76,7 @@ afterEach(() => dir.cleanup());
 
 function environment(): ResolvedEnvironment {
   const data = { key: 'data', name: 'test-data', pathStyle: true, provider: 'other' as const, mount: { backend: 'local' as const, path: mount, options: {} } };
-  return { specFile: join(dir.path, 'persist.yaml'), specHash: '0', environment: 'test', workspace: dir.path, buckets: { data }, links: {}, bundles: { clawd: bundle }, syncs: {}, files: {} };
+  return { specFile: join(dir.path, 'persist.yaml'), specHash: '0', environment: 'test', workspace: dir.path, buckets: { data }, links, bundles: { clawd: bundle }, syncs: {}, files: {} };
 }
 
 /** Plan the bundle on the read-only host; `runs` says which processes it took. */
@@ -374,6 +377,44 @@ describe.each([
     writeFileSync(Buffer.concat([odd, Buffer.from('/new.txt')]), 'new\n');
     const { action } = await plan();
     expect(action?.action).toBe('update');
+  });
+
+  it("leaves persist's link inside the repo out of the snapshot and the status, and trusts a record only with the same links", async () => {
+    // The link as the link resource makes it: `memory` -> <mount>/workspace/memory; `memory/` does not ignore a symlink.
+    appendFileSync(join(repo, '.gitignore'), 'memory/\n');
+    git(repo, 'commit', '-qam', 'ignore memory/');
+    const makeLink = (target: string) => {
+      mkdirSync(target, { recursive: true });
+      rmSync(join(repo, 'memory'), { force: true });
+      symlinkSync(target, join(repo, 'memory'));
+    };
+    links = { memory: { name: 'memory', bucket: 'data', path: join(repo, 'memory'), relTarget: 'workspace/memory', target: join(mount, 'workspace/memory') } };
+    makeLink(links.memory!.target);
+    expect(git(repo, 'status', '--porcelain')).toBe('?? memory');
+    await converge(); // only the link is untracked: clean, the bundle holds no snapshot
+    expect((await readBundleHeader(host, bundle.file)).refs.map((ref) => ref.name)).not.toContain('refs/persist/worktree');
+    await expectRecalled();
+
+    await savedDirty();
+    expect(recordText()).toContain('"leftOut":["memory"]');
+    const saved = (await readBundleHeader(host, bundle.file)).refs.find((ref) => ref.name === 'refs/persist/worktree')!.sha;
+    expect(git(repo, 'ls-tree', '-r', '--name-only', saved).split('\n')).not.toContain('memory');
+
+    // Without the link in the environment the record does not hold (it left `memory` out), though
+    // nothing moved: the snapshot is built, and now holds the symlink.
+    const withLink = links;
+    links = {};
+    const unlinked = await plan();
+    expect(unlinked.runs.some((run) => / add -A /.test(run))).toBe(true);
+    expect(unlinked.action?.action).toBe('update');
+    links = withLink;
+    await expectRecalled();
+
+    // The link pointed at another mount path (a new container's): nothing to save, and no snapshot built.
+    makeLink(join(dir.path, 'other-mount/workspace/memory'));
+    const relinked = await plan();
+    expect(relinked.action).toBeNull();
+    expect(relinked.runs.some((run) => / add -A /.test(run))).toBe(false);
   });
 
   it('sees a listed file turn into a folder', async () => {

@@ -1,7 +1,8 @@
 // Stable reads against the in-memory host: the push's budget for looking at writers of recent files.
 import { describe, expect, it } from 'vitest';
 import { MemoryHost } from '../../src/host/memory.js';
-import { LOOK_BUDGET_MS, pushFile, SETTLE_MS, Stage } from '../../src/resources/sync/stable.js';
+import { SETTLE_MS } from '../../src/host/quiet.js';
+import { LOOK_BUDGET_MS, pushFile, Stage } from '../../src/resources/sync/stable.js';
 import { MountedStore } from '../../src/store/mounted.js';
 
 /** A machine where every process can be looked into, none holds a file open, and each look takes `lookMs`. */

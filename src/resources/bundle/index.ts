@@ -132,11 +132,20 @@ async function commitsMissingFromRepo(host: Host, repo: string, bundleRefs: Reco
   return lost;
 }
 
+/**
+ * The paths (relative to the repo) of the environment's links that lie inside it. Never part of
+ * the saved work tree (worktree.ts): a link is this machine's symlink to its mount, not the user's
+ * work. Syncs' folders and files inside the repo are saved as any other file.
+ */
+export function linksInRepo(repo: string, links: Record<string, ResolvedLink>): string[] {
+  return Object.values(links)
+    .map((link) => relative(repo, link.path))
+    .filter((rel) => rel !== '' && rel !== '..' && !rel.startsWith('../') && !rel.startsWith('/'));
+}
+
 /** Links that live inside the repo and whose path the repo tracks (git then sees the symlink as a change). */
 async function trackedLinkPaths(host: Host, repo: string, links: Record<string, ResolvedLink>): Promise<string[]> {
-  const inside = Object.values(links)
-    .map((link) => relative(repo, link.path))
-    .filter((rel) => rel !== '' && !rel.startsWith('..') && !rel.startsWith('/'));
+  const inside = linksInRepo(repo, links);
   if (inside.length === 0) return [];
   const listed = await host.run('git', ['--literal-pathspecs', '-C', repo, 'ls-files', '-z', '--', ...inside], { readOnly: true });
   if (listed.exitCode !== 0) return [];
@@ -154,7 +163,8 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
   let trackedLinks: string[] = [];
   if (repo.state === 'git' && repo.head.sha) {
     // One `git status` when the work tree is clean or as last recorded; a snapshot with throwaway objects otherwise.
-    repo.worktree = await observeWorktree(host, bundle.repo, file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null, repo.head.sha);
+    const saved = file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null;
+    repo.worktree = await observeWorktree(host, bundle.repo, saved, repo.head.sha, linksInRepo(bundle.repo, ctx.env.links));
   }
   if (hasCommits(repo)) {
     const repoRefs = repoRefMap(repo);
@@ -321,7 +331,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
       ctx.report('snapshotting the work tree');
       // Made on the HEAD these refs record, whatever the agent commits meanwhile (a commit
       // changes no file of the work tree: that HEAD with the files as they are now existed).
-      const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef, repo.head.sha);
+      const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef, linksInRepo(bundle.repo, ctx.env.links), repo.head.sha);
       if (saved.sha) refs[WORKTREE_REF] = saved.sha;
     }
     const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal, generation);
@@ -342,7 +352,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'restore', file.refs);
     return { summary: `recorded generation ${record?.generation ?? 0} of ${bundle.relFile} as seen here (${bundle.repo} already holds it)` };
   }
-  const result = await restoreRepo(ctx.host, bundle, store, bundle.relFile, file.objectFormat, { workspace: ctx.env.workspace, spare: otherResourcePaths(bundle, ctx.env), existing: now.repo }, ctx.report);
+  const result = await restoreRepo(ctx.host, bundle, store, bundle.relFile, file.objectFormat, { workspace: ctx.env.workspace, spare: otherResourcePaths(bundle, ctx.env), links: linksInRepo(bundle.repo, ctx.env.links), existing: now.repo }, ctx.report);
   await recordBundleSeen(ctx.host, ctx.env, bundle, await currentBundleRecord(store, bundle), 'restore', file.refs);
   const notes = [...(result.keptAside ? [`the local repo was kept aside in ${result.keptAside}`] : []), ...result.notes];
   return { summary: result.summary, ...(notes.length ? { notes } : {}) };
@@ -369,10 +379,11 @@ export async function restoreRepo(
   store: Store,
   key: string,
   objectFormat: 'sha1' | 'sha256',
-  where: { workspace: string; spare: string[]; existing: RepoObserved },
+  /** `spare`: other resources' paths (kept in place); `links`: the links inside the repo (linksInRepo), never in a snapshot. */
+  where: { workspace: string; spare: string[]; links: string[]; existing: RepoObserved },
   report: (message: string) => void,
 ): Promise<RepoRestored> {
-  const keptAside = hasCommits(where.existing) ? await keepRepoAside(host, { repo: bundle.repo, workspace: where.workspace, address: addressOf('bundle', bundle.name), spare: where.spare }, report) : null;
+  const keptAside = hasCommits(where.existing) ? await keepRepoAside(host, { repo: bundle.repo, workspace: where.workspace, address: addressOf('bundle', bundle.name), spare: where.spare, links: where.links }, report) : null;
   const existingGitDir = !keptAside && where.existing.state === 'git' ? await findGitDir(host, bundle.repo) : null;
   // git reads a file: a store that is not a folder (the S3 API) gives a private temporary copy.
   const direct = store.localPath(key);
@@ -383,7 +394,7 @@ export async function restoreRepo(
   } finally {
     if (direct === null) await host.remove(local).catch(() => undefined);
   }
-  const saved = await restoreSavedWork(host, bundle.repo, restored.persistRefs);
+  const saved = await restoreSavedWork(host, bundle.repo, restored.persistRefs, where.links);
   const notes = [...saved.notes];
   if (restored.differing.length) {
     notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${samplePaths(restored.differing, 10)} (git status shows them as modified)`);

@@ -74,6 +74,8 @@ export interface AsideRequest {
   address: string;
   /** Absolute paths that are never moved (nor anything under them). */
   spare: string[];
+  /** persist's links inside the repo (relative paths): left out of its snapshot, as of every snapshot (worktree.ts). */
+  links: string[];
 }
 
 /** Keep the repo aside (see the top of this file); returns where it went, or null when it has no `.git`. */
@@ -87,7 +89,7 @@ export async function keepRepoAside(host: Host, request: AsideRequest, progress:
   progress('keeping the local repo aside');
   await ensureExcluded(host, repo);
   const head = await host.run('git', ['-C', repo, 'rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { readOnly: true });
-  if (head.exitCode === 0) await saveWorktree(host, repo, await readWorktreeRef(host, repo), head.stdout.trim());
+  if (head.exitCode === 0) await saveWorktree(host, repo, await readWorktreeRef(host, repo), request.links, head.stdout.trim());
   const listed = [
     ...splitNul((await git(host, ['-C', repo, 'ls-files', '-z', '--cached'], { readOnly: true })).stdout),
     ...splitNul((await git(host, ['-C', repo, 'ls-files', '-z', '--others', '--exclude-standard'], { readOnly: true })).stdout),

@@ -11,7 +11,7 @@ import type { Store } from '../../store/types.js';
 import type { ResolvedBundle, ResolvedEnvironment } from '../../spec/types.js';
 import { readBundleHeader } from './header.js';
 import { findGeneration, recordBundleSeen } from './generations.js';
-import { headerRefMap, otherResourcePaths, restoreRepo, type RepoObserved } from './index.js';
+import { headerRefMap, linksInRepo, otherResourcePaths, restoreRepo, type RepoObserved } from './index.js';
 
 export interface BundleRollbackResult {
   generation: number;
@@ -43,7 +43,7 @@ export async function rollbackBundle(
   }
   const header = await readBundleHeader(store, found.key, where);
   if (header.prerequisites.length > 0) throw new PersistError(`${address}: ${where} is not a full bundle (it needs ${header.prerequisites.length} prerequisite commit(s)); nothing was changed locally`);
-  const restored = await restoreRepo(host, bundle, store, found.key, header.objectFormat, { workspace: env.workspace, spare: otherResourcePaths(bundle, env), existing }, progress);
+  const restored = await restoreRepo(host, bundle, store, found.key, header.objectFormat, { workspace: env.workspace, spare: otherResourcePaths(bundle, env), links: linksInRepo(bundle.repo, env.links), existing }, progress);
   await recordBundleSeen(host, env, bundle, current, 'rollback', headerRefMap(header.refs));
   return { generation, current: current?.generation ?? null, refs: restored.refs, head: restored.at, keptAside: restored.keptAside, notes: restored.notes };
 }

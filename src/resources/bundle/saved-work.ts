@@ -11,7 +11,8 @@
 // by stats alone, or one `git status`); a `git status` that lists nothing means clean, and then
 // the bundle must hold no snapshot ref (a stale one is a difference to clear).
 // The change line counts the paths that differ from the saved snapshot when its objects are in the
-// repo (this machine saved or restored it), else from HEAD.
+// repo (this machine saved or restored it), else from HEAD. `leaveOut` everywhere: the paths of the
+// environment's links inside the repo, which no snapshot holds (worktree.ts).
 //
 // Safety ("a bundle holding commits the repo lacks is a conflict") for persist's refs: a stash entry
 // the repo has as an object (it was dropped or popped here) may leave the bundle; one whose commit
@@ -40,13 +41,13 @@ export function isPersistRef(name: string): boolean {
  * saved or restored it (worktree-record.ts: one `git status` and a few stats), the snapshot made
  * then is the answer; otherwise one is built with throwaway objects.
  */
-export async function observeWorktree(host: Host, repo: string, saved: string | null, head: string): Promise<WorktreeObserved> {
+export async function observeWorktree(host: Host, repo: string, saved: string | null, head: string, leaveOut: readonly string[]): Promise<WorktreeObserved> {
   try {
-    const recalled = await recallSnapshot(host, repo, head);
+    const recalled = await recallSnapshot(host, repo, head, leaveOut);
     if (recalled.known && recalled.snapshot === saved) return recalled.snapshot === null ? { state: 'clean' } : { state: 'dirty', sha: recalled.snapshot };
     // Not as recorded: a status that lists nothing still means clean (no snapshot needed).
     if (!recalled.known && recalled.clean) return recalled.skipped.length ? { state: 'clean', skipped: recalled.skipped } : { state: 'clean' };
-    const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved });
+    const snapshot = await snapshotWorktree(host, repo, { objects: 'temporary', saved, leaveOut });
     const skipped = snapshot.skipped.length ? { skipped: snapshot.skipped } : {};
     if (snapshot.clean) return { state: 'clean', ...skipped };
     return { state: 'dirty', sha: snapshot.sha, ...(snapshot.changes ? { changes: snapshot.changes } : {}), ...skipped };
@@ -105,16 +106,21 @@ export async function lostSavedWork(
  * point `refs/persist/worktree` at it (deleted when the work tree is clean). Returns the
  * snapshot's sha, or null when there is nothing beyond HEAD to save.
  */
-export async function saveWorktree(host: Host, repo: string, hadRef: string | null, head?: string): Promise<{ sha: string | null; excluded: boolean }> {
+export async function saveWorktree(host: Host, repo: string, hadRef: string | null, leaveOut: readonly string[], head?: string): Promise<{ sha: string | null; excluded: boolean }> {
   const excluded = await ensureExcluded(host, repo);
-  const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo', head }), 'worktree');
+  const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo', leaveOut, head }), 'worktree', leaveOut);
   const sha = snapshot.clean ? null : snapshot.sha;
   if (sha !== hadRef) await updateWorktreeRef(host, repo, sha);
   return { sha, excluded };
 }
 
 /** After a restore: the stash entries back in `git stash list`, the snapshot's files back in the work tree. Notes for the outcome. */
-export async function restoreSavedWork(host: Host, repo: string, persistRefs: Record<string, string>): Promise<{ notes: string[]; stash: number; worktree: boolean }> {
+export async function restoreSavedWork(
+  host: Host,
+  repo: string,
+  persistRefs: Record<string, string>,
+  leaveOut: readonly string[],
+): Promise<{ notes: string[]; stash: number; worktree: boolean }> {
   const notes: string[] = [];
   await ensureExcluded(host, repo);
   const stash = Object.keys(persistRefs)
@@ -141,6 +147,6 @@ export async function restoreSavedWork(host: Host, repo: string, persistRefs: Re
     }
   }
   // What the restored work tree looks like, so that the plans after a restore need no snapshot.
-  await rememberWorktree(host, repo, () => describeSnapshot(host, repo, worktree ? snapshot! : null), 'restored').catch(() => undefined);
+  await rememberWorktree(host, repo, () => describeSnapshot(host, repo, worktree ? snapshot! : null), 'restored', leaveOut).catch(() => undefined);
   return { notes, stash: stash.length, worktree };
 }

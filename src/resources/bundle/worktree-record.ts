@@ -69,6 +69,8 @@ interface WorktreeRecord {
   watched: Record<string, string>;
   /** sha256 of the environment git reads its configuration from. */
   env: string;
+  /** The paths the snapshot and status left out (persist's links in the repo; absent: none), sorted. */
+  leftOut?: string[];
   whole?: WholeRecord;
 }
 
@@ -168,6 +170,11 @@ async function wholeAsRecorded(host: Host, record: WorktreeRecord, whole: WholeR
   return pathsAsRecorded(host, record.top, whole.files, record.head.length);
 }
 
+/** A record says what the snapshot is with the paths it left out; with others left out it may differ. */
+function sameLeftOut(recorded: string[] | undefined, leaveOut: readonly string[]): boolean {
+  return JSON.stringify(recorded ?? []) === JSON.stringify([...leaveOut].sort());
+}
+
 export type Recalled =
   /** The work tree is as recorded: it makes `snapshot` (null: clean). */
   | { known: true; snapshot: string | null }
@@ -179,11 +186,12 @@ export type Recalled =
  * recorded it: by stats alone when the whole work tree was recorded and nothing moved, else with
  * one `git status` (read-only), whose empty output also says "clean" when the record does not help.
  */
-export async function recallSnapshot(host: Host, repo: string, head: string): Promise<Recalled> {
+export async function recallSnapshot(host: Host, repo: string, head: string, leaveOut: readonly string[] = []): Promise<Recalled> {
   const record = await readRecord(host, repo);
-  const usable = record !== null && record.head === head && record.env === envKey(host.env()) && (await listedAsRecorded(host, record));
+  const usable =
+    record !== null && record.head === head && record.env === envKey(host.env()) && sameLeftOut(record.leftOut, leaveOut) && (await listedAsRecorded(host, record));
   if (usable && record.whole && (await wholeAsRecorded(host, record, record.whole))) return { known: true, snapshot: record.snapshot };
-  const now = await worktreeStatus(host, repo);
+  const now = await worktreeStatus(host, repo, leaveOut);
   if (usable && now.skipped.length === 0 && sha256(now.status) === record.status) return { known: true, snapshot: record.snapshot };
   return { known: false, clean: now.status === '', skipped: now.skipped };
 }
@@ -258,9 +266,9 @@ async function wholeLook(host: Host, layout: Layout): Promise<WholeLook | null> 
   return { index: { path: layout.index, info: await host.lstat(layout.index) }, tracked, rules, dirs };
 }
 
-async function look(host: Host, repo: string, layout: Layout): Promise<Look> {
+async function look(host: Host, repo: string, layout: Layout, leaveOut: readonly string[]): Promise<Look> {
   const refs = await readRepoRefs(host, repo);
-  const { status, skipped } = await worktreeStatus(host, repo);
+  const { status, skipped } = await worktreeStatus(host, repo, leaveOut);
   const listed = statusPaths(status);
   const infos = new Map(await Promise.all(listed.map(async (path) => [path, await host.lstat(join(layout.top, path))] as const)));
   const watched = await stamps(host, layout.watched);
@@ -314,7 +322,16 @@ async function wholeOf(host: Host, top: string, startedMs: number, listed: Map<s
  * or the snapshot does not hold exactly what was seen (a path that came, went or changed while it
  * was built). Why comparing the snapshot with what was seen is enough: docs/worktree.md.
  */
-async function recordOf(host: Host, repo: string, layout: Layout, startedMs: number, before: Look, snapshot: WorktreeSnapshot, hashAll: boolean): Promise<WorktreeRecord | null> {
+async function recordOf(
+  host: Host,
+  repo: string,
+  layout: Layout,
+  startedMs: number,
+  before: Look,
+  snapshot: WorktreeSnapshot,
+  hashAll: boolean,
+  leaveOut: readonly string[],
+): Promise<WorktreeRecord | null> {
   const head = snapshot.head;
   if (!head || before.head !== head) return null;
   if (snapshot.skipped.length || before.skipped.length) return null;
@@ -361,6 +378,7 @@ async function recordOf(host: Host, repo: string, layout: Layout, startedMs: num
     paths,
     watched: before.watched,
     env: envKey(host.env()),
+    ...(leaveOut.length ? { leftOut: [...leaveOut].sort() } : {}),
     ...(whole ? { whole } : {}),
   };
 }
@@ -370,17 +388,24 @@ async function recordOf(host: Host, repo: string, layout: Layout, startedMs: num
  * cannot be made is removed, which only costs the next plans a snapshot of their own). `from`:
  * `worktree` when the snapshot is built from the work tree right after it is looked at (a save);
  * `restored` when the work tree was made from it (a restore): then every path status lists is
- * compared with the snapshot by content, since the snapshot was not read from it.
+ * compared with the snapshot by content, since the snapshot was not read from it. `leaveOut`: the
+ * paths the snapshot left out (worktree.ts), left out of the status too and kept in the record.
  */
-export async function rememberWorktree(host: Host, repo: string, snapshotOf: () => Promise<WorktreeSnapshot>, from: 'worktree' | 'restored'): Promise<WorktreeSnapshot> {
+export async function rememberWorktree(
+  host: Host,
+  repo: string,
+  snapshotOf: () => Promise<WorktreeSnapshot>,
+  from: 'worktree' | 'restored',
+  leaveOut: readonly string[] = [],
+): Promise<WorktreeSnapshot> {
   const startedMs = host.now().getTime();
   const before = await layoutOf(host, repo)
-    .then(async (layout) => ({ layout, look: await look(host, repo, layout) }))
+    .then(async (layout) => ({ layout, look: await look(host, repo, layout, leaveOut) }))
     .catch(() => null);
   const snapshot = await snapshotOf();
   const file = recordFile(host, repo);
   try {
-    const record = before ? await recordOf(host, repo, before.layout, startedMs, before.look, snapshot, from === 'restored') : null;
+    const record = before ? await recordOf(host, repo, before.layout, startedMs, before.look, snapshot, from === 'restored', leaveOut) : null;
     if (!record) throw new Error('not recorded');
     await host.mkdir(join(file, '..'), { mode: 0o700 });
     await host.writeFileAtomic(file, JSON.stringify(record), { mode: 0o600 });

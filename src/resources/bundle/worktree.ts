@@ -10,6 +10,12 @@
 // and nested repositories are not recursed into: their entry records the commit their HEAD is at
 // (a gitlink), not their own uncommitted changes; a restore does not populate them.
 //
+// persist's own links that lie inside the repo are left out (`leaveOut`, exclude pathspecs; nothing
+// is written into `.git` for them): a link is this machine's plumbing (a symlink to its mount path),
+// never the user's work, and a folder-only ignore rule (`memory/`) does not ignore a symlink. A
+// tracked path there keeps what the index holds. Syncs' folders and files inside the repo are saved
+// as any other file (docs/worktree.md).
+//
 // Ref or temporary ref? updateWorktreeRef writes `refs/persist/worktree` in the repo itself and the
 // bundle carries it under that name (bundle-create.ts bundles an exact ref map): the ref keeps the
 // snapshot commit reachable (gc never prunes it), says which snapshot this work tree last saved or
@@ -22,11 +28,12 @@
 // itself may leave in the repo is the mtime of an object that existed already ("freshening", as
 // any `git add` does); no file of `.git` is added or changed (test/resources/bundle-worktree.test.ts).
 import { randomBytes } from 'node:crypto';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { ActionError } from '../../errors.js';
 import { git, splitNul } from './git.js';
 import { copyIntoScratch, withScratchDir } from './scratch.js';
-import type { Host } from '../../host/types.js';
+import type { FileInfo, Host, RunResult } from '../../host/types.js';
+import { isRecent, isWhole, SETTLE_MS } from '../../host/quiet.js';
 
 export const WORKTREE_REF = 'refs/persist/worktree';
 
@@ -35,6 +42,11 @@ export const PERSIST_BACKUPS_PATTERN = '.persist-backups/';
 
 /** Pathspec that keeps `.persist-backups/` (at any depth) out of the snapshot, whatever the excludes say. */
 const BACKUPS_PATHSPEC = ':(exclude,glob)**/.persist-backups/**';
+
+/** The pathspecs of a snapshot (and of the status that stands for it): the whole work tree but the backups and `leaveOut` (paths relative to the top). */
+function snapshotPathspecs(leaveOut: readonly string[]): string[] {
+  return [':/', BACKUPS_PATHSPEC, ...leaveOut.map((path) => `:(top,exclude,literal)${path}`)];
+}
 
 const SNAPSHOT_MESSAGE = 'persist worktree snapshot\n';
 /** Date of a snapshot without a parent (unborn HEAD): a constant, so that the sha is stable. */
@@ -73,6 +85,8 @@ export interface SnapshotWorktreeOptions {
    * its bundle records, so that a commit the agent makes meanwhile cannot part the two.
    */
   head?: string;
+  /** Paths (relative to the work tree's top) that are never saved: persist's links inside the repo. */
+  leaveOut?: readonly string[];
   timeoutMs?: number;
 }
 
@@ -158,6 +172,42 @@ export function unreadablePaths(stderr: string): string[] {
   return [...paths];
 }
 
+/** How many times a saved snapshot reads the work tree at most (see snapshotWorktree). */
+const SNAPSHOT_READS = 8;
+
+/** Absolute paths of the files whose content in `tree` differs from HEAD's and that changed within RECENT_MS. */
+async function recentlyChanged(host: Host, top: string, run: (args: string[]) => Promise<RunResult>, head: string | null, tree: string): Promise<string[]> {
+  const base = head ? `${head}^{tree}` : await emptyTree(host, top);
+  const paths = splitNul((await run(['diff-tree', '-r', '--no-renames', '-z', '--name-only', base, tree])).stdout).map((path) => join(top, path));
+  const now = host.now().getTime();
+  const infos = await Promise.all(paths.map((path) => host.lstat(path)));
+  return paths.filter((_, i) => infos[i]?.type === 'file' && isRecent(infos[i]!, now));
+}
+
+function sameStat(a: FileInfo | null | undefined, b: FileInfo | null | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
+const IGNORED_HEADER = 'The following paths are ignored by one of your .gitignore files:';
+
+/**
+ * Whether `git add` (LC_ALL=C) complained only that paths it was told to leave out are ignored: git
+ * (2.39 at least) lists an ignored path (or ignored folder above it) that an exclude pathspec spells
+ * out, and exits 1, although it added everything else. Such a path is neither added nor wanted: the
+ * snapshot is complete. Warnings and hints around the list are fine; an error is not.
+ */
+function onlyIgnoredLeftOut(stderr: string, leaveOut: readonly string[]): boolean {
+  const lines = stderr.split('\n').filter((line) => line !== '');
+  const start = lines.indexOf(IGNORED_HEADER);
+  if (start < 0) return false;
+  let end = start + 1;
+  while (end < lines.length && !/^(hint|warning|error|fatal): /.test(lines[end]!)) end++;
+  const listed = lines.slice(start + 1, end);
+  const others = [...lines.slice(0, start), ...lines.slice(end)];
+  return listed.length > 0 && listed.every((path) => leaveOut.some((left) => left === path || left.startsWith(`${path}/`))) && others.every((line) => /^(hint|warning): /.test(line));
+}
+
 /**
  * Build the snapshot commit of the work tree of `repo` (see the top of this file). The commit has
  * HEAD (or `head`) as parent (none when unborn), a fixed identity and its committer date, so the same work
@@ -191,16 +241,53 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
     // Seed from the real index (its stat data makes `add -A` rehash only what changed); without one, from HEAD.
     if (await host.lstat(realIndex)) await copyIntoScratch(host, realIndex, index);
     else if (head) await run(['read-tree', head]);
+    const leaveOut = options.leaveOut ?? [];
     // --ignore-errors: a file git cannot read is left out (and named), not the end of the snapshot.
-    const added = await git(host, ['-C', top, 'add', '-A', '--ignore-errors', '--', ':/', BACKUPS_PATHSPEC], {
-      env: { ...env, LC_ALL: 'C', LANGUAGE: undefined },
-      timeoutMs: options.timeoutMs,
-      readOnly: temporary,
-      okExitCodes: [0, 1],
-    });
-    const skipped = unreadablePaths(added.stderr);
-    if (added.exitCode !== 0 && skipped.length === 0) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
-    const tree = (await run(['write-tree'])).stdout.trim();
+    const addAll = async (): Promise<{ tree: string; skipped: string[] } | { torn: string }> => {
+      const added = await git(host, ['-C', top, '-c', 'advice.addIgnoredFile=false', 'add', '-A', '--ignore-errors', '--', ...snapshotPathspecs(leaveOut)], {
+        env: { ...env, LC_ALL: 'C', LANGUAGE: undefined },
+        timeoutMs: options.timeoutMs,
+        readOnly: temporary,
+        okExitCodes: [0, 1, 128],
+      });
+      if (/short read while indexing/.test(added.stderr)) return { torn: added.stderr.trim() };
+      const skipped = unreadablePaths(added.stderr);
+      if (added.exitCode !== 0 && skipped.length === 0 && !onlyIgnoredLeftOut(added.stderr, leaveOut)) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
+      return { tree: (await run(['write-tree'])).stdout.trim(), skipped };
+    };
+    // A file the agent rewrites while git reads it can be read half-written (emptied by its
+    // truncate, or a short read git stops on). A saved snapshot is read again around the paths the
+    // first read found changed lately: the second read is taken when those kept their stats across
+    // it, nobody held one open inside an update (host/quiet.ts, the rule of a sync's push), and it
+    // found no other path changed lately. Up to SNAPSHOT_READS reads, SETTLE_MS apart; a work tree
+    // that never settles is not saved this time (the update fails naming the paths; the next tries again).
+    let read = await addAll();
+    let unsettled: string[] = [];
+    for (let reads = 1; !temporary && reads < SNAPSHOT_READS; reads++) {
+      const recent = 'tree' in read ? await recentlyChanged(host, top, run, head, read.tree) : [];
+      if ('tree' in read && recent.length === 0) {
+        unsettled = [];
+        break;
+      }
+      const before = await Promise.all(recent.map((path) => host.lstat(path)));
+      const again = await addAll();
+      const readAt = host.now().getTime();
+      const looks = await Promise.all(recent.map((path) => host.writersOf(path)));
+      const after = await Promise.all(recent.map((path) => host.lstat(path)));
+      unsettled = recent.filter((_, i) => !sameStat(before[i], after[i]) || (after[i] && !isWhole(after[i]!, readAt, looks[i]!)));
+      if ('tree' in again) {
+        const known = new Set(recent);
+        unsettled.push(...(await recentlyChanged(host, top, run, head, again.tree)).filter((path) => !known.has(path)));
+      } else unsettled.push(again.torn);
+      read = again;
+      if (unsettled.length === 0) break;
+      await host.sleep(SETTLE_MS);
+    }
+    if ('torn' in read || unsettled.length > 0) {
+      const named = 'torn' in read ? read.torn : unsettled.map((path) => relative(top, path)).join(', ');
+      throw new ActionError(`the work tree of ${top} kept changing while its snapshot was read (${named}); nothing of it was saved this time, the next save reads it again`);
+    }
+    const { tree, skipped } = read;
 
     const raw = headCommitText ? (await headCommitText).stdout : null;
     const headTree = raw ? (/^tree ([0-9a-f]+)$/m.exec(raw)?.[1] ?? '') : await emptyTree(host, top);
@@ -255,11 +342,11 @@ export function repoEnv(host: Host): Record<string, string | undefined> {
 
 /**
  * `git status` of everything a snapshot saves (NUL-separated porcelain v1, untracked files one by
- * one, `.persist-backups/` left out), and the paths it could not read. Read-only:
- * `--no-optional-locks` keeps status from refreshing the repo's index.
+ * one, `.persist-backups/` and `leaveOut` left out, as in the snapshot), and the paths it could not
+ * read. Read-only: `--no-optional-locks` keeps status from refreshing the repo's index.
  */
-export async function worktreeStatus(host: Host, repo: string): Promise<{ status: string; skipped: string[] }> {
-  const args = ['--no-optional-locks', '-C', repo, 'status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=dirty', '--', ':/', BACKUPS_PATHSPEC];
+export async function worktreeStatus(host: Host, repo: string, leaveOut: readonly string[] = []): Promise<{ status: string; skipped: string[] }> {
+  const args = ['--no-optional-locks', '-C', repo, 'status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=dirty', '--', ...snapshotPathspecs(leaveOut)];
   const result = await git(host, args, { env: { ...repoEnv(host), LC_ALL: 'C', LANGUAGE: undefined }, readOnly: true });
   return { status: result.stdout, skipped: unreadablePaths(result.stderr) };
 }

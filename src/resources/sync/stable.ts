@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { stateDir } from '../../host/paths.js';
 import type { FileInfo, Host } from '../../host/types.js';
+import { isRecent, isWhole, SETTLE_MS, type WritersLook } from '../../host/quiet.js';
 import type { KnownObject, Store } from '../../store/types.js';
 import type { ManifestEntry } from './manifest.js';
 import { snapshotSqlite, SqliteUnavailableError } from './sqlite.js';
@@ -107,26 +108,6 @@ export interface PushFileOptions {
 }
 
 /**
- * A file whose last change is this recent when it is read may be mid-write (a writer between its
- * truncate and its write, descheduled on a busy machine, shows a size and times that do not move):
- * it is read again after this long.
- */
-export const SETTLE_MS = 250;
-
-export function isFresh(info: { mtimeMs: number; ctimeMs?: number }, readAt: number): boolean {
-  return readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) < SETTLE_MS && readAt >= info.mtimeMs - 1000;
-}
-
-/** A file changed less than this long before it is read: who holds it open for writing is looked at. */
-export const RECENT_MS = 2000;
-
-type WritersLook = Awaited<ReturnType<Host['writersOf']>>;
-
-function isRecent(info: { mtimeMs: number; ctimeMs?: number }, readAt: number): boolean {
-  return readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) < RECENT_MS && readAt >= info.mtimeMs - 1000;
-}
-
-/**
  * A push's time for looking at writers (a look reads every process's fd table: about a
  * millisecond in a container, more on a crowded host); past it, recent files fall back to
  * waiting for SETTLE_MS of quiet, so that a push right after the agent wrote thousands of files
@@ -144,21 +125,6 @@ async function lookForWriters(host: Host, stage: Stage, source: string, before: 
   } finally {
     stage.lookedMs += host.now().getTime() - started;
   }
-}
-
-/**
- * Whether a read between two equal stats is a whole state of the file. `look`: the processes that
- * held it open for writing, looked at between those stats (null: the file was quiet for
- * RECENT_MS, nothing looked at). No writer then, or only writers that append (every read is a
- * prefix that existed), means none was inside an update: taken however recent the change (a file
- * the agent rewrites without pause is never quiet for SETTLE_MS). A writer that holds it open
- * otherwise may be between two writes of one update, however long ago the last was: read again.
- * When not every process could be looked into, the file must have been quiet for SETTLE_MS.
- */
-function isWhole(after: { mtimeMs: number; ctimeMs?: number }, readAt: number, look: WritersLook | null): boolean {
-  if (look === null) return true;
-  if (!look.complete) return !isFresh(after, readAt);
-  return look.writers.every((writer) => writer.append);
 }
 
 /** How long a file that was emptied must stay empty before an empty read of it is stored. */
