@@ -24,7 +24,12 @@ export async function withScratchDir<T>(host: Host, prefix: string, use: (dir: s
   }
 }
 
-/** Copy a file into a scratch folder (the caller's promise: `to` lies in one). */
+/**
+ * Copy a file into a scratch folder (the caller's promise: `to` lies in one), keeping its mtime:
+ * for an index that is what git's racy-clean check compares entries with (an entry changed in the
+ * index's own second is rehashed). A copy with a later mtime made a same-size rewrite within that
+ * second look unchanged, and the snapshot kept the old content.
+ */
 export async function copyIntoScratch(host: Host, from: string, to: string): Promise<void> {
-  await run(host, 'cp', ['--', from, to]);
+  await run(host, 'cp', ['--preserve=timestamps', '--', from, to]);
 }
