@@ -331,7 +331,7 @@ describe('files git cannot read while the snapshot is built', () => {
 });
 
 describe('a file the agent rewrites in place while a saved snapshot is built', () => {
-  it('is saved whole: of 40 snapshots none holds an emptied or short version, and most are saved', { timeout: 120_000 }, async () => {
+  it('is saved whole: of 40 snapshots none holds an emptied or short version, and at least a quarter are saved', { timeout: 120_000 }, async () => {
     const repo = initRepo(join(temp(), 'repo'), { 'SOUL.md': `version 0\n${'x'.repeat(4000)}\n` });
     // The agent's way of saving a file: truncate, a pause (its serializer), write; about every 100 ms.
     const writer = spawn(process.execPath, ['-e', `
