@@ -174,6 +174,8 @@ export function unreadablePaths(stderr: string): string[] {
 
 /** How many times a saved snapshot reads the work tree at most (see snapshotWorktree). */
 const SNAPSHOT_READS = 8;
+/** Files changed lately whose writers a read looks at; more than this wait for quiet instead (as a push's look budget). */
+const LOOKS_PER_READ = 100;
 
 /** Absolute paths of the files whose content in `tree` differs from HEAD's and that changed within RECENT_MS. */
 async function recentlyChanged(host: Host, top: string, run: (args: string[]) => Promise<RunResult>, head: string | null, tree: string): Promise<string[]> {
@@ -272,7 +274,8 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
       const before = await Promise.all(recent.map((path) => host.lstat(path)));
       const again = await addAll();
       const readAt = host.now().getTime();
-      const looks = await Promise.all(recent.map((path) => host.writersOf(path)));
+      // A look reads every process's fd table: past LOOKS_PER_READ files, the quiet rule alone.
+      const looks = recent.length > LOOKS_PER_READ ? recent.map(() => ({ writers: [], complete: false })) : await Promise.all(recent.map((path) => host.writersOf(path)));
       const after = await Promise.all(recent.map((path) => host.lstat(path)));
       unsettled = recent.filter((_, i) => !sameStat(before[i], after[i]) || (after[i] && !isWhole(after[i]!, readAt, looks[i]!)));
       if ('tree' in again) {
