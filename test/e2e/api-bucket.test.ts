@@ -8,20 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
-import { buildWorkspace, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256 } from './flow-helpers.js';
-
-function apiBucketYaml(server: StrictS3TestServer, name: string, prefix?: string): string {
-  return [
-    `    name: ${name}`,
-    `    endpoint: ${server.endpoint}`,
-    '    region: us-east-1',
-    '    provider: other',
-    '    credentials:',
-    '      accessKeyId: ${env:E2E_S3_KEY}',
-    '      secretAccessKey: ${env:E2E_S3_SECRET}',
-    ...(prefix ? [`    prefix: ${prefix}`] : []),
-  ].join('\n');
-}
+import { apiBucketYaml, buildWorkspace, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256 } from './flow-helpers.js';
 
 /** Bundle of ./ws, syncs of ./state and ./data, a restored file: no links (they need a mount). */
 export function apiSpec(bucketLines: string): string {

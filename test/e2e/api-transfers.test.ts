@@ -16,7 +16,7 @@ import { ApiStore } from '../../src/store/api.js';
 import { readManifest } from '../../src/resources/sync/manifest.js';
 import { e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
-import { GOOD_KEYS, Machine, manifest } from './flow-helpers.js';
+import { apiBucketYaml, GOOD_KEYS, Machine, manifest } from './flow-helpers.js';
 
 const PERSIST_BIN = fileURLToPath(new URL('../../bin/persist.js', import.meta.url));
 
@@ -27,13 +27,7 @@ function spec(server: StrictS3TestServer, bucket: string): string {
     'version: 1',
     'buckets:',
     '  data:',
-    `    name: ${bucket}`,
-    `    endpoint: ${server.endpoint}`,
-    '    region: us-east-1',
-    '    provider: other',
-    '    credentials:',
-    '      accessKeyId: ${env:E2E_S3_KEY}',
-    '      secretAccessKey: ${env:E2E_S3_SECRET}',
+    apiBucketYaml(server, bucket),
     'syncs:',
     '  notes: { from: ./notes, to: notes, delete: true }',
     '',

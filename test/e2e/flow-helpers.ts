@@ -91,6 +91,20 @@ export function bucketYaml(server: S3TestServer, backend: FuseBackend, name: str
   return lines.map((line) => `${indent}${line}`).join('\n');
 }
 
+/** A bucket with no mount (the S3 API), at the indent of a bucket's body under `buckets:`. */
+export function apiBucketYaml(server: S3TestServer, name: string, prefix?: string): string {
+  return [
+    `    name: ${name}`,
+    `    endpoint: ${server.endpoint}`,
+    '    region: us-east-1',
+    '    provider: other',
+    '    credentials:',
+    '      accessKeyId: ${env:E2E_S3_KEY}',
+    '      secretAccessKey: ${env:E2E_S3_SECRET}',
+    ...(prefix ? [`    prefix: ${prefix}`] : []),
+  ].join('\n');
+}
+
 /** The whole-flow spec: links (adopted), a bundle of the workspace repo, a sync, a restored file. */
 export function flowSpec(server: S3TestServer, backend: FuseBackend, bucket: string, leaseTtl?: string): string {
   return [

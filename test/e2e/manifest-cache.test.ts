@@ -10,7 +10,7 @@ import { e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 import { releaseLease } from '../../src/engine/lease.js';
 import { loadEnvironment } from '../../src/spec/index.js';
-import { GOOD_KEYS, Machine } from './flow-helpers.js';
+import { apiBucketYaml, GOOD_KEYS, Machine } from './flow-helpers.js';
 
 const FILES = 700; // four shards
 
@@ -19,13 +19,7 @@ function spec(server: StrictS3TestServer, bucket: string): string {
     'version: 1',
     'buckets:',
     '  data:',
-    `    name: ${bucket}`,
-    `    endpoint: ${server.endpoint}`,
-    '    region: us-east-1',
-    '    provider: other',
-    '    credentials:',
-    '      accessKeyId: ${env:E2E_S3_KEY}',
-    '      secretAccessKey: ${env:E2E_S3_SECRET}',
+    apiBucketYaml(server, bucket),
     'syncs:',
     '  state: { from: ./state, to: state, delete: true }',
     '',
