@@ -250,7 +250,7 @@ export class MemoryHost implements Host {
     if (!node) throw errno('ENOENT', pathString(path));
     node.mtimeMs = mtimeMs;
   }
-  async fsync(path: HostPath): Promise<void> {
+  async fsync(path: HostPath, _options?: { fileSystem?: boolean }): Promise<void> {
     if (!this.#node(path, true)) throw errno('ENOENT', pathString(path));
   }
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {

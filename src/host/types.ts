@@ -134,8 +134,11 @@ export interface Host {
   remove(path: HostPath): Promise<void>;
   chmod(path: HostPath, mode: number): Promise<void>;
   utimes(path: HostPath, mtimeMs: number): Promise<void>;
-  /** fsync a file (or directory) by path. */
-  fsync(path: HostPath): Promise<void>;
+  /**
+   * fsync a file (or directory) by path. `fileSystem`: make everything written on the file system
+   * that holds `path` durable at once (syncfs), instead of the one file; throws where it cannot.
+   */
+  fsync(path: HostPath, options?: { fileSystem?: boolean }): Promise<void>;
   /** Run a subprocess (never through a shell). */
   run(command: string, args: string[], options?: RunOptions): Promise<RunResult>;
 }

@@ -157,7 +157,7 @@ const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   remove: { args: shown, result: ok },
   chmod: { args: (path, value) => `${shown(path)}${mode(value)}`, result: ok },
   utimes: { args: (path, mtimeMs) => `${shown(path)} ${new Date(mtimeMs).toISOString()}`, result: ok },
-  fsync: { args: shown, result: ok },
+  fsync: { args: (path, options) => `${shown(path)}${options?.fileSystem ? ' (its file system)' : ''}`, result: ok },
   run: { args: runArgs, result: runResult },
 };
 

@@ -105,8 +105,8 @@ export class RestoreRun {
    */
   private async flushWritten(): Promise<void> {
     if (this.written.length === 0) return;
-    const synced = await this.host.run('sync', ['-f', this.sync.from], { timeoutMs: 10 * 60_000 }).catch(() => null);
-    if (synced?.exitCode === 0) return;
+    const synced = await this.host.fsync(this.sync.from, { fileSystem: true }).then(() => true, () => false);
+    if (synced) return;
     await mapLimit(this.written, 16, (path) => this.host.fsync(join(this.sync.from, path)));
   }
 }
