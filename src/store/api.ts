@@ -3,6 +3,7 @@
 // nothing for it at start-up.
 import type { Host } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
+import { apiTransfers, Slots } from './limit.js';
 import type { S3Client } from './s3/client.js';
 import type { S3Store } from './s3/store.js';
 import type { KnownObject, Store, StoredInfo, StoreListing, Transferred, TransferOptions, WriteOptions } from './types.js';
@@ -46,7 +47,7 @@ export class ApiStore implements Store {
   inner(): Promise<S3Store> {
     this.#store ??= (async () => {
       const [client, { S3Store }] = await Promise.all([clientFor(this.bucket), import('./s3/store.js')]);
-      return new S3Store(this.host, client, this.label, this.bucket.prefix ?? '');
+      return new S3Store(this.host, client, this.label, this.bucket.prefix ?? '', new Slots(apiTransfers(this.host.env())));
     })();
     return this.#store;
   }

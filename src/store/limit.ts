@@ -3,7 +3,7 @@
 // once as transferConcurrency says).
 import type { Store } from './types.js';
 
-/** Files a sync moves at once through the S3 API (as `rclone copy --transfers 16`). */
+/** Requests with a file's bytes in flight through the S3 API (as `rclone copy --transfers 16`). */
 export const API_TRANSFERS = 16;
 /**
  * Files a sync moves at once through a mount (or the `local` folder). Every call into a FUSE mount
@@ -13,15 +13,48 @@ export const API_TRANSFERS = 16;
  */
 export const MOUNTED_TRANSFERS = 3;
 
+/** `PERSIST_TRANSFERS` (1-64), when set. */
+function transfersOverride(env: Record<string, string | undefined>): number | undefined {
+  const override = Number(env.PERSIST_TRANSFERS);
+  return Number.isInteger(override) && override >= 1 && override <= 64 ? override : undefined;
+}
+
+/** Requests carrying a file's bytes that a store over the S3 API keeps in flight (S3Store's Slots). */
+export function apiTransfers(env: Record<string, string | undefined>): number {
+  return transfersOverride(env) ?? API_TRANSFERS;
+}
+
 /**
- * How many files a sync moves at once into or out of a store: a folder (a mount, `local`) or the
- * S3 API (a mounted bucket's data may go over it: src/store/index.ts); `PERSIST_TRANSFERS` (1-64)
- * overrides.
+ * How many files a sync moves at once into or out of a store: through a folder (a mount, `local`)
+ * MOUNTED_TRANSFERS, or `PERSIST_TRANSFERS`; through the S3 API (a mounted bucket's data may go
+ * over it: src/store/index.ts) twice apiTransfers, so that a file whose bytes have arrived is
+ * written to local disk (or read from it) while another request takes its slot.
  */
 export function transferConcurrency(store: Pick<Store, 'localPath'>, env: Record<string, string | undefined>): number {
-  const override = Number(env.PERSIST_TRANSFERS);
-  if (Number.isInteger(override) && override >= 1 && override <= 64) return override;
-  return store.localPath('') === null ? API_TRANSFERS : MOUNTED_TRANSFERS;
+  if (store.localPath('') === null) return 2 * apiTransfers(env);
+  return transfersOverride(env) ?? MOUNTED_TRANSFERS;
+}
+
+/** At most `size` calls of `use` run at once; the others wait their turn, first come first served. */
+export class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  async use<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
 }
 
 /**

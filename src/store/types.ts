@@ -51,7 +51,14 @@ export interface StoreListing {
 export interface TransferOptions {
   mode: number;
   mtimeMs: number;
-  /** See WriteOptions.inPlace (uploads only). */
+  /**
+   * An upload: see WriteOptions.inPlace. A download: nothing is at the local path and nothing
+   * trusts it until the caller says so (a restore into an empty folder, whose marker stays until
+   * every file is in): a file read whole is created under its own name (exclusively: one that
+   * appeared meanwhile takes the temporary name and rename) instead of a temporary name and a
+   * rename. A process killed during the write may leave a partial file, which the resumed restore
+   * finds by its hash.
+   */
   inPlace?: boolean;
   /**
    * A download: the caller makes the local file system durable itself once all its downloads are

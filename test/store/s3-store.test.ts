@@ -107,6 +107,37 @@ describe('S3Store', () => {
     expect((await host.readdir(join(work, 'restored', 'f'))).sort()).toEqual(['big.bin', 'small.bin']);
   });
 
+  it('downloads in place: created under its own name, no temporary; a file already there is replaced through a temporary; a missing object leaves nothing', async () => {
+    const s = store('p5i/');
+    const data = randomBytes(3000);
+    await server.putObject(BUCKET, 'p5i/a.bin', data);
+    const mtimeMs = Date.parse('2024-05-06T07:08:09Z');
+    const folder = join(work, 'p5i', 'new', 'deeper');
+    const created: string[] = [];
+    const watching = Object.create(host) as RealHost;
+    watching.writeFile = async (path, body, options) => {
+      await host.writeFile(path, body, options);
+      created.push(String(path));
+    };
+    const inPlace = new S3Store(watching, client(), `s3://${BUCKET}/p5i/`, 'p5i/');
+    // A folder that is not there yet is made; the only file created is the target itself.
+    const got = await inPlace.download('a.bin', join(folder, 'a.bin'), { mode: 0o600, mtimeMs, inPlace: true });
+    expect(got).toMatchObject({ size: data.length, sha256: sha(data) });
+    expect(created).toEqual([join(folder, 'a.bin')]);
+    expect(sha(await readFile(join(folder, 'a.bin')))).toBe(sha(data));
+    expect((await stat(join(folder, 'a.bin'))).mode & 0o7777).toBe(0o600);
+    expect((await stat(join(folder, 'a.bin'))).mtimeMs).toBe(mtimeMs);
+    // A file that appeared at the path meanwhile: not an error, the object replaces it through a temporary name.
+    await writeFile(join(folder, 'b.bin'), 'written meanwhile');
+    created.length = 0;
+    await inPlace.download('a.bin', join(folder, 'b.bin'), { mode: 0o644, mtimeMs, inPlace: true });
+    expect(sha(await readFile(join(folder, 'b.bin')))).toBe(sha(data));
+    expect(created).toHaveLength(1);
+    expect(created[0]).toMatch(/\.b\.bin\.persist-tmp-[0-9a-f]{12}$/);
+    await expect(s.download('none.bin', join(folder, 'none.bin'), { mode: 0o600, mtimeMs, inPlace: true })).rejects.toBeInstanceOf(StoreMissing);
+    expect((await host.readdir(folder)).sort()).toEqual(['a.bin', 'b.bin']);
+  });
+
   it('downloads with one GET and no HEAD, small (in memory) or large (streamed and hashed); a missing object is StoreMissing', async () => {
     const s = store('p5/');
     const smallData = randomBytes(5000);

@@ -569,7 +569,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     }
     let result: Transferred;
     try {
-      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs, flushLater: true });
+      result = await store.download(source, target, { mode: entry.mode, mtimeMs: entry.mtimeMs, flushLater: true, inPlace: empty });
     } catch (error) {
       // The download says so itself, or (a store that cannot) a stat after the failure does.
       if (error instanceof StoreMissing || !(await store.stat(source))) {

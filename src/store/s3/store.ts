@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Host } from '../../host/types.js';
+import { API_TRANSFERS, Slots } from '../limit.js';
 import { normalizePrefix } from '../prefix.js';
 import { tempPathFor } from '../temp-name.js';
 import { HEAD_BYTES, StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
@@ -47,6 +48,8 @@ export class S3Store implements Store {
     /** For messages: `s3://bucket/prefix/`. */
     private readonly label: string,
     prefix = '',
+    /** The requests of uploads and downloads in flight at once (the local reads and writes around them take none). */
+    private readonly transfers = new Slots(API_TRANSFERS),
   ) {
     this.prefix = normalizePrefix(prefix);
   }
@@ -174,12 +177,12 @@ export class S3Store implements Store {
     const metadata = metadataFor(options.mode, options.mtimeMs);
     if (source.size <= S3_SINGLE_READ_LIMIT) {
       const data = await this.host.readFile(localPath);
-      const { etag } = await this.client.put(this.objectKey(key), data, { metadata });
+      const { etag } = await this.transfers.use(() => this.client.put(this.objectKey(key), data, { metadata }));
       return { size: data.length, sha256: createHash('sha256').update(data).digest('hex'), etag };
     }
     // Streamed: hashed before and after; a file that changed meanwhile is an error (retried by the next push).
     const before = await this.host.hashFile(localPath);
-    const { etag } = await this.client.putLarge(this.objectKey(key), localPath, { partSize: DEFAULT_PART_SIZE, metadata });
+    const { etag } = await this.transfers.use(() => this.client.putLarge(this.objectKey(key), localPath, { partSize: DEFAULT_PART_SIZE, metadata }));
     await this.checkUnchanged(localPath, key, source.size, before);
     return { size: source.size, sha256: before, etag };
   }
@@ -199,11 +202,13 @@ export class S3Store implements Store {
     if (prefix !== base.sha256) return this.upload(localPath, key, options);
     let appended: AppendResult;
     try {
-      appended = await this.client.appendByCopy(this.objectKey(key), base.size, localPath, {
-        partSize: DEFAULT_PART_SIZE,
-        metadata: metadataFor(options.mode, options.mtimeMs),
-        sourceEtag: base.etag,
-      });
+      appended = await this.transfers.use(() =>
+        this.client.appendByCopy(this.objectKey(key), base.size, localPath, {
+          partSize: DEFAULT_PART_SIZE,
+          metadata: metadataFor(options.mode, options.mtimeMs),
+          sourceEtag: base.etag,
+        }),
+      );
     } catch (error) {
       // The object changed (or went) since it was known: its bytes are not base's.
       if (error instanceof PreconditionFailed || error instanceof NoSuchKey) return this.upload(localPath, key, options);
@@ -228,11 +233,13 @@ export class S3Store implements Store {
    */
   async download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
     const temp = tempPathFor(localPath);
+    /** Where the bytes were written: the temporary file, or the local path itself (in place). */
+    let written = temp;
     try {
       let copied: Transferred;
       try {
         // Created with its final mode so that a private file is never readable by others.
-        const get = () => this.client.getObject(this.objectKey(key), temp, { bufferUpTo: S3_SINGLE_READ_LIMIT, fileMode: options.mode });
+        const get = () => this.transfers.use(() => this.client.getObject(this.objectKey(key), temp, { bufferUpTo: S3_SINGLE_READ_LIMIT, fileMode: options.mode }));
         const got = await get().catch(async (error: NodeJS.ErrnoException) => {
           if (error.code !== 'ENOENT') throw error;
           await this.host.mkdir(dirname(localPath));
@@ -240,21 +247,35 @@ export class S3Store implements Store {
         });
         copied = { size: got.size, sha256: got.sha256, etag: got.etag };
         if (got.data) {
-          await this.writeMakingFolder(temp, got.data, options.mode);
+          written = options.inPlace && (await this.createdWith(localPath, got.data, options.mode)) ? localPath : temp;
+          if (written === temp) await this.writeMakingFolder(temp, got.data, options.mode);
           copied.head = Buffer.from(got.data.subarray(0, HEAD_BYTES));
         }
       } catch (error) {
         if (error instanceof NoSuchKey) throw new StoreMissing(key, this.where(key));
         throw error;
       }
-      if (!options.flushLater) await this.host.fsync(temp);
-      await this.ensureMode(temp, options.mode);
-      await this.host.utimes(temp, options.mtimeMs);
-      await this.host.rename(temp, localPath);
+      if (!options.flushLater) await this.host.fsync(written);
+      await this.ensureMode(written, options.mode);
+      await this.host.utimes(written, options.mtimeMs);
+      if (written === temp) await this.host.rename(temp, localPath);
       return copied;
     } catch (error) {
-      await this.host.remove(temp).catch(() => undefined);
+      await this.host.remove(written).catch(() => undefined);
       throw error;
+    }
+  }
+
+  /** A download in place: false when a file is already there (it takes the temporary name and rename). */
+  private async createdWith(path: string, data: Buffer, mode: number): Promise<boolean> {
+    try {
+      await this.host.writeFile(path, data, { mode, exclusive: true });
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await this.host.mkdir(dirname(path));
+      return this.createdWith(path, data, mode);
     }
   }
 
