@@ -170,21 +170,21 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cach
   let firstPushBy: string | undefined;
   let comparison = emptyComparison();
   let folderModesChanged = false;
-  const mirrorInfo = store ? await store.stat(sync.relTo) : null;
+  // The manifest first: where it is (every plan after the first push) the mirror is a folder, and
+  // its stat would cost two more requests through the S3 API.
+  try {
+    manifest = store ? await readManifest(store, sync.relTo, cache) : null;
+  } catch (error) {
+    if (!(error instanceof ManifestError)) throw error;
+    return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null, ...(trust ? { trust } : {}) } };
+  }
+  const mirrorInfo = store && !manifest ? await store.stat(sync.relTo) : null;
   if (!store) mirror = { state: 'unknown' };
-  else if (!mirrorInfo) {
+  else if (!manifest && !mirrorInfo) {
     mirror = { state: 'missing' };
     if (local) comparison = compareWithListing(local.files, {});
-  }
-
-  else if (mirrorInfo.type !== 'dir') mirror = { state: 'not-dir', found: mirrorInfo.type };
+  } else if (mirrorInfo && mirrorInfo.type !== 'dir') mirror = { state: 'not-dir', found: mirrorInfo.type };
   else {
-    try {
-      manifest = await readManifest(store!, sync.relTo, cache);
-    } catch (error) {
-      if (!(error instanceof ManifestError)) throw error;
-      return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null, ...(trust ? { trust } : {}) } };
-    }
     if (manifest) {
       const inScope = manifestFilesInScope(manifest, isExcluded);
       mirror = { state: 'dir', manifest: true, files: inScope.length, pushedAt: manifest.pushedAt };

@@ -276,10 +276,17 @@ export function serializeRoot(root: ManifestRoot): string {
 export async function readManifest(store: Store, mirrorKey: string, cache?: ShardCache): Promise<SyncManifest | null> {
   const key = manifestPath(mirrorKey);
   const path = store.where(key);
-  const info = await store.stat(key);
-  if (!info) return null;
-  if (info.type !== 'file') throw new ManifestError(`${path}: expected a file, found a ${info.type}`);
-  const parsed = parseManifestFile((await store.read(key)).toString('utf8'), path);
+  let text: string;
+  try {
+    text = (await store.read(key)).toString('utf8');
+  } catch (error) {
+    // Read first, one request where the manifest is there (every plan); the stat says why not.
+    const info = await store.stat(key);
+    if (!info) return null;
+    if (info.type !== 'file') throw new ManifestError(`${path}: expected a file, found a ${info.type}`);
+    throw error;
+  }
+  const parsed = parseManifestFile(text, path);
   if (parsed.version === 1) return parsed.manifest;
 
   const { root } = parsed;
