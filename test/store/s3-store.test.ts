@@ -138,6 +138,24 @@ describe('S3Store', () => {
     expect((await host.readdir(folder)).sort()).toEqual(['a.bin', 'b.bin']);
   });
 
+  it('with flushLater, flushes a streamed (large) download at once and leaves a small one to the caller', async () => {
+    const big = randomBytes(17 * MiB);
+    await server.putObject(BUCKET, 'p5f/big.bin', big);
+    await server.putObject(BUCKET, 'p5f/small.bin', Buffer.from('small'));
+    const flushed: string[] = [];
+    const watching = Object.create(host) as RealHost;
+    watching.fsync = async (path, options) => {
+      flushed.push(String(path));
+      return host.fsync(path, options);
+    };
+    const s = new S3Store(watching, client(), `s3://${BUCKET}/p5f/`, 'p5f/');
+    const folder = join(work, 'p5f');
+    for (const name of ['big.bin', 'small.bin']) await s.download(name, join(folder, name), { mode: 0o644, mtimeMs: 0, flushLater: true, inPlace: true });
+    expect(flushed).toHaveLength(1);
+    expect(flushed[0]).toMatch(/\/\.big\.bin\.persist-tmp-[0-9a-f]{12}$/);
+    expect(sha(await readFile(join(folder, 'big.bin')))).toBe(sha(big));
+  });
+
   it('downloads with one GET and no HEAD, small (in memory) or large (streamed and hashed); a missing object is StoreMissing', async () => {
     const s = store('p5/');
     const smallData = randomBytes(5000);

@@ -235,6 +235,7 @@ export class S3Store implements Store {
     const temp = tempPathFor(localPath);
     /** Where the bytes were written: the temporary file, or the local path itself (in place). */
     let written = temp;
+    let streamed = false;
     try {
       let copied: Transferred;
       try {
@@ -246,6 +247,7 @@ export class S3Store implements Store {
           return get();
         });
         copied = { size: got.size, sha256: got.sha256, etag: got.etag };
+        streamed = got.data === null;
         if (got.data) {
           written = options.inPlace && (await this.createdWith(localPath, got.data, options.mode)) ? localPath : temp;
           if (written === temp) await this.writeMakingFolder(temp, got.data, options.mode);
@@ -255,7 +257,9 @@ export class S3Store implements Store {
         if (error instanceof NoSuchKey) throw new StoreMissing(key, this.where(key));
         throw error;
       }
-      if (!options.flushLater) await this.host.fsync(written);
+      // A streamed (large) file is flushed now even when the caller flushes later: its pages are
+      // written back while the other downloads go on, not all in the caller's final flush.
+      if (!options.flushLater || streamed) await this.host.fsync(written);
       await this.ensureMode(written, options.mode);
       await this.host.utimes(written, options.mtimeMs);
       if (written === temp) await this.host.rename(temp, localPath);
