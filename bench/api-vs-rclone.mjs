@@ -5,7 +5,9 @@
 //    (new state folder, empty target), rclone's copy up and down (`--fast-list`), and the raw
 //    limit: the same objects PUT (then GET) 16 at a time by a bare client with nothing else to do
 //    (no stat, no hash, no manifest, no local file written on the way down). Interleaved rounds,
-//    medians; every restore is compared byte for byte with the tree (`diff -r`).
+//    medians; every restore is compared byte for byte with the tree (`diff -r`). Each step starts
+//    after a `sync`, so that none pays for writing back the pages the step before it left dirty
+//    (rclone does not flush what it downloads; persist does, within its time).
 //  - appending 1 KiB to a 100 MiB transcript in a synced folder: the bytes the server receives for
 //    the push of the grown file (and the time), against the first save of it and against
 //    `rclone copy` of the grown file (which sends it whole); then a restore, byte for byte.
@@ -126,6 +128,7 @@ try {
     ];
     for (let i = 0; i < up.length; i++) {
       const [name, step] = up[(i + r) % up.length];
+      spawnSync('sync');
       await traffic();
       times[name].push(must(name, await step()));
       requests[name] = (await traffic()).requests;
@@ -140,6 +143,7 @@ try {
     ];
     for (let i = 0; i < down.length; i++) {
       const [name, step] = down[(i + r) % down.length];
+      spawnSync('sync');
       await traffic();
       times[name].push(must(name, await step()));
       requests[name] = (await traffic()).requests;
