@@ -1,9 +1,9 @@
-// Bounded concurrency for transfers: at most `limit` calls of `fn` in flight, results in input
-// order. Used by the S3 client (parts, delete batches) and by the sync loops (files, as many at
-// once as transferConcurrency says).
+// Bounded concurrency for transfers: mapLimit runs at most `limit` calls of `fn` at once, results
+// in input order (the S3 client's parts and delete batches, the sync loops' files, as many at once
+// as transferConcurrency says); Slots bounds the transfers an S3Store runs at once.
 import type { Store } from './types.js';
 
-/** Requests with a file's bytes in flight through the S3 API (as `rclone copy --transfers 16`). */
+/** Transfers in flight through the S3 API (as `rclone copy --transfers 16`): a file's request, or a large file's parts. */
 export const API_TRANSFERS = 16;
 /**
  * Files a sync moves at once through a mount (or the `local` folder). Every call into a FUSE mount
@@ -19,7 +19,7 @@ function transfersOverride(env: Record<string, string | undefined>): number | un
   return Number.isInteger(override) && override >= 1 && override <= 64 ? override : undefined;
 }
 
-/** Requests carrying a file's bytes that a store over the S3 API keeps in flight (S3Store's Slots). */
+/** Transfers a store over the S3 API runs at once (S3Store's Slots). */
 export function apiTransfers(env: Record<string, string | undefined>): number {
   return transfersOverride(env) ?? API_TRANSFERS;
 }

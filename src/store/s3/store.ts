@@ -48,7 +48,7 @@ export class S3Store implements Store {
     /** For messages: `s3://bucket/prefix/`. */
     private readonly label: string,
     prefix = '',
-    /** The requests of uploads and downloads in flight at once (the local reads and writes around them take none). */
+    /** Uploads and downloads in flight at once: their requests hold a slot, the local reads and writes around them do not. */
     private readonly transfers = new Slots(API_TRANSFERS),
   ) {
     this.prefix = normalizePrefix(prefix);
