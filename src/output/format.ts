@@ -17,7 +17,13 @@ export function formatBytes(bytes: number): string {
 
 /** `1 file`, `0 files`, `2,000 files`; `pluralNoun` for nouns that do not just take an `s`. */
 export function plural(count: number, noun: string, pluralNoun = `${noun}s`): string {
-  return `${count.toLocaleString('en-US')} ${count === 1 ? noun : pluralNoun}`;
+  return `${withCommas(count)} ${count === 1 ? noun : pluralNoun}`;
+}
+
+/** 12345 → `12,345`, as toLocaleString('en-US') writes it, without loading ICU's locale data (19 ms at its first call, in every plan). */
+function withCommas(count: number): string {
+  const [whole, fraction] = String(count).split('.');
+  return `${whole!.replace(/\B(?=(\d{3})+$)/g, ',')}${fraction === undefined ? '' : `.${fraction}`}`;
 }
 
 /** The first `limit` paths, then how many more: `a, b, c and 4 more`. All of them when they fit. */

@@ -18,6 +18,8 @@ describe('format', () => {
     expect(plural(1, 'file')).toBe('1 file');
     expect(plural(2, 'conflict')).toBe('2 conflicts');
     expect(plural(2000, 'file')).toBe('2,000 files');
+    // The thousands grouped as toLocaleString('en-US') groups them (without its 19 ms first call).
+    for (const count of [999, 1000, 12345, 123456, 1234567, 100000000, -4321]) expect(plural(count, 'file')).toBe(`${count.toLocaleString('en-US')} files`);
     expect(plural(1, 'entry', 'entries')).toBe('1 entry');
     expect(plural(3, 'entry', 'entries')).toBe('3 entries');
   });
