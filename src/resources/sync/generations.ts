@@ -294,16 +294,17 @@ async function recordEvent(host: Host, env: ResolvedEnvironment, sync: ResolvedS
   });
 }
 
-async function localDigest(host: Host, sync: ResolvedSync): Promise<string> {
+/** The digest of the local folder as a lineage record keeps it (read by a walk). */
+export async function localDigest(host: Host, sync: ResolvedSync): Promise<string> {
   return digestOf((await walkTree(host, sync.from, syncExcluder(sync.exclude))).files);
 }
 
-/** After a restore from the current manifest: this machine has seen its generation. */
-export async function recordRestore(sync: ResolvedSync, manifest: SyncManifest | null, ctx: ApplyContext, event: LocalRecord['event'] = 'restore', generation?: number): Promise<void> {
+/** After a restore from the current manifest: this machine has seen its generation; `tree`: localDigest of the restored folder. */
+export async function recordRestore(sync: ResolvedSync, manifest: SyncManifest | null, ctx: ApplyContext, tree: string): Promise<void> {
   if (!manifest) return;
   const stamp = manifestStamp(manifest);
   await ensureMachine(ctx.host);
-  await recordEvent(ctx.host, ctx.env, sync, generation ?? stamp.generation, stamp, event, await localDigest(ctx.host, sync));
+  await recordEvent(ctx.host, ctx.env, sync, stamp.generation, stamp, 'restore', tree);
 }
 
 // --- apply: push ---

@@ -67,7 +67,7 @@ import { PushRun } from './push-run.js';
 import { RestoreRun } from './restore-run.js';
 import { formatAge, formatBytes, plural, samplePaths } from '../../output/format.js';
 import { ensureMachine } from '../../lineage/machine.js';
-import { cleanStartAction, lineageFacts, observeSyncLineage, recordCleanStart, prepareRestore, recordRestore, SyncGeneration, syncLineageDecision, type SyncLineage } from './generations.js';
+import { cleanStartAction, lineageFacts, localDigest, observeSyncLineage, recordCleanStart, prepareRestore, recordRestore, SyncGeneration, syncLineageDecision, type SyncLineage } from './generations.js';
 
 export type SyncLocalObserved =
   | { state: 'missing' }
@@ -596,10 +596,11 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     // so that the next plan compares against it instead of reading the whole mirror again.
     await writeManifest(store, sync.relTo, written, now.toISOString(), null, shardCacheFor(host, ctx.env.buckets[sync.bucket]!, sync.relTo));
   }
-  await restoring.finish(); // folder modes, then the marker
+  // Folder modes, then the marker; the lineage record's digest is read while the files are flushed.
+  const tree = await restoring.finish(() => (manifest ? localDigest(host, sync) : Promise.resolve('')));
   await host.fsync(sync.from);
   await recordSyncEvent(host, sync, 'lastRestore', now);
-  await recordRestore(sync, manifest, ctx);
+  await recordRestore(sync, manifest, ctx, tree);
 
   const notes: string[] = [];
   differing.sort();

@@ -76,10 +76,13 @@ export class RestoreRun {
     this.tokens[path] = { token: await databaseToken(this.host, target), sha256 };
   }
 
-  /** After every file: they reach the disk before the marker goes (see flushWritten). */
-  async finish(): Promise<void> {
+  /**
+   * After every file: they reach the disk before the marker goes (see flushWritten). `alongside`
+   * (a read of the restored folder) runs while they do, mostly a wait for `sync -f`; its result is returned.
+   */
+  async finish<T>(alongside: () => Promise<T>): Promise<T> {
     await restoreHardLinks(this.host, this.sync, this.store, this.links);
-    await this.flushWritten();
+    const [, result] = await Promise.all([this.flushWritten(), alongside()]);
     const modes = await readFolderModes(this.store, this.sync.relTo);
     const deepestFirst = Object.keys(modes).sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1));
     for (const path of deepestFirst) {
@@ -95,6 +98,7 @@ export class RestoreRun {
       delete state.restoring;
       state.sqlite = { ...(before.sqlite ?? {}), ...this.tokens };
     });
+    return result;
   }
 
   /**
