@@ -35,8 +35,8 @@ function isMissing(error: unknown): boolean {
 }
 
 const MOUNTINFO = '/proc/self/mountinfo';
-/** A local write up to this size is done synchronously (see writeFile). */
-const SYNC_WRITE_LIMIT = 1024 * 1024;
+/** A local write up to this size takes writeSmallFile's path (see writeFile). */
+const SMALL_WRITE_LIMIT = 1024 * 1024;
 
 function fuseMountPoints(entries: MountEntry[]): string[] {
   return entries.filter((entry) => entry.fsType === 'fuse' || entry.fsType.startsWith('fuse.')).map((entry) => entry.mountPoint);
@@ -355,7 +355,7 @@ export class RealHost implements Host {
   async writeFile(rawPath: HostPath, data: string | Buffer, options?: { mode?: number; exclusive?: boolean; durable?: boolean }): Promise<void> {
     // A small local file that need not reach the disk now: one trip through the thread pool instead
     // of four (writeSmallFile). An fsync, a large file and FUSE take the general path.
-    if (!options?.durable && this.isLocal(rawPath) && (typeof data === 'string' ? data.length * 3 : data.length) <= SYNC_WRITE_LIMIT) {
+    if (!options?.durable && this.isLocal(rawPath) && (typeof data === 'string' ? data.length * 3 : data.length) <= SMALL_WRITE_LIMIT) {
       return writeSmallFile(fsPath(rawPath), typeof data === 'string' ? Buffer.from(data, 'utf8') : data, options?.exclusive ? 'wx' : 'w', options?.mode);
     }
     // Created with its mode and changed through the open file: on s3fs a chmod by path after the
