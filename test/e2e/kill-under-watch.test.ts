@@ -161,10 +161,10 @@ async function rowsOf(db: string): Promise<string[]> {
   return out ? out.split('\n') : [];
 }
 
-/** The round ends watch logged (`[time] no changes` / `applied ...` / `error: ...`), with their times. */
+/** The round ends watch logged (`[time round N] no changes` / `applied ...` / `error: ...`), with their times. */
 function roundEnds(output: string): { at: number; text: string }[] {
   const ends: { at: number; text: string }[] = [];
-  for (const match of output.matchAll(/^\[(\d{4}-\d\d-\d\dT[\d:.]+Z)\] (.*)$/gm)) {
+  for (const match of output.matchAll(/^\[(\d{4}-\d\d-\d\dT[\d:.]+Z) round \d+\] (.*)$/gm)) {
     const text = match[2]!;
     if (/^(no changes|applied |error: )/.test(text)) ends.push({ at: Date.parse(match[1]!), text });
   }
