@@ -273,13 +273,11 @@ export class S3Store implements Store {
   /** A download in place: false when a file is already there (it takes the temporary name and rename). */
   private async createdWith(path: string, data: Buffer, mode: number): Promise<boolean> {
     try {
-      await this.host.writeFile(path, data, { mode, exclusive: true });
+      await this.writeMakingFolder(path, data, mode, true);
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      await this.host.mkdir(dirname(path));
-      return this.createdWith(path, data, mode);
+      throw error;
     }
   }
 
@@ -297,13 +295,13 @@ export class S3Store implements Store {
     if (!kept) await this.host.chmod(path, mode);
   }
 
-  private async writeMakingFolder(path: string, data: Buffer, mode: number): Promise<void> {
+  private async writeMakingFolder(path: string, data: Buffer, mode: number, exclusive = false): Promise<void> {
     try {
-      await this.host.writeFile(path, data, { mode });
+      await this.host.writeFile(path, data, { mode, exclusive });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       await this.host.mkdir(dirname(path));
-      await this.host.writeFile(path, data, { mode });
+      await this.host.writeFile(path, data, { mode, exclusive });
     }
   }
 
