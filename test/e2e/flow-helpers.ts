@@ -67,20 +67,27 @@ export function runPersist(args: string[], options: { cwd: string; stateDir: str
   });
 }
 
+/** A bucket's name, the loopback server and the keys from the child's environment, unindented. */
+function connectionLines(server: S3TestServer, name: string): string[] {
+  return [
+    `name: ${name}`,
+    `endpoint: ${server.endpoint}`,
+    'region: us-east-1',
+    'provider: other',
+    'credentials:',
+    '  accessKeyId: ${env:E2E_S3_KEY}',
+    '  secretAccessKey: ${env:E2E_S3_SECRET}',
+  ];
+}
+
 /**
  * The S3 side of a bucket in a spec: s3rver on loopback, keys from the child's environment.
  * `leaseTtl` shortens the bucket lease's time to live (tests of a container killed without shutdown).
  */
 export function bucketYaml(server: S3TestServer, backend: FuseBackend, name: string, mountPath: string, indent = '  ', leaseTtl?: string): string {
   const lines = [
-    `name: ${name}`,
-    `endpoint: ${server.endpoint}`,
-    'region: us-east-1',
-    'provider: other',
+    ...connectionLines(server, name),
     'pathStyle: true',
-    'credentials:',
-    '  accessKeyId: ${env:E2E_S3_KEY}',
-    '  secretAccessKey: ${env:E2E_S3_SECRET}',
     'mount:',
     `  backend: ${backend}`,
     `  path: ${mountPath}`,
@@ -93,16 +100,7 @@ export function bucketYaml(server: S3TestServer, backend: FuseBackend, name: str
 
 /** A bucket with no mount (the S3 API), at the indent of a bucket's body under `buckets:`. */
 export function apiBucketYaml(server: S3TestServer, name: string, prefix?: string): string {
-  return [
-    `    name: ${name}`,
-    `    endpoint: ${server.endpoint}`,
-    '    region: us-east-1',
-    '    provider: other',
-    '    credentials:',
-    '      accessKeyId: ${env:E2E_S3_KEY}',
-    '      secretAccessKey: ${env:E2E_S3_SECRET}',
-    ...(prefix ? [`    prefix: ${prefix}`] : []),
-  ].join('\n');
+  return [...connectionLines(server, name), ...(prefix ? [`prefix: ${prefix}`] : [])].map((line) => `    ${line}`).join('\n');
 }
 
 /** The whole-flow spec: links (adopted), a bundle of the workspace repo, a sync, a restored file. */
