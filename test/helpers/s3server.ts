@@ -13,7 +13,7 @@
 // status such as 503 SlowDown, or a reset connection) for the next matching requests.
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable, Transform } from 'node:stream';
@@ -116,6 +116,28 @@ function fixPutObjectDurability(store: FilesystemStore): void {
 }
 
 /**
+ * s3rver 3.7 writes an object's `.md5` and `metadata.json` files in place, and every listing reads
+ * the metadata of each key it returns: a listing while a PUT of a listed key was under way read a
+ * half-written file and failed (`Unexpected end of JSON input`, a 500 to the client; seen in CI
+ * while s3fs adopted a folder). Here both are written in `scratch` (outside the buckets, which a
+ * listing walks; same file system) and renamed over.
+ */
+function fixMetadataWrites(store: FilesystemStore, scratch: string): void {
+  const { ALLOWED_METADATA } = require('s3rver/lib/models/object') as { ALLOWED_METADATA: string[] };
+  let written = 0;
+  const replace = async (path: string, content: string) => {
+    const temporary = join(scratch, String(written++));
+    await writeFile(temporary, content);
+    await rename(temporary, path);
+  };
+  store.putMetadata = async (bucket, key, metadata, md5) => {
+    const json = Object.fromEntries(Object.entries(metadata).filter(([name]) => ALLOWED_METADATA.includes(name) || name.startsWith('x-amz-meta-')));
+    if (md5) await replace(store.getResourcePath(bucket, key, 'object.md5'), md5);
+    await replace(store.getResourcePath(bucket, key, 'metadata.json'), JSON.stringify(json, null, 2));
+  };
+}
+
+/**
  * s3rver 3.7 prunes its directory walk below the first delimiter after the prefix, so a key two
  * or more levels down (`a/b/c.txt` listed with prefix `` and delimiter `/`) yields no common
  * prefix `a/` at all: clients that list with a delimiter (rclone) then miss whole folders. This
@@ -182,6 +204,8 @@ async function launchS3rver(buckets: string[]): Promise<{ api: S3TestServer; sto
     vhostBuckets: false,
     configureBuckets: buckets.map((name) => ({ name })),
   });
+  const scratch = await mkdtemp(join(tmpdir(), 'persist-s3rver-scratch-'));
+  fixMetadataWrites(server.store, scratch);
   fixDelimiterListing(server.store);
   fixPutObjectDurability(server.store);
   const address = await server.run();
@@ -221,6 +245,7 @@ async function launchS3rver(buckets: string[]): Promise<{ api: S3TestServer; sto
       server.httpServer.closeAllConnections?.();
       await server.close();
       await rm(directory, { recursive: true, force: true });
+      await rm(scratch, { recursive: true, force: true });
     },
   };
   return { api, store: server.store };

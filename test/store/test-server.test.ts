@@ -1,0 +1,45 @@
+// The loopback S3 server the end-to-end tests run against (test/helpers/s3server.ts) must not
+// fail where S3 does not: a listing while keys are written.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { S3Client } from '../../src/store/s3/client.js';
+import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3Server, type S3TestServer } from '../helpers/s3server.js';
+
+const BUCKET = 'server-test';
+let server: S3TestServer;
+let client: S3Client;
+
+beforeAll(async () => {
+  server = await startS3Server([BUCKET]);
+  client = new S3Client({
+    endpoint: server.endpoint, region: 'us-east-1', bucket: BUCKET, pathStyle: true, provider: 'other',
+    accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY, maxAttempts: 1,
+  });
+});
+
+afterAll(async () => {
+  client?.close();
+  await server?.stop();
+});
+
+/** Lists the bucket over HTTP until `changes` settles; every listing must succeed. */
+async function listWhile(changes: Promise<void>): Promise<string[][]> {
+  let changing = true;
+  const settled = changes.finally(() => (changing = false));
+  const listings: string[][] = [];
+  try {
+    while (changing) listings.push((await client.listAll()).map((object) => object.key));
+  } finally {
+    await settled;
+  }
+  return listings;
+}
+
+it('lists keys while they are being overwritten, never reading half-written metadata', async () => {
+  const keys = Array.from({ length: 20 }, (_, i) => `folder/${i}.md`);
+  await Promise.all(keys.map((key) => client.put(key, Buffer.from('first'))));
+  const listings = await listWhile((async () => {
+    for (let round = 0; round < 40; round++) await Promise.all(keys.map((key) => client.put(key, Buffer.from(`round ${round}`))));
+  })());
+  expect(listings.length).toBeGreaterThan(0);
+  for (const listed of listings) expect(listed).toEqual([...keys].sort());
+});
