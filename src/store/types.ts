@@ -89,6 +89,7 @@ export interface Store {
   readdir(key: string): Promise<string[]>;
   /** Every file under a folder key, recursively; `isExcluded` prunes whole folders. */
   list(key: string, isExcluded: (relativePath: string) => boolean): Promise<StoreListing>;
+  /** A whole object; fails (with StoreMissing where the store can tell in the same request) when there is none. */
   read(key: string): Promise<Buffer>;
   /** The first `bytes` bytes (or all of a shorter object). */
   readHead(key: string, bytes: number): Promise<Buffer>;

@@ -14,6 +14,7 @@ import type { ResolvedBucket } from '../../src/spec/types.js';
 import { S3Client } from '../../src/store/s3/client.js';
 import { S3Store } from '../../src/store/s3/store.js';
 import { StoreConflict, StoreMissing } from '../../src/store/types.js';
+import { readFolderModes } from '../../src/resources/sync/folders.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 
 const BUCKET = 'store-test';
@@ -59,6 +60,16 @@ describe('S3Store', () => {
     // No temporary name, no rename: only PUTs reached the server for the writes.
     expect(await server.listObjects(BUCKET)).toEqual(expect.arrayContaining(['p1/dir/one.txt', 'p1/dir/lock']));
     expect((await server.listObjects(BUCKET)).some((key) => key.includes('persist-tmp'))).toBe(false);
+  });
+
+  it('reads with one GET: a missing object is StoreMissing, so a mirror without folder modes costs one request', async () => {
+    const s = store('p1r/');
+    await s.write('mirror/.persist-sync-folders.json', JSON.stringify({ version: 1, folders: { private: 0o700 } }));
+    server.resetCounts();
+    await expect(s.read('mirror/none.json')).rejects.toBeInstanceOf(StoreMissing);
+    expect(await readFolderModes(s, 'other')).toEqual({});
+    expect(await readFolderModes(s, 'mirror')).toEqual({ private: 0o700 });
+    expect(server.stats().requests).toEqual({ GET: 3 });
   });
 
   it('has folders only as key prefixes: stat, readdir and a recursive list with excluded folders', async () => {

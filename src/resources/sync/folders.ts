@@ -4,7 +4,7 @@
 // `{"version": 1, "folders": {"<relative path>": <mode>}}`. Written by a push when it differs,
 // read by observe (one small object) and applied by a restore (deepest folders last).
 import { join } from 'node:path';
-import type { Store } from '../../store/types.js';
+import { StoreMissing, type Store } from '../../store/types.js';
 
 export const FOLDERS_NAME = '.persist-sync-folders.json';
 export const DEFAULT_FOLDER_MODE = 0o755;
@@ -28,9 +28,17 @@ export function sameModes(a: FolderModes, b: FolderModes): boolean {
 /** The recorded modes; an unreadable or malformed file counts as none (it only costs a rewrite). */
 export async function readFolderModes(store: Store, mirrorKey: string): Promise<FolderModes> {
   const key = join(mirrorKey, FOLDERS_NAME);
-  if (!(await store.stat(key))) return {};
+  let text: string;
   try {
-    const data = JSON.parse((await store.read(key)).toString('utf8')) as { folders?: unknown };
+    text = (await store.read(key)).toString('utf8');
+  } catch (error) {
+    // Read first: one request, there or not. A store that cannot say why the read failed is asked
+    // with a stat, which throws when the store cannot be reached.
+    if (!(error instanceof StoreMissing)) await store.stat(key);
+    return {};
+  }
+  try {
+    const data = JSON.parse(text) as { folders?: unknown };
     const result: FolderModes = {};
     if (typeof data.folders === 'object' && data.folders !== null) {
       for (const [path, mode] of Object.entries(data.folders as Record<string, unknown>)) {

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { ActionError, PersistError } from '../../errors.js';
 import type { ApplyContext, Change, Decision, ObserveContext, PlanOptions } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
-import type { Store } from '../../store/types.js';
+import { StoreMissing, type Store } from '../../store/types.js';
 import type { ResolvedEnvironment, ResolvedSync } from '../../spec/types.js';
 import { describeMachine, ensureMachine, peekMachine } from '../../lineage/machine.js';
 import {
@@ -311,8 +311,15 @@ export async function recordRestore(sync: ResolvedSync, manifest: SyncManifest |
 
 async function readRootStamp(store: Store, sync: ResolvedSync): Promise<LineageStamp | null> {
   const key = manifestPath(sync.relTo);
-  if (!(await store.stat(key))) return null;
-  const parsed = parseManifestFile((await store.read(key)).toString('utf8'), store.where(key));
+  let text: string;
+  try {
+    text = (await store.read(key)).toString('utf8');
+  } catch (error) {
+    // Read first: one request where the root is there (every push but the first).
+    if (error instanceof StoreMissing || !(await store.stat(key))) return null;
+    throw error;
+  }
+  const parsed = parseManifestFile(text, store.where(key));
   if (parsed.version === 1) return manifestStamp(parsed.manifest);
   return parsed.root.lineage ?? { generation: 0, parent: null, time: parsed.root.pushedAt, machine: null, host: null };
 }

@@ -133,8 +133,13 @@ export class S3Store implements Store {
     return { files, skipped: [] };
   }
 
-  read(key: string): Promise<Buffer> {
-    return this.client.get(this.objectKey(key));
+  async read(key: string): Promise<Buffer> {
+    try {
+      return await this.client.get(this.objectKey(key));
+    } catch (error) {
+      if (error instanceof NoSuchKey) throw new StoreMissing(key, this.where(key));
+      throw error;
+    }
   }
 
   async readHead(key: string, bytes: number): Promise<Buffer> {
