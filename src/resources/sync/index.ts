@@ -598,9 +598,8 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   }
   // Folder modes, then the marker; the lineage record's digest is read while the files are flushed.
   const tree = await restoring.finish(() => (manifest ? localDigest(host, sync) : Promise.resolve('')));
-  await host.fsync(sync.from);
-  await recordSyncEvent(host, sync, 'lastRestore', now);
-  await recordRestore(sync, manifest, ctx, tree);
+  // Independent records (the marker is gone: a crash in between costs at most a re-check), written together.
+  await Promise.all([host.fsync(sync.from), recordSyncEvent(host, sync, 'lastRestore', now), recordRestore(sync, manifest, ctx, tree)]);
 
   const notes: string[] = [];
   differing.sort();

@@ -78,12 +78,17 @@ export class RestoreRun {
 
   /**
    * After every file: they reach the disk before the marker goes (see flushWritten). `alongside`
-   * (a read of the restored folder) runs while they do, mostly a wait for `sync -f`; its result is returned.
+   * (a read of the restored folder) runs while they do, mostly a wait for `sync -f`, as do the
+   * read of the folder modes and the write of the known objects; `alongside`'s result is returned.
    */
   async finish<T>(alongside: () => Promise<T>): Promise<T> {
     await restoreHardLinks(this.host, this.sync, this.store, this.links);
-    const [, result] = await Promise.all([this.flushWritten(), alongside()]);
-    const modes = await readFolderModes(this.store, this.sync.relTo);
+    const [, result, modes] = await Promise.all([
+      this.flushWritten(),
+      alongside(),
+      readFolderModes(this.store, this.sync.relTo),
+      writeKnownObjects(this.host, this.sync, this.known),
+    ]);
     const deepestFirst = Object.keys(modes).sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1));
     for (const path of deepestFirst) {
       const target = join(this.sync.from, path);
@@ -92,7 +97,6 @@ export class RestoreRun {
       if (!info) await this.host.mkdir(target);
       await this.host.chmod(target, modes[path]!);
     }
-    await writeKnownObjects(this.host, this.sync, this.known);
     const before = await readTrustState(this.host, this.sync);
     await updateTrustState(this.host, this.sync, (state) => {
       delete state.restoring;
