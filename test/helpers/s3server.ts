@@ -138,6 +138,43 @@ function fixMetadataWrites(store: FilesystemStore, scratch: string): void {
 }
 
 /**
+ * s3rver 3.7 removes a deleted key's emptied folders with a readdir then an rmdir, so two deletes
+ * in one folder race and one fails (a 500, e.g. within one DeleteObjects); and a listing walks the
+ * folders with a readdir then a stat of each name, so a key deleted in between fails it (ENOENT, a
+ * 500). S3 fails neither: this delete tolerates the race, and a listing that met it walks again.
+ */
+function fixDeleteRaces(store: FilesystemStore, directory: string): void {
+  store.deleteObject = async (bucket, key) => {
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    await Promise.all(
+      ['object', 'object.md5', 'metadata.json'].map((resource) =>
+        unlink(store.getResourcePath(bucket, key, resource)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        }),
+      ),
+    );
+    const bucketPath = join(directory, bucket);
+    for (let folder = dirname(objectPath); folder.startsWith(`${bucketPath}/`); folder = dirname(folder)) {
+      try {
+        await rmdir(folder);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') break;
+      }
+    }
+  };
+  const list = store.listObjects.bind(store);
+  store.listObjects = async (bucket, options) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await list(bucket, options);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 10) throw error;
+      }
+    }
+  };
+}
+
+/**
  * s3rver 3.7 prunes its directory walk below the first delimiter after the prefix, so a key two
  * or more levels down (`a/b/c.txt` listed with prefix `` and delimiter `/`) yields no common
  * prefix `a/` at all: clients that list with a delimiter (rclone) then miss whole folders. This
@@ -206,6 +243,7 @@ async function launchS3rver(buckets: string[]): Promise<{ api: S3TestServer; sto
   });
   const scratch = await mkdtemp(join(tmpdir(), 'persist-s3rver-scratch-'));
   fixMetadataWrites(server.store, scratch);
+  fixDeleteRaces(server.store, directory);
   fixDelimiterListing(server.store);
   fixPutObjectDurability(server.store);
   const address = await server.run();
@@ -413,26 +451,6 @@ function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | nu
  */
 export async function startStrictS3Server(buckets: string[] = [], options: { verifySignatures?: boolean } = {}): Promise<StrictS3TestServer> {
   const { api: upstream, store } = await launchS3rver(buckets);
-  // s3rver removes a deleted key's emptied folders with a readdir then an rmdir: two deletes of one
-  // DeleteObjects request in the same folder race and one fails (a 500). This delete tolerates it.
-  store.deleteObject = async (bucket, key) => {
-    const objectPath = store.getResourcePath(bucket, key, 'object');
-    await Promise.all(
-      ['object', 'object.md5', 'metadata.json'].map((resource) =>
-        unlink(store.getResourcePath(bucket, key, resource)).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'ENOENT') throw error;
-        }),
-      ),
-    );
-    const bucketPath = join(upstream.directory, bucket);
-    for (let folder = dirname(objectPath); folder.startsWith(`${bucketPath}/`); folder = dirname(folder)) {
-      try {
-        await rmdir(folder);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') break;
-      }
-    }
-  };
   const verify = options.verifySignatures ?? true;
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const locks = new Map<string, Promise<void>>();

@@ -1,7 +1,8 @@
 // The loopback S3 server the end-to-end tests run against (test/helpers/s3server.ts) must not
-// fail where S3 does not: a listing while keys are written.
+// fail where S3 does not: a listing while keys are written or deleted, deletes in one folder.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { S3Client } from '../../src/store/s3/client.js';
+import { mapLimit } from '../../src/store/limit.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3Server, type S3TestServer } from '../helpers/s3server.js';
 
 const BUCKET = 'server-test';
@@ -42,4 +43,16 @@ it('lists keys while they are being overwritten, never reading half-written meta
   })());
   expect(listings.length).toBeGreaterThan(0);
   for (const listed of listings) expect(listed).toEqual([...keys].sort());
+});
+
+it('lists keys while others in a folder are deleted, eight at a time', async () => {
+  await client.put('kept.md', Buffer.from('kept'));
+  const keys = Array.from({ length: 300 }, (_, i) => `gone/${i}.md`);
+  for (let round = 0; round < 2; round++) {
+    await mapLimit(keys, 16, (key) => client.put(key, Buffer.from('x')));
+    const listings = await listWhile(mapLimit(keys, 8, (key) => client.delete(key)).then(() => undefined));
+    expect(listings.length).toBeGreaterThan(0);
+    for (const listed of listings) expect(listed).toContain('kept.md');
+  }
+  expect(await client.listAll('gone/')).toEqual([]);
 });
