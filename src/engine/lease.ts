@@ -81,7 +81,7 @@ const text = (body: LeaseBody) => `${JSON.stringify(body)}\n`;
 
 /** The lease as an S3 object (a bucket without a mount, or a mounted one with credentials). */
 export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> {
-  const [{ clientFor, apiLabel }, { PreconditionFailed }] = await Promise.all([import('../store/api.js'), import('../store/s3/client.js')]);
+  const [{ clientFor, apiLabel }, { NoSuchKey, PreconditionFailed }] = await Promise.all([import('../store/api.js'), import('../store/s3/client.js')]);
   const client = await clientFor(bucket);
   const key = `${bucket.prefix ?? ''}${LEASE_KEY}`;
   const lost = (error: unknown): null => {
@@ -91,11 +91,8 @@ export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> 
   const store: LeaseStore = {
     where: `${apiLabel(bucket)}/${LEASE_KEY}`,
     async read() {
-      const head = await client.head(key);
-      if (!head) return null;
-      const data = await client.get(key).catch((error: { name?: string }) => (error.name === 'NoSuchKey' ? null : Promise.reject(error)));
-      if (data === null) return null;
-      return { body: parse(data), etag: head.etag };
+      const got = await client.getTagged(key).catch((error: unknown) => (error instanceof NoSuchKey ? null : Promise.reject(error)));
+      return got && { body: parse(got.data), etag: got.etag };
     },
     async create(body) {
       try {

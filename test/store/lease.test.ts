@@ -59,8 +59,13 @@ for (const kind of ['s3', 'file'] as const) {
       const a = machine(`${kind}-a`);
       const b = machine(`${kind}-b`);
       const store = await storeFor('p1/');
+      if (kind === 's3') server.resetCounts();
+      expect(await store.read()).toBeNull();
       const held = await acquireLease(a, store, { timeoutMs: 0 });
       expect(held.body.machine).toBe(await machineId(a));
+      expect((await store.read())?.etag).toBe(held.etag);
+      // Through S3 a read is one GET, body and ETag together, absent or present.
+      if (kind === 's3') expect(server.stats().requests).toEqual({ GET: 3, PUT: 1 });
       if (kind === 's3') expect(await server.listObjects(BUCKET)).toContain(`p1/${LEASE_KEY}`);
       const renewed = await renewLease(a, held);
       expect(renewed.etag).not.toBe(held.etag);

@@ -394,6 +394,12 @@ export class S3Client {
     return response.body;
   }
 
+  /** A whole object and its ETag, in one GET (a HEAD first could name another version than the GET reads). */
+  async getTagged(key: string): Promise<{ data: Buffer; etag: string }> {
+    const response = await this.#send({ operation: 'get', key, object: true, method: 'GET' });
+    return { data: response.body, etag: headerString(response.headers.etag) };
+  }
+
   /** Streams an object (or a range) into `file` (created or truncated; rewritten on a retry). */
   async getToFile(key: string, file: string, options: { range?: ByteRange } = {}): Promise<{ size: number; etag: string; sha256: string }> {
     const headers: Record<string, string> = {};
