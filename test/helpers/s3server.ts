@@ -764,6 +764,14 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
       });
       return;
     }
+    if (key && (method === 'GET' || method === 'HEAD') && query.size === 0) {
+      // s3rver rewrites an object's file in place and answers a read with the size it stat'ed
+      // first: a read during a write of the key could send fewer bytes than it announced (the
+      // client then waited for its timeout), or another version's ETag. S3 serves one version
+      // whole: here a read waits for the key's write, and a write for its reads.
+      await withLock(`${bucket}\0${key}`, () => forward(req, body, res));
+      return;
+    }
     await forward(req, body, res);
   };
 

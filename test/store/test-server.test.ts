@@ -1,9 +1,11 @@
-// The loopback S3 server the end-to-end tests run against (test/helpers/s3server.ts) must not
-// fail where S3 does not: a listing while keys are written or deleted, deletes in one folder.
+// The loopback S3 servers the tests run against (test/helpers/s3server.ts) must not fail where S3
+// does not: a listing while keys are written or deleted, deletes in one folder, and (the strict
+// server, which the API store and the lease are tested on) a read while its key is rewritten.
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { S3Client } from '../../src/store/s3/client.js';
 import { mapLimit } from '../../src/store/limit.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3Server, startStrictS3Server, type S3TestServer } from '../helpers/s3server.js';
 
 const BUCKET = 'server-test';
 let server: S3TestServer;
@@ -55,4 +57,36 @@ it('lists keys while others in a folder are deleted, eight at a time', async () 
     for (const listed of listings) expect(listed).toContain('kept.md');
   }
   expect(await client.listAll('gone/')).toEqual([]);
+});
+
+it('(strict) reads a key while it is rewritten: each read is one whole version, with its own ETag', async () => {
+  const strict = await startStrictS3Server([BUCKET]);
+  // A read that got fewer bytes than announced would wait for the rest: 5 s, then fail.
+  const reader = new S3Client({
+    endpoint: strict.endpoint, region: 'us-east-1', bucket: BUCKET, pathStyle: true, provider: 'other',
+    accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY, maxAttempts: 1, timeoutMs: 5_000,
+  });
+  try {
+    const version = (i: number) => Buffer.from(`version ${i} ${'x'.repeat((i * 7919) % 3000)}\n`);
+    await reader.put('lease.json', version(0));
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 1; i <= 150; i++) await reader.put('lease.json', version(i));
+    })().finally(() => (writing = false));
+    let reads = 0;
+    try {
+      while (writing) {
+        const { data, etag } = await reader.getTagged('lease.json');
+        expect(data.toString().startsWith('version ')).toBe(true);
+        expect(etag.replace(/"/g, '')).toBe(createHash('md5').update(data).digest('hex'));
+        reads++;
+      }
+    } finally {
+      await writes;
+    }
+    expect(reads).toBeGreaterThan(0);
+  } finally {
+    reader.close();
+    await strict.stop();
+  }
 });
