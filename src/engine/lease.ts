@@ -18,7 +18,7 @@
 // its last renewal, so that a long apply (or watch's idle rounds) never lets it lapse; a lease
 // found taken by another machine is reported to the command, which stops saving into that bucket.
 import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LockError } from '../errors.js';
 import { ensureMachine } from '../lineage/machine.js';
 import type { Host } from '../host/types.js';
@@ -132,11 +132,20 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
       throw error;
     }
   };
+  const asidePrefix = `${LEASE_KEY}.taking-`;
+  /** A replacement (below) has moved the lease aside and not yet put the new version in place. */
+  const replacing = async (): Promise<boolean> => (await host.readdir(dirname(path)).catch(() => [] as string[])).some((name) => name.startsWith(asidePrefix));
   return {
     where: path,
     async read() {
-      const data = await readRaw();
-      return data ? { body: parse(data), etag: etagOf(data) } : null;
+      // Absent while it is being replaced, for a moment: waited for, or a held lease would look free.
+      // An aside a killed replacer left stops the waiting after a second.
+      for (let waited = 0; ; waited += 5) {
+        const data = await readRaw();
+        if (data) return { body: parse(data), etag: etagOf(data) };
+        if (waited >= 1_000 || !(await replacing())) return null;
+        await host.sleep(5);
+      }
     },
     async create(body) {
       const data = Buffer.from(text(body));
@@ -154,7 +163,7 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
     async replace(body, etag) {
       // Renamed aside first: of several replacers only one moves the file (the others find it
       // gone), so only one gets to create the new version exclusively.
-      const aside = `${path}.taking-${randomBytes(6).toString('hex')}`;
+      const aside = join(dirname(path), `${asidePrefix}${randomBytes(6).toString('hex')}`);
       try {
         await host.rename(path, aside);
       } catch (error) {

@@ -112,6 +112,30 @@ for (const kind of ['s3', 'file'] as const) {
       const results = await Promise.allSettled([0, 1, 2].map((i) => acquireLease(machine(`${kind}-new-${i}`), store, { timeoutMs: 0 })));
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     });
+
+    it('is never seen free while its holder renews it: readers find it, another machine is refused', async () => {
+      const store = await storeFor('p4/');
+      const holder = machine(`${kind}-renewer`);
+      let held = await acquireLease(holder, store, { timeoutMs: 0 });
+      let renewing = true;
+      const renewals = (async () => {
+        for (let i = 0; i < (kind === 's3' ? 30 : 150) && renewing; i++) held = await renewLease(holder, held);
+        renewing = false;
+      })();
+      const other = machine(`${kind}-newcomer`);
+      let reads = 0;
+      try {
+        while (renewing) {
+          expect((await store.read())?.body?.machine).toBe(held.body.machine);
+          await expect(acquireLease(other, store, { timeoutMs: 0 })).rejects.toBeInstanceOf(LeaseHeld);
+          reads++;
+        }
+      } finally {
+        renewing = false;
+        await renewals;
+      }
+      expect(reads).toBeGreaterThan(0);
+    });
   });
 }
 
