@@ -516,7 +516,11 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
         const status = answer.statusCode ?? 502;
         answer.once('close', () => resolve(status));
         if (res.destroyed) return void answer.resume();
-        res.once('close', () => answer.resume()); // gone half-way: drain what is left
+        // Gone half-way: the rest is dropped (a resume alone could be undone by pipe's own cleanup,
+        // leaving the answer paused, never closed, and the key's lock held).
+        res.once('close', () => {
+          if (!answer.complete) answer.destroy();
+        });
         res.writeHead(status, answer.headers);
         answer.pipe(res);
       });
