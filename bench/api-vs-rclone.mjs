@@ -11,12 +11,15 @@
 //  - appending 1 KiB to a 100 MiB transcript in a synced folder: the bytes the server receives for
 //    the push of the grown file (and the time), against the first save of it and against
 //    `rclone copy` of the grown file (which sends it whole); then a restore, byte for byte.
-// Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2]
+// With `--pin` (2 cores or more), the server runs on core 0 and every client on the others
+// (`taskset`): a remote store such as R2 spends none of the client machine's CPU, while a loopback
+// server on shared cores is slowed by whichever client costs more CPU.
+// Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2] [--pin]
 // (bundles the test server and the S3 client into bench/.tmp-s3store/ with esbuild first).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +28,13 @@ import { median } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = dirname(here);
-const rounds = Number(process.argv[2] ?? 2);
+const args = process.argv.slice(2);
+const rounds = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 2);
+const cores = availableParallelism();
+if (args.includes('--pin') && cores < 2) throw new Error('--pin needs 2 cores or more');
+/** With --pin: `taskset` core lists for the server and for the clients. */
+const pin = args.includes('--pin') ? { server: '0', clients: `1-${cores - 1}` } : null;
+const pinned = (cpus, command, commandArgs) => (pin ? ['taskset', ['-c', cpus, command, ...commandArgs]] : [command, commandArgs]);
 const MiB = 1024 * 1024;
 const bundled = join(here, '.tmp-s3store');
 
@@ -44,7 +53,7 @@ lines.on('line', (line) => {
 });
 lines.on('close', async () => { await server.stop(); process.exit(0); });
 `;
-const serverChild = spawn(process.execPath, ['--input-type=module', '-e', serverCode], { cwd: repo, stdio: ['pipe', 'pipe', 'inherit'] });
+const serverChild = spawn(...pinned(pin?.server, process.execPath, ['--input-type=module', '-e', serverCode]), { cwd: repo, stdio: ['pipe', 'pipe', 'inherit'] });
 const answers = createInterface({ input: serverChild.stdout })[Symbol.asyncIterator]();
 const endpoint = (await answers.next()).value;
 async function traffic() {
@@ -80,7 +89,7 @@ const root = mkdtempSync('/tmp/persist-bench-api-');
 const run = (command, args, env = {}) =>
   new Promise((resolve) => {
     const started = process.hrtime.bigint();
-    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...pinned(pin?.clients, command, args), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk) => (out += chunk));
     child.stderr.on('data', (chunk) => (out += chunk));
@@ -155,6 +164,7 @@ try {
   const m = Object.fromEntries(Object.entries(times).map(([name, list]) => [name, median(list)]));
   const requestLine = (name) => Object.entries(requests[name]).map(([method, count]) => `${method} ${count}`).join(', ');
   console.log(`tree: 2,000 files of 1-8 KiB + 30 MiB (${(38.8).toFixed(1)} MiB); median of ${rounds} interleaved rounds; requests of the last round`);
+  console.log(pin ? `pinned: the server on core ${pin.server}, every client on cores ${pin.clients}` : `not pinned: the server and the clients share ${cores} cores`);
   console.log('| | persist (API store) | rclone copy --transfers 16 | persist / rclone | raw: bare client, 16 in flight | persist / raw |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   console.log(`| first save | ${fmt(m.save)} | ${fmt(m.rcloneUp)} | ${(m.save / m.rcloneUp).toFixed(2)}x | ${fmt(m.rawPut)} | ${(m.save / m.rawPut).toFixed(2)}x |`);
