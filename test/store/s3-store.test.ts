@@ -15,6 +15,7 @@ import { S3Client } from '../../src/store/s3/client.js';
 import { S3Store } from '../../src/store/s3/store.js';
 import { StoreConflict, StoreMissing } from '../../src/store/types.js';
 import { readFolderModes } from '../../src/resources/sync/folders.js';
+import { readManifest, writeManifest } from '../../src/resources/sync/manifest.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 
 const BUCKET = 'store-test';
@@ -70,6 +71,18 @@ describe('S3Store', () => {
     expect(await readFolderModes(s, 'other')).toEqual({});
     expect(await readFolderModes(s, 'mirror')).toEqual({ private: 0o700 });
     expect(server.stats().requests).toEqual({ GET: 3 });
+  });
+
+  it("reads a mirror's manifest first: none is one GET, a shard gone is named with the root that lists it", async () => {
+    const s = store('p1m/');
+    server.resetCounts();
+    expect(await readManifest(s, 'mirror')).toBeNull();
+    expect(server.stats().requests).toEqual({ GET: 1 });
+    await writeManifest(s, 'mirror', { 'a.txt': { size: 1, mtimeMs: 1, mode: 0o644, sha256: sha(Buffer.from('a')) } }, new Date().toISOString());
+    expect(Object.keys((await readManifest(s, 'mirror'))!.files)).toEqual(['a.txt']);
+    const shard = (await server.listObjects(BUCKET)).find((key) => key.startsWith('p1m/mirror/.persist-sync/'))!;
+    await s.remove(shard.slice('p1m/'.length));
+    await expect(readManifest(s, 'mirror')).rejects.toThrow(/\.persist-sync\/\S+\.json: missing \(no such object\); .*\.persist-sync\.json lists 1 files in it/);
   });
 
   it('has folders only as key prefixes: stat, readdir and a recursive list with excluded folders', async () => {

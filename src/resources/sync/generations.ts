@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { ActionError, PersistError } from '../../errors.js';
 import type { ApplyContext, Change, Decision, ObserveContext, PlanOptions } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
-import { StoreMissing, type Store } from '../../store/types.js';
+import type { Store } from '../../store/types.js';
 import type { ResolvedEnvironment, ResolvedSync } from '../../spec/types.js';
 import { describeMachine, ensureMachine, peekMachine } from '../../lineage/machine.js';
 import {
@@ -42,7 +42,7 @@ import { readLocalRecords, treeDigest, writeLocalRecord, type LocalRecord } from
 import { moveAside } from '../../lineage/aside.js';
 import { formatAge, plural } from '../../output/format.js';
 import { FOLDERS_NAME, readFolderModes, writeFolderModes, type FolderModes } from './folders.js';
-import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, readManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState } from './state.js';
 import type { TreeComparison } from './compare.js';
 import { syncExcluder, walkTree, type TreeFile } from './tree.js';
@@ -310,16 +310,8 @@ export async function recordRestore(sync: ResolvedSync, manifest: SyncManifest |
 // --- apply: push ---
 
 async function readRootStamp(store: Store, sync: ResolvedSync): Promise<LineageStamp | null> {
-  const key = manifestPath(sync.relTo);
-  let text: string;
-  try {
-    text = (await store.read(key)).toString('utf8');
-  } catch (error) {
-    // Read first: one request where the root is there (every push but the first).
-    if (error instanceof StoreMissing || !(await store.stat(key))) return null;
-    throw error;
-  }
-  const parsed = parseManifestFile(text, store.where(key));
+  const parsed = await readManifestFile(store, sync.relTo);
+  if (!parsed) return null;
   if (parsed.version === 1) return manifestStamp(parsed.manifest);
   return parsed.root.lineage ?? { generation: 0, parent: null, time: parsed.root.pushedAt, machine: null, host: null };
 }

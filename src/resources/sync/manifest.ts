@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PersistError } from '../../errors.js';
-import type { Store } from '../../store/types.js';
+import { StoreMissing, type Store } from '../../store/types.js';
 import { parseStamp, type LineageStamp } from '../../lineage/generation.js';
 import type { ShardCache } from './manifest-cache.js';
 
@@ -269,25 +269,35 @@ export function serializeRoot(root: ManifestRoot): string {
 }
 
 /**
- * The mirror's manifest, or null when it has none. Throws ManifestError when it is unreadable.
- * With a cache (manifest-cache.ts), only the root and the shards the cache lacks are read from
- * the store.
+ * The manifest file of the mirror at `mirrorKey`, parsed (version 1 whole, version 2 its root), or
+ * null when there is none. Read first: one request where it is there (every plan, every push but
+ * the first); where the read cannot say that nothing is there (a mount), a stat says why it failed.
  */
-export async function readManifest(store: Store, mirrorKey: string, cache?: ShardCache): Promise<SyncManifest | null> {
+export async function readManifestFile(store: Store, mirrorKey: string): Promise<ReturnType<typeof parseManifestFile> | null> {
   const key = manifestPath(mirrorKey);
   const path = store.where(key);
   let text: string;
   try {
     text = (await store.read(key)).toString('utf8');
   } catch (error) {
-    // Read first, one request where the manifest is there (every plan); the stat says why not.
-    const info = await store.stat(key);
+    const info = error instanceof StoreMissing ? null : await store.stat(key);
     if (!info) return null;
     if (info.type !== 'file') throw new ManifestError(`${path}: expected a file, found a ${info.type}`);
     throw error;
   }
-  const parsed = parseManifestFile(text, path);
+  return parseManifestFile(text, path);
+}
+
+/**
+ * The mirror's manifest, or null when it has none. Throws ManifestError when it is unreadable.
+ * With a cache (manifest-cache.ts), only the root and the shards the cache lacks are read from
+ * the store.
+ */
+export async function readManifest(store: Store, mirrorKey: string, cache?: ShardCache): Promise<SyncManifest | null> {
+  const parsed = await readManifestFile(store, mirrorKey);
+  if (!parsed) return null;
   if (parsed.version === 1) return parsed.manifest;
+  const path = store.where(manifestPath(mirrorKey));
 
   const { root } = parsed;
   const count = root.shards.length;
@@ -304,8 +314,8 @@ export async function readManifest(store: Store, mirrorKey: string, cache?: Shar
       try {
         data = await store.read(shardKey);
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'EISDIR') throw new ManifestError(`${shardPath}: missing (${code}); ${path} lists ${root.shards[index]!.files} files in it`);
+        const code = error instanceof StoreMissing ? 'no such object' : (error as NodeJS.ErrnoException).code;
+        if (code === 'no such object' || code === 'ENOENT' || code === 'EISDIR') throw new ManifestError(`${shardPath}: missing (${code}); ${path} lists ${root.shards[index]!.files} files in it`);
         throw error;
       }
       const hash = sha256(data);
