@@ -14,7 +14,9 @@
 // With `--pin` (2 cores or more), the server runs on core 0 and every client on the others
 // (`taskset`): a remote store such as R2 spends none of the client machine's CPU, while a loopback
 // server on shared cores is slowed by whichever client costs more CPU.
-// Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2] [--pin]
+// `--files=N` makes the tree N small files (default 2,000) besides the 30 MiB one: what a command
+// costs once (start, plan, lease, flush) weighs less in a larger tree.
+// Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2] [--pin] [--files=N]
 // (bundles the test server and the S3 client into bench/.tmp-s3store/ with esbuild first).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -30,6 +32,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const repo = dirname(here);
 const args = process.argv.slice(2);
 const rounds = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 2);
+const smallFiles = Number(args.find((arg) => arg.startsWith('--files='))?.slice(8) ?? 2000);
 const cores = availableParallelism();
 if (args.includes('--pin') && cores < 2) throw new Error('--pin needs 2 cores or more');
 /** With --pin: `taskset` core lists for the server and for the clients. */
@@ -111,12 +114,13 @@ const raw = (mode, prefix, dir = '') => run(process.execPath, ['--input-type=mod
 const specFor = (from, prefix) =>
   `version: 1\nbuckets:\n  data:\n    name: bench\n    endpoint: ${endpoint}\n    region: us-east-1\n    provider: other\n    prefix: ${prefix}\n    credentials: { accessKeyId: S3RVER, secretAccessKey: S3RVER }\nsyncs:\n  tree: { from: ${from}, to: tree }\n`;
 const same = (a, b) => spawnSync('diff', ['-r', a, b]).status === 0;
+const duSize = (dir) => Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split('\t')[0]);
 const fmt = (ms) => `${(ms / 1000).toFixed(1)} s`;
 const loads = [loadavg()[0]];
 
 try {
   const tree = join(root, 'tree');
-  for (let i = 0; i < 2000; i++) {
+  for (let i = 0; i < smallFiles; i++) {
     mkdirSync(join(tree, `d${i % 20}`), { recursive: true });
     writeFileSync(join(tree, `d${i % 20}`, `f${i}.txt`), randomBytes(1024 + ((i * 7919) % 7168)));
   }
@@ -163,7 +167,7 @@ try {
   }
   const m = Object.fromEntries(Object.entries(times).map(([name, list]) => [name, median(list)]));
   const requestLine = (name) => Object.entries(requests[name]).map(([method, count]) => `${method} ${count}`).join(', ');
-  console.log(`tree: 2,000 files of 1-8 KiB + 30 MiB (${(38.8).toFixed(1)} MiB); median of ${rounds} interleaved rounds; requests of the last round`);
+  console.log(`tree: ${smallFiles.toLocaleString('en')} files of 1-8 KiB + 30 MiB (${(duSize(tree) / MiB).toFixed(1)} MiB); median of ${rounds} interleaved rounds; requests of the last round`);
   console.log(pin ? `pinned: the server on core ${pin.server}, every client on cores ${pin.clients}` : `not pinned: the server and the clients share ${cores} cores`);
   console.log('| | persist (API store) | rclone copy --transfers 16 | persist / rclone | raw: bare client, 16 in flight | persist / raw |');
   console.log('| --- | --- | --- | --- | --- | --- |');
