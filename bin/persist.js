@@ -5,12 +5,13 @@
 // caches, each holding the code one kind of run needs (a smaller cache loads faster):
 // dist/persist.cjs.validate.cache for `validate` (the YAML parser), dist/persist.cjs.cache for
 // every other command (a converged plan). A missing or stale cache only costs speed: the cache
-// names the bundle's sha256, and V8 itself rejects a cache made by another Node version.
+// names the bundle it was made from (its size, modification time and inode: every build writes a
+// new file; hashing it instead would load node:crypto, 5 ms that `validate` otherwise never
+// pays), and V8 itself rejects a cache made by another Node version.
 // CommonJS itself (bin/package.json): an ES module entry point would first start Node's ESM
 // loader, which costs more than the rest of this file.
 'use strict';
-const { createHash } = require('node:crypto');
-const { readFileSync, renameSync, writeFileSync } = require('node:fs');
+const { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { dirname, join } = require('node:path');
 const { constants, Script } = require('node:vm');
@@ -18,21 +19,30 @@ const { constants, Script } = require('node:vm');
 const bundle = join(__dirname, '..', 'dist', 'persist.cjs');
 const command = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
 const cacheFile = `${bundle}${command === 'validate' ? '.validate' : ''}.cache`;
-let source;
+let bytes;
+let identity;
 try {
-  source = readFileSync(bundle, 'utf8');
+  // Named and read through one descriptor: a build that replaces the file meanwhile cannot pair
+  // one bundle's name with the other's text.
+  const fd = openSync(bundle, 'r');
+  const { size, mtimeMs, ino } = fstatSync(fd);
+  identity = Buffer.from(`${size}:${mtimeMs}:${ino}\n`);
+  bytes = readFileSync(fd);
+  closeSync(fd);
 } catch {
   console.error('persist: dist/persist.cjs is missing; run `npm ci` (or `npm run build`) first.');
   process.exit(1);
 }
-const digest = createHash('sha256').update(source).digest();
+// The build leaves only ASCII in the bundle (scripts/build.mjs): read as latin1, the bytes are the
+// text without a UTF-8 decoding of 800 KB.
+const source = bytes.toString('latin1');
 // The build sets this to write the cache after one representative run.
 const writeCache = process.env.PERSIST_WRITE_CODE_CACHE === '1';
 let cachedData;
 if (!writeCache) {
   try {
     const file = readFileSync(cacheFile);
-    if (file.subarray(0, digest.length).equals(digest)) cachedData = file.subarray(digest.length);
+    if (file.subarray(0, identity.length).equals(identity)) cachedData = file.subarray(identity.length);
   } catch {
     // no cache: compile from source
   }
@@ -49,6 +59,6 @@ script.runInThisContext()(bundled.exports, Module.createRequire(bundle), bundled
 bundled.exports.main(process.argv).then(() => {
   if (!writeCache) return;
   const temporary = `${cacheFile}.${process.pid}`;
-  writeFileSync(temporary, Buffer.concat([digest, script.createCachedData()]));
+  writeFileSync(temporary, Buffer.concat([identity, script.createCachedData()]));
   renameSync(temporary, cacheFile);
 });

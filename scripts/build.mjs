@@ -74,6 +74,9 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   legalComments: 'none',
+  // Every character outside ASCII escaped (esbuild's default, pinned): the launcher reads the
+  // bundle as latin1, which gives the same text without decoding UTF-8 (see bin/persist.js).
+  charset: 'ascii',
   minify: true,
   // Error class names appear in --debug output; keep them readable.
   keepNames: true,
@@ -83,9 +86,15 @@ await build({
 // An import() the bundle leaves for Node (a built-in module) fails once the function holding it
 // comes from the code cache ("A dynamic import callback was not specified"): load built-ins lazily
 // with process.getBuiltinModule instead.
-const leftImport = /\bimport\("[^"]+"\)/.exec(readFileSync(join(staging, 'persist.cjs'), 'utf8'));
+const bundleText = readFileSync(join(staging, 'persist.cjs'), 'utf8');
+const leftImport = /\bimport\("[^"]+"\)/.exec(bundleText);
 if (leftImport) {
   console.error(`build: the bundle leaves ${leftImport[0]} to Node; use process.getBuiltinModule for a built-in module`);
+  process.exit(1);
+}
+const notAscii = /[^\x00-\x7f]/.exec(bundleText);
+if (notAscii) {
+  console.error(`build: the bundle holds ${JSON.stringify(notAscii[0])} at offset ${notAscii.index}; the launcher reads it as ASCII (charset: 'ascii')`);
   process.exit(1);
 }
 const dist = join(root, 'dist');
