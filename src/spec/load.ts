@@ -4,7 +4,6 @@
 // YAML anchors and aliases are refused outright: a spec is short, and refusing them removes
 // alias bombs ("billion laughs") and the confusion of values shared between environments. The
 // parser's own alias limit stays low as a second guard.
-import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
@@ -23,8 +22,8 @@ export interface SpecSource {
   absPath: string;
   /** Folder that relative paths in the spec resolve against. */
   dir: string;
-  /** sha256 of the file's bytes, hex. */
-  hash: string;
+  /** sha256 of the file's bytes, hex (computed when first read: `validate` never needs it). */
+  readonly hash: string;
   /** The document as plain data (mappings as objects); undefined when it could not be parsed. */
   data: unknown;
   /** Problems found while reading and parsing. */
@@ -70,22 +69,26 @@ const YAML_ERROR_MESSAGES: Record<string, string> = {
 export function loadSpecSource(host: Host, file: string, cwd: string, cacheDir?: string): SpecSource {
   const absPath = resolve(cwd, file);
   const bytes = readSpecBytes(host, absPath, file);
-  const hash = createHash('sha256').update(bytes).digest('hex');
-  const cached = cacheDir === undefined ? undefined : readCachedSpecData(host, cacheDir, hash);
+  let digest: string | undefined;
+  // node:crypto loaded only when the hash is read (5 ms of a start-up that validate does not pay).
+  const hash = () => (digest ??= process.getBuiltinModule('node:crypto').createHash('sha256').update(bytes).digest('hex'));
+  const cached = cacheDir === undefined ? undefined : readCachedSpecData(host, cacheDir, hash());
   if (cached === undefined) return parseSpec(file, absPath, hash, bytes.toString('utf8'));
   let parsed: SpecSource | undefined;
   return {
     file,
     absPath,
     dir: dirname(absPath),
-    hash,
+    get hash() {
+      return hash();
+    },
     data: cached,
     problems: [],
     locate: (path, part) => (parsed ??= parseSpec(file, absPath, hash, bytes.toString('utf8'))).locate(path, part),
   };
 }
 
-function parseSpec(file: string, absPath: string, hash: string, text: string): SpecSource {
+function parseSpec(file: string, absPath: string, hash: () => string, text: string): SpecSource {
   const lineCounter = new LineCounter();
   const problems: SpecProblem[] = [];
   const at = (offset: number) => {
@@ -102,7 +105,9 @@ function parseSpec(file: string, absPath: string, hash: string, text: string): S
     file,
     absPath,
     dir: dirname(absPath),
-    hash,
+    get hash() {
+      return hash();
+    },
     data: undefined,
     problems,
     locate: () => ({ line: 1, column: 1 }),

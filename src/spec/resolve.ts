@@ -166,7 +166,15 @@ function resolveSections(ctx: ResolveContext, source: SpecSource, environment: s
   const locate = (at: KeyPath): string => `${source.file}:${ctx.place(at).line}`;
   checkMountClaims(ctx.mountClaims, ctx.report, locate);
   checkLocalClaims(ctx.localClaims, ctx.facts.mounts, { path: ctx.workspace, at: ctx.tree.workspace === undefined ? [] : ['workspace'] }, ctx.report, locate);
-  return { specFile: source.absPath, specHash: source.hash, environment, workspace: ctx.workspace, ...sections };
+  return {
+    specFile: source.absPath,
+    get specHash() {
+      return source.hash; // read only by plan and apply (see SpecSource.hash)
+    },
+    environment,
+    workspace: ctx.workspace,
+    ...sections,
+  };
 }
 
 function isCredential(path: KeyPath): boolean {
