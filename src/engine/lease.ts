@@ -143,7 +143,12 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
       for (let waited = 0; ; waited += 5) {
         const data = await readRaw();
         if (data) return { body: parse(data), etag: etagOf(data) };
-        if (waited >= 1_000 || !(await replacing())) return null;
+        if (waited >= 1_000) return null;
+        if (!(await replacing())) {
+          // The replacement may have ended between the read and the listing: its new version is there.
+          const now = await readRaw();
+          return now ? { body: parse(now), etag: etagOf(now) } : null;
+        }
         await host.sleep(5);
       }
     },

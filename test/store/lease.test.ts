@@ -1,7 +1,7 @@
 // The bucket lease over real HTTP (the strict server enforces If-None-Match / If-Match) and as an
 // exclusive file for a `local` bucket: create, renew, hold against another machine, release,
 // take over after expiry, and two racing acquirers of which exactly one wins.
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,6 +138,35 @@ for (const kind of ['s3', 'file'] as const) {
     });
   });
 }
+
+describe('the lease as a file, read while its holder replaces it', () => {
+  it('is not seen free when the replacement ends between the read that missed it and the look for its aside', async () => {
+    const folder = join(work, 'local-bucket-replacing');
+    await mkdir(folder);
+    const holder = machine('replacing-holder');
+    const held = await acquireLease(holder, fileLeaseStore(holder, folder), { timeoutMs: 0 });
+    // The holder's renewal, half-way: the lease moved aside, the new version not yet in place.
+    const path = join(folder, LEASE_KEY);
+    const aside = join(folder, `${LEASE_KEY}.taking-test`);
+    await rename(path, aside);
+    // The reader misses the file; right before it lists the folder, the renewal ends.
+    const base = machine('replacing-reader');
+    let finished = false;
+    const reader = Object.assign(Object.create(base) as typeof base, {
+      readdir: async (dir: string) => {
+        if (!finished) {
+          finished = true;
+          await writeFile(path, await readFile(aside), { flag: 'wx' });
+          await rm(aside);
+        }
+        return base.readdir(dir);
+      },
+    });
+    const seen = await fileLeaseStore(reader, folder).read();
+    expect(finished).toBe(true);
+    expect(seen?.body?.machine).toBe(held.body.machine);
+  });
+});
 
 describe('the keeper (a command holding leases)', () => {
   const localBucket = (name: string, ttl: number): ResolvedBucket => ({
