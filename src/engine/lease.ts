@@ -124,6 +124,7 @@ export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> 
 export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseStore {
   const path = join(folder, prefix, LEASE_KEY);
   const etagOf = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+  const versionOf = (data: Buffer) => ({ body: parse(data), etag: etagOf(data) });
   const readRaw = async (): Promise<Buffer | null> => {
     try {
       return await host.readFile(path);
@@ -142,12 +143,12 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
       // An aside a killed replacer left stops the waiting after a second.
       for (let waited = 0; ; waited += 5) {
         const data = await readRaw();
-        if (data) return { body: parse(data), etag: etagOf(data) };
+        if (data) return versionOf(data);
         if (waited >= 1_000) return null;
         if (!(await replacing())) {
           // The replacement may have ended between the read and the listing: its new version is there.
           const now = await readRaw();
-          return now ? { body: parse(now), etag: etagOf(now) } : null;
+          return now ? versionOf(now) : null;
         }
         await host.sleep(5);
       }
