@@ -7,7 +7,8 @@
 //    (no stat, no hash, no manifest, no local file written on the way down). Interleaved rounds,
 //    medians; every restore is compared byte for byte with the tree (`diff -r`). Each step starts
 //    after a `sync`, so that none pays for writing back the pages the step before it left dirty
-//    (rclone does not flush what it downloads; persist does, within its time).
+//    (rclone does not flush what it downloads; persist does, within its time). Right after rclone's
+//    copy down, a `sync -f` of its target is timed too: rclone's restore made as durable as persist's.
 //  - appending 1 KiB to a 100 MiB transcript in a synced folder: the bytes the server receives for
 //    the push of the grown file (and the time), against the first save of it and against
 //    `rclone copy` of the grown file (which sends it whole); then a restore, byte for byte.
@@ -16,6 +17,9 @@
 // server on shared cores is slowed by whichever client costs more CPU.
 // `--files=N` makes the tree N small files (default 2,000) besides the 30 MiB one: what a command
 // costs once (start, plan, lease, flush) weighs less in a larger tree.
+// Where the time goes: the server stamps every request (received, answered) on the monotonic clock
+// that also times each command, which splits a command into its start (up to its first object of
+// the tree), its transfers (first object to last) and its end (last object to exit).
 // Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2] [--pin] [--files=N]
 // (bundles the test server and the S3 client into bench/.tmp-s3store/ with esbuild first).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -45,14 +49,19 @@ await build({ entryPoints: [join(repo, 'test/helpers/s3server.ts')], bundle: tru
 await build({ entryPoints: [join(repo, 'src/store/s3/client.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'client.mjs'), logLevel: 'error' });
 
 // The server runs in a child of its own, so that nothing the bench does shares its event loop.
-// It answers `stats` on stdin with its traffic since the last `stats` (JSON on one line).
+// It answers `stats` on stdin with its traffic since the last `stats` (JSON on one line), and the
+// timed requests (method, url, received and answered in µs).
 const serverCode = `
 const { startStrictS3Server } = await import(${JSON.stringify(join(bundled, 'server.mjs'))});
 const server = await startStrictS3Server(['bench']);
 console.log(server.endpoint);
 const lines = (await import('node:readline')).createInterface({ input: process.stdin });
 lines.on('line', (line) => {
-  if (line === 'stats') { console.log(JSON.stringify(server.stats())); server.resetCounts(); }
+  if (line === 'stats') {
+    const timed = server.requests().map((r) => [r.method, r.url, r.receivedUs, r.answeredUs]);
+    console.log(JSON.stringify({ ...server.stats(), timed }));
+    server.resetCounts();
+  }
 });
 lines.on('close', async () => { await server.stop(); process.exit(0); });
 `;
@@ -92,16 +101,31 @@ const root = mkdtempSync('/tmp/persist-bench-api-');
 const run = (command, args, env = {}) =>
   new Promise((resolve) => {
     const started = process.hrtime.bigint();
+    const startedUs = Number(started / 1000n);
     const child = spawn(...pinned(pin?.clients, command, args), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk) => (out += chunk));
     child.stderr.on('data', (chunk) => (out += chunk));
-    child.on('close', (code) => resolve({ code, ms: Number(process.hrtime.bigint() - started) / 1e6, out }));
+    child.on('close', (code) => {
+      const ended = process.hrtime.bigint();
+      resolve({ code, ms: Number(ended - started) / 1e6, startedUs, endedUs: Number(ended / 1000n), out });
+    });
   });
 const must = (name, result) => {
   if (result.code !== 0) throw new Error(`${name} exited ${result.code}:\n${result.out.slice(-1500)}`);
   return result.ms;
 };
+/** A command's start, transfers and end (ms), from the server's stamps of the objects of the tree (not the manifest, lease or listing). */
+function phases(result, timed) {
+  const isObject = (method, url) => {
+    const [path, query] = url.split('?');
+    return /\/tree\/(?!\.persist-)./.test(path) && (method === 'PUT' || method === 'POST' || (method === 'GET' && query === undefined));
+  };
+  const objects = timed.filter(([method, url, received, answered]) => isObject(method, url) && received >= result.startedUs && answered <= result.endedUs);
+  const first = Math.min(...objects.map(([, , received]) => received));
+  const last = Math.max(...objects.map(([, , , answered]) => answered));
+  return { start: (first - result.startedUs) / 1000, transfers: (last - first) / 1000, end: (result.endedUs - last) / 1000 };
+}
 const bin = join(repo, 'bin/persist.js');
 const persist = (spec, state) => run(process.execPath, [bin, 'apply', '--auto-approve', '-f', spec], { PERSIST_STATE_DIR: state });
 const rcloneEnv = {
@@ -128,6 +152,9 @@ try {
 
   const times = { save: [], rcloneUp: [], rawPut: [], restore: [], rcloneDown: [], rawGet: [] };
   const requests = {};
+  const split = Object.fromEntries(Object.keys(times).map((name) => [name, []]));
+  /** `sync -f` of rclone's restored folder, right after the copy. */
+  const rcloneFlush = [];
   for (let r = 1; r <= rounds; r++) {
     const dir = join(root, `r${r}`);
     mkdirSync(dir);
@@ -143,23 +170,36 @@ try {
       const [name, step] = up[(i + r) % up.length];
       spawnSync('sync');
       await traffic();
-      times[name].push(must(name, await step()));
-      requests[name] = (await traffic()).requests;
+      const result = await step();
+      times[name].push(must(name, result));
+      const seen = await traffic();
+      requests[name] = seen.requests;
+      split[name].push(phases(result, seen.timed));
     }
     // A new container restores: a new state folder (same machine id: the same machine, no lineage question).
     mkdirSync(join(dir, 'state-b'));
     execFileSync('cp', [join(dir, 'state-a', 'machine-id'), join(dir, 'state-b', 'machine-id')]);
     const down = [
       ['restore', () => persist(join(dir, 'restore.yaml'), join(dir, 'state-b'))],
-      ['rcloneDown', () => rclone(['--fast-list', `s:bench/r${r}/rclone/tree`, join(dir, 'rclone-restored')])],
+      [
+        'rcloneDown',
+        async () => {
+          const copied = await rclone(['--fast-list', `s:bench/r${r}/rclone/tree`, join(dir, 'rclone-restored')]);
+          if (copied.code === 0) rcloneFlush.push(must('sync -f after rclone', await run('sync', ['-f', join(dir, 'rclone-restored')])));
+          return copied;
+        },
+      ],
       ['rawGet', () => raw('get', `r${r}/raw/tree/`)],
     ];
     for (let i = 0; i < down.length; i++) {
       const [name, step] = down[(i + r) % down.length];
       spawnSync('sync');
       await traffic();
-      times[name].push(must(name, await step()));
-      requests[name] = (await traffic()).requests;
+      const result = await step();
+      times[name].push(must(name, result));
+      const seen = await traffic();
+      requests[name] = seen.requests;
+      split[name].push(phases(result, seen.timed));
     }
     if (!same(tree, join(dir, 'restored'))) throw new Error(`round ${r}: persist's restore differs from the tree`);
     if (!same(tree, join(dir, 'rclone-restored'))) throw new Error(`round ${r}: rclone's restore differs from the tree`);
@@ -173,8 +213,17 @@ try {
   console.log('| --- | --- | --- | --- | --- | --- |');
   console.log(`| first save | ${fmt(m.save)} | ${fmt(m.rcloneUp)} | ${(m.save / m.rcloneUp).toFixed(2)}x | ${fmt(m.rawPut)} | ${(m.save / m.rawPut).toFixed(2)}x |`);
   console.log(`| cold restore | ${fmt(m.restore)} | ${fmt(m.rcloneDown)} | ${(m.restore / m.rcloneDown).toFixed(2)}x | ${fmt(m.rawGet)} | ${(m.restore / m.rawGet).toFixed(2)}x |`);
+  const durable = median(times.rcloneDown.map((ms, i) => ms + rcloneFlush[i]));
+  console.log(`rclone's copy down and then \`sync -f\` of what it wrote (durable, as persist's restore is): ${fmt(durable)}; persist / that: ${(m.restore / durable).toFixed(2)}x (the flush alone: ${Math.round(median(rcloneFlush))} ms)`);
   console.log(`all rounds (s): ${Object.entries(times).map(([name, list]) => `${name} ${list.map((ms) => (ms / 1000).toFixed(1)).join('/')}`).join('; ')}`);
   for (const name of Object.keys(times)) console.log(`requests, ${name}: ${requestLine(name)}`);
+  const part = (name, key) => `${Math.round(median(split[name].map((p) => p[key])))} ms`;
+  console.log('where the time goes (medians; objects of the tree as the server stamped them):');
+  console.log('| | persist save | rclone up | raw put | persist restore | rclone down | raw get |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const [key, label] of [['start', 'start to first object'], ['transfers', 'first object to last'], ['end', 'last object to exit']]) {
+    console.log(`| ${label} | ${['save', 'rcloneUp', 'rawPut', 'restore', 'rcloneDown', 'rawGet'].map((name) => part(name, key)).join(' | ')} |`);
+  }
   console.log('every restore equal to the tree (diff -r)');
 
   // --- appending 1 KiB to a 100 MiB transcript ---

@@ -39,6 +39,9 @@ interface S3rverInstance {
 export interface RecordedRequest {
   method: string;
   url: string;
+  /** The strict server: when it received the request and when its answer was sent, in µs of the monotonic clock (process.hrtime, the same in every process), for benchmarks. */
+  receivedUs?: number;
+  answeredUs?: number;
 }
 
 export interface S3TestServer {
@@ -449,6 +452,8 @@ function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | nu
  * - Whole-object copies get their `x-amz-copy-source` re-encoded so that s3rver (which only
  *   `decodeURI`s it) finds keys with `+`, `&`, `?`, `#` and the like.
  */
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
 export async function startStrictS3Server(buckets: string[] = [], options: { verifySignatures?: boolean } = {}): Promise<StrictS3TestServer> {
   const { api: upstream, store } = await launchS3rver(buckets);
   const verify = options.verifySignatures ?? true;
@@ -688,7 +693,9 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = req.method ?? '';
     const url = req.url ?? '/';
-    seen.push({ method, url });
+    const recorded: RecordedRequest = { method, url, receivedUs: monotonicUs() };
+    seen.push(recorded);
+    res.once('finish', () => (recorded.answeredUs = monotonicUs()));
     stats.requests[method] = (stats.requests[method] ?? 0) + 1;
     const body = req.pipe(
       new Transform({
