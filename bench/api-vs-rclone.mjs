@@ -155,6 +155,16 @@ try {
   const split = Object.fromEntries(Object.keys(times).map((name) => [name, []]));
   /** `sync -f` of rclone's restored folder, right after the copy. */
   const rcloneFlush = [];
+  /** One step, after a `sync`: its time, its requests and where its time went. */
+  const timeStep = async (name, step) => {
+    spawnSync('sync');
+    await traffic();
+    const result = await step();
+    times[name].push(must(name, result));
+    const seen = await traffic();
+    requests[name] = seen.requests;
+    split[name].push(phases(result, seen.timed));
+  };
   for (let r = 1; r <= rounds; r++) {
     const dir = join(root, `r${r}`);
     mkdirSync(dir);
@@ -168,13 +178,7 @@ try {
     ];
     for (let i = 0; i < up.length; i++) {
       const [name, step] = up[(i + r) % up.length];
-      spawnSync('sync');
-      await traffic();
-      const result = await step();
-      times[name].push(must(name, result));
-      const seen = await traffic();
-      requests[name] = seen.requests;
-      split[name].push(phases(result, seen.timed));
+      await timeStep(name, step);
     }
     // A new container restores: a new state folder (same machine id: the same machine, no lineage question).
     mkdirSync(join(dir, 'state-b'));
@@ -193,13 +197,7 @@ try {
     ];
     for (let i = 0; i < down.length; i++) {
       const [name, step] = down[(i + r) % down.length];
-      spawnSync('sync');
-      await traffic();
-      const result = await step();
-      times[name].push(must(name, result));
-      const seen = await traffic();
-      requests[name] = seen.requests;
-      split[name].push(phases(result, seen.timed));
+      await timeStep(name, step);
     }
     if (!same(tree, join(dir, 'restored'))) throw new Error(`round ${r}: persist's restore differs from the tree`);
     if (!same(tree, join(dir, 'rclone-restored'))) throw new Error(`round ${r}: rclone's restore differs from the tree`);
