@@ -121,6 +121,9 @@ export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> 
 }
 
 /** The lease as a file in a `local` bucket's folder, created with O_EXCL. */
+/** How many misses in a row, with no replacement under way, make a file lease free (fileLeaseStore's read). */
+const FREE_AFTER_MISSES = 3;
+
 export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseStore {
   const path = join(folder, prefix, LEASE_KEY);
   const etagOf = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -140,16 +143,17 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
     where: path,
     async read() {
       // Absent while it is being replaced, for a moment: waited for, or a held lease would look free.
-      // An aside a killed replacer left stops the waiting after a second.
+      // A miss with no aside listed after it is not proof either: a replacement may have ended
+      // between the two and the next one begun right after (a holder renewing twice in a row). Free
+      // means missed FREE_AFTER_MISSES times in a row, 5 ms apart, with no replacement listed after
+      // any of them. An aside a killed replacer left stops the waiting after a second.
+      let misses = 0;
       for (let waited = 0; ; waited += 5) {
         const data = await readRaw();
         if (data) return versionOf(data);
         if (waited >= 1_000) return null;
-        if (!(await replacing())) {
-          // The replacement may have ended between the read and the listing: its new version is there.
-          const now = await readRaw();
-          return now ? versionOf(now) : null;
-        }
+        misses = (await replacing()) ? 0 : misses + 1;
+        if (misses >= FREE_AFTER_MISSES) return null;
         await host.sleep(5);
       }
     },

@@ -166,6 +166,40 @@ describe('the lease as a file, read while its holder replaces it', () => {
     expect(finished).toBe(true);
     expect(seen?.body?.machine).toBe(held.body.machine);
   });
+
+  it('is not seen free when one renewal ends and the next begins between its read and its look for an aside', async () => {
+    const folder = join(work, 'local-bucket-renewing-twice');
+    await mkdir(folder);
+    const holder = machine('renewing-holder');
+    const held = await acquireLease(holder, fileLeaseStore(holder, folder), { timeoutMs: 0 });
+    const path = join(folder, LEASE_KEY);
+    await rename(path, join(folder, `${LEASE_KEY}.taking-first`)); // the first renewal, half-way
+    // The reader misses the file. Right before it lists the folder, the first renewal ends; right
+    // after, the second one moves the lease aside, and puts it back 30 ms later.
+    const base = machine('renewing-reader');
+    let listings = 0;
+    let second: Promise<void> | undefined;
+    const reader = Object.assign(Object.create(base) as typeof base, {
+      readdir: async (dir: string) => {
+        listings++;
+        if (listings > 1) return base.readdir(dir);
+        await writeFile(path, await readFile(join(folder, `${LEASE_KEY}.taking-first`)), { flag: 'wx' });
+        await rm(join(folder, `${LEASE_KEY}.taking-first`));
+        const listed = await base.readdir(dir);
+        const aside = join(folder, `${LEASE_KEY}.taking-second`);
+        await rename(path, aside);
+        second = new Promise((resolve) => setTimeout(resolve, 30)).then(async () => {
+          await writeFile(path, await readFile(aside), { flag: 'wx' });
+          await rm(aside);
+        });
+        return listed;
+      },
+    });
+    const seen = await fileLeaseStore(reader, folder).read();
+    await second;
+    expect(listings).toBeGreaterThan(1);
+    expect(seen?.body?.machine).toBe(held.body.machine);
+  });
 });
 
 describe('the keeper (a command holding leases)', () => {
