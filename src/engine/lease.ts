@@ -120,10 +120,10 @@ export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> 
   return store;
 }
 
-/** The lease as a file in a `local` bucket's folder, created with O_EXCL. */
 /** How many misses in a row, with no replacement under way, make a file lease free (fileLeaseStore's read). */
 const FREE_AFTER_MISSES = 3;
 
+/** The lease as a file in a `local` bucket's folder, created with O_EXCL. */
 export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseStore {
   const path = join(folder, prefix, LEASE_KEY);
   const etagOf = (data: Buffer) => createHash('sha256').update(data).digest('hex');
