@@ -431,6 +431,9 @@ function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | nu
   });
 }
 
+/** Microseconds of the monotonic clock (process.hrtime: the same in every process), for RecordedRequest's stamps. */
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
 /**
  * s3rver behind a proxy that behaves as S3 and R2 do where s3rver does not:
  *
@@ -452,8 +455,6 @@ function receiveWhole(req: IncomingMessage, body: Readable): Promise<Buffer | nu
  * - Whole-object copies get their `x-amz-copy-source` re-encoded so that s3rver (which only
  *   `decodeURI`s it) finds keys with `+`, `&`, `?`, `#` and the like.
  */
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
 export async function startStrictS3Server(buckets: string[] = [], options: { verifySignatures?: boolean } = {}): Promise<StrictS3TestServer> {
   const { api: upstream, store } = await launchS3rver(buckets);
   const verify = options.verifySignatures ?? true;
