@@ -140,13 +140,23 @@ for (const kind of ['s3', 'file'] as const) {
 }
 
 describe('the lease as a file, read while its holder replaces it', () => {
-  it('is not seen free when the replacement ends between the read that missed it and the look for its aside', async () => {
-    const folder = join(work, 'local-bucket-replacing');
+  /** A lease held in a new local bucket folder `name`, by machine `name`-holder. */
+  async function heldIn(name: string) {
+    const folder = join(work, name);
     await mkdir(folder);
-    const holder = machine('replacing-holder');
+    const holder = machine(`${name}-holder`);
     const held = await acquireLease(holder, fileLeaseStore(holder, folder), { timeoutMs: 0 });
+    return { folder, path: join(folder, LEASE_KEY), held };
+  }
+  /** The end of a renewal: the new version in place (here the same bytes), its aside gone. */
+  async function endRenewal(path: string, aside: string) {
+    await writeFile(path, await readFile(aside), { flag: 'wx' });
+    await rm(aside);
+  }
+
+  it('is not seen free when the replacement ends between the read that missed it and the look for its aside', async () => {
+    const { folder, path, held } = await heldIn('local-bucket-replacing');
     // The holder's renewal, half-way: the lease moved aside, the new version not yet in place.
-    const path = join(folder, LEASE_KEY);
     const aside = join(folder, `${LEASE_KEY}.taking-test`);
     await rename(path, aside);
     // The reader misses the file; right before it lists the folder, the renewal ends.
@@ -156,8 +166,7 @@ describe('the lease as a file, read while its holder replaces it', () => {
       readdir: async (dir: string) => {
         if (!finished) {
           finished = true;
-          await writeFile(path, await readFile(aside), { flag: 'wx' });
-          await rm(aside);
+          await endRenewal(path, aside);
         }
         return base.readdir(dir);
       },
@@ -168,12 +177,9 @@ describe('the lease as a file, read while its holder replaces it', () => {
   });
 
   it('is not seen free when one renewal ends and the next begins between its read and its look for an aside', async () => {
-    const folder = join(work, 'local-bucket-renewing-twice');
-    await mkdir(folder);
-    const holder = machine('renewing-holder');
-    const held = await acquireLease(holder, fileLeaseStore(holder, folder), { timeoutMs: 0 });
-    const path = join(folder, LEASE_KEY);
-    await rename(path, join(folder, `${LEASE_KEY}.taking-first`)); // the first renewal, half-way
+    const { folder, path, held } = await heldIn('local-bucket-renewing-twice');
+    const first = join(folder, `${LEASE_KEY}.taking-first`);
+    await rename(path, first); // the first renewal, half-way
     // The reader misses the file. Right before it lists the folder, the first renewal ends; right
     // after, the second one moves the lease aside, and puts it back 30 ms later.
     const base = machine('renewing-reader');
@@ -183,15 +189,11 @@ describe('the lease as a file, read while its holder replaces it', () => {
       readdir: async (dir: string) => {
         listings++;
         if (listings > 1) return base.readdir(dir);
-        await writeFile(path, await readFile(join(folder, `${LEASE_KEY}.taking-first`)), { flag: 'wx' });
-        await rm(join(folder, `${LEASE_KEY}.taking-first`));
+        await endRenewal(path, first);
         const listed = await base.readdir(dir);
         const aside = join(folder, `${LEASE_KEY}.taking-second`);
         await rename(path, aside);
-        second = new Promise((resolve) => setTimeout(resolve, 30)).then(async () => {
-          await writeFile(path, await readFile(aside), { flag: 'wx' });
-          await rm(aside);
-        });
+        second = new Promise((resolve) => setTimeout(resolve, 30)).then(() => endRenewal(path, aside));
         return listed;
       },
     });
