@@ -1,6 +1,6 @@
 // The local copy of a manifest's shards (src/resources/sync/manifest-cache.ts) on real folders:
 // a read takes the root from the store and only the shards whose copy is missing or wrong.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -71,14 +71,19 @@ describe('the local copy of a manifest', () => {
     expect(manifest.pushedAt).toBe('2026-01-02T00:00:00.000Z');
   });
 
-  it('a damaged copy is never used: that shard is read from the store', async () => {
+  it('a damaged copy (a write a crash cut short) is never used: that shard is read from the store, and the copy written again', async () => {
     await writeManifest(new MountedStore(host, mirror), '', entries(900), '2026-01-01T00:00:00.000Z', null, freshCache());
     const [name] = (await readdir(cacheDir)).filter((n) => n.endsWith('.json'));
-    await writeFile(join(cacheDir, name!), '{"version":2,"files":{}}\n');
+    const whole = await readFile(join(cacheDir, name!));
+    await writeFile(join(cacheDir, name!), whole.subarray(0, whole.length >> 1));
     const store = counting(new MountedStore(host, mirror));
     const manifest = (await readManifest(store, '', freshCache()))!;
     expect(shardReads(store.reads)).toHaveLength(1);
     expect(manifest).toEqual(await readManifest(new MountedStore(host, mirror), ''));
+    expect(await readFile(join(cacheDir, name!))).toEqual(whole);
+    const next = counting(new MountedStore(host, mirror));
+    await readManifest(next, '', freshCache());
+    expect(next.reads).toEqual([MANIFEST_NAME]);
   });
 
   it('while a push of this machine is between its shards and its root, every shard is read from the store', async () => {

@@ -5,9 +5,11 @@
 // Trust: the root is always read from the store, and it records the sha256 of every shard. A
 // copy is kept under the sha256 of its text and used only when its text hashes to what the root
 // names, so a stale copy (another machine pushed since: the root names other hashes), a foreign
-// one or a damaged one is never used; it only costs a download. One case hashes cannot show: a
-// push interrupted after writing a shard and before its root leaves a shard newer than the root
-// (manifest.ts). Such a push of this machine sets a marker here before its first shard write and
+// one or a damaged one is never used; it only costs a download. The hash also makes an fsync
+// needless: a copy is written in place, exclusively, and one that a crash left torn (or that
+// another process is still writing) fails its hash, is removed and written again. One case
+// hashes cannot show: a push interrupted after writing a shard and before its root leaves a shard
+// newer than the root (manifest.ts). Such a push of this machine sets a marker here before its first shard write and
 // clears it after the root: while it is set, every shard is read from the store, so the next plan
 // sees the interrupted push as before. An interrupted push of another machine stays invisible until
 // a root names its shards, like one killed before it wrote them (see docs/architecture.md).
@@ -57,13 +59,17 @@ export class ShardCache {
       if (memo.unsaved !== undefined && (await this.save(hash, memo.unsaved))) delete memo.unsaved;
       return memo.files;
     }
+    const path = join(this.dir, `${hash}${SUFFIX}`);
     let data: Buffer;
     try {
-      data = await this.host.readFile(join(this.dir, `${hash}${SUFFIX}`));
+      data = await this.host.readFile(path);
     } catch {
       return null;
     }
-    if (sha256(data) !== hash) return null;
+    if (sha256(data) !== hash) {
+      await this.host.remove(path).catch(() => undefined); // so that put writes it again (read-only: it stays)
+      return null;
+    }
     const files = parse(data.toString('utf8'));
     this.parsed.set(`${hash}/${index}/${count}`, { files });
     return files;
@@ -78,7 +84,7 @@ export class ShardCache {
   private async save(hash: string, data: string | Buffer): Promise<boolean> {
     const path = join(this.dir, `${hash}${SUFFIX}`);
     try {
-      if (!(await this.host.lstat(path))) await this.inFolder(() => this.host.writeFileAtomic(path, data, { mode: 0o600 }));
+      if (!(await this.host.lstat(path))) await this.inFolder(() => this.host.writeFile(path, data, { mode: 0o600, exclusive: true }));
       return true;
     } catch {
       return false; // read-only (plan, status) or a full disk: the next read downloads it again
