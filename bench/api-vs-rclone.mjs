@@ -20,6 +20,8 @@
 // Where the time goes: the server stamps every request (received, answered) on the monotonic clock
 // that also times each command, which splits a command into its start (up to its first object of
 // the tree), its transfers (first object to last) and its end (last object to exit).
+// Round by round: persist's time over rclone's in the same round, the median ratio with its 95%
+// interval, and how many rounds persist was faster (a machine's noise is larger than the gap).
 // Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2] [--pin] [--files=N]
 // (bundles the test server and the S3 client into bench/.tmp-s3store/ with esbuild first).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -30,7 +32,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { median } from './lib.mjs';
+import { median, pairedRatio } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = dirname(here);
@@ -213,6 +215,16 @@ try {
   console.log(`| cold restore | ${fmt(m.restore)} | ${fmt(m.rcloneDown)} | ${(m.restore / m.rcloneDown).toFixed(2)}x | ${fmt(m.rawGet)} | ${(m.restore / m.rawGet).toFixed(2)}x |`);
   const durable = median(times.rcloneDown.map((ms, i) => ms + rcloneFlush[i]));
   console.log(`rclone's copy down and then \`sync -f\` of what it wrote (durable, as persist's restore is): ${fmt(durable)}; persist / that: ${(m.restore / durable).toFixed(2)}x (the flush alone: ${Math.round(median(rcloneFlush))} ms)`);
+  const paired = (label, a, b) => {
+    const p = pairedRatio(a, b);
+    console.log(`| ${label} | ${p.median.toFixed(2)}x | ${p.low.toFixed(2)}x to ${p.high.toFixed(2)}x | ${p.faster} of ${p.rounds} |`);
+  };
+  console.log('round by round (each ratio of two runs of the same round; 95% interval of the median ratio, bootstrap over the rounds):');
+  console.log('| | median ratio | 95% interval | rounds persist was faster |');
+  console.log('| --- | --- | --- | --- |');
+  paired('first save / rclone up', times.save, times.rcloneUp);
+  paired('cold restore / rclone down', times.restore, times.rcloneDown);
+  paired('cold restore / rclone down, then sync -f', times.restore, times.rcloneDown.map((ms, i) => ms + rcloneFlush[i]));
   console.log(`all rounds (s): ${Object.entries(times).map(([name, list]) => `${name} ${list.map((ms) => (ms / 1000).toFixed(1)).join('/')}`).join('; ')}`);
   for (const name of Object.keys(times)) console.log(`requests, ${name}: ${requestLine(name)}`);
   const part = (name, key) => `${Math.round(median(split[name].map((p) => p[key])))} ms`;

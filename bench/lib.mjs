@@ -26,6 +26,22 @@ export function interleave(cases, rounds) {
   return Object.fromEntries(Object.entries(times).map(([name, list]) => [name, median(list)]));
 }
 
+/**
+ * Paired rounds of two commands (a[i] and b[i] ran in the same round): the median of the ratios
+ * a[i] / b[i], its 95% interval (a bootstrap over the rounds, seeded: the same figures give the same
+ * interval) and how many rounds a was faster. An interval that holds 1.00 means the two could not be
+ * told apart in this run; one wholly above (or below) 1.00 means a was slower (or faster).
+ */
+export function pairedRatio(a, b) {
+  const ratios = a.map((ms, i) => ms / b[i]);
+  let seed = 0x2545f491;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const medians = [];
+  for (let draw = 0; draw < 2000; draw++) medians.push(median(ratios.map(() => ratios[Math.floor(random() * ratios.length)])));
+  medians.sort((x, y) => x - y);
+  return { median: median(ratios), low: medians[Math.floor(0.025 * medians.length)], high: medians[Math.ceil(0.975 * medians.length) - 1], faster: ratios.filter((r) => r < 1).length, rounds: ratios.length };
+}
+
 export function row(name, ms, baselineMs, limit) {
   const ratio = ms / baselineMs;
   const verdict = limit === undefined ? '' : ratio <= limit ? `  ok (limit ${limit}x)` : `  OVER (limit ${limit}x)`;
