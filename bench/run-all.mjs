@@ -1,7 +1,7 @@
 // Run every benchmark one after another (never in parallel: they would skew each other's
 // timings) and write bench/RESULTS.md: the machine, then each benchmark's report, where every
 // figure stands next to its baseline measured in the same run.
-// Usage: node bench/run-all.mjs [name...]   (names: startup git-status sync-push cold-restore api-vs-rclone mounted-transfers mount-push sync-100k)
+// Usage: node bench/run-all.mjs [name...]   (names: startup git-status sync-push cold-restore api-vs-rclone http-client-cpu mounted-transfers mount-push sync-100k)
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -16,6 +16,7 @@ const BENCHMARKS = [
   { name: 'sync-push', file: 'sync-push.mjs', title: 'Sync push of one changed file vs rewriting the whole tree' },
   { name: 'cold-restore', file: 'cold-restore.mjs', title: 'Cold restore of a whole workspace in a new container' },
   { name: 'api-vs-rclone', file: 'api-vs-rclone.mjs', title: 'S3 API store vs `rclone copy --transfers 16`, and appending to a large file' },
+  { name: 'http-client-cpu', file: 'http-client-cpu.mjs', title: 'CPU a request by HTTP client: node:http, persist\'s S3 client, a minimal one, rclone' },
   { name: 'mounted-transfers', file: 'mounted-transfers.mjs', title: 'Files in flight through a FUSE mount (s3fs, rclone)' },
   { name: 'mount-push', file: 'mount-push.mjs', title: 'First push of a 1,000-file sync through s3fs vs `rclone copy`, and what history costs a push' },
   { name: 'sync-100k', file: 'sync-100k.mjs', title: 'One sync of 20,000 and 100,000 files: no-change plan and 1-file push vs `rclone check`' },
