@@ -17,12 +17,14 @@
 // server on shared cores is slowed by whichever client costs more CPU.
 // `--files=N` makes the tree N small files (default 2,000) besides the 30 MiB one: what a command
 // costs once (start, plan, lease, flush) weighs less in a larger tree.
+// `--latency=MS` makes every request wait MS at the server before it is handled, as a round trip
+// to a remote store such as R2 does (the loopback server answers in about a millisecond).
 // Where the time goes: the server stamps every request (received, answered) on the monotonic clock
 // that also times each command, which splits a command into its start (up to its first object of
 // the tree), its transfers (first object to last) and its end (last object to exit).
 // Round by round: persist's time over rclone's in the same round, the median ratio with its 95%
 // interval, and how many rounds persist was faster (a machine's noise is larger than the gap).
-// Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2] [--pin] [--files=N]
+// Usage: npm run build && node bench/api-vs-rclone.mjs [rounds=2] [--pin] [--files=N] [--latency=MS]
 // (bundles the test server and the S3 client into bench/.tmp-s3store/ with esbuild first).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -39,6 +41,7 @@ const repo = dirname(here);
 const args = process.argv.slice(2);
 const rounds = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 2);
 const smallFiles = Number(args.find((arg) => arg.startsWith('--files='))?.slice(8) ?? 2000);
+const latencyMs = Number(args.find((arg) => arg.startsWith('--latency='))?.slice(10) ?? 0);
 const cores = availableParallelism();
 if (args.includes('--pin') && cores < 2) throw new Error('--pin needs 2 cores or more');
 /** With --pin: `taskset` core lists for the server and for the clients. */
@@ -55,7 +58,7 @@ await build({ entryPoints: [join(repo, 'src/store/s3/client.ts')], bundle: true,
 // timed requests (method, url, received and answered in µs).
 const serverCode = `
 const { startStrictS3Server } = await import(${JSON.stringify(join(bundled, 'server.mjs'))});
-const server = await startStrictS3Server(['bench']);
+const server = await startStrictS3Server(['bench'], { latencyMs: ${latencyMs} });
 console.log(server.endpoint);
 const lines = (await import('node:readline')).createInterface({ input: process.stdin });
 lines.on('line', (line) => {
@@ -209,6 +212,7 @@ try {
   const requestLine = (name) => Object.entries(requests[name]).map(([method, count]) => `${method} ${count}`).join(', ');
   console.log(`tree: ${smallFiles.toLocaleString('en')} files of 1-8 KiB + 30 MiB (${(duSize(tree) / MiB).toFixed(1)} MiB); median of ${rounds} interleaved rounds; requests of the last round`);
   console.log(pin ? `pinned: the server on core ${pin.server}, every client on cores ${pin.clients}` : `not pinned: the server and the clients share ${cores} cores`);
+  if (latencyMs > 0) console.log(`every request waited ${latencyMs} ms at the server before it was handled (a round trip to a remote store)`);
   console.log('| | persist (API store) | rclone copy --transfers 16 | persist / rclone | raw: bare client, 16 in flight | persist / raw |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   console.log(`| first save | ${fmt(m.save)} | ${fmt(m.rcloneUp)} | ${(m.save / m.rcloneUp).toFixed(2)}x | ${fmt(m.rawPut)} | ${(m.save / m.rawPut).toFixed(2)}x |`);

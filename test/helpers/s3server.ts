@@ -454,8 +454,10 @@ const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
  *   proxy's lock of the key would wait for the rest forever).
  * - Whole-object copies get their `x-amz-copy-source` re-encoded so that s3rver (which only
  *   `decodeURI`s it) finds keys with `+`, `&`, `?`, `#` and the like.
+ * - `latencyMs` (benchmarks): every request waits that long before it is handled, as one round
+ *   trip to a remote store would make it wait; a timer, no CPU of the server's.
  */
-export async function startStrictS3Server(buckets: string[] = [], options: { verifySignatures?: boolean } = {}): Promise<StrictS3TestServer> {
+export async function startStrictS3Server(buckets: string[] = [], options: { verifySignatures?: boolean; latencyMs?: number } = {}): Promise<StrictS3TestServer> {
   const { api: upstream, store } = await launchS3rver(buckets);
   const verify = options.verifySignatures ?? true;
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -787,12 +789,14 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
     await forward(req, body, res);
   };
 
-  const proxy: Server = createServer((req, res) => {
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((error: unknown) => {
       if (!res.headersSent) sendXml(res, 500, s3ErrorXml('InternalError', `test proxy: ${String(error)}`));
       else res.destroy();
     });
-  });
+  };
+  const latencyMs = options.latencyMs ?? 0;
+  const proxy: Server = createServer(latencyMs > 0 ? (req, res) => void setTimeout(serve, latencyMs, req, res) : serve);
   await new Promise<void>((resolve, reject) => {
     proxy.once('error', reject);
     proxy.listen(0, '127.0.0.1', () => resolve());

@@ -90,3 +90,25 @@ it('(strict) reads a key while it is rewritten: each read is one whole version, 
     await strict.stop();
   }
 });
+
+it('(strict) with latencyMs, every request waits that long, and requests in flight wait at once (a timer, not a queue)', async () => {
+  const strict = await startStrictS3Server([BUCKET], { latencyMs: 200 });
+  const remote = new S3Client({
+    endpoint: strict.endpoint, region: 'us-east-1', bucket: BUCKET, pathStyle: true, provider: 'other',
+    accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY, maxAttempts: 1,
+  });
+  try {
+    let started = performance.now();
+    await remote.put('far.txt', Buffer.from('far'));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(200);
+    started = performance.now();
+    const read = await Promise.all(Array.from({ length: 16 }, () => remote.get('far.txt')));
+    const elapsed = performance.now() - started;
+    expect(read.map(String)).toEqual(Array(16).fill('far'));
+    expect(elapsed).toBeGreaterThanOrEqual(200);
+    expect(elapsed).toBeLessThan(16 * 200); // one after another would take 3.2 s at least
+  } finally {
+    remote.close();
+    await strict.stop();
+  }
+});
