@@ -59,6 +59,7 @@ import { compareWithListing, compareWithManifest, emptyComparison, manifestFiles
 import { ManifestError, ManifestWriter, manifestPath, markFirstPush, readManifest, shardDirPath, unfinishedFirstPush, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { shardCacheFor, type ShardCache } from './manifest-cache.js';
+import { readFolderModes } from './folders.js';
 import { sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
 import { listMirror, mirrorKey, storedKey } from './names.js';
 import { relativeKey } from '../../store/key-names.js';
@@ -171,7 +172,11 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cach
   let comparison = emptyComparison();
   let folderModesChanged = false;
   // The manifest first: where it is (every plan after the first push) the mirror is a folder, and
-  // its stat would cost two more requests through the S3 API.
+  // its stat would cost two more requests through the S3 API. The folder modes, which a local
+  // folder is compared with once the manifest is there, are read at the same time (one round trip
+  // to the store instead of two; read for nothing only before the mirror's first push).
+  const recordedModes = store && trust ? readFolderModes(store, sync.relTo) : null;
+  recordedModes?.catch(() => undefined); // awaited below, or not needed
   try {
     manifest = store ? await readManifest(store, sync.relTo, cache) : null;
   } catch (error) {
@@ -191,7 +196,7 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cach
       if (wouldRestore(localObserved)) mirror.paths = [...inScope].sort();
       if (manifest.storage.version === 2 && manifest.storage.interrupted.length > 0) mirror.interruptedPush = true;
       if (local) comparison = await compareWithManifest(host, sync.from, local.files, manifest, isExcluded, await compareExtras(host, sync, trust!, manifest));
-      if (trust) folderModesChanged = await folderModesDiffer(store!, sync.relTo, trust);
+      if (trust && recordedModes) folderModesChanged = folderModesDiffer(await recordedModes, trust);
     } else {
       mirrorListing = await listMirror(store!, sync);
       const unfinished = await unfinishedFirstPush(store!, sync.relTo);

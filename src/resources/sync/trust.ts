@@ -6,7 +6,7 @@ import { plural, samplePaths } from '../../output/format.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import type { Store } from '../../store/types.js';
 import type { CompareExtras } from './compare.js';
-import { nonDefaultModes, readFolderModes, sameModes, type FolderModes } from './folders.js';
+import { nonDefaultModes, sameModes, type FolderModes } from './folders.js';
 import { readManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import type { ShardCache } from './manifest-cache.js';
 import { findDatabases, findSqlite3, isSidecarOf, judgeDatabases } from './sqlite-sync.js';
@@ -71,9 +71,8 @@ export async function compareExtras(host: Host, sync: ResolvedSync, trust: Trust
   return extras;
 }
 
-/** Reads the mirror's recorded folder modes into `trust` and says whether the local ones differ. */
-export async function folderModesDiffer(store: Store, mirrorKey: string, trust: TrustDetail): Promise<boolean> {
-  const recorded = await readFolderModes(store, mirrorKey);
+/** Takes the mirror's recorded folder modes (`recorded`) into `trust` and says whether the local ones differ. */
+export function folderModesDiffer(recorded: FolderModes, trust: TrustDetail): boolean {
   for (const [path, mode] of Object.entries(recorded)) {
     if (underUnreadable(trust.listing, path) && !(path in trust.folderModes)) trust.folderModes[path] = mode;
   }
