@@ -9,10 +9,11 @@
 // needless: a copy is written in place, exclusively, and one that a crash left torn (or that
 // another process is still writing) fails its hash, is removed and written again. One case
 // hashes cannot show: a push interrupted after writing a shard and before its root leaves a shard
-// newer than the root (manifest.ts). Such a push of this machine sets a marker here before its first shard write and
-// clears it after the root: while it is set, every shard is read from the store, so the next plan
-// sees the interrupted push as before. An interrupted push of another machine stays invisible until
-// a root names its shards, like one killed before it wrote them (see docs/architecture.md).
+// newer than the root (manifest.ts). Such a push of this machine sets a marker here before its
+// first shard write and clears it after the root: while it is set, every shard is read from the
+// store, so the next plan sees the interrupted push as before. An interrupted push of another
+// machine stays invisible until a root names its shards, like one killed before it wrote them
+// (see docs/architecture.md).
 //
 // Parsed shards are also kept in memory for the life of the process: one apply (observe, the
 // executor's re-check, the push's own check, the verification) downloads and parses each shard at
