@@ -18,7 +18,7 @@
 // its last renewal, so that a long apply (or watch's idle rounds) never lets it lapse; a lease
 // found taken by another machine is reported to the command, which stops saving into that bucket.
 import { createHash, randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { LockError } from '../errors.js';
 import { ensureMachine } from '../lineage/machine.js';
 import type { Host } from '../host/types.js';
@@ -137,22 +137,52 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
     }
   };
   const asidePrefix = `${LEASE_KEY}.taking-`;
-  /** A replacement (below) has moved the lease aside and not yet put the new version in place. */
-  const replacing = async (): Promise<boolean> => (await host.readdir(dirname(path)).catch(() => [] as string[])).some((name) => name.startsWith(asidePrefix));
+  /**
+   * One listing of the lease's folder: the lease there, moved aside by a replacement (below) whose
+   * new version is not in place yet, or neither. While a lease is held, one of the two names is
+   * there at every moment (a rename moves a name in one step, and the aside goes only after the
+   * new version is in place), and a listing of a folder is one snapshot of it.
+   */
+  const listed = async (): Promise<'lease' | 'aside' | 'neither'> => {
+    const names = await host.readdir(dirname(path)).catch(() => [] as string[]);
+    if (names.includes(basename(path))) return 'lease';
+    return names.some((name) => name.startsWith(asidePrefix)) ? 'aside' : 'neither';
+  };
+  /**
+   * Put `data` at the lease's name unless something is there (false then). Written whole under a
+   * name of its own first and linked into place: a file created in place is empty for a moment,
+   * and a reader that took that for a damaged (so expired) lease would take it over.
+   */
+  const placeExclusive = async (data: Buffer): Promise<boolean> => {
+    const written = join(dirname(path), `${LEASE_KEY}.writing-${randomBytes(6).toString('hex')}`);
+    await host.writeFile(written, data, { exclusive: true, mode: 0o644 });
+    try {
+      await host.link(written, path);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    } finally {
+      await host.remove(written);
+    }
+  };
   return {
     where: path,
     async read() {
       // Absent while it is being replaced, for a moment: waited for, or a held lease would look free.
-      // A miss with no aside listed after it is not proof either: a replacement may have ended
-      // between the two and the next one begun right after (a holder renewing twice in a row). Free
-      // means missed FREE_AFTER_MISSES times in a row, 5 ms apart, with no replacement listed after
-      // any of them. An aside a killed replacer left stops the waiting after a second.
+      // A miss is no proof (a replacement may end right after it and the next begin right after
+      // the next read: a holder renewing in a tight loop), so it is followed by a listing: the
+      // lease back in it is read again; free means FREE_AFTER_MISSES listings in a row, 5 ms apart,
+      // with neither the lease nor an aside in them. An aside a killed replacer left stops the
+      // waiting after a second.
       let misses = 0;
       for (let waited = 0; ; waited += 5) {
         const data = await readRaw();
         if (data) return versionOf(data);
         if (waited >= 1_000) return null;
-        misses = (await replacing()) ? 0 : misses + 1;
+        const found = await listed();
+        if (found === 'lease') continue;
+        misses = found === 'aside' ? 0 : misses + 1;
         if (misses >= FREE_AFTER_MISSES) return null;
         await host.sleep(5);
       }
@@ -163,8 +193,7 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
         // The bucket's folder is made by its mount action, never here; a prefix inside it may be new.
         if ((await host.stat(folder))?.type !== 'dir') throw new LockError(bucketFolderMissing(folder));
         if (prefix) await host.mkdir(join(folder, prefix));
-        await host.writeFile(path, data, { exclusive: true, mode: 0o644 });
-        return etagOf(data);
+        return (await placeExclusive(data)) ? etagOf(data) : null;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST') return null;
         throw error;
@@ -183,10 +212,7 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
       const taken = await host.readFile(aside);
       const data = etagOf(taken) === etag ? Buffer.from(text(body)) : taken; // not the version we read: put it back
       try {
-        await host.writeFile(path, data, { exclusive: true, mode: 0o644 });
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        return null; // a creator came in between: theirs stands
+        if (!(await placeExclusive(data))) return null; // a creator came in between: theirs stands
       } finally {
         await host.remove(aside);
       }

@@ -202,6 +202,52 @@ describe('the lease as a file, read while its holder replaces it', () => {
     expect(listings).toBeGreaterThan(1);
     expect(seen?.body?.machine).toBe(held.body.machine);
   });
+
+  it('is not seen free when every read misses it between renewals and every listing then shows it', async () => {
+    const { folder, path, held } = await heldIn('local-bucket-tight-renewals');
+    // A holder renewing in a tight loop: each read lands inside a replacement (the file moved
+    // aside), each listing right after it, when the new version is back in place.
+    const base = machine('tight-renewals-reader');
+    let misses = 0;
+    const reader = Object.assign(Object.create(base) as typeof base, {
+      readFile: async (file: string) => {
+        if (file === path && misses < 5) {
+          misses++;
+          throw Object.assign(new Error(`ENOENT: ${file}`), { code: 'ENOENT' });
+        }
+        return base.readFile(file);
+      },
+    });
+    const seen = await fileLeaseStore(reader, folder).read();
+    expect(misses).toBe(5);
+    expect(seen?.body?.machine).toBe(held.body.machine);
+  });
+
+  it('never shows a renewal half-written: a newcomer that comes as the new version appears is refused', async () => {
+    const { folder, path, held } = await heldIn('local-bucket-half-written');
+    // The newcomer comes the moment the new version's name appears. A file written at that name
+    // appears empty first (the kernel creates it, then the bytes come): that is modelled here, and
+    // an empty lease reads as a damaged, so expired, one.
+    const newcomer = machine('half-written-newcomer');
+    let tried: Promise<unknown> | undefined;
+    const base = machine('local-bucket-half-written-holder');
+    const holder = Object.assign(Object.create(base) as typeof base, {
+      writeFile: async (file: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }) => {
+        if (file !== path) return base.writeFile(file, data, options);
+        await writeFile(path, '', { flag: 'wx' });
+        tried ??= acquireLease(newcomer, fileLeaseStore(newcomer, folder), { timeoutMs: 0 }).then(() => 'taken', (error: unknown) => error);
+        await tried;
+        await writeFile(path, data);
+      },
+      link: async (existing: string, file: string) => {
+        await base.link(existing, file);
+        if (file === path) await (tried ??= acquireLease(newcomer, fileLeaseStore(newcomer, folder), { timeoutMs: 0 }).then(() => 'taken', (error: unknown) => error));
+      },
+    });
+    const renewed = await renewLease(holder, { ...held, store: fileLeaseStore(holder, folder) });
+    expect(await tried).toBeInstanceOf(LeaseHeld);
+    expect((await leaseHolder(newcomer, fileLeaseStore(newcomer, folder)))?.machine).toBe(renewed.body.machine);
+  });
 });
 
 describe('the keeper (a command holding leases)', () => {
