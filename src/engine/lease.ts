@@ -120,10 +120,10 @@ export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> 
   return store;
 }
 
-/** How many misses in a row, with no replacement under way, make a file lease free (fileLeaseStore's read). */
+/** How many listings in a row, with neither the lease nor an aside in them, make a file lease free (fileLeaseStore's read). */
 const FREE_AFTER_MISSES = 3;
 
-/** The lease as a file in a `local` bucket's folder, created with O_EXCL. */
+/** The lease as a file in a `local` bucket's folder, put in place only where none is (a hard link: see placeExclusive). */
 export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseStore {
   const path = join(folder, prefix, LEASE_KEY);
   const etagOf = (data: Buffer) => createHash('sha256').update(data).digest('hex');
