@@ -29,12 +29,11 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { median, pairedRatio } from './lib.mjs';
+import { bundleS3, median, pairedRatio, pinning, rcloneS3Env } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = dirname(here);
@@ -42,16 +41,9 @@ const args = process.argv.slice(2);
 const rounds = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 2);
 const smallFiles = Number(args.find((arg) => arg.startsWith('--files='))?.slice(8) ?? 2000);
 const latencyMs = Number(args.find((arg) => arg.startsWith('--latency='))?.slice(10) ?? 0);
-const cores = availableParallelism();
-if (args.includes('--pin') && cores < 2) throw new Error('--pin needs 2 cores or more');
-/** With --pin: `taskset` core lists for the server and for the clients. */
-const pin = args.includes('--pin') ? { server: '0', clients: `1-${cores - 1}` } : null;
-const pinned = (cpus, command, commandArgs) => (pin ? ['taskset', ['-c', cpus, command, ...commandArgs]] : [command, commandArgs]);
+const { cores, pin, pinned } = pinning(args);
 const MiB = 1024 * 1024;
-const bundled = join(here, '.tmp-s3store');
-
-await build({ entryPoints: [join(repo, 'test/helpers/s3server.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'server.mjs'), external: ['s3rver'], logLevel: 'error' });
-await build({ entryPoints: [join(repo, 'src/store/s3/client.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'client.mjs'), logLevel: 'error' });
+const bundled = await bundleS3(['client']);
 
 // The server runs in a child of its own, so that nothing the bench does shares its event loop.
 // It answers `stats` on stdin with its traffic since the last `stats` (JSON on one line), and the
@@ -133,10 +125,7 @@ function phases(result, timed) {
 }
 const bin = join(repo, 'bin/persist.js');
 const persist = (spec, state) => run(process.execPath, [bin, 'apply', '--auto-approve', '-f', spec], { PERSIST_STATE_DIR: state });
-const rcloneEnv = {
-  RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: endpoint, RCLONE_CONFIG_S_ACCESS_KEY_ID: 'S3RVER',
-  RCLONE_CONFIG_S_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_S_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_S_REGION: 'us-east-1',
-};
+const rcloneEnv = rcloneS3Env(endpoint);
 delete process.env.AWS_CA_BUNDLE;
 const rclone = (args) => run('rclone', ['copy', '--transfers', '16', ...args], rcloneEnv);
 const raw = (mode, prefix, dir = '') => run(process.execPath, ['--input-type=module', '-e', rawCode, mode, endpoint, prefix, dir]);

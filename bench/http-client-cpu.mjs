@@ -13,29 +13,19 @@
 // (`rclone copy --transfers 16`, files written to a temporary folder) as the baseline.
 // Usage: node bench/http-client-cpu.mjs [rounds=5] [--pin]
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { median } from './lib.mjs';
+import { bundleS3, median, pinning, rcloneS3Env } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = dirname(here);
 const args = process.argv.slice(2);
 const rounds = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 5);
-const cores = availableParallelism();
-if (args.includes('--pin') && cores < 2) throw new Error('--pin needs 2 cores or more');
-const pin = args.includes('--pin') ? { server: '0', clients: `1-${cores - 1}` } : null;
-const pinned = (cpus, command, commandArgs) => (pin ? ['taskset', ['-c', cpus, command, ...commandArgs]] : [command, commandArgs]);
+const { cores, pin, pinned } = pinning(args);
 const OBJECTS = 2000;
-const bundled = join(here, '.tmp-s3store');
-
-await build({ entryPoints: [join(repo, 'test/helpers/s3server.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'server.mjs'), external: ['s3rver'], logLevel: 'error' });
-await build({ entryPoints: [join(repo, 'src/store/s3/client.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'client.mjs'), logLevel: 'error' });
-await build({ entryPoints: [join(repo, 'src/store/s3/sigv4.ts')], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, 'sigv4.mjs'), logLevel: 'error' });
+const bundled = await bundleS3(['client', 'sigv4']);
 
 const serverCode = `
 const { startStrictS3Server } = await import(${JSON.stringify(join(bundled, 'server.mjs'))});
@@ -135,10 +125,7 @@ client.close();`;
   const figures = Object.fromEntries(modes.map((mode) => [mode, []]));
   const haveRclone = spawnSync('rclone', ['version']).status === 0;
   const rclone = [];
-  const rcloneEnv = {
-    ...process.env, RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: endpoint, RCLONE_CONFIG_S_ACCESS_KEY_ID: 'S3RVER',
-    RCLONE_CONFIG_S_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_S_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_S_REGION: 'us-east-1',
-  };
+  const rcloneEnv = { ...process.env, ...rcloneS3Env(endpoint) };
   delete rcloneEnv.AWS_CA_BUNDLE;
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < modes.length; i++) {

@@ -1,6 +1,11 @@
 // Shared benchmark helpers: run commands interleaved (A, B, A, B...) so that machine noise hits
 // every command alike, and report medians side by side with the baseline.
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = dirname(dirname(fileURLToPath(import.meta.url)));
 
 export function timeOnce(command, args, options = {}) {
   const start = process.hrtime.bigint();
@@ -46,4 +51,36 @@ export function row(name, ms, baselineMs, limit) {
   const ratio = ms / baselineMs;
   const verdict = limit === undefined ? '' : ratio <= limit ? `  ok (limit ${limit}x)` : `  OVER (limit ${limit}x)`;
   return `${name.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms  ${ratio.toFixed(2).padStart(5)}x${verdict}`;
+}
+
+/**
+ * `--pin` among `args` (2 cores or more): the server on core 0 and every client on the others,
+ * through `taskset`. `pinned(cpus, command, args)` gives spawn's command and arguments.
+ */
+export function pinning(args) {
+  const cores = availableParallelism();
+  if (args.includes('--pin') && cores < 2) throw new Error('--pin needs 2 cores or more');
+  const pin = args.includes('--pin') ? { server: '0', clients: `1-${cores - 1}` } : null;
+  const pinned = (cpus, command, commandArgs) => (pin ? ['taskset', ['-c', cpus, command, ...commandArgs]] : [command, commandArgs]);
+  return { cores, pin, pinned };
+}
+
+const S3_SOURCES = { server: 'test/helpers/s3server.ts', client: 'src/store/s3/client.ts', sigv4: 'src/store/s3/sigv4.ts' };
+
+/** Bundles the strict test server and the named S3 client modules (`client`, `sigv4`) into bench/.tmp-s3store/ with esbuild; returns that folder. */
+export async function bundleS3(modules) {
+  const { build } = await import('esbuild');
+  const bundled = join(repo, 'bench', '.tmp-s3store');
+  for (const name of ['server', ...modules]) {
+    await build({ entryPoints: [join(repo, S3_SOURCES[name])], bundle: true, platform: 'node', format: 'esm', outfile: join(bundled, `${name}.mjs`), external: name === 'server' ? ['s3rver'] : [], logLevel: 'error' });
+  }
+  return bundled;
+}
+
+/** rclone's remote `s:` on the test server at `endpoint` (its fixed keys), as environment variables. */
+export function rcloneS3Env(endpoint) {
+  return {
+    RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: endpoint, RCLONE_CONFIG_S_ACCESS_KEY_ID: 'S3RVER',
+    RCLONE_CONFIG_S_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_S_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_S_REGION: 'us-east-1',
+  };
 }
