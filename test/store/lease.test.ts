@@ -230,18 +230,19 @@ describe('the lease as a file, read while its holder replaces it', () => {
     // an empty lease reads as a damaged, so expired, one.
     const newcomer = machine('half-written-newcomer');
     let tried: Promise<unknown> | undefined;
+    /** The newcomer's one try: 'taken', or the error it got. */
+    const newcomerTries = () => (tried ??= acquireLease(newcomer, fileLeaseStore(newcomer, folder), { timeoutMs: 0 }).then(() => 'taken', (error: unknown) => error));
     const base = machine('local-bucket-half-written-holder');
     const holder = Object.assign(Object.create(base) as typeof base, {
       writeFile: async (file: string, data: string | Buffer, options?: { mode?: number; exclusive?: boolean }) => {
         if (file !== path) return base.writeFile(file, data, options);
         await writeFile(path, '', { flag: 'wx' });
-        tried ??= acquireLease(newcomer, fileLeaseStore(newcomer, folder), { timeoutMs: 0 }).then(() => 'taken', (error: unknown) => error);
-        await tried;
+        await newcomerTries();
         await writeFile(path, data);
       },
       link: async (existing: string, file: string) => {
         await base.link(existing, file);
-        if (file === path) await (tried ??= acquireLease(newcomer, fileLeaseStore(newcomer, folder), { timeoutMs: 0 }).then(() => 'taken', (error: unknown) => error));
+        if (file === path) await newcomerTries();
       },
     });
     const renewed = await renewLease(holder, { ...held, store: fileLeaseStore(holder, folder) });
