@@ -60,7 +60,7 @@ export class ShardCache {
       if (memo.unsaved !== undefined && (await this.save(hash, memo.unsaved))) delete memo.unsaved;
       return memo.files;
     }
-    const path = join(this.dir, `${hash}${SUFFIX}`);
+    const path = this.copyPath(hash);
     let data: Buffer;
     try {
       data = await this.host.readFile(path);
@@ -82,8 +82,13 @@ export class ShardCache {
     this.parsed.set(`${hash}/${index}/${count}`, saved ? { files } : { files, unsaved: data });
   }
 
+  /** Where the copy of the shard with this sha256 is kept. */
+  private copyPath(hash: string): string {
+    return join(this.dir, `${hash}${SUFFIX}`);
+  }
+
   private async save(hash: string, data: string | Buffer): Promise<boolean> {
-    const path = join(this.dir, `${hash}${SUFFIX}`);
+    const path = this.copyPath(hash);
     try {
       if (!(await this.host.lstat(path))) await this.inFolder(() => this.host.writeFile(path, data, { mode: 0o600, exclusive: true }));
       return true;
