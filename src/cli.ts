@@ -179,6 +179,13 @@ program
 
 /** Parse and run; map errors to one line and an exit code (a stack trace only with --debug). */
 export async function main(argv: string[]): Promise<void> {
+  // Node exits, with code 0, once nothing is left to wait for, even while a command still awaits
+  // a promise nothing can settle (a stalled stream, say): that must not pass for success.
+  const stalled = (): void => {
+    process.stderr.write('persist: internal error: the command stopped before it finished (it waited for something that can no longer happen); nothing after that point was done\n');
+    process.exitCode = 1;
+  };
+  process.once('beforeExit', stalled);
   try {
     await program.parseAsync(argv);
   } catch (error) {
@@ -192,5 +199,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     process.exitCode = 1; // every error exits 1; only plan --detailed-exitcode returns 2, and not by throwing
+  } finally {
+    process.off('beforeExit', stalled);
   }
 }
