@@ -7,7 +7,7 @@ import { endpointOf, regionOf, revealCredentials } from './common.js';
 /** Size of each key in the store; a key the store lacks is absent from the map. */
 export async function storedSizes(bucket: ResolvedBucket, keys: string[], caBundle: string | undefined, concurrency = 16): Promise<Map<string, number>> {
   const { accessKeyId, secretAccessKey } = revealCredentials(bucket);
-  // Loaded here: the S3 client brings node:http, https and tls, which a plan without API buckets never needs.
+  // Loaded here: the S3 client brings node:net and node:tls, which a plan without API buckets never needs.
   const { S3Client } = await import('../store/s3/client.js');
   const client = new S3Client({
     endpoint: endpointOf(bucket),

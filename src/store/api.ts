@@ -1,4 +1,4 @@
-// The store of a bucket reached through its S3 API. The client (and node:https with it) is loaded
+// The store of a bucket reached through its S3 API. The client (and node:tls with it) is loaded
 // only when a store method is first called, so that commands that never reach the bucket pay
 // nothing for it at start-up.
 import type { Host } from '../host/types.js';

@@ -176,6 +176,18 @@ describe('S3Client over HTTP', () => {
     expect(sha(await client.get('append/transcript.jsonl'))).toBe(sha(grown));
   });
 
+  it('streams large objects into files one after another on one connection', async () => {
+    const data = randomBytes(24 * MiB);
+    await client.put('large/one.bin', data);
+    const single = makeClient({ maxSockets: 1 });
+    for (let i = 0; i < 3; i++) {
+      const file = join(work, `large-${i}.bin`);
+      const got = await single.getObject('large/one.bin', file, { bufferUpTo: MiB });
+      expect([got.data, got.size, got.sha256]).toEqual([null, data.length, sha(data)]);
+      expect(sha(await readFile(file))).toBe(sha(data));
+    }
+  });
+
   it('the test server refuses parts of unequal size, as R2 does', async () => {
     const key = 'r2rule/uneven.bin';
     const created = await raw('POST', key, [['uploads', '']]);

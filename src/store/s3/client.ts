@@ -1,16 +1,14 @@
-// A small S3 client over node:http(s) with hand-written SigV4 (see docs/s3-client.md for why).
+// A small S3 client over an HTTP/1.1 transport of its own (http1.ts) with hand-written SigV4 (see
+// docs/s3-client.md for why).
 // Load it lazily (`await import(...)`) from commands that reach the store: nothing at start-up.
 //
 // Secrets: the secret access key lives in a private field, is used only to derive signing keys,
 // and is scrubbed from every error message; no error carries request headers.
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { mapLimit } from '../limit.js';
+import { BufferSink, Http1Origin, NetworkError, type AnswerHead, type BodySink } from './http1.js';
 import { EMPTY_SHA256, sha256Hex, signRequest, UNSIGNED_PAYLOAD, uriEncode } from './sigv4.js';
 
 export type S3Provider = 'r2' | 'aws' | 'other';
@@ -182,7 +180,7 @@ interface RequestSpec {
 
 interface RawResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: AnswerHead['headers'];
   body: Buffer;
   /** Bytes written to `toFile`. */
   written: number;
@@ -194,18 +192,9 @@ const RETRYABLE_STATUS = new Set([500, 502, 503, 504, 429]);
 const RETRYABLE_CODES = new Set(['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout', 'Throttling', 'ThrottlingException', 'RequestTimeTooSkewed']);
 const RETRYABLE_NETWORK = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN',
-  'ERR_STREAM_PREMATURE_CLOSE', 'S3_TRUNCATED',
+  'S3_TRUNCATED', 'S3_BAD_ANSWER',
 ]);
 const MAX_ERROR_BODY = 64 * 1024;
-
-class NetworkError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
 
 // --- minimal XML --------------------------------------------------------------------------------
 
@@ -295,10 +284,7 @@ export class S3Client {
   readonly pathStyle: boolean;
   readonly accessKeyId: string;
   readonly #secret: string;
-  readonly #agent: http.Agent;
-  readonly #transport: typeof http | typeof https;
-  readonly #hostname: string;
-  readonly #port: number | undefined;
+  readonly #origin: Http1Origin;
   readonly #host: string;
   readonly #basePath: string;
   readonly #timeoutMs: number;
@@ -327,31 +313,28 @@ export class S3Client {
     this.#maxAttempts = Math.max(1, config.maxAttempts ?? 5);
     this.#retryBaseMs = config.retryBaseMs ?? 100;
     const secure = endpoint.protocol === 'https:';
-    this.#transport = secure ? https : http;
-    this.#hostname = config.pathStyle ? endpoint.hostname : `${config.bucket}.${endpoint.hostname}`;
-    this.#port = endpoint.port ? Number(endpoint.port) : undefined;
-    this.#host = endpoint.port ? `${this.#hostname}:${endpoint.port}` : this.#hostname;
+    const authority = config.pathStyle ? endpoint.hostname : `${config.bucket}.${endpoint.hostname}`;
+    // The URL parser drops a default port (443 for https, 80 for http): the Host header then has none either.
+    this.#host = endpoint.port ? `${authority}:${endpoint.port}` : authority;
     this.#basePath = endpoint.pathname.replace(/\/+$/, '');
-    const maxSockets = config.maxSockets ?? 64;
-    if (secure) {
-      const caFile = config.caBundle ?? process.env.AWS_CA_BUNDLE;
-      let ca: Buffer | undefined;
-      if (caFile) {
-        try {
-          ca = readFileSync(caFile);
-        } catch (error) {
-          throw new Error(`S3 client: cannot read the CA bundle ${caFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-        }
+    let ca: Buffer | undefined;
+    const caFile = secure ? (config.caBundle ?? process.env.AWS_CA_BUNDLE) : undefined;
+    if (caFile) {
+      try {
+        ca = readFileSync(caFile);
+      } catch (error) {
+        throw new Error(`S3 client: cannot read the CA bundle ${caFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
       }
-      this.#agent = new https.Agent({ keepAlive: true, maxSockets, ...(ca ? { ca } : {}) });
-    } else {
-      this.#agent = new http.Agent({ keepAlive: true, maxSockets });
     }
+    this.#origin = new Http1Origin({
+      secure, hostname: authority.replace(/^\[(.*)\]$/, '$1'), port: endpoint.port ? Number(endpoint.port) : secure ? 443 : 80,
+      maxSockets: config.maxSockets ?? 64, timeoutMs: this.#timeoutMs, ...(ca ? { ca } : {}),
+    });
   }
 
-  /** Closes the kept-alive sockets. */
+  /** Closes the kept-alive connections. */
   close(): void {
-    this.#agent.destroy();
+    this.#origin.close();
   }
 
   // --- operations ---
@@ -685,7 +668,7 @@ export class S3Client {
     return new S3Error(message, details);
   }
 
-  #attempt(spec: RequestSpec, path: string, accept: (status: number) => boolean): Promise<RawResponse> {
+  async #attempt(spec: RequestSpec, path: string, accept: (status: number) => boolean): Promise<RawResponse> {
     const headers: Record<string, string> = { host: this.#host, ...spec.headers };
     let payloadHash = EMPTY_SHA256;
     let length = 0;
@@ -702,77 +685,76 @@ export class S3Client {
       accessKeyId: this.accessKeyId, secretAccessKey: this.#secret,
     });
     const fullPath = signed.queryString ? `${path}?${signed.queryString}` : path;
-    return new Promise<RawResponse>((resolve, reject) => {
-      let settled = false;
-      const fail = (error: unknown): void => {
-        if (settled) return;
-        settled = true;
-        request.destroy();
-        reject(error);
-      };
-      const request = this.#transport.request({
-        hostname: this.#hostname, port: this.#port, method: spec.method, path: fullPath, headers: signed.headers, agent: this.#agent,
-      });
-      request.setTimeout(this.#timeoutMs, () => fail(new NetworkError(`no answer within ${this.#timeoutMs} ms`, 'ETIMEDOUT')));
-      request.on('error', fail);
-      request.on('response', (response) => {
-        const status = response.statusCode ?? 0;
-        const expected = Number(response.headers['content-length'] ?? NaN);
+    /** Where the answer's body went, chosen once its head was read. */
+    const chosen: { sink?: BufferSink | HashingSink } = {};
+    const head = await this.#origin.send({
+      method: spec.method,
+      target: fullPath,
+      headers: signed.headers,
+      ...(spec.body?.kind === 'buffer' ? { body: spec.body.data } : spec.body?.kind === 'file' ? { body: { path: spec.body.path, start: spec.body.start, end: spec.body.end } } : {}),
+      sink: ({ status, headers }) => {
+        const expected = Number(headers['content-length'] ?? NaN);
         const buffered = spec.bufferUpTo !== undefined && Number.isFinite(expected) && expected <= spec.bufferUpTo;
-        if ((spec.toFile || spec.hashOnly) && accept(status) && spec.method !== 'HEAD' && !buffered) {
-          let written = 0;
-          const hash = createHash('sha256');
-          const counter = new Transform({
-            transform(chunk: Buffer, _encoding, callback) {
-              written += chunk.length;
-              hash.update(chunk);
-              callback(null, chunk);
-            },
-          });
-          const sink = spec.toFile ? createWriteStream(spec.toFile, spec.fileMode === undefined ? {} : { mode: spec.fileMode }) : new Writable({ write: (_chunk, _encoding, callback) => callback() });
-          pipeline(response, counter, sink).then(
-            () => {
-              if (Number.isFinite(expected) && written !== expected) return fail(new NetworkError(`the answer was cut after ${written} of ${expected} bytes`, 'S3_TRUNCATED'));
-              settled = true;
-              resolve({ status, headers: response.headers, body: Buffer.alloc(0), written, sha256: hash.digest('hex') });
-            },
-            (error: NodeJS.ErrnoException) => fail(error.code === 'ERR_STREAM_PREMATURE_CLOSE' || !error.code ? new NetworkError('the answer was cut', 'S3_TRUNCATED') : error),
-          );
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const keep = accept(status) || status < 300 ? Infinity : MAX_ERROR_BODY;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size <= keep) chunks.push(chunk);
-        });
-        response.on('error', fail);
-        response.on('close', () => {
-          if (!response.complete) fail(new NetworkError('the connection closed before the answer was complete', 'S3_TRUNCATED'));
-        });
-        response.on('end', () => {
-          if (settled) return;
-          const body = Buffer.concat(chunks);
-          if (spec.method !== 'HEAD' && Number.isFinite(expected) && size !== expected && status < 300) {
-            return fail(new NetworkError(`the answer was cut after ${size} of ${expected} bytes`, 'S3_TRUNCATED'));
-          }
-          settled = true;
-          resolve({ status, headers: response.headers, body, written: 0 });
-        });
-      });
-      const body = spec.body;
-      if (!body) request.end();
-      else if (body.kind === 'buffer') request.end(body.data);
-      else if (length === 0) request.end();
-      else {
-        pipeline(createReadStream(body.path, { start: body.start, end: body.end - 1 }), request).catch((error: NodeJS.ErrnoException) => {
-          // A local read error is not retryable; a socket error surfaces on the request already.
-          if (error.syscall === 'open' || error.syscall === 'read') fail(error);
-          else fail(error.code ? error : new NetworkError(String(error.message), 'ECONNRESET'));
-        });
-      }
+        if ((spec.toFile || spec.hashOnly) && accept(status) && !buffered) chosen.sink = new HashingSink(spec.toFile, spec.fileMode);
+        else chosen.sink = new BufferSink(accept(status) || status < 300 ? Infinity : MAX_ERROR_BODY);
+        return chosen.sink;
+      },
     });
+    const { sink } = chosen;
+    if (sink instanceof HashingSink) return { status: head.status, headers: head.headers, body: Buffer.alloc(0), written: sink.written, sha256: sink.sha256() };
+    return { status: head.status, headers: head.headers, body: sink?.body() ?? Buffer.alloc(0), written: 0 };
+  }
+}
+
+/** Streams a body into a file (or nowhere) and its sha256, as it comes. */
+class HashingSink implements BodySink {
+  written = 0;
+  readonly #hash: Hash = createHash('sha256');
+  readonly #file: WriteStream | null;
+  #error: Error | null = null;
+
+  constructor(file: string | undefined, mode: number | undefined) {
+    this.#file = file ? createWriteStream(file, mode === undefined ? {} : { mode }) : null;
+    this.#file?.on('error', (error) => (this.#error ??= error));
+  }
+
+  write(chunk: Buffer): boolean {
+    this.written += chunk.length;
+    this.#hash.update(chunk);
+    return this.#file ? this.#file.write(chunk) : true;
+  }
+
+  drained(): Promise<void> {
+    // A file that failed or closed never drains: the answer is then read to its end (an error thrown there).
+    const file = this.#file;
+    return new Promise((resolve) => {
+      if (!file || this.#error) return resolve();
+      const done = (): void => {
+        file.off('drain', done).off('error', done).off('close', done);
+        resolve();
+      };
+      file.on('drain', done).on('error', done).on('close', done);
+    });
+  }
+
+  end(): Promise<void> {
+    const file = this.#file;
+    if (!file) return Promise.resolve();
+    // Settled once the file is closed, as the download's rename and flush expect.
+    return new Promise((resolve, reject) => {
+      const settle = (): void => (this.#error ? reject(this.#error) : resolve());
+      if (file.closed) return settle();
+      file.once('close', settle);
+      file.end();
+    });
+  }
+
+  abort(): void {
+    this.#file?.destroy();
+  }
+
+  sha256(): string {
+    return this.#hash.digest('hex');
   }
 }
 
