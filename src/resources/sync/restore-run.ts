@@ -80,13 +80,15 @@ export class RestoreRun {
    * After every file: they reach the disk before the marker goes (see flushWritten). `alongside`
    * (a read of the restored folder) runs while they do, mostly a wait for `sync -f`, as do the
    * read of the folder modes and the write of the known objects; `alongside`'s result is returned.
+   * The folder modes are asked for first: a local walk runs without yielding to the event loop,
+   * so a request started after it would wait for the whole walk before it went out.
    */
   async finish<T>(alongside: () => Promise<T>): Promise<T> {
     await restoreHardLinks(this.host, this.sync, this.store, this.links);
-    const [, result, modes] = await Promise.all([
+    const [modes, , result] = await Promise.all([
+      readFolderModes(this.store, this.sync.relTo),
       this.flushWritten(),
       alongside(),
-      readFolderModes(this.store, this.sync.relTo),
       writeKnownObjects(this.host, this.sync, this.known),
     ]);
     const deepestFirst = Object.keys(modes).sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1));
