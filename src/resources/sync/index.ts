@@ -150,6 +150,15 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cach
   let localObserved!: SyncLocalObserved;
   let trust: TrustDetail | undefined;
   const localInfo = await host.stat(sync.from);
+  // The manifest first: where it is (every plan after the first push) the mirror is a folder, and
+  // its stat would cost two more requests through the S3 API. The folder modes, which a local
+  // folder is compared with once the manifest is there, are read at the same time (one round trip
+  // to the store instead of two; read for nothing only before the mirror's first push). Both are
+  // asked for before the local walk, which runs without yielding to the event loop: started after
+  // it, they would go out only once it ended instead of travelling while it runs.
+  const recordedModes = store && localInfo?.type === 'dir' ? readFolderModes(store, sync.relTo) : null;
+  const manifestRead = store ? readManifest(store, sync.relTo, cache) : Promise.resolve(null);
+  for (const read of [recordedModes, manifestRead]) read?.catch(() => undefined); // awaited below, or not needed
   if (!localInfo) localObserved = { state: 'missing' };
   else if (localInfo.type !== 'dir') localObserved = { state: 'not-dir', found: localInfo.type };
   else {
@@ -171,14 +180,8 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cach
   let firstPushBy: string | undefined;
   let comparison = emptyComparison();
   let folderModesChanged = false;
-  // The manifest first: where it is (every plan after the first push) the mirror is a folder, and
-  // its stat would cost two more requests through the S3 API. The folder modes, which a local
-  // folder is compared with once the manifest is there, are read at the same time (one round trip
-  // to the store instead of two; read for nothing only before the mirror's first push).
-  const recordedModes = store && trust ? readFolderModes(store, sync.relTo) : null;
-  recordedModes?.catch(() => undefined); // awaited below, or not needed
   try {
-    manifest = store ? await readManifest(store, sync.relTo, cache) : null;
+    manifest = await manifestRead;
   } catch (error) {
     if (!(error instanceof ManifestError)) throw error;
     return { state: { local: localObserved, mirror: { state: 'invalid-manifest', message: error.message }, comparison }, detail: { local, manifest: null, mirrorListing: null, ...(trust ? { trust } : {}) } };
