@@ -3,8 +3,9 @@
 // loopback server (in a child process, on core 0 with --pin), 2,000 objects of 1-8 KiB are read
 // back by signed GETs, 16 in flight, each client in a process of its own (on the other cores with
 // --pin), its user and system CPU taken around the loop:
-//  - node:http, what src/store/s3/client.ts uses (a keep-alive Agent);
-//  - persist's S3 client itself (node:http plus its checks, retries and timeouts);
+//  - node:http with a keep-alive Agent, what src/store/s3/client.ts used until it got a
+//    transport of its own (src/store/s3/http1.ts);
+//  - persist's S3 client itself (its transport, checks, retries and timeouts);
 //  - a minimal HTTP/1.1 client over node:net written here, for comparison only: keep-alive
 //    sockets, the request written as one string, answers with a Content-Length read straight from
 //    the socket (no chunked bodies, no TLS, no retries: not a client persist could ship as it is).
