@@ -33,9 +33,14 @@ export function canonicalQuery(query: Iterable<readonly [string, string]>): stri
   return pairs.map(([name, value]) => `${name}=${value}`).join('&');
 }
 
-/** `20130524T000000Z` */
-export function amzDate(date: Date): string {
-  return date.toISOString().replace(/[-:]|\.\d{3}/g, '');
+/** The last second formatted: every request of a second carries the same stamp. */
+let lastStamp = { second: NaN, stamp: '' };
+
+/** `20130524T000000Z` (formatted once a second: a restore signs thousands of requests in one). */
+function amzDate(date: Date): string {
+  const second = Math.floor(date.getTime() / 1000);
+  if (second !== lastStamp.second) lastStamp = { second, stamp: date.toISOString().replace(/[-:]|\.\d{3}/g, '') };
+  return lastStamp.stamp;
 }
 
 export interface SignInput {
@@ -66,15 +71,16 @@ export interface SignedRequest {
   signature: string;
 }
 
-const keyCache = new Map<string, Buffer>();
-
 function hmac(key: Buffer | string, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest();
 }
 
+/** Derived keys by day, region, service and secret (keyed by the secret itself: hashing it cost a hash a request). */
+const keyCache = new Map<string, Buffer>();
+
 /** The derived signing key for a day, region and service (cached: it changes once a day). */
-export function signingKey(secretAccessKey: string, day: string, region: string, service: string): Buffer {
-  const cacheKey = `${sha256Hex(secretAccessKey)}/${day}/${region}/${service}`;
+function signingKey(secretAccessKey: string, day: string, region: string, service: string): Buffer {
+  const cacheKey = `${day}/${region}/${service}/${secretAccessKey}`;
   let key = keyCache.get(cacheKey);
   if (!key) {
     key = hmac(hmac(hmac(hmac(`AWS4${secretAccessKey}`, day), region), service), 'aws4_request');
