@@ -3,7 +3,7 @@
 // No disk, no processes, no waiting.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { bytesOfName, pathString } from './names.js';
+import { pathString } from './names.js';
 import type { FileInfo, Host, HostPath, MountEntry, ProbeResult, RunOptions, RunResult } from './types.js';
 
 type Node =
@@ -111,8 +111,9 @@ export class MemoryHost implements Host {
     if (node?.type !== 'symlink') throw errno(node ? 'EINVAL' : 'ENOENT', path);
     return node.target;
   }
-  async readdirBytes(path: HostPath): Promise<Buffer[]> {
-    return (await this.readdir(path)).map(bytesOfName);
+  /** Names are kept exactly already (a Buffer path is stored under its lossless string). */
+  readdirNames(path: HostPath): Promise<string[]> {
+    return this.readdir(path);
   }
   async readdir(path: HostPath): Promise<string[]> {
     const dir = this.#resolve(path, true);

@@ -73,10 +73,10 @@ export interface Host {
   /** stat (follows symlinks); null when the path (or the link's target) does not exist. */
   stat(path: HostPath): Promise<FileInfo | null>;
   readlink(path: HostPath): Promise<string>;
-  /** Names in a directory, sorted (a name that is not UTF-8 comes back with U+FFFD: see readdirBytes). */
+  /** Names in a directory, sorted (a name that is not UTF-8 comes back with U+FFFD: see readdirNames). */
   readdir(path: HostPath): Promise<string[]>;
-  /** Names in a directory as their exact bytes, sorted by `nameFromBytes` (host/names.ts). */
-  readdirBytes(path: HostPath): Promise<Buffer[]>;
+  /** Names in a directory, sorted, each exactly (a byte that is not UTF-8 as `nameFromBytes` carries it, host/names.ts). */
+  readdirNames(path: HostPath): Promise<string[]>;
   readFile(path: HostPath): Promise<Buffer>;
   /**
    * The whole file, read synchronously: only for the few small local files read at every start

@@ -2,7 +2,6 @@
 // reported, not followed; excluded paths (and whole excluded folders) are left out. Names are read
 // as bytes, so a name that is not UTF-8 is walked too (host/names.ts).
 import { join } from 'node:path';
-import { nameFromBytes } from './names.js';
 import type { FileInfo, Host } from './types.js';
 
 export interface WalkedFile {
@@ -21,7 +20,7 @@ export interface Walk {
 export async function walkFolder(host: Host, root: string, isExcluded: (relativePath: string) => boolean): Promise<Walk> {
   const walk: Walk = { files: {}, skipped: [] };
   const visit = async (dir: string, prefix: string): Promise<void> => {
-    for (const name of (await host.readdirBytes(dir)).map(nameFromBytes)) {
+    for (const name of await host.readdirNames(dir)) {
       const relativePath = prefix ? `${prefix}/${name}` : name;
       if (isExcluded(relativePath)) continue;
       const info: FileInfo | null = await host.lstat(join(dir, name));

@@ -130,7 +130,7 @@ const DESCRIBE: { [M in keyof Host]-?: Describer<M> } = {
   stat: { args: shown, result: fileInfo },
   readlink: { args: shown, result: (target) => `-> ${showPath(target)}` },
   readdir: { args: shown, result: (names) => plural(names.length, 'entry', 'entries') },
-  readdirBytes: { args: shown, result: (names) => plural(names.length, 'entry', 'entries') },
+  readdirNames: { args: shown, result: (names) => plural(names.length, 'entry', 'entries') },
   readFile: { args: shown, result: bytes },
   readFileNow: { args: (path) => path, result: bytes },
   readHead: { args: (path, count) => `${shown(path)} (first ${formatBytes(count)})`, result: bytes },

@@ -68,12 +68,12 @@ describe('RealHost with names that are not UTF-8', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('lists names as bytes and reads, writes, copies, links and renames them through strings', async () => {
+  it('lists names exactly and reads, writes, copies, links and renames them through strings', async () => {
     await writeFile(Buffer.concat([Buffer.from(`${dir}/`), latin1]), 'one');
-    const [raw] = await host.readdirBytes(dir);
-    expect(raw!.equals(latin1)).toBe(true);
+    const [name] = await host.readdirNames(dir);
+    expect(bytesOfName(name!).equals(latin1)).toBe(true);
     expect(await host.readdir(dir)).toEqual(['caf\uFFFD.txt']); // the string API as before
-    const path = join(dir, nameFromBytes(raw!));
+    const path = join(dir, name!);
     expect((await host.lstat(path))?.type).toBe('file');
     expect((await host.readFile(path)).toString()).toBe('one');
     const copy = join(dir, `copy-${nameFromBytes(latin1)}`);
@@ -92,6 +92,17 @@ describe('RealHost with names that are not UTF-8', () => {
     await host.remove(path);
     expect(await host.lstat(path)).toBeNull();
     expect(fsPath(path)).toBeInstanceOf(Buffer);
+  });
+
+  it('lists a folder exactly when a name holds a real U+FFFD, beside one that is not UTF-8 and beside none', async () => {
+    const replacement = 'real-\uFFFD.txt'; // valid UTF-8 (EF BF BD): it decodes to U+FFFD as it is
+    await writeFile(join(dir, replacement), 'r');
+    await writeFile(join(dir, 'plain.txt'), 'p');
+    expect(await host.readdirNames(dir)).toEqual(['plain.txt', replacement]);
+    await writeFile(Buffer.concat([Buffer.from(`${dir}/`), latin1]), 'l');
+    const names = await host.readdirNames(dir);
+    expect(names).toEqual([nameFromBytes(latin1), 'plain.txt', replacement].sort());
+    expect(names.map((name) => bytesOfName(name).toString('hex')).sort()).toEqual((await readdir(dir, { encoding: 'buffer' })).map((name) => name.toString('hex')).sort());
   });
 
   it('copies a sparse file sparsely: same bytes, holes kept, data blocks only', async () => {
@@ -116,11 +127,11 @@ describe('RealHost with names that are not UTF-8', () => {
 });
 
 describe('MemoryHost and wrappers with byte paths', () => {
-  it('stores a Buffer path under its lossless string, lists it back as bytes, links share an inode', async () => {
+  it('stores a Buffer path under its lossless string, lists it back exactly, links share an inode', async () => {
     const host = new MemoryHost().addDir('/d');
     await host.writeFile(Buffer.concat([Buffer.from('/d/'), latin1]), 'x');
-    const [raw] = await host.readdirBytes('/d');
-    expect(raw!.equals(latin1)).toBe(true);
+    const [name] = await host.readdirNames('/d');
+    expect(bytesOfName(name!).equals(latin1)).toBe(true);
     expect((await host.readFile(`/d/${nameFromBytes(latin1)}`)).toString()).toBe('x');
     await host.link(`/d/${nameFromBytes(latin1)}`, '/d/other');
     const [a, b] = [await host.lstat(`/d/${nameFromBytes(latin1)}`), await host.lstat('/d/other')];

@@ -263,7 +263,7 @@ function permissionsHost(): Host {
   };
   return Object.assign(Object.create(realHost) as RealHost, {
     readdir: async (path: string) => (await denied(path, 'r'), realHost.readdir(path)),
-    readdirBytes: async (path: string) => (await denied(path, 'r'), realHost.readdirBytes(path)),
+    readdirNames: async (path: string) => (await denied(path, 'r'), realHost.readdirNames(path)),
     readFile: async (path: string) => (await denied(path, 'r'), realHost.readFile(path)),
     readHead: async (path: string, bytes: number) => (await denied(path, 'r'), realHost.readHead(path, bytes)),
     hashFile: async (path: string) => (await denied(path, 'r'), realHost.hashFile(path)),

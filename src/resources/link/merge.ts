@@ -17,7 +17,7 @@
 // it is. Sparse files keep their holes where the mount can hold them.
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ActionError } from '../../errors.js';
-import { bytesOfName, hasRawBytes, nameFromBytes } from '../../host/names.js';
+import { hasRawBytes } from '../../host/names.js';
 import { isSparse } from '../../host/sparse.js';
 import type { FileInfo, Host } from '../../host/types.js';
 import { keyName } from '../../store/key-names.js';
@@ -117,7 +117,7 @@ const CONFLICT_SUFFIX = /^\.persist-conflict-\d{8}T\d{6}Z(-\d+)?$/;
 
 /** An existing conflict copy of persist's (`<name>.persist-conflict-<stamp>`) in `dir` with exactly these bytes, if any. */
 async function identicalConflictCopy(host: Host, dir: string, name: string, info: FileInfo, sha256: string): Promise<string | null> {
-  for (const entry of (await host.readdirBytes(dir)).map(nameFromBytes)) {
+  for (const entry of await host.readdirNames(dir)) {
     if (!entry.startsWith(name) || !CONFLICT_SUFFIX.test(entry.slice(name.length))) continue;
     const found = await host.lstat(join(dir, entry));
     if (found?.type === 'file' && found.size === info.size && (await host.hashFile(join(dir, entry))) === sha256) return entry;
@@ -333,14 +333,14 @@ export async function mergeTree(host: Host, source: string, dest: string, option
   const walk = async (srcDir: string, destDir: string, relDir: string, destRelDir: string): Promise<void> => {
     if (options.sweepPartials) {
       const suffix = partialSuffix(options.token);
-      for (const name of (await host.readdirBytes(destDir)).map(nameFromBytes)) {
+      for (const name of await host.readdirNames(destDir)) {
         if (name.endsWith(suffix)) await host.remove(join(destDir, name));
       }
     }
     const subdirs: { srcPath: string; info: FileInfo; name: string; rel: string }[] = [];
     // Files of one directory go several at a time (a FUSE mount answers each request slowly);
     // subdirectories one after the other, so that the number of open files stays bounded.
-    await inParallel((await host.readdirBytes(srcDir)).map(nameFromBytes), FILES_IN_FLIGHT, async (name) => {
+    await inParallel(await host.readdirNames(srcDir), FILES_IN_FLIGHT, async (name) => {
       if (options.signal?.aborted) throw new MergeInterrupted('interrupted');
       const srcPath = join(srcDir, name);
       const rel = relDir ? `${relDir}/${name}` : name;
@@ -389,9 +389,9 @@ export async function entriesBefore(host: Host, source: string, dest: string): P
   const visit = async (srcDir: string, destRelDir: string): Promise<void> => {
     const destDir = destRelDir ? join(dest, destRelDir) : dest;
     if ((await host.lstat(destDir))?.type !== 'dir') return;
-    const inDest = new Set((await host.readdirBytes(destDir)).map(nameFromBytes));
+    const inDest = new Set(await host.readdirNames(destDir));
     for (const name of inDest) found.push(destRelDir ? `${destRelDir}/${name}` : name);
-    for (const name of (await host.readdirBytes(srcDir)).map(nameFromBytes)) {
+    for (const name of await host.readdirNames(srcDir)) {
       const inMount = nameInMount(name);
       if (!inDest.has(inMount) || (await host.lstat(join(srcDir, name)))?.type !== 'dir') continue;
       await visit(join(srcDir, name), destRelDir ? `${destRelDir}/${inMount}` : inMount);
@@ -408,20 +408,19 @@ export async function entriesBefore(host: Host, source: string, dest: string): P
  */
 export async function missingFromMount(host: Host, source: string, dest: string, result: MergeResult): Promise<string[]> {
   const missing: string[] = [];
-  const listings = new Map<string, Buffer[]>();
+  const listings = new Map<string, string[]>();
   const inMount = async (destRel: string): Promise<boolean> => {
     const slash = destRel.lastIndexOf('/');
     const folder = slash < 0 ? '' : destRel.slice(0, slash);
     let names = listings.get(folder);
     if (names === undefined) {
-      names = await host.readdirBytes(folder ? join(dest, folder) : dest).catch(() => [] as Buffer[]);
+      names = await host.readdirNames(folder ? join(dest, folder) : dest).catch(() => [] as string[]);
       listings.set(folder, names);
     }
-    const wanted = bytesOfName(destRel.slice(slash + 1));
-    return names.some((name) => name.equals(wanted));
+    return names.includes(destRel.slice(slash + 1));
   };
   const visit = async (dir: string, relDir: string): Promise<void> => {
-    for (const name of (await host.readdirBytes(dir)).map(nameFromBytes)) {
+    for (const name of await host.readdirNames(dir)) {
       const rel = relDir ? `${relDir}/${name}` : name;
       if (result.notCopied.some((n) => n.source === rel)) continue;
       const placed = result.placed.get(rel);

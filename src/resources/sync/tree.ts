@@ -15,7 +15,6 @@
 // path) and left out. Files under an unreadable folder are never taken as removed.
 import type { Host } from '../../host/types.js';
 import type { Walk, WalkedFile } from '../../host/walk.js';
-import { nameFromBytes } from '../../host/names.js';
 import { isSparse } from '../../host/sparse.js';
 import type { PathMatcher } from './glob.js';
 import { localExcluder } from './names.js';
@@ -50,7 +49,7 @@ export async function walkTree(host: Host, root: string, isExcluded: PathMatcher
   const visit = async (dir: string, prefix: string): Promise<void> => {
     let names: string[];
     try {
-      names = (await host.readdirBytes(dir)).map(nameFromBytes);
+      names = await host.readdirNames(dir);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return; // removed while walking
