@@ -32,6 +32,8 @@ export interface RunOptions {
   /** Text written to the child's standard input (else stdin is closed at once). */
   input?: string;
   timeoutMs?: number;
+  /** Standard output is read only after this long: a slow reader, whose pipe fills up. */
+  readAfterMs?: number;
 }
 
 export interface FixtureOptions {
@@ -180,6 +182,10 @@ function startCli(args: string[], cwd: string, options: RunOptions = {}): Runnin
     }
   };
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => ((stdout += chunk), check()));
+  if (options.readAfterMs !== undefined) {
+    child.stdout!.pause();
+    setTimeout(() => child.stdout!.resume(), options.readAfterMs);
+  }
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   child.stdin!.end(options.input ?? '');
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
