@@ -1,6 +1,6 @@
 // Walking a folder through the Host: regular files, recursively; symlinks and special files are
 // reported, not followed; excluded paths (and whole excluded folders) are left out. Names are read
-// as bytes, so a name that is not UTF-8 is walked too (host/names.ts).
+// exactly (`readdirNames`), so a name that is not UTF-8 is walked too (host/names.ts).
 import { join } from 'node:path';
 import type { FileInfo, Host } from './types.js';
 

@@ -5,11 +5,12 @@
 // sockets, FIFOs and devices; the skipped paths are reported as warnings on the sync's action.
 // Empty folders are not synced as such, but the modes of folders are (see folders.ts).
 //
-// Names are read as bytes: a name that is not UTF-8 is a path like any other (host/names.ts; its
-// key in the store: names.ts). Names of persist's own files are no concern here: they live in the
-// mirror only, under keys no user file gets (names.ts). Hard links: the names of one file met
-// after the first carry `linkOf` (its first name), so a push stores the bytes once and a restore
-// links them again (hardlinks.ts). A file with holes carries `sparse`, so a restore keeps it sparse.
+// Names are read exactly (`readdirNames`): a name that is not UTF-8 is a path like any other
+// (host/names.ts; its key in the store: names.ts). Names of persist's own files are no concern
+// here: they live in the mirror only, under keys no user file gets (names.ts). Hard links: the
+// names of one file met after the first carry `linkOf` (its first name), so a push stores the
+// bytes once and a restore links them again (hardlinks.ts). A file with holes carries `sparse`,
+// so a restore keeps it sparse.
 //
 // The local walk never stops on odd contents: a folder it cannot read is reported (once, with its
 // path) and left out. Files under an unreadable folder are never taken as removed.
