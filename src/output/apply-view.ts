@@ -52,8 +52,8 @@ export const REDRAW_EVERY_MS = 100;
 /**
  * `show` for the latest of many reports, at most once every `everyMs`: the first at once, the
  * last when its interval is over (unless `stop` came first). Each line set on a listr2 task
- * redraws the whole list and measures the width of every line: once per restored file, that cost
- * a restore of 2,000 files about 2.5 s of CPU on a terminal.
+ * redraws the whole list and measures the width of every line: once per restored file, that kept
+ * the main thread of a restore of 2,000 files busy 7.4 s on a terminal instead of 2.1 s.
  */
 export function throttledReport(show: (line: string) => void, everyMs = REDRAW_EVERY_MS): { report(line: string): void; stop(): void } {
   let shownAt = -Infinity;
