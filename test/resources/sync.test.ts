@@ -1,6 +1,6 @@
 // sync.<name> on real folders: a `local` bucket in a temporary directory, the real host.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -260,6 +260,26 @@ describe('sync restore', () => {
     expect(status.files).toBe(3);
     expect(status.lastPush).toBe((await readManifest(new MountedStore(host, mirror), ''))!.pushedAt);
     expect(Date.parse(String(status.lastRestore))).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('the lineage record of a restore holds the digest a walk of the folder reads (from stats taken as files were written)', async () => {
+    const sync = makeSync();
+    for (let i = 0; i < 40; i++) await put(local, `d${i % 4}/f${i}`, `file ${i}`, i % 3 === 0 ? 0o600 : 0o644, 1_650_000_000_000 + i * 1_001.7);
+    await put(local, 'holes', Buffer.alloc(0));
+    await truncate(join(local, 'holes'), 4 * 1024 * 1024); // a sparse file: restored through a copy of its own
+    await link(join(local, 'd0/f0'), join(local, 'd1/second-name')); // a hard link: linked at the end, not downloaded
+    await planAndApply(sync);
+    await rm(local, { recursive: true });
+
+    const { action } = await planAndApply(sync);
+    expect(action.action).toBe('restore');
+    expect(await stat(join(local, 'd1/second-name'))).toMatchObject({ nlink: 2 });
+    const env = environment(mount, { syncs: { [sync.name]: sync } });
+    const observe = async () => (await syncModule.observe(sync, observing({ host: readOnlyHost(host), env, mountReady: { data: true } }))).state.lineage;
+    expect(await observe()).toMatchObject({ unchangedSinceSeen: true });
+    expect(await plan(sync)).toBeNull();
+    await utimes(join(local, 'd2/f2'), 1_700_000_000, 1_700_000_000);
+    expect(await observe()).toMatchObject({ unchangedSinceSeen: false });
   });
 
   it('restores into an existing folder that holds only excluded files, leaving them', async () => {

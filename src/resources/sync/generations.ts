@@ -295,8 +295,8 @@ async function recordEvent(host: Host, env: ResolvedEnvironment, sync: ResolvedS
 }
 
 /** The digest of the local folder as a lineage record keeps it (read by a walk). */
-export async function localDigest(host: Host, sync: ResolvedSync): Promise<string> {
-  return digestOf((await walkTree(host, sync.from, syncExcluder(sync.exclude))).files);
+export async function localDigest(host: Host, sync: ResolvedSync, statted?: ReadonlyMap<string, TreeFile>): Promise<string> {
+  return digestOf((await walkTree(host, sync.from, syncExcluder(sync.exclude), statted)).files);
 }
 
 /** After a restore from the current manifest: this machine has seen its generation; `tree`: localDigest of the restored folder. */

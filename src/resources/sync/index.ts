@@ -604,8 +604,9 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     // so that the next plan compares against it instead of reading the whole mirror again.
     await writeManifest(store, sync.relTo, written, now.toISOString(), null, shardCacheFor(host, ctx.env.buckets[sync.bucket]!, sync.relTo));
   }
-  // Folder modes, then the marker; the lineage record's digest is read while the files are flushed.
-  const tree = await restoring.finish(() => (manifest ? localDigest(host, sync) : Promise.resolve('')));
+  // Folder modes, then the marker; the lineage record's digest is read while the files are flushed
+  // (each file as stat-ed once written: a walk that finds only names it knows makes no lstat).
+  const tree = await restoring.finish(() => (manifest ? localDigest(host, sync, restoring.statted) : Promise.resolve('')));
   // Independent records (the marker is gone: a crash in between costs at most a re-check), written together.
   await Promise.all([host.fsync(sync.from), recordSyncEvent(host, sync, 'lastRestore', now), recordRestore(sync, manifest, ctx, tree)]);
 

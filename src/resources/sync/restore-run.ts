@@ -3,13 +3,16 @@
 // `-wal`/`-journal`/`-shm` beside it and its change token recorded (so the next plan does not see
 // a change), folder modes come back (deepest folders last, after their files), the ETags of large
 // objects are recorded (known-objects.ts), and a resumed restore first removes the temporary files
-// of the one that was killed.
+// of the one that was killed. Each file is stat-ed once written, so that the lineage record's
+// digest of the restored folder needs no second lstat of every file (docs/architecture.md,
+// "Transfers").
 import { join } from 'node:path';
 import type { Host } from '../../host/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { mapLimit } from '../../store/limit.js';
 import { isTempName } from '../../store/temp-name.js';
 import type { Store, Transferred } from '../../store/types.js';
+import type { TreeFile } from './tree.js';
 import { noteTransfer, readKnownObjects, writeKnownObjects, type KnownObjects } from './known-objects.js';
 import { readFolderModes } from './folders.js';
 import { isSqliteHeader, removeStaleSidecars } from './sqlite.js';
@@ -26,6 +29,8 @@ export class RestoreRun {
   private known: KnownObjects = {};
   /** Files written, not yet flushed to disk (downloads with `flushLater`). */
   private readonly written: string[] = [];
+  /** Each restored file as stat-ed right after it was written, by relative path (see finish). */
+  readonly statted = new Map<string, TreeFile>();
 
   constructor(
     private readonly host: Host,
@@ -58,13 +63,18 @@ export class RestoreRun {
     return true;
   }
 
-  /** Right after `path` was written: holes come back, a database loses the sidecars of the state it replaced. */
+  /**
+   * Right after `path` was written: holes come back, the file is stat-ed as it now is (`statted`),
+   * a database loses the sidecars of the state it replaced.
+   */
   async restored(path: string, transferred: Transferred, entry: Pick<ManifestEntry, 'mode' | 'mtimeMs'> & Partial<ManifestEntry>): Promise<void> {
     this.written.push(path);
     noteTransfer(this.known, path, transferred);
     const sha256 = transferred.sha256;
     const target = join(this.sync.from, path);
     await restoreHoles(this.host, target, entry);
+    const info = await this.host.lstat(target);
+    if (info?.type === 'file') this.statted.set(path, { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode });
     let head = transferred.head;
     try {
       head ??= await this.host.readHead(target, 16);
@@ -78,10 +88,11 @@ export class RestoreRun {
 
   /**
    * After every file: they reach the disk before the marker goes (see flushWritten). `alongside`
-   * (a read of the restored folder) runs while they do, mostly a wait for `sync -f`, as do the
-   * read of the folder modes and the write of the known objects; `alongside`'s result is returned.
-   * The folder modes are asked for first: a local walk runs without yielding to the event loop,
-   * so a request started after it would wait for the whole walk before it went out.
+   * (a read of the restored folder, which can take `statted` for its files) runs while they do,
+   * mostly a wait for `sync -f`, as do the read of the folder modes and the write of the known
+   * objects; `alongside`'s result is returned. The folder modes are asked for first: a local walk
+   * runs without yielding to the event loop, so a request started after it would wait for the
+   * whole walk before it went out.
    */
   async finish<T>(alongside: () => Promise<T>): Promise<T> {
     await restoreHardLinks(this.host, this.sync, this.store, this.links);

@@ -42,8 +42,13 @@ export interface TreeListing extends Walk {
   folders?: Record<string, number>;
 }
 
-/** Walk `root` (which must be a directory): regular files not excluded, folders not followed when excluded. */
-export async function walkTree(host: Host, root: string, isExcluded: PathMatcher): Promise<TreeListing> {
+/**
+ * Walk `root` (which must be a directory): regular files not excluded, folders not followed when
+ * excluded. `statted`: files this process stat-ed right after it wrote them (a restore,
+ * restore-run.ts), by relative path: taken as they are instead of an lstat each. Their entries
+ * carry size, mtime and mode only (no hard link, no holes): what the lineage digest reads.
+ */
+export async function walkTree(host: Host, root: string, isExcluded: PathMatcher, statted?: ReadonlyMap<string, TreeFile>): Promise<TreeListing> {
   const walk: TreeListing = { files: {}, skipped: [], unreadable: [], folders: {} };
   /** First name of each hard-linked file met so far, by device and inode. */
   const firstNames = new Map<string, string>();
@@ -61,6 +66,11 @@ export async function walkTree(host: Host, root: string, isExcluded: PathMatcher
     for (const name of names) {
       const relativePath = prefix ? `${prefix}/${name}` : name;
       if (isExcluded(relativePath)) continue;
+      const known = statted?.get(relativePath);
+      if (known) {
+        walk.files[relativePath] = known;
+        continue;
+      }
       const path = dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`; // no path.join: its normalising costs a walk of 100,000 files
       const info = await host.lstat(path);
       if (!info) continue; // removed while walking
