@@ -6,10 +6,17 @@
 import { ActionError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
 
-async function run(host: Host, command: string, args: string[]): Promise<string> {
-  const result = await host.run(command, args, { readOnly: true });
-  if (result.exitCode !== 0) throw new ActionError(`${command} ${args.join(' ')} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
-  return result.stdout;
+/** Tries of a command whose failure `retry` says is worth another (copyIntoScratch: a source replaced meanwhile). */
+const ATTEMPTS = 5;
+
+async function run(host: Host, command: string, args: string[], retry?: (stderr: string) => boolean): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    // Messages in English: `retry` reads them.
+    const result = await host.run(command, args, { readOnly: true, env: { ...host.env(), LC_ALL: 'C', LANGUAGE: undefined } });
+    if (result.exitCode === 0) return result.stdout;
+    if (attempt < ATTEMPTS && retry?.(result.stderr)) continue;
+    throw new ActionError(`${command} ${args.join(' ')} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  }
 }
 
 /** Run `use` with a new empty folder (mode 0700) that is removed afterwards. */
@@ -31,5 +38,8 @@ export async function withScratchDir<T>(host: Host, prefix: string, use: (dir: s
  * second look unchanged, and the snapshot kept the old content.
  */
 export async function copyIntoScratch(host: Host, from: string, to: string): Promise<void> {
-  await run(host, 'cp', ['--preserve=timestamps', '--', from, to]);
+  // GNU cp refuses a source that was replaced between its stat and its open ("skipping file ...,
+  // as it was replaced while being copied"). git writes every index under a new name and renames it
+  // into place, so an agent's git command at that instant failed the snapshot: copy the new one.
+  await run(host, 'cp', ['--preserve=timestamps', '--', from, to], (stderr) => stderr.includes('as it was replaced while being copied'));
 }
