@@ -1,7 +1,7 @@
 // Run every benchmark one after another (never in parallel: they would skew each other's
 // timings) and write bench/RESULTS.md: the machine, then each benchmark's report, where every
 // figure stands next to its baseline measured in the same run.
-// Usage: node bench/run-all.mjs [name...]   (names: startup git-status sync-push cold-restore api-vs-rclone http-client-cpu mounted-transfers mount-push sync-100k)
+// Usage: node bench/run-all.mjs [name...]   (names: startup git-status sync-push cold-restore api-vs-rclone http-client-cpu mounted-transfers mount-push sync-100k racy-plan)
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -20,6 +20,7 @@ const BENCHMARKS = [
   { name: 'mounted-transfers', file: 'mounted-transfers.mjs', title: 'Files in flight through a FUSE mount (s3fs, rclone)' },
   { name: 'mount-push', file: 'mount-push.mjs', title: 'First push of a 1,000-file sync through s3fs vs `rclone copy`, and what history costs a push' },
   { name: 'sync-100k', file: 'sync-100k.mjs', title: 'One sync of 20,000 and 100,000 files: no-change plan and 1-file push vs `rclone check`' },
+  { name: 'racy-plan', file: 'racy-plan.mjs', title: 'Plan after a save of a tree written just before it (racily clean files)' },
 ];
 
 function firstLine(command, args) {

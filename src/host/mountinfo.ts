@@ -17,6 +17,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     entries.push({
       mountId: Number(fields[0]),
       parentId: Number(fields[1]),
+      device: fields[2] ?? '',
       root: unescapeMountField(fields[3] ?? ''),
       mountPoint: unescapeMountField(fields[4] ?? ''),
       options: fields[5] ?? '',

@@ -31,6 +31,8 @@ export interface FileInfo {
 export interface MountEntry {
   mountId: number;
   parentId: number;
+  /** The file system's device as `major:minor` (what `st_dev` of its files decodes to). */
+  device?: string;
   /** Absolute mount point, unescaped. */
   mountPoint: string;
   /** Root of the mount within its file system. */

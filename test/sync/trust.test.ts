@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executePlan, type ActionResult } from '../../src/engine/apply.js';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
+import { deviceName } from '../../src/host/timestamps.js';
 import type { Host } from '../../src/host/types.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
 import { syncModule } from '../../src/resources/sync/index.js';
@@ -241,6 +242,8 @@ describe('stable reads', () => {
   it('a same-size rewrite within the timestamp tick after a push is pushed (racily clean files are hashed)', async () => {
     const file = join(local, 'a.txt');
     await writeFile(file, 'version 1');
+    const soon = new Date(Date.now() + 1000);
+    await utimes(file, soon, soon); // written while the push ran, on any file system's tick
     const sync = makeSync();
     await applyAll(sync);
     const before = await stat(file);
@@ -251,6 +254,27 @@ describe('stable reads', () => {
     expect(action?.action).toBe('push');
     await applyAll(sync);
     expect(await readFile(join(mount, 'state', 'a.txt'), 'utf8')).toBe('version 2');
+  });
+
+  it('a file written half a second before its push is trusted by its stats on a file system with nanosecond times, hashed on FAT', async () => {
+    const file = join(local, 'notes.md');
+    await writeFile(file, 'notes\n');
+    const earlier = new Date(Date.now() - 500);
+    await utimes(file, earlier, earlier);
+    const sync = makeSync();
+    await applyAll(sync);
+    const device = deviceName((await stat(local)).dev)!;
+    const hashed: string[] = [];
+    const seeing = (fsType: string): Host =>
+      Object.assign(Object.create(realHost) as RealHost, {
+        mounts: async () => [{ mountId: 1, parentId: 0, device, mountPoint: '/', root: '/', fsType, source: 'test', options: 'rw', superOptions: 'rw' }],
+        hashFile: async (path: string) => (hashed.push(path), realHost.hashFile(path)),
+      });
+    expect(await plan(sync, seeing('ext4'))).toBeNull();
+    expect(hashed).toEqual([]);
+    // Two seconds is FAT's tick: there the file may have been rewritten in its tick after the push read it.
+    expect(await plan(sync, seeing('vfat'))).toBeNull();
+    expect(hashed).toEqual([file]);
   });
 });
 

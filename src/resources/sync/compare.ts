@@ -58,7 +58,8 @@ export interface CompareExtras {
   verdict?: (path: string) => 'same' | 'changed' | undefined;
   /**
    * Racily clean: an entry whose mtime is this recent (the last push's start, less the timestamp
-   * tick) may have been rewritten within the same tick after it was read: hashed, not trusted.
+   * tick of the local folder's file system, host/timestamps.ts) may have been rewritten within the
+   * same tick after it was read: hashed, not trusted.
    */
   racySinceMs?: number;
   /** Manifest paths missing locally that are not "removed" (under an unreadable folder, unreadable files, sidecars). */

@@ -1,6 +1,7 @@
 // What a sync observes beyond its files so that a push saves a state that existed (docs/architecture.md, durability):
 // its SQLite databases (sqlite-sync.ts), files and folders it cannot read, hard links whose
 // grouping changed (hardlinks.ts), folder modes (folders.ts), and the local trust state (trust-state.ts). index.ts calls these.
+import { timestampTickMs } from '../../host/timestamps.js';
 import type { Host } from '../../host/types.js';
 import { plural, samplePaths } from '../../output/format.js';
 import type { ResolvedSync } from '../../spec/types.js';
@@ -14,9 +15,6 @@ import { readTrustState, sameStamp, type TrustState } from './trust-state.js';
 import { underUnreadable, type TreeListing } from './tree.js';
 import { shapeChanged } from './hardlinks.js';
 import { ActionError } from '../../errors.js';
-
-/** The file system's timestamp tick, with margin (FAT and some FUSE file systems: 2 s). */
-export const RACY_TICK_MS = 2000;
 
 export interface TrustDetail {
   state: TrustState;
@@ -67,7 +65,7 @@ export async function compareExtras(host: Host, sync: ResolvedSync, trust: Trust
   const damaged = new Set(trust.state.damaged ?? []);
   const verdict = (path: string) => (damaged.has(path) || shapeChanged(trust.listing.files[path], manifest.files[path]) ? 'changed' : verdicts.get(path));
   const extras: CompareExtras = { verdict, held: (path) => isHeld(trust, path) };
-  if (Number.isFinite(since)) extras.racySinceMs = since - RACY_TICK_MS;
+  if (Number.isFinite(since)) extras.racySinceMs = since - (await timestampTickMs(host, sync.from, Object.values(trust.listing.files)));
   return extras;
 }
 
