@@ -11,8 +11,8 @@ import type { FileInfo, Host, MountEntry } from './types.js';
 
 /** A tick of a local file system with nanosecond times: ten jiffies at the slowest kernel clock (100 Hz). */
 export const FINE_TICK_MS = 100;
-/** Any other file system: FAT's two seconds, which also covers whole-second times. */
-export const COARSE_TICK_MS = 2000;
+/** Any other file system: FAT's two seconds (which also covers whole-second times), and one more for a network file system's clock. */
+export const COARSE_TICK_MS = 3000;
 
 /** File systems that keep nanoseconds and take file times from this kernel's clock (overlay: from its upper layer). */
 const FINE_FILE_SYSTEMS = new Set(['ext4', 'xfs', 'btrfs', 'tmpfs', 'overlay', 'zfs', 'f2fs']);

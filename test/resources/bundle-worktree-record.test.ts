@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PlannedAction, PlanOptions } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
+import { deviceName } from '../../src/host/timestamps.js';
 import type { Host, RunOptions } from '../../src/host/types.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
 import { readBundleHeader } from '../../src/resources/bundle/header.js';
@@ -426,5 +427,41 @@ describe.each([
     mkdirSync(join(repo, 'notes/today.md')); // a file turned into a folder
     write(join(repo, 'notes/today.md/inside.txt'), 'inside\n');
     await expectUpdate();
+  });
+});
+
+describe("the timestamp tick of the work tree's file system", () => {
+  /** The real host with the repo's real times, its device reported as a file system of type `fsType`. */
+  function seeing(fsType: string): Host {
+    const real = new RealHost();
+    const device = deviceName(statSync(repo).dev)!;
+    return Object.assign(Object.create(real) as Host, {
+      env: () => ({ ...process.env, TMPDIR: scratch, PERSIST_STATE_DIR: state }),
+      run: (command: string, args: string[], options?: RunOptions) => {
+        runs.push([command, ...args].join(' '));
+        return real.run(command, args, options);
+      },
+      mounts: async () => [{ mountId: 1, parentId: 0, device, mountPoint: '/', root: '/', fsType, source: 'test', options: 'rw', superOptions: 'rw' }],
+    });
+  }
+
+  it('records the whole work tree saved half a second after it was written where times keep nanoseconds, not on FAT', async () => {
+    whole = true;
+    host = seeing('ext4');
+    write(join(repo, 'SOUL.md'), 'soul v2\n');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await converge();
+    expect(recordText()).toContain('"whole":');
+    expect(recordText()).not.toContain('"blob":');
+    await expectRecalled();
+
+    // FAT keeps times to 2 s: the index and SOUL.md, written half a second before, are racy there.
+    host = seeing('vfat');
+    write(join(repo, 'SOUL.md'), 'soul v3\n');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await converge();
+    expect(recordText()).not.toContain('"whole":');
+    expect(recordText()).toMatch(/"SOUL\.md":\{"stamp":"[^"]+","blob":"[0-9a-f]{40}"\}/);
+    await expectRecalled();
   });
 });

@@ -14,18 +14,13 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { stateDir } from '../../host/paths.js';
+import { timestampTickMs } from '../../host/timestamps.js';
 import type { FileInfo, Host } from '../../host/types.js';
 import { git, splitNul } from './git.js';
 import { readRepoRefs } from './refs.js';
 import { repoEnv, statusPaths, worktreeStatus, type WorktreeSnapshot } from './worktree.js';
 
 const FORMAT = 1;
-/**
- * A path whose ctime or mtime lies within this of the recording (or later) may change again within
- * the file system's timestamp tick and look the same: a file's content is then hashed (git's
- * "racily clean" entries), a folder is not trusted. Larger than any tick (1 s on ext3, 2 s on FAT).
- */
-const RACY_MS = 3_000;
 /** A racy file larger than this would be hashed at every plan: such a work tree is not recorded. */
 const MAX_HASHED_BYTES = 16 * 1024 * 1024;
 /**
@@ -117,8 +112,14 @@ function envKey(env: Record<string, string | undefined>): string {
   return sha256(JSON.stringify(keys.map((key) => [key, env[key]])));
 }
 
+/**
+ * A path whose ctime or mtime lies within the file system's timestamp tick of the recording
+ * (`sinceMs`: its start less that tick, host/timestamps.ts), or later, may change again within the
+ * tick and look the same: a file's content is then hashed (git's "racily clean" entries), a folder
+ * is not trusted.
+ */
 function isRacy(info: FileInfo, sinceMs: number): boolean {
-  return info.ctimeMs === undefined || info.ctimeMs > sinceMs - RACY_MS || info.mtimeMs > sinceMs - RACY_MS;
+  return info.ctimeMs === undefined || info.ctimeMs >= sinceMs || info.mtimeMs >= sinceMs;
 }
 
 /** The git blob id of a file's content or a symlink's target (sha1 or sha256, as the repo's object ids). */
@@ -292,24 +293,24 @@ async function changedEntries(host: Host, top: string, head: string, tree: strin
  * racy folder or index (a change within the tick would not move its mtime), or a racy tracked file whose
  * content is not the index's blob (it changed meanwhile, or git converts it: filters, line endings).
  */
-async function wholeOf(host: Host, top: string, startedMs: number, listed: Map<string, FileInfo | null>, whole: WholeLook, objectIdLength: number): Promise<WholeRecord | undefined> {
-  if (whole.index.info && isRacy(whole.index.info, startedMs)) return undefined;
+async function wholeOf(host: Host, top: string, racySinceMs: number, listed: Map<string, FileInfo | null>, whole: WholeLook, objectIdLength: number): Promise<WholeRecord | undefined> {
+  if (whole.index.info && isRacy(whole.index.info, racySinceMs)) return undefined;
   const dirs: Record<string, string> = {};
   for (const [path, info] of whole.dirs) {
-    if (isRacy(info, startedMs)) return undefined;
+    if (isRacy(info, racySinceMs)) return undefined;
     dirs[path] = stamp(info);
   }
   const files: Record<string, RecordedPath> = {};
   for (const [path, { info, blob }] of whole.tracked) {
     if (listed.has(path)) continue; // recorded with what status lists
     if (!info || (info.type !== 'file' && info.type !== 'symlink')) return undefined;
-    if (!isRacy(info, startedMs)) files[path] = { stamp: stamp(info) };
+    if (!isRacy(info, racySinceMs)) files[path] = { stamp: stamp(info) };
     else if (info.size <= MAX_HASHED_BYTES && (await blobId(host, join(top, path), info, objectIdLength)) === blob) files[path] = { stamp: stamp(info), blob };
     else return undefined;
   }
   for (const [path, info] of whole.rules) {
     if (listed.has(path) || files[path]) continue;
-    if (!isRacy(info, startedMs)) files[path] = { stamp: stamp(info) };
+    if (!isRacy(info, racySinceMs)) files[path] = { stamp: stamp(info) };
     else if (info.type === 'file' && info.size <= MAX_HASHED_BYTES) files[path] = { stamp: stamp(info), blob: await blobId(host, join(top, path), info, objectIdLength) };
     else return undefined;
   }
@@ -338,6 +339,7 @@ async function recordOf(
   if (before.status.includes('\uFFFD')) return null; // names that are not UTF-8 cannot be stat'ed from here
   const entries = await changedEntries(host, layout.top, head, snapshot.tree);
   if (entries.size !== before.infos.size) return null;
+  const racySinceMs = startedMs - (await timestampTickMs(host, layout.top, [...before.infos.values()].filter((info) => info !== null)));
   const untracked = new Set(statusPaths(before.status, '??'));
   const paths: Record<string, RecordedPath> = {};
   for (const [path, info] of before.infos) {
@@ -357,7 +359,7 @@ async function recordOf(
     }
     const mode = info.type === 'symlink' ? '120000' : info.type === 'file' ? (info.mode & 0o100 ? '100755' : '100644') : null;
     if (mode === null || entry.mode !== mode) return null;
-    const racy = isRacy(info, startedMs);
+    const racy = isRacy(info, racySinceMs);
     if (!racy && !hashAll) {
       paths[path] = { stamp: stamp(info) };
       continue;
@@ -367,7 +369,7 @@ async function recordOf(
     if (blob !== entry.sha) return null;
     paths[path] = racy ? { stamp: stamp(info), blob } : { stamp: stamp(info) };
   }
-  const whole = before.whole ? await wholeOf(host, layout.top, startedMs, before.infos, before.whole, head.length) : undefined;
+  const whole = before.whole ? await wholeOf(host, layout.top, racySinceMs, before.infos, before.whole, head.length) : undefined;
   return {
     format: FORMAT,
     repo,
