@@ -19,6 +19,7 @@ describe('parseMountinfo', () => {
     expect(entries[3]).toEqual({
       mountId: 44,
       parentId: 27,
+      device: '0:41',
       root: '/',
       mountPoint: '/data/moltbot',
       options: 'rw,nosuid,nodev,relatime',
