@@ -331,7 +331,7 @@ describe('files git cannot read while the snapshot is built', () => {
 });
 
 describe('a file the agent rewrites in place while a saved snapshot is built', () => {
-  it('is saved whole: of 40 snapshots none holds an emptied or short version, and at least a quarter are saved', { timeout: 120_000 }, async () => {
+  it('is saved whole: of 40 snapshots none holds an emptied or short version, and at least three quarters are saved', { timeout: 120_000 }, async () => {
     const repo = initRepo(join(temp(), 'repo'), { 'SOUL.md': `version 0\n${'x'.repeat(4000)}\n` });
     // The agent's way of saving a file: truncate, a pause (its serializer), write; about every 100 ms.
     const writer = spawn(process.execPath, ['-e', `
@@ -359,10 +359,40 @@ describe('a file the agent rewrites in place while a saved snapshot is built', (
         if (!/^version \d+\nx{4000}$/.test(saved)) torn.push(JSON.stringify(saved.slice(0, 20)));
       }
       expect(torn).toEqual([]);
-      // Under load git's reads take longer and settle less often; a snapshot that never saved would prove nothing.
-      expect(40 - unsaved).toBeGreaterThanOrEqual(10);
+      // The file is read whole by persist where git read it mid-write (settleRecent): under load a
+      // snapshot still fails now and then (the writer caught inside its update three times).
+      expect(40 - unsaved).toBeGreaterThanOrEqual(30);
     } finally {
       writer.kill('SIGKILL');
     }
+  });
+});
+
+describe('a file git read in the middle of a write while a saved snapshot is built', () => {
+  it('is replaced in the snapshot by a whole read of it, the repo\'s filters applied', async () => {
+    const body = `version 1\n${'x'.repeat(4000)}\n`;
+    const repo = initRepo(join(temp(), 'repo'), { 'SOUL.md': body, 'notes.txt': 'a\r\nb\r\n' });
+    git(repo, 'config', 'core.autocrlf', 'input'); // notes.txt is stored with LF line endings
+    write(join(repo, 'SOUL.md'), `version 2\n${'x'.repeat(4000)}\n`);
+    write(join(repo, 'notes.txt'), 'a\r\nb\r\nc\r\n');
+    // Every `git add` of the snapshot reads SOUL.md emptied by the agent's truncate, and notes.txt
+    // cut short; both are whole again right after (and changed lately).
+    const halfWritten = Object.assign(Object.create(host) as RealHost, {
+      run: async (command: string, args: string[], options?: RunOptions) => {
+        if (!args.includes('add')) return host.run(command, args, options);
+        write(join(repo, 'SOUL.md'), '');
+        write(join(repo, 'notes.txt'), 'a\r\n');
+        try {
+          return await host.run(command, args, options);
+        } finally {
+          write(join(repo, 'SOUL.md'), `version 2\n${'x'.repeat(4000)}\n`);
+          write(join(repo, 'notes.txt'), 'a\r\nb\r\nc\r\n');
+        }
+      },
+    });
+    const snapshot = await snapshotWorktree(halfWritten, repo, { objects: 'repo' });
+    expect(git(repo, 'show', `${snapshot.sha}:SOUL.md`)).toBe(`version 2\n${'x'.repeat(4000)}`);
+    expect(git(repo, 'show', `${snapshot.sha}:notes.txt`)).toBe('a\nb\nc');
+    expect(git(repo, 'ls-tree', snapshot.sha, 'SOUL.md').split(/\s/)[0]).toBe('100644');
   });
 });

@@ -27,13 +27,13 @@
 // every git call is marked read-only: the index and objects go into that folder. The one trace git
 // itself may leave in the repo is the mtime of an object that existed already ("freshening", as
 // any `git add` does); no file of `.git` is added or changed (test/resources/bundle-worktree.test.ts).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { isAbsolute, join, relative } from 'node:path';
 import { ActionError } from '../../errors.js';
 import { git, splitNul } from './git.js';
 import { copyIntoScratch, withScratchDir } from './scratch.js';
-import type { FileInfo, Host, RunResult } from '../../host/types.js';
-import { isRecent, isWhole, SETTLE_MS } from '../../host/quiet.js';
+import type { Host } from '../../host/types.js';
+import { isRecent, readWhole, SETTLE_MS } from '../../host/quiet.js';
 
 export const WORKTREE_REF = 'refs/persist/worktree';
 
@@ -172,23 +172,59 @@ export function unreadablePaths(stderr: string): string[] {
   return [...paths];
 }
 
-/** How many times a saved snapshot reads the work tree at most (see snapshotWorktree). */
+/** How many times a saved snapshot runs `git add -A` at most when git stops on a short read (see snapshotWorktree). */
 const SNAPSHOT_READS = 8;
 /** Files changed lately whose writers a read looks at; more than this wait for quiet instead (as a push's look budget). */
 const LOOKS_PER_READ = 100;
+/** A file changed lately is read whole into memory up to this size; a larger one leaves the snapshot unsaved (the next tries again). */
+const WHOLE_READ_LIMIT = 256 * 1024 * 1024;
 
-/** Absolute paths of the files whose content in `tree` differs from HEAD's and that changed within RECENT_MS. */
-async function recentlyChanged(host: Host, top: string, run: (args: string[]) => Promise<RunResult>, head: string | null, tree: string): Promise<string[]> {
+/** The files whose content in `tree` differs from HEAD's and that changed within RECENT_MS: absolute path, and mode and blob id in `tree`. */
+async function recentlyChanged(host: Host, top: string, env: Record<string, string | undefined>, head: string | null, tree: string, timeoutMs: number | undefined): Promise<{ path: string; mode: string; blob: string }[]> {
   const base = head ? `${head}^{tree}` : await emptyTree(host, top);
-  const paths = splitNul((await run(['diff-tree', '-r', '--no-renames', '-z', '--name-only', base, tree])).stdout).map((path) => join(top, path));
+  const fields = splitNul((await git(host, ['-C', top, 'diff-tree', '-r', '--no-renames', '-z', base, tree], { env, timeoutMs })).stdout);
+  const changed: { path: string; mode: string; blob: string }[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const [, mode, , blob, status] = fields[i]!.split(' ');
+    if (status !== 'D' && mode && blob && /^100(644|755)$/.test(mode)) changed.push({ path: join(top, fields[i + 1]!), mode, blob });
+  }
   const now = host.now().getTime();
-  const infos = await Promise.all(paths.map((path) => host.lstat(path)));
-  return paths.filter((_, i) => infos[i]?.type === 'file' && isRecent(infos[i]!, now));
+  const infos = await Promise.all(changed.map((file) => host.lstat(file.path)));
+  return changed.filter((_, i) => infos[i]?.type === 'file' && isRecent(infos[i]!, now));
 }
 
-function sameStat(a: FileInfo | null | undefined, b: FileInfo | null | undefined): boolean {
-  if (!a || !b) return a === b;
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+/** The git blob id of `data` (sha1, or sha256 for a repo whose ids are 64 hex digits). */
+function blobIdOf(data: Buffer, idLength: number): string {
+  return createHash(idLength === 64 ? 'sha256' : 'sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+}
+
+/**
+ * Each file of `tree` (a saved snapshot's, in the scratch index) that changed lately, read whole
+ * (readWhole): where `tree` holds other bytes than that read (git read it in the middle of a write,
+ * or before the last one), the read goes into the index instead (`hash-object --path`, so that the
+ * repo's filters apply), and the tree is written again; a file gone meanwhile leaves it. The paths
+ * (relative) that never read whole, if any.
+ */
+async function settleRecent(host: Host, top: string, env: Record<string, string | undefined>, head: string | null, tree: string, timeoutMs: number | undefined): Promise<{ tree: string } | { unsettled: string[] }> {
+  const recent = await recentlyChanged(host, top, env, head, tree, timeoutMs);
+  // A look reads every process's fd table: past LOOKS_PER_READ files, the quiet rule alone.
+  const look = recent.length <= LOOKS_PER_READ;
+  const entries: string[] = [];
+  const unsettled: string[] = [];
+  for (const { path, mode, blob } of recent) {
+    const name = relative(top, path);
+    const whole = await readWhole(host, path, look, WHOLE_READ_LIMIT);
+    if (whole === 'unsettled' || whole === 'too large') unsettled.push(name);
+    else if (whole === 'gone') entries.push(`0 ${'0'.repeat(blob.length)}\t${name}`);
+    else if (blobIdOf(whole, blob.length) !== blob) {
+      const stored = (await git(host, ['-C', top, 'hash-object', '-w', '--stdin', `--path=${name}`], { env, input: whole, timeoutMs })).stdout.trim();
+      if (stored !== blob) entries.push(`${mode} ${stored}\t${name}`);
+    }
+  }
+  if (unsettled.length > 0) return { unsettled };
+  if (entries.length === 0) return { tree };
+  await git(host, ['-C', top, 'update-index', '-z', '--index-info'], { env, input: entries.map((entry) => `${entry}\0`).join(''), timeoutMs });
+  return { tree: (await git(host, ['-C', top, 'write-tree'], { env, timeoutMs })).stdout.trim() };
 }
 
 const IGNORED_HEADER = 'The following paths are ignored by one of your .gitignore files:';
@@ -258,38 +294,22 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
       return { tree: (await run(['write-tree'])).stdout.trim(), skipped };
     };
     // A file the agent rewrites while git reads it can be read half-written (emptied by its
-    // truncate, or a short read git stops on). A saved snapshot is read again around the paths the
-    // first read found changed lately: the second read is taken when those kept their stats across
-    // it, nobody held one open inside an update (host/quiet.ts, the rule of a sync's push), and it
-    // found no other path changed lately. Up to SNAPSHOT_READS reads, SETTLE_MS apart; a work tree
-    // that never settles is not saved this time (the update fails naming the paths; the next tries again).
+    // truncate, or a short read git stops on). In a saved snapshot, each file the read found
+    // changed lately is read once more, whole (host/quiet.ts, readWhole: the rule of a sync's push);
+    // where git stored other bytes, the whole read takes their place (settleRecent). A read git
+    // stops on is made again (up to SNAPSHOT_READS, SETTLE_MS apart); a work tree with a file that
+    // never reads whole is not saved this time (the update fails naming it; the next tries again).
     let read = await addAll();
-    let unsettled: string[] = [];
-    for (let reads = 1; !temporary && reads < SNAPSHOT_READS; reads++) {
-      const recent = 'tree' in read ? await recentlyChanged(host, top, run, head, read.tree) : [];
-      if ('tree' in read && recent.length === 0) {
-        unsettled = [];
-        break;
-      }
-      const before = await Promise.all(recent.map((path) => host.lstat(path)));
-      const again = await addAll();
-      const readAt = host.now().getTime();
-      // A look reads every process's fd table: past LOOKS_PER_READ files, the quiet rule alone.
-      const looks = recent.length > LOOKS_PER_READ ? recent.map(() => ({ writers: [], complete: false })) : await Promise.all(recent.map((path) => host.writersOf(path)));
-      const after = await Promise.all(recent.map((path) => host.lstat(path)));
-      unsettled = recent.filter((_, i) => !sameStat(before[i], after[i]) || (after[i] && !isWhole(after[i]!, readAt, looks[i]!)));
-      if ('tree' in again) {
-        const known = new Set(recent);
-        unsettled.push(...(await recentlyChanged(host, top, run, head, again.tree)).filter((path) => !known.has(path)));
-      } else unsettled.push(again.torn);
-      read = again;
-      if (unsettled.length === 0) break;
+    for (let reads = 1; 'torn' in read && !temporary && reads < SNAPSHOT_READS; reads++) {
       await host.sleep(SETTLE_MS);
+      read = await addAll();
     }
-    if ('torn' in read || unsettled.length > 0) {
-      const named = 'torn' in read ? read.torn : unsettled.map((path) => relative(top, path)).join(', ');
+    const settled = 'torn' in read || temporary ? null : await settleRecent(host, top, env, head, read.tree, options.timeoutMs);
+    if ('torn' in read || (settled && 'unsettled' in settled)) {
+      const named = 'torn' in read ? read.torn : settled && 'unsettled' in settled ? settled.unsettled.join(', ') : '';
       throw new ActionError(`the work tree of ${top} kept changing while its snapshot was read (${named}); nothing of it was saved this time, the next save reads it again`);
     }
+    if (settled) read = { tree: settled.tree, skipped: read.skipped };
     const { tree, skipped } = read;
 
     const raw = headCommitText ? (await headCommitText).stdout : null;

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { stateDir } from '../../host/paths.js';
 import type { FileInfo, Host } from '../../host/types.js';
-import { isRecent, isWhole, SETTLE_MS, type WritersLook } from '../../host/quiet.js';
+import { EMPTIED_SETTLE_MS, INTERRUPTED_READS, isRecent, isWhole, jitter, SETTLE_MS, STABLE_READS, type WritersLook } from '../../host/quiet.js';
 import type { KnownObject, Store } from '../../store/types.js';
 import type { ManifestEntry } from './manifest.js';
 import { snapshotSqlite, SqliteUnavailableError } from './sqlite.js';
@@ -22,19 +22,6 @@ import { sameStamp, type StatStamp } from './trust-state.js';
 import type { TreeFile } from './tree.js';
 import { errorMessage } from '../../output/format.js';
 
-/** How many times a file that may be inside an update (see isWhole) is read again, SETTLE_MS apart. */
-export const STABLE_READS = 3;
-/**
- * How many reads in all a write may land in before the file counts as never settling: each is
- * tried again after a short random pause, at another point of the writer's rhythm (a file the agent
- * rewrites every 100 ms leaves gaps that a read fits in, but not every time).
- */
-export const INTERRUPTED_READS = 10;
-
-/** A pause of 5 to 45 ms, so that retries do not keep step with a writer's rhythm. */
-function jitter(): number {
-  return 5 + Math.floor(Math.random() * 40);
-}
 
 /** A private folder on local disk for the stages of one push (`<state>/stage/<random>`, mode 0700). */
 export class Stage {
@@ -127,8 +114,6 @@ async function lookForWriters(host: Host, stage: Stage, source: string, before: 
   }
 }
 
-/** How long a file that was emptied must stay empty before an empty read of it is stored. */
-export const EMPTIED_SETTLE_MS = 2000;
 
 /** Files up to this size are read into memory and written whole (no stage on disk). */
 const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
