@@ -22,7 +22,6 @@ import { sameStamp, type StatStamp } from './trust-state.js';
 import type { TreeFile } from './tree.js';
 import { errorMessage } from '../../output/format.js';
 
-
 /** A private folder on local disk for the stages of one push (`<state>/stage/<random>`, mode 0700). */
 export class Stage {
   private counter = 0;
@@ -113,7 +112,6 @@ async function lookForWriters(host: Host, stage: Stage, source: string, before: 
     stage.lookedMs += host.now().getTime() - started;
   }
 }
-
 
 /** Files up to this size are read into memory and written whole (no stage on disk). */
 const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
