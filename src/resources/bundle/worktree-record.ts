@@ -18,7 +18,7 @@ import { timestampTickMs } from '../../host/timestamps.js';
 import type { FileInfo, Host } from '../../host/types.js';
 import { git, splitNul } from './git.js';
 import { readRepoRefs } from './refs.js';
-import { repoEnv, statusPaths, worktreeStatus, type WorktreeSnapshot } from './worktree.js';
+import { blobIdOf, repoEnv, statusPaths, worktreeStatus, type WorktreeSnapshot } from './worktree.js';
 
 const FORMAT = 1;
 /** A racy file larger than this would be hashed at every plan: such a work tree is not recorded. */
@@ -124,11 +124,7 @@ function isRacy(info: FileInfo, sinceMs: number): boolean {
 
 /** The git blob id of a file's content or a symlink's target (sha1 or sha256, as the repo's object ids). */
 async function blobId(host: Host, path: string, info: FileInfo, objectIdLength: number): Promise<string> {
-  const content = info.type === 'symlink' ? Buffer.from(await host.readlink(path)) : await host.readFile(path);
-  return createHash(objectIdLength === 64 ? 'sha256' : 'sha1')
-    .update(`blob ${content.length}\0`)
-    .update(content)
-    .digest('hex');
+  return blobIdOf(info.type === 'symlink' ? Buffer.from(await host.readlink(path)) : await host.readFile(path), objectIdLength);
 }
 
 async function readRecord(host: Host, repo: string): Promise<WorktreeRecord | null> {

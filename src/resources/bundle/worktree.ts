@@ -194,7 +194,7 @@ async function recentlyChanged(host: Host, top: string, env: Record<string, stri
 }
 
 /** The git blob id of `data` (sha1, or sha256 for a repo whose ids are 64 hex digits). */
-function blobIdOf(data: Buffer, idLength: number): string {
+export function blobIdOf(data: Buffer, idLength: number): string {
   return createHash(idLength === 64 ? 'sha256' : 'sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 }
 
