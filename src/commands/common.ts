@@ -1,5 +1,4 @@
 // What the commands share: composing the host, finding the spec, loading the environment, observing.
-import { resolve } from 'node:path';
 import { assemblePlan } from '../engine/plan.js';
 import { fingerprint, observeEnvironment, type Observation } from '../engine/observe.js';
 import type { PlannedAction, PlanOptions } from '../engine/types.js';

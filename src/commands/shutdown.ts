@@ -223,6 +223,6 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
   }
   const report: ShutdownReport = { environment: env.environment, items, elapsedMs: host.now().getTime() - started, timeoutMs, timedOut };
   if (opts.json) io.out(`${JSON.stringify(shutdownJson(report), null, 2)}\n`);
-  else io.out(`\n${renderShutdown(report, style)}`);
+  else io.out(`\n${renderShutdown(report)}`);
   return shutdownOk(report) ? 0 : 1;
 }

@@ -31,7 +31,7 @@ export function shutdownItemLine(item: ShutdownItem, style: Style): string {
   return `${mark} ${item.address}: ${item.message}`;
 }
 
-export function renderShutdown(report: ShutdownReport, style: Style): string {
+export function renderShutdown(report: ShutdownReport): string {
   const unsaved = report.items.filter((item) => item.status === 'unsaved' || item.status === 'failed');
   const lines: string[] = [];
   if (shutdownOk(report)) {

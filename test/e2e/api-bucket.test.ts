@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
+import { describe, expect, it } from 'vitest';
+import { describeE2E, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 import { apiBucketYaml, buildWorkspace, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256 } from './flow-helpers.js';
 

@@ -4,10 +4,10 @@
 // configuration's cache folder, as persist before the config file made them).
 import { readdir, rename, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { bucketRuntimeDir } from '../../src/host/paths.js';
-import { describeE2E, MountSandbox, pidsWithArg, e2eRig } from '../helpers/e2e.js';
-import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import { describeE2E, pidsWithArg, e2eRig } from '../helpers/e2e.js';
+import { startS3Server } from '../helpers/s3server.js';
 import { durableMachine, forwarder, killDaemon, specWithWriteBack } from './durable-helpers.js';
 import type { Machine } from './flow-helpers.js';
 import type { MountedBucket } from '../../src/spec/types.js';

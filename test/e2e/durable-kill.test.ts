@@ -6,9 +6,9 @@
 // to live here): the new one waits for it to expire, then restores.
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
-import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import { expect, it } from 'vitest';
+import { describeE2E, e2eRig } from '../helpers/e2e.js';
+import { startS3Server } from '../helpers/s3server.js';
 import { FUSE_BACKENDS, repoSnapshot, sha256, treeOf, CREDENTIALS } from './flow-helpers.js';
 import { durableMachine, killDaemon } from './durable-helpers.js';
 

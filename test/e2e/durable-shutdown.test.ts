@@ -4,9 +4,9 @@
 // that still holds unuploaded files, and does not unmount over them.
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox, pidsWithArg, e2eRig } from '../helpers/e2e.js';
-import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import { expect, it } from 'vitest';
+import { describeE2E, pidsWithArg, e2eRig } from '../helpers/e2e.js';
+import { startS3Server } from '../helpers/s3server.js';
 import { mountAt } from '../../src/host/mountinfo.js';
 import { RealHost } from '../../src/host/real.js';
 import { durableMachine, specWithWriteBack } from './durable-helpers.js';

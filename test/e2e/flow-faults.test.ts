@@ -4,10 +4,10 @@
 // without touching either bucket, and bad keys or a missing bucket fail fast with nothing moved.
 import { lstat, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { mountAt, parseMountinfo } from '../../src/host/mountinfo.js';
-import { describeE2E, MountSandbox, pidsWithArg, e2eRig } from '../helpers/e2e.js';
-import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import { describeE2E, pidsWithArg, e2eRig } from '../helpers/e2e.js';
+import { startS3Server } from '../helpers/s3server.js';
 import {
   bucketSnapshot,
   bucketYaml,

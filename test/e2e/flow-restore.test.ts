@@ -2,9 +2,9 @@
 // s3rver: a workspace saved by one apply comes back byte for byte in a new container.
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
-import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import { expect, it } from 'vitest';
+import { describeE2E, e2eRig } from '../helpers/e2e.js';
+import { startS3Server } from '../helpers/s3server.js';
 import {
   convergedMachine,
   CREDENTIALS,

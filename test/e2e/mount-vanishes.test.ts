@@ -5,9 +5,9 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeE2E, MountSandbox, e2eRig } from '../helpers/e2e.js';
-import { startS3Server, type S3TestServer } from '../helpers/s3server.js';
+import { expect, it } from 'vitest';
+import { describeE2E, e2eRig } from '../helpers/e2e.js';
+import { startS3Server } from '../helpers/s3server.js';
 import { bucketYaml, Machine, manifest, runPersist, waitFor } from './flow-helpers.js';
 
 const BUCKET = 'vanishing-mount';

@@ -3,12 +3,12 @@
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { ApplyContext, PlannedAction } from '../../src/engine/types.js';
+import type { PlannedAction } from '../../src/engine/types.js';
 import { mountAt } from '../../src/host/mountinfo.js';
 import { RealHost } from '../../src/host/real.js';
-import { diffMount, mountReady, observeMount, mountModule } from '../../src/resources/mount/index.js';
+import { diffMount, mountReady, observeMount } from '../../src/resources/mount/index.js';
 import { Sensitive } from '../../src/spec/sensitive.js';
-import type { MountedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
+import type { MountedBucket } from '../../src/spec/types.js';
 import { describeE2E, MountSandbox, pidsWithArg } from '../helpers/e2e.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3Server, type S3TestServer } from '../helpers/s3server.js';
 import type { ActionContext } from '../../src/engine/apply.js';

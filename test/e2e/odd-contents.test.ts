@@ -29,7 +29,7 @@ async function tree(dir: Buffer, prefix: Buffer = Buffer.alloc(0)): Promise<Reco
   return result;
 }
 
-function spec(machine: Machine, server: { endpoint: string }, backend: 's3fs' | 'rclone', bucket: string): string {
+function spec(server: { endpoint: string }, backend: 's3fs' | 'rclone', bucket: string): string {
   return [
     'version: 1',
     'workspace: ./ws',
@@ -61,7 +61,7 @@ for (const backend of FUSE_BACKENDS) {
     it('names that are not UTF-8, look-alikes of persist names, hard links, sparse files, relative symlinks: saved and back in a new container', { timeout: 240_000 }, async () => {
       const machine = new Machine(await rig.sandbox.tempDir(`persist-odd-${backend}-`));
       await mkdir(machine.ws, { recursive: true });
-      await writeFile(machine.spec, spec(machine, rig.server, backend, `odd-${backend}`));
+      await writeFile(machine.spec, spec(rig.server, backend, `odd-${backend}`));
       const memory = join(machine.ws, 'memory');
       await mkdir(join(memory, '2024'), { recursive: true });
       await writeFile(raw(`${memory}/caf`, [0xe9], '.md'), 'a Latin-1 name');

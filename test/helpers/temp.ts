@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, onTestFinished } from 'vitest';
+import { afterAll, afterEach, beforeEach, onTestFinished } from 'vitest';
 import { removeFolder } from './remove.js';
 
 export { removeFolder };
@@ -28,4 +28,25 @@ export function autoTempDir(prefix: string): string {
     pending.push(folder);
   }
   return folder;
+}
+
+/**
+ * For each test of the file: a new folder under $TMPDIR, with PERSIST_STATE_DIR set to its
+ * `state` subfolder; after the test (after the file's own afterEach hooks) the variable is put
+ * back and the folder removed. Returns the current test's folder.
+ */
+export function folderPerTestWithState(prefix: string): () => string {
+  let folder = '';
+  let saved: string | undefined;
+  beforeEach(() => {
+    folder = mkdtempSync(join(tmpdir(), prefix));
+    saved = process.env.PERSIST_STATE_DIR;
+    process.env.PERSIST_STATE_DIR = join(folder, 'state');
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.PERSIST_STATE_DIR;
+    else process.env.PERSIST_STATE_DIR = saved;
+    removeFolder(folder);
+  });
+  return () => folder;
 }

@@ -1,8 +1,8 @@
 // bundle.<name> against real git, real folders and the real host.
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ApplyContext, PlannedAction, PlanOptions } from '../../src/engine/types.js';
+import type { PlannedAction, PlanOptions } from '../../src/engine/types.js';
 import { ActionError } from '../../src/errors.js';
 import { readBundleHeader } from '../../src/resources/bundle/header.js';
 import { RealHost } from '../../src/host/real.js';

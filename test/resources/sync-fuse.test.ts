@@ -15,7 +15,6 @@ import { syncModule } from '../../src/resources/sync/index.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
 import { startS3Server, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3TestServer } from '../helpers/s3server.js';
 import { applyContext, environment } from './sync-helpers.js';
-import { MountedStore } from '../../src/store/mounted.js';
 import { applyPlanned, observing } from '../helpers/resources.js';
 
 const BUCKET = 'persist-sync-fuse';

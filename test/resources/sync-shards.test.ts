@@ -2,10 +2,9 @@
 // interrupted at every write.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
 import type { Host } from '../../src/host/types.js';
@@ -16,13 +15,13 @@ import { MANIFEST_NAME, parseManifestFile, readManifest, SHARD_DIR_NAME, shardFi
 import { applyContext, environment, snapshot, type Snapshot } from './sync-helpers.js';
 import { MountedStore } from '../../src/store/mounted.js';
 import { applyPlanned, observing } from '../helpers/resources.js';
+import { folderPerTestWithState } from '../helpers/temp.js';
 
 const host = new RealHost();
 let root: string;
 let local: string;
 let mount: string;
 let mirror: string;
-let savedStateDir: string | undefined;
 
 function makeSync(overrides: Partial<ResolvedSync> = {}): ResolvedSync {
   return { name: 'state', bucket: 'data', from: local, relTo: 'state', to: mirror, delete: true, exclude: [], maxDeleteRatio: 0.5, ...overrides };
@@ -77,20 +76,14 @@ async function checkManifestTruthful(): Promise<string[]> {
   return differing;
 }
 
+const testFolder = folderPerTestWithState('persist-sync-shards-');
+
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'persist-sync-shards-'));
+  root = testFolder();
   local = join(root, 'local');
   mount = join(root, 'mount');
   mirror = join(mount, 'state');
   await mkdir(mount, { recursive: true });
-  savedStateDir = process.env.PERSIST_STATE_DIR;
-  process.env.PERSIST_STATE_DIR = join(root, 'state');
-});
-
-afterEach(async () => {
-  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
-  else process.env.PERSIST_STATE_DIR = savedStateDir;
-  await rm(root, { recursive: true, force: true });
 });
 
 describe('a push writes in proportion to what changed', () => {

@@ -1,9 +1,8 @@
 // sync.<name> on real folders: a `local` bucket in a temporary directory, the real host.
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, link, mkdir, readdir, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { ActionError } from '../../src/errors.js';
 import { RealHost } from '../../src/host/real.js';
@@ -14,13 +13,13 @@ import { MANIFEST_NAME, readManifest, SHARD_DIR_NAME } from '../../src/resources
 import { applyContext, environment, snapshot } from './sync-helpers.js';
 import { MountedStore } from '../../src/store/mounted.js';
 import { applyPlanned, observing } from '../helpers/resources.js';
+import { folderPerTestWithState } from '../helpers/temp.js';
 
 const host = new RealHost();
 let root: string;
 let local: string;
 let mount: string;
 let mirror: string;
-let savedStateDir: string | undefined;
 
 function makeSync(overrides: Partial<ResolvedSync> = {}): ResolvedSync {
   return { name: 'clawdbot', bucket: 'data', from: local, relTo: 'clawdbot', to: mirror, delete: true, exclude: [], maxDeleteRatio: 0.5, ...overrides };
@@ -55,20 +54,14 @@ async function put(base: string, rel: string, content: string | Buffer, mode = 0
   if (mtimeMs !== undefined) await utimes(path, mtimeMs / 1000, mtimeMs / 1000);
 }
 
+const testFolder = folderPerTestWithState('persist-sync-');
+
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'persist-sync-'));
+  root = testFolder();
   local = join(root, 'local', '.clawdbot');
   mount = join(root, 'mount');
   mirror = join(mount, 'clawdbot');
   await mkdir(mount, { recursive: true });
-  savedStateDir = process.env.PERSIST_STATE_DIR;
-  process.env.PERSIST_STATE_DIR = join(root, 'state');
-});
-
-afterEach(async () => {
-  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
-  else process.env.PERSIST_STATE_DIR = savedStateDir;
-  await rm(root, { recursive: true, force: true });
 });
 
 describe('sync push', () => {

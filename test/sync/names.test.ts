@@ -3,10 +3,9 @@
 // in the store are valid UTF-8 and never look like persist's own (sync/names.ts, docs/names.md).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { executePlan, type ActionResult } from '../../src/engine/apply.js';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { bytesOfName, nameFromBytes } from '../../src/host/names.js';
@@ -22,6 +21,7 @@ import { MountedStore } from '../../src/store/mounted.js';
 import { observing } from '../helpers/resources.js';
 import { environment } from '../resources/sync-helpers.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server } from '../helpers/s3server.js';
+import { folderPerTestWithState } from '../helpers/temp.js';
 
 const raw = (...parts: (string | number[] | Buffer)[]): Buffer => Buffer.concat(parts.map((part) => (Buffer.isBuffer(part) ? part : typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));
 
@@ -70,22 +70,15 @@ const realHost = new RealHost();
 let root: string;
 let local: string;
 let mount: string;
-let savedStateDir: string | undefined;
+
+const testFolder = folderPerTestWithState('persist-names-');
 
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'persist-names-'));
+  root = testFolder();
   local = join(root, 'local');
   mount = join(root, 'mount');
   await mkdir(local, { recursive: true });
   await mkdir(mount, { recursive: true });
-  savedStateDir = process.env.PERSIST_STATE_DIR;
-  process.env.PERSIST_STATE_DIR = join(root, 'state');
-});
-
-afterEach(async () => {
-  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
-  else process.env.PERSIST_STATE_DIR = savedStateDir;
-  await rm(root, { recursive: true, force: true });
 });
 
 function makeSync(): ResolvedSync {

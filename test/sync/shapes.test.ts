@@ -2,10 +2,9 @@
 // (the bytes stored once), a file with holes comes back with its holes (and a `local` bucket keeps
 // them too). Real folders, the real executor, a `local` bucket or the strict S3 server.
 import { createHash } from 'node:crypto';
-import { link, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile, copyFile, rename } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { link, mkdir, open, readdir, readFile, rm, stat, writeFile, copyFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { executePlan, type ActionResult } from '../../src/engine/apply.js';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
@@ -19,29 +18,23 @@ import { MountedStore } from '../../src/store/mounted.js';
 import { observing } from '../helpers/resources.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server } from '../helpers/s3server.js';
 import { environment } from '../resources/sync-helpers.js';
+import { folderPerTestWithState } from '../helpers/temp.js';
 
 const host = new RealHost();
 const MiB = 1024 * 1024;
 let root: string;
 let local: string;
 let mount: string;
-let savedStateDir: string | undefined;
 let envOf = (sync: ResolvedSync): ResolvedEnvironment => environment(mount, { syncs: { [sync.name]: sync } });
 
+const testFolder = folderPerTestWithState('persist-shapes-');
+
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'persist-shapes-'));
+  root = testFolder();
   local = join(root, 'local');
   mount = join(root, 'mount');
   await mkdir(local, { recursive: true });
   await mkdir(mount, { recursive: true });
-  savedStateDir = process.env.PERSIST_STATE_DIR;
-  process.env.PERSIST_STATE_DIR = join(root, 'state');
-});
-
-afterEach(async () => {
-  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
-  else process.env.PERSIST_STATE_DIR = savedStateDir;
-  await rm(root, { recursive: true, force: true });
 });
 
 const sync: ResolvedSync = { name: 'state', bucket: 'data', from: '', relTo: 'state', to: '', delete: true, exclude: [], maxDeleteRatio: 0.5 };

@@ -2,11 +2,10 @@
 // snapshot of a 50 MiB database inside a push (vs a plain copy), and of the stable-read check on a
 // 10,000-file push.
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
 import { syncModule } from '../../src/resources/sync/index.js';
@@ -14,22 +13,16 @@ import { snapshotSqlite } from '../../src/resources/sync/sqlite.js';
 import type { ResolvedSync } from '../../src/spec/types.js';
 import { applyPlanned, observing } from '../helpers/resources.js';
 import { applyContext, environment } from '../resources/sync-helpers.js';
+import { folderPerTestWithState } from '../helpers/temp.js';
 
 const host = new RealHost();
 let root: string;
-let savedStateDir: string | undefined;
+
+const testFolder = folderPerTestWithState('persist-figures-');
 
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'persist-figures-'));
-  savedStateDir = process.env.PERSIST_STATE_DIR;
-  process.env.PERSIST_STATE_DIR = join(root, 'state');
+  root = testFolder();
 });
-afterEach(async () => {
-  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
-  else process.env.PERSIST_STATE_DIR = savedStateDir;
-  await rm(root, { recursive: true, force: true });
-});
-
 async function timedPush(from: string, name: string): Promise<number> {
   const mount = join(root, 'mount');
   await mkdir(mount, { recursive: true });

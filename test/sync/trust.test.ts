@@ -3,8 +3,7 @@
 // real executor (its verification included), a `local` bucket.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executePlan, type ActionResult } from '../../src/engine/apply.js';
@@ -21,12 +20,12 @@ import type { ResolvedSync } from '../../src/spec/types.js';
 import { MountedStore } from '../../src/store/mounted.js';
 import { observing } from '../helpers/resources.js';
 import { environment } from '../resources/sync-helpers.js';
+import { folderPerTestWithState } from '../helpers/temp.js';
 
 const realHost = new RealHost();
 let root: string;
 let local: string;
 let mount: string;
-let savedStateDir: string | undefined;
 const children: ChildProcess[] = [];
 
 function makeSync(overrides: Partial<ResolvedSync> = {}): ResolvedSync {
@@ -58,22 +57,19 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+const testFolder = folderPerTestWithState('persist-trust-');
+
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'persist-trust-'));
+  root = testFolder();
   local = join(root, 'local');
   mount = join(root, 'mount');
   await mkdir(local, { recursive: true });
   await mkdir(mount, { recursive: true });
-  savedStateDir = process.env.PERSIST_STATE_DIR;
-  process.env.PERSIST_STATE_DIR = join(root, 'state');
 });
 
 afterEach(async () => {
   for (const child of children.splice(0)) child.kill('SIGKILL');
-  if (savedStateDir === undefined) delete process.env.PERSIST_STATE_DIR;
-  else process.env.PERSIST_STATE_DIR = savedStateDir;
   await chmodAll(root);
-  await rm(root, { recursive: true, force: true });
 });
 
 async function chmodAll(dir: string): Promise<void> {

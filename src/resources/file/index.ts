@@ -13,7 +13,6 @@
 //   (a mode-only difference is a chmod).
 // The file's content (secrets) never reaches output: changes say `content: differs`, never a
 // value or a hash.
-import { dirname } from 'node:path';
 import { addressOf } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, PlanOptions, ResourceModule } from '../../engine/types.js';
 import type { FileInfo, Host } from '../../host/types.js';

@@ -12,7 +12,7 @@ import type { ApplyContext, ApplyOutcome, Conflict, Decision, Facts, MountGuard,
 import { ActionError } from '../../errors.js';
 import { mountAt } from '../../host/mountinfo.js';
 import { bucketRuntimeDir } from '../../host/paths.js';
-import type { FileType, Host, MountEntry } from '../../host/types.js';
+import type { FileType, Host } from '../../host/types.js';
 import { isMounted, type BackendName, type MountedBucket } from '../../spec/types.js';
 import { errorMessage } from '../../output/format.js';
 
