@@ -59,30 +59,56 @@ export function jitter(): number {
  */
 export const EMPTIED_SETTLE_MS = 2000;
 
+/**
+ * Whether an empty read may be a writer's truncate, not a state of the file: it changed less
+ * than EMPTIED_SETTLE_MS before the read and had content before: known to (`hadContent`), or born
+ * before its last change. A file created empty keeps its birth time equal to its mtime until it is
+ * written, so it is taken at once; a birth time the file system does not give counts as before.
+ */
+export function mayBeEmptied(info: FileInfo, readAt: number, hadContent: boolean): boolean {
+  if (info.size > 0 || readAt - Math.max(info.mtimeMs, info.ctimeMs ?? 0) >= EMPTIED_SETTLE_MS) return false;
+  return hadContent || info.birthtimeMs === undefined || info.birthtimeMs < info.mtimeMs;
+}
+
 function sameStat(a: FileInfo | null, b: FileInfo | null): boolean {
   if (!a || !b) return a === b;
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
+export interface WholeRead {
+  data: Buffer;
+  /** The file's stats around the read (equal before and after it). */
+  info: FileInfo;
+  /** An earlier read was not taken: the file changed during it, or a writer may have been inside an update. */
+  retried: boolean;
+}
+
+export interface WholeReadOptions {
+  /** Larger files are not read (`too large`): the whole read is held in memory. */
+  maxBytes: number;
+  /** Who holds the file open for writing, looked at between the stats (see isWhole); null: nothing looked at. */
+  look: (before: FileInfo, readAt: number) => Promise<WritersLook | null>;
+  /** The file is known to have had content (see mayBeEmptied). */
+  hadContent: boolean;
+}
+
 /**
  * The content of the file at `path` as one whole state of it, read into memory: between two equal
- * stats, nobody inside an update (isWhole; `look`: whether to look at its writers, else the quiet
- * rule alone), and not emptied within EMPTIED_SETTLE_MS. For a file known to have changed lately
- * (a work tree's, see bundle/worktree.ts). A read a write landed in is tried again after a jitter,
- * one a writer may be inside of after SETTLE_MS, an emptied one once it is EMPTIED_SETTLE_MS old;
- * at most INTERRUPTED_READS reads, STABLE_READS waits of each kind. `gone`: no file there now;
- * `too large`: more than `maxBytes`; `unsettled`: never whole.
+ * stats, nobody inside an update (isWhole), and not perhaps emptied by a writer (mayBeEmptied).
+ * A read a write landed in is tried again after a jitter, one a writer may be inside of after
+ * SETTLE_MS, an emptied one once it is EMPTIED_SETTLE_MS old; at most INTERRUPTED_READS reads,
+ * STABLE_READS waits of each kind. `gone`: no file there now; `too large`: more than `maxBytes`;
+ * `unsettled`: never whole. Errors other than a missing file are thrown.
  */
-export async function readWhole(host: Host, path: string, look: boolean, maxBytes: number): Promise<Buffer | 'gone' | 'too large' | 'unsettled'> {
+export async function readWhole(host: Host, path: string, options: WholeReadOptions): Promise<WholeRead | 'gone' | 'too large' | 'unsettled'> {
   let inside = 0;
   let emptied = 0;
   for (let read = 1; read <= INTERRUPTED_READS; read++) {
     const before = await host.lstat(path);
     if (!before || before.type !== 'file') return 'gone';
-    if (before.size > maxBytes) return 'too large';
+    if (before.size > options.maxBytes) return 'too large';
     const readAt = host.now().getTime();
-    // Looked at however long ago it changed: a writer blocked inside its update leaves no recent stamp.
-    const writers = look ? await host.writersOf(path) : { writers: [], complete: false };
+    const writers = await options.look(before, readAt);
     let data: Buffer;
     try {
       data = await host.readFile(path);
@@ -92,6 +118,7 @@ export async function readWhole(host: Host, path: string, look: boolean, maxByte
       throw error;
     }
     const after = await host.lstat(path);
+    const retried = read > 1;
     if (!after || !sameStat(before, after) || data.length !== before.size) {
       await host.sleep(jitter());
       continue;
@@ -101,10 +128,9 @@ export async function readWhole(host: Host, path: string, look: boolean, maxByte
       await host.sleep(SETTLE_MS);
       continue;
     }
-    const quietFor = readAt - Math.max(after.mtimeMs, after.ctimeMs ?? 0);
-    if (data.length > 0 || quietFor >= EMPTIED_SETTLE_MS) return data;
+    if (!mayBeEmptied(after, readAt, options.hadContent)) return { data, info: after, retried };
     if (++emptied >= STABLE_READS) return 'unsettled';
-    await host.sleep(EMPTIED_SETTLE_MS - quietFor);
+    await host.sleep(EMPTIED_SETTLE_MS - (readAt - Math.max(after.mtimeMs, after.ctimeMs ?? 0)));
   }
   return 'unsettled';
 }

@@ -25,6 +25,8 @@ function info(stats: import('node:fs').Stats): FileInfo {
     ino: stats.ino,
     nlink: stats.nlink,
     blocks: stats.blocks,
+    // 0 where the file system does not give it (statx without STATX_BTIME).
+    ...(stats.birthtimeMs > 0 ? { birthtimeMs: stats.birthtimeMs } : {}),
   };
 }
 

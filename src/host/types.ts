@@ -19,6 +19,8 @@ export interface FileInfo {
   mtimeMs: number;
   /** Status change time: moves on every write, chmod and rename, even when mtime is set back. Optional: stores may not know it. */
   ctimeMs?: number;
+  /** Birth (creation) time, where the file system gives it (local stats only). */
+  birthtimeMs?: number;
   /** Device and inode: equal for the names of one hard-linked file (local stats only). */
   dev?: number;
   ino?: number;

@@ -3,7 +3,7 @@
 // real executor (its verification included), a `local` bucket.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executePlan, type ActionResult } from '../../src/engine/apply.js';
@@ -234,6 +234,41 @@ describe('stable reads', () => {
     expect(stored).toBeGreaterThan(0);
     console.log(`truncate+write under push: ${stored} of 10 pushes stored a whole JSON, ${moved} said files moved during the push`);
   }, 60_000);
+
+  it('a file emptied just before its first push is read again once it stayed so: a writer that truncated it and writes next is not stored empty', async () => {
+    const file = join(local, 'state.json');
+    await writeFile(file, '{"v":1}');
+    await new Promise((r) => setTimeout(r, 50)); // the truncate lands on a later tick than the file's birth
+    await truncate(file, 0); // as a writer inside open(O_TRUNC) leaves it: empty, no descriptor to see yet
+    const writer = new Promise((r) => setTimeout(r, 1000)).then(() => writeFile(file, '{"v":2}'));
+    const { result } = await applyAll(makeSync());
+    await writer;
+    expect(result.status, result.message).toBe('applied');
+    expect(await readFile(join(mount, 'state', 'state.json'), 'utf8')).toBe('{"v":2}');
+    expect(result.message).toMatch(/moved during the push/);
+  });
+
+  it('a file created empty is pushed at once where the file system gives birth times; without them it is read again once quiet', async () => {
+    const sync = makeSync();
+    await writeFile(join(local, 'keep'), 'k');
+    await applyAll(sync);
+    await writeFile(join(local, '.gitkeep'), '');
+    expect((await stat(join(local, '.gitkeep'))).birthtimeMs).toBeGreaterThan(0); // ext4, tmpfs, overlayfs on either
+    const pushed = await applyAll(sync);
+    expect(pushed.result.message).not.toMatch(/moved during the push/);
+    await writeFile(join(local, '.keep2'), '');
+    const noBirth = Object.assign(Object.create(realHost) as RealHost, {
+      lstat: async (path: string) => {
+        const info = await realHost.lstat(path);
+        if (info) delete info.birthtimeMs;
+        return info;
+      },
+    });
+    const waited = await applyAll(sync, noBirth);
+    expect(waited.result.message).toMatch(/moved during the push/);
+    const manifest = await readManifest(new MountedStore(realHost, mount), 'state');
+    expect([manifest?.files['.gitkeep']?.size, manifest?.files['.keep2']?.size]).toEqual([0, 0]);
+  });
 
   it('a same-size rewrite within the timestamp tick after a push is pushed (racily clean files are hashed)', async () => {
     const file = join(local, 'a.txt');

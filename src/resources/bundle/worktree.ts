@@ -208,16 +208,17 @@ export function blobIdOf(data: Buffer, idLength: number): string {
 async function settleRecent(host: Host, top: string, env: Record<string, string | undefined>, head: string | null, tree: string, timeoutMs: number | undefined): Promise<{ tree: string } | { unsettled: string[] }> {
   const recent = await recentlyChanged(host, top, env, head, tree, timeoutMs);
   // A look reads every process's fd table: past LOOKS_PER_READ files, the quiet rule alone.
-  const look = recent.length <= LOOKS_PER_READ;
+  // Looked at however long ago a file changed: a writer blocked inside its update leaves no recent stamp.
+  const look = recent.length <= LOOKS_PER_READ ? (path: string) => host.writersOf(path) : async () => ({ writers: [], complete: false });
   const entries: string[] = [];
   const unsettled: string[] = [];
   for (const { path, mode, blob } of recent) {
     const name = relative(top, path);
-    const whole = await readWhole(host, path, look, WHOLE_READ_LIMIT);
+    const whole = await readWhole(host, path, { maxBytes: WHOLE_READ_LIMIT, look: () => look(path), hadContent: blob !== blobIdOf(Buffer.alloc(0), blob.length) });
     if (whole === 'unsettled' || whole === 'too large') unsettled.push(name);
     else if (whole === 'gone') entries.push(`0 ${'0'.repeat(blob.length)}\t${name}`);
-    else if (blobIdOf(whole, blob.length) !== blob) {
-      const stored = (await git(host, ['-C', top, 'hash-object', '-w', '--stdin', `--path=${name}`], { env, input: whole, timeoutMs })).stdout.trim();
+    else if (blobIdOf(whole.data, blob.length) !== blob) {
+      const stored = (await git(host, ['-C', top, 'hash-object', '-w', '--stdin', `--path=${name}`], { env, input: whole.data, timeoutMs })).stdout.trim();
       if (stored !== blob) entries.push(`${mode} ${stored}\t${name}`);
     }
   }

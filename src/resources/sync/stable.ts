@@ -1,8 +1,10 @@
 // Pushing one file as a state that existed (docs/architecture.md, durability).
 //
-// A file is first read into a private temporary file on local disk (the stage), with its size,
-// mtime and ctime taken before and after: equal stamps (and a copy of that size) mean no write
-// happened during the read, so the stage holds a state the file had. A file changed lately is
+// A file up to IN_MEMORY_LIMIT is read whole into memory (readWhole, host/quiet.ts: the rule the
+// bundle's work-tree snapshot follows too); a larger one is first copied into a private temporary
+// file on local disk (the stage). Either way its size, mtime and ctime are taken before and after:
+// equal stamps (and a read of that size) mean no write happened during the read, so what was read
+// is a state the file had. A file changed lately is
 // taken only when no process held it open for writing meanwhile (a writer between two writes of
 // one update shows stamps that do not move), see isWhole. Otherwise it is read again,
 // at most STABLE_READS times; a file that never settles is not stored (the mirror keeps what it
@@ -13,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { stateDir } from '../../host/paths.js';
 import type { FileInfo, Host } from '../../host/types.js';
-import { EMPTIED_SETTLE_MS, INTERRUPTED_READS, isRecent, isWhole, jitter, SETTLE_MS, STABLE_READS, type WritersLook } from '../../host/quiet.js';
+import { INTERRUPTED_READS, isRecent, isWhole, jitter, readWhole, SETTLE_MS, STABLE_READS, type WritersLook } from '../../host/quiet.js';
 import type { KnownObject, Store } from '../../store/types.js';
 import type { ManifestEntry } from './manifest.js';
 import { snapshotSqlite, SqliteUnavailableError } from './sqlite.js';
@@ -135,40 +137,34 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
     if (!before || before.type !== 'file') return { kind: 'gone' };
     if (!sameStamp(stampOf(listed), stampOf(before))) moved = true;
     if (!options.sqlite && before.size <= IN_MEMORY_LIMIT && Buffer.byteLength(basename(key)) <= IN_MEMORY_NAME_LIMIT) {
-      // Small files: one read between two stats, written whole from memory.
-      const readAt = host.now().getTime();
-      const look = await lookForWriters(host, stage, source, before, readAt);
-      let data: Buffer;
+      // Small files: one whole read into memory (host/quiet.ts), written from there. A file that
+      // had content (in the manifest, or when the plan listed it) and reads empty was perhaps
+      // just truncated by its writer.
+      let read: Awaited<ReturnType<typeof readWhole>>;
       try {
-        data = await host.readFile(source);
+        read = await readWhole(host, source, {
+          maxBytes: IN_MEMORY_LIMIT,
+          look: (info, readAt) => lookForWriters(host, stage, source, info, readAt),
+          hadContent: (options.previous?.size ?? 0) > 0 || listed.size > 0,
+        });
       } catch (error) {
         return failure(error, before, false);
       }
-      const after = await host.lstat(source);
-      if (!after || !sameStamp(stampOf(before), stampOf(after)) || data.length !== before.size) {
+      if (read === 'gone') return { kind: 'gone' };
+      if (read === 'unsettled') return { kind: 'unsettled' };
+      if (read === 'too large') {
+        // It grew past the limit since its stat: staged instead.
         moved = true;
-        if (++interrupted < INTERRUPTED_READS) {
-          attempt--;
-          await host.sleep(jitter());
-        }
+        if (++interrupted < INTERRUPTED_READS) attempt--;
         continue;
       }
-      // An emptied file (it had content) is taken only once it stayed empty a while: a writer
-      // between its truncate and its write, descheduled on a busy machine, leaves one behind.
-      const emptied = data.length === 0 && (options.previous?.size ?? 0) > 0 && readAt - Math.max(after.mtimeMs, after.ctimeMs ?? 0) < EMPTIED_SETTLE_MS;
-      if (!isWhole(after, readAt, look) || emptied) {
-        // A writer may be inside its update (truncate, then the bytes), with a size and times
-        // that do not move meanwhile. Wait a little and read again.
-        moved = true;
-        if (attempt < STABLE_READS) await host.sleep(SETTLE_MS);
-        continue;
-      }
+      if (read.retried || !sameStamp(stampOf(listed), stampOf(read.info))) moved = true;
+      const { data, info } = read;
       const sha256 = createHash('sha256').update(data).digest('hex');
-      const mode = before.mode;
-      const entry: ManifestEntry = { size: data.length, mtimeMs: before.mtimeMs, sha256, mode };
-      const known = options.previous ? (options.previous.size === data.length && options.previous.mode === mode ? options.previous.sha256 : null) : options.mirrorHash ? await options.mirrorHash() : null;
+      const entry: ManifestEntry = { size: data.length, mtimeMs: info.mtimeMs, sha256, mode: info.mode };
+      const known = options.previous ? (options.previous.size === data.length && options.previous.mode === info.mode ? options.previous.sha256 : null) : options.mirrorHash ? await options.mirrorHash() : null;
       if (known === sha256) return { kind: 'stored', entry, bytes: 0, moved, uploaded: false };
-      await store.write(key, data, { mode, ...(options.inPlace ? { inPlace: true } : {}) });
+      await store.write(key, data, { mode: info.mode, ...(options.inPlace ? { inPlace: true } : {}) });
       return { kind: 'stored', entry, bytes: data.length, moved, uploaded: true };
     }
     const temp = await stage.next();
