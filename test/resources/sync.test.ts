@@ -318,6 +318,49 @@ describe('sync restore', () => {
     expect(await plan(sync)).toBeNull();
   });
 
+  it("resuming an interrupted restore keeps aside what the agent wrote over the mirror's files, keeps its new files, and overwrites nothing", async () => {
+    const sync = makeSync();
+    const names = Array.from({ length: 60 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    for (const name of names) await put(local, name, `v${name}`);
+    await planAndApply(sync);
+    await rm(local, { recursive: true });
+    const env = { ...environment(mount, { syncs: { clawdbot: sync } }), workspace: join(root, 'ws') };
+    const controller = new AbortController();
+    const ctx = applyContext(host, env, { allowShrink: false }, controller.signal);
+    const realReport = ctx.report;
+    ctx.report = (m) => {
+      realReport(m);
+      if (ctx.reports.length === 3) controller.abort();
+    };
+    await expect(applyPlanned((await plan(sync))!, ctx)).rejects.toThrow(/resumes the restore/);
+    const restored = (await readdir(local)).filter((n) => !n.startsWith('.')).sort();
+    // The agent starts meanwhile: it edits a restored file, writes one the restore has not reached, and a new one.
+    await put(local, restored[0]!, 'agent edit');
+    await put(local, 'f59', 'agent wrote this first');
+    await put(local, 'notes.md', 'agent note');
+
+    const next = (await plan(sync))!;
+    expect(next.action).toBe('restore');
+    expect(next.changes).toEqual(expect.arrayContaining([
+      { field: 'local', before: '2 files differ from the mirror', after: 'kept aside in the backups' },
+      { field: 'local', before: '1 file not in the mirror', after: 'kept (the next push saves them)' },
+    ]));
+    const outcome = await applyPlanned(next, applyContext(host, env, { allowShrink: false }));
+    expect(outcome.followedBy).toBe('push');
+    expect(outcome.notes?.join('\n')).toMatch(/2 local files that differed from the mirror were kept aside in .*\.persist-backups.*: f\d\d, f59/);
+    for (const name of names) expect(await readFile(join(local, name), 'utf8')).toBe(`v${name}`);
+    expect(await readFile(join(local, 'notes.md'), 'utf8')).toBe('agent note');
+    const [aside] = await readdir(join(root, 'ws', '.persist-backups'));
+    expect(await readFile(join(root, 'ws', '.persist-backups', aside!, restored[0]!), 'utf8')).toBe('agent edit');
+    expect(await readFile(join(root, 'ws', '.persist-backups', aside!, 'f59'), 'utf8')).toBe('agent wrote this first');
+    // The agent's new file is the next push's.
+    const push = (await plan(sync))!;
+    expect(push.action).toBe('push');
+    await apply(sync, push);
+    expect(await readFile(join(mirror, 'notes.md'), 'utf8')).toBe('agent note');
+    expect(await plan(sync)).toBeNull();
+  });
+
   it('a mirror file that differs from its manifest is restored as found and pushed back next time', async () => {
     const sync = makeSync();
     await put(local, 'a', 'original');

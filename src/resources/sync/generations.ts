@@ -188,7 +188,7 @@ export function syncLineageDecision(
     decision: { ...base, action: 'restore', phase: 'restore', reason, changes, ...(note ? { note } : {}) },
   });
   const asideNote = differ > 0 ? `local files kept aside: ${differ} differ` : undefined;
-  const asideChange: Change[] = differ > 0 ? [{ field: 'local', before: `${sync.from} (${plural(differ, 'file')} differ from the store)`, after: 'kept aside in the backups' }] : [];
+  const asideChange: Change[] = differ > 0 ? [{ field: 'local', before: `${sync.from} (${plural(differ, 'file')} ${differ === 1 ? 'differs' : 'differ'} from the store)`, after: 'kept aside in the backups' }] : [];
 
   if (!current) {
     // A mirror without a manifest (made by hand or by another tool): data this machine never saw,

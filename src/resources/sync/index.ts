@@ -330,8 +330,13 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
 
   // Rule 3: restore into an empty or half-restored folder; never push from an empty one.
   if (mirrorFiles > 0 && (localEmpty || restoreIncomplete)) {
+    // What a half-restored folder holds that is not the mirror's (the agent wrote it meanwhile) is never overwritten.
+    const inTheWay: Change[] = [];
+    if (restoreIncomplete && comparison.changed.length > 0) inTheWay.push({ field: 'local', before: `${plural(comparison.changed.length, 'file')} ${comparison.changed.length === 1 ? 'differs' : 'differ'} from the mirror`, after: 'kept aside in the backups' });
+    if (restoreIncomplete && comparison.added.length > 0) inTheWay.push({ field: 'local', before: `${plural(comparison.added.length, 'file')} not in the mirror`, after: 'kept (the next push saves them)' });
     const decision = restoreAction(sync, observed, `${describeLocal(sync, local)}; the mirror has ${plural(mirrorFiles, 'file')}${pushedAt}`, [
       { field: 'files', before: String(localFiles), after: String(mirrorFiles) },
+      ...inTheWay,
     ]);
     if (mirror.state === 'dir' && mirror.paths) decision.files = [{ fate: 'restore', paths: mirror.paths }];
     return decision;
@@ -532,7 +537,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     : Object.entries(detail.mirrorListing!.files).map(([path, file]) => [path, { ...file, mode: usableMode(file.mode) }]);
 
   await host.mkdir(sync.from);
-  const restoring = new RestoreRun(host, sync, store);
+  const restoring = new RestoreRun(host, sync, store, ctx.env.workspace, addressOf(sync));
   const resuming = detail.trust?.state.restoring !== undefined;
   await restoring.begin(resuming, sources.map(([path]) => dirname(path)));
   // Nothing at all in the local folder when it was observed (right before this action): no file
@@ -568,12 +573,19 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     if (existing && existing.type !== 'file') {
       throw new ActionError(`${addressOf(sync)}: ${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
     }
-    // Resuming an interrupted restore: a file already restored with the manifest's size, mtime,
-    // mode and content is kept (its content too: files are flushed to disk only at the end, and
-    // after a crash a file may have its size with none of its bytes).
-    if (existing && entry.sha256 && existing.size === entry.size && existing.mode === entry.mode && sameMtime(existing.mtimeMs, entry.mtimeMs) && (await host.hashFile(target)) === entry.sha256) {
-      written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
-      return null;
+    if (existing) {
+      // Resuming an interrupted restore: a file with the mirror's content is kept (its content is
+      // hashed: files are flushed to disk only at the end, and after a crash a file may have its
+      // size with none of its bytes), with the manifest's mode and mtime (a restore killed before
+      // its utimes left another). Any other (the agent wrote it meanwhile) is kept aside in the
+      // backups, never overwritten.
+      if (entry.sha256 && existing.size === entry.size && (await host.hashFile(target)) === entry.sha256) {
+        if (existing.mode !== entry.mode) await host.chmod(target, entry.mode);
+        if (!sameMtime(existing.mtimeMs, entry.mtimeMs)) await host.utimes(target, entry.mtimeMs);
+        written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
+        return null;
+      }
+      await restoring.keepAside(path);
     }
     let result: Transferred;
     try {
@@ -613,13 +625,19 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   const notes: string[] = [];
   differing.sort();
   missing.sort();
+  const aside = await restoring.asideFolder();
+  if (aside) notes.push(`${plural(restoring.keptAside.length, 'local file')} that differed from the mirror ${restoring.keptAside.length === 1 ? 'was' : 'were'} kept aside in ${aside}: ${samplePaths(restoring.keptAside.sort())}`);
+  // Local files the mirror does not have (written into a half-restored folder) stay: the next push saves them.
+  const restoredPaths = new Set(sources.map(([path]) => path));
+  const extra = resuming ? Object.keys(detail.local?.files ?? {}).filter((path) => !restoredPaths.has(path)) : [];
+  if (extra.length) notes.push(`${plural(extra.length, 'local file')} not in the mirror ${extra.length === 1 ? 'was' : 'were'} kept where ${extra.length === 1 ? 'it is' : 'they are'}: ${samplePaths(extra.sort())}`);
   if (differing.length) notes.push(`${plural(differing.length, 'file')} in the mirror differed from its manifest and were restored as found: ${samplePaths(differing)}`);
   if (missing.length) notes.push(`${plural(missing.length, 'file')} listed in the manifest ${missing.length === 1 ? 'is' : 'are'} missing from the mirror: ${samplePaths(missing)}`);
   const outcome: ApplyOutcome = { summary: `restored ${plural(restored, 'file')} (${formatBytes(bytes)})` };
   if (notes.length) outcome.notes = notes;
   // A mirror ahead of its manifest (a push killed half-way) was restored as found: the manifest
   // that matches it is the next push's to write, not a failure of this restore.
-  if (differing.length || (manifest?.storage.version === 2 && manifest.storage.interrupted.length > 0)) outcome.followedBy = 'push';
+  if (differing.length || extra.length || (manifest?.storage.version === 2 && manifest.storage.interrupted.length > 0)) outcome.followedBy = 'push';
   return outcome;
 }
 

@@ -2,12 +2,15 @@
 // local trust state (never a file in the user's folder), a restored SQLite database gets no stale
 // `-wal`/`-journal`/`-shm` beside it and its change token recorded (so the next plan does not see
 // a change), folder modes come back (deepest folders last, after their files), the ETags of large
-// objects are recorded (known-objects.ts), and a resumed restore first removes the temporary files
-// of the one that was killed. Each file is stat-ed once written, so that the lineage record's
+// objects are recorded (known-objects.ts), a resumed restore first removes the temporary files
+// of the one that was killed, and a local file in the way that is not the mirror's is kept aside in
+// the backups, never overwritten. Each file is stat-ed once written, so that the lineage record's
 // digest of the restored folder needs no second lstat of every file (docs/architecture.md,
 // "Transfers").
 import { join } from 'node:path';
+import { backupDir } from '../../host/paths.js';
 import type { Host } from '../../host/types.js';
+import { asidePath, moveExactly } from '../../lineage/aside.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { mapLimit } from '../../store/limit.js';
 import { isTempName } from '../../store/temp-name.js';
@@ -31,11 +34,16 @@ export class RestoreRun {
   private readonly written: string[] = [];
   /** Each restored file as stat-ed right after it was written, by relative path (see finish). */
   readonly statted = new Map<string, TreeFile>();
+  /** The backup folder of this restore's files kept aside (made on first use), and those files. */
+  private aside: Promise<string> | null = null;
+  readonly keptAside: string[] = [];
 
   constructor(
     private readonly host: Host,
     private readonly sync: ResolvedSync,
     private readonly store: Store,
+    private readonly workspace: string,
+    private readonly address: string,
   ) {}
 
   /**
@@ -54,6 +62,29 @@ export class RestoreRun {
       const names = await this.host.readdir(absolute).catch(() => [] as string[]);
       for (const name of names.filter(isTempName)) await this.host.remove(join(absolute, name));
     }
+  }
+
+  /**
+   * A local file at `path` that is not the mirror's (the agent's, in a folder an interrupted
+   * restore left half-done): moved into this restore's backup folder before the mirror's file is
+   * written there. Returns that folder.
+   */
+  async keepAside(path: string): Promise<string> {
+    this.aside ??= (async () => {
+      await this.host.mkdir(backupDir(this.workspace), { mode: 0o700 });
+      const folder = await asidePath(this.host, this.workspace, this.address, this.sync.from);
+      await this.host.mkdir(folder, { mode: 0o700 });
+      return folder;
+    })();
+    const folder = await this.aside;
+    await moveExactly(this.host, join(this.sync.from, path), join(folder, path));
+    this.keptAside.push(path);
+    return folder;
+  }
+
+  /** Where the files kept aside went (null: none were). */
+  async asideFolder(): Promise<string | null> {
+    return this.aside;
   }
 
   /** A hard link's later name is not downloaded: it is linked at the end. Returns whether `path` is one. */
