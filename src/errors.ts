@@ -54,3 +54,17 @@ export class LockError extends PersistError {}
 
 /** An action failed while applying. */
 export class ActionError extends PersistError {}
+
+/**
+ * A bucket's store refused a request or could not be reached (the keys, the bucket's name, the
+ * endpoint, an outage): `fix` says what to check. Only the resources of that bucket stop on it.
+ */
+export class StoreError extends PersistError {
+  constructor(
+    message: string,
+    readonly fix: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

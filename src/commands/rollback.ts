@@ -42,6 +42,7 @@ export default async function rollback(opts: RollbackOptions, io: CommandIO): Pr
   const kind = resource.module.kind;
   const target = resource.resource as ResolvedSync | ResolvedBundle;
   if (observation.mountReady[target.bucket] !== true) throw new UsageError(`mount.${target.bucket} is not mounted: run persist apply first`);
+  if (resource.unobserved) throw resource.unobserved;
   const local = kind === 'sync' ? (target as ResolvedSync).from : (target as ResolvedBundle).repo;
 
   if (!opts.json) io.out(`${header(env, 'rollback')}\n\n${rollbackIntro(opts.address, local, generation, kind)}`);

@@ -1,6 +1,7 @@
 // `persist status`: the health of every resource, read-only. Each line says whether the resource
 // matches the spec (else the action a plan would take) and the facts its module reports (mount
 // alive and what is mounted, where a link points, bundle refs, age and size, last sync times).
+import { StoreError } from '../errors.js';
 import { statusJson, renderStatus, type StatusRow } from '../output/status-view.js';
 import { makeStyle } from '../output/style.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
@@ -20,16 +21,23 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
         address: r.address,
         ok: r.diff === null && unsaved === null,
         state: unsaved ?? (r.diff === null ? 'ok' : r.diff.conflict ? `conflict: ${r.diff.conflict.message}` : `needs ${r.diff.action}: ${r.diff.reason}`),
-        facts: await r.module.facts(r.resource, r.seen.state, observation.ctx),
+        facts: r.unobserved ? {} : await r.module.facts(r.resource, r.seen.state, observation.ctx),
       };
     }),
   );
   rows.push(...(await leaseRows(host, env)));
-  const leftovers = await findLeftovers(env, observation.ctx);
+  // A store that fails was named on its resources' rows: leftovers are looked for where it lets them be.
+  let unchecked: StoreError | null = null;
+  const leftovers = await findLeftovers(env, observation.ctx).catch((error: unknown) => {
+    if (!(error instanceof StoreError)) throw error;
+    unchecked = error;
+    return [];
+  });
   if (opts.json) io.out(statusJson(env.environment, rows, leftovers.length ? { leftovers: leftovers.map(({ bucket, key, where, kind }) => ({ bucket, key, path: where, kind })), clean: cleanCommand(env.specFile, env.environment) } : {}));
   else {
     io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));
     if (leftovers.length) io.out(`\n${renderLeftovers(leftovers)}Remove them with: ${cleanCommand(env.specFile, env.environment)}\n`);
+    if (unchecked) io.out(`\nLeftovers not looked for: ${(unchecked as StoreError).message}\n`);
   }
   return 0; // status reports; drift is not an error (use `plan --detailed-exitcode` to test for it)
 }

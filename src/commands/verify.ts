@@ -41,6 +41,10 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
       row.note = `mount.${bucket} is not mounted: nothing could be checked`;
       continue;
     }
+    if (r.unobserved) {
+      row.note = `${r.unobserved.message}: nothing could be checked. ${r.unobserved.fix}`;
+      continue;
+    }
     const store = observation.ctx.store(bucket);
     try {
       if (r.module.kind === 'sync') {

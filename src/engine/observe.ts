@@ -8,7 +8,8 @@ import { resourceModules, type AnyModule } from '../resources/index.js';
 import { storesFor } from '../store/index.js';
 import { addressOf, type Address } from './address.js';
 import type { ResourceRef } from './plan.js';
-import type { Decision, ObserveContext, PlanOptions, Seen } from './types.js';
+import { StoreError } from '../errors.js';
+import type { Decision, ObserveContext, Phase, PlanOptions, Seen } from './types.js';
 
 /** A resource of the environment with its module. */
 export interface Entry {
@@ -21,6 +22,8 @@ export interface Entry {
 export interface ObservedResource extends Entry {
   seen: Seen<unknown, unknown>;
   diff: Decision | null;
+  /** Its bucket's store failed while it was looked into (StoreError): `seen` holds nothing, `diff` is a conflict saying so. */
+  unobserved?: StoreError;
 }
 
 export interface Observation {
@@ -62,7 +65,16 @@ export function observeContext(host: Host, env: ResolvedEnvironment): ObserveCon
 }
 
 export async function observeEntry(entry: Entry, ctx: ObserveContext, options: PlanOptions): Promise<ObservedResource> {
-  const seen = await entry.module.observe(entry.resource, ctx);
+  let seen: Seen<unknown, unknown>;
+  try {
+    seen = await entry.module.observe(entry.resource, ctx);
+  } catch (error) {
+    // One bucket's store failing stops only its own resources: the others are planned and applied.
+    if (!(error instanceof StoreError)) throw error;
+    const phase = (Object.keys(entry.module.phaseRank)[0] ?? 'push') as Phase;
+    const diff: Decision = { address: entry.address, kind: entry.module.kind, action: 'conflict', phase, reason: `cannot be looked into: ${error.message}`, changes: [], conflict: { message: `cannot be looked into: ${error.message}`, fix: error.fix } };
+    return { ...entry, seen: { state: null, detail: null }, diff, unobserved: error };
+  }
   return { ...entry, seen, diff: entry.module.diff(entry.resource, seen.state, options) };
 }
 

@@ -12,12 +12,14 @@ export async function lineageHistory(resource: ObservedResource, ctx: ObserveCon
     const sync = resource.resource as ResolvedSync;
     const row: HistoryRow = { address: resource.address, where: sync.to, counts: 'file', generations: [] };
     if (ctx.mountReady[sync.bucket] !== true) return { ...row, problem: `mount.${sync.bucket} is not mounted: run persist apply first` };
+    if (resource.unobserved) return { ...row, problem: `${resource.unobserved.message}. ${resource.unobserved.fix}` };
     row.generations = await syncHistory(sync, ctx.store(sync.bucket), (resource.seen.detail as SyncDetail).manifest);
     return row;
   }
   const bundle = resource.resource as ResolvedBundle;
   const row: HistoryRow = { address: resource.address, where: bundle.file, counts: 'ref', generations: [] };
   if (ctx.mountReady[bundle.bucket] !== true) return { ...row, problem: `mount.${bundle.bucket} is not mounted: run persist apply first` };
+  if (resource.unobserved) return { ...row, problem: `${resource.unobserved.message}. ${resource.unobserved.fix}` };
   row.generations = await bundleHistory(bundle, ctx.store(bundle.bucket));
   return row;
 }

@@ -1,6 +1,7 @@
 // The store of a bucket reached through its S3 API. The client (and node:tls with it) is loaded
 // only when a store method is first called, so that commands that never reach the bucket pay
 // nothing for it at start-up.
+import { StoreError } from '../errors.js';
 import type { Host } from '../host/types.js';
 import type { ResolvedBucket } from '../spec/types.js';
 import { apiTransfers, Slots } from './limit.js';
@@ -14,10 +15,37 @@ export function apiLabel(bucket: Pick<ResolvedBucket, 'name' | 'prefix'>): strin
   return `s3://${bucket.name}${prefix ? `/${prefix}` : ''}`;
 }
 
+/** Network failures: the endpoint could not be reached (after the client's retries). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EPIPE']);
+const REFUSED_KEYS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken']);
+
+/**
+ * A failed request of the S3 client as a StoreError naming the bucket and what to check. Judged by
+ * the error's fields, not its class: the client module is loaded only once a store is used.
+ */
+export function storeFailure(error: unknown, bucket: ResolvedBucket): unknown {
+  if (!(error instanceof Error) || !['S3Error', 'PreconditionFailed', 'NoSuchKey'].includes(error.name)) return error;
+  const { status, code } = error as Error & { status?: number; code?: string };
+  const where = `buckets.${bucket.key}`;
+  let fix: string;
+  if (status === 403 || (code !== undefined && REFUSED_KEYS.has(code))) {
+    fix = `Check ${where}.credentials (the keys, or the variables they name) and that they may use the bucket ${bucket.name}; persist doctor checks them with one signed list.`;
+  } else if (code === 'NoSuchBucket') {
+    fix = `Check ${where}.name and ${where}.endpoint: the store has no bucket ${bucket.name} there.`;
+  } else if (code !== undefined && UNREACHABLE.has(code)) {
+    fix = `Check ${where}.endpoint${bucket.endpoint ? ` (${bucket.endpoint})` : ''} and that this machine reaches it; persist doctor checks it. The next apply tries again.`;
+  } else if (status !== undefined && status >= 500) {
+    fix = 'The store is failing or throttling: the next apply tries again.';
+  } else {
+    fix = 'persist doctor checks the endpoint, the bucket and the keys.';
+  }
+  return new StoreError(`${apiLabel(bucket)} (${where}): ${error.message}`, fix, { cause: error });
+}
+
 /** A client for the bucket (loaded lazily); throws a one-line error when it has no credentials. */
 export async function clientFor(bucket: ResolvedBucket): Promise<S3Client> {
   if (!bucket.credentials) {
-    throw new Error(`bucket ${bucket.key} (${bucket.name}) has no credentials: its S3 API needs buckets.${bucket.key}.credentials.accessKeyId and secretAccessKey`);
+    throw new StoreError(`bucket ${bucket.key} (${bucket.name}) has no credentials`, `Its S3 API needs buckets.${bucket.key}.credentials.accessKeyId and secretAccessKey.`);
   }
   const { S3Client } = await import('./s3/client.js');
   return new S3Client({
@@ -55,44 +83,52 @@ export class ApiStore implements Store {
   where(key: string): string {
     return `${this.label}${key ? `/${key}` : ''}`;
   }
+  /** A request of the store: a failed one as a StoreError naming the bucket (storeFailure). */
+  private async call<T>(request: (store: S3Store) => Promise<T>): Promise<T> {
+    try {
+      return await request(await this.inner());
+    } catch (error) {
+      throw storeFailure(error, this.bucket);
+    }
+  }
   async stat(key: string): Promise<StoredInfo | null> {
-    return (await this.inner()).stat(key);
+    return this.call((store) => store.stat(key));
   }
   async readdir(key: string): Promise<string[]> {
-    return (await this.inner()).readdir(key);
+    return this.call((store) => store.readdir(key));
   }
   async list(key: string, isExcluded: (relativePath: string) => boolean): Promise<StoreListing> {
-    return (await this.inner()).list(key, isExcluded);
+    return this.call((store) => store.list(key, isExcluded));
   }
   async read(key: string): Promise<Buffer> {
-    return (await this.inner()).read(key);
+    return this.call((store) => store.read(key));
   }
   async readHead(key: string, bytes: number): Promise<Buffer> {
-    return (await this.inner()).readHead(key, bytes);
+    return this.call((store) => store.readHead(key, bytes));
   }
   async hash(key: string): Promise<string> {
-    return (await this.inner()).hash(key);
+    return this.call((store) => store.hash(key));
   }
   async write(key: string, data: string | Buffer, options?: WriteOptions): Promise<void> {
-    return (await this.inner()).write(key, data, options);
+    return this.call((store) => store.write(key, data, options));
   }
   async upload(localPath: string, key: string, options: TransferOptions): Promise<Transferred> {
-    return (await this.inner()).upload(localPath, key, options);
+    return this.call((store) => store.upload(localPath, key, options));
   }
   async uploadGrown(localPath: string, key: string, options: TransferOptions, base: KnownObject): Promise<Transferred> {
-    return (await this.inner()).uploadGrown(localPath, key, options, base);
+    return this.call((store) => store.uploadGrown(localPath, key, options, base));
   }
   async download(key: string, localPath: string, options: TransferOptions): Promise<Transferred> {
-    return (await this.inner()).download(key, localPath, options);
+    return this.call((store) => store.download(key, localPath, options));
   }
   async copy(from: string, to: string): Promise<void> {
-    return (await this.inner()).copy(from, to);
+    return this.call((store) => store.copy(from, to));
   }
   async rename(from: string, to: string): Promise<void> {
-    return (await this.inner()).rename(from, to);
+    return this.call((store) => store.rename(from, to));
   }
   async remove(key: string): Promise<void> {
-    return (await this.inner()).remove(key);
+    return this.call((store) => store.remove(key));
   }
   async pruneEmptyFolders(): Promise<void> {}
   /** Every write through the API is whole and in the store when it returns: nothing to wait for. */

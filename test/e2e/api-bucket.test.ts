@@ -212,6 +212,29 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(bad.output).toMatch(/FAIL S3 API for data: listing s3:\/\/api-doctor failed/);
     expect(bad.output).not.toContain('wrong-secret-value-123');
   });
+
+  it("a bucket whose store fails stops only its own resources: named with what to check, the other bucket saved, no internal error", { timeout: 120_000 }, async () => {
+    await rig.server.createBucket('api-iso-good');
+    const m = new Machine(await rig.sandbox.tempDir('persist-api-iso-'));
+    const bucket = (key: string, name: string) => [`  ${key}:`, apiBucketYaml(rig.server, name)];
+    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', ...bucket('good', 'api-iso-good'), ...bucket('gone', 'api-iso-no-such-bucket'), 'syncs:', '  a: { from: ./a, to: a, bucket: good }', '  b: { from: ./b, to: b, bucket: gone }', ''].join('\n'));
+    for (const side of ['a', 'b']) {
+      await mkdir(join(m.root, side), { recursive: true });
+      await writeFile(join(m.root, side, 'note.md'), `${side}\n`);
+    }
+    const plan = await m.persist(['plan']);
+    expect(plan.code).toBe(1);
+    expect(plan.output).toMatch(/sync\.a\s+push/);
+    expect(plan.output).toMatch(/sync\.b[\s\S]*cannot be looked into: s3:\/\/api-iso-no-such-bucket \(buckets\.gone\): .*NoSuchBucket/);
+    expect(plan.output).toContain('Check buckets.gone.name and buckets.gone.endpoint');
+    const applied = await m.persist(['apply', '--auto-approve']);
+    expect(applied.code).toBe(1);
+    expect(applied.output).toMatch(/sync\.a\s+push: copied 1 file/);
+    expect(applied.output).toMatch(/Apply complete: 1 applied, 1 failed, 0 skipped/);
+    const status = await m.persist(['status']);
+    expect(status.output).toMatch(/sync\.a/);
+    for (const run of [plan, applied, status]) expect(run.output).not.toMatch(/internal error|S3RVER/);
+  });
 });
 
 describeE2E('a mirror pushed through s3fs, restored through the API and back', ['s3fs'], () => {
