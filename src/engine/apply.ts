@@ -13,7 +13,7 @@ import { storesFor } from '../store/index.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
 import { ActionError } from '../errors.js';
-import type { ApplyContext, ApplyOutcome, Decision, ObserveContext, PlannedAction, PlanOptions } from './types.js';
+import type { ActionName, ApplyContext, ApplyOutcome, Decision, ObserveContext, PlannedAction, PlanOptions } from './types.js';
 
 export type ResultStatus = 'applied' | 'failed' | 'skipped';
 
@@ -26,6 +26,8 @@ export interface ActionResult {
   verifiedInStore?: boolean;
   /** The action that still follows this one by design (see ApplyOutcome.followedBy). */
   followedBy?: string;
+  /** The action carried out, where the re-check right before it decided another than the plan's. */
+  rechecked?: ActionName;
 }
 
 export interface ApplyReport {
@@ -182,6 +184,7 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
       const changed = done.decision.action !== action.action ? ` (re-checked: ${done.decision.action} instead of ${action.action})` : '';
       const applied = result('applied', `${done.outcome.summary}${changed}`, done.outcome.notes ?? []);
       if (done.outcome.verifiedInStore) applied.verifiedInStore = true;
+      if (done.decision.action !== action.action) applied.rechecked = done.decision.action;
       if (done.outcome.followedBy) applied.followedBy = done.outcome.followedBy;
       return applied;
     } catch (error) {
@@ -206,8 +209,9 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
     const entry = byAddress.get(action.address);
     if (result?.status !== 'applied' || !entry) continue;
     const { observed } = await recheck(entry);
-    if (observed.diff && result.verifiedInStore && observed.diff.action === action.action && !observed.diff.conflict) {
-      result.notes.push(`it changed again since it was read (${observed.diff.reason}); the next ${action.action} takes the newer state`);
+    const done = result.rechecked ?? action.action;
+    if (observed.diff && result.verifiedInStore && observed.diff.action === done && !observed.diff.conflict) {
+      result.notes.push(`it changed again since it was read (${observed.diff.reason}); the next ${done} takes the newer state`);
     } else if (observed.diff && result.followedBy === observed.diff.action && !observed.diff.conflict) {
       result.notes.push(`it still needs "${observed.diff.action}" (${observed.diff.reason}): the next apply or watch round does it`);
     } else if (observed.diff) {

@@ -7,6 +7,7 @@ import { chmod, mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile 
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executePlan, type ActionResult } from '../../src/engine/apply.js';
+import { computePlan } from '../../src/commands/common.js';
 import type { PlannedAction } from '../../src/engine/types.js';
 import { RealHost } from '../../src/host/real.js';
 import { deviceName } from '../../src/host/timestamps.js';
@@ -268,6 +269,29 @@ describe('stable reads', () => {
     expect(waited.result.message).toMatch(/moved during the push/);
     const manifest = await readManifest(new MountedStore(realHost, mount), 'state');
     expect([manifest?.files['.gitkeep']?.size, manifest?.files['.keep2']?.size]).toEqual([0, 0]);
+  });
+
+  it('a restore that the re-check turns into a push (the agent wrote first) is verified as a push while the agent keeps writing', async () => {
+    const sync = makeSync();
+    const env = environment(mount, { syncs: { [sync.name]: sync } });
+    await rm(mount, { recursive: true }); // the bucket's folder is made by this apply: the sync's action is predicted
+    const { actions } = await computePlan(readOnlyHost(realHost), env, { allowShrink: false }, []);
+    expect(actions.map((a) => `${a.address} ${a.action}`)).toEqual(['mount.data mount', 'sync.state restore']);
+    const view = { run: async (tasks: { run(report: (line: string) => void): Promise<ActionResult> }[]) => { for (const task of tasks) await task.run(() => undefined); } };
+    const file = join(local, 'state.json');
+    const beforeAction = async (action: PlannedAction) => {
+      if (action.address !== 'sync.state') return;
+      // The agent starts before the sync's turn, and keeps rewriting its state during the push and after.
+      await writeFile(file, '{"n":0}');
+      const script = `const fs=require('fs');let n=1;for(;;){fs.writeFileSync(${JSON.stringify(file)},JSON.stringify({n:n++}));Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,15);}`;
+      children.push(spawn(process.execPath, ['-e', script], { stdio: 'ignore' }));
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    const report = await executePlan(actions, { host: realHost, env, options: { allowShrink: false }, view, signal: new AbortController().signal, beforeAction });
+    const result = report.results.get('sync.state')!;
+    expect(result.status, result.message).toBe('applied');
+    expect(result.message).toContain('(re-checked: push instead of restore)');
+    expect(JSON.parse(await readFile(join(mount, 'state', 'state.json'), 'utf8'))).toHaveProperty('n');
   });
 
   it('a same-size rewrite within the timestamp tick after a push is pushed (racily clean files are hashed)', async () => {
