@@ -165,6 +165,23 @@ describe('SQLite in a sync', () => {
     expect(sql(db, 'SELECT group_concat(x) FROM t')).toBe('1,2');
   });
 
+  it('a resumed restore that finds the database already restored records it as restored: the next plan has nothing to push', async () => {
+    const db = join(local, 'a.db');
+    sql(db, 'CREATE TABLE t(x); INSERT INTO t VALUES (7);');
+    for (let i = 0; i < 5; i++) await writeFile(join(local, `n${i}.md`), `note ${i}`);
+    const sync = makeSync();
+    await applyAll(sync);
+    await rm(local, { recursive: true });
+    await applyAll(sync);
+    // As a restore killed after the database was written leaves it: the rest missing, the marker on, no change token recorded.
+    for (let i = 2; i < 5; i++) await rm(join(local, `n${i}.md`));
+    await writeTrustState(realHost, sync, { restoring: 'test: an interrupted restore' });
+    const { action, result } = await applyAll(sync);
+    expect(action.action).toBe('restore');
+    expect(result.status, result.message).toBe('applied');
+    expect(await plan(sync)).toBeNull();
+  });
+
   it('a restore puts the database in place and removes stale sidecars beside it', async () => {
     const db = join(local, 'a.db');
     sql(db, 'PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (42);');

@@ -583,6 +583,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
         if (existing.mode !== entry.mode) await host.chmod(target, entry.mode);
         if (!sameMtime(existing.mtimeMs, entry.mtimeMs)) await host.utimes(target, entry.mtimeMs);
         written[path] = { size: entry.size, mtimeMs: entry.mtimeMs, sha256: entry.sha256, mode: entry.mode };
+        await restoring.kept(path, entry.sha256);
         return null;
       }
       await restoring.keepAside(path);

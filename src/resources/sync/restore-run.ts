@@ -106,7 +106,20 @@ export class RestoreRun {
     await restoreHoles(this.host, target, entry);
     const info = await this.host.lstat(target);
     if (info?.type === 'file') this.statted.set(path, { size: info.size, mtimeMs: info.mtimeMs, mode: info.mode });
-    let head = transferred.head;
+    await this.noteDatabase(path, sha256, transferred.head);
+  }
+
+  /**
+   * A file an interrupted restore had written whole already (kept, not downloaded again): a
+   * database among them gets what one written now gets (no stale sidecars, its change token).
+   */
+  async kept(path: string, sha256: string): Promise<void> {
+    await this.noteDatabase(path, sha256);
+  }
+
+  /** A restored database: the sidecars of the state it replaced removed, its change token recorded. */
+  private async noteDatabase(path: string, sha256: string, head?: Buffer): Promise<void> {
+    const target = join(this.sync.from, path);
     try {
       head ??= await this.host.readHead(target, 16);
     } catch {
