@@ -27,7 +27,7 @@ async function plan(mountReady = true): Promise<PlannedAction | null> {
 
 async function apply(action: PlannedAction) {
   const recorder = recordingHost(host);
-  const outcome = await applyPlanned(action, applyContext(recorder, environment(mount, { files: { credentials: file } })));
+  const outcome = await applyPlanned(action, applyContext(recorder, { ...environment(mount, { files: { credentials: file } }), workspace: root }));
   return { outcome, writes: recorder.writes };
 }
 
@@ -70,15 +70,25 @@ describe('file restore', () => {
     expect(await plan()).toBeNull();
   });
 
-  it('replaces different content, saying only that it differs', async () => {
+  it('replaces different content, saying only that it differs, after keeping the local file in the backups (owner-only)', async () => {
     await writeFile(file.from, SECRET);
     await mkdir(join(root, 'clawd'));
-    await writeFile(file.to, 'R2_SECRET_ACCESS_KEY=old-do-not-print-me', { mode: 0o600 });
+    await writeFile(file.to, 'R2_SECRET_ACCESS_KEY=old-do-not-print-me', { mode: 0o644 });
     const action = (await plan())!;
-    expect(action.changes).toEqual([{ field: 'content', before: 'differs', after: 'from the mount' }]);
+    expect(action.changes).toEqual([
+      { field: 'content', before: 'differs', after: 'from the mount' },
+      { field: 'local', before: file.to, after: 'kept aside in the backups' },
+      { field: 'mode', before: '0644', after: '0600' },
+    ]);
     expectNoSecret(action);
-    await apply(action);
+    const { outcome } = await apply(action);
+    expectNoSecret(outcome);
     expect(await readFile(file.to, 'utf8')).toBe(SECRET);
+    const kept = /kept in (.+)$/.exec(outcome.notes?.[0] ?? '')?.[1];
+    expect(kept).toMatch(new RegExp(`^${root}/\\.persist-backups/file\\.credentials-\\.credentials\\.env-\\d{8}T\\d{6}Z/\\.credentials\\.env$`));
+    expect(await readFile(kept!, 'utf8')).toBe('R2_SECRET_ACCESS_KEY=old-do-not-print-me');
+    expect((await stat(kept!)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(kept!, '..'))).mode & 0o777).toBe(0o700);
     expect(await plan()).toBeNull();
   });
 
@@ -152,6 +162,7 @@ describe('diffFile', () => {
   it('different content and mode: both shown, no values', () => {
     expect(diffFile(resource, observed({ local: { state: 'file', size: 3, mode: 0o666 }, sameContent: false }), { allowShrink: false })?.changes).toEqual([
       { field: 'content', before: 'differs', after: 'from the mount' },
+      { field: 'local', before: resource.to, after: 'kept aside in the backups' },
       { field: 'mode', before: '0666', after: '0600' },
     ]);
   });

@@ -10,10 +10,15 @@
 //   bucket the operator must put it there (plan says so instead of staying silent), and a local
 //   copy is never deleted or overwritten because the mount lacks one.
 // - Local missing, or content different (size, then sha256 of both), or mode different → `restore`
-//   (a mode-only difference is a chmod).
+//   (a mode-only difference is a chmod). A local file with other content is first copied into
+//   persist's backups (owner-only), then replaced: nothing is lost.
 // The file's content (secrets) never reaches output: changes say `content: differs`, never a
 // value or a hash.
+import { basename, join } from 'node:path';
 import { addressOf } from '../../engine/address.js';
+import { ActionError } from '../../errors.js';
+import { backupDir } from '../../host/paths.js';
+import { asidePath } from '../../lineage/aside.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, PlanOptions, ResourceModule } from '../../engine/types.js';
 import type { FileInfo, Host } from '../../host/types.js';
 import type { ResolvedFile } from '../../spec/types.js';
@@ -97,7 +102,10 @@ export function diffFile(file: ResolvedFile, observed: FileObserved, _options: P
     return restore(`${file.to} does not exist`, [{ field: 'content', before: null, after: 'from the mount' }, mode!]);
   }
   if (observed.sameContent) return mode ? restore(`${file.to} has mode ${mode.before}`, [mode]) : null;
-  const changes: Change[] = [{ field: 'content', before: 'differs', after: 'from the mount' }];
+  const changes: Change[] = [
+    { field: 'content', before: 'differs', after: 'from the mount' },
+    { field: 'local', before: file.to, after: 'kept aside in the backups' },
+  ];
   if (mode) changes.push(mode);
   return restore(`${file.to} differs from ${file.from}`, changes);
 }
@@ -110,10 +118,25 @@ export async function applyFile(file: ResolvedFile, observed: FileObserved, ctx:
   }
   const store = ctx.store(file.bucket);
   const source = await store.stat(file.relFrom);
+  const kept = observed.local.state === 'file' ? await keepCopy(host, ctx.env.workspace, file) : null;
   // Created with its mode, written under a temporary name, fsynced, renamed: the file is never
   // half-written nor readable by others at any moment.
   const copied = await store.download(file.relFrom, file.to, { mode: file.mode, mtimeMs: source!.mtimeMs });
-  return { summary: `restored ${copied.size} bytes, mode ${formatMode(file.mode)}` };
+  const outcome: ApplyOutcome = { summary: `restored ${copied.size} bytes, mode ${formatMode(file.mode)}` };
+  if (kept) outcome.notes = [`the local file it replaced was kept in ${kept}`];
+  return outcome;
+}
+
+/** A copy of the local file in the backups, readable by its owner only (it may hold secrets). */
+async function keepCopy(host: Host, workspace: string, file: ResolvedFile): Promise<string> {
+  await host.mkdir(backupDir(workspace), { mode: 0o700 });
+  const folder = await asidePath(host, workspace, addressOf('file', file.name), file.to);
+  await host.mkdir(folder, { mode: 0o700 });
+  const copy = join(folder, basename(file.to));
+  await host.copyFile(file.to, copy);
+  await host.chmod(copy, 0o600);
+  if ((await host.hashFile(copy)) !== (await host.hashFile(file.to))) throw new ActionError(`the copy of ${file.to} in ${folder} differs from it; the local file is kept as it is`);
+  return copy;
 }
 
 function fileFacts(file: ResolvedFile, observed: FileObserved): Facts {
