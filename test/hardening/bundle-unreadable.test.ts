@@ -65,7 +65,7 @@ bundles:
     expect(applied.code).toBe(0);
     const warning = /3 paths in \S+ cannot be read by git.*: (.+)$/m.exec(applied.stdout);
     expect(warning?.[1]?.split(', ').sort()).toEqual(['locked/', 'private.txt', 'secret.txt']);
-    expect(applied.stdout).toMatch(/wrote bundles\/repo\.bundle \(1 refs, the uncommitted work, \d+ bytes/);
+    expect(applied.stdout).toMatch(/wrote bundles\/repo\.bundle \(1 ref, the uncommitted work, \d+ bytes/);
 
     // What the bundle holds: the readable changes; private.txt as committed, no secret.txt, nothing of locked/.
     const bundle = join(dir, 'bucket', 'bundles', 'repo.bundle');

@@ -261,7 +261,7 @@ describe('bundle restore', () => {
     const saved = await savedThenRemoved();
     const { action, outcome } = await converge();
     expect(action).toMatchObject({ action: 'restore', phase: 'restore' });
-    expect(outcome.summary).toBe(`restored 3 refs at main (${saved.head.slice(0, 12)}), checked out 3 file(s)`);
+    expect(outcome.summary).toBe(`restored 3 refs at main (${saved.head.slice(0, 12)}), checked out 3 files`);
     expect(git(bundle.repo, 'rev-parse', 'HEAD')).toBe(saved.head);
     expect(git(bundle.repo, 'symbolic-ref', 'HEAD')).toBe('refs/heads/main');
     expect(forEachRef(bundle.repo)).toEqual(saved.refs);

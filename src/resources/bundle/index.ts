@@ -342,7 +342,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
     // writeBundle checked the stored bundle against what it built: an agent that commits or edits
     // again before the executor verifies does not fail the update (the next one takes it).
-    return { summary: `wrote ${bundle.relFile} (${committed} refs${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings, verifiedInStore: true };
+    return { summary: `wrote ${bundle.relFile} (${plural(committed, 'ref')}${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings, verifiedInStore: true };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
@@ -404,7 +404,7 @@ export async function restoreRepo(
   }
   const at = restored.headRef ? `${restored.headRef.replace(/^refs\/heads\//, '')} (${short(restored.headSha)})` : `detached ${short(restored.headSha)}`;
   const extra = [saved.stash ? plural(saved.stash, 'stash entry', 'stash entries') : '', saved.worktree ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
-  return { summary: `restored ${restored.refs} refs at ${at}, checked out ${restored.checkedOut} file(s)${extra ? `, brought back ${extra}` : ''}`, notes, keptAside, refs: restored.refs, at };
+  return { summary: `restored ${plural(restored.refs, 'ref')} at ${at}, checked out ${plural(restored.checkedOut, 'file')}${extra ? `, brought back ${extra}` : ''}`, notes, keptAside, refs: restored.refs, at };
 }
 
 async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx: ObserveContext): Promise<Facts> {
