@@ -9,11 +9,13 @@
 // `x-amz-copy-source-range` and `x-amz-copy-source-if-match`); R2's multipart rule (every part but
 // the last the same size, and at least 5 MiB, else CompleteMultipartUpload fails with 400); a
 // SigV4 check of every signed request, computed independently of src/ (403 SignatureDoesNotMatch);
-// counts of requests and of body bytes received per method; and injected failures (an HTTP
-// status such as 503 SlowDown, or a reset connection) for the next matching requests.
+// ListMultipartUploads, ListParts and AbortMultipartUpload (s3rver keeps incomplete uploads but
+// answers none of them), with a way to backdate an upload; counts of requests and of body bytes
+// received per method; and injected failures (an HTTP status such as 503 SlowDown, or a reset
+// connection) for the next matching requests.
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable, Transform } from 'node:stream';
@@ -318,6 +320,15 @@ export interface TrafficStats {
   injected: number;
 }
 
+/** An incomplete multipart upload as the strict server holds it. */
+export interface StoredUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+  /** Its parts: numbers, sizes and when each was written. */
+  parts: { partNumber: number; size: number; etag: string; lastModified: Date }[];
+}
+
 export interface StrictS3TestServer extends S3TestServer {
   /** s3rver itself, behind the proxy (requests there are not counted by `stats`). */
   upstreamEndpoint: string;
@@ -325,6 +336,10 @@ export interface StrictS3TestServer extends S3TestServer {
   injectFailures(failure: InjectedFailure): void;
   /** Signed requests whose signature did not verify (each answered 403 SignatureDoesNotMatch). */
   signatureFailures(): number;
+  /** The incomplete multipart uploads of a bucket, read straight from the store (no request counted), by key then upload id. */
+  multipartUploads(bucket: string): Promise<StoredUpload[]>;
+  /** Makes an incomplete upload (its initiation and every part it holds) look as if it was written at `when`: the test's clock for "an old upload". */
+  backdateUpload(bucket: string, uploadId: string, when: Date): Promise<void>;
 }
 
 /** S3's minimum part size (all parts but the last), enforced by the proxy like S3 and R2. */
@@ -405,6 +420,11 @@ function checkSignature(req: IncomingMessage, rawPath: string, rawQuery: string)
   return expected === signature ? null : 'signature mismatch';
 }
 
+/** Order of keys as S3 lists them: by their UTF-8 bytes. */
+function utf8Compare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
 function unquote(etag: string): string {
   return etag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 }
@@ -454,6 +474,11 @@ const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
  *   proxy's lock of the key would wait for the rest forever).
  * - Whole-object copies get their `x-amz-copy-source` re-encoded so that s3rver (which only
  *   `decodeURI`s it) finds keys with `+`, `&`, `?`, `#` and the like.
+ * - ListMultipartUploads (prefix, delimiter, key and upload-id markers, max-uploads), ListParts
+ *   (part-number-marker, max-parts) and AbortMultipartUpload (204; 404 NoSuchUpload) are answered
+ *   by the proxy from s3rver's upload folders, which s3rver itself never lists or removes (its
+ *   abort was a 405 that the client's clean-up ignored). `multipartUploads()` reads them without a
+ *   request and `backdateUpload()` moves an upload's times back (an upload left hours ago).
  * - `latencyMs` (benchmarks): every request waits that long before it is handled, as one round
  *   trip to a remote store would make it wait; a timer, no CPU of the server's.
  */
@@ -659,6 +684,134 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
     });
   };
 
+  // --- incomplete multipart uploads (s3rver keeps them, but answers none of the calls that list or abort them) ---
+
+  /** The folder of a bucket's incomplete uploads: s3rver's, one folder per upload id holding `key`, `metadata` and the parts. */
+  const uploadsDir = (bucket: string): string => store.getResourcePath(bucket, undefined, 'uploads');
+
+  /**
+   * An incomplete upload, or null (no such id, or one being initiated, completed or aborted). Its
+   * initiation time is the time of its `key` file; a part is listed once its `.md5` is written
+   * (after its bytes), with the time of its file.
+   */
+  const readUpload = async (bucket: string, uploadId: string): Promise<StoredUpload | null> => {
+    if (!/^[0-9a-f]+$/.test(uploadId)) return null;
+    const dir = join(uploadsDir(bucket), uploadId);
+    const missing = (error: unknown): null => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    };
+    const found = await Promise.all([readFile(join(dir, 'key'), 'utf8'), stat(join(dir, 'key')), readdir(dir)]).catch(missing);
+    if (!found || !found[0]) return null;
+    const [key, info, names] = found;
+    const parts = await Promise.all(
+      names
+        .filter((name) => /^\d+$/.test(name))
+        .map(async (name) => {
+          const read = await Promise.all([stat(join(dir, name)), readFile(join(dir, `${name}.md5`), 'utf8')]).catch(missing);
+          return read && { partNumber: Number(name), size: read[0].size, etag: read[1].trim(), lastModified: read[0].mtime };
+        }),
+    );
+    return { key, uploadId, initiated: info.mtime, parts: parts.filter((part) => part !== null).sort((a, b) => a.partNumber - b.partNumber) };
+  };
+
+  /** A bucket's incomplete uploads, by key (UTF-8 bytes, as S3 orders keys) then upload id. */
+  const readUploads = async (bucket: string): Promise<StoredUpload[]> => {
+    const ids = await readdir(uploadsDir(bucket)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [] as string[];
+      throw error;
+    });
+    const uploads = (await Promise.all(ids.map((id) => readUpload(bucket, id)))).filter((upload) => upload !== null);
+    return uploads.sort((a, b) => utf8Compare(a.key, b.key) || utf8Compare(a.uploadId, b.uploadId));
+  };
+
+  const owner = '<ID>s3rver-owner</ID><DisplayName>s3rver</DisplayName>';
+
+  /**
+   * ListMultipartUploads (GET /bucket?uploads), as S3 documents it: `prefix`, `delimiter` (keys
+   * rolled up into CommonPrefixes, each counting as one entry), `max-uploads` (default and at most
+   * 1,000), `key-marker` (uploads of later keys) with `upload-id-marker` (and of that key, later
+   * upload ids), `NextKeyMarker` / `NextUploadIdMarker` on a truncated page. Uploads of one key
+   * are ordered by upload id (S3: by initiation time), which is what the upload-id-marker rule uses.
+   */
+  const listUploads = async (res: ServerResponse, bucket: string, query: URLSearchParams): Promise<void> => {
+    if (!(await store.getBucket(bucket))) return sendXml(res, 404, s3ErrorXml('NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket }));
+    const prefix = query.get('prefix') ?? '';
+    const delimiter = query.get('delimiter') ?? '';
+    const keyMarker = query.get('key-marker') ?? '';
+    const uploadIdMarker = keyMarker ? (query.get('upload-id-marker') ?? '') : '';
+    const maxText = query.get('max-uploads');
+    if (maxText !== null && !/^\d+$/.test(maxText)) return sendXml(res, 400, s3ErrorXml('InvalidArgument', 'Argument max-uploads must be an integer between 0 and 2147483647', { ArgumentName: 'max-uploads', ArgumentValue: maxText }));
+    const maxUploads = Math.min(1000, maxText === null ? 1000 : Number(maxText));
+    const entries: ({ upload: StoredUpload } | { common: string })[] = [];
+    const rolledUp = new Set<string>();
+    for (const upload of await readUploads(bucket)) {
+      if (!upload.key.startsWith(prefix)) continue;
+      const at = delimiter ? upload.key.indexOf(delimiter, prefix.length) : -1;
+      if (at !== -1) {
+        const common = upload.key.slice(0, at + delimiter.length);
+        if (rolledUp.has(common)) continue;
+        rolledUp.add(common);
+        if (!keyMarker || utf8Compare(common, keyMarker) > 0) entries.push({ common });
+      } else if (!keyMarker || utf8Compare(upload.key, keyMarker) > 0 || (uploadIdMarker && upload.key === keyMarker && utf8Compare(upload.uploadId, uploadIdMarker) > 0)) {
+        entries.push({ upload });
+      }
+    }
+    const page = entries.slice(0, maxUploads);
+    const truncated = entries.length > page.length;
+    const last = page.at(-1);
+    const next = !truncated || !last ? '' : 'upload' in last
+      ? `<NextKeyMarker>${xmlText(last.upload.key)}</NextKeyMarker><NextUploadIdMarker>${xmlText(last.upload.uploadId)}</NextUploadIdMarker>`
+      : `<NextKeyMarker>${xmlText(last.common)}</NextKeyMarker><NextUploadIdMarker></NextUploadIdMarker>`;
+    const uploads = page.flatMap((entry) => ('upload' in entry ? [entry.upload] : []));
+    const commons = page.flatMap((entry) => ('common' in entry ? [entry.common] : []));
+    sendXml(
+      res,
+      200,
+      `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${xmlText(bucket)}</Bucket>` +
+        `<KeyMarker>${xmlText(keyMarker)}</KeyMarker><UploadIdMarker>${xmlText(uploadIdMarker)}</UploadIdMarker>${next}<Prefix>${xmlText(prefix)}</Prefix>` +
+        `${delimiter ? `<Delimiter>${xmlText(delimiter)}</Delimiter>` : ''}<MaxUploads>${maxUploads}</MaxUploads><IsTruncated>${truncated}</IsTruncated>` +
+        uploads
+          .map((u) => `<Upload><Key>${xmlText(u.key)}</Key><UploadId>${u.uploadId}</UploadId><Initiator>${owner}</Initiator><Owner>${owner}</Owner><StorageClass>STANDARD</StorageClass><Initiated>${u.initiated.toISOString()}</Initiated></Upload>`)
+          .join('') +
+        commons.map((common) => `<CommonPrefixes><Prefix>${xmlText(common)}</Prefix></CommonPrefixes>`).join('') +
+        '</ListMultipartUploadsResult>',
+    );
+  };
+
+  /** ListParts (GET /bucket/key?uploadId=): the parts in order, `max-parts` (default and at most 1,000) from after `part-number-marker`; 404 NoSuchUpload for an upload that is not there (or of another key). */
+  const listParts = async (res: ServerResponse, bucket: string, key: string, query: URLSearchParams): Promise<void> => {
+    const uploadId = query.get('uploadId') ?? '';
+    const upload = await readUpload(bucket, uploadId);
+    if (!upload || upload.key !== key) return sendXml(res, 404, s3ErrorXml('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', { UploadId: uploadId }));
+    const markerText = query.get('part-number-marker') ?? '0';
+    const maxText = query.get('max-parts') ?? '1000';
+    if (!/^\d+$/.test(markerText) || !/^\d+$/.test(maxText)) return sendXml(res, 400, s3ErrorXml('InvalidArgument', 'part-number-marker and max-parts must be integers'));
+    const after = upload.parts.filter((part) => part.partNumber > Number(markerText));
+    const page = after.slice(0, Math.min(1000, Number(maxText)));
+    const truncated = after.length > page.length;
+    sendXml(
+      res,
+      200,
+      `<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${xmlText(bucket)}</Bucket><Key>${xmlText(key)}</Key><UploadId>${uploadId}</UploadId>` +
+        `<Initiator>${owner}</Initiator><Owner>${owner}</Owner><StorageClass>STANDARD</StorageClass><PartNumberMarker>${Number(markerText)}</PartNumberMarker>` +
+        `<NextPartNumberMarker>${page.at(-1)?.partNumber ?? 0}</NextPartNumberMarker><MaxParts>${Math.min(1000, Number(maxText))}</MaxParts><IsTruncated>${truncated}</IsTruncated>` +
+        page.map((part) => `<Part><PartNumber>${part.partNumber}</PartNumber><LastModified>${part.lastModified.toISOString()}</LastModified><ETag>&quot;${part.etag}&quot;</ETag><Size>${part.size}</Size></Part>`).join('') +
+        '</ListPartsResult>',
+    );
+  };
+
+  /** AbortMultipartUpload (DELETE /bucket/key?uploadId=): the upload and its parts go, 204; 404 NoSuchUpload when it is not there (or of another key). */
+  const abortUpload = async (res: ServerResponse, bucket: string, key: string, query: URLSearchParams): Promise<void> => {
+    const uploadId = query.get('uploadId') ?? '';
+    const upload = await readUpload(bucket, uploadId);
+    if (!upload || upload.key !== key) return sendXml(res, 404, s3ErrorXml('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', { UploadId: uploadId }));
+    await rm(join(uploadsDir(bucket), uploadId), { recursive: true, force: true });
+    parts.delete(uploadId);
+    res.writeHead(204);
+    res.end();
+  };
+
   /**
    * ListObjectsV2 answered by the proxy: s3rver's continuation tokens use DES, which Node 20's
    * OpenSSL 3 no longer offers (every truncated page was a 500). The token here is the last key or
@@ -744,16 +897,19 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
       await drain(body);
       return sendXml(res, 400, s3ErrorXml('InvalidURI', "Couldn't parse the specified URI."));
     }
-    if (!key && bucket && method === 'GET' && query.get('list-type') === '2' && !query.has('uploads')) {
+    if (!key && bucket && method === 'GET' && query.has('uploads')) {
+      await drain(body);
+      return listUploads(res, bucket, query);
+    }
+    if (!key && bucket && method === 'GET' && query.get('list-type') === '2') {
       await drain(body);
       return listV2(res, bucket, query);
     }
     if (key && method === 'PUT' && query.has('uploadId')) return uploadPart(req, body, res, bucket, query);
     if (key && method === 'POST' && query.has('uploadId')) return complete(req, body, res, bucket, key, query);
-    if (key && method === 'DELETE' && query.has('uploadId')) {
-      parts.delete(query.get('uploadId') ?? '');
-      await forward(req, body, res);
-      return;
+    if (key && (method === 'GET' || method === 'DELETE') && query.has('uploadId')) {
+      await drain(body);
+      return method === 'GET' ? listParts(res, bucket, key, query) : abortUpload(res, bucket, key, query);
     }
     if (key && (method === 'PUT' || method === 'DELETE') && ![...query.keys()].some((name) => name !== 'x-id')) {
       // Received in full before the key's lock is taken: a client gone half-way stores nothing
@@ -818,6 +974,13 @@ export async function startStrictS3Server(buckets: string[] = [], options: { ver
       failures.push({ ...failure, left: failure.count ?? 1 });
     },
     signatureFailures: () => badSignatures,
+    multipartUploads: readUploads,
+    async backdateUpload(bucket, uploadId, when) {
+      const upload = await readUpload(bucket, uploadId);
+      if (!upload) throw new Error(`no incomplete upload ${uploadId} in ${bucket}`);
+      const dir = join(uploadsDir(bucket), uploadId);
+      for (const name of ['key', ...upload.parts.flatMap((part) => [String(part.partNumber), `${part.partNumber}.md5`])]) await utimes(join(dir, name), when, when);
+    },
     async stop() {
       proxy.closeAllConnections();
       await new Promise<void>((resolve) => proxy.close(() => resolve()));

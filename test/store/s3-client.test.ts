@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NoSuchKey, PreconditionFailed, S3Client, S3Error, type S3ClientConfig } from '../../src/store/s3/client.js';
+import { NoSuchKey, PreconditionFailed, S3Client, S3Error, xmlRootName, type S3ClientConfig } from '../../src/store/s3/client.js';
 import { mapLimit } from '../../src/store/limit.js';
 import { EMPTY_SHA256, sha256Hex, signRequest, uriEncode } from '../../src/store/s3/sigv4.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
@@ -174,6 +174,7 @@ describe('S3Client over HTTP', () => {
     // The object changed meanwhile: the copy parts refuse, the upload is aborted.
     await expect(client.appendByCopy('append/transcript.jsonl', old.length, file, { partSize, sourceEtag: head?.etag as string })).rejects.toBeInstanceOf(PreconditionFailed);
     expect(sha(await client.get('append/transcript.jsonl'))).toBe(sha(grown));
+    expect((await server.multipartUploads(BUCKET)).filter((u) => u.key === 'append/transcript.jsonl')).toEqual([]);
   });
 
   it('streams large objects into files one after another on one connection', async () => {
@@ -235,6 +236,105 @@ describe('S3Client over HTTP', () => {
       expect(text).not.toContain('Signature=');
       expect(text).not.toContain('Credential=');
     }
+  });
+
+  it('lists incomplete multipart uploads page by page and their parts, and aborts them (an absent one: false)', async () => {
+    const badSignatures = server.signatureFailures();
+    const keys = ['mpu/a é+.bin', 'mpu/b.bin', 'mpu/b.bin', 'mpu/sub/c.bin', 'mpu/sub/d.bin'];
+    const ids: string[] = [];
+    for (const key of keys) {
+      const created = await raw('POST', key, [['uploads', '']]);
+      ids.push(/<UploadId>([^<]+)<\/UploadId>/.exec(created.body)?.[1] as string);
+    }
+    await raw('POST', 'elsewhere/e.bin', [['uploads', '']]);
+    const sizes = [5 * MiB, 5 * MiB, 1000];
+    for (const [i, size] of sizes.entries()) await raw('PUT', keys[1] as string, [['partNumber', String(i + 1)], ['uploadId', ids[1] as string]], Buffer.alloc(size, i));
+    const expected = keys.map((key, i) => [key, ids[i]]).sort(([ka, ia], [kb, ib]) => Buffer.compare(Buffer.from(`${ka}\0${ia}`), Buffer.from(`${kb}\0${ib}`)));
+
+    server.resetCounts();
+    const pages = await collect(client.listMultipartUploads('mpu/', { maxUploads: 2 }));
+    expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
+    expect(server.stats().requests).toEqual({ GET: 3 });
+    expect(pages.flat().map((u) => [u.key, u.uploadId])).toEqual(expected);
+    for (const upload of pages.flat()) expect(Math.abs(Date.parse(upload.initiated) - Date.now())).toBeLessThan(60_000);
+    expect((await client.listAllMultipartUploads('mpu/sub/')).map((u) => u.key)).toEqual(['mpu/sub/c.bin', 'mpu/sub/d.bin']);
+
+    const parts = await client.listParts(keys[1] as string, ids[1] as string, { maxParts: 2 });
+    expect(parts?.map((p) => [p.partNumber, p.size])).toEqual([[1, 5 * MiB], [2, 5 * MiB], [3, 1000]]);
+    expect(parts?.[2]?.etag).toBe(`"${createHash('md5').update(Buffer.alloc(1000, 2)).digest('hex')}"`);
+    expect(await client.listParts(keys[0] as string, ids[0] as string)).toEqual([]);
+    expect(await client.listParts(keys[0] as string, ids[1] as string)).toBeNull(); // an upload of another key
+
+    for (const [i, key] of keys.entries()) expect(await client.abortMultipartUpload(key, ids[i] as string)).toBe(true);
+    expect(await client.abortMultipartUpload(keys[0] as string, ids[0] as string)).toBe(false);
+    expect(await client.listParts(keys[1] as string, ids[1] as string)).toBeNull();
+    expect(await client.listAllMultipartUploads('mpu/')).toEqual([]);
+    const left = (await server.multipartUploads(BUCKET)).map((u) => u.key);
+    expect(left.filter((key) => key.startsWith('mpu/'))).toEqual([]);
+    expect(left).toContain('elsewhere/e.bin');
+    expect(server.signatureFailures()).toBe(badSignatures);
+  });
+
+  it('refuses an endpoint that is not an S3 API (a web server answering every request 200 with a page), naming it, without retrying', async () => {
+    let served = 0;
+    const web: Server = createServer((req, res) => {
+      served++;
+      req.resume();
+      // One path echoes the request's headers back, as a debugging endpoint would.
+      const body = req.url?.includes('echo') ? `<html><pre>${JSON.stringify(req.headers)}</pre></html>` : '<html><body>Welcome to nginx!</body></html>';
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const endpoint = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+      const secret = 'wJalrXUtnFEMI-not-s3-secret';
+      const nginx = makeClient({ endpoint, secretAccessKey: secret });
+      const list = (await collect(nginx.list('kill1/', { maxKeys: 1 })).catch((e: unknown) => e)) as S3Error;
+      expect(list).toBeInstanceOf(S3Error);
+      expect(list.code).toBe('S3_BAD_ANSWER');
+      expect(list.message).toBe(
+        `S3 list of "kill1/" failed: the answer of ${endpoint} is not S3's (expected a ListBucketResult XML document, got HTTP 200 text/html: <html><body>Welcome to nginx!</body></html>); is the endpoint an S3 API?`,
+      );
+      expect(served).toBe(1);
+      const file = join(work, 'not-s3.bin');
+      await writeFile(file, randomBytes(6 * MiB));
+      const refusals: [() => Promise<unknown>, string][] = [
+        [() => nginx.deleteMany(['a', 'b']), 'DeleteResult'],
+        [() => nginx.copy('a', 'b'), 'CopyObjectResult'],
+        [() => nginx.putLarge('big', file, { partSize: 5 * MiB }), 'InitiateMultipartUploadResult'],
+        [() => collect(nginx.listMultipartUploads('kill1/')), 'ListMultipartUploadsResult'],
+        [() => nginx.listParts('k', 'id'), 'ListPartsResult'],
+        [() => nginx.put('k', Buffer.from('x')), 'ETag header'],
+      ];
+      for (const [attempt, expected] of refusals) {
+        const error = (await attempt().catch((e: unknown) => e)) as S3Error;
+        expect(error).toBeInstanceOf(S3Error);
+        expect(error.code).toBe('S3_BAD_ANSWER');
+        expect(error.message).toContain(`(expected a${expected.startsWith('E') ? 'n' : ''} ${expected}`);
+      }
+      expect(served).toBe(1 + refusals.length);
+      const echoed = (await nginx.copy('echo', 'echo2').catch((e: unknown) => e)) as S3Error;
+      expect(echoed.message).toContain('is not S3');
+      for (const text of [echoed.message, inspect(echoed)]) {
+        expect(text).not.toContain(secret);
+        expect(text).not.toMatch(/Signature=[0-9a-f]/);
+        expect(text).not.toMatch(/Credential=[A-Z]/);
+      }
+    } finally {
+      web.closeAllConnections();
+      await new Promise<void>((resolve) => web.close(() => resolve()));
+    }
+  });
+
+  it('knows an XML document by its root element', () => {
+    expect(xmlRootName('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name></ListBucketResult>')).toBe('ListBucketResult');
+    expect(xmlRootName('\uFEFF  <!-- a comment --><!DOCTYPE x><s3:DeleteResult xmlns:s3="x"/>')).toBe('DeleteResult');
+    expect(xmlRootName('<ListBucketResult>')).toBe('ListBucketResult');
+    expect(xmlRootName('<html><body>Welcome to nginx!</body></html>')).toBe('html');
+    expect(xmlRootName('{"json": true}')).toBe('');
+    expect(xmlRootName('')).toBe('');
+    expect(xmlRootName('<?xml version="1.0"')).toBe('');
   });
 
   it('times out a request that gets no answer', async () => {

@@ -102,6 +102,20 @@ export interface S3ObjectInfo {
   lastModified: string;
 }
 
+export interface MultipartUploadInfo {
+  key: string;
+  uploadId: string;
+  /** When the upload was initiated, as the server says (ISO 8601). */
+  initiated: string;
+}
+
+export interface PartInfo {
+  partNumber: number;
+  size: number;
+  etag: string;
+  lastModified: string;
+}
+
 export interface ListPage {
   objects: S3ObjectInfo[];
   /** Common prefixes (with a delimiter). */
@@ -176,6 +190,10 @@ interface RequestSpec {
   errorIn200?: boolean;
   /** A conditional write: 412/409 (and 404 for If-Match) become PreconditionFailed. */
   conditional?: 'ifNoneMatch' | 'ifMatch';
+  /** A 2xx answer must be an XML document with this root element, else S3_BAD_ANSWER (not S3: a web server, a portal). */
+  xmlRoot?: string;
+  /** A 2xx answer must carry an ETag header, else S3_BAD_ANSWER. */
+  etagHeader?: boolean;
 }
 
 interface RawResponse {
@@ -273,6 +291,38 @@ function isRootError(xml: string): boolean {
   return /^\s*(<\?xml[^>]*\?>\s*)?<Error>/.test(xml);
 }
 
+/**
+ * The local name of an XML document's root element (`ListBucketResult`), or '' when the text does
+ * not start as an XML document does (an HTML page, JSON, nothing). Skips a byte-order mark,
+ * white space, the XML declaration, comments and a doctype; a namespace prefix is dropped.
+ */
+export function xmlRootName(text: string): string {
+  let at = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  for (;;) {
+    while (at < text.length && /\s/.test(text[at] as string)) at++;
+    const close = text.startsWith('<?', at) ? '?>' : text.startsWith('<!--', at) ? '-->' : /^<!DOCTYPE/i.test(text.slice(at, at + 9)) ? '>' : null;
+    if (close === null) break;
+    const end = text.indexOf(close, at + 2);
+    if (end === -1) return '';
+    at = end + close.length;
+  }
+  const match = /^<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)[\s/>]/.exec(text.slice(at, at + 256));
+  return match ? (match[1] as string) : '';
+}
+
+/** The start of an answer's body as one line of printable text, for an error message. */
+function bodySample(body: Buffer): string {
+  const text = body
+    .subarray(0, 400)
+    .toString('utf8')
+    .replace(/\s+/g, ' ')
+    .replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?')
+    // A server that echoes the request (headers included) must not put its signature in a message.
+    .replace(/(Signature|Credential|X-Amz-Signature|X-Amz-Credential)=[^\s,&"<]*/gi, '$1=[redacted]')
+    .trim();
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+}
+
 // --- the client ---------------------------------------------------------------------------------
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -290,6 +340,8 @@ export class S3Client {
   readonly #timeoutMs: number;
   readonly #maxAttempts: number;
   readonly #retryBaseMs: number;
+  /** The endpoint as configured, without any user:password part: for messages. */
+  readonly #endpointLabel: string;
 
   constructor(config: S3ClientConfig) {
     if (!config.bucket) throw new Error('S3 client: a bucket is required');
@@ -317,6 +369,7 @@ export class S3Client {
     // The URL parser drops a default port (443 for https, 80 for http): the Host header then has none either.
     this.#host = endpoint.port ? `${authority}:${endpoint.port}` : authority;
     this.#basePath = endpoint.pathname.replace(/\/+$/, '');
+    this.#endpointLabel = `${endpoint.protocol}//${endpoint.host}${this.#basePath}`;
     let ca: Buffer | undefined;
     const caFile = secure ? (config.caBundle ?? process.env.AWS_CA_BUNDLE) : undefined;
     if (caFile) {
@@ -348,7 +401,7 @@ export class S3Client {
       if (options.maxKeys) query.push(['max-keys', String(options.maxKeys)]);
       if (token) query.push(['continuation-token', token]);
       else if (options.startAfter) query.push(['start-after', options.startAfter]);
-      const response = await this.#send({ operation: 'list', key: prefix, object: false, method: 'GET', query });
+      const response = await this.#send({ operation: 'list', key: prefix, object: false, method: 'GET', query, xmlRoot: 'ListBucketResult' });
       const page = parseListObjectsV2(response.body.toString('utf8'));
       if (page.isTruncated && !page.nextContinuationToken) {
         throw new S3Error(`S3 list of "${prefix}" failed: a truncated page without a continuation token`, { operation: 'list', key: prefix, attempts: 1 });
@@ -445,7 +498,7 @@ export class S3Client {
       payload = { kind: 'buffer', data: body };
       headers['content-md5'] = createHash('md5').update(body).digest('base64');
     }
-    const spec: RequestSpec = { operation: 'put', key, object: true, method: 'PUT', headers, body: payload };
+    const spec: RequestSpec = { operation: 'put', key, object: true, method: 'PUT', headers, body: payload, etagHeader: true };
     if (options.ifNoneMatch) spec.conditional = 'ifNoneMatch';
     else if (options.ifMatch) spec.conditional = 'ifMatch';
     const response = await this.#send(spec);
@@ -456,7 +509,7 @@ export class S3Client {
   async copy(from: string, to: string, options: { ifNoneMatch?: '*' } = {}): Promise<{ etag: string }> {
     const headers: Record<string, string> = { 'x-amz-copy-source': this.#copySource(from) };
     if (options.ifNoneMatch) headers['if-none-match'] = options.ifNoneMatch;
-    const spec: RequestSpec = { operation: 'copy', key: to, object: true, method: 'PUT', headers, errorIn200: true };
+    const spec: RequestSpec = { operation: 'copy', key: to, object: true, method: 'PUT', headers, errorIn200: true, xmlRoot: 'CopyObjectResult' };
     if (options.ifNoneMatch) spec.conditional = 'ifNoneMatch';
     const response = await this.#send(spec);
     return { etag: tag(response.body.toString('utf8'), 'ETag') ?? '' };
@@ -480,7 +533,7 @@ export class S3Client {
       const response = await this.#send({
         operation: 'deleteMany', key: batch[0], object: false, method: 'POST', query: [['delete', '']],
         headers: { 'content-type': 'application/xml', 'content-md5': createHash('md5').update(data).digest('base64') },
-        body: { kind: 'buffer', data }, errorIn200: true,
+        body: { kind: 'buffer', data }, errorIn200: true, xmlRoot: 'DeleteResult',
       });
       for (const block of blocks(response.body.toString('utf8'), 'Error')) {
         failures.push({ key: tag(block, 'Key') ?? '', code: tag(block, 'Code') ?? '', message: tag(block, 'Message') ?? '' });
@@ -545,9 +598,95 @@ export class S3Client {
 
   // --- multipart ---
 
+  /**
+   * ListMultipartUploads: the incomplete multipart uploads of keys under `prefix` (initiated, neither
+   * completed nor aborted), one page (up to `maxUploads`, default and at most 1,000) per iteration,
+   * following `NextKeyMarker` / `NextUploadIdMarker`.
+   */
+  async *listMultipartUploads(prefix = '', options: { maxUploads?: number } = {}): AsyncGenerator<MultipartUploadInfo[]> {
+    let keyMarker = '';
+    let uploadIdMarker = '';
+    for (;;) {
+      const query: [string, string][] = [['uploads', ''], ['prefix', prefix]];
+      if (options.maxUploads) query.push(['max-uploads', String(options.maxUploads)]);
+      if (keyMarker) query.push(['key-marker', keyMarker]);
+      if (uploadIdMarker) query.push(['upload-id-marker', uploadIdMarker]);
+      const response = await this.#send({ operation: 'listMultipartUploads', key: prefix, object: false, method: 'GET', query, xmlRoot: 'ListMultipartUploadsResult' });
+      const xml = response.body.toString('utf8');
+      const urlEncoded = tag(xml, 'EncodingType') === 'url';
+      const decodeKey = (raw: string): string => (urlEncoded ? decodeURIComponent(raw.replace(/\+/g, ' ')) : raw);
+      yield blocks(xml, 'Upload').map((block) => ({
+        key: decodeKey(tag(block, 'Key') ?? ''),
+        uploadId: tag(block, 'UploadId') ?? '',
+        initiated: tag(block, 'Initiated') ?? '',
+      }));
+      if (tag(xml, 'IsTruncated') !== 'true') return;
+      const nextKey = decodeKey(tag(xml, 'NextKeyMarker') ?? '');
+      const nextUploadId = tag(xml, 'NextUploadIdMarker') ?? '';
+      if (!nextKey || (nextKey === keyMarker && nextUploadId === uploadIdMarker)) {
+        throw new S3Error(`S3 listMultipartUploads of "${prefix}" failed: a truncated page whose next markers do not move on`, { operation: 'listMultipartUploads', key: prefix, code: 'S3_BAD_ANSWER', attempts: 1 });
+      }
+      keyMarker = nextKey;
+      uploadIdMarker = nextUploadId;
+    }
+  }
+
+  /** Every incomplete multipart upload under a prefix. */
+  async listAllMultipartUploads(prefix = ''): Promise<MultipartUploadInfo[]> {
+    const all: MultipartUploadInfo[] = [];
+    for await (const page of this.listMultipartUploads(prefix)) all.push(...page);
+    return all;
+  }
+
+  /** ListParts: the parts an incomplete upload holds (every page, by part number); null when there is no such upload (NoSuchUpload: completed or aborted). */
+  async listParts(key: string, uploadId: string, options: { maxParts?: number } = {}): Promise<PartInfo[] | null> {
+    const parts: PartInfo[] = [];
+    let marker = '';
+    for (;;) {
+      const query: [string, string][] = [['uploadId', uploadId]];
+      if (options.maxParts) query.push(['max-parts', String(options.maxParts)]);
+      if (marker) query.push(['part-number-marker', marker]);
+      let response: RawResponse;
+      try {
+        response = await this.#send({ operation: 'listParts', key, object: true, method: 'GET', query, xmlRoot: 'ListPartsResult' });
+      } catch (error) {
+        if (error instanceof S3Error && error.code === 'NoSuchUpload') return null;
+        throw error;
+      }
+      const xml = response.body.toString('utf8');
+      for (const block of blocks(xml, 'Part')) {
+        parts.push({
+          partNumber: Number(tag(block, 'PartNumber') ?? 0),
+          size: Number(tag(block, 'Size') ?? 0),
+          etag: tag(block, 'ETag') ?? '',
+          lastModified: tag(block, 'LastModified') ?? '',
+        });
+      }
+      if (tag(xml, 'IsTruncated') !== 'true') return parts;
+      const next = tag(xml, 'NextPartNumberMarker') ?? '';
+      if (!/^\d+$/.test(next) || Number(next) <= Number(marker || 0)) {
+        throw new S3Error(`S3 listParts of "${key}" failed: a truncated page whose next part number marker does not move on`, { operation: 'listParts', key, code: 'S3_BAD_ANSWER', attempts: 1 });
+      }
+      marker = next;
+    }
+  }
+
+  /** AbortMultipartUpload: drops an incomplete upload and the parts it holds. False when there was no such upload (already completed or aborted). */
+  async abortMultipartUpload(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.#send({ operation: 'abortMultipartUpload', key, object: true, method: 'DELETE', query: [['uploadId', uploadId]] });
+      return true;
+    } catch (error) {
+      if (error instanceof S3Error && error.code === 'NoSuchUpload') return false;
+      throw error;
+    }
+  }
+
   async #multipart(key: string, file: string, parts: PartPlan[], options: AppendOptions): Promise<string> {
     if (parts.length > MAX_PARTS) throw new Error(`S3 multipart upload of "${key}": ${parts.length} parts exceed ${MAX_PARTS}; use a larger part size`);
-    const created = await this.#send({ operation: 'createMultipartUpload', key, object: true, method: 'POST', query: [['uploads', '']], headers: writeHeaders(options) });
+    const created = await this.#send({
+      operation: 'createMultipartUpload', key, object: true, method: 'POST', query: [['uploads', '']], headers: writeHeaders(options), xmlRoot: 'InitiateMultipartUploadResult',
+    });
     const uploadId = tag(created.body.toString('utf8'), 'UploadId');
     if (!uploadId) throw new S3Error(`S3 createMultipartUpload of "${key}" failed: no UploadId in the answer`, { operation: 'createMultipartUpload', key, attempts: 1 });
     try {
@@ -559,7 +698,7 @@ export class S3Client {
             'x-amz-copy-source-range': `bytes=${part.start}-${part.end - 1}`,
           };
           if (options.sourceEtag) headers['x-amz-copy-source-if-match'] = options.sourceEtag;
-          const spec: RequestSpec = { operation: 'uploadPartCopy', key, object: true, method: 'PUT', query, headers, errorIn200: true };
+          const spec: RequestSpec = { operation: 'uploadPartCopy', key, object: true, method: 'PUT', query, headers, errorIn200: true, xmlRoot: 'CopyPartResult' };
           if (options.sourceEtag) spec.conditional = 'ifMatch';
           const response = await this.#send(spec);
           const etag = tag(response.body.toString('utf8'), 'ETag');
@@ -568,7 +707,7 @@ export class S3Client {
         }
         const response = await this.#send({
           operation: 'uploadPart', key, object: true, method: 'PUT', query,
-          body: { kind: 'file', path: file, start: part.start, end: part.end },
+          body: { kind: 'file', path: file, start: part.start, end: part.end }, etagHeader: true,
         });
         const etag = headerString(response.headers.etag);
         if (!etag) throw new S3Error(`S3 uploadPart of "${key}" part ${index + 1} failed: no ETag in the answer`, { operation: 'uploadPart', key, attempts: 1 });
@@ -580,13 +719,11 @@ export class S3Client {
       const completed = await this.#send({
         operation: 'completeMultipartUpload', key, object: true, method: 'POST', query: [['uploadId', uploadId]],
         headers: { 'content-type': 'application/xml' }, body: { kind: 'buffer', data: Buffer.from(xml, 'utf8') }, errorIn200: true,
+        xmlRoot: 'CompleteMultipartUploadResult',
       });
       return tag(completed.body.toString('utf8'), 'ETag') ?? '';
     } catch (error) {
-      await this.#send({
-        operation: 'abortMultipartUpload', key, object: true, method: 'DELETE', query: [['uploadId', uploadId]],
-        accept: (s) => (s >= 200 && s < 300) || s === 404,
-      }).catch(() => undefined);
+      await this.abortMultipartUpload(key, uploadId).catch(() => undefined);
       throw error;
     }
   }
@@ -626,7 +763,10 @@ export class S3Client {
       if (response) {
         const ok = accept(response.status);
         const text = !ok || spec.errorIn200 ? response.body.toString('utf8') : '';
-        if (ok && !(spec.errorIn200 && isRootError(text))) return response;
+        if (ok && !(spec.errorIn200 && isRootError(text))) {
+          this.#checkAnswer(spec, response, attempt);
+          return response;
+        }
         fields = errorFields(text);
       }
       const retryable = response
@@ -644,6 +784,24 @@ export class S3Client {
     const seconds = Number(headerString(retryAfter));
     if (retryAfter !== undefined && Number.isFinite(seconds) && seconds > 0) delay = Math.max(delay, Math.min(20_000, seconds * 1000));
     return delay;
+  }
+
+  /**
+   * A 2xx answer that is not what S3 sends for this request (a web server or a portal that answers
+   * every request 200): S3_BAD_ANSWER naming the endpoint and what came, not retried.
+   */
+  #checkAnswer(spec: RequestSpec, response: RawResponse, attempts: number): void {
+    let expected: string | undefined;
+    if (spec.xmlRoot && xmlRootName(response.body.toString('utf8')) !== spec.xmlRoot) expected = `a ${spec.xmlRoot} XML document`;
+    else if (spec.etagHeader && !headerString(response.headers.etag)) expected = 'an ETag header';
+    if (expected === undefined) return;
+    const type = headerString(response.headers['content-type']);
+    const sample = bodySample(response.body);
+    const got = `HTTP ${response.status} ${type || 'without a content type'}${sample ? `: ${sample}` : ', no body'}`;
+    const where = `S3 ${spec.operation}${spec.key !== undefined ? ` of "${spec.key}"` : ''}`;
+    const details: S3ErrorDetails = { operation: spec.operation, status: response.status, code: 'S3_BAD_ANSWER', attempts };
+    if (spec.key !== undefined) details.key = spec.key;
+    throw new S3Error(this.#scrub(`${where} failed: the answer of ${this.#endpointLabel} is not S3's (expected ${expected}, got ${got}); is the endpoint an S3 API?`), details);
   }
 
   #error(spec: RequestSpec, attempts: number, ambiguous: boolean, response: RawResponse | undefined, fields: { code?: string; message?: string; requestId?: string }, failure: unknown): S3Error {
