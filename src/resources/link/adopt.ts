@@ -5,13 +5,22 @@
 //   1. bulk copy   <workspace>/<name>  -> <mount>/<path>   (merge; identical files skipped), then
 //                  catch-up passes for what changed meanwhile, until every entry of the folder is
 //                  in the mount (listings compared, names as bytes)
-//   2. commit      rename <workspace>/<name> -> <backups>/<name>-<stamp>   (one atomic rename)
-//   3. verify      copy again from the backup, comparing sha256 of every file on both sides
-//   4. link        symlink <workspace>/<name> -> <mount>/<path>
+//   2. verify      copy again from the folder, still in place, comparing sha256 of every file on
+//                  both sides, then catch-up passes (a stat of every entry) until nothing changed
+//   3. swap        the link is made under a temporary name beside the folder first; then, back to
+//                  back with nothing in between: rename <workspace>/<name> -> <backups>/<name>-<stamp>
+//                  (the commit point) and rename the temporary link -> <workspace>/<name>. The path
+//                  is missing for two rename(2) calls, not for the length of a verification.
+//   4. settle      a last pass from the backup: what changed in the folder between the last
+//                  catch-up and the commit is copied too (the adopt's own copy in the mount is
+//                  replaced only while nobody wrote it through the link; else a conflict copy)
 //   5. done        remove the journal (the backup stays)
 //
 // Every step is idempotent, so a resume simply runs them again from the state it finds: the
-// original is still in place (before 2) or in the backup (after 2). Nothing is deleted on the way.
+// original is still in place (before 3) or in the backup (after 3). Nothing is deleted on the way.
+// A resume that finds the path missing (killed between the two renames, or a journal of an
+// earlier version) verifies from the backup first and links last, as nobody can write through a
+// link that is not there yet.
 // The journal lists what the target held where the adopt may write when it began: every other
 // file there is the adopt's own copy, which a newer version of its file replaces (merge.ts), so
 // that the link shows what was written last, also when a write came in during the copy.
@@ -22,7 +31,7 @@ import type { Host } from '../../host/types.js';
 import type { ApplyOutcome } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import type { ResolvedLink } from '../../spec/types.js';
-import { entriesBefore, mergeTree, MergeInterrupted, missingFromMount, type MergeResult } from './merge.js';
+import { entriesBefore, mergeTree, MergeInterrupted, missingFromMount, type MergeOptions, type MergeResult } from './merge.js';
 import { formatBytes, plural, samplePaths, showPath } from '../../output/format.js';
 
 export interface AdoptJournal {
@@ -151,9 +160,9 @@ function notesOf(result: MergeResult, link: ResolvedLink, journal: AdoptJournal)
   return notes;
 }
 
-/** Bulk copy, then copy again what changed or appeared meanwhile, until every entry is in the mount. */
-async function copyUntilComplete(host: Host, link: ResolvedLink, options: (since?: MergeResult) => Parameters<typeof mergeTree>[3]): Promise<MergeResult> {
-  let result = await mergeTree(host, link.path, link.target, options());
+/** After a first pass (`result`), copy again what changed or appeared meanwhile, until every entry is in the mount. */
+async function copyUntilComplete(host: Host, link: ResolvedLink, first: MergeResult, options: (since: MergeResult) => MergeOptions): Promise<MergeResult> {
+  let result = first;
   for (let pass = 1; ; pass++) {
     const again = await mergeTree(host, link.path, link.target, options(result));
     const moved = again.copied;
@@ -180,7 +189,7 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
   const journal = existing ?? (await startJournal(host, link));
   const notes: string[] = [];
   const preexisting = journal.before === undefined ? undefined : new Set(journal.before);
-  const mergeOptions = (verify: boolean, since?: MergeResult) => ({
+  const mergeOptions = (verify: boolean, since?: MergeResult, live?: boolean): MergeOptions => ({
     stamp: journal.stamp,
     token: journal.token,
     verify,
@@ -188,10 +197,12 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     origin: link.path,
     ...(preexisting && { preexisting }),
     ...(since && { since }),
+    ...(live && { live }),
     signal: progress.signal,
     progress: (done: number, bytes: number) => progress.report(`${verify ? 'verified' : 'copied'} ${plural(done, 'file')}, ${formatBytes(bytes)}`),
   });
 
+  let temp: string | null = null;
   try {
     await host.mkdir(link.target);
     let here = await host.lstat(link.path);
@@ -199,13 +210,21 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
 
     let bulkAttributeProblems: string[] = [];
     let recopied: string[] = [];
-    // 1 + 2: the original is still in place and not yet in the backup.
+    /** The last pass before the swap: the settling pass looks only at what changed since. */
+    let checked: MergeResult | undefined;
+    let adoptAgain = false;
+    // 1 + 2 + 3: the original is still in place and not yet in the backup.
     if (here?.type === 'dir' && !backupExists) {
       progress.report(`copying ${link.path} into ${link.target}`);
-      const copied = await copyUntilComplete(host, link, (since) => mergeOptions(false, since));
+      const copied = await copyUntilComplete(host, link, await mergeTree(host, link.path, link.target, mergeOptions(false)), (since) => mergeOptions(false, since));
       bulkAttributeProblems = copied.attributeProblems;
       recopied = copied.recopied;
-      progress.report(`moving ${link.path} to ${journal.backup}`);
+      progress.report(`verifying ${link.target} against ${link.path}`);
+      temp = await temporaryLink(host, link);
+      checked = await copyUntilComplete(host, link, await mergeTree(host, link.path, link.target, mergeOptions(true)), (since) => mergeOptions(true, since));
+      progress.report(`moving ${link.path} to ${journal.backup} and linking it`);
+      // The swap: no await of anything but the two renames between the folder leaving its path
+      // and the link taking it (test/resources/link-swap.test.ts watches the gap).
       try {
         await host.rename(link.path, journal.backup); // the commit point
       } catch (error) {
@@ -214,13 +233,23 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
         throw new ActionError(`cannot move ${link.path} to ${journal.backup}: ${(error as Error).message}${hint}; its content is already copied into ${link.target}, nothing is lost`, { cause: error });
       }
       backupExists = true;
+      try {
+        await host.rename(temp, link.path);
+        temp = null;
+      } catch {
+        // A directory re-created at the path in between (rename(2) puts no symlink over it): left
+        // alone, adopted in a fresh round once this one is closed; the link is made then.
+      }
     }
 
-    // 3: every file of the backup is in the mount, byte for byte.
+    // 4: every file of the backup is in the mount, byte for byte. With the link in place (the
+    // swap above, or a resume after it) the mount is in use: nothing written through it is replaced.
     let verified: MergeResult | null = null;
     if (backupExists) {
+      here = await host.lstat(link.path);
+      const live = here?.type === 'symlink';
       progress.report(`verifying ${link.target} against ${journal.backup}`);
-      verified = await mergeTree(host, journal.backup, link.target, mergeOptions(true));
+      verified = await mergeTree(host, journal.backup, link.target, mergeOptions(true, checked, live));
       notes.push(...notesOf(verified, link, journal));
       const again = [...new Set([...recopied, ...verified.recopied])].sort();
       if (again.length > 0) notes.push(`${plural(again.length, 'file')} changed during the adopt and ${again.length === 1 ? 'was' : 'were'} copied again: the link shows the newest version (${samplePaths(again)})`);
@@ -228,9 +257,9 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
       notes.push(`the original directory is kept at ${journal.backup}`);
     }
 
-    // 4: the link. Something new at the path (the directory re-created meanwhile) is left alone
-    // here and adopted in a fresh round after this one is closed.
-    let adoptAgain = false;
+    // The link (when a resume found the path missing or pointing elsewhere). Something new at the
+    // path (the directory re-created meanwhile) is left alone here and adopted in a fresh round
+    // after this one is closed.
     here = await host.lstat(link.path);
     if (here === null) {
       await host.mkdir(dirname(link.path));
@@ -242,6 +271,11 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     } else {
       throw new ActionError(`${link.path} became a ${here.type === 'file' ? 'regular file' : 'special file'} during the adopt; move it away and run apply again`);
     }
+    // The swap's temporary link, left over when it did not take the path (or a run killed before).
+    temp ??= join(dirname(link.path), `.${link.name}.persist-link-tmp`);
+    const leftover = await host.lstat(temp);
+    if (leftover?.type === 'symlink' && (await host.readlink(temp)) === link.target) await host.remove(temp);
+    temp = null;
 
     // 5: done.
     await host.remove(journalPath(link));
@@ -255,6 +289,7 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     }
     return { summary, notes };
   } catch (error) {
+    if (temp !== null) await host.remove(temp).catch(() => undefined);
     if (error instanceof MergeInterrupted) {
       throw new ActionError(`adopt of ${link.path} interrupted; nothing is lost, run apply again to finish it`);
     }
@@ -262,8 +297,8 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
   }
 }
 
-/** Point an existing symlink at the link's target: new link under a temporary name, renamed over. */
-export async function replaceSymlink(host: Host, link: ResolvedLink): Promise<void> {
+/** The link made under a temporary name beside the link path, ready to be renamed into place. */
+async function temporaryLink(host: Host, link: ResolvedLink): Promise<string> {
   let temp = join(dirname(link.path), `.${link.name}.persist-link-tmp`);
   const leftover = await host.lstat(temp);
   // Only persist's own leftover (a link to this very target) is removed; a user's file or link
@@ -271,6 +306,11 @@ export async function replaceSymlink(host: Host, link: ResolvedLink): Promise<vo
   if (leftover?.type === 'symlink' && (await host.readlink(temp)) === link.target) await host.remove(temp);
   else if (leftover !== null) temp = `${temp}-${randomBytes(6).toString('hex')}`;
   await host.symlink(link.target, temp);
-  await host.rename(temp, link.path);
+  return temp;
+}
+
+/** Point an existing symlink at the link's target: new link under a temporary name, renamed over. */
+export async function replaceSymlink(host: Host, link: ResolvedLink): Promise<void> {
+  await host.rename(await temporaryLink(host, link), link.path);
 }
 

@@ -37,6 +37,12 @@ export interface MergeOptions {
   preexisting?: ReadonlySet<string>;
   /** An earlier pass of this adopt: entries it placed that did not change since are not looked at again. */
   since?: MergeResult;
+  /**
+   * The link is already in place: the mount is in use. A file of the adopt's own there is replaced
+   * by a newer version only while it is exactly as this adopt placed it (`since`), checked again
+   * just before the rename; otherwise the newer version goes beside it as a conflict copy.
+   */
+  live?: boolean;
   signal?: AbortSignal;
   /** Called every so often with the number of files done. */
   progress?: (filesDone: number, bytesDone: number) => void;
@@ -61,8 +67,8 @@ export interface MergeResult {
   notCopied: { source: string; reason: string }[];
   /** Attributes (mode, mtime) the backend refused to set, once per kind. */
   attributeProblems: string[];
-  /** Every entry placed in the mount, by source path: its path in the mount, a file's stamp when placed, whether it is a folder. */
-  placed: Map<string, { dest: string; stamp?: Stamp; folder?: true }>;
+  /** Every entry placed in the mount, by source path: its path in the mount, a file's stamp when placed (and, after a verifying pass, the mount copy's), whether it is a folder. */
+  placed: Map<string, { dest: string; stamp?: Stamp; destStamp?: DestStamp; folder?: true }>;
   /** Files whose own earlier copy in the mount was replaced by a newer version. */
   recopied: string[];
   /** Names that are not UTF-8, stored under their escaped key. */
@@ -129,6 +135,13 @@ const sameSecond = (a: number, b: number) => Math.floor(a / 1000) === Math.floor
 const stampOf = (info: FileInfo): Stamp => ({ size: info.size, mtimeMs: info.mtimeMs, ...(info.ctimeMs !== undefined && { ctimeMs: info.ctimeMs }) });
 const sameStamp = (a: Stamp, b: Stamp) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 
+/** The mount copy's stamp when placed: a write through the link since changes it (ctime, or the inode when replaced). */
+interface DestStamp extends Stamp {
+  ino?: number;
+}
+const destStampOf = (info: FileInfo): DestStamp => ({ ...stampOf(info), ...(info.ino !== undefined && { ino: info.ino }) });
+const sameDestStamp = (a: DestStamp, info: FileInfo | null) => info !== null && info.type === 'file' && sameStamp(a, stampOf(info)) && a.ino === info.ino;
+
 /** Errors of link(2) that mean "this file system keeps no hard links here". */
 const NO_HARD_LINKS = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EXDEV', 'EMLINK', 'ENOSYS', 'EIO', 'EACCES']);
 
@@ -181,8 +194,13 @@ export async function mergeTree(host: Host, source: string, dest: string, option
     if (!result.attributeProblems.some((p) => p.startsWith(kind))) result.attributeProblems.push(problem);
   };
 
-  /** Copy through a temporary name (sparse stays sparse), read back when verifying, rename over `destPath`. */
-  const writeCopy = async (srcPath: string, info: FileInfo, destDir: string, candidate: string, destPath: string): Promise<void> => {
+  /**
+   * Copy through a temporary name (sparse stays sparse), read back when verifying, rename over
+   * `destPath`. With the link in place (`live`), `destPath` is looked at again just before the
+   * rename: if it is no longer what `expected` says (null: absent), the copy is dropped and false
+   * returned, so that a write through the link meanwhile is never overwritten.
+   */
+  const writeCopy = async (srcPath: string, info: FileInfo, destDir: string, candidate: string, destPath: string, expected: DestStamp | null = null): Promise<boolean> => {
     const temp = join(destDir, `.${candidate.slice(0, 150)}${partialSuffix(options.token)}`);
     await host.copyFile(srcPath, temp, isSparse(info) ? { sparse: true } : undefined);
     await setAttributes(temp, info, true);
@@ -192,8 +210,16 @@ export async function mergeTree(host: Host, source: string, dest: string, option
         throw new ActionError(`the copy of ${srcPath} at ${destPath} does not read back the same (sha256 differs)`);
       }
     }
+    if (options.live) {
+      const now = await host.lstat(destPath);
+      if (expected === null ? now !== null : !sameDestStamp(expected, now)) {
+        await host.remove(temp);
+        return false;
+      }
+    }
     await host.rename(temp, destPath);
     result.copied++;
+    return true;
   };
 
   /** A later name of a hard-linked file: linked to the first name's copy where the mount allows it. */
@@ -219,8 +245,10 @@ export async function mergeTree(host: Host, source: string, dest: string, option
       for (const candidate of candidateNames(name, options.stamp)) {
         const destPath = join(destDir, candidate);
         const destRel = destRelDir ? `${destRelDir}/${candidate}` : candidate;
-        const placed = () => {
-          result.placed.set(rel, { dest: destRel, stamp: stampOf(info) });
+        const placed = async (inMount?: FileInfo) => {
+          // A verifying pass notes the mount copy as placed: with the link in place, only that copy is the adopt's to replace.
+          const now = options.verify ? (inMount ?? (await host.lstat(destPath))) : null;
+          result.placed.set(rel, { dest: destRel, stamp: stampOf(info), ...(now?.type === 'file' && { destStamp: destStampOf(now) }) });
           if (candidate !== name) result.conflicts.push({ source: rel, stored: destRel });
           settle?.(destPath);
         };
@@ -238,8 +266,8 @@ export async function mergeTree(host: Host, source: string, dest: string, option
             }
           }
           // A leftover of a killed run under this name was removed by the sweep of this directory.
-          if (!(earlier !== undefined && (await linkToFirst(await earlier, destPath, rel)))) await writeCopy(srcPath, info, destDir, candidate, destPath);
-          placed();
+          if (!(earlier !== undefined && (await linkToFirst(await earlier, destPath, rel))) && !(await writeCopy(srcPath, info, destDir, candidate, destPath))) continue;
+          await placed();
           return;
         }
         if (existing.type !== 'file') continue;
@@ -252,15 +280,18 @@ export async function mergeTree(host: Host, source: string, dest: string, option
             // A later name of a hard-linked file whose copy is not linked to the first name's.
             const first = earlier === undefined ? null : await earlier;
             if (first !== null && (await host.lstat(first))?.ino !== existing.ino && !result.linksCopied.includes(rel)) result.linksCopied.push(rel);
-            placed();
+            await placed(options.verify && existing.mode === info.mode ? existing : undefined);
             return;
           }
         }
-        // The adopt's own copy of an older version of this file: replaced by the newer one.
-        if (options.preexisting !== undefined && !options.preexisting.has(destRel)) {
-          await writeCopy(srcPath, info, destDir, candidate, destPath);
+        // The adopt's own copy of an older version of this file: replaced by the newer one. With
+        // the link in place, only while it is exactly as this adopt placed it (nobody wrote it since).
+        const ownCopy = options.since?.placed.get(rel);
+        const untouched = !options.live || (ownCopy?.dest === destRel && ownCopy.destStamp !== undefined && sameDestStamp(ownCopy.destStamp, existing));
+        if (options.preexisting !== undefined && !options.preexisting.has(destRel) && untouched) {
+          if (!(await writeCopy(srcPath, info, destDir, candidate, destPath, options.live ? destStampOf(existing) : null))) continue;
           if (!result.recopied.includes(rel)) result.recopied.push(rel);
-          placed();
+          await placed();
           return;
         }
       }
