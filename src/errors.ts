@@ -63,8 +63,18 @@ export class StoreError extends PersistError {
   constructor(
     message: string,
     readonly fix: string,
+    /** A passing outage (the endpoint unreachable, 5xx answers): the same request may succeed soon. */
+    readonly transient = false,
     options?: { cause?: unknown },
   ) {
     super(message, options);
   }
+}
+
+/** Whether `error`, or an error it was caused by, is a StoreError of a passing outage. */
+export function isTransientStoreFailure(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof StoreError) return e.transient;
+  }
+  return false;
 }

@@ -36,6 +36,8 @@ export interface ShutdownCommandOptions extends SpecOptions {
 
 /** The only actions shutdown carries out: saving local state into the store. */
 const SAVING = new Set(['push', 'update']);
+/** The pause before saves a passing store outage stopped are tried again. */
+const RETRY_PAUSE_MS = 2_000;
 
 /**
  * Release this machine's lease on each bucket (docs/architecture.md, the lease), once everything
@@ -95,31 +97,48 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
   let keeper: LeaseKeeper | null = null;
   const lostLeases = new Map<string, string>();
   try {
-    // 1. Save: push every sync, update every bundle.
-    const planned = await deadline.race(computePlan(makeHost(io, { readOnly: true }), env, { allowShrink: false }, []));
-    if (planned === 'timeout') {
-      timedOut = true;
-      say({ address: 'plan', status: 'unsaved', message: `could not even look at the machine within ${formatDuration(timeoutMs)}` });
-    } else {
+    // 1. Save: push every sync, update every bundle. What a passing store outage stopped (the
+    // endpoint unreachable, 5xx answers: StoreError.transient) is tried again, RETRY_PAUSE_MS
+    // apart, while the timeout leaves room: a container stopped during a network blip still saves.
+    /** Addresses tried again this round (null: the first round, every sync and bundle), with why they were not saved yet. */
+    let retrying: Map<string, string> | null = null;
+    for (;;) {
+      const again = new Map<string, string>();
+      const canRetry = () => deadline.remaining() > RETRY_PAUSE_MS + 1_000;
+      /** Not saved: tried again later when `transient` and there is time, else said. */
+      const notSaved = (address: string, message: string, transient: boolean) => {
+        if (transient && canRetry()) again.set(address, message);
+        else say({ address, status: 'unsaved', message });
+      };
+      const inRound = (address: string) => retrying === null || retrying.has(address);
+      const planned = await deadline.race(computePlan(makeHost(io, { readOnly: true }), env, { allowShrink: false }, []));
+      if (planned === 'timeout') {
+        timedOut = true;
+        if (retrying === null) say({ address: 'plan', status: 'unsaved', message: `could not even look at the machine within ${formatDuration(timeoutMs)}` });
+        else for (const [address, message] of retrying) say({ address, status: 'unsaved', message });
+        break;
+      }
       let saving: PlannedAction[] = [];
       for (const observed of planned.observation.resources) {
-        if (observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') continue;
+        if ((observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') || !inRound(observed.address)) continue;
         const action = planned.actions.find((a) => a.address === observed.address);
         if (!action) say({ address: observed.address, status: 'saved', message: 'already in the store' });
-        else if (action.conflict) say({ address: action.address, status: 'unsaved', message: `not saved: ${action.conflict.message}; ${action.conflict.fix}` });
+        else if (action.conflict) notSaved(action.address, `not saved: ${action.conflict.message}; ${action.conflict.fix}`, observed.unobserved?.transient === true);
         else if (SAVING.has(action.action)) saving.push(action);
         else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
       }
       // The saves need their bucket's lease (taken now, without waiting).
       const leased = bucketsActedOn(saving, planned.observation);
       if (leased.length) {
-        const { LeaseKeeper } = await import('../engine/lease.js');
-        keeper = new LeaseKeeper(host, { onLost: (bucket, message) => (lostLeases.set(bucket, message), controller.abort()) });
+        if (!keeper) {
+          const { LeaseKeeper } = await import('../engine/lease.js');
+          keeper = new LeaseKeeper(host, { onLost: (bucket, message) => (lostLeases.set(bucket, message), controller.abort()) });
+        }
         const refused = await keeper.keep(leased.map((key) => env.buckets[key]!));
         keeper.start();
         saving = saving.filter((action) => {
           const why = refused.get(bucketsActedOn([action], planned.observation)[0] ?? '');
-          if (why) say({ address: action.address, status: 'unsaved', message: `not saved: ${why}` });
+          if (why) notSaved(action.address, `not saved: ${why.message}`, !why.held);
           return !why;
         });
       }
@@ -152,13 +171,20 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
               if (result?.status === 'applied') say({ address: action.address, status: 'saved', message: `${action.action}: ${result.message}` });
               else if (lost) say({ address: action.address, status: 'unsaved', message: `${action.action} not done: ${lost}` });
               else if (result?.status === 'skipped' && /already as the spec wants/.test(result.message)) say({ address: action.address, status: 'saved', message: 'already in the store' });
-              else say({ address: action.address, status: 'unsaved', message: `${action.action} not done: ${result?.message ?? `still running at the timeout (${formatDuration(timeoutMs)})`}` });
+              else notSaved(action.address, `${action.action} not done: ${result?.message ?? `still running at the timeout (${formatDuration(timeoutMs)})`}`, result?.transient === true);
             }
           } finally {
             if (typeof release === 'function') await release();
           }
         }
       }
+      if (again.size === 0 || controller.signal.aborted) {
+        for (const [address, message] of again) say({ address, status: 'unsaved', message });
+        break;
+      }
+      if (!opts.json) io.out(`${again.size === 1 ? '1 save' : `${again.size} saves`} stopped by the store (${[...again.keys()].join(', ')}): trying again in ${formatDuration(RETRY_PAUSE_MS)}\n`);
+      await host.sleep(RETRY_PAUSE_MS);
+      retrying = again;
     }
 
     // 2. Wait until no mount holds anything unuploaded (what the agent wrote through links too).

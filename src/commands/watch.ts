@@ -90,7 +90,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
           if (rows.some((row) => row.problems.length > 0)) planned = await computePlan(reader, env, { allowShrink: false }, []);
         }
         const { actions, observation } = planned;
-        let refused = new Map<string, string>();
+        let refused = new Map<string, { message: string; held: boolean }>();
         if (opts.autoApprove) {
           if (!keeper) {
             const { LeaseKeeper } = await import('../engine/lease.js');
@@ -117,7 +117,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
             else safe.push(action);
           }
           if (unsafe.length) log(watchNeedsPerson(unsafe.map((a) => `${a.address} ${a.action}${resolvingCommand(a) ? ` (run: ${resolvingCommand(a)})` : ''}`)));
-          for (const [bucket, addresses] of notOurs) log(leaseWaitLine(bucket, refused.get(bucket)!, addresses));
+          for (const [bucket, addresses] of notOurs) log(leaseWaitLine(bucket, refused.get(bucket)!.message, addresses));
           if (waiting.length) log(watchBackingOff(waiting));
           if (safe.length) {
             const host = makeHost(io);

@@ -12,7 +12,7 @@ import { errorMessage, formatDuration, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
-import { ActionError } from '../errors.js';
+import { ActionError, isTransientStoreFailure } from '../errors.js';
 import type { ActionName, ApplyContext, ApplyOutcome, Decision, ObserveContext, PlannedAction, PlanOptions } from './types.js';
 
 export type ResultStatus = 'applied' | 'failed' | 'skipped';
@@ -28,6 +28,8 @@ export interface ActionResult {
   followedBy?: string;
   /** The action carried out, where the re-check right before it decided another than the plan's. */
   rechecked?: ActionName;
+  /** It failed on a passing store outage (isTransientStoreFailure): the same action may succeed soon. */
+  transient?: boolean;
 }
 
 export interface ApplyReport {
@@ -119,7 +121,7 @@ export async function applyAction(
   const { observed, ctx: observeCtx, bucket, maker } = await recheck(entry);
   const decision = observed.diff;
   if (!decision) return 'up-to-date';
-  if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}; ${decision.conflict.fix}`);
+  if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}; ${decision.conflict.fix}`, observed.unobserved ? { cause: observed.unobserved } : undefined);
   if (bucket && !bucket.ready) {
     const mounted = ctx.env.buckets[bucket.key]?.mount;
     throw new ActionError(`${maker?.address ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${mounted ? mounted.path : observeCtx.store(bucket.key).where('')}`);
@@ -188,7 +190,9 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
       if (done.outcome.followedBy) applied.followedBy = done.outcome.followedBy;
       return applied;
     } catch (error) {
-      return result('failed', errorMessage(error));
+      const failed = result('failed', errorMessage(error));
+      if (isTransientStoreFailure(error)) failed.transient = true;
+      return failed;
     }
   }
 

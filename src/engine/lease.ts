@@ -383,8 +383,8 @@ export class LeaseKeeper {
    * watch: take or renew what can be had now, without waiting. Returns, per bucket that is not
    * ours, why (another machine holds it, or the lease could not be reached).
    */
-  async keep(buckets: ResolvedBucket[]): Promise<Map<string, string>> {
-    const refused = new Map<string, string>();
+  async keep(buckets: ResolvedBucket[]): Promise<Map<string, { message: string; held: boolean }>> {
+    const refused = new Map<string, { message: string; held: boolean }>();
     for (const bucket of buckets) {
       const held = this.#held.get(bucket.key);
       try {
@@ -392,7 +392,7 @@ export class LeaseKeeper {
         await this.take([bucket], 0);
       } catch (error) {
         this.#held.delete(bucket.key);
-        refused.set(bucket.key, errorMessage(error));
+        refused.set(bucket.key, { message: errorMessage(error), held: error instanceof LeaseHeld });
       }
     }
     return refused;

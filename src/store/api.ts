@@ -28,18 +28,21 @@ export function storeFailure(error: unknown, bucket: ResolvedBucket): unknown {
   const { status, code } = error as Error & { status?: number; code?: string };
   const where = `buckets.${bucket.key}`;
   let fix: string;
+  let transient = false;
   if (status === 403 || (code !== undefined && REFUSED_KEYS.has(code))) {
     fix = `Check ${where}.credentials (the keys, or the variables they name) and that they may use the bucket ${bucket.name}; persist doctor checks them with one signed list.`;
   } else if (code === 'NoSuchBucket') {
     fix = `Check ${where}.name and ${where}.endpoint: the store has no bucket ${bucket.name} there.`;
   } else if (code !== undefined && UNREACHABLE.has(code)) {
     fix = `Check ${where}.endpoint${bucket.endpoint ? ` (${bucket.endpoint})` : ''} and that this machine reaches it; persist doctor checks it. The next apply tries again.`;
-  } else if (status !== undefined && status >= 500) {
+    transient = true;
+  } else if ((status !== undefined && status >= 500) || status === 429) {
     fix = 'The store is failing or throttling: the next apply tries again.';
+    transient = true;
   } else {
     fix = 'persist doctor checks the endpoint, the bucket and the keys.';
   }
-  return new StoreError(`${apiLabel(bucket)} (${where}): ${error.message}`, fix, { cause: error });
+  return new StoreError(`${apiLabel(bucket)} (${where}): ${error.message}`, fix, transient, { cause: error });
 }
 
 /** A client for the bucket (loaded lazily); throws a one-line error when it has no credentials. */

@@ -213,6 +213,26 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     expect(bad.output).not.toContain('wrong-secret-value-123');
   });
 
+  it('shutdown saves through a passing store outage: what the outage stopped is tried again until its timeout', { timeout: 120_000 }, async () => {
+    await rig.server.createBucket('api-blip');
+    const m = new Machine(await rig.sandbox.tempDir('persist-api-blip-'));
+    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, 'api-blip'), 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
+    await mkdir(m.state, { recursive: true });
+    await writeFile(join(m.state, 'memory.md'), 'first\n');
+    expect((await m.persist(['apply', '--auto-approve'])).code).toBe(0);
+    await writeFile(join(m.state, 'memory.md'), 'the last words before the container stops\n');
+    // Every request answered 503 SlowDown for a while: more than the client's own retries of one request.
+    rig.server.injectFailures({ count: 14, status: 503 });
+    const stopped = await m.persist(['shutdown', '--timeout', '60s']);
+    expect(stopped.output).toMatch(/stopped by the store \(sync\.state\): trying again in 2 s/);
+    expect(stopped.code, stopped.output).toBe(0);
+    expect(rig.server.stats().injected).toBe(14);
+    const b = new Machine(await rig.sandbox.tempDir('persist-api-blip-b-'));
+    await writeFile(b.spec, await readFile(m.spec, 'utf8'));
+    expect((await b.persist(['apply', '--auto-approve'])).code).toBe(0);
+    expect(await readFile(join(b.state, 'memory.md'), 'utf8')).toBe('the last words before the container stops\n');
+  });
+
   it("a bucket whose store fails stops only its own resources: named with what to check, the other bucket saved, no internal error", { timeout: 120_000 }, async () => {
     await rig.server.createBucket('api-iso-good');
     const m = new Machine(await rig.sandbox.tempDir('persist-api-iso-'));

@@ -306,11 +306,11 @@ describe('the keeper (a command holding leases)', () => {
     const refused = await keeper.keep([mine, theirs]);
     expect(keeper.heldBuckets()).toEqual(['keep-mine']);
     expect([...refused.keys()]).toEqual(['keep-theirs']);
-    expect(refused.get('keep-theirs')).toContain(`is held by machine ${await machineId(machine('keeper-other'))}`);
+    expect(refused.get('keep-theirs')).toMatchObject({ held: true, message: expect.stringContaining(`is held by machine ${await machineId(machine('keeper-other'))}`) });
     // A bucket whose folder its mount has not made yet is not created by the lease.
     const unmade = localBucket('unmade', 60_000);
     const why = await keeper.keep([unmade]);
-    expect(why.get('unmade')).toContain(`the bucket folder ${unmade.mount!.path} is not there yet`);
+    expect(why.get('unmade')).toMatchObject({ held: false, message: expect.stringContaining(`the bucket folder ${unmade.mount!.path} is not there yet`) });
     await keeper.stop();
   });
 });
