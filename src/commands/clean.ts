@@ -1,23 +1,35 @@
 // `persist clean`: list persist's own leftovers in the bucket (conflict copies made by adopt,
-// partial files of interrupted writes; see leftovers.ts) and remove them after asking (or with
-// --auto-approve). Nothing else is ever removed: every key is matched against persist's own
-// naming patterns again right before it is removed.
+// partial files of interrupted writes, and incomplete multipart uploads an interrupted push or
+// write left; see leftovers.ts) and remove them after asking (or with --auto-approve). Nothing
+// else is ever removed: every key is matched against persist's own naming patterns again right
+// before it is removed, and every upload's parts are looked at again right before it is aborted
+// (one written to in the last hour, which a live push may still be sending, is left alone).
 import { createInterface } from 'node:readline/promises';
 import { posix } from 'node:path';
 import { UsageError } from '../errors.js';
+import { formatBytes, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
-import { findLeftovers, leftoverKind, renderLeftovers } from './leftovers.js';
+import { abortIncompleteUploads, findIncompleteUploads, findLeftovers, leftoverKind, renderIncompleteUploads, renderLeftovers } from './leftovers.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface CleanCommandOptions extends SpecOptions {
   autoApprove?: boolean;
 }
 
-async function confirm(io: CommandIO, count: number): Promise<boolean> {
+/** `these 4 files and these 2 incomplete uploads`, `this file`, `this incomplete upload`. */
+function what(files: number, uploads: number): string {
+  const parts: string[] = [];
+  if (files) parts.push(files === 1 ? 'this file' : `these ${files} files`);
+  if (uploads) parts.push(uploads === 1 ? 'this incomplete upload' : `these ${uploads} incomplete uploads`);
+  return parts.join(' and ');
+}
+
+async function confirm(io: CommandIO, files: number, uploads: number): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
   try {
-    const answer = await rl.question(`\nRemove ${count === 1 ? 'this file' : `these ${count} files`}? Only 'yes' will be accepted: `);
+    const verb = files ? 'Remove' : 'Abort';
+    const answer = await rl.question(`\n${verb} ${what(files, uploads)}? Only 'yes' will be accepted: `);
     return answer.trim() === 'yes';
   } finally {
     rl.close();
@@ -30,17 +42,21 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
   const env = await loadSpec(opts, io, readOnly);
   const { observation } = await computePlan(readOnly, env, { allowShrink: false }, []);
   const leftovers = await findLeftovers(env, observation.ctx);
+  const uploads = await findIncompleteUploads(env, readOnly.now().getTime());
+  const failedToLook = uploads.failures.some((failure) => !failure.unsupported);
   io.out(`${header(env, 'clean')}\n\n`);
   const unready = Object.entries(observation.mountReady).filter(([, ready]) => !ready).map(([bucket]) => bucket);
   if (unready.length) io.out(`not looked into (not mounted): bucket ${unready.join(', ')}\n`);
-  if (leftovers.length === 0) {
-    io.out('No leftovers of persist in the bucket.\n');
-    return 0;
+  io.out(renderIncompleteUploads({ ...uploads, stale: [] }, readOnly.now()));
+  if (leftovers.length === 0 && uploads.stale.length === 0) {
+    io.out(failedToLook ? 'No leftovers of persist found where clean could look.\n' : 'No leftovers of persist in the bucket.\n');
+    return failedToLook ? 1 : 0;
   }
   io.out(renderLeftovers(leftovers));
+  io.out(renderIncompleteUploads({ stale: uploads.stale, recent: [], elsewhere: 0, failures: [] }, readOnly.now()));
   if (!opts.autoApprove) {
     if (!io.interactive) throw new UsageError('clean needs --auto-approve when not run on a terminal');
-    if (!(await confirm(io, leftovers.length))) {
+    if (!(await confirm(io, leftovers.length, uploads.stale.length))) {
       io.out('Clean cancelled; nothing removed.\n');
       return 1;
     }
@@ -55,6 +71,17 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
     await store.remove(leftover.key);
     removed += 1;
   }
-  io.out(`Clean complete: removed ${removed === 1 ? '1 file' : `${removed} files`}.\n`);
-  return 0;
+  const done = leftovers.length ? [`removed ${plural(removed, 'file')}`] : [];
+  let failed = failedToLook;
+  if (uploads.stale.length) {
+    const result = await abortIncompleteUploads(env, uploads.stale, readOnly.now().getTime());
+    const bytes = result.aborted.reduce((sum, upload) => sum + upload.bytes, 0);
+    done.push(`aborted ${plural(result.aborted.length, 'incomplete upload')} (${formatBytes(bytes)})`);
+    if (result.busy.length) io.out(`Left alone: ${plural(result.busy.length, 'incomplete upload')} written to since it was listed: ${result.busy.map((upload) => upload.where).join(', ')}\n`);
+    if (result.gone) io.out(`${plural(result.gone, 'incomplete upload')} completed or aborted meanwhile by someone else.\n`);
+    for (const failure of result.failures) io.out(`could not abort the incomplete upload ${failure.upload.where}: ${failure.message}\n`);
+    if (result.failures.length) failed = true;
+  }
+  io.out(`Clean complete: ${done.join(', ')}.\n`);
+  return failed ? 1 : 0;
 }
