@@ -31,7 +31,8 @@ import type { Host } from '../../host/types.js';
 import type { ApplyOutcome } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import type { ResolvedLink } from '../../spec/types.js';
-import { entriesBefore, mergeTree, MergeInterrupted, missingFromMount, type MergeOptions, type MergeResult } from './merge.js';
+import { entriesBefore, mergeTree, MergeInterrupted, missingFromMount, UnreadableSource, type MergeOptions, type MergeResult } from './merge.js';
+import { describeUnreadable, unreadableFix, unreadableIn } from './readable.js';
 import { formatBytes, plural, samplePaths, showPath } from '../../output/format.js';
 
 export interface AdoptJournal {
@@ -186,6 +187,14 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     throw new ActionError(`${journalPath(link)} is unreadable: ${existing}`);
   }
   const resuming = existing !== null;
+  // What cannot be read is refused before anything is written (the plan names it as a conflict;
+  // this is for a file that became unreadable since, or an apply without a fresh plan).
+  if ((await host.lstat(link.path))?.type === 'dir' && (existing === null || (await host.lstat(existing.backup)) === null)) {
+    const unreadable = await unreadableIn(host, link.path);
+    if (unreadable) {
+      throw new ActionError(`cannot adopt ${link.path}: it holds ${describeUnreadable(unreadable)}; ${unreadableFix(link.path, unreadable.count)}; nothing was moved, the folder is left as it is`);
+    }
+  }
   const journal = existing ?? (await startJournal(host, link));
   const notes: string[] = [];
   const preexisting = journal.before === undefined ? undefined : new Set(journal.before);
@@ -203,6 +212,7 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
   });
 
   let temp: string | null = null;
+  let committed = false;
   try {
     await host.mkdir(link.target);
     let here = await host.lstat(link.path);
@@ -232,7 +242,7 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
         const hint = code === 'EXDEV' || code === 'EBUSY' ? ` (${link.path} looks like a mount point of its own; unmount it or move its content out)` : '';
         throw new ActionError(`cannot move ${link.path} to ${journal.backup}: ${(error as Error).message}${hint}; its content is already copied into ${link.target}, nothing is lost`, { cause: error });
       }
-      backupExists = true;
+      backupExists = committed = true;
       try {
         await host.rename(temp, link.path);
         temp = null;
@@ -290,6 +300,11 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     return { summary, notes };
   } catch (error) {
     if (temp !== null) await host.remove(temp).catch(() => undefined);
+    if (error instanceof UnreadableSource) {
+      const kept = committed || (await host.lstat(journal.backup).catch(() => null)) !== null;
+      const where = kept ? `the original is kept at ${journal.backup}, run apply again once it can be read` : `nothing was moved, the folder is left as it is`;
+      throw new ActionError(`cannot adopt ${link.path}: persist cannot read ${error.path} (${error.code}); ${unreadableFix(link.path, 1)}; ${where}`, { cause: error });
+    }
     if (error instanceof MergeInterrupted) {
       throw new ActionError(`adopt of ${link.path} interrupted; nothing is lost, run apply again to finish it`);
     }

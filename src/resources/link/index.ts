@@ -8,6 +8,7 @@ import type { ApplyContext, ApplyOutcome, Decision, Facts, ObserveContext, Resou
 import { ActionError } from '../../errors.js';
 import type { ResolvedEnvironment, ResolvedLink } from '../../spec/types.js';
 import { adoptDirectory, compactStamp, journalPath, linkBackupDir, observeJournal, replaceSymlink, type JournalObserved } from './adopt.js';
+import { describeUnreadable, unreadableFix, unreadableIn, type Unreadable } from './readable.js';
 
 /** What lies at the link path. */
 export type LinkPathObserved =
@@ -27,6 +28,8 @@ export interface LinkObserved {
   journal: JournalObserved | null;
   /** Processes holding a file or their working directory inside the folder to adopt. */
   openers?: { pid: number; command: string; path: string }[];
+  /** What of the folder to adopt persist cannot read (readable.ts). */
+  unreadable?: Unreadable;
 }
 
 export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 'host' | 'mountReady'>): Promise<LinkObserved> {
@@ -41,6 +44,9 @@ export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 
   if (observed.path.state === 'dir' && observed.path.entries > 0) {
     const openers = await host.openersOf(link.path);
     if (openers.length > 0) observed.openers = openers.slice(0, 5);
+    // An adopt copies every file before it moves the folder: what it cannot read is named now.
+    const unreadable = await unreadableIn(host, link.path);
+    if (unreadable) observed.unreadable = unreadable;
   }
   return observed;
 }
@@ -115,6 +121,12 @@ export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision |
     return conflict(
       `${link.target} in the mount is not a directory`,
       `move it away in the bucket (or change the link's path in the spec), then run persist apply again`,
+    );
+  }
+  if (path.state === 'dir' && observed.unreadable) {
+    return conflict(
+      `${link.path} cannot be adopted: it holds ${describeUnreadable(observed.unreadable)}`,
+      unreadableFix(link.path, observed.unreadable.count),
     );
   }
   if (journal) {

@@ -17,6 +17,7 @@
 // it is. Sparse files keep their holes where the mount can hold them.
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ActionError } from '../../errors.js';
+import { isDenied } from './readable.js';
 import { hasRawBytes } from '../../host/names.js';
 import { isSparse } from '../../host/sparse.js';
 import type { FileInfo, Host } from '../../host/types.js';
@@ -82,6 +83,16 @@ export interface MergeResult {
 
 /** Thrown when the copy is interrupted by the abort signal; the next apply resumes. */
 export class MergeInterrupted extends Error {}
+
+/** A file or folder of the source that cannot be read (EACCES, EPERM): adopt.ts says what to do. */
+export class UnreadableSource extends Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+  ) {
+    super(`cannot read ${path} (${code})`);
+  }
+}
 
 const MAX_CONFLICT_CANDIDATES = 100;
 const FILES_IN_FLIGHT = 8;
@@ -164,11 +175,23 @@ function emptyResult(since?: MergeResult): MergeResult {
 
 export async function mergeTree(host: Host, source: string, dest: string, options: MergeOptions): Promise<MergeResult> {
   const result = emptyResult(options.since);
+  /** A read of the source: a refusal (EACCES, EPERM) becomes UnreadableSource; `probe` first checks that the source is the one refused. */
+  const reading = async <T>(srcPath: string, read: () => Promise<T>, probe = false): Promise<T> => {
+    try {
+      return await read();
+    } catch (error) {
+      const code = isDenied(error);
+      if (code === null) throw error;
+      if (probe && isDenied(await host.readHead(srcPath, 0).then(() => null, (e: unknown) => e)) === null) throw error;
+      throw new UnreadableSource(srcPath, code);
+    }
+  };
   const hashes = new Map<string, string>();
+  /** sha256 of a source file (the only paths it is asked for). */
   const hashOf = async (path: string): Promise<string> => {
     let hash = hashes.get(path);
     if (hash === undefined) {
-      hash = await host.hashFile(path);
+      hash = await reading(path, () => host.hashFile(path));
       hashes.set(path, hash);
     }
     return hash;
@@ -202,7 +225,8 @@ export async function mergeTree(host: Host, source: string, dest: string, option
    */
   const writeCopy = async (srcPath: string, info: FileInfo, destDir: string, candidate: string, destPath: string, expected: DestStamp | null = null): Promise<boolean> => {
     const temp = join(destDir, `.${candidate.slice(0, 150)}${partialSuffix(options.token)}`);
-    await host.copyFile(srcPath, temp, isSparse(info) ? { sparse: true } : undefined);
+    // copyfile's error does not say which side refused: the source is tried alone.
+    await reading(srcPath, () => host.copyFile(srcPath, temp, isSparse(info) ? { sparse: true } : undefined), true);
     await setAttributes(temp, info, true);
     if (options.verify) {
       const copied = await host.hashFile(temp);
@@ -371,11 +395,11 @@ export async function mergeTree(host: Host, source: string, dest: string, option
     const subdirs: { srcPath: string; info: FileInfo; name: string; rel: string }[] = [];
     // Files of one directory go several at a time (a FUSE mount answers each request slowly);
     // subdirectories one after the other, so that the number of open files stays bounded.
-    await inParallel(await host.readdirNames(srcDir), FILES_IN_FLIGHT, async (name) => {
+    await inParallel(await reading(srcDir, () => host.readdirNames(srcDir)), FILES_IN_FLIGHT, async (name) => {
       if (options.signal?.aborted) throw new MergeInterrupted('interrupted');
       const srcPath = join(srcDir, name);
       const rel = relDir ? `${relDir}/${name}` : name;
-      const info = await host.lstat(srcPath);
+      const info = await reading(srcPath, () => host.lstat(srcPath));
       if (info === null) return; // removed while we copy: nothing to keep
       const before = options.since?.placed.get(rel);
       switch (info.type) {
