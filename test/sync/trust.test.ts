@@ -444,12 +444,31 @@ describe('odd contents', () => {
     await applyAll(sync);
     expect(await plan(sync)).toBeNull();
     await chmod(join(local, 'private', 'deeper'), 0o700);
-    expect((await plan(sync))?.reason).toContain('folder modes');
+    expect((await plan(sync))?.reason).toContain('folders in');
     await applyAll(sync);
     await rm(local, { recursive: true });
     await applyAll(sync);
     expect((await stat(join(local, 'private'))).mode & 0o777).toBe(0o700);
     expect((await stat(join(local, 'private', 'deeper'))).mode & 0o777).toBe(0o700);
+    expect(await plan(sync)).toBeNull();
+  });
+
+  it('empty folders come back: recorded with the folder modes, made by a restore', async () => {
+    const sync = makeSync();
+    await mkdir(join(local, 'sessions'), { recursive: true });
+    await mkdir(join(local, 'cache', 'deep'), { recursive: true });
+    await mkdir(join(local, 'private'), { mode: 0o700 });
+    await writeFile(join(local, 'a.txt'), 'a');
+    await applyAll(sync);
+    expect(await plan(sync)).toBeNull();
+    await mkdir(join(local, 'inbox'));
+    expect((await plan(sync))?.reason).toContain('(their modes, or empty ones)');
+    await applyAll(sync);
+    await rm(local, { recursive: true });
+    await applyAll(sync);
+    expect((await readdir(local)).sort()).toEqual(['a.txt', 'cache', 'inbox', 'private', 'sessions']);
+    expect(await readdir(join(local, 'cache'))).toEqual(['deep']);
+    expect((await stat(join(local, 'private'))).mode & 0o777).toBe(0o700);
     expect(await plan(sync)).toBeNull();
   });
 

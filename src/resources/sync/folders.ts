@@ -1,8 +1,10 @@
-// Folder modes of a sync: the manifest lists files only, so a folder's mode (0700 for a private
-// folder) would come back as the default. A small side file in the mirror records the mode of
-// every folder whose mode is not 0755: `<mirror>/.persist-sync-folders.json`
+// Folders of a sync: the manifest lists files only, so a folder's mode (0700 for a private
+// folder) would come back as the default, and an empty folder would not come back at all. A small
+// side file in the mirror records the mode of every folder whose mode is not 0755, and of every
+// empty one (no file below it, no folder in it): `<mirror>/.persist-sync-folders.json`
 // `{"version": 1, "folders": {"<relative path>": <mode>}}`. Written by a push when it differs,
-// read by observe (one small object) and applied by a restore (deepest folders last).
+// read by observe (one small object) and applied by a restore (deepest folders last; a missing
+// one is made).
 import { join } from 'node:path';
 import { StoreMissing, type Store } from '../../store/types.js';
 
@@ -11,11 +13,18 @@ export const DEFAULT_FOLDER_MODE = 0o755;
 
 export type FolderModes = Record<string, number>;
 
-/** The folders of a walk whose mode is not the default. */
-export function nonDefaultModes(folders: Record<string, number> | undefined, keep: (path: string) => boolean = () => true): FolderModes {
+/** The folders of a walk that the mirror records: those whose mode is not the default, and the empty ones. */
+export function recordedFolders(folders: Record<string, number> | undefined, files: Iterable<string>, keep: (path: string) => boolean = () => true): FolderModes {
+  // A folder is not empty when a file lies below it or a folder in it.
+  const holding = new Set<string>();
+  const parentsOf = (path: string) => {
+    for (let at = path.lastIndexOf('/'); at > 0; at = path.lastIndexOf('/', at - 1)) holding.add(path.slice(0, at));
+  };
+  for (const path of files) parentsOf(path);
+  for (const path of Object.keys(folders ?? {})) parentsOf(path);
   const result: FolderModes = {};
   for (const [path, mode] of Object.entries(folders ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    if (mode !== DEFAULT_FOLDER_MODE && keep(path)) result[path] = mode;
+    if ((mode !== DEFAULT_FOLDER_MODE || !holding.has(path)) && keep(path)) result[path] = mode;
   }
   return result;
 }

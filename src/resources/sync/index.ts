@@ -378,7 +378,7 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   const deleting = hasManifest && sync.delete;
   if (added.length + changed.length + removed.length === 0) {
     if (observed.folderModesChanged && mirror.state === 'dir' && mirror.manifest) {
-      return pushAction(sync, observed, `folder modes in ${sync.from} differ from those recorded in the mirror`, [{ field: 'folder modes', before: 'recorded', after: 'local' }]);
+      return pushAction(sync, observed, `folders in ${sync.from} (their modes, or empty ones) differ from those recorded in the mirror`, [{ field: 'folders', before: 'recorded', after: 'local' }]);
     }
     if (mirror.state !== 'dir' || !mirror.interruptedPush) return null;
     // Every shard is truthful already; the root still describes the push before.

@@ -7,7 +7,7 @@ import { plural, samplePaths } from '../../output/format.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import type { Store } from '../../store/types.js';
 import type { CompareExtras } from './compare.js';
-import { nonDefaultModes, sameModes, type FolderModes } from './folders.js';
+import { recordedFolders, sameModes, type FolderModes } from './folders.js';
 import { readManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import type { ShardCache } from './manifest-cache.js';
 import { findDatabases, findSqlite3, isSidecarOf, judgeDatabases } from './sqlite-sync.js';
@@ -23,7 +23,7 @@ export interface TrustDetail {
   sidecars: string[];
   /** Files a push could not read that have not changed since: left out, their mirror copies kept. */
   unreadableFiles: Set<string>;
-  /** Non-default modes of the local folders (and, under unreadable folders, the recorded ones). */
+  /** The local folders the mirror records, by mode (recordedFolders; under unreadable folders, the recorded ones). */
   folderModes: FolderModes;
   observed: { unreadable?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number };
 }
@@ -48,7 +48,7 @@ export async function observeTrust(host: Host, sync: ResolvedSync, listing: Tree
     observed.databases = databases.length;
     if ((await findSqlite3(host)) === null) observed.sqliteMissing = true;
   }
-  const folderModes = nonDefaultModes(listing.folders, (path) => !underUnreadable(listing, path) || (listing.unreadable ?? []).some((entry) => entry.path === path));
+  const folderModes = recordedFolders(listing.folders, Object.keys(listing.files), (path) => !underUnreadable(listing, path) || (listing.unreadable ?? []).some((entry) => entry.path === path));
   return { state, listing, databases: new Set(databases), sidecars, unreadableFiles, folderModes, observed };
 }
 
