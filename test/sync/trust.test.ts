@@ -509,6 +509,7 @@ describe('verify', () => {
     const action = (await plan(sync))!;
     expect(action.action).toBe('push');
     expect(action.reason).toMatch(/^repair: 3 stored files missing or damaged/);
+    expect(action.note).toBe('repair');
     const { result } = await applyAll(sync);
     expect(result.status, result.message).toBe('applied');
     expect(await readFile(join(mount, 'state', 'c.txt'), 'utf8')).toBe('charlie');

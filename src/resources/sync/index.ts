@@ -398,6 +398,7 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   const repair = local.state === 'dir' && local.repair ? `repair: ${plural(local.repair, 'stored file')} missing or damaged (found by persist verify); ` : '';
   const reason = repair + (mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`);
   const decision = pushAction(sync, observed, reason, changes);
+  if (repair) decision.note = 'repair'; // `~ sync.x  push (repair)`
   decision.files = fileLists({ add: added, change: changed, [deleting ? 'delete' : 'keep']: removed });
   return decision;
 }
