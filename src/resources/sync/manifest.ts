@@ -163,7 +163,11 @@ function parseJsonObject(text: string, source: string, expected: string): Record
   try {
     data = JSON.parse(text);
   } catch (error) {
-    throw new ManifestError(`${source}: not valid JSON (${(error as Error).message}); ${expected}`);
+    // A web page where a manifest should be: most likely every answer of the store is one (an endpoint that is not S3).
+    const page = /^\s*</.test(text)
+      ? `: it reads as an HTML or XML page (${JSON.stringify(text.trim().slice(0, 40))}…), not a manifest; if every object of the store reads so, the bucket's endpoint is not an S3 API (persist doctor checks it)`
+      : ` (${(error as Error).message})`;
+    throw new ManifestError(`${source}: not valid JSON${page}; ${expected}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ManifestError(`${source}: ${expected}`);
   return data as Record<string, unknown>;

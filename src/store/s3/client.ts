@@ -791,13 +791,17 @@ export class S3Client {
    * every request 200): S3_BAD_ANSWER naming the endpoint and what came, not retried.
    */
   #checkAnswer(spec: RequestSpec, response: RawResponse, attempts: number): void {
-    let expected: string | undefined;
-    if (spec.xmlRoot && xmlRootName(response.body.toString('utf8')) !== spec.xmlRoot) expected = `a ${spec.xmlRoot} XML document`;
-    else if (spec.etagHeader && !headerString(response.headers.etag)) expected = 'an ETag header';
-    if (expected === undefined) return;
+    if (response.status < 200 || response.status >= 300) return;
     const type = headerString(response.headers['content-type']);
+    const etag = headerString(response.headers.etag);
+    let expected: string | undefined;
+    if (spec.xmlRoot && xmlRootName(response.body.toString('utf8')) !== spec.xmlRoot) expected = `${/^[AEIOU]/.test(spec.xmlRoot) ? 'an' : 'a'} ${spec.xmlRoot} XML document`;
+    else if (spec.etagHeader && !etag) expected = 'an ETag header';
+    // An object read: S3 always names the object's ETag; a web page without one is not an object.
+    else if (spec.object && (spec.method === 'GET' || spec.method === 'HEAD') && !etag && /^\s*text\/html\b/i.test(type)) expected = "an object's ETag header";
+    if (expected === undefined) return;
     const sample = bodySample(response.body);
-    const got = `HTTP ${response.status} ${type || 'without a content type'}${sample ? `: ${sample}` : ', no body'}`;
+    const got = `HTTP ${response.status} ${type || 'without a content type'}${sample ? `: ${sample}` : ''}`;
     const where = `S3 ${spec.operation}${spec.key !== undefined ? ` of "${spec.key}"` : ''}`;
     const details: S3ErrorDetails = { operation: spec.operation, status: response.status, code: 'S3_BAD_ANSWER', attempts };
     if (spec.key !== undefined) details.key = spec.key;
