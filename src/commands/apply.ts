@@ -12,7 +12,7 @@ import { leaseLostStop, leaseTakenOverMessage, leaseWaitMessage, noLeaseNote } f
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
 import { loadEnvironment, rememberSpec } from '../spec/index.js';
-import { computePlan, header, makeHost, specInput } from './common.js';
+import { checkStateFolder, computePlan, header, makeHost, specInput } from './common.js';
 import { parseDuration } from '../spec/duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
@@ -41,6 +41,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   // Reading (the saved plan, the spec) and planning go through a read-only host; the writes start
   // after approval, on a host of their own.
   const reader = makeHost(io, { readOnly: true });
+  await checkStateFolder(io, reader);
   const saved = opts.planFile ? await readSavedPlan(reader, resolve(io.cwd, opts.planFile), opts.planFile) : undefined;
   if (saved && opts.target?.length) throw new UsageError('--target cannot be combined with a saved plan (the plan has its own targets)');
   const input = specInput({ ...opts, file: opts.file ?? saved?.specFile, env: opts.env ?? saved?.environment }, io, reader);

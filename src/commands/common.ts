@@ -2,7 +2,8 @@
 import { assemblePlan } from '../engine/plan.js';
 import { fingerprint, observeEnvironment, type Observation } from '../engine/observe.js';
 import type { PlannedAction, PlanOptions } from '../engine/types.js';
-import { specCacheDir } from '../host/paths.js';
+import { UsageError } from '../errors.js';
+import { specCacheDir, stateDir } from '../host/paths.js';
 import type { Host } from '../host/types.js';
 import { loadEnvironment, type SpecInput } from '../spec/index.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
@@ -15,8 +16,18 @@ export function specInput(opts: SpecOptions, io: CommandIO, host: Host): SpecInp
   return { file: opts.file ?? io.env.PERSIST_SPEC ?? 'persist.yaml', environment: opts.env, processEnv: io.env, cwd: io.cwd, cacheDir: specCacheDir(io.env), host };
 }
 
+/** Refuses a state folder that is not a folder: read as missing, it would make a known machine look new. */
+export async function checkStateFolder(io: CommandIO, host: Host): Promise<void> {
+  const state = stateDir(io.env);
+  const info = await host.stat(state);
+  if (info && info.type !== 'dir') {
+    throw new UsageError(`persist's state folder ${state} is a ${info.type}, not a folder (it comes from ${io.env.PERSIST_STATE_DIR ? 'PERSIST_STATE_DIR' : io.env.XDG_STATE_HOME ? 'XDG_STATE_HOME' : 'HOME'}); move it aside, or point PERSIST_STATE_DIR at a folder`);
+  }
+}
+
 /** Load the selected environment, reading through `host` (by default a read-only one of its own). */
-export function loadSpec(opts: SpecOptions, io: CommandIO, host: Host = makeHost(io, { readOnly: true })): Promise<ResolvedEnvironment> {
+export async function loadSpec(opts: SpecOptions, io: CommandIO, host: Host = makeHost(io, { readOnly: true })): Promise<ResolvedEnvironment> {
+  await checkStateFolder(io, host);
   return loadEnvironment(specInput(opts, io, host));
 }
 

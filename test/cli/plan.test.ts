@@ -158,3 +158,17 @@ describe('colour', () => {
     expect(piped.stdout).not.toMatch(ANSI);
   });
 });
+
+describe('a state folder that is not a folder', () => {
+  it('is refused by plan and apply, naming it and where it comes from: never read as a new machine', async () => {
+    const fixture = makeFixture();
+    const notAFolder = join(fixture.dir, 'state-file');
+    writeFileSync(notAFolder, 'not a folder');
+    for (const command of [['plan'], ['apply', '--auto-approve']]) {
+      const result = await fixture.run(command, { env: { PERSIST_STATE_DIR: notAFolder } });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`persist: persist's state folder ${notAFolder} is a file, not a folder (it comes from PERSIST_STATE_DIR); move it aside, or point PERSIST_STATE_DIR at a folder\n`);
+      expect(result.stdout).toBe('');
+    }
+  });
+});
