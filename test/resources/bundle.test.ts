@@ -1,5 +1,5 @@
 // bundle.<name> against real git, real folders and the real host.
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PlannedAction, PlanOptions } from '../../src/engine/types.js';
@@ -351,3 +351,19 @@ describe('bundle restore', () => {
   });
 });
 
+
+describe('a shallow repo', () => {
+  it('saves only the boundary commits it holds (a .git/shallow line gc left behind is not one), and converges', async () => {
+    const origin = initRepo(join(dir.path, 'origin'), { 'a.txt': 'one\n' });
+    commit(origin, { 'a.txt': 'two\n' }, 'second');
+    git(dir.path, 'clone', '-q', '--depth', '1', `file://${origin}`, bundle.repo);
+    const boundary = git(bundle.repo, 'rev-parse', 'HEAD');
+    const stale = 'f'.repeat(40);
+    writeFileSync(join(bundle.repo, '.git', 'shallow'), `${boundary}\n${stale}\n`);
+    const { observed } = await plan();
+    expect(observed.repo).toMatchObject({ state: 'git', shallow: [boundary] });
+    await converge();
+    expect(await bundleRefs(bundle.file)).toEqual({ HEAD: boundary, 'refs/heads/main': boundary, [`refs/persist/shallow/${boundary}`]: boundary });
+    expect((await plan()).action).toBeNull();
+  });
+});

@@ -11,7 +11,7 @@ import { readBundleHeader } from './header.js';
 import { keepRepoAside, restoreFromBundle } from './restore.js';
 import { generationPath, writeBundle } from './update.js';
 import { BundleUpdate, bundleLineageFacts, bundleLineageVerdict, currentBundleRecord, observeBundleLineage, recordBundleSeen, type BundleLineage } from './generations.js';
-import { findGitDir, readRepoRefs, type HeadState } from './refs.js';
+import { SHALLOW_REF_PREFIX, findGitDir, readRepoRefs, shallowRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
 import { isPersistRef, lostSavedWork, observeWorktree, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
 import { WORKTREE_REF, type WorktreeObserved } from './worktree.js';
@@ -29,9 +29,10 @@ export type RepoObserved =
   /**
    * A git repository; no refs and an unborn HEAD means no commits yet. `stash`: its entries, newest
    * first; `worktreeRef`: the snapshot it last saved or restored; `worktree`: its work tree now
-   * (null when HEAD has no commit: nothing is snapshotted then).
+   * (null when HEAD has no commit: nothing is snapshotted then); `shallow`: the commits of a
+   * shallow repo's boundary that it holds (refs.ts, SHALLOW_REF_PREFIX).
    */
-  | { state: 'git'; head: HeadState; refs: Record<string, string>; stash: string[]; worktreeRef: string | null; worktree: WorktreeObserved | null }
+  | { state: 'git'; head: HeadState; refs: Record<string, string>; stash: string[]; worktreeRef: string | null; worktree: WorktreeObserved | null; shallow?: string[] }
   | { state: 'unreadable'; error: string };
 
 export type BundleFileObserved =
@@ -64,7 +65,8 @@ function hasCommits(repo: RepoObserved): repo is Extract<RepoObserved, { state: 
 /** The repo's side of the comparison: its bundled refs plus HEAD and its saved work, as a bundle header lists them. */
 export function repoRefMap(repo: Extract<RepoObserved, { state: 'git' }>): Record<string, string> {
   const saved = savedWorkRefs(repo.stash, repo.worktree);
-  return repo.head.sha ? { HEAD: repo.head.sha, ...repo.refs, ...saved } : { ...repo.refs, ...saved };
+  const shallow = shallowRefs(repo.shallow ?? []);
+  return repo.head.sha ? { HEAD: repo.head.sha, ...repo.refs, ...saved, ...shallow } : { ...repo.refs, ...saved, ...shallow };
 }
 
 function sameRefs(a: Record<string, string>, b: Record<string, string>): boolean {
@@ -72,10 +74,20 @@ function sameRefs(a: Record<string, string>, b: Record<string, string>): boolean
   return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
 }
 
-/** One change per ref that differs, HEAD first (the work tree snapshot has a line of its own: worktreeChange). */
+/**
+ * One change per ref that differs, HEAD first (the work tree snapshot has a line of its own:
+ * worktreeChange), and one line for a shallow boundary that differs.
+ */
 export function refChanges(before: Record<string, string>, after: Record<string, string>): Change[] {
-  const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((name) => name !== WORKTREE_REF).sort((a, b) => (a === 'HEAD' ? -1 : b === 'HEAD' ? 1 : a < b ? -1 : a > b ? 1 : 0));
-  return names.filter((name) => before[name] !== after[name]).map((field) => ({ field, before: short(before[field]), after: short(after[field]) }));
+  const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((name) => name !== WORKTREE_REF && !name.startsWith(SHALLOW_REF_PREFIX)).sort((a, b) => (a === 'HEAD' ? -1 : b === 'HEAD' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  const changes = names.filter((name) => before[name] !== after[name]).map((field) => ({ field, before: short(before[field]), after: short(after[field]) }));
+  const boundary = (refs: Record<string, string>): string => {
+    const count = Object.keys(refs).filter((name) => name.startsWith(SHALLOW_REF_PREFIX)).length;
+    return count ? `shallow (${plural(count, 'boundary commit')})` : 'complete';
+  };
+  const shallowOf = (refs: Record<string, string>) => Object.keys(refs).filter((name) => name.startsWith(SHALLOW_REF_PREFIX)).sort().join(' ');
+  if (shallowOf(before) !== shallowOf(after)) changes.push({ field: 'history', before: boundary(before), after: boundary(after) });
+  return changes;
 }
 
 async function observeRepo(host: Host, repo: string): Promise<RepoObserved> {
@@ -85,10 +97,19 @@ async function observeRepo(host: Host, repo: string): Promise<RepoObserved> {
     if (info.type !== 'dir') return { state: 'not-dir' };
     const refs = await readRepoRefs(host, repo);
     if (!refs) return { state: 'no-git', entries: (await host.readdir(repo)).length };
-    return { state: 'git', head: refs.head, refs: refs.refs, stash: refs.stash, worktreeRef: refs.worktreeRef, worktree: null };
+    const shallow = refs.shallow.length ? await heldCommits(host, repo, refs.shallow) : [];
+    return { state: 'git', head: refs.head, refs: refs.refs, stash: refs.stash, worktreeRef: refs.worktreeRef, worktree: null, ...(shallow.length ? { shallow } : {}) };
   } catch (error) {
     return { state: 'unreadable', error: (error as Error).message };
   }
+}
+
+/** The commits among `shas` that the repo holds (a `.git/shallow` line may name one gc pruned). One read-only git process. */
+async function heldCommits(host: Host, repo: string, shas: string[]): Promise<string[]> {
+  const result = await host.run('git', ['-C', repo, 'cat-file', '--batch-check=%(objectname) %(objecttype)'], { readOnly: true, input: shas.map((sha) => `${sha}\n`).join('') });
+  if (result.exitCode !== 0) throw new Error(`git cat-file --batch-check in ${repo} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  const held = new Set(result.stdout.split('\n').filter((line) => line.endsWith(' commit')).map((line) => line.split(' ')[0]!));
+  return shas.filter((sha) => held.has(sha));
 }
 
 async function observeBundleFile(store: Store, key: string): Promise<BundleFileObserved> {
@@ -355,7 +376,8 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
   const result = await restoreRepo(ctx.host, bundle, store, bundle.relFile, file.objectFormat, { workspace: ctx.env.workspace, spare: otherResourcePaths(bundle, ctx.env), links: linksInRepo(bundle.repo, ctx.env.links), existing: now.repo }, ctx.report);
   await recordBundleSeen(ctx.host, ctx.env, bundle, await currentBundleRecord(store, bundle), 'restore', file.refs);
   const notes = [...(result.keptAside ? [`the local repo was kept aside in ${result.keptAside}`] : []), ...result.notes];
-  return { summary: result.summary, ...(notes.length ? { notes } : {}) };
+  // A shallow history in a bundle that does not record its boundary: the repo now has it, the next update saves it.
+  return { summary: result.summary, ...(notes.length ? { notes } : {}), ...(result.shallowUnrecorded ? { followedBy: 'update' } : {}) };
 }
 
 export interface RepoRestored {
@@ -365,6 +387,8 @@ export interface RepoRestored {
   /** Where the repo that was there went (null: it had no commits, nothing was moved). */
   keptAside: string | null;
   refs: number;
+  /** The bundle holds a shallow history without recording its boundary (restore.ts): the repo now names it, and differs from the bundle until the next update. */
+  shallowUnrecorded: boolean;
   /** `main (abc123def456)` or `detached abc123def456`. */
   at: string;
 }
@@ -396,6 +420,9 @@ export async function restoreRepo(
   }
   const saved = await restoreSavedWork(host, bundle.repo, restored.persistRefs, where.links);
   const notes = [...saved.notes];
+  if (restored.unrecordedBoundary.length) {
+    notes.push(`the bundle holds a shallow history without naming where it stops (written before persist recorded it): ${plural(restored.unrecordedBoundary.length, 'boundary commit')} written into .git/shallow; the next update records ${restored.unrecordedBoundary.length === 1 ? 'it' : 'them'}`);
+  }
   if (restored.differing.length) {
     notes.push(`kept ${restored.differing.length} existing file(s) that differ from the bundle: ${samplePaths(restored.differing, 10)} (git status shows them as modified)`);
   }
@@ -404,7 +431,7 @@ export async function restoreRepo(
   }
   const at = restored.headRef ? `${restored.headRef.replace(/^refs\/heads\//, '')} (${short(restored.headSha)})` : `detached ${short(restored.headSha)}`;
   const extra = [saved.stash ? plural(saved.stash, 'stash entry', 'stash entries') : '', saved.worktree ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
-  return { summary: `restored ${plural(restored.refs, 'ref')} at ${at}, checked out ${plural(restored.checkedOut, 'file')}${extra ? `, brought back ${extra}` : ''}`, notes, keptAside, refs: restored.refs, at };
+  return { summary: `restored ${plural(restored.refs, 'ref')} at ${at}, checked out ${plural(restored.checkedOut, 'file')}${extra ? `, brought back ${extra}` : ''}`, notes, keptAside, refs: restored.refs, shallowUnrecorded: restored.unrecordedBoundary.length > 0, at };
 }
 
 async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx: ObserveContext): Promise<Facts> {

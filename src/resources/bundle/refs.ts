@@ -18,6 +18,19 @@ export const UNBUNDLED_REF_PREFIXES = ['refs/remotes/', 'refs/prefetch/', 'refs/
 export const STASH_REF = 'refs/stash';
 /** `refs/persist/stash/0` is `stash@{0}` (the newest entry), `/1` is `stash@{1}` ... */
 export const STASH_REF_PREFIX = 'refs/persist/stash/';
+/**
+ * `refs/persist/shallow/<sha>` → `<sha>`: one per commit of a shallow repo's boundary (the lines of
+ * `.git/shallow`, commits whose parents the repo does not hold). A bundle made of a shallow repo
+ * lists no prerequisites and holds those commits without their parents; a restore writes
+ * `.git/shallow` back from these refs, without which git cannot walk the history (`git log`:
+ * "Could not read <parent>") nor make the next bundle.
+ */
+export const SHALLOW_REF_PREFIX = 'refs/persist/shallow/';
+
+/** The shallow refs of a boundary (see SHALLOW_REF_PREFIX). */
+export function shallowRefs(boundary: readonly string[]): Record<string, string> {
+  return Object.fromEntries([...boundary].sort().map((sha) => [`${SHALLOW_REF_PREFIX}${sha}`, sha]));
+}
 
 export function isBundledRef(name: string): boolean {
   return name.startsWith('refs/') && name !== STASH_REF && !UNBUNDLED_REF_PREFIXES.some((prefix) => name.startsWith(prefix));
@@ -40,6 +53,8 @@ export interface RepoRefs {
   stash: string[];
   /** Where `refs/persist/worktree` points: the snapshot this repo last saved or restored. */
   worktreeRef: string | null;
+  /** The commits listed in `.git/shallow` (sorted; empty for a complete repo). */
+  shallow: string[];
 }
 
 /** A `.git` that cannot be read as a repository. */
@@ -169,7 +184,15 @@ export async function readRefsFromGitDir(host: Host, gitDir: string): Promise<Re
       : { kind: 'symbolic', ref: headValue.symref, sha: await resolveRef(headValue.symref, 1) };
   const worktreeRef = await resolveRef('refs/persist/worktree', 0);
   const stash = (await resolveRef(STASH_REF, 0)) ? await readStashEntries(host, commonDir) : [];
-  return { gitDir, commonDir, head, refs, stash, worktreeRef };
+  return { gitDir, commonDir, head, refs, stash, worktreeRef, shallow: await readShallow(host, commonDir) };
+}
+
+/** The commit ids `<commonDir>/shallow` lists (git's shallow boundary), sorted; [] when there is none. */
+export async function readShallow(host: Host, commonDir: string): Promise<string[]> {
+  const file = join(commonDir, 'shallow');
+  if ((await host.lstat(file))?.type !== 'file') return [];
+  const lines = (await host.readFile(file)).toString('utf8').split('\n').map((line) => line.trim());
+  return [...new Set(lines.filter((line) => OBJECT_ID.test(line)))].sort();
 }
 
 /**

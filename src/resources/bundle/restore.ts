@@ -16,7 +16,7 @@ import { ActionError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
 import { asidePath, moveExactly } from '../../lineage/aside.js';
 import { backupDir } from '../../host/paths.js';
-import { findGitDir, isBundledRef } from './refs.js';
+import { SHALLOW_REF_PREFIX, findGitDir, isBundledRef } from './refs.js';
 import { git, splitNul } from './git.js';
 import { ensureExcluded, readWorktreeRef } from './worktree.js';
 import { saveWorktree } from './saved-work.js';
@@ -47,6 +47,8 @@ export interface RestoreResult {
   blocked: string[];
   /** The bundle's `refs/persist/*` refs (stash entries, work tree snapshot): their objects are in the repo now, the refs are not. */
   persistRefs: Record<string, string>;
+  /** Commits of a shallow history whose parents the bundle lacks although it does not list them as its boundary (written before persist did). */
+  unrecordedBoundary: string[];
 }
 
 /** The branch HEAD should name: the one at HEAD's commit, preferring main and master when several are. */
@@ -139,6 +141,42 @@ async function blockedPaths(host: Host, root: string, paths: string[]): Promise<
   return blocked;
 }
 
+/** Walks of the history that may each find one more boundary commit of a bundle written without them. */
+const MAX_BOUNDARY_WALKS = 64;
+
+/**
+ * Write the shallow boundary the bundle records (`refs/persist/shallow/*`) into the new git
+ * directory, then walk the history of every tip once (`rev-list`, commits only): a bundle of a
+ * shallow repo written before persist recorded its boundary holds commits whose parents it lacks,
+ * and git names each such commit ("Failed to traverse parents of commit <id>"); it joins the
+ * boundary and the walk runs again. The restored repo then reads its history, and its next save
+ * records the boundary. Returns the boundary commits found that way (none when it was recorded).
+ */
+async function writeShallowBoundary(host: Host, gitDir: string, recorded: string[], tips: string[], progress: (message: string) => void): Promise<string[]> {
+  const found: string[] = [];
+  if (tips.length === 0) return found;
+  const shallowFile = (await git(host, ['--git-dir', gitDir, 'rev-parse', '--path-format=absolute', '--git-path', 'shallow'])).stdout.trim();
+  const had = (await host.lstat(shallowFile)) ? (await host.readFile(shallowFile)).toString('utf8').split('\n').filter((line) => line.trim() !== '') : [];
+  const boundary = new Set([...had, ...recorded]);
+  const write = async () => host.writeFile(shallowFile, `${[...boundary].sort().join('\n')}\n`);
+  if (recorded.length) {
+    progress('writing the shallow boundary');
+    await write();
+  }
+  for (let walk = 0; ; walk++) {
+    const walked = await host.run('git', ['--git-dir', gitDir, 'rev-list', '--quiet', ...tips, '--'], { env: { ...host.env(), LC_ALL: 'C', LANGUAGE: undefined } });
+    if (walked.exitCode === 0) return found;
+    const child = /Failed to traverse parents of commit ([0-9a-f]{40,64})/.exec(walked.stderr)?.[1];
+    if (!child || boundary.has(child) || walk >= MAX_BOUNDARY_WALKS) {
+      throw new ActionError(`the history in the bundle is incomplete and could not be read as a shallow one: git rev-list failed (exit ${walked.exitCode}): ${walked.stderr.trim().split('\n').slice(0, 3).join(' ')}`);
+    }
+    progress('the bundle holds a shallow history: writing its boundary');
+    boundary.add(child);
+    found.push(child);
+    await write();
+  }
+}
+
 export async function restoreFromBundle(host: Host, request: RestoreRequest, progress: (message: string) => void): Promise<RestoreResult> {
   const { repo, file } = request;
   const staging = join(dirname(repo), `.${basename(repo)}.persist-restore-${host.pid()}`);
@@ -162,6 +200,11 @@ export async function restoreFromBundle(host: Host, request: RestoreRequest, pro
     const persistRefs = Object.fromEntries(Object.entries(unbundled).filter(([name]) => name.startsWith('refs/persist/')));
     const headSha = unbundled.HEAD ?? null;
     const headRef = chooseHeadBranch(refs, headSha);
+    // A bundle of a shallow repo: its boundary commits come without their parents, and git walks
+    // no history (log, rev-list, the next bundle) until .git/shallow names them.
+    const boundary = Object.entries(persistRefs).filter(([name]) => name.startsWith(SHALLOW_REF_PREFIX)).map(([, sha]) => sha);
+    const tips = [...new Set(Object.values(unbundled))];
+    const unrecordedBoundary = await writeShallowBoundary(host, gitDir, boundary, tips, progress);
     const checkoutSha = headSha ?? (headRef ? refs[headRef]! : null);
 
     let checkedOut = 0;
@@ -199,7 +242,7 @@ export async function restoreFromBundle(host: Host, request: RestoreRequest, pro
       if (await host.lstat(join(repo, '.git'))) throw new ActionError(`${repo}/.git appeared during the restore; run persist plan again`);
       await host.rename(gitDir, join(repo, '.git'));
     }
-    return { refs: Object.keys(refs).length, headRef, headSha: headRef ? refs[headRef]! : headSha, checkedOut, differing, blocked, persistRefs };
+    return { unrecordedBoundary, refs: Object.keys(refs).length, headRef, headSha: headRef ? refs[headRef]! : headSha, checkedOut, differing, blocked, persistRefs };
   } finally {
     if (building) await host.remove(staging);
   }
