@@ -234,7 +234,10 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
       checked = await copyUntilComplete(host, link, await mergeTree(host, link.path, link.target, mergeOptions(true)), (since) => mergeOptions(true, since));
       progress.report(`moving ${link.path} to ${journal.backup} and linking it`);
       // The swap: no await of anything but the two renames between the folder leaving its path
-      // and the link taking it (test/resources/link-swap.test.ts watches the gap).
+      // and the link taking it (test/resources/link-swap.test.ts watches the gap). Not one atomic
+      // step (that is renameat2's RENAME_EXCHANGE, which Node does not offer): a process reading
+      // the path between the two calls finds it missing, and rename(2) would put the link over a
+      // regular file created at the path in those microseconds (never over a directory).
       try {
         await host.rename(link.path, journal.backup); // the commit point
       } catch (error) {
