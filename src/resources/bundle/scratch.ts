@@ -3,7 +3,10 @@
 // `rm -rf`, each run marked `readOnly` because it changes nothing the user owns (the folder is
 // persist's own, exists only while `use` runs, and is gone afterwards even when `use` fails).
 // This is how `plan` learns a work tree snapshot's id without writing into the repo.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { ActionError } from '../../errors.js';
+import { stateDir } from '../../host/paths.js';
 import type { Host } from '../../host/types.js';
 
 /** Tries of a command whose failure `retry` says is worth another (copyIntoScratch: a source replaced meanwhile). */
@@ -42,4 +45,57 @@ export async function copyIntoScratch(host: Host, from: string, to: string): Pro
   // as it was replaced while being copied"). git writes every index under a new name and renames it
   // into place, so an agent's git command at that instant failed the snapshot: copy the new one.
   await run(host, 'cp', ['--preserve=timestamps', '--', from, to], (stderr) => stderr.includes('as it was replaced while being copied'));
+}
+
+// --- persist's big temporary folders (a bundle's local build), and what killed runs left ---
+
+/** Where a bundle update builds its bundle (hundreds of MB for a big repo): `<state>/tmp`, local disk that only persist uses. */
+export function localTempRoot(host: Host): string {
+  return join(stateDir(host.env()), 'tmp');
+}
+
+/** `persist-<kind>-<pid>-<random>`: the pid of the run that made it, so that a later run tells a dead run's folder from a live one's. */
+const OWNED = /^persist-(?:bundle|worktree|verify)-(\d+)-[0-9A-Za-z]+$/;
+
+/** A new private folder (mode 0700) `<state>/tmp/persist-<kind>-<pid>-<random>`; the caller removes it. */
+export async function makeLocalTemp(host: Host, kind: 'bundle' | 'verify'): Promise<string> {
+  const root = localTempRoot(host);
+  await host.mkdir(root, { mode: 0o700 });
+  const dir = join(root, `persist-${kind}-${host.pid()}-${randomBytes(6).toString('hex')}`);
+  await host.mkdir(dir, { mode: 0o700 });
+  return dir;
+}
+
+/**
+ * Remove the temporary folders of runs that were killed before they cleaned up (kill -9, OOM, a
+ * container stopped mid-update): in `<state>/tmp` and `$TMPDIR` (the work tree snapshot's scratch
+ * folders), each `persist-<kind>-<pid>-...` whose pid is not a live process. A live pid, this
+ * run's included, keeps its folders (a pid reused by another process only delays the removal).
+ * Returns the folders removed.
+ */
+export async function removeLeftovers(host: Host): Promise<string[]> {
+  const tmp = (host.env().TMPDIR ?? '/tmp').replace(/\/+$/, '') || '/';
+  const removed: string[] = [];
+  for (const root of [localTempRoot(host), tmp]) {
+    let names: string[];
+    try {
+      names = await host.readdir(root);
+    } catch {
+      continue; // no such folder yet, or not readable: nothing of ours to remove
+    }
+    for (const name of names) {
+      const pid = Number(OWNED.exec(name)?.[1] ?? NaN);
+      if (!Number.isSafeInteger(pid) || pid <= 0 || pid === host.pid() || host.processAlive(pid)) continue;
+      if (root === tmp && !name.startsWith('persist-worktree-')) continue; // $TMPDIR: only the snapshot's scratch folders carry our pid
+      const path = join(root, name);
+      if ((await host.lstat(path))?.type !== 'dir') continue;
+      try {
+        await host.remove(path);
+        removed.push(path);
+      } catch {
+        // Another user's, or already gone: not ours to insist on.
+      }
+    }
+  }
+  return removed;
 }

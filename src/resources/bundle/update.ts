@@ -4,7 +4,6 @@
 // store's writes are whole: a reader sees the old or the new bundle), then verify what the
 // store now holds against the local build. The generation records follow each step through the
 // hooks (generations.ts, which says why a kill at any step leaves history right).
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ActionError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
@@ -12,6 +11,7 @@ import type { Store } from '../../store/types.js';
 import { readBundleHeader, type BundleHeader } from './header.js';
 import { git } from './git.js';
 import { createBundle } from './bundle-create.js';
+import { makeLocalTemp, removeLeftovers } from './scratch.js';
 
 export interface WriteBundleRequest {
   /** Work tree of the repository. */
@@ -71,9 +71,11 @@ export async function writeBundle(
   const checkInterrupted = (): void => {
     if (signal?.aborted) throw new ActionError(`interrupted before ${where} was replaced; the previous bundle is unchanged`);
   };
-  const workDir = join(host.env().TMPDIR ?? '/tmp', `persist-bundle-${randomBytes(6).toString('hex')}`);
+  // The local build lives in persist's state folder, named after this process: what an update
+  // killed before its cleanup left (a bundle as big as the repo) is removed by the next one.
+  await removeLeftovers(host);
+  const workDir = await makeLocalTemp(host, 'bundle');
   const local = join(workDir, 'repo.bundle');
-  await host.mkdir(workDir, { mode: 0o700 });
   try {
     progress('creating the bundle on local disk');
     await createBundle(host, repo, local, request.refs, workDir);
