@@ -1,6 +1,8 @@
 // `persist verify [--hash]`: every stored file of every sync against its manifest (size; with
-// --hash, content) and every bundle against its header. Exit 1 listing what is missing or damaged;
-// the findings are recorded on local disk so that the next plan pushes those files again.
+// --hash, content) and every bundle against its header and generation record (size; with --hash,
+// the recorded sha256, and git reading the whole pack where the store is a folder: see
+// resources/bundle/verify.ts). Exit 1 listing what is missing or damaged; the findings of a sync
+// are recorded on local disk so that the next plan pushes those files again.
 import type { Observation } from '../engine/observe.js';
 import type { Host } from '../host/types.js';
 import { renderVerify, verifyJson, type VerifyRow } from '../output/verify-view.js';
@@ -8,11 +10,10 @@ import { makeStyle } from '../output/style.js';
 import { errorMessage } from '../output/format.js';
 import type { SyncDetail } from '../resources/sync/index.js';
 import { recordDamaged, verifyMirror } from '../resources/sync/verify.js';
+import { checkStoredBundle } from '../resources/bundle/verify.js';
 import type { ResolvedBundle, ResolvedSync } from '../spec/types.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
-
-const BUNDLE_HEADERS = ['# v2 git bundle\n', '# v3 git bundle\n'];
 
 export default async function verify(opts: SpecOptions & { hash?: boolean }, io: CommandIO): Promise<number> {
   const env = await loadSpec(opts, io);
@@ -61,16 +62,9 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
         await recordDamaged(host, sync, result.problems.map((p) => p.path));
       } else {
         const bundle = r.resource as ResolvedBundle;
-        const info = await store.stat(bundle.relFile);
-        if (!info) continue; // not made yet: plan shows the update
+        if (!(await store.stat(bundle.relFile))) continue; // not made yet: plan shows the update
         row.checked = 1;
-        const head = (await store.readHead(bundle.relFile, 16)).toString('latin1');
-        if (info.type !== 'file') row.problems.push({ path: bundle.relFile, problem: `a ${info.type}, not a bundle file` });
-        else if (!BUNDLE_HEADERS.includes(head)) row.problems.push({ path: bundle.relFile, problem: 'damaged: no git bundle header' });
-        else if (opts.hash && store.localPath(bundle.relFile) !== null) {
-          const result = await host.run('git', ['bundle', 'list-heads', store.localPath(bundle.relFile)!], { readOnly: true });
-          if (result.exitCode !== 0) row.problems.push({ path: bundle.relFile, problem: `damaged: git bundle list-heads failed (${result.stderr.trim().split('\n')[0] ?? ''})` });
-        }
+        row.problems = await checkStoredBundle(host, store, bundle, opts.hash);
       }
     } catch (error) {
       row.problems.push({ path: r.address, problem: errorMessage(error) });
