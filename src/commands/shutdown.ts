@@ -123,7 +123,7 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         if ((observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') || !inRound(observed.address)) continue;
         const action = planned.actions.find((a) => a.address === observed.address);
         if (!action) say({ address: observed.address, status: 'saved', message: 'already in the store' });
-        else if (action.conflict) notSaved(action.address, `not saved: ${action.conflict.message}; ${action.conflict.fix}`, observed.unobserved?.transient === true);
+        else if (action.conflict) notSaved(action.address, `not saved: ${action.conflict.message}. ${action.conflict.fix}`, observed.unobserved?.transient === true);
         else if (SAVING.has(action.action)) saving.push(action);
         else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
       }

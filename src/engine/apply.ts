@@ -115,13 +115,13 @@ export async function applyAction(
 ): Promise<{ decision: Decision; outcome: ApplyOutcome } | 'up-to-date' | 'needs-a-person'> {
   const byAddress = run?.byAddress ?? new Map<string, Entry>(listResources(ctx.env).map((e) => [e.address, e]));
   const recheck = run?.recheck ?? ((entry: Entry) => observeNow(entry, byAddress, ctx.host, ctx.env, ctx.options));
-  if (action.conflict) throw new ActionError(`refused: ${action.conflict.message}; ${action.conflict.fix}`);
+  if (action.conflict) throw new ActionError(`refused: ${action.conflict.message}. ${action.conflict.fix}`);
   const entry = byAddress.get(action.address);
   if (!entry) throw new ActionError(`no such resource in the spec: ${action.address}`);
   const { observed, ctx: observeCtx, bucket, maker } = await recheck(entry);
   const decision = observed.diff;
   if (!decision) return 'up-to-date';
-  if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}; ${decision.conflict.fix}`, observed.unobserved ? { cause: observed.unobserved } : undefined);
+  if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}. ${decision.conflict.fix}`, observed.unobserved ? { cause: observed.unobserved } : undefined);
   if (bucket && !bucket.ready) {
     const mounted = ctx.env.buckets[bucket.key]?.mount;
     throw new ActionError(`${maker?.address ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${mounted ? mounted.path : observeCtx.store(bucket.key).where('')}`);

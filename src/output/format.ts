@@ -32,9 +32,17 @@ export function samplePaths(paths: readonly string[], limit = 3): string {
   return `${paths.slice(0, limit).map(showPath).join(', ')} and ${paths.length - limit} more`;
 }
 
-/** A path as a person reads it: a byte of a name that is not UTF-8 (a lone surrogate, host/names.ts) as `\xE9`, not U+FFFD. */
+const CONTROL_NAMES: Record<string, string> = { '\n': '\\n', '\t': '\\t', '\r': '\\r' };
+
+/**
+ * A path as a person reads it, on one line: a byte of a name that is not UTF-8 (a lone surrogate,
+ * host/names.ts) as `\xE9`, not U+FFFD; a newline, tab or other control character as `\n`,
+ * `\t`, `\x1B` (a name holding one would break a list, or a terminal).
+ */
 export function showPath(path: string): string {
-  return path.replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (raw) => `\\x${(raw.charCodeAt(0) - 0xdc00).toString(16).toUpperCase()}`);
+  return path
+    .replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (raw) => `\\x${(raw.charCodeAt(0) - 0xdc00).toString(16).toUpperCase()}`)
+    .replace(/[\x00-\x1F\x7F]/g, (raw) => CONTROL_NAMES[raw] ?? `\\x${raw.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
 /** Rounded to at most one decimal, without a trailing `.0`: 3 -> `3`, 2.25 -> `2.3`. */

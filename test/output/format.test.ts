@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorCode, errorMessage, formatAge, formatBytes, formatDuration, plural, samplePaths } from '../../src/output/format.js';
+import { errorCode, errorMessage, formatAge, formatBytes, formatDuration, plural, samplePaths, showPath } from '../../src/output/format.js';
 
 describe('format', () => {
   it('formats byte sizes in binary units', () => {
@@ -66,5 +66,15 @@ describe('format', () => {
     expect(errorCode(new TypeError('x'))).toBe('TypeError');
     expect(errorCode('x')).toBe('string');
     expect(errorCode(null)).toBe('object');
+  });
+});
+
+describe('showPath', () => {
+  it('keeps a name on one line: control characters as escapes, a byte that is not UTF-8 as \\xNN', () => {
+    expect(showPath('notes/a\nb\tc\r.md')).toBe('notes/a\\nb\\tc\\r.md');
+    expect(showPath('esc\u001b[31m')).toBe('esc\\x1B[31m');
+    expect(showPath('del\u007f')).toBe('del\\x7F');
+    expect(showPath('caf\udce9.txt')).toBe('caf\\xE9.txt');
+    expect(showPath('plain ünïcode/ok.md')).toBe('plain ünïcode/ok.md');
   });
 });

@@ -118,3 +118,12 @@ describe('an overlap names both resources', () => {
     ]);
   });
 });
+
+describe('credentials written with a variable that is not set', () => {
+  it('are reported once, where the variable is written: not also as credentials missing', async () => {
+    const file = writeSpec(['version: 1', 'buckets:', '  data:', '    name: agent-data', '    credentials:', '      accessKeyId: ${env:QA_AK}', '      secretAccessKey: ${env:QA_SK}', 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
+    const { problems } = await validateSpec({ file, processEnv: {} });
+    expect(problems.map((p) => `${p.line}: ${p.path}`)).toEqual(['6: buckets.data.credentials.accessKeyId', '7: buckets.data.credentials.secretAccessKey']);
+    expect(problems.map((p) => p.message).join('\n')).not.toContain('needs credentials');
+  });
+});

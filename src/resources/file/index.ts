@@ -85,15 +85,18 @@ export function diffFile(file: ResolvedFile, observed: FileObserved, _options: P
         : `compared with ${file.from} once mount.${file.bucket} is up (restored only if it differs)`;
     return restore(reason, [{ field: 'content', before: local.state === 'missing' ? null : 'unknown', after: 'from the mount' }]);
   }
+  // Through a mount `from` is a path there; through the S3 API it is an s3:// address.
+  const where = file.from.startsWith('s3://') ? 'the bucket' : 'the mount';
   if (source.state === 'not-file') {
-    return conflict(`${file.from} in the mount is a ${source.found}, not a regular file`, `Replace it with the file in the bucket, or change files.${file.name}.from.`);
+    return conflict(`${file.from} in ${where} is a ${source.found}, not a regular file`, `Replace it with the file in the bucket, or change files.${file.name}.from.`);
   }
   if (source.state === 'missing') {
+    const copyIn = file.from.startsWith('s3://') ? `upload it to ${file.from}` : `cp ${file.to} ${file.from}`;
     return local.state === 'missing'
-      ? conflict(`nothing to restore: ${file.from} does not exist in the mount`, `Put the file there (${file.relFrom} in bucket ${file.bucket}), or remove files.${file.name} from the spec.`)
+      ? conflict(`nothing to restore: ${file.from} does not exist in ${where}`, `Put the file there (${file.relFrom} in bucket ${file.bucket}), or remove files.${file.name} from the spec.`)
       : conflict(
-          `${file.from} does not exist in the mount; the local ${file.to} is kept as it is`,
-          `To keep it durable, copy it into the mount (cp ${file.to} ${file.from}), or remove files.${file.name} from the spec.`,
+          `${file.from} does not exist in ${where}; the local ${file.to} is kept as it is`,
+          `To keep it durable, copy it into ${where} (${copyIn}), or remove files.${file.name} from the spec.`,
         );
   }
 

@@ -44,7 +44,8 @@ export function resolveBucket(ctx: ResolveContext, key: string, value: Entry): R
     ctx.report([...at, 'prefix'], `"${prefixText}" is not a usable prefix: it may not hold "." or ".." segments`);
   }
   if (prefix && backend === 'goofys') ctx.report([...at, 'prefix'], 'prefix: is not supported with the goofys backend yet; use s3fs or rclone, or leave out mount: (the S3 API)');
-  if (!hasMount && !(accessKeyId instanceof Sensitive && secretAccessKey instanceof Sensitive) && name !== undefined) {
+  // Credentials written but not resolved (a variable not set) are reported where they are written.
+  if (!hasMount && ctx.value([...at, 'credentials']) === undefined && name !== undefined) {
     ctx.report(at, `bucket ${key} has no mount:, so it is reached through its S3 API, which needs credentials (accessKeyId and secretAccessKey); add them, or add mount:`, 'key');
   }
   if (name !== undefined) ctx.facts.buckets.push({ key, name, endpoint, prefix, place: lazyPlace(() => ctx.place([...at, 'name'])) });

@@ -56,7 +56,7 @@ import { mapLimit, transferConcurrency } from '../../store/limit.js';
 import { StoreMissing, type Store, type Transferred } from '../../store/types.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { compareWithListing, compareWithManifest, emptyComparison, manifestFilesInScope, type TreeComparison } from './compare.js';
-import { ManifestError, ManifestWriter, manifestPath, markFirstPush, readManifest, shardDirPath, unfinishedFirstPush, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { ManifestError, ManifestWriter, MANIFEST_NAME, markFirstPush, readManifest, SHARD_DIR_NAME, unfinishedFirstPush, writeManifest, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState, recordSyncEvent } from './state.js';
 import { shardCacheFor, type ShardCache } from './manifest-cache.js';
 import { readFolderModes } from './folders.js';
@@ -300,7 +300,7 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     return conflict(
       sync,
       mirror.message,
-      `Repair the manifest (${manifestPath(sync.to)} and the shards in ${shardDirPath(sync.to)}), or remove both: persist then compares the folders by content (never deleting) and writes a new one.`,
+      `Repair the manifest (${sync.to}/${MANIFEST_NAME} and the shards in ${sync.to}/${SHARD_DIR_NAME}), or remove both: persist then compares the folders by content (never deleting) and writes a new one.`,
     );
   }
 
@@ -382,7 +382,7 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     }
     if (mirror.state !== 'dir' || !mirror.interruptedPush) return null;
     // Every shard is truthful already; the root still describes the push before.
-    return pushAction(sync, observed, `an interrupted push left ${manifestPath(sync.to)} older than its shards`, [
+    return pushAction(sync, observed, `an interrupted push left ${sync.to}/${MANIFEST_NAME} older than its shards`, [
       { field: 'manifest', before: 'unfinished', after: 'finished' },
     ]);
   }
@@ -410,8 +410,8 @@ function fileLists(lists: Partial<Record<FileFate, string[]>>): FileList[] {
 
 // --- apply ---
 
-function checkAborted(sync: ResolvedSync, signal: AbortSignal, whatIsSafe: string): void {
-  if (signal.aborted) throw new ActionError(`${addressOf(sync)}: interrupted; ${whatIsSafe}`);
+function checkAborted(signal: AbortSignal, whatIsSafe: string): void {
+  if (signal.aborted) throw new ActionError(`interrupted; ${whatIsSafe}`);
 }
 
 async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, SyncDetail>, ctx: ApplyContext): Promise<ApplyOutcome> {
@@ -470,7 +470,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   // On a failure no new copy starts and the running ones finish (their shards written when
   // complete): what the next push finds is a mirror whose manifest lists only files it holds.
   await mapLimit(jobs, limit, async ({ path, shard }) => {
-    checkAborted(sync, signal, 'the manifest lists only files already in the mirror; the next push carries on');
+    checkAborted(signal, 'the manifest lists only files already in the mirror; the next push carries on');
     const entry = await pushPath(path, local.files[path]!);
     if (entry) shards[shard]![path] = entry;
     done += 1;
@@ -498,7 +498,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
       removed.filter((p) => !run.isCleared(p)),
       limit,
       async (path) => {
-        checkAborted(sync, signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
+        checkAborted(signal, 'the manifest is written; files not deleted yet stay in the mirror, unlisted');
         await generation.retire(path);
       },
     );
@@ -555,7 +555,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
   const totalBytes = sources.reduce((sum, [, entry]) => sum + entry.size, 0);
   let doneBytes = 0;
   await mapLimit(sources, limit, async ([path, entry]) => {
-    checkAborted(sync, signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
+    checkAborted(signal, `${sync.from} stays marked as half-restored, so the next apply resumes the restore (it never pushes from it)`);
     const result = restoring.later(path, entry) ? null : await restorePath(path, entry); // later: a hard link to a file restored in this run
     done += 1;
     doneBytes += entry.size;
@@ -572,7 +572,7 @@ async function restore(sync: ResolvedSync, detail: SyncDetail, ctx: ApplyContext
     const target = join(sync.from, path);
     const existing = empty ? null : await host.lstat(target);
     if (existing && existing.type !== 'file') {
-      throw new ActionError(`${addressOf(sync)}: ${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
+      throw new ActionError(`${target} is a ${existing.type} where the mirror has a file; move it aside and apply again`);
     }
     if (existing) {
       // Resuming an interrupted restore: a file with the mirror's content is kept (its content is
@@ -654,7 +654,7 @@ export async function applySync(sync: ResolvedSync, decision: Decision, seen: Se
   } catch (error) {
     if (error instanceof PersistError) throw error;
     // e.g. a local file deleted while it was being pushed: the next apply re-checks from scratch.
-    throw new ActionError(`${addressOf(sync)}: ${decision.action} failed: ${(error as Error).message}`, { cause: error });
+    throw new ActionError(`${decision.action} failed: ${(error as Error).message}`, { cause: error });
   }
 }
 
