@@ -52,7 +52,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
 
   // Look before locking: an apply with nothing to do writes nothing at all.
   const planned = await computePlan(reader, env, options, targets);
-  if (saved) checkFresh(saved, opts.planFile!, { specHash: env.specHash, environment: env.environment, fingerprints: planned.fingerprints });
+  if (saved) checkFresh(saved, opts.planFile!, { specFile: env.specFile, specHash: env.specHash, environment: env.environment, fingerprints: planned.fingerprints });
   const { actions } = planned;
 
   if (actions.length === 0) {

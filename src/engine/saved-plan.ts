@@ -71,7 +71,10 @@ export async function readSavedPlan(host: Host, path: string, file: string): Pro
 }
 
 /** Refuse a plan made for another spec or environment, or whose observed resources changed since. */
-export function checkFresh(plan: SavedPlan, file: string, current: { specHash: string; environment: string; fingerprints: Record<string, string> }): void {
+export function checkFresh(plan: SavedPlan, file: string, current: { specFile: string; specHash: string; environment: string; fingerprints: Record<string, string> }): void {
+  if (plan.specFile !== current.specFile) {
+    throw new StalePlanError(`${file}: the plan was made for the spec ${plan.specFile}, not ${current.specFile}; apply it without -f, or run \`persist plan --out\` with this spec`, []);
+  }
   if (plan.environment !== current.environment) {
     throw new StalePlanError(`${file}: the plan was made for environment "${plan.environment}", not "${current.environment}"`, []);
   }

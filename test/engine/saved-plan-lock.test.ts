@@ -19,13 +19,13 @@ describe('saved plans', () => {
   it('round-trips and accepts a fresh plan', () => {
     const text = JSON.stringify(sealPlan(base));
     const plan = parseSavedPlan(text, 'p.plan');
-    expect(() => checkFresh(plan, 'p.plan', { specHash: 'aaa', environment: 'dev', fingerprints: base.fingerprints })).not.toThrow();
+    expect(() => checkFresh(plan, 'p.plan', { specFile: '/s/persist.yaml', specHash: 'aaa', environment: 'dev', fingerprints: base.fingerprints })).not.toThrow();
   });
 
   it('names the resources that changed since', () => {
     const plan = parseSavedPlan(JSON.stringify(sealPlan(base)), 'p.plan');
     try {
-      checkFresh(plan, 'p.plan', { specHash: 'aaa', environment: 'dev', fingerprints: { 'mount.data': 'f1', 'link.memory': 'CHANGED' } });
+      checkFresh(plan, 'p.plan', { specFile: '/s/persist.yaml', specHash: 'aaa', environment: 'dev', fingerprints: { 'mount.data': 'f1', 'link.memory': 'CHANGED' } });
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(StalePlanError);
@@ -36,8 +36,9 @@ describe('saved plans', () => {
 
   it('refuses another spec or environment', () => {
     const plan = parseSavedPlan(JSON.stringify(sealPlan(base)), 'p.plan');
-    expect(() => checkFresh(plan, 'p.plan', { specHash: 'bbb', environment: 'dev', fingerprints: base.fingerprints })).toThrow(/spec .* changed/);
-    expect(() => checkFresh(plan, 'p.plan', { specHash: 'aaa', environment: 'prod', fingerprints: base.fingerprints })).toThrow(/environment "dev", not "prod"/);
+    expect(() => checkFresh(plan, 'p.plan', { specFile: '/s/persist.yaml', specHash: 'bbb', environment: 'dev', fingerprints: base.fingerprints })).toThrow(/spec .* changed/);
+    expect(() => checkFresh(plan, 'p.plan', { specFile: '/s/persist.yaml', specHash: 'aaa', environment: 'prod', fingerprints: base.fingerprints })).toThrow(/environment "dev", not "prod"/);
+    expect(() => checkFresh(plan, 'p.plan', { specFile: '/k/other.yaml', specHash: 'bbb', environment: 'dev', fingerprints: base.fingerprints })).toThrow('p.plan: the plan was made for the spec /s/persist.yaml, not /k/other.yaml; apply it without -f, or run `persist plan --out` with this spec');
   });
 
   it('refuses tampered, truncated and foreign files with one clear line', () => {
