@@ -35,6 +35,19 @@ export interface SpecSource {
 const MAX_ALIAS_COUNT = 0;
 
 /** Formats a key path as `buckets.data.mount.path` (list items as `exclude[0]`). */
+/** The key path of the last node of `chain` (a visit's ancestors, then the node): its pairs' keys and list indexes. */
+function keyPathOf(chain: readonly unknown[]): KeyPath {
+  const path: KeyPath = [];
+  chain.forEach((item, i) => {
+    if (isPair(item) && isScalar(item.key)) path.push(String(item.key.value));
+    else if (isSeq(item)) {
+      const index = item.items.indexOf(chain[i + 1] as (typeof item.items)[number]);
+      if (index >= 0) path.push(index);
+    }
+  });
+  return path;
+}
+
 export function formatKeyPath(path: KeyPath): string {
   let text = '';
   for (const segment of path) {
@@ -140,7 +153,7 @@ function parseSpec(file: string, absPath: string, hash: () => string, text: stri
     }
   };
   visit(doc, {
-    Map(_key, map) {
+    Map(_key, map, ancestors) {
       anchorCheck(map);
       const seen = new Set<string>();
       for (const pair of map.items) {
@@ -148,7 +161,7 @@ function parseSpec(file: string, absPath: string, hash: () => string, text: stri
         const identity = `${typeof pair.key.value}:${String(pair.key.value)}`;
         if (seen.has(identity)) {
           unusable = true;
-          report(startOf(pair.key), `duplicate key ${quoteKeyAt(text, startOf(pair.key))}`);
+          report(startOf(pair.key), `duplicate key ${quoteKeyAt(text, startOf(pair.key))}`, [...keyPathOf([...ancestors, map]), String(pair.key.value)]);
         }
         seen.add(identity);
       }

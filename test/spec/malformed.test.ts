@@ -45,8 +45,11 @@ const BASE_PER_ENV = ['version: 1', 'buckets:', '  data:', '    name: test-${env
 const cases: Case[] = [
   // --- YAML itself
   { name: 'tab indentation', yaml: ['version: 1', 'buckets:', '\tdata: {}'], expect: [{ message: 'tabs are not allowed for indentation', line: 3, path: '' }], atLeast: true },
-  { name: 'duplicate key', yaml: ['version: 1', 'buckets: {}', 'version: 1'], expect: [{ message: 'duplicate key "version"', line: 3, path: '' }] },
-  { name: 'duplicate nested key', yaml: [...BASE, 'links:', '  memory: a', '  memory: b'], expect: [{ message: 'duplicate key "memory"', line: 10, path: '' }] },
+  { name: 'duplicate key', yaml: ['version: 1', 'buckets: {}', 'version: 1'], expect: [{ message: 'duplicate key "version"', line: 3, path: 'version' }] },
+  { name: 'duplicate nested key', yaml: [...BASE, 'links:', '  memory: a', '  memory: b'], expect: [{ message: 'duplicate key "memory"', line: 10, path: 'links.memory' }] },
+  { name: 'duplicate key in a flow mapping', yaml: [...BASE, 'syncs:', '  s: { from: ./s, to: s, from: ./t }'], expect: [{ message: 'duplicate key "from"', line: 9, path: 'syncs.s.from' }] },
+  { name: 'duplicate key two levels down', yaml: [...BASE, 'links:', '  memory:', '    path: a', '    path: b'], expect: [{ message: 'duplicate key "path"', line: 11, path: 'links.memory.path' }] },
+  { name: 'duplicate key in a list item', yaml: [...BASE, 'syncs:', '  s:', '    from: ./s', '    to: s', '    exclude:', '      - { a: 1, a: 2 }'], expect: [{ message: 'duplicate key "a"', line: 13, path: 'syncs.s.exclude[0].a' }] },
   { name: 'empty file', yaml: '', expect: [{ message: 'the spec is empty', line: 1, path: '' }] },
   { name: 'only comments', yaml: ['# nothing here', '# at all'], expect: [{ message: 'the spec is empty', line: 1, path: '' }] },
   { name: 'list at the root', yaml: ['- version: 1', '- buckets: {}'], expect: [{ message: 'must be a mapping of keys', line: 1, path: '' }] },
