@@ -4,11 +4,9 @@
 // server); and the hostile paths: one file failing in the middle of a parallel push, the process
 // killed (SIGKILL) in the middle of a push and of a restore, each followed by a clean run that
 // converges byte for byte.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { releaseLease } from '../../src/engine/lease.js';
 import { loadEnvironment } from '../../src/spec/index.js';
@@ -16,9 +14,7 @@ import { ApiStore } from '../../src/store/api.js';
 import { readManifest } from '../../src/resources/sync/manifest.js';
 import { e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
-import { apiBucketYaml, GOOD_KEYS, Machine, manifest } from './flow-helpers.js';
-
-const PERSIST_BIN = fileURLToPath(new URL('../../bin/persist.js', import.meta.url));
+import { apiBucketYaml, applyKilledWhen, GOOD_KEYS, Machine, manifest } from './flow-helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -59,26 +55,6 @@ async function release(m: Machine): Promise<void> {
 async function storeOf(m: Machine): Promise<ApiStore> {
   const env = await loadEnvironment({ file: m.spec, processEnv });
   return new ApiStore(m.host(), env.buckets.data!);
-}
-
-/** `persist apply` as a child that the test kills with SIGKILL once `when` holds (polled every 5 ms). */
-function applyKilledWhen(m: Machine, when: () => boolean): Promise<{ killed: boolean; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, PERSIST_STATE_DIR: m.stateDir, ...processEnv, NO_COLOR: '1' };
-    const child = spawn(process.execPath, [PERSIST_BIN, 'apply', '--auto-approve', '-f', m.spec], { cwd: m.root, env, stdio: 'ignore' });
-    let killed = false;
-    const poll = setInterval(() => {
-      if (!killed && when()) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    }, 5);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearInterval(poll);
-      resolve({ killed, code });
-    });
-  });
 }
 
 async function tempLeftovers(folder: string): Promise<string[]> {

@@ -4,45 +4,22 @@
 // as S3 does). clean leaves an upload written to in the last hour alone (a live push may be
 // sending it), lists and aborts one left longer (backdated at the server), and never touches
 // uploads outside the folders persist writes.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { formatBytes, plural } from '../../src/output/format.js';
 import { S3Client } from '../../src/store/s3/client.js';
 import { e2eRig } from '../helpers/e2e.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StoredUpload, type StrictS3TestServer } from '../helpers/s3server.js';
-import { apiBucketYaml, GOOD_KEYS, Machine } from './flow-helpers.js';
+import { apiBucketYaml, applyKilledWhen, Machine } from './flow-helpers.js';
 
-const PERSIST_BIN = fileURLToPath(new URL('../../bin/persist.js', import.meta.url));
 const MiB = 1024 * 1024;
 const BUCKET = 'clean-uploads';
 const HOURS = 3600 * 1000;
 
 function spec(server: StrictS3TestServer): string {
   return ['version: 1', 'buckets:', '  data:', apiBucketYaml(server, BUCKET, 'env1'), 'syncs:', '  notes: { from: ./notes, to: notes, delete: true }', ''].join('\n');
-}
-
-/** `persist apply` as a child, SIGKILLed once `when` holds (polled every 5 ms). */
-function applyKilledWhen(m: Machine, when: () => boolean): Promise<{ killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, PERSIST_STATE_DIR: m.stateDir, E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey, NO_COLOR: '1' };
-    const child = spawn(process.execPath, [PERSIST_BIN, 'apply', '--auto-approve', '-f', m.spec], { cwd: m.root, env, stdio: 'ignore' });
-    let killed = false;
-    const poll = setInterval(() => {
-      if (!killed && when()) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    }, 5);
-    child.on('error', reject);
-    child.on('close', () => {
-      clearInterval(poll);
-      resolve({ killed });
-    });
-  });
 }
 
 /** The server's uploads once they have stopped changing (parts the killed child had in flight settle). */

@@ -138,6 +138,26 @@ export const LINK_NAMES = ['memory', 'config', 'logs'] as const;
 export const CREDENTIALS = Buffer.from('API_TOKEN=e2e-token-value\nOTHER=1\n');
 
 /** One machine of the flow: `root/{ws,state,mnt,persist.yaml}` plus its persist state folder. */
+/** `persist apply` on `m` as a child (the keys from GOOD_KEYS), SIGKILLed once `when` holds (polled every 5 ms). */
+export function applyKilledWhen(m: Machine, when: () => boolean): Promise<{ killed: boolean; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, PERSIST_STATE_DIR: m.stateDir, E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey, NO_COLOR: '1' };
+    const child = spawn(process.execPath, [PERSIST_BIN, 'apply', '--auto-approve', '-f', m.spec], { cwd: m.root, env, stdio: 'ignore' });
+    let killed = false;
+    const poll = setInterval(() => {
+      if (!killed && when()) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    }, 5);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearInterval(poll);
+      resolve({ killed, code });
+    });
+  });
+}
+
 export class Machine {
   readonly ws: string;
   readonly state: string;

@@ -14,24 +14,17 @@ import { RealHost } from '../../src/host/real.js';
 import type { Host } from '../../src/host/types.js';
 import { readOnlyHost } from '../../src/host/wrappers.js';
 import { diffLink, observeLink } from '../../src/resources/link/index.js';
-import type { ResolvedEnvironment, ResolvedLink } from '../../src/spec/types.js';
+import type { ResolvedLink } from '../../src/spec/types.js';
 import { applyPlanned } from '../helpers/resources.js';
+import { linkContext, linkIn } from './link-helpers.js';
 
 const realHost = new RealHost();
 let root: string;
 let workspace: string;
 let mount: string;
 
-function linkNamed(name: string): ResolvedLink {
-  const relTarget = `workspace/${name}`;
-  return { name, bucket: 'data', path: join(workspace, name), relTarget, target: join(mount, relTarget) };
-}
-
-function context(link: ResolvedLink, host: Host): ActionContext {
-  const data = { key: 'data', name: 'test-data', pathStyle: true, provider: 'other' as const, mount: { backend: 'local' as const, path: mount, options: {} } };
-  const env: ResolvedEnvironment = { specFile: join(workspace, 'persist.yaml'), specHash: '0', environment: 'test', workspace, buckets: { data }, links: { [link.name]: link }, bundles: {}, syncs: {}, files: {} };
-  return { host, env, options: { allowShrink: false }, report: () => undefined, signal: new AbortController().signal };
-}
+const linkNamed = (name: string): ResolvedLink => linkIn(workspace, mount, name);
+const context = (link: ResolvedLink, host: Host): ActionContext => linkContext(workspace, mount, link, host);
 
 async function adopt(link: ResolvedLink, host: Host = realHost) {
   const planned = diffLink(link, await observeLink(link, { host: readOnlyHost(realHost), mountReady: { data: true } }));

@@ -13,24 +13,17 @@ import { readOnlyHost } from '../../src/host/wrappers.js';
 import { pathString } from '../../src/host/names.js';
 import { adoptDirectory, journalPath } from '../../src/resources/link/adopt.js';
 import { diffLink, observeLink } from '../../src/resources/link/index.js';
-import type { ResolvedEnvironment, ResolvedLink } from '../../src/spec/types.js';
+import type { ResolvedLink } from '../../src/spec/types.js';
 import { applyPlanned } from '../helpers/resources.js';
+import { linkContext, linkIn } from './link-helpers.js';
 
 const realHost = new RealHost();
 let root: string;
 let workspace: string;
 let mount: string;
 
-function linkNamed(name: string): ResolvedLink {
-  const relTarget = `workspace/${name}`;
-  return { name, bucket: 'data', path: join(workspace, name), relTarget, target: join(mount, relTarget) };
-}
-
-function context(link: ResolvedLink, host: Host): ActionContext {
-  const data = { key: 'data', name: 'test-data', pathStyle: true, provider: 'other' as const, mount: { backend: 'local' as const, path: mount, options: {} } };
-  const env: ResolvedEnvironment = { specFile: join(workspace, 'persist.yaml'), specHash: '0', environment: 'test', workspace, buckets: { data }, links: { [link.name]: link }, bundles: {}, syncs: {}, files: {} };
-  return { host, env, options: { allowShrink: false }, report: () => undefined, signal: new AbortController().signal };
-}
+const linkNamed = (name: string): ResolvedLink => linkIn(workspace, mount, name);
+const context = (link: ResolvedLink, host: Host): ActionContext => linkContext(workspace, mount, link, host);
 
 /** Real permission bits, honoured as a non-root user would see them (these tests may run as root; as in test/sync/trust.test.ts). */
 function permissionsHost(hooks: { afterCopy?: (from: string) => Promise<void> } = {}): Host {
