@@ -96,7 +96,7 @@ program
 
 program
   .command('clean')
-  .description("remove persist's own leftovers in the bucket (conflict copies, partial files), after listing them")
+  .description("remove persist's own leftovers in the bucket (conflict copies, partial files, incomplete multipart uploads over an hour old), after listing them")
   .addOption(fileOption()).addOption(envOption())
   .option('--auto-approve', 'remove them without asking')
   .addHelpText('after', example('persist clean -f specs/moltbot.yaml --env production'))
