@@ -48,7 +48,7 @@ export async function observeTrust(host: Host, sync: ResolvedSync, listing: Tree
     observed.databases = databases.length;
     if ((await findSqlite3(host)) === null) observed.sqliteMissing = true;
   }
-  const folderModes = recordedFolders(listing.folders, Object.keys(listing.files), (path) => !underUnreadable(listing, path) || (listing.unreadable ?? []).some((entry) => entry.path === path));
+  const folderModes = recordedFolders(listing.folders, listing.files, (path) => !underUnreadable(listing, path) || (listing.unreadable ?? []).some((entry) => entry.path === path));
   return { state, listing, databases: new Set(databases), sidecars, unreadableFiles, folderModes, observed };
 }
 
