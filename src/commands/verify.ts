@@ -1,8 +1,8 @@
 // `persist verify [--hash]`: every stored file of every sync against its manifest (size; with
 // --hash, content) and every bundle against its header and generation record (size; with --hash,
 // the recorded sha256, and git reading the whole pack where the store is a folder: see
-// resources/bundle/verify.ts). Exit 1 listing what is missing or damaged; the findings of a sync
-// are recorded on local disk so that the next plan pushes those files again.
+// resources/bundle/verify.ts). Exit 1 listing what is missing or damaged; the findings are recorded
+// on local disk so that the next plan pushes those files again (a bundle: writes it again).
 import type { Observation } from '../engine/observe.js';
 import type { Host } from '../host/types.js';
 import { renderVerify, verifyJson, type VerifyRow } from '../output/verify-view.js';
@@ -10,7 +10,7 @@ import { makeStyle } from '../output/style.js';
 import { errorMessage } from '../output/format.js';
 import type { SyncDetail } from '../resources/sync/index.js';
 import { recordDamaged, verifyMirror } from '../resources/sync/verify.js';
-import { checkStoredBundle } from '../resources/bundle/verify.js';
+import { checkStoredBundle, recordBundleDamage } from '../resources/bundle/verify.js';
 import type { ResolvedBundle, ResolvedSync } from '../spec/types.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
@@ -62,9 +62,12 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
         await recordDamaged(host, sync, result.problems.map((p) => p.path));
       } else {
         const bundle = r.resource as ResolvedBundle;
-        if (!(await store.stat(bundle.relFile))) continue; // not made yet: plan shows the update
+        const info = await store.stat(bundle.relFile);
+        if (!info) continue; // not made yet: plan shows the update
         row.checked = 1;
         row.problems = await checkStoredBundle(host, store, bundle, opts.hash);
+        // The next plan writes a damaged bundle again from the repo (`update (repair)`).
+        await recordBundleDamage(host, bundle, row.problems.length ? info : null);
       }
     } catch (error) {
       row.problems.push({ path: r.address, problem: errorMessage(error) });

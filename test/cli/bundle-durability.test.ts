@@ -133,6 +133,19 @@ describe('verify --hash', () => {
     renameSync(join(fixture.dir, 'record.json'), join(fixture.bucket, 'bundles', 'repo.bundle.lineage.json'));
     // Without --hash only sizes are compared: the same size passes.
     expect((await fixture.run(['verify'])).code).toBe(0);
+
+    // The next plan writes it again from the repo, without keeping the damaged file as a generation.
+    await fixture.run(['verify', '--hash']);
+    const plan = await fixture.run(['plan', '--detailed-exitcode']);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toMatch(/~ bundle\.repo {2}update \(repair\)/);
+    expect(plan.stdout).toMatch(/persist verify found bundles\/repo\.bundle damaged/);
+    ok(await fixture.run(['apply', '--auto-approve']));
+    expect(existsSync(`${file}.1`)).toBe(false);
+    expect(ok(await fixture.run(['verify', '--hash']))).toMatch(/ok +bundle\.repo/);
+    expect(ok(await fixture.run(['plan']))).toMatch(/No changes/);
+    git(fixture.dir, 'clone', '-q', file, 'cloned');
+    expect(git(join(fixture.dir, 'cloned'), 'rev-parse', 'HEAD')).toBe(git(join(fixture.dir, 'repo'), 'rev-parse', 'HEAD'));
   });
 });
 

@@ -8,6 +8,7 @@ import { join, relative } from 'node:path';
 import { addressOf } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, ObserveContext, PlanOptions, ResourceModule } from '../../engine/types.js';
 import { readBundleHeader } from './header.js';
+import { bundleFoundDamaged, recordBundleDamage } from './verify.js';
 import { keepRepoAside, restoreFromBundle } from './restore.js';
 import { generationPath, writeBundle } from './update.js';
 import { BundleUpdate, bundleLineageFacts, bundleLineageVerdict, currentBundleRecord, observeBundleLineage, recordBundleSeen, type BundleLineage } from './generations.js';
@@ -54,6 +55,8 @@ export interface BundleObserved {
   trackedLinks: string[];
   /** Generations (./generations.ts). */
   lineage?: BundleLineage;
+  /** `persist verify` found the stored bundle damaged, and it is still that file (verify.ts): written again from the repo. */
+  damaged?: boolean;
 }
 
 const short = (sha: string | null | undefined): string | null => (sha ? sha.slice(0, 12) : null);
@@ -203,7 +206,8 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
       trackedLinks = await trackedLinkPaths(host, bundle.repo, ctx.env.links);
     }
   }
-  return { repo, bundle: file, generations, lost, trackedLinks };
+  const damaged = store && file.state === 'present' && hasCommits(repo) ? await bundleFoundDamaged(host, store, bundle) : false;
+  return { repo, bundle: file, generations, lost, trackedLinks, ...(damaged ? { damaged } : {}) };
 }
 
 /** Paths git could not read: an untracked one is left out of the saved work tree, a tracked one is saved as staged. */
@@ -304,7 +308,13 @@ export function diffBundle(bundle: ResolvedBundle, observed: BundleObserved, opt
     if (verdict.restore.note) decision.note = verdict.restore.note;
     return decision;
   }
-  if (differing === 0) return null;
+  if (differing === 0) {
+    if (!observed.damaged) return null;
+    // Not kept as a generation: the repo holds the same refs, and a damaged file is no way back.
+    const repair = update(`persist verify found ${bundle.relFile} damaged: it is written again from ${bundle.repo}, which holds the same refs (the damaged file is not kept)`, []);
+    repair.note = 'repair';
+    return repair;
+  }
   const tree = worktreeChange(file.refs[WORKTREE_REF] ?? null, worktree);
   const changes = [...refChanges(file.refs, repoRefs), ...(tree ? [tree] : [])];
   if (observed.lost.length > 0) {
@@ -355,7 +365,10 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
       const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef, linksInRepo(bundle.repo, ctx.env.links), repo.head.sha);
       if (saved.sha) refs[WORKTREE_REF] = saved.sha;
     }
-    const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep: bundle.keep, refs }, ctx.report, ctx.signal, generation);
+    // A repair (verify found the stored file damaged) replaces it without keeping it as <file>.1.
+    const keep = decision.note === 'repair' ? 0 : bundle.keep;
+    const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep, refs }, ctx.report, ctx.signal, generation);
+    await recordBundleDamage(ctx.host, bundle, null);
     const record = await generation.commit();
     await recordBundleSeen(ctx.host, ctx.env, bundle, record, 'push', headerRefMap(written.header.refs));
     const kept = written.generations.length ? `, earlier generations: ${written.generations.map((g) => `.${g}`).join(' ')}` : '';
