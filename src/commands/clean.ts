@@ -2,15 +2,19 @@
 // partial files of interrupted writes, and incomplete multipart uploads an interrupted push or
 // write left; see leftovers.ts) and remove them after asking (or with --auto-approve). Nothing
 // else is ever removed: every key is matched against persist's own naming patterns again right
-// before it is removed, and every upload's parts are looked at again right before it is aborted
-// (one written to in the last hour, which a live push may still be sending, is left alone).
+// before it is removed, a conflict copy is removed only while it is one adopt recorded in the
+// bucket when it made it and still has the recorded size and sha256 (a file merely named like one,
+// or a copy edited since, is named and left alone; the record goes with the copy it describes), and
+// every upload's parts are looked at again right before it is aborted (one written to in the last
+// hour, which a live push may still be sending, is left alone).
 import { createInterface } from 'node:readline/promises';
 import { posix } from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatBytes, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
-import { abortIncompleteUploads, findIncompleteUploads, findLeftovers, leftoverKind, renderIncompleteUploads, renderLeftovers } from './leftovers.js';
+import { conflictRecordKey } from '../resources/link/conflict-records.js';
+import { abortIncompleteUploads, findIncompleteUploads, isRecordedConflictCopy, leftoverKind, renderIncompleteUploads, renderLeftovers, renderLookalikes, surveyLeftovers } from './leftovers.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface CleanCommandOptions extends SpecOptions {
@@ -41,13 +45,14 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
   const readOnly = makeHost(io, { readOnly: true });
   const env = await loadSpec(opts, io, readOnly);
   const { observation } = await computePlan(readOnly, env, { allowShrink: false }, []);
-  const leftovers = await findLeftovers(env, observation.ctx);
+  const { leftovers, lookalikes } = await surveyLeftovers(env, observation.ctx);
   const uploads = await findIncompleteUploads(env, readOnly.now().getTime());
   const failedToLook = uploads.failures.some((failure) => !failure.unsupported);
   io.out(`${header(env, 'clean')}\n\n`);
   const unready = Object.entries(observation.mountReady).filter(([, ready]) => !ready).map(([bucket]) => bucket);
   if (unready.length) io.out(`not looked into (not mounted): bucket ${unready.join(', ')}\n`);
   io.out(renderIncompleteUploads({ ...uploads, stale: [] }, readOnly.now()));
+  io.out(renderLookalikes(lookalikes));
   if (leftovers.length === 0 && uploads.stale.length === 0) {
     io.out(failedToLook ? 'No leftovers of persist found where clean could look.\n' : 'No leftovers of persist in the bucket.\n');
     return failedToLook ? 1 : 0;
@@ -64,11 +69,22 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
   const storeOf = storesFor(env, makeHost(io));
   let removed = 0;
   for (const leftover of leftovers) {
-    if (leftoverKind(posix.basename(leftover.key)) === null) continue; // never anything persist did not name
+    const kind = leftoverKind(posix.basename(leftover.key));
+    if (kind === null) continue; // never anything persist did not name
     const store = storeOf(leftover.bucket);
     const info = await store.stat(leftover.key);
     if (!info || info.type !== 'file') continue;
-    await store.remove(leftover.key);
+    if (kind === 'conflict copy') {
+      // Looked at again right before: edited since it was listed (or its record gone), it is the user's now.
+      if (!(await isRecordedConflictCopy(store, leftover.key))) {
+        io.out(renderLookalikes([leftover]));
+        continue;
+      }
+      await store.remove(leftover.key);
+      await store.remove(conflictRecordKey(leftover.key));
+    } else {
+      await store.remove(leftover.key);
+    }
     removed += 1;
   }
   const done = leftovers.length ? [`removed ${plural(removed, 'file')}`] : [];

@@ -1,9 +1,14 @@
 // persist's own leftovers in a bucket: conflict copies written beside a file by adopt
-// (`<name>.persist-conflict-<stamp>`), partial files of an interrupted adopt
+// (`<name>.persist-conflict-<stamp>`; only those adopt recorded in the bucket when it made them and
+// that still have the recorded size and sha256, see src/resources/link/conflict-records.ts: a name
+// alone is no proof, an agent may name its own file so), partial files of an interrupted adopt
 // (`.<name>.persist-partial-<token>`), and temporaries of an interrupted copy (`.<name>.persist-tmp-<random>`,
 // see src/store/temp-name.ts). Looked for only where persist writes (link targets and sync mirrors,
 // recursively; the folders of bundle files and restored files), and only in buckets that are ready.
-// `status` lists them; `persist clean` removes them (nothing else).
+// `status` lists them; `persist clean` removes them (nothing else). A file named like a conflict
+// copy that persist did not record (or that changed since) is a look-alike: clean names it and
+// leaves it alone. Partial files keep the name rule: their names carry persist's random part
+// (12 hex digits, or pid and 8 hex digits) after a `.persist-` infix, which no user names a file by.
 //
 // Also incomplete multipart uploads (findIncompleteUploads, `persist clean` only): a push through
 // the S3 API or an s3fs write of a large file killed mid-upload leaves the parts it sent in the
@@ -20,6 +25,8 @@ import { mapLimit } from '../store/limit.js';
 import { normalizePrefix } from '../store/prefix.js';
 import type { MultipartUploadInfo, PartInfo, S3Client } from '../store/s3/client.js';
 import { isTempName } from '../store/temp-name.js';
+import type { Store } from '../store/types.js';
+import { conflictRecordKey, parseConflictRecord } from '../resources/link/conflict-records.js';
 
 export type LeftoverKind = 'conflict copy' | 'partial file';
 
@@ -69,7 +76,31 @@ function inPlaces(places: Places, bucket: string, key: string): boolean {
   return places.shallow.get(bucket)?.has(posix.dirname(key)) === true;
 }
 
+/**
+ * Whether the file at `key` is a conflict copy persist made and recorded, still as it was made
+ * (its record names this key, and its size and sha256 are the recorded ones). Read-only.
+ */
+export async function isRecordedConflictCopy(store: Store, key: string): Promise<boolean> {
+  const recordKey = conflictRecordKey(key);
+  const [info, recordInfo] = await Promise.all([store.stat(key), store.stat(recordKey)]);
+  if (info?.type !== 'file' || recordInfo?.type !== 'file') return false;
+  const record = parseConflictRecord(await store.read(recordKey), key);
+  return record !== null && record.size === info.size && (await store.hash(key)) === record.sha256;
+}
+
+export interface LeftoverSurvey {
+  /** persist's own leftovers: what clean removes. */
+  leftovers: Leftover[];
+  /** Files named like a conflict copy that persist did not record, or that changed since: never removed. */
+  lookalikes: Leftover[];
+}
+
+/** persist's leftovers only (status). */
 export async function findLeftovers(env: ResolvedEnvironment, ctx: ObserveContext): Promise<Leftover[]> {
+  return (await surveyLeftovers(env, ctx)).leftovers;
+}
+
+export async function surveyLeftovers(env: ResolvedEnvironment, ctx: ObserveContext): Promise<LeftoverSurvey> {
   // Per bucket: folders listed recursively, and folders whose direct entries are looked at.
   const { deep, shallow } = placesOf(env);
 
@@ -90,7 +121,18 @@ export async function findLeftovers(env: ResolvedEnvironment, ctx: ObserveContex
       for (const name of await store.readdir(key)) note(bucket, key ? `${key}/${name}` : name, leftoverKind(name));
     }
   }
-  return [...found.values()].sort((a, b) => (a.where < b.where ? -1 : a.where > b.where ? 1 : 0));
+  const leftovers: Leftover[] = [];
+  const lookalikes: Leftover[] = [];
+  for (const leftover of [...found.values()].sort((a, b) => (a.where < b.where ? -1 : a.where > b.where ? 1 : 0))) {
+    const ours = leftover.kind !== 'conflict copy' || (await isRecordedConflictCopy(ctx.store(leftover.bucket), leftover.key));
+    (ours ? leftovers : lookalikes).push(leftover);
+  }
+  return { leftovers, lookalikes };
+}
+
+/** The lines clean prints about look-alikes ('' when there are none). */
+export function renderLookalikes(lookalikes: Leftover[]): string {
+  return lookalikes.map((l) => `${l.where}: looks like a conflict copy but persist did not make it (or it changed since): left alone\n`).join('');
 }
 
 /** The command that clears them, for this spec and environment. */

@@ -31,6 +31,7 @@ import type { Host } from '../../host/types.js';
 import type { ApplyOutcome } from '../../engine/types.js';
 import { ActionError } from '../../errors.js';
 import type { ResolvedLink } from '../../spec/types.js';
+import { mountRootOf, recordConflictCopy } from './conflict-records.js';
 import { entriesBefore, mergeTree, MergeInterrupted, missingFromMount, UnreadableSource, type MergeOptions, type MergeResult } from './merge.js';
 import { describeUnreadable, unreadableFix, unreadableIn } from './readable.js';
 import { formatBytes, plural, samplePaths, showPath } from '../../output/format.js';
@@ -198,6 +199,9 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
   const journal = existing ?? (await startJournal(host, link));
   const notes: string[] = [];
   const preexisting = journal.before === undefined ? undefined : new Set(journal.before);
+  // Every conflict copy is recorded in the bucket as it is made: `persist clean` removes only those (conflict-records.ts).
+  const mountRoot = mountRootOf(link.target, link.relTarget);
+  const recordConflict = (destRel: string, file: string) => recordConflictCopy(host, mountRoot, `${link.relTarget}/${destRel}`, file);
   const mergeOptions = (verify: boolean, since?: MergeResult, live?: boolean): MergeOptions => ({
     stamp: journal.stamp,
     token: journal.token,
@@ -208,6 +212,7 @@ export async function adoptDirectory(host: Host, link: ResolvedLink, progress: A
     ...(since && { since }),
     ...(live && { live }),
     signal: progress.signal,
+    recordConflict,
     progress: (done: number, bytes: number) => progress.report(`${verify ? 'verified' : 'copied'} ${plural(done, 'file')}, ${formatBytes(bytes)}`),
   });
 

@@ -15,7 +15,7 @@
 // copy, reported. A relative symlink pointing outside the folder would point elsewhere from the
 // mount: it is stored as the absolute path it pointed at (reported); one pointing inside works as
 // it is. Sparse files keep their holes where the mount can hold them.
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ActionError } from '../../errors.js';
 import { isDenied } from './readable.js';
 import { hasRawBytes } from '../../host/names.js';
@@ -47,6 +47,12 @@ export interface MergeOptions {
   signal?: AbortSignal;
   /** Called every so often with the number of files done. */
   progress?: (filesDone: number, bytesDone: number) => void;
+  /**
+   * Called before a file is placed under a conflict name (`destRel`, relative to the destination;
+   * `file` holds its bytes): adopt records the copy in the bucket, so that `persist clean` removes
+   * only copies persist made (conflict-records.ts). A copy is never placed unrecorded.
+   */
+  recordConflict?: (destRel: string, file: string) => Promise<void>;
 }
 
 /** A source file's size and times when it was copied: equal now means unchanged since. */
@@ -223,7 +229,7 @@ export async function mergeTree(host: Host, source: string, dest: string, option
    * rename: if it is no longer what `expected` says (null: absent), the copy is dropped and false
    * returned, so that a write through the link meanwhile is never overwritten.
    */
-  const writeCopy = async (srcPath: string, info: FileInfo, destDir: string, candidate: string, destPath: string, expected: DestStamp | null = null): Promise<boolean> => {
+  const writeCopy = async (srcPath: string, info: FileInfo, destDir: string, candidate: string, destPath: string, expected: DestStamp | null = null, conflict = false): Promise<boolean> => {
     const temp = join(destDir, `.${candidate.slice(0, 150)}${partialSuffix(options.token)}`);
     // copyfile's error does not say which side refused: the source is tried alone.
     await reading(srcPath, () => host.copyFile(srcPath, temp, isSparse(info) ? { sparse: true } : undefined), true);
@@ -241,15 +247,17 @@ export async function mergeTree(host: Host, source: string, dest: string, option
         return false;
       }
     }
+    if (conflict) await options.recordConflict?.(relative(dest, destPath), temp);
     await host.rename(temp, destPath);
     result.copied++;
     return true;
   };
 
   /** A later name of a hard-linked file: linked to the first name's copy where the mount allows it. */
-  const linkToFirst = async (first: string | null, destPath: string, rel: string): Promise<boolean> => {
+  const linkToFirst = async (first: string | null, destPath: string, rel: string, conflict: boolean): Promise<boolean> => {
     if (first === null) return false;
     try {
+      if (conflict) await options.recordConflict?.(relative(dest, destPath), first);
       await host.link(first, destPath);
       result.linksKept++;
       return true;
@@ -290,7 +298,8 @@ export async function mergeTree(host: Host, source: string, dest: string, option
             }
           }
           // A leftover of a killed run under this name was removed by the sweep of this directory.
-          if (!(earlier !== undefined && (await linkToFirst(await earlier, destPath, rel))) && !(await writeCopy(srcPath, info, destDir, candidate, destPath))) continue;
+          const conflict = candidate !== name;
+          if (!(earlier !== undefined && (await linkToFirst(await earlier, destPath, rel, conflict))) && !(await writeCopy(srcPath, info, destDir, candidate, destPath, null, conflict))) continue;
           await placed();
           return;
         }
@@ -313,7 +322,7 @@ export async function mergeTree(host: Host, source: string, dest: string, option
         const ownCopy = options.since?.placed.get(rel);
         const untouched = !options.live || (ownCopy?.dest === destRel && ownCopy.destStamp !== undefined && sameDestStamp(ownCopy.destStamp, existing));
         if (options.preexisting !== undefined && !options.preexisting.has(destRel) && untouched) {
-          if (!(await writeCopy(srcPath, info, destDir, candidate, destPath, options.live ? destStampOf(existing) : null))) continue;
+          if (!(await writeCopy(srcPath, info, destDir, candidate, destPath, options.live ? destStampOf(existing) : null, candidate !== name))) continue;
           if (!result.recopied.includes(rel)) result.recopied.push(rel);
           await placed();
           return;
