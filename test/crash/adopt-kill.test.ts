@@ -356,7 +356,7 @@ it('an adopt killed at any moment resumes with nothing lost', { timeout: 300_000
     if (r === 0) await killAt(round, { label: 'committed', when: committedIn(round), watchDir: layout(round).backups });
     // Through the verifying pass and the link: a resumed run restarts the verification, so kill
     // it later and later until a run gets to the end by itself.
-    const step = (verifyMs * (1 + 0.15 * r)) / 4;
+    const step = (verifyMs * (1 + 0.15 * r)) / 6;
     let finished = false;
     for (let k = 1; k <= 12 && !finished; k++) {
       finished = (await killAt(round, { label: `after ${Math.round(k * step)} ms`, afterMs: k * step })) === 'finished';
@@ -368,7 +368,7 @@ it('an adopt killed at any moment resumes with nothing lost', { timeout: 300_000
 
   console.log(
     `adopt crash test (${runner.name}): ${manifest.size} entries, full run ${Math.round(full.elapsedMs)} ms ` +
-      `(kill step ${Math.round(verifyMs / 4)} ms), ${kills} kills; states after a kill: ` +
+      `(kill step ${Math.round(verifyMs / 6)} ms), ${kills} kills; states after a kill: ` +
       `${[...states].map(([s, n]) => `${s} ${n}`).join(', ')}\n  ${timeline.join('\n  ')}`,
   );
   expect(kills).toBeGreaterThanOrEqual(20);
