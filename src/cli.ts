@@ -6,6 +6,8 @@ import { errorMessage } from './output/format.js';
 import type { CommandIO } from './commands/types.js';
 
 const VERSION = '0.1.0';
+/** The narrowest terminal a live task list is drawn on. */
+const MIN_LIVE_COLUMNS = 20;
 
 function makeIO(program: Command): CommandIO {
   const globals = program.opts<{ color: boolean; debug?: boolean }>();
@@ -13,7 +15,8 @@ function makeIO(program: Command): CommandIO {
   return {
     out: (text) => void process.stdout.write(text),
     err: (text) => void process.stderr.write(text),
-    isTTY,
+    // A live task list redraws lines of the terminal's width: with none (0 columns), one line per action.
+    isTTY: isTTY && (process.stdout.columns ?? 0) >= MIN_LIVE_COLUMNS,
     color: isTTY && globals.color !== false && !process.env.NO_COLOR,
     interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
     env: process.env,

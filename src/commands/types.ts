@@ -3,7 +3,7 @@
 export interface CommandIO {
   out(text: string): void;
   err(text: string): void;
-  /** Standard output is a terminal. */
+  /** Standard output is a terminal wide enough for a live task list (a terminal of no size, as `script` gives, is not). */
   isTTY: boolean;
   /** Colour on (terminal, no --no-color, no NO_COLOR). */
   color: boolean;

@@ -29,6 +29,8 @@ describe('persist apply: approval', () => {
 
     const accepted = await runOnTerminal(['apply'], f.dir, { env, input: 'yes\n' });
     expect(accepted.output).toContain('Apply complete: 2 applied, 0 failed, 0 skipped.');
+    // `script` gives a terminal of no size: one whole line per action, not a task list drawn a character a line.
+    expect(accepted.output).toMatch(/^✔ 2\. \+ link\.memory {2}create: created the link$/m);
     expect(accepted.code).toBe(0);
     expect(readlinkSync(f.link('memory'))).toBe(f.target('memory'));
   });
