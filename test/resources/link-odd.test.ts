@@ -3,9 +3,8 @@
 // folders, a `local` bucket; the engine's own re-check and the module, as apply runs them.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { ActionContext } from '../../src/engine/apply.js';
 import type { ApplyOutcome } from '../../src/engine/types.js';
 import { backupDir } from '../../src/host/paths.js';
@@ -16,7 +15,7 @@ import { readOnlyHost } from '../../src/host/wrappers.js';
 import { diffLink, observeLink } from '../../src/resources/link/index.js';
 import type { ResolvedLink } from '../../src/spec/types.js';
 import { applyPlanned } from '../helpers/resources.js';
-import { linkContext, linkIn } from './link-helpers.js';
+import { linkContext, linkFolders, linkIn } from './link-helpers.js';
 
 const realHost = new RealHost();
 let root: string;
@@ -67,16 +66,9 @@ async function allNames(dir: string): Promise<string[]> {
   return (await fs.readdir(dir, { recursive: true })).map(String).sort();
 }
 
-beforeEach(async () => {
-  root = await fs.mkdtemp(join(tmpdir(), 'persist-link-odd-'));
-  workspace = join(root, 'ws');
-  mount = join(root, 'mnt');
-  await fs.mkdir(workspace);
-  await fs.mkdir(mount);
-});
-
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
+const folders = linkFolders('persist-link-odd-');
+beforeEach(() => {
+  ({ root, workspace, mount } = folders);
 });
 
 describe('adopt of a folder that changes during the copy', () => {

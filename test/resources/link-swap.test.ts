@@ -5,9 +5,8 @@
 // one made through the link just after it.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { beforeEach, expect, it } from 'vitest';
 import type { ActionContext } from '../../src/engine/apply.js';
 import { pathString } from '../../src/host/names.js';
 import { RealHost } from '../../src/host/real.js';
@@ -16,10 +15,9 @@ import { readOnlyHost } from '../../src/host/wrappers.js';
 import { diffLink, observeLink } from '../../src/resources/link/index.js';
 import type { ResolvedLink } from '../../src/spec/types.js';
 import { applyPlanned } from '../helpers/resources.js';
-import { linkContext, linkIn } from './link-helpers.js';
+import { linkContext, linkFolders, linkIn } from './link-helpers.js';
 
 const realHost = new RealHost();
-let root: string;
 let workspace: string;
 let mount: string;
 
@@ -87,16 +85,9 @@ for (;;) {
 }
 `;
 
-beforeEach(async () => {
-  root = await fs.mkdtemp(join(tmpdir(), 'persist-link-swap-'));
-  workspace = join(root, 'ws');
-  mount = join(root, 'mnt');
-  await fs.mkdir(workspace);
-  await fs.mkdir(mount);
-});
-
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
+const folders = linkFolders('persist-link-swap-');
+beforeEach(() => {
+  ({ workspace, mount } = folders);
 });
 
 it('while a folder of 2,000 files is adopted, its path is missing for less than 50 ms (a poller in another process)', { timeout: 120_000 }, async () => {

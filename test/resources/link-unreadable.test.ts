@@ -3,7 +3,6 @@
 // a file that becomes unreadable during the copy stops the adopt with one clear line; nothing is
 // lost and the folder stays where it is.
 import * as fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { ActionContext } from '../../src/engine/apply.js';
@@ -15,7 +14,7 @@ import { adoptDirectory, journalPath } from '../../src/resources/link/adopt.js';
 import { diffLink, observeLink } from '../../src/resources/link/index.js';
 import type { ResolvedLink } from '../../src/spec/types.js';
 import { applyPlanned } from '../helpers/resources.js';
-import { linkContext, linkIn } from './link-helpers.js';
+import { linkContext, linkFolders, linkIn } from './link-helpers.js';
 
 const realHost = new RealHost();
 let root: string;
@@ -59,17 +58,13 @@ async function tree(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-beforeEach(async () => {
-  root = await fs.mkdtemp(join(tmpdir(), 'persist-link-unreadable-'));
-  workspace = join(root, 'ws');
-  mount = join(root, 'mnt');
-  await fs.mkdir(workspace);
-  await fs.mkdir(mount);
+const folders = linkFolders('persist-link-unreadable-');
+beforeEach(() => {
+  ({ root, workspace, mount } = folders);
 });
 
 afterEach(async () => {
   await fs.chmod(join(root, 'ws', 'notes', 'private'), 0o755).catch(() => undefined);
-  await fs.rm(root, { recursive: true, force: true });
 });
 
 async function folderWithUnreadable(link: ResolvedLink): Promise<void> {
