@@ -11,12 +11,24 @@ function stamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-/** `<workspace>/.persist-backups/<address>-<name>-<UTC stamp>` (a counter added when taken). */
-export async function asidePath(host: Host, workspace: string, address: string, local: string): Promise<string> {
+/**
+ * A free path `<workspace>/.persist-backups/<address>-<name>-<UTC stamp>` (a counter added when
+ * taken) for what `address` keeps of `local`; the backups folder is made first, readable by its
+ * owner only (what is kept may hold secrets).
+ */
+async function newAsidePath(host: Host, workspace: string, address: string, local: string): Promise<string> {
+  await host.mkdir(backupDir(workspace), { mode: 0o700 });
   const base = join(backupDir(workspace), `${address}-${basename(local)}-${stamp(host.now())}`);
   let candidate = base;
   for (let n = 2; await host.lstat(candidate); n++) candidate = `${base}-${n}`;
   return candidate;
+}
+
+/** A new, empty folder in the backups (mode 0700) for what `address` keeps of `local`. */
+export async function newAsideFolder(host: Host, workspace: string, address: string, local: string): Promise<string> {
+  const folder = await newAsidePath(host, workspace, address, local);
+  await host.mkdir(folder, { mode: 0o700 });
+  return folder;
 }
 
 export interface FolderEntries {
@@ -121,8 +133,7 @@ export async function moveExactly(host: Host, from: string, to: string): Promise
 
 /** Move `local` (a folder) to a new folder in the backups; returns where it went. */
 export async function moveAside(host: Host, workspace: string, address: string, local: string): Promise<string> {
-  const target = await asidePath(host, workspace, address, local);
-  await host.mkdir(backupDir(workspace), { mode: 0o700 });
+  const target = await newAsidePath(host, workspace, address, local);
   await moveExactly(host, local, target);
   return target;
 }

@@ -14,7 +14,7 @@
 import { basename, dirname, join } from 'node:path';
 import { ActionError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
-import { asidePath, moveExactly } from '../../lineage/aside.js';
+import { moveExactly, newAsideFolder } from '../../lineage/aside.js';
 import { backupDir } from '../../host/paths.js';
 import { SHALLOW_REF_PREFIX, findGitDir, isBundledRef } from './refs.js';
 import { git, splitNul } from './git.js';
@@ -102,9 +102,7 @@ export async function keepRepoAside(host: Host, request: AsideRequest, progress:
   // Never through a symlink: a tracked path under a linked folder is not the repo's to move.
   const blocked = await blockedPaths(host, repo, paths);
 
-  const target = await asidePath(host, request.workspace, request.address, repo);
-  await host.mkdir(backupDir(request.workspace), { mode: 0o700 });
-  await host.mkdir(target, { mode: 0o700 });
+  const target = await newAsideFolder(host, request.workspace, request.address, repo);
   await moveExactly(host, join(repo, '.git'), join(target, '.git'));
   const emptied = new Set<string>();
   for (const path of paths) {

@@ -17,8 +17,7 @@
 import { basename, join } from 'node:path';
 import { addressOf } from '../../engine/address.js';
 import { ActionError } from '../../errors.js';
-import { backupDir } from '../../host/paths.js';
-import { asidePath } from '../../lineage/aside.js';
+import { newAsideFolder } from '../../lineage/aside.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, PlanOptions, ResourceModule } from '../../engine/types.js';
 import type { FileInfo, Host } from '../../host/types.js';
 import type { ResolvedFile } from '../../spec/types.js';
@@ -132,9 +131,7 @@ export async function applyFile(file: ResolvedFile, observed: FileObserved, ctx:
 
 /** A copy of the local file in the backups, readable by its owner only (it may hold secrets). */
 async function keepCopy(host: Host, workspace: string, file: ResolvedFile): Promise<string> {
-  await host.mkdir(backupDir(workspace), { mode: 0o700 });
-  const folder = await asidePath(host, workspace, addressOf('file', file.name), file.to);
-  await host.mkdir(folder, { mode: 0o700 });
+  const folder = await newAsideFolder(host, workspace, addressOf('file', file.name), file.to);
   const copy = join(folder, basename(file.to));
   await host.copyFile(file.to, copy);
   await host.chmod(copy, 0o600);

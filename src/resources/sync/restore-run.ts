@@ -8,9 +8,8 @@
 // digest of the restored folder needs no second lstat of every file (docs/architecture.md,
 // "Transfers").
 import { join } from 'node:path';
-import { backupDir } from '../../host/paths.js';
 import type { Host } from '../../host/types.js';
-import { asidePath, moveExactly } from '../../lineage/aside.js';
+import { moveExactly, newAsideFolder } from '../../lineage/aside.js';
 import type { ResolvedSync } from '../../spec/types.js';
 import { mapLimit } from '../../store/limit.js';
 import { isTempName } from '../../store/temp-name.js';
@@ -67,19 +66,12 @@ export class RestoreRun {
   /**
    * A local file at `path` that is not the mirror's (the agent's, in a folder an interrupted
    * restore left half-done): moved into this restore's backup folder before the mirror's file is
-   * written there. Returns that folder.
+   * written there (see asideFolder).
    */
-  async keepAside(path: string): Promise<string> {
-    this.aside ??= (async () => {
-      await this.host.mkdir(backupDir(this.workspace), { mode: 0o700 });
-      const folder = await asidePath(this.host, this.workspace, this.address, this.sync.from);
-      await this.host.mkdir(folder, { mode: 0o700 });
-      return folder;
-    })();
-    const folder = await this.aside;
-    await moveExactly(this.host, join(this.sync.from, path), join(folder, path));
+  async keepAside(path: string): Promise<void> {
+    this.aside ??= newAsideFolder(this.host, this.workspace, this.address, this.sync.from);
+    await moveExactly(this.host, join(this.sync.from, path), join(await this.aside, path));
     this.keptAside.push(path);
-    return folder;
   }
 
   /** Where the files kept aside went (null: none were). */
