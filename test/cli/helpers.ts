@@ -13,12 +13,20 @@ const ROOT = resolve(import.meta.dirname, '../..');
 
 /**
  * A private copy of the built CLI for the test file that imports these helpers: a concurrent test
- * run rebuilds dist/ (global setup), which must not swap chunks under a running test.
+ * run rebuilds dist/ (global setup), which must not swap chunks under a running test. Made on first
+ * use: a file whose tests are all filtered out runs no afterAll to remove it.
  */
-const CLI_COPY = mkdtempSync(join(tmpdir(), 'persist-clitest-bin-'));
-for (const part of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, part), join(CLI_COPY, part), { recursive: true });
-afterAll(() => rmSync(CLI_COPY, { recursive: true, force: true }));
-const BIN = join(CLI_COPY, 'bin', 'persist.js');
+let cliCopy: string | null = null;
+afterAll(() => {
+  if (cliCopy) rmSync(cliCopy, { recursive: true, force: true });
+});
+function cliBin(): string {
+  if (!cliCopy) {
+    cliCopy = mkdtempSync(join(tmpdir(), 'persist-clitest-bin-'));
+    for (const part of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, part), join(cliCopy, part), { recursive: true });
+  }
+  return join(cliCopy, 'bin', 'persist.js');
+}
 
 export interface CliResult {
   code: number | null;
@@ -165,7 +173,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 }
 
 function startCli(args: string[], cwd: string, options: RunOptions = {}): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliBin(), ...args], { cwd, env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
   // A test that fails before it stops the child (a watch, say) must not leave it running.
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -223,7 +231,7 @@ function startCli(args: string[], cwd: string, options: RunOptions = {}): Runnin
  * `input` is typed into the terminal. Resolves to everything the terminal showed.
  */
 export function runOnTerminal(args: string[], cwd: string, options: { env?: Record<string, string>; input?: string } = {}): Promise<{ code: number | null; output: string }> {
-  const command = [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ');
+  const command = [process.execPath, cliBin(), ...args].map((a) => `'${a}'`).join(' ');
   return new Promise((resolveRun, reject) => {
     const child = spawn('script', ['-qec', command, '/dev/null'], {
       cwd,
