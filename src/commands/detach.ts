@@ -81,7 +81,7 @@ export default async function detach(opts: DetachOptions, io: CommandIO): Promis
     }
   }
   const host = makeHost(io);
-  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, 0);
+  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, 0, 'wait for it to finish, then run this detach again');
   try {
     for (const link of todo) {
       io.out(detachDone(`link.${link.name}`, link.path, await detachOne(host, link)));

@@ -21,12 +21,19 @@ async function readHolder(host: Host, path: string): Promise<LockHolder | null> 
   }
 }
 
-/** Take the lock; resolves to its release function. */
+/** What apply says to do when the lock is held: its --lock-timeout waits. */
+const APPLY_RETRY = 'wait for it to finish or pass --lock-timeout';
+
+/**
+ * Take the lock; resolves to its release function. `retry`: what the error tells to do when the
+ * lock stays held past `timeoutMs` (commands without --lock-timeout say their own).
+ */
 export async function acquireLock(
   host: Host,
   dir: string,
   holder: Omit<LockHolder, 'pid' | 'startedAt'>,
   timeoutMs: number,
+  retry = APPLY_RETRY,
 ): Promise<() => Promise<void>> {
   const path = join(dir, 'apply.lock');
   await host.mkdir(dir, { mode: 0o700 });
@@ -58,7 +65,7 @@ export async function acquireLock(
     }
     if (host.now().getTime() >= deadline) {
       const who = current ? `pid ${current.pid} (started ${current.startedAt}, environment "${current.environment}")` : 'another process';
-      throw new LockError(`another apply holds the lock ${path}: ${who}; wait for it to finish or pass --lock-timeout`);
+      throw new LockError(`another apply holds the lock ${path}: ${who}; ${retry}`);
     }
     await host.sleep(Math.min(200, Math.max(10, deadline - host.now().getTime())));
   }

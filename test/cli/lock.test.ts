@@ -42,6 +42,18 @@ describe('the apply lock', () => {
     expect(treeChanges(before, snapshotTree(f.dir))).toEqual([]);
   });
 
+  it('rollback and detach, which have no --lock-timeout, do not tell to pass one', async () => {
+    const f = makeFixture({ links: ['memory'], sync: true });
+    expect((await f.run(['apply', '--auto-approve'])).code).toBe(0);
+    const sleeper = holder(30);
+    const lock = writeLock(f, sleeper.pid!);
+    for (const [command, args] of [['rollback', ['rollback', 'sync.state', '--to', '1', '--auto-approve']], ['detach', ['detach', '--auto-approve']]] as const) {
+      const result = await f.run([...args]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`persist: another apply holds the lock ${lock}: pid ${sleeper.pid} (started 2026-01-01T00:00:00.000Z, environment "default"); wait for it to finish, then run this ${command} again\n`);
+    }
+  });
+
   it('--lock-timeout 2s waits for a holder that exits after 1s, then applies', async () => {
     const f = makeFixture({ links: ['memory'] });
     const sleeper = holder(1);

@@ -41,7 +41,7 @@ describe('bundleLineageVerdict', () => {
   it('a newer generation by another machine: taken when the repo is unchanged, else a conflict with both ways out', () => {
     expect(bundleLineageVerdict(bundle, lineage({ seen: 2, unchangedSinceSeen: true }), true, 1, plan).restore?.reason).toMatch(/unchanged since generation 2/);
     const refused = bundleLineageVerdict(bundle, lineage({ seen: 2 }), true, 2, plan).decision!;
-    expect(refused.conflict?.message).toMatch(/holds generation 3, written by other \(aaaaaaaa\) at 2025-01-01T00:00:00.000Z, newer than generation 2/);
+    expect(refused.conflict?.message).toMatch(/holds generation 3, written by other \(aaaaaaaa\) at 2025-01-01T00:00:00.000Z, newer than generation 2.* an update would replace the other machine's commits$/);
     expect(refused.conflict?.overrideFlag).toBe('--force-push');
     expect(resolvingCommand(refused)).toBe('persist rollback bundle.clawd --to 3');
     expect(bundleLineageVerdict(bundle, lineage({ seen: 2 }), true, 2, { ...plan, forcePush: true }).mayDrop).toMatch(/--force-push: saving over generation 3/);

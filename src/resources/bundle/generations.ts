@@ -347,7 +347,7 @@ export function bundleLineageVerdict(bundle: ResolvedBundle, lineage: BundleLine
       return { restore: { reason: `${bundle.repo} is unchanged since generation ${lineage.seen}; ${bundle.relFile} holds generation ${current.generation}, written by ${whoWrote(current)}: restore it`, note, changes: [generationChange, asideChange] } };
     }
     return conflict(
-      `${bundle.relFile} holds generation ${current.generation}, written by ${whoWrote(current)}, newer than generation ${lineage.seen} this machine last saw; ${bundle.repo} changed since, and an update would replace the other machine's`,
+      `${bundle.relFile} holds generation ${current.generation}, written by ${whoWrote(current)}, newer than generation ${lineage.seen} this machine last saw; ${bundle.repo} changed since, and an update would replace the other machine's commits`,
       `To take the store's (the local repo kept aside in the backups): ${takeIt}. To save this repo over it (generation ${current.generation} stays as ${bundle.relFile}.1): persist apply --force-push.`,
       '--force-push',
     );
