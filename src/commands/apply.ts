@@ -4,16 +4,17 @@ import { createInterface } from 'node:readline/promises';
 import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
-import { bucketsActedOn, bucketsWithoutLease, leaseGate } from '../engine/lease-policy.js';
+import { bucketsActedOn, bucketsWithoutLease, leaseGate, waitForHeldLeases, type LeaseGate } from '../engine/lease-policy.js';
 import { checkFresh, readSavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
 import { linesView, silentView, taskListView } from '../output/apply-view.js';
-import { leaseLostStop, leaseTakenOverMessage, leaseWaitMessage, noLeaseNote } from '../output/lease-view.js';
+import { LEASE_REPLANNED, leaseLostStop, leaseTakenOverMessage, leaseWaitMessage, noLeaseNote, type LeaseHolderText } from '../output/lease-view.js';
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
 import { loadEnvironment, rememberSpec } from '../spec/index.js';
 import { checkStateFolder, computePlan, header, makeHost, specInput } from './common.js';
 import { parseDuration } from '../spec/duration.js';
+import type { PlannedAction } from '../engine/types.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface ApplyCommandOptions extends SpecOptions {
@@ -23,6 +24,11 @@ export interface ApplyCommandOptions extends SpecOptions {
   lockTimeout?: string;
   allowShrink?: boolean;
   forcePush?: boolean;
+}
+
+/** The plan's actions, for telling whether planning again changed them. */
+function describePlan(actions: PlannedAction[]): string {
+  return actions.map((action) => `${action.address} ${action.action}${action.conflict ? ' conflict' : ''}`).join('\n');
 }
 
 async function confirm(io: CommandIO): Promise<boolean> {
@@ -51,9 +57,9 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   const style = makeStyle(io.color);
 
   // Look before locking: an apply with nothing to do writes nothing at all.
-  const planned = await computePlan(reader, env, options, targets);
+  let planned = await computePlan(reader, env, options, targets);
   if (saved) checkFresh(saved, opts.planFile!, { specFile: env.specFile, specHash: env.specHash, environment: env.environment, fingerprints: planned.fingerprints });
-  const { actions } = planned;
+  let { actions } = planned;
 
   if (actions.length === 0) {
     if (opts.json) io.out(`${JSON.stringify({ ...planJson(env.environment, []), result: { applied: 0, failed: 0, skipped: 0 } }, null, 2)}\n`);
@@ -76,20 +82,15 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   const host = makeHost(io);
   const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, lockTimeoutMs);
   const controller = new AbortController();
-  // The bucket lease, before the first write and before the restores of a first boot: a new
-  // container waits (--lock-timeout) for the old one's last push. Taken right before the first
-  // action on the bucket's data (each action re-observes the store after it); held by the machine,
-  // not released here (shutdown does); renewed while this apply runs; a lease lost meanwhile stops it.
-  const leases = leaseGate(host, env, actions, planned.observation, lockTimeoutMs, {
-    onLost: (_bucket, message) => {
+  const leaseEvents = {
+    onLost: (_bucket: string, message: string) => {
       io.err(leaseLostStop(message));
       controller.abort();
     },
-    onWait: (holder, where) => io.err(leaseWaitMessage(where, holder, lockTimeoutMs)),
-    onTakeOver: (from, where) => io.err(leaseTakenOverMessage(where, from)),
-  });
-  // This apply writes state anyway: keep the spec's parse so that later plans skip the YAML.
-  await rememberSpec({ ...input, host }, env.specHash);
+    onWait: (holder: LeaseHolderText | null, where: string) => io.err(leaseWaitMessage(where, holder, lockTimeoutMs)),
+    onTakeOver: (from: LeaseHolderText, where: string) => io.err(leaseTakenOverMessage(where, from)),
+  };
+  let leases: LeaseGate | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(1); // a second signal: stop now
     io.err(`\n${signal}: finishing the current action, then stopping.\n`);
@@ -98,6 +99,30 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    // A redeploy: the old container holds the lease of a bucket this plan touches and pushes one
+    // last time before it releases it. Wait for it first, then plan again: the plan made before
+    // that push (a first save into an empty mirror, say) is not what the store now needs (a restore).
+    const waited = await waitForHeldLeases(host, env, actions, planned.observation, lockTimeoutMs, leaseEvents);
+    if (waited.waited) {
+      const again = await computePlan(reader, env, options, targets);
+      if (saved) checkFresh(saved, opts.planFile!, { specFile: env.specFile, specHash: env.specHash, environment: env.environment, fingerprints: again.fingerprints });
+      if (describePlan(again.actions) !== describePlan(actions)) {
+        if (!opts.json) io.out(again.actions.length ? `\n${LEASE_REPLANNED}\n${renderPlan(again.actions, style, header(env, 'apply'))}` : `\n${LEASE_REPLANNED}\n${NO_CHANGES}\n`);
+        if (again.actions.length && !opts.autoApprove && !(await confirm(io))) {
+          io.out('Apply cancelled.\n');
+          return 1;
+        }
+      }
+      planned = again;
+      actions = again.actions;
+    }
+    // The bucket lease, before the first write and before the restores of a first boot. Taken
+    // right before the first action on the bucket's data (each action re-observes the store after
+    // it); held by the machine, not released here (shutdown does); renewed while this apply runs;
+    // a lease lost meanwhile stops it.
+    leases = leaseGate(host, env, actions, planned.observation, waited.remainingMs, leaseEvents);
+    // This apply writes state anyway: keep the spec's parse so that later plans skip the YAML.
+    await rememberSpec({ ...input, host }, env.specHash);
     const view = opts.json ? silentView() : io.isTTY ? taskListView() : linesView(io.out);
     if (!opts.json) io.out('\n');
     const report = await executePlan(actions, { host, env, options, view, signal: controller.signal, beforeAction: leases.before });
@@ -120,7 +145,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await leases.stop();
+    await leases?.stop();
     await release();
   }
 }

@@ -10,6 +10,7 @@
 // bucket: alone they take no lease; in a run that then touches the data of a FUSE-mounted bucket,
 // its mount comes after the lease (a `local` bucket's folder, where its lease file lives, is made
 // by its mount, so there the lease comes after it).
+import { LockError } from '../errors.js';
 import type { Host } from '../host/types.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
 import type { LeaseKeeper } from './lease.js';
@@ -115,6 +116,47 @@ export function leaseGate(host: Host, env: ResolvedEnvironment, actions: Planned
       await keeper?.stop();
     },
   };
+}
+
+/**
+ * Before a run carries out its plan: of the buckets whose data the actions touch, those whose
+ * lease another machine holds right now (not expired) are waited for, up to `timeoutMs`, and
+ * taken. The holder is typically the old container of a redeploy, whose shutdown pushes one last
+ * time before it releases the lease: the plan made before that push is out of date, so the caller
+ * plans again when this returns `waited`. A lease still held at the deadline is left to the
+ * actions' own gate (`remainingMs`: what is left of the wait), which fails them naming the holder.
+ */
+export async function waitForHeldLeases(
+  host: Host,
+  env: ResolvedEnvironment,
+  actions: PlannedAction[],
+  observation: Observation,
+  timeoutMs: number,
+  events: ConstructorParameters<typeof LeaseKeeper>[1],
+): Promise<{ waited: boolean; remainingMs: number }> {
+  const deadline = host.now().getTime() + timeoutMs;
+  const buckets = bucketsActedOn(actions, observation).flatMap((key) => (env.buckets[key] && canHoldLease(env.buckets[key]) ? [env.buckets[key]] : []));
+  if (buckets.length === 0) return { waited: false, remainingMs: timeoutMs };
+  const { LeaseKeeper, leaseHolder, leaseStoreFor, machineId } = await import('./lease.js');
+  const self = await machineId(host);
+  const heldElsewhere: ResolvedBucket[] = [];
+  for (const bucket of buckets) {
+    const store = await leaseStoreFor(host, bucket).catch(() => null);
+    // Unreadable here (no bucket folder yet, the store unreachable): the actions' gate says why.
+    const holder = store ? await leaseHolder(host, store).catch(() => null) : null;
+    if (holder && !holder.expired && holder.machine !== self) heldElsewhere.push(bucket);
+  }
+  if (heldElsewhere.length === 0) return { waited: false, remainingMs: timeoutMs };
+  const keeper = new LeaseKeeper(host, events);
+  try {
+    await keeper.take(heldElsewhere, timeoutMs);
+  } catch (error) {
+    // Still held at the deadline, or unreachable meanwhile: the actions' gate fails them saying so.
+    if (!(error instanceof LockError)) throw error;
+  } finally {
+    await keeper.stop();
+  }
+  return { waited: true, remainingMs: Math.max(0, deadline - host.now().getTime()) };
 }
 
 /** Every bucket of `env` that can hold a lease (watch keeps them all; status shows them). */

@@ -36,6 +36,9 @@ export function leaseWaitMessage(where: string, holder: LeaseHolderText | null, 
   return `waiting up to ${formatDuration(timeoutMs)} (--lock-timeout) for the bucket lease ${where}, held by ${describeHolder(holder)}\n`;
 }
 
+/** apply, after waiting for another machine's lease: what it found in the store changed its plan. */
+export const LEASE_REPLANNED = 'The store changed while this apply waited for the lease (the other container saved last); the plan is now:';
+
 /** Said when a lease is taken over after its time to live: its machine stopped without shutdown. */
 export function leaseTakenOverMessage(where: string, from: LeaseHolderText): string {
   return `took over the bucket lease ${where} from ${describeHolder(from)}: it expired without being released (that container stopped without \`persist shutdown\`)\n`;

@@ -1,6 +1,6 @@
 // The bucket lease where a user reads about it: a FUSE-mounted bucket without credentials cannot
 // take one, and plan and status say what that means; a no-op apply takes none.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { converge, makeFixture, sleep } from './helpers.js';
@@ -72,5 +72,45 @@ describe('a machine whose lease another machine took over', () => {
     expect(down.stdout).toContain(`✖ sync.state: not saved: the bucket lease ${leaseFile} is held by machine ${b}`);
     expect(existsSync(join(f.bucket, 'state', 'late.txt'))).toBe(false);
     expect(JSON.parse(readFileSync(leaseFile, 'utf8')).machine).toBe(b);
+  }, 60_000);
+});
+
+describe('a redeploy whose plan the old container\'s last save changes', () => {
+  it("B's first apply planned a first save of its default files; after waiting for A's lease it plans again and restores A's last push instead", async () => {
+    // A holds the lease (its link took it) and has not saved its sync yet: the mirror is empty.
+    const f = makeFixture({ links: ['memory'], sync: true });
+    rmSync(join(f.dir, 'state', 'app.db'));
+    await converge(f);
+    expect(existsSync(join(f.bucket, '.persist-lease.json'))).toBe(true);
+    expect(existsSync(join(f.bucket, 'state'))).toBe(false);
+
+    // B: a new container whose agent wrote its default files before anything was restored.
+    mkdirSync(join(f.dir, 'b', 'state'), { recursive: true });
+    writeFileSync(join(f.dir, 'b', 'persist.yaml'), readFileSync(f.spec, 'utf8').replace('path: ./bucket', 'path: ../bucket'));
+    writeFileSync(join(f.dir, 'b', 'state', 'app.db'), 'defaults\n');
+    const envB = { env: { PERSIST_STATE_DIR: join(f.dir, 'b', '.state') } };
+    const planned = await f.run(['plan', '-f', 'b/persist.yaml'], envB);
+    expect(planned.stdout).toMatch(/~ sync\.state +push/);
+    const boot = f.start(['apply', '--auto-approve', '--lock-timeout', '60s', '-f', 'b/persist.yaml'], envB);
+    for (let waited = 0; !boot.output().stderr.includes('(--lock-timeout) for the bucket lease'); waited += 100) {
+      expect(waited, boot.output().stdout + boot.output().stderr).toBeLessThan(15_000);
+      await sleep(100);
+    }
+
+    // A's last save, then it stops: its shutdown pushes and releases the lease.
+    writeFileSync(join(f.dir, 'state', 'app.db'), 'the final rows of A\n');
+    const down = await f.run(['shutdown']);
+    expect(down.code, down.stdout).toBe(0);
+
+    const booted = await boot.done;
+    expect(booted.code, booted.stdout + booted.stderr).toBe(0);
+    expect(booted.stdout).toContain('The store changed while this apply waited for the lease (the other container saved last); the plan is now:');
+    expect(booted.stdout).toMatch(/<= sync\.state +restore/);
+    expect(readFileSync(join(f.dir, 'b', 'state', 'app.db'), 'utf8')).toBe('the final rows of A\n');
+    // B's default file is kept in its backups, and the store still holds A's push.
+    const backups = join(f.dir, 'b', 'ws', '.persist-backups');
+    const [aside] = readdirSync(backups);
+    expect(readFileSync(join(backups, aside!, 'app.db'), 'utf8')).toBe('defaults\n');
+    expect(readFileSync(join(f.bucket, 'state', 'app.db'), 'utf8')).toBe('the final rows of A\n');
   }, 60_000);
 });
