@@ -3,6 +3,7 @@
 // rollback can be undone).
 import { createInterface } from 'node:readline/promises';
 import { acquireLock } from '../engine/lock.js';
+import { lineageHistory } from '../lineage/history.js';
 import { UsageError } from '../errors.js';
 import { stateDir } from '../host/paths.js';
 import { ROLLBACK_CANCELLED, ROLLBACK_QUESTION, bundleContent, rollbackDone, rollbackIntro, syncContent } from '../output/lineage-view.js';
@@ -44,6 +45,9 @@ export default async function rollback(opts: RollbackOptions, io: CommandIO): Pr
   if (observation.mountReady[target.bucket] !== true) throw new UsageError(`mount.${target.bucket} is not mounted: run persist apply first`);
   if (resource.unobserved) throw resource.unobserved;
   const local = kind === 'sync' ? (target as ResolvedSync).from : (target as ResolvedBundle).repo;
+  // Before saying what the rollback will do: a generation that is not kept stops it here.
+  const kept = (await lineageHistory(resource, observation.ctx)).generations.map((g) => g.generation);
+  if (!kept.includes(generation)) throw new UsageError(`${opts.address}: generation ${generation} is not kept in the store (kept: ${kept.join(', ') || 'none'}; persist history lists them)`);
 
   if (!opts.json) io.out(`${header(env, 'rollback')}\n\n${rollbackIntro(opts.address, local, generation, kind)}`);
   if (!opts.autoApprove) {

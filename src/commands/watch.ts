@@ -150,9 +150,11 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
         log(watchError(errorMessage(error)));
       }
       const wait = intervalMs * backoffRounds(planFailures);
+      // The listener goes with the pause: one left per round would pile up on the signal.
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        controller.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        const wake = () => (clearTimeout(timer), resolve());
+        const timer = setTimeout(() => (controller.signal.removeEventListener('abort', wake), resolve()), wait);
+        controller.signal.addEventListener('abort', wake, { once: true });
       });
     }
     log(WATCH_STOPPED);
