@@ -77,15 +77,15 @@ export function diffFile(file: ResolvedFile, observed: FileObserved, _options: P
   if (local.state === 'not-file') {
     return conflict(`${file.to} is a ${local.found}, not a regular file`, `Move it aside so that persist can restore the file there, or change files.${file.name}.to.`);
   }
+  // Through a mount `from` is a path there; through the S3 API it is an s3:// address.
+  const where = file.from.startsWith('s3://') ? 'the bucket' : 'the mount';
   if (source.state === 'unknown') {
     const reason =
       local.state === 'missing'
         ? `${file.to} does not exist; restored from ${file.from} once mount.${file.bucket} is up`
         : `compared with ${file.from} once mount.${file.bucket} is up (restored only if it differs)`;
-    return restore(reason, [{ field: 'content', before: local.state === 'missing' ? null : 'unknown', after: 'from the mount' }]);
+    return restore(reason, [{ field: 'content', before: local.state === 'missing' ? null : 'unknown', after: `from ${where}` }]);
   }
-  // Through a mount `from` is a path there; through the S3 API it is an s3:// address.
-  const where = file.from.startsWith('s3://') ? 'the bucket' : 'the mount';
   if (source.state === 'not-file') {
     return conflict(`${file.from} in ${where} is a ${source.found}, not a regular file`, `Replace it with the file in the bucket, or change files.${file.name}.from.`);
   }
@@ -101,11 +101,11 @@ export function diffFile(file: ResolvedFile, observed: FileObserved, _options: P
 
   const mode = modeChange();
   if (local.state === 'missing') {
-    return restore(`${file.to} does not exist`, [{ field: 'content', before: null, after: 'from the mount' }, mode!]);
+    return restore(`${file.to} does not exist`, [{ field: 'content', before: null, after: `from ${where}` }, mode!]);
   }
   if (observed.sameContent) return mode ? restore(`${file.to} has mode ${mode.before}`, [mode]) : null;
   const changes: Change[] = [
-    { field: 'content', before: 'differs', after: 'from the mount' },
+    { field: 'content', before: 'differs', after: `from ${where}` },
     { field: 'local', before: file.to, after: 'kept aside in the backups' },
   ];
   if (mode) changes.push(mode);
