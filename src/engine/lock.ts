@@ -4,6 +4,7 @@
 // and the deadline use the host's clock, so the in-memory host runs a timeout without waiting.
 import { join } from 'node:path';
 import { LockError } from '../errors.js';
+import { removeDeadTemporaries } from '../host/state-leftovers.js';
 import type { Host } from '../host/types.js';
 
 export interface LockHolder {
@@ -42,6 +43,8 @@ export async function acquireLock(
   for (;;) {
     try {
       await host.writeFile(path, `${JSON.stringify(mine)}\n`, { exclusive: true, mode: 0o600 });
+      // Holding the lock: what a killed run left half-written in the state folder can go.
+      await removeDeadTemporaries(host, dir);
       return async () => {
         const current = await readHolder(host, path);
         if (current?.pid === mine.pid) await host.remove(path);

@@ -1,11 +1,11 @@
 // The apply lock through the built CLI: a live holder makes apply fail at once naming its pid,
 // --lock-timeout waits for it, a dead holder's lock is taken over, and two applies started together
-// never interleave.
-import { spawn, type ChildProcess } from 'node:child_process';
+// never interleave; holding it, apply removes what killed runs left half-written in the state folder.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeFixture, snapshotTree, STACK_LINE, treeChanges, type Fixture } from './helpers.js';
+import { converge, makeFixture, snapshotTree, STACK_LINE, treeChanges, type Fixture } from './helpers.js';
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -52,6 +52,27 @@ describe('the apply lock', () => {
       expect(result.code).toBe(1);
       expect(result.stderr).toBe(`persist: another apply holds the lock ${lock}: pid ${sleeper.pid} (started 2026-01-01T00:00:00.000Z, environment "default"); wait for it to finish, then run this ${command} again\n`);
     }
+  });
+
+  it('holding the lock, apply removes the temporaries a killed run left in the state folder, and nothing else', async () => {
+    const f = makeFixture({ links: ['memory'], sync: true });
+    await converge(f);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid; // exited: a killed run's pid
+    const left = [join(f.stateDir, 'syncs', `.state-0123456789.trust.json.persist-tmp-${dead}-0a1b2c3d`), join(f.stateDir, 'lineage', 'env', 'default', `.sync.state.json.persist-tmp-${dead}-deadbeef`)];
+    const kept = [
+      join(f.stateDir, 'syncs', `.state-0123456789.json.persist-tmp-${process.pid}-0a1b2c3d`), // a live process's write in progress
+      join(f.stateDir, 'syncs', '.notes.persist-tmp-draft'), // not a name persist makes
+      join(f.stateDir, 'mounts', `.cache.persist-tmp-${dead}-0a1b2c3d`), // a backend's folder: its own rules
+    ];
+    for (const path of [...left, ...kept]) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, '{"half":');
+    }
+    writeFileSync(join(f.dir, 'state', 'app.db'), 'more rows\n');
+    const result = await f.run(['apply', '--auto-approve']);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    for (const path of left) expect(existsSync(path), path).toBe(false);
+    for (const path of kept) expect(existsSync(path), path).toBe(true);
   });
 
   it('--lock-timeout 2s waits for a holder that exits after 1s, then applies', async () => {
