@@ -3,10 +3,11 @@
 // concurrently. Returns each resource's observation and its diff.
 import { createHash } from 'node:crypto';
 import type { Host } from '../host/types.js';
-import type { ResolvedEnvironment } from '../spec/types.js';
+import { isMounted, type ResolvedEnvironment } from '../spec/types.js';
 import { resourceModules, type AnyModule } from '../resources/index.js';
 import { storesFor } from '../store/index.js';
-import { addressOf, type Address } from './address.js';
+import { getBackend } from '../backends/registry.js';
+import { addressOf, mountAddress, type Address } from './address.js';
 import type { ResourceRef } from './plan.js';
 import { StoreError } from '../errors.js';
 import type { Decision, ObserveContext, Phase, PlanOptions, Seen } from './types.js';
@@ -22,7 +23,7 @@ export interface Entry {
 export interface ObservedResource extends Entry {
   seen: Seen<unknown, unknown>;
   diff: Decision | null;
-  /** Its bucket's store failed while it was looked into (StoreError): `seen` holds nothing, `diff` is a conflict saying so. */
+  /** Its bucket's store failed, or its bucket's mount died, while it was looked into: `seen` holds nothing, `diff` is a conflict saying so. */
   unobserved?: StoreError;
 }
 
@@ -68,14 +69,46 @@ export async function observeEntry(entry: Entry, ctx: ObserveContext, options: P
   let seen: Seen<unknown, unknown>;
   try {
     seen = await entry.module.observe(entry.resource, ctx);
-  } catch (error) {
-    // One bucket's store failing stops only its own resources: the others are planned and applied.
-    if (!(error instanceof StoreError)) throw error;
+  } catch (caught) {
+    // One bucket's store failing (or its mount dying under us) stops only its own resources: the
+    // others are planned and applied.
+    const error = caught instanceof StoreError ? caught : mountDiedUnder(entry, ctx, caught);
+    if (!error) throw caught;
     const phase = (Object.keys(entry.module.phaseRank)[0] ?? 'push') as Phase;
     const diff: Decision = { address: entry.address, kind: entry.module.kind, action: 'conflict', phase, reason: `cannot be looked into: ${error.message}`, changes: [], conflict: { message: `cannot be looked into: ${error.message}`, fix: error.fix } };
     return { ...entry, seen: { state: null, detail: null }, diff, unobserved: error };
   }
   return { ...entry, seen, diff: entry.module.diff(entry.resource, seen.state, options) };
+}
+
+/** What a FUSE mount answers once its daemon is gone (ENOTCONN), or while a failed mount tears down (ECONNABORTED). */
+const DEAD_MOUNT_CODES = new Set(['ENOTCONN', 'ECONNABORTED']);
+
+function deadMountCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code && DEAD_MOUNT_CODES.has(code)) return code;
+  }
+  return undefined;
+}
+
+/**
+ * The mount of the entry's bucket died while the entry was looked into (its own observation,
+ * earlier, found it alive): a passing failure, since the next plan finds the mount dead and
+ * remounts it. Undefined for any other error.
+ */
+function mountDiedUnder(entry: Entry, ctx: ObserveContext, error: unknown): StoreError | undefined {
+  const key = entry.module.needsBucket(entry.resource);
+  const bucket = key === null ? undefined : ctx.env.buckets[key];
+  const code = deadMountCode(error);
+  if (!bucket || !isMounted(bucket) || !getBackend(bucket.mount.backend).fuse || !code) return undefined;
+  const mount = mountAddress(bucket.key);
+  return new StoreError(
+    `the mount at ${bucket.mount.path} (${mount}) died while it was looked at (${error instanceof Error ? error.message : code})`,
+    `Run the command again: its plan finds ${mount} dead and remounts it.`,
+    true,
+    { cause: error },
+  );
 }
 
 /** Whether a bucket-readying resource's observation says its bucket can be looked into. */
