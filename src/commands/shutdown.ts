@@ -36,7 +36,7 @@ export interface ShutdownCommandOptions extends SpecOptions {
 
 /** The only actions shutdown carries out: saving local state into the store. */
 const SAVING = new Set(['push', 'update']);
-/** The pause before saves a passing store outage stopped are tried again. */
+/** The pause before saves a passing cause stopped (a store outage, a busy writer) are tried again. */
 const RETRY_PAUSE_MS = 2_000;
 
 /**
@@ -97,13 +97,16 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
   let keeper: LeaseKeeper | null = null;
   const lostLeases = new Map<string, string>();
   try {
-    // 1. Save: push every sync, update every bundle. What a passing store outage stopped (the
-    // endpoint unreachable, 5xx answers: StoreError.transient) is tried again, RETRY_PAUSE_MS
-    // apart, while the timeout leaves room: a container stopped during a network blip still saves.
+    // 1. Save: push every sync, update every bundle. What a passing cause stopped (the store
+    // unreachable or answering 5xx: StoreError.transient; a file that changed at every read, a
+    // database locked: ApplyOutcome.notSaved) is tried again, RETRY_PAUSE_MS apart, while the
+    // timeout leaves room: a container stopped during a network blip or a busy write still saves.
     /** Addresses tried again this round (null: the first round, every sync and bundle), with why they were not saved yet. */
     let retrying: Map<string, string> | null = null;
     for (;;) {
       const again = new Map<string, string>();
+      /** Of `again`: saves that ran but left files out (ApplyOutcome.notSaved). */
+      const incomplete = new Set<string>();
       const canRetry = () => deadline.remaining() > RETRY_PAUSE_MS + 1_000;
       /** Not saved: tried again later when `transient` and there is time, else said. */
       const notSaved = (address: string, message: string, transient: boolean) => {
@@ -122,7 +125,12 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
       for (const observed of planned.observation.resources) {
         if ((observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') || !inRound(observed.address)) continue;
         const action = planned.actions.find((a) => a.address === observed.address);
-        if (!action) say({ address: observed.address, status: 'saved', message: 'already in the store' });
+        // Nothing to do is not always saved: a module may know of work no save can hold yet.
+        const unsavedWork = action ? null : (observed.module.unsavedWork?.(observed.resource, observed.seen.state) ?? null);
+        const nothingYet = action ? null : (observed.module.unsaved?.(observed.resource, observed.seen.state) ?? null);
+        if (unsavedWork) say({ address: observed.address, status: 'unsaved', message: `not saved: ${unsavedWork}` });
+        else if (nothingYet) say({ address: observed.address, status: 'saved', message: `nothing to save (${nothingYet})` });
+        else if (!action) say({ address: observed.address, status: 'saved', message: 'already in the store' });
         else if (action.conflict) notSaved(action.address, `not saved: ${action.conflict.message}. ${action.conflict.fix}`, observed.unobserved?.transient === true);
         else if (SAVING.has(action.action)) saving.push(action);
         else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
@@ -168,7 +176,11 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
             for (const action of saving) {
               const result = report === 'timeout' ? undefined : report.results.get(action.address);
               const lost = lostLeases.get(bucketsActedOn([action], planned.observation)[0] ?? '');
-              if (result?.status === 'applied') say({ address: action.address, status: 'saved', message: `${action.action}: ${result.message}` });
+              if (result?.status === 'applied' && result.notSaved?.length) {
+                const left = result.notSaved;
+                incomplete.add(action.address);
+                notSaved(action.address, `${action.action} done, but not all of it is in the store: ${left.map((entry) => entry.message).join('; ')}`, left.every((entry) => entry.transient));
+              } else if (result?.status === 'applied') say({ address: action.address, status: 'saved', message: `${action.action}: ${result.message}` });
               else if (lost) say({ address: action.address, status: 'unsaved', message: `${action.action} not done: ${lost}` });
               else if (result?.status === 'skipped' && /already as the spec wants/.test(result.message)) say({ address: action.address, status: 'saved', message: 'already in the store' });
               else notSaved(action.address, `${action.action} not done: ${result?.message ?? `still running at the timeout (${formatDuration(timeoutMs)})`}`, result?.transient === true);
@@ -182,7 +194,14 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         for (const [address, message] of again) say({ address, status: 'unsaved', message });
         break;
       }
-      if (!opts.json) io.out(`${again.size === 1 ? '1 save' : `${again.size} saves`} stopped by the store (${[...again.keys()].join(', ')}): trying again in ${formatDuration(RETRY_PAUSE_MS)}\n`);
+      if (!opts.json) {
+        const retry = (addresses: string[], why: string) =>
+          io.out(`${addresses.length === 1 ? '1 save' : `${addresses.length} saves`} ${why} (${addresses.join(', ')}): trying again in ${formatDuration(RETRY_PAUSE_MS)}\n`);
+        const stopped = [...again.keys()].filter((address) => !incomplete.has(address));
+        const leftOut = [...again.keys()].filter((address) => incomplete.has(address));
+        if (stopped.length) retry(stopped, 'stopped by the store');
+        if (leftOut.length) retry(leftOut, 'left files out of the store');
+      }
       await host.sleep(RETRY_PAUSE_MS);
       retrying = again;
     }

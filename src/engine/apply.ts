@@ -13,7 +13,7 @@ import { storesFor } from '../store/index.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
 import { ActionError, isTransientStoreFailure } from '../errors.js';
-import type { ActionName, ApplyContext, ApplyOutcome, Decision, ObserveContext, PlannedAction, PlanOptions } from './types.js';
+import type { ActionName, ApplyContext, ApplyOutcome, Decision, NotSaved, ObserveContext, PlannedAction, PlanOptions } from './types.js';
 
 export type ResultStatus = 'applied' | 'failed' | 'skipped';
 
@@ -26,6 +26,8 @@ export interface ActionResult {
   verifiedInStore?: boolean;
   /** The action that still follows this one by design (see ApplyOutcome.followedBy). */
   followedBy?: string;
+  /** What it left out of the store although it ran (see ApplyOutcome.notSaved). */
+  notSaved?: NotSaved[];
   /** The action carried out, where the re-check right before it decided another than the plan's. */
   rechecked?: ActionName;
   /** It failed on a passing store outage (isTransientStoreFailure): the same action may succeed soon. */
@@ -188,6 +190,7 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
       if (done.outcome.verifiedInStore) applied.verifiedInStore = true;
       if (done.decision.action !== action.action) applied.rechecked = done.decision.action;
       if (done.outcome.followedBy) applied.followedBy = done.outcome.followedBy;
+      if (done.outcome.notSaved?.length) applied.notSaved = done.outcome.notSaved;
       return applied;
     } catch (error) {
       const failed = result('failed', errorMessage(error));

@@ -147,6 +147,18 @@ export interface ApplyOutcome {
    * apply or watch round carries it out.
    */
   followedBy?: string;
+  /**
+   * What the action left out of the store although it ran (a file that changed at every read, a
+   * database whose snapshot failed), one entry each naming the paths and why. apply notes them;
+   * shutdown counts the resource as not saved.
+   */
+  notSaved?: NotSaved[];
+}
+
+export interface NotSaved {
+  message: string;
+  /** The cause can pass (a writer pausing, a lock released): the same action may save it soon. */
+  transient: boolean;
 }
 
 /**
@@ -191,4 +203,10 @@ export interface ResourceModule<R, State, Detail = null> {
    * not exist yet because there is nothing to save: `nothing saved yet: ...`), else null.
    */
   unsaved?(resource: R, state: State): string | null;
+  /**
+   * Optional: what the machine holds that is not in the store although a plan has nothing to do
+   * (a repo without commits whose files no bundle can hold yet), and what to do; else null.
+   * shutdown counts such a resource as not saved.
+   */
+  unsavedWork?(resource: R, state: State): string | null;
 }

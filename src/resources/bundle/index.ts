@@ -31,9 +31,20 @@ export type RepoObserved =
    * A git repository; no refs and an unborn HEAD means no commits yet. `stash`: its entries, newest
    * first; `worktreeRef`: the snapshot it last saved or restored; `worktree`: its work tree now
    * (null when HEAD has no commit: nothing is snapshotted then); `shallow`: the commits of a
-   * shallow repo's boundary that it holds (refs.ts, SHALLOW_REF_PREFIX).
+   * shallow repo's boundary that it holds (refs.ts, SHALLOW_REF_PREFIX); `uncommitted`: in a repo
+   * without commits and without a bundle, the files git would add (staged, or untracked and not
+   * ignored), which no bundle holds until they are committed: how many, and the first few.
    */
-  | { state: 'git'; head: HeadState; refs: Record<string, string>; stash: string[]; worktreeRef: string | null; worktree: WorktreeObserved | null; shallow?: string[] }
+  | {
+      state: 'git';
+      head: HeadState;
+      refs: Record<string, string>;
+      stash: string[];
+      worktreeRef: string | null;
+      worktree: WorktreeObserved | null;
+      shallow?: string[];
+      uncommitted?: { count: number; sample: string[] };
+    }
   | { state: 'unreadable'; error: string };
 
 export type BundleFileObserved =
@@ -107,6 +118,17 @@ async function observeRepo(host: Host, repo: string): Promise<RepoObserved> {
   }
 }
 
+/**
+ * The files of a repo without commits that git would add (staged, or untracked and not ignored),
+ * but for those persist keeps elsewhere (links, syncs' folders, restored files). Read-only.
+ */
+async function filesToCommit(host: Host, repo: string, env: ResolvedEnvironment): Promise<string[]> {
+  const listed = await host.run('git', ['-C', repo, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], { readOnly: true });
+  if (listed.exitCode !== 0) return [];
+  const elsewhere = [...linksInRepo(repo, env.links), ...pathsInRepo(repo, [...Object.values(env.syncs).map((sync) => sync.from), ...Object.values(env.files).map((file) => file.to)])];
+  return splitNul(listed.stdout).filter((path) => !elsewhere.some((kept) => path === kept || path.startsWith(`${kept}/`)));
+}
+
 /** The commits among `shas` that the repo holds (a `.git/shallow` line may name one gc pruned). One read-only git process. */
 async function heldCommits(host: Host, repo: string, shas: string[]): Promise<string[]> {
   const result = await host.run('git', ['-C', repo, 'cat-file', '--batch-check=%(objectname) %(objecttype)'], { readOnly: true, input: shas.map((sha) => `${sha}\n`).join('') });
@@ -162,9 +184,12 @@ async function commitsMissingFromRepo(host: Host, repo: string, bundleRefs: Reco
  * work. Syncs' folders and files inside the repo are saved as any other file.
  */
 export function linksInRepo(repo: string, links: Record<string, ResolvedLink>): string[] {
-  return Object.values(links)
-    .map((link) => relative(repo, link.path))
-    .filter((rel) => rel !== '' && rel !== '..' && !rel.startsWith('../') && !rel.startsWith('/'));
+  return pathsInRepo(repo, Object.values(links).map((link) => link.path));
+}
+
+/** Those of `paths` that lie inside the repo, relative to it. */
+function pathsInRepo(repo: string, paths: string[]): string[] {
+  return paths.map((path) => relative(repo, path)).filter((rel) => rel !== '' && rel !== '..' && !rel.startsWith('../') && !rel.startsWith('/'));
 }
 
 /** Links that live inside the repo and whose path the repo tracks (git then sees the symlink as a change). */
@@ -189,6 +214,11 @@ export async function observeBundle(bundle: ResolvedBundle, ctx: ObserveContext)
     // One `git status` when the work tree is clean or as last recorded; a snapshot with throwaway objects otherwise.
     const saved = file.state === 'present' ? (file.refs[WORKTREE_REF] ?? null) : null;
     repo.worktree = await observeWorktree(host, bundle.repo, saved, repo.head.sha, linksInRepo(bundle.repo, ctx.env.links));
+  }
+  // (Cast: the type guard would narrow a repo without commits to no type at all.)
+  if (repo.state === 'git' && file.state === 'missing' && !hasCommits(repo as RepoObserved)) {
+    const files = await filesToCommit(host, bundle.repo, ctx.env);
+    if (files.length) repo.uncommitted = { count: files.length, sample: files.slice(0, 3) };
   }
   if (hasCommits(repo)) {
     const repoRefs = repoRefMap(repo);
@@ -471,8 +501,20 @@ async function bundleFacts(bundle: ResolvedBundle, observed: BundleObserved, ctx
 export function bundleUnsaved(bundle: ResolvedBundle, observed: BundleObserved): string | null {
   const repo: RepoObserved['state'] = observed.repo.state;
   if (observed.bundle.state !== 'missing' || hasCommits(observed.repo)) return null;
-  const why = repo === 'missing' ? `${bundle.repo} does not exist` : repo === 'git' ? `the repo ${bundle.repo} has no commits` : `${bundle.repo} is not a git repository`;
+  const why = repo === 'missing' ? `${bundle.repo} does not exist` : repo === 'git' ? (uncommittedWork(bundle, observed) ?? `the repo ${bundle.repo} has no commits`) : `${bundle.repo} is not a git repository`;
   return `nothing saved yet: ${why}`;
+}
+
+/** A repo without commits (and without a bundle) that holds files: they are in no store until committed. */
+function uncommittedWork(bundle: ResolvedBundle, observed: BundleObserved): string | null {
+  const uncommitted = observed.repo.state === 'git' && observed.bundle.state === 'missing' ? observed.repo.uncommitted : undefined;
+  if (!uncommitted) return null;
+  const { count, sample } = uncommitted;
+  const more = count > sample.length ? ` and ${count - sample.length} more` : '';
+  return (
+    `the repo ${bundle.repo} has no commits; its ${plural(count, 'file')} (${samplePaths(sample)}${more}) ${count === 1 ? 'is' : 'are'} not in the store ` +
+    `(a bundle holds commits: commit ${count === 1 ? 'it' : 'them'}, e.g. git -C ${bundle.repo} add -A && git -C ${bundle.repo} commit, then persist apply saves the repo)`
+  );
 }
 
 export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
@@ -498,4 +540,5 @@ export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   unattended: (decision, state) => decision.action === 'update' || (decision.action === 'restore' && (!hasCommits(state.repo) || decision.note === undefined)),
   facts: bundleFacts,
   unsaved: bundleUnsaved,
+  unsavedWork: uncommittedWork,
 };

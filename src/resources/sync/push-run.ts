@@ -3,6 +3,7 @@
 // cannot be read (reported once, the mirror's copy kept), type changes (a file that became a
 // folder, or back), folder modes, and the trust state the next plan relies on.
 import { join } from 'node:path';
+import type { NotSaved } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
 import { plural, samplePaths } from '../../output/format.js';
 import type { ResolvedSync } from '../../spec/types.js';
@@ -25,12 +26,16 @@ export class PushRun {
   bytes = 0;
   /** Of `bytes`, those copied within the store instead of sent (files that only grew). */
   bytesCopiedInStore = 0;
-  /** Files that changed since the plan looked, or while they were read. */
+  /** Files stored as read although they changed since the plan looked, or while they were read. */
   moved = 0;
+  /** What this push left out of the store (ApplyOutcome.notSaved), known after finish(). */
+  readonly notSaved: NotSaved[] = [];
   /** Mirror paths removed before the copies (a type change): the later deletions leave them alone. */
   readonly cleared = new Set<string>();
   private readonly stage: Stage;
   private readonly unsettled: string[] = [];
+  /** Files removed (or no longer files) since the plan: nothing of them to store. */
+  private readonly vanished: string[] = [];
   private readonly unreadable: string[] = [];
   private readonly failed: string[] = [];
   private readonly uploaded: Record<string, ManifestEntry> = {};
@@ -126,10 +131,9 @@ export class PushRun {
         if (result.token !== undefined) this.tokens[path] = { token: result.token, sha256: result.entry.sha256 };
         return file.sparse ? { ...result.entry, sparse: true } : result.entry;
       case 'gone':
-        this.moved += 1;
+        this.vanished.push(path);
         return previous ?? null;
       case 'unsettled':
-        this.moved += 1;
         this.unsettled.push(path);
         return previous ?? null;
       case 'unreadable':
@@ -170,10 +174,18 @@ export class PushRun {
     } finally {
       await this.stage.cleanup();
     }
-    const notes: string[] = [];
-    if (this.unsettled.length) notes.push(`${plural(this.unsettled.length, 'file')} changed at every read and ${this.unsettled.length === 1 ? 'was' : 'were'} not stored (the mirror keeps the previous version; the next push tries again): ${samplePaths(this.unsettled)}`);
-    if (this.unreadable.length) notes.push(`${plural(this.unreadable.length, 'file')} cannot be read and ${this.unreadable.length === 1 ? 'was' : 'were'} skipped (the mirror keeps what it had): ${samplePaths(this.unreadable)}`);
-    if (this.failed.length) notes.push(`${plural(this.failed.length, 'SQLite database')} not pushed: ${samplePaths(this.failed)}`);
+    const was = (count: number) => (count === 1 ? 'was' : 'were');
+    if (this.unsettled.length) {
+      const message = `${plural(this.unsettled.length, 'file')} changed at every read and ${was(this.unsettled.length)} not stored (the mirror keeps the version it had, if any; the next push tries again): ${samplePaths(this.unsettled)}`;
+      this.notSaved.push({ message, transient: true });
+    }
+    if (this.failed.length) {
+      // A snapshot that failed on a lock can succeed soon; without sqlite3 none can.
+      this.notSaved.push({ message: `${plural(this.failed.length, 'SQLite database')} not pushed: ${samplePaths(this.failed)}`, transient: !this.trust?.observed.sqliteMissing });
+    }
+    const notes = this.notSaved.map((left) => left.message);
+    if (this.unreadable.length) notes.push(`${plural(this.unreadable.length, 'file')} cannot be read and ${was(this.unreadable.length)} skipped (the mirror keeps what it had): ${samplePaths(this.unreadable)}`);
+    if (this.vanished.length) notes.push(`${plural(this.vanished.length, 'file')} vanished during the push (not stored; the next push takes what is there then): ${samplePaths(this.vanished)}`);
     return notes;
   }
 }
