@@ -515,6 +515,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   if (run.moved > 0) parts.push(`${plural(run.moved, 'file')} moved during the push (saved as read; the next push takes newer changes)`);
   const outcome: ApplyOutcome = { summary: parts.join(', '), verifiedInStore: true };
   if (notes.length) outcome.notes = notes;
+  if (run.notSaved.length) outcome.notSaved = run.notSaved;
   return outcome;
 }
 
