@@ -137,3 +137,31 @@ export async function moveAside(host: Host, workspace: string, address: string, 
   await moveExactly(host, local, target);
   return target;
 }
+
+/**
+ * Move the folder `local` into the backups (moveAside) except the entries `stays` names (a sync's
+ * excluded files: not part of the sync, so neither kept aside nor replaced), which end where they
+ * were: in `replacement` once it is renamed into place of `local` (a rollback), else in `local`
+ * made anew. The whole folder moves first, as one rename (or, across file systems, an exact copy
+ * checked before the original goes), so no other file is ever in neither place; the excluded ones
+ * then move back, each one rename on the backups' file system (a checked copy across file
+ * systems): they are away from `local` only for those few steps, never lost. One already present
+ * in `replacement` (a generation that stored it before it was excluded) is left in the backups.
+ * Returns where the folder went.
+ */
+export async function moveAsideExcept(host: Host, workspace: string, address: string, local: string, stays: (path: string) => boolean, replacement?: string): Promise<string> {
+  const aside = await moveAside(host, workspace, address, local);
+  if (replacement) await host.rename(replacement, local);
+  else await host.mkdir(local);
+  const entries = await listEntries(host, aside);
+  // Parents before their children: an excluded folder moves back whole, with what it holds.
+  const paths = [...Object.keys(entries.folders), ...Object.keys(entries.files), ...Object.keys(entries.links), ...entries.skipped].sort();
+  const moved: string[] = [];
+  for (const path of paths) {
+    if (moved.some((folder) => path.startsWith(`${folder}/`))) continue;
+    if (!stays(path) || (await host.lstat(join(local, path)))) continue;
+    await moveExactly(host, join(aside, path), join(local, path));
+    moved.push(path);
+  }
+  return aside;
+}

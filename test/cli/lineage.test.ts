@@ -1,10 +1,10 @@
 // Lineage through the built CLI, on the local backend with real files and sqlite3: a push never
 // overwrites what this machine has not seen; history and rollback. Each case fails on the code
 // before lineage (it pushed the defaults, development's data, the stale copy).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { makeFixture, snapshotTree, type Fixture } from './helpers.js';
 
 const SPEC = [
@@ -72,6 +72,10 @@ function contents(root: string): Record<string, string> {
 /** Past the 1 s lease of the machine that wrote last: the next machine takes the bucket over. */
 function leaseExpires(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 1_200));
+}
+
+function b64(text: string): string {
+  return Buffer.from(text).toString('base64');
 }
 
 async function ok(result: Promise<{ code: number | null; stdout: string; stderr: string }>): Promise<string> {
@@ -320,6 +324,46 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     await ok(one.run(['rollback', 'sync.clawdbot', '--to', '2', '--env', 'production', '--auto-approve']));
     expect(statSync(join(local, 'private')).mode & 0o777).toBe(0o755);
     expect(existsSync(join(local, 'empty'))).toBe(false);
+  }, 60_000);
+});
+
+describe('lineage and what is not part of the sync', () => {
+  it("rollback leaves the sync's excluded files in the folder; only the others are kept aside", async () => {
+    const { fixture, local, machine } = setup();
+    const one = machine('box');
+    write(local, 'a.md', 'one\n');
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    write(local, 'a.md', 'two\n');
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    // The agent holds its locks (excluded: `*.lock`), at the top and deeper down.
+    write(local, 'agent.lock', 'pid 42\n');
+    write(local, 'deep/w.lock', 'pid 43\n');
+
+    await ok(one.run(['rollback', 'sync.clawdbot', '--to', '1', '--env', 'production', '--auto-approve']));
+    expect(contents(local)).toEqual({ 'a.md': b64('one\n'), 'agent.lock': b64('pid 42\n'), 'deep/w.lock': b64('pid 43\n') });
+    const backups = join(fixture.dir, 'ws', '.persist-backups');
+    const [aside] = readdirSync(backups);
+    expect(contents(join(backups, aside!))).toEqual({ 'a.md': b64('two\n') });
+  }, 60_000);
+
+  it('history counts the files the store holds: one that changed at every read (never stored) is not among them', async () => {
+    const f = makeFixture({ sync: true }); // ./state/app.db: 5 bytes
+    const busy = join(f.dir, 'state', 'busy.json');
+    // A writer that holds busy.json open and rewrites 200 kB into it every 15 ms: never read stably.
+    const script =
+      `const fs=require('fs');const fd=fs.openSync(${JSON.stringify(busy)},'w');let n=0;` +
+      `setInterval(()=>{const b=String(n++).padEnd(200000,'x');fs.ftruncateSync(fd,0);fs.writeSync(fd,b,0)},15);`;
+    const writer = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+    onTestFinished(() => void writer.kill('SIGKILL'));
+    while (!existsSync(busy)) await new Promise((resolve) => setTimeout(resolve, 20));
+
+    const applied = await ok(f.run(['apply', '--auto-approve']));
+    expect(applied).toContain('1 file changed at every read and was not stored');
+    const record = JSON.parse(readFileSync(join(f.bucket, 'state', '.persist-sync', 'generations', '1.json'), 'utf8')) as { files: number; bytes: number };
+    expect(record).toMatchObject({ files: 1, bytes: 5 });
+    const history = JSON.parse(await ok(f.run(['history', '--json']))) as { resources: { generations: { generation: number; files: number; bytes: number }[] }[] };
+    expect(history.resources[0]!.generations.map((g) => [g.generation, g.files, g.bytes])).toEqual([[1, 1, 5]]);
+    expect(await ok(f.run(['history']))).toMatch(/\* 1 .*\s1 file\s+5 B/);
   }, 60_000);
 });
 

@@ -39,8 +39,9 @@ import {
   type StoreIdentity,
 } from '../../lineage/generation.js';
 import { readLocalRecords, treeDigest, writeLocalRecord, type LocalRecord } from '../../lineage/record.js';
-import { moveAside } from '../../lineage/aside.js';
+import { moveAsideExcept } from '../../lineage/aside.js';
 import { formatAge, plural } from '../../output/format.js';
+import { createPathMatcher } from './glob.js';
 import { FOLDERS_NAME, readFolderModes, writeFolderModes, type FolderModes } from './folders.js';
 import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, readManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState } from './state.js';
@@ -271,12 +272,12 @@ export async function recordCleanStart(sync: ResolvedSync, ctx: ApplyContext): P
 
 // --- apply: restore ---
 
-/** Before a restore that lineage decided over local files: move them aside. Returns a note. */
+/** Before a restore that lineage decided over local files: move them aside (the excluded ones stay). Returns a note. */
 export async function prepareRestore(sync: ResolvedSync, lineage: SyncLineage | undefined, comparison: TreeComparison, localFiles: number, restoreIncomplete: boolean, ctx: ApplyContext): Promise<string | null> {
   if (!lineage || localFiles === 0 || restoreIncomplete) return null;
   const verdict = syncLineageDecision(sync, lineage, 1, comparison, ctx.options);
   if (!verdict.aside) return null;
-  const where = await moveAside(ctx.host, ctx.env.workspace, addressOfSync(sync), sync.from);
+  const where = await moveAsideExcept(ctx.host, ctx.env.workspace, addressOfSync(sync), sync.from, createPathMatcher(sync.exclude));
   return `the local files were kept aside in ${where}`;
 }
 
@@ -388,8 +389,12 @@ export class SyncGeneration {
     await this.preserve(mirrorKey(this.sync, path), join('files', relativeKey(path)), true);
   }
 
-  /** Right before the root is written: check it again, keep the old root, write the new record. Returns the new stamp. */
-  async beforeCommit(files: number, bytes: number): Promise<LineageStamp> {
+  /**
+   * Right before the root is written: check it again, keep the old root, write the new record of
+   * what the root lists (`committed`: its entries; a file never stored is not among them). Returns
+   * the new stamp.
+   */
+  async beforeCommit(committed: readonly ManifestEntry[]): Promise<LineageStamp> {
     await this.checkRoot('right before the manifest was written; the files copied so far are listed by no manifest');
     const { sync, store, ctx } = this;
     const time = ctx.host.now().toISOString();
@@ -407,7 +412,8 @@ export class SyncGeneration {
     }
     const generation = (this.base?.generation ?? 0) + 1;
     const stamp: LineageStamp = { generation, parent: this.base?.generation ?? null, time, machine: this.machine.id, host: this.machine.host };
-    await store.write(recordKey(sync, generation), serializeRecord({ ...stamp, files, bytes }));
+    const bytes = committed.reduce((sum, entry) => sum + entry.size, 0);
+    await store.write(recordKey(sync, generation), serializeRecord({ ...stamp, files: committed.length, bytes }));
     this.stampWritten = stamp;
     return stamp;
   }

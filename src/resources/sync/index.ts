@@ -144,6 +144,22 @@ function wouldRestore(local: SyncLocalObserved): boolean {
   return local.state === 'missing' || (local.state === 'dir' && (local.files === 0 || local.restoreIncomplete));
 }
 
+/**
+ * A restore that moves none of the local files aside into the backups (what watch may run): into a
+ * missing or empty folder; into a half-restored one whose files all are the mirror's (one that
+ * differs is kept aside; one the mirror lacks stays where it is); into a folder with files only
+ * when every one is the mirror's (lineage moves the folder aside when any is not: see
+ * syncLineageDecision). A mirror without a manifest can only be compared by size: a same-size file
+ * (unverified) would be kept aside too. A file the quick check finds unchanged that a resumed
+ * restore finds damaged when it hashes it is persist's own write cut off by a crash, not the agent's.
+ */
+function restoreKeepsNothingAside({ local, comparison }: SyncObserved): boolean {
+  if (local.state === 'missing') return true;
+  if (local.state !== 'dir') return false;
+  if (local.files === 0 && !local.restoreIncomplete) return true;
+  return comparison.changed.length + comparison.unverified.length === 0 && (local.restoreIncomplete || comparison.added.length === 0);
+}
+
 async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cache?: ShardCache): Promise<Seen<SyncObserved, SyncDetail>> {
   const isExcluded = syncExcluder(sync.exclude);
   let local: TreeListing | null = null;
@@ -428,13 +444,15 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   const run = new PushRun(host, sync, store, detail.trust, manifest);
   run.inPlace = inPlaceWriter(sync, detail);
   run.shardCache = shardCache;
+  // The store still holds the generation this push was planned on, checked before anything is
+  // written into the mirror (its refusal says nothing more was written).
+  const generation = await SyncGeneration.begin(sync, store, manifest, ctx, state.folderModesChanged === true);
   // Before any file is written in place into a mirror without a root (manifest.ts).
   if (!manifest && toCopy.size > 0) await markFirstPush(store, sync.relTo, host.now().toISOString(), (await ensureMachine(host)).id);
   await run.begin(removed, toCopy, local.files);
 
   // Paths the push cannot see now but the mirror holds (under an unreadable folder...): kept.
   const paths = [...Object.keys(local.files), ...Object.keys(manifest?.files ?? {}).filter((path) => !(path in local.files) && isHeld(detail.trust, path))];
-  const generation = await SyncGeneration.begin(sync, store, manifest, ctx, state.folderModesChanged === true);
   const writer = new ManifestWriter(store, sync.relTo, manifest, paths.length, shardCache);
   writer.beforeReplace = generation.beforeShardReplace;
 
@@ -489,7 +507,7 @@ async function push(sync: ResolvedSync, { state, detail }: Seen<SyncObserved, Sy
   // The root last, and before any deletion: a crash in between leaves unlisted files in the
   // mirror (harmless), never a manifest that lists files already gone.
   const now = host.now();
-  const stamp = await generation.beforeCommit(paths.length, Object.values(local.files).reduce((sum, file) => sum + file.size, 0));
+  const stamp = await generation.beforeCommit(shards.flatMap((shard) => Object.values(shard)));
   await writer.commit(now.toISOString(), manifest?.restoredAt, stamp);
 
   const deleting = manifest !== null && sync.delete;
@@ -702,8 +720,9 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   },
   diff: diffSync,
   apply: applySync,
-  // A push never deletes because the source is empty, and a restore fills only an empty folder.
-  unattended: (decision) => decision.action === 'push' || decision.action === 'restore',
+  // A push never deletes because the source is empty; a restore runs unattended only when it
+  // moves nothing of the local folder aside (restoreKeepsNothingAside).
+  unattended: (decision, state) => decision.action === 'push' || (decision.action === 'restore' && restoreKeepsNothingAside(state)),
   facts: (sync, observed, ctx) => syncFacts(sync, observed, ctx.host),
   unsaved: syncUnsaved,
 };

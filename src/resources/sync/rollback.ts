@@ -1,7 +1,8 @@
 // `persist rollback sync.x --to N`: the local folder becomes generation N's content. Built in a
 // new folder beside it (every file checked against N's manifest, N's folder modes applied, the
 // folders they list made even when empty), then the current local folder
-// is moved aside into the backups and the new one renamed into place. The store is not changed:
+// is moved aside into the backups and the new one renamed into place, the sync's excluded files
+// moved back into it (they are not part of any generation). The store is not changed:
 // its current generation stays current, and this machine records that it has seen it, so the
 // next push makes a new generation whose parent is the current one.
 import { randomBytes } from 'node:crypto';
@@ -10,11 +11,12 @@ import { PersistError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ResolvedEnvironment, ResolvedSync } from '../../spec/types.js';
-import { moveAside } from '../../lineage/aside.js';
+import { moveAsideExcept } from '../../lineage/aside.js';
 import { ensureMachine } from '../../lineage/machine.js';
 import { storeIdentity, treeDigestInput } from '../../lineage/generation.js';
 import { treeDigest, writeLocalRecord } from '../../lineage/record.js';
 import { addressOfSync, manifestStamp, readGeneration } from './generations.js';
+import { createPathMatcher } from './glob.js';
 import type { SyncManifest } from './manifest.js';
 import { syncExcluder, walkTree } from './tree.js';
 
@@ -58,8 +60,10 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
     }
     await host.chmod(building, rootMode);
     await host.fsync(building);
-    const keptAside = (await host.lstat(sync.from)) ? await moveAside(host, env.workspace, address, sync.from) : null;
-    await host.rename(building, sync.from);
+    // The sync's excluded files are not the generation's: they stay in the folder (moveAsideExcept).
+    let keptAside: string | null = null;
+    if (await host.lstat(sync.from)) keptAside = await moveAsideExcept(host, env.workspace, address, sync.from, createPathMatcher(sync.exclude), building);
+    else await host.rename(building, sync.from);
     await ensureMachine(host); // the next push names this machine
     const local = await walkTree(host, sync.from, syncExcluder(sync.exclude));
     await writeLocalRecord(host, {
