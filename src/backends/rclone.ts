@@ -1,11 +1,13 @@
 // rclone 1.60 `mount` with the VFS write cache. Configuration and credentials go in the child's
 // environment (RCLONE_CONFIG_<REMOTE>_*), never on its command line. See docs/backends.md.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { ActionError } from '../errors.js';
 import type { Host } from '../host/types.js';
 import { errorMessage, formatDuration, plural } from '../output/format.js';
-import { storedSizes } from './store-check.js';
-import { cachedSize, dirtyItems, type DirtyItem } from './rclone-cache.js';
+import { storedObjects, type StoredObject } from './store-check.js';
+import { dirtyItems, type DirtyItem } from './rclone-cache.js';
 import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
@@ -275,13 +277,44 @@ async function ownDirty(host: Host, bucket: MountedBucket, runtimeDir: string): 
   return (await dirtyItems(host, cacheDirOf(bucket, runtimeDir))).filter((item) => item.remote === REMOTE && item.bucket === bucket.name);
 }
 
-/** Sizes of `keys` as the store holds them, asked over its S3 API (not through rclone's cache). */
-async function remoteSizes(bucket: MountedBucket, ctx: BackendContext, keys: string[]): Promise<Map<string, number>> {
+/** `keys` as the store holds them (size, MD5), asked over its S3 API (not through rclone's cache). */
+async function remoteObjects(bucket: MountedBucket, ctx: BackendContext, keys: string[]): Promise<Map<string, StoredObject>> {
+  if (keys.length === 0) return new Map();
   try {
-    return await storedSizes(bucket, keys, ctx.processEnv.AWS_CA_BUNDLE);
+    return await storedObjects(bucket, keys, ctx.processEnv.AWS_CA_BUNDLE);
   } catch (error) {
     throw new ActionError(`could not check ${plural(keys.length, 'file')} in bucket ${bucket.name}: ${errorMessage(error)}`, { cause: error });
   }
+}
+
+/** rclone's cache copy of a key: the bytes it uploads (its metadata's size lags behind the writes until the file is closed). */
+function cacheFile(bucket: MountedBucket, runtimeDir: string, key: string): string {
+  return join(cacheDirOf(bucket, runtimeDir), 'vfs', REMOTE, bucket.name, key);
+}
+
+/** MD5 (hex) of a local file; null when it is gone. */
+function md5OfFile(path: string): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('md5');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? resolve(null) : reject(error)))
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+/**
+ * How the store's object differs from the local file `path` (rclone's cache copy): null when it
+ * holds the same bytes (same size, and same MD5 where the store tells it), or when `path` is gone
+ * (rclone dropped its copy: it no longer holds anything of that key to upload).
+ */
+async function differsFromStore(host: Host, stored: StoredObject | undefined, path: string): Promise<string | null> {
+  const local = await host.lstat(path);
+  if (!local || local.type !== 'file') return null;
+  if (!stored) return 'not in the store';
+  if (stored.size !== local.size) return `${stored.size} bytes in the store, ${local.size} in the cache`;
+  if (stored.md5 !== null && stored.md5 !== (await md5OfFile(path))) return 'other content in the store';
+  return null;
 }
 
 function sampleKeys(keys: string[], max = 5): string {
@@ -347,19 +380,18 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
   }
   const keys = [...waitingFor.keys()];
   if (keys.length === 0) return { verified: 0, waitedMs: host.now().getTime() - started };
-  const sizes = await remoteSizes(bucket, ctx, keys);
+  const stored = await remoteObjects(bucket, ctx, keys);
   const missing: string[] = [];
   for (const key of keys) {
     if (stillKeys.has(key)) continue; // written again meanwhile: the next flush checks it
-    const remote = sizes.get(key);
-    const cached = await cachedSize(host, cacheDirOf(bucket, runtimeDir), REMOTE, bucket.name, key);
-    if (remote !== undefined && (cached === null || cached === remote)) continue;
+    const differs = await differsFromStore(host, stored.get(key), cacheFile(bucket, runtimeDir, key));
+    if (differs === null) continue;
     // Removed or renamed since (through the mount): then the mount no longer shows it either.
     // Written again since it was waited for (a file the agent keeps appending to, read between
     // two of its writes): the next flush checks it.
     const now = await host.lstat(join(where, key));
     if (!now || Math.floor(now.mtimeMs) > waitingFor.get(key)!) continue;
-    missing.push(remote === undefined ? key : `${key} (${remote} bytes in the store, ${cached} written)`);
+    missing.push(`${key} (${differs})`);
   }
   if (missing.length) {
     throw new ActionError(`rclone at ${where} finished uploading, but bucket ${bucket.name} lacks ${plural(missing.length, 'file')} it was given: ${sampleKeys(missing)}`);
@@ -395,7 +427,9 @@ async function leftovers(bucket: MountedBucket, ctx: BackendContext): Promise<Le
   const cacheDir = cacheDirOf(bucket, ctx.runtimeDir);
   const result: Leftovers = { uploadable: [], stranded: [] };
   for (const item of await dirtyItems(ctx.host, cacheDir)) {
-    const file = { key: item.key, size: item.size, where: item.dataPath };
+    // The data file's size: a daemon killed before closing a file never recorded its size.
+    const data = await ctx.host.lstat(item.dataPath);
+    const file = { key: item.key, size: data?.type === 'file' ? data.size : item.size, where: item.dataPath };
     if (item.remote !== REMOTE) {
       result.stranded.push({ ...file, reason: `left by rclone under another configuration (cache folder ${join(cacheDir, 'vfs', item.remote)}): its endpoint or keys may not be this bucket's` });
     } else if (item.bucket !== bucket.name) {
@@ -447,9 +481,16 @@ async function recover(bucket: MountedBucket, ctx: BackendContext, report: (line
   if (copy.exitCode !== 0) {
     throw new ActionError(`uploading ${plural(keys.length, 'file')} left in rclone's cache (${join(cacheDir, 'vfs', REMOTE, bucket.name)}) failed: ${copy.stderr.trim().split('\n').slice(-2).join('; ') || `exit code ${copy.exitCode}`}`);
   }
-  const sizes = await remoteSizes(bucket, ctx, keys);
-  const bad = found.uploadable.filter((file) => sizes.get(file.key) !== file.size).map((file) => file.where);
-  if (bad.length) throw new ActionError(`after uploading the files rclone left in its cache, bucket ${bucket.name} still lacks ${sampleKeys(bad)}`);
+  // Judged by the bytes in the cache (what was uploaded), not by rclone's metadata.
+  const stored = await remoteObjects(bucket, ctx, keys);
+  const bad: string[] = [];
+  for (const file of found.uploadable) {
+    const differs = await differsFromStore(host, stored.get(file.key), file.where);
+    if (differs !== null) bad.push(`${file.key} (${differs}; cache file ${file.where})`);
+  }
+  if (bad.length) {
+    throw new ActionError(`after uploading ${plural(keys.length, 'file')} rclone left in its cache, bucket ${bucket.name} does not hold what the cache holds for ${plural(bad.length, 'file')}: ${sampleKeys(bad, 3)}`);
+  }
   for (const item of (await dirtyItems(host, cacheDir)).filter((i) => i.remote === REMOTE && i.bucket === bucket.name)) {
     await host.remove(item.metaPath);
     await host.remove(item.dataPath);
