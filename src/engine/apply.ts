@@ -12,7 +12,7 @@ import { errorMessage, formatDuration, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import { listResources, observeContext, observeEntry, recordReadiness, type Entry, type ObservedResource } from './observe.js';
 import { SYMBOLS } from './plan.js';
-import { ActionError, isTransientStoreFailure } from '../errors.js';
+import { ActionError, isTransientStoreFailure, StoreError } from '../errors.js';
 import type { ActionName, ApplyContext, ApplyOutcome, Decision, NotSaved, ObserveContext, PlannedAction, PlanOptions } from './types.js';
 
 export type ResultStatus = 'applied' | 'failed' | 'skipped';
@@ -126,7 +126,9 @@ export async function applyAction(
   if (decision.conflict) throw new ActionError(`refused: ${decision.conflict.message}. ${decision.conflict.fix}`, observed.unobserved ? { cause: observed.unobserved } : undefined);
   if (bucket && !bucket.ready) {
     const mounted = ctx.env.buckets[bucket.key]?.mount;
-    throw new ActionError(`${maker?.address ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${mounted ? mounted.path : observeCtx.store(bucket.key).where('')}`);
+    // A mount found dead here died after the plan: the next plan remounts it, so this may pass (shutdown tries again).
+    const died = maker?.diff?.action === 'remount' ? { cause: new StoreError(`${maker.address} died after the plan`, 'The next plan remounts it.', true) } : undefined;
+    throw new ActionError(`${maker?.address ?? `bucket ${bucket.key}`} is not mounted; nothing written into ${mounted ? mounted.path : observeCtx.store(bucket.key).where('')}`, died);
   }
   const predicted = entry.ref.mount !== undefined && (run?.planned.has(entry.ref.mount) ?? false);
   if (decision.action !== action.action && !predicted) {

@@ -2,7 +2,7 @@
 // mount's own observation found it alive, then every read under the mount point fails with
 // ENOTCONN (what the kernel answers once the daemon is gone). Plan and apply must turn that into
 // a passing conflict per resource (shutdown tries those again, and its next plan remounts), never
-// an internal error.
+// an internal error; and an action whose re-check finds the mount dead fails as passing too.
 import { describe, expect, it } from 'vitest';
 import { computePlan } from '../../src/commands/common.js';
 import { executePlan, type ActionResult, type ApplyView } from '../../src/engine/apply.js';
@@ -121,5 +121,17 @@ describe('a FUSE mount that dies while the machine is observed', () => {
     const result: ActionResult | undefined = report.results.get('sync.state');
     expect(result).toMatchObject({ status: 'failed', transient: true });
     expect(result?.message).toContain(`refused: cannot be looked into: the mount at ${FUSE_PATH} (mount.data) died while it was looked at`);
+  });
+
+  it('fails an action whose re-check finds its mount dead (it died after the plan) as a passing failure: the next plan remounts it', async () => {
+    const host = machine();
+    const env = environment();
+    const push = (await computePlan(readOnlyHost(host), env, { allowShrink: false }, [])).actions.filter((a) => a.address === 'sync.state');
+    expect(push.map((a) => a.action)).toEqual(['push']);
+    host.probes.set(FUSE_PATH, { state: 'dead', reason: 'Transport endpoint is not connected' });
+    host.die();
+
+    const report = await executePlan(push, { host, env, options: { allowShrink: false }, view: recordingView(), signal: new AbortController().signal });
+    expect(report.results.get('sync.state')).toMatchObject({ status: 'failed', message: `mount.data is not mounted; nothing written into ${FUSE_PATH}`, transient: true });
   });
 });
