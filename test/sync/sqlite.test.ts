@@ -1,9 +1,10 @@
 // SQLite snapshots with the real sqlite3 CLI: a WAL database under a busy writer, odd paths, a
 // file that only looks like a database, stale sidecars, a missing sqlite3, and the cost figures.
 import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
 import {
@@ -15,6 +16,8 @@ import {
   snapshotSqlite,
   sqliteChangeToken,
 } from '../../src/resources/sync/sqlite.js';
+import { findDatabases } from '../../src/resources/sync/sqlite-sync.js';
+import { syncExcluder, walkTree } from '../../src/resources/sync/tree.js';
 
 const host = new RealHost();
 const cleanups: Array<() => void> = [];
@@ -107,11 +110,24 @@ class Writer {
 }
 
 describe('isSqliteHeader and sidecarOf', () => {
-  it('recognises the 16-byte header only', () => {
-    expect(isSqliteHeader(Buffer.from('SQLite format 3\0rest of page', 'latin1'))).toBe(true);
-    expect(isSqliteHeader(Buffer.from('SQLite format 3\0', 'latin1'))).toBe(true);
-    expect(isSqliteHeader(Buffer.from('SQLite format 3', 'latin1'))).toBe(false);
-    expect(isSqliteHeader(Buffer.from('SQLite format 4\0', 'latin1'))).toBe(false);
+  it("recognises a database's header, not a file that only starts with the SQLite magic", () => {
+    const dir = tempDir();
+    sql(join(dir, 'a.db'), 'PRAGMA page_size=65536;', 'CREATE TABLE t(x);');
+    sql(join(dir, 'b.db'), 'PRAGMA journal_mode=WAL;', 'CREATE TABLE t(x);');
+    const real = readFileSync(join(dir, 'a.db')).subarray(0, 100);
+    expect(isSqliteHeader(real)).toBe(true);
+    expect(isSqliteHeader(readFileSync(join(dir, 'b.db')).subarray(0, 24))).toBe(true);
+    // Bytes 16-23 as SQLite checks them: page size, read version, usable bytes, payload fractions.
+    const changed = (offset: number, ...bytes: number[]) => Buffer.concat([real.subarray(0, offset), Buffer.from(bytes), real.subarray(offset + bytes.length)]);
+    expect(isSqliteHeader(changed(16, 0x10, 0x00))).toBe(true); // 4096
+    expect(isSqliteHeader(changed(16, 0x01, 0x00))).toBe(false); // 256
+    expect(isSqliteHeader(changed(16, 0x10, 0x01))).toBe(false);
+    expect(isSqliteHeader(changed(19, 3))).toBe(false);
+    expect(isSqliteHeader(changed(16, 0x02, 0x00, 1, 1, 40))).toBe(false); // 512 - 40 < 480 usable
+    expect(isSqliteHeader(changed(21, 64, 32, 33))).toBe(false);
+    expect(isSqliteHeader(Buffer.from('SQLite format 3\0 not a db, only its magic', 'latin1'))).toBe(false);
+    expect(isSqliteHeader(Buffer.from('SQLite format 3\0', 'latin1'))).toBe(false);
+    expect(isSqliteHeader(Buffer.concat([Buffer.from('SQLite format 4\0', 'latin1'), real.subarray(16)]))).toBe(false);
     expect(isSqliteHeader(Buffer.alloc(0))).toBe(false);
   });
 
@@ -217,6 +233,180 @@ describe('snapshotSqlite', () => {
     await expect(promise).rejects.toBeInstanceOf(SqliteUnavailableError);
     await expect(snapshotSqlite(host, db, join(dir, 'o.db'), { env: { PATH: join(dir, 'empty-bin') } })).rejects.toThrow(/^sqlite3 is not installed/);
     expect(readdirSync(dir)).toEqual(['a.db']);
+  });
+});
+
+/** A sqlite3 process holding an exclusive lock on `db` (its `statements` done) until `release` (resolved once it exited). */
+function holdLock(db: string, statements: string): { locked: Promise<void>; release: () => Promise<void> } {
+  const child = spawn('sqlite3', ['-init', '/dev/null', '-batch', '-bail', db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  cleanups.push(() => child.kill('SIGKILL'));
+  const locked = new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('@locked@')) resolve();
+    });
+    child.on('exit', () => reject(new Error(`the lock holder exited: ${out}`)));
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  child.stdin.write(`.timeout 5000\nBEGIN EXCLUSIVE;\n${statements}\nSELECT '@locked@';\n`);
+  return {
+    locked,
+    release: () => {
+      child.stdin.end('COMMIT;\n');
+      return exited;
+    },
+  };
+}
+
+/** Leave a hot journal beside `db`: a transaction whose pages spill into the file, its process killed before COMMIT. */
+async function crashMidTransaction(db: string, statements: string): Promise<void> {
+  const child = spawn('sqlite3', ['-init', '/dev/null', '-batch', '-bail', db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  cleanups.push(() => child.kill('SIGKILL'));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  await new Promise<void>((resolve) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('@mid@')) resolve();
+    });
+    child.stdin.write(`PRAGMA cache_size=5;\nBEGIN;\n${statements}\nSELECT '@mid@';\n`);
+  });
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** Every file of a folder with its bytes (hex), to show that nothing in it changed. */
+function contentsOf(dir: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(dir).sort().map((name) => [name, readFileSync(join(dir, name)).toString('hex')]));
+}
+
+describe('snapshotSqlite of a rollback-journal database a writer has locked', () => {
+  it('waits for the lock (busy timeout on the connection it opened), then snapshots what the writer committed', async () => {
+    const dir = tempDir();
+    const db = join(dir, 'roll.db');
+    sql(db, 'CREATE TABLE t(x);', 'INSERT INTO t VALUES (1);');
+    const holder = holdLock(db, 'INSERT INTO t VALUES (2);');
+    await holder.locked;
+    const started = Date.now();
+    setTimeout(() => void holder.release(), 1500);
+    const snapshot = await snapshotSqlite(host, db, join(dir, 'snap.db'), { busyTimeoutMs: 10_000 });
+    // Before, `.timeout` went to the connection `.open` then replaced: "database is locked" at once.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1200);
+    expect(snapshot).toMatchObject({ readOnly: true, integrity: 'ok' });
+    expect(sqlImmutable(join(dir, 'snap.db'), 'SELECT group_concat(x) FROM t')).toBe('1,2');
+  });
+
+  it('gives up on a lock held past the busy timeout, once that timeout has passed', async () => {
+    const dir = tempDir();
+    const db = join(dir, 'roll.db');
+    sql(db, 'CREATE TABLE t(x);');
+    const holder = holdLock(db, 'INSERT INTO t VALUES (2);');
+    await holder.locked;
+    const started = Date.now();
+    await expect(snapshotSqlite(host, db, join(dir, 'snap.db'), { busyTimeoutMs: 800 })).rejects.toThrow(/roll\.db failed: .*database is locked/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(750);
+    await holder.release();
+    expect(readdirSync(dir)).toEqual(['roll.db']);
+  });
+});
+
+describe('snapshotSqlite changes nothing that is not a database, nor a -journal that is not its own', () => {
+  /** QA's file: the SQLite magic, then text and random bytes. */
+  const fakeDatabase = () => Buffer.concat([Buffer.from('SQLite format 3\0 not a db, notes', 'latin1'), randomBytes(300)]);
+
+  it("a file that only starts with the SQLite magic, with the user's notes named like its -journal: refused, both left byte for byte", async () => {
+    const dir = tempDir();
+    const fake = join(dir, 'fake.db');
+    writeFileSync(fake, fakeDatabase());
+    writeFileSync(`${fake}-journal`, 'user notes\n');
+    appendFileSync(fake, 'again\n');
+    const before = contentsOf(dir);
+    await expect(snapshotSqlite(host, fake, join(dir, 'snap.db'))).rejects.toThrow(/fake\.db starts with the SQLite header but is not a readable database/);
+    expect(contentsOf(dir)).toEqual(before);
+  });
+
+  it('a database header over a body that is not a database, beside a journal-shaped -journal: refused, both left byte for byte', async () => {
+    const dir = tempDir();
+    sql(join(dir, 'real.db'), 'CREATE TABLE t(x);');
+    const fake = join(dir, 'fake.db');
+    writeFileSync(fake, Buffer.concat([readFileSync(join(dir, 'real.db')).subarray(0, 100), randomBytes(3 * 4096 - 100)]));
+    rmSync(join(dir, 'real.db'));
+    // A journal header: the magic, records, nonce, initial size, sector size, page size 4096.
+    const journal = Buffer.alloc(4096 + 512);
+    Buffer.from('d9d505f920a163d7', 'hex').copy(journal);
+    journal.writeUInt32BE(1, 8);
+    journal.writeUInt32BE(3, 16);
+    journal.writeUInt32BE(512, 20);
+    journal.writeUInt32BE(4096, 24);
+    randomBytes(4096).copy(journal, 512);
+    writeFileSync(`${fake}-journal`, journal);
+    const before = contentsOf(dir);
+    await expect(snapshotSqlite(host, fake, join(dir, 'snap.db'))).rejects.toThrow(/fake\.db starts with the SQLite header but is not a readable database .*persist left it and .*fake\.db-journal untouched/);
+    expect(contentsOf(dir)).toEqual(before);
+  });
+
+  it("a real database with a user's file named like its -journal: refused, both left byte for byte", async () => {
+    const dir = tempDir();
+    const db = join(dir, 'notes.db');
+    sql(db, 'CREATE TABLE t(x);', "INSERT INTO t VALUES ('kept');");
+    writeFileSync(`${db}-journal`, 'my notes about notes.db\n');
+    const before = contentsOf(dir);
+    await expect(snapshotSqlite(host, db, join(dir, 'snap.db'))).rejects.toThrow(/notes\.db was not snapshotted: .*notes\.db-journal, which is not a SQLite rollback journal.*move .*notes\.db-journal away/);
+    expect(contentsOf(dir)).toEqual(before);
+  });
+
+  it('a -journal written for another page size is not this database\'s: refused, both left byte for byte', async () => {
+    const dir = tempDir();
+    const db = join(dir, 'big.db');
+    sql(db, 'CREATE TABLE big(id INTEGER PRIMARY KEY, pad BLOB);', 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<300) INSERT INTO big SELECT x, zeroblob(1000) FROM c;');
+    await crashMidTransaction(db, 'UPDATE big SET pad=randomblob(1000);');
+    const journal = readFileSync(`${db}-journal`);
+    journal.writeUInt32BE(8192, 24);
+    writeFileSync(`${db}-journal`, journal);
+    const before = contentsOf(dir);
+    await expect(snapshotSqlite(host, db, join(dir, 'snap.db'))).rejects.toThrow(/big\.db-journal was written for pages of 8192 bytes, the database has 4096/);
+    expect(contentsOf(dir)).toEqual(before);
+  });
+
+  it("the hot journal of a crashed transaction is rolled back, as SQLite's own recovery does: the snapshot holds the state before it", async () => {
+    const dir = tempDir();
+    const db = join(dir, 'big.db');
+    sql(db, 'CREATE TABLE big(id INTEGER PRIMARY KEY, pad BLOB);', 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<300) INSERT INTO big SELECT x, zeroblob(1000) FROM c;');
+    await crashMidTransaction(db, 'UPDATE big SET pad=randomblob(1000);');
+    expect(statSync(`${db}-journal`).size).toBeGreaterThan(0);
+    const snapshot = await snapshotSqlite(host, db, join(dir, 'snap.db'));
+    expect(snapshot).toMatchObject({ readOnly: false, integrity: 'ok' });
+    expect(sqlImmutable(join(dir, 'snap.db'), 'SELECT count(*), sum(pad = zeroblob(1000)) FROM big')).toBe('300|300');
+    expect(existsSync(`${db}-journal`)).toBe(false);
+    expect(sql(db, 'PRAGMA integrity_check;', 'SELECT sum(pad = zeroblob(1000)) FROM big;')).toBe('ok\n300');
+  });
+
+  it('a database that is gone once sqlite3 starts is an error, not the snapshot of an empty database', async () => {
+    const dir = tempDir();
+    const db = join(dir, 'gone.db');
+    sql(db, 'CREATE TABLE t(x);', 'INSERT INTO t VALUES (1);');
+    // sqlite3 started right after the database was removed (a race with the agent, made certain).
+    const wrapper = join(dir, 'sqlite3-after-rm');
+    writeFileSync(wrapper, `#!/bin/sh\nrm -f -- "$GONE_DB"\nexec sqlite3 "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const dest = join(dir, 'snap.db');
+    await expect(snapshotSqlite(host, db, dest, { command: wrapper, env: { ...process.env, GONE_DB: db } })).rejects.toThrow(/gone\.db failed: .*unable to open database/);
+    expect(readdirSync(dir)).toEqual(['sqlite3-after-rm']);
+  });
+});
+
+describe('findDatabases', () => {
+  it("takes a file that only starts with the SQLite magic for an ordinary file, and keeps the files named like its sidecars", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'fake.db'), Buffer.concat([Buffer.from('SQLite format 3\0 not a db', 'latin1'), randomBytes(1024 - 25)]));
+    writeFileSync(join(dir, 'fake.db-journal'), 'user notes\n');
+    sql(join(dir, 'real.db'), 'PRAGMA journal_mode=WAL;', 'CREATE TABLE t(x);');
+    writeFileSync(join(dir, 'real.db-journal'), '');
+    const listing = await walkTree(host, dir, syncExcluder([]));
+    const found = await findDatabases(host, dir, listing);
+    expect(found).toEqual({ databases: ['real.db'], sidecars: ['real.db-journal'] });
+    expect(Object.keys(listing.files).sort()).toEqual(['fake.db', 'fake.db-journal', 'real.db']);
   });
 });
 

@@ -17,7 +17,7 @@ import type { Store, Transferred } from '../../store/types.js';
 import type { TreeFile } from './tree.js';
 import { noteTransfer, readKnownObjects, writeKnownObjects, type KnownObjects } from './known-objects.js';
 import { readFolderModes } from './folders.js';
-import { isSqliteHeader, removeStaleSidecars } from './sqlite.js';
+import { isSqliteHeader, removeStaleSidecars, SQLITE_HEADER_BYTES } from './sqlite.js';
 import { databaseToken } from './sqlite-sync.js';
 import { readTrustState, updateTrustState } from './trust-state.js';
 import type { ManifestEntry } from './manifest.js';
@@ -113,7 +113,7 @@ export class RestoreRun {
   private async noteDatabase(path: string, sha256: string, head?: Buffer): Promise<void> {
     const target = join(this.sync.from, path);
     try {
-      head ??= await this.host.readHead(target, 16);
+      head ??= await this.host.readHead(target, SQLITE_HEADER_BYTES);
     } catch {
       return;
     }

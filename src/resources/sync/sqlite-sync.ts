@@ -5,7 +5,7 @@
 import { delimiter, join } from 'node:path';
 import type { Host } from '../../host/types.js';
 import type { ManifestEntry } from './manifest.js';
-import { isSqliteHeader, SQLITE_SIDECARS, sidecarOf, sqliteChangeToken } from './sqlite.js';
+import { isSqliteHeader, SQLITE_HEADER_BYTES, SQLITE_SIDECARS, sidecarOf, sqliteChangeToken } from './sqlite.js';
 import type { TreeListing } from './tree.js';
 import type { TrustState } from './trust-state.js';
 
@@ -22,7 +22,10 @@ export interface SqliteInListing {
 /**
  * Find the databases among a local listing's files and take their sidecars out of it (in place).
  * Only files that can be a database (a whole number of 512-byte pages, or with a sidecar beside
- * them) have their first 16 bytes read: a plan of 10,000 ordinary files opens almost none.
+ * them) have their header read: a plan of 10,000 ordinary files opens almost none. A file whose
+ * header is not a database's (isSqliteHeader), even if it starts with the SQLite magic, is an
+ * ordinary file, byte-copied like any other, and the files named like its sidecars too: sqlite3
+ * is never run on it, so nothing can touch them.
  */
 export async function findDatabases(host: Host, root: string, listing: TreeListing): Promise<SqliteInListing> {
   const files = listing.files;
@@ -38,7 +41,7 @@ export async function findDatabases(host: Host, root: string, listing: TreeListi
     const candidate = withSidecar.has(path) || (file.size >= MIN_PAGE && file.size % MIN_PAGE === 0);
     if (!candidate) continue;
     try {
-      if (isSqliteHeader(await host.readHead(join(root, path), 16))) databases.push(path);
+      if (isSqliteHeader(await host.readHead(join(root, path), SQLITE_HEADER_BYTES))) databases.push(path);
     } catch {
       // unreadable or gone: the push reports it
     }

@@ -11,8 +11,21 @@
 // - `VACUUM INTO` is consistent too (one read transaction) but rebuilds the file: the copy comes
 //   out in rollback-journal mode (header bytes 18-19 = 1), so a restored database would silently
 //   leave WAL mode. It is kept as the `method: 'vacuum'` alternative.
-// Both work on a connection opened read-only (`.open --readonly`), which is preferred so that a
-// snapshot never writes to the agent's database; WAL readers do not block the writer.
+// Both work on a connection opened read-only (`.open --readonly`), so that a snapshot never
+// writes to the agent's database; WAL readers do not block the writer.
+//
+// `.timeout` comes after `.open`: the shell sets the busy timeout on the connection open at that
+// moment, and `.open` replaces it (with `.timeout` first, a locked rollback-journal database failed
+// in 18 ms with "database is locked" instead of waiting).
+//
+// The one thing a read-only connection cannot read is a database with a hot journal: a `-journal`
+// left by a writer that crashed mid-transaction, which SQLite must roll back first
+// ("attempt to write a readonly database"). Only then is the database opened read-write, which
+// rolls it back: SQLite's own recovery, what the application's next open does. SQLite deletes any
+// `-journal` with a non-zero first byte that it finds beside a file it opens read-write, even a
+// user's file next to a file that only starts with the header, so this open is made only after
+// persist checked that the file is a readable database and the journal is a rollback journal
+// written for it (hotJournalRefusal); otherwise nothing is touched and the snapshot fails.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ActionError } from '../../errors.js';
@@ -22,9 +35,27 @@ import { bytesOfName } from '../../host/names.js';
 /** The first 16 bytes of every SQLite 3 database file. */
 export const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
-/** Whether `head` (at least the first 16 bytes of a file) starts with the SQLite 3 header. */
+/** Bytes of a database's header (https://www.sqlite.org/fileformat.html#the_database_header); isSqliteHeader needs the first 24. */
+export const SQLITE_HEADER_BYTES = 100;
+
+/** The page size a database header (bytes 16-17, big-endian; 1 means 65536) gives. */
+function headerPageSize(head: Buffer): number {
+  const raw = head.readUInt16BE(16);
+  return raw === 1 ? 65536 : raw;
+}
+
+/**
+ * Whether `head` (the first bytes of a file, at least 24) is the header of a database: the 16-byte
+ * magic, then the fields SQLite itself checks before anything else (failing them is "file is not a
+ * database"): a page size that is a power of two from 512 to 65536, a read version of at most 2,
+ * at least 480 usable bytes per page, payload fractions 64/32/32. A file that only starts with the
+ * magic is not a database: it is an ordinary file, and so are the files named like its sidecars.
+ */
 export function isSqliteHeader(head: Buffer): boolean {
-  return head.length >= SQLITE_HEADER.length && head.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER);
+  if (head.length < 24 || !head.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER)) return false;
+  const pageSize = headerPageSize(head);
+  const powerOfTwo = (pageSize & (pageSize - 1)) === 0;
+  return powerOfTwo && pageSize >= 512 && pageSize <= 65536 && head[19]! <= 2 && pageSize - head[20]! >= 480 && head[21] === 64 && head[22] === 32 && head[23] === 32;
 }
 
 /** Files SQLite keeps beside a database `X`: `X-wal`, `X-shm`, `X-journal`. */
@@ -101,12 +132,22 @@ function firstLine(text: string): string {
   return text.trim().split('\n').find((line) => line.trim() !== '')?.trim() ?? '';
 }
 
+/**
+ * Whether a sqlite3 run failed. The shell goes on after a `.open` that fails (with `-bail` too, exit
+ * 0), on an empty in-memory database: a `.backup` of that would be an empty "snapshot". Any error
+ * it printed is a failure.
+ */
+function failed(result: RunResult): boolean {
+  return result.exitCode !== 0 || result.timedOut || result.stderr.trim() !== '';
+}
+
 function looksNotADatabase(stderr: string): boolean {
   return /file is not a database|database disk image is malformed|\(26\)|\(11\)/i.test(stderr);
 }
 
+/** SQLITE_READONLY: what a read-only connection answers when a hot journal needs rolling back. */
 function looksReadOnlyRefusal(stderr: string): boolean {
-  return /readonly|read-only|unable to open database file|\(8\)|\(14\)/i.test(stderr);
+  return /attempt to write a readonly database|\(8\)/i.test(stderr);
 }
 
 async function runSqlite(host: Host, script: string, options: SqliteSnapshotOptions): Promise<RunResult> {
@@ -124,7 +165,10 @@ async function runSqlite(host: Host, script: string, options: SqliteSnapshotOpti
 }
 
 function copyScript(source: string, dest: string, method: 'backup' | 'vacuum', readOnly: boolean, busyTimeoutMs: number): string {
-  const lines = [`.timeout ${busyTimeoutMs}`, `.open${readOnly ? ' --readonly' : ''} ${dotCommandQuote(source)}`];
+  // Read-write through a `mode=rw` URI: never creates the file if it went away meanwhile.
+  const open = readOnly ? `.open --readonly ${dotCommandQuote(source)}` : `.open ${dotCommandQuote(fileUri(source, 'mode=rw'))}`;
+  // `.timeout` after `.open`: it applies to the connection open at the time (see the top of this file).
+  const lines = [open, `.timeout ${busyTimeoutMs}`];
   if (method === 'vacuum') {
     lines.push(`VACUUM INTO ${sqlQuote(dest)};`);
   } else {
@@ -153,18 +197,27 @@ export async function snapshotSqlite(host: Host, source: string, dest: string, o
   const sourceInfo = await host.stat(source);
   if (!sourceInfo) throw new ActionError(`cannot snapshot ${source}: it does not exist`);
   if (sourceInfo.type !== 'file') throw new ActionError(`cannot snapshot ${source}: it is not a regular file`);
+  // sqlite3 never opens what is not a database: even a read-only open acts on the files beside it.
+  const head = await host.readHead(source, SQLITE_HEADER_BYTES);
+  if (!isSqliteHeader(head)) {
+    const why = head.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER) ? 'starts with the SQLite header but is not a readable database (its header fields are not a database\'s)' : 'no longer starts with the SQLite header';
+    throw new ActionError(`${source} ${why}; it was not snapshotted`);
+  }
 
   let readOnly = true;
   try {
     let result = await runSqlite(host, copyScript(source, dest, method, true, busyTimeoutMs), options);
-    if (result.exitCode !== 0 && !result.timedOut && !looksNotADatabase(result.stderr) && looksReadOnlyRefusal(result.stderr)) {
-      // A read-only connection cannot roll back a hot journal left by a crashed writer, nor create
-      // a missing -shm in some setups: open it read-write, as the application itself would.
+    const refused = failed(result) && !result.timedOut && !looksNotADatabase(result.stderr) && looksReadOnlyRefusal(result.stderr);
+    if (refused && (await host.lstat(`${source}-journal`))) {
+      // Perhaps a hot journal, which only a read-write open rolls back (see the top of this file):
+      // made only for a real one.
+      const refusal = await hotJournalRefusal(host, source, options);
+      if (refusal !== null) throw new ActionError(refusal);
       await removeWithSidecars(host, dest);
       readOnly = false;
       result = await runSqlite(host, copyScript(source, dest, method, false, busyTimeoutMs), options);
     }
-    if (result.exitCode !== 0 || result.timedOut) {
+    if (failed(result)) {
       const detail = result.timedOut ? `timed out after ${options.timeoutMs ?? 120_000} ms` : firstLine(result.stderr) || `sqlite3 exited with ${result.exitCode}`;
       if (looksNotADatabase(result.stderr)) {
         throw new ActionError(`${source} starts with the SQLite header but is not a readable database (${detail}); it was not snapshotted`);
@@ -191,12 +244,50 @@ export async function snapshotSqlite(host: Host, source: string, dest: string, o
   }
 }
 
+/** The first 8 bytes of a rollback journal's header; the page size it was written for is at bytes 24-27. */
+const JOURNAL_MAGIC = Buffer.from('d9d505f920a163d7', 'hex');
+
+/**
+ * Why the database at `source` must not be opened read-write to roll back the `-journal` beside
+ * it, or null when that is SQLite's recovery of a crashed transaction on this very database:
+ * `source` has a database header and its schema reads (opened `immutable=1`, which ignores the
+ * journal and takes no lock), and the journal starts with the journal magic and was written for
+ * the database's page size. Reads only.
+ */
+async function hotJournalRefusal(host: Host, source: string, options: SqliteSnapshotOptions): Promise<string | null> {
+  const journal = `${source}-journal`;
+  const untouched = `persist left it and ${journal} untouched`;
+  let head: Buffer;
+  let journalHead: Buffer;
+  try {
+    head = await host.readHead(source, SQLITE_HEADER_BYTES);
+    if ((await host.lstat(journal))?.type !== 'file') return `${source} was not snapshotted: sqlite3 would have to roll back ${journal}, which is not a regular file; ${untouched}`;
+    journalHead = await host.readHead(journal, 28);
+  } catch (error) {
+    return `${source} was not snapshotted: sqlite3 would have to roll back ${journal}, and reading them failed (${(error as Error).message}); ${untouched}`;
+  }
+  if (!isSqliteHeader(head)) return `${source} starts with the SQLite header but is not a readable database (its header fields are not a database's); it was not snapshotted, and ${untouched}`;
+  const readable = await runSqlite(host, `.open ${dotCommandQuote(fileUri(source, 'immutable=1'))}\nSELECT count(*) FROM sqlite_schema;\n`, options);
+  if (failed(readable)) {
+    const detail = readable.timedOut ? 'timed out' : firstLine(readable.stderr) || `sqlite3 exited with ${readable.exitCode}`;
+    return `${source} starts with the SQLite header but is not a readable database (${detail}); it was not snapshotted, and ${untouched}`;
+  }
+  if (journalHead.length < 28 || !journalHead.subarray(0, 8).equals(JOURNAL_MAGIC)) {
+    return `${source} was not snapshotted: sqlite3 would have to roll back ${journal}, which is not a SQLite rollback journal (a read-write open would delete it); ${untouched}: move ${journal} away if it is yours`;
+  }
+  const journalPageSize = journalHead.readUInt32BE(24);
+  if (journalPageSize !== headerPageSize(head)) {
+    return `${source} was not snapshotted: ${journal} was written for pages of ${journalPageSize} bytes, the database has ${headerPageSize(head)}, so it is not this database's journal; ${untouched}: move ${journal} away if it is not SQLite's`;
+  }
+  return null;
+}
+
 /** `PRAGMA integrity_check` of a database nobody else writes (opened immutable: no locks, no sidecars). */
 export async function checkIntegrity(host: Host, path: string, options: Pick<SqliteSnapshotOptions, 'timeoutMs' | 'env' | 'command'> = {}): Promise<'ok'> {
   const result = await runSqlite(host, `.open ${dotCommandQuote(fileUri(path, 'immutable=1'))}\nPRAGMA integrity_check;\n`, options);
   const answer = result.stdout.trim();
-  if (result.exitCode !== 0 || answer !== 'ok') {
-    const detail = result.timedOut ? 'timed out' : firstLine(result.exitCode !== 0 ? result.stderr : answer) || `exit ${result.exitCode}`;
+  if (failed(result) || answer !== 'ok') {
+    const detail = result.timedOut ? 'timed out' : firstLine(failed(result) ? result.stderr : answer) || `exit ${result.exitCode}`;
     throw new ActionError(`the SQLite snapshot ${path} failed its integrity check: ${detail}`);
   }
   return 'ok';
