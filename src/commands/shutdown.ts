@@ -16,6 +16,7 @@ import type { LeaseKeeper } from '../engine/lease.js';
 import { acquireLock } from '../engine/lock.js';
 import type { PlannedAction } from '../engine/types.js';
 import { mountAt } from '../host/mountinfo.js';
+import { PROBE_TIMEOUT_MS } from '../resources/mount/index.js';
 import { bucketRuntimeDir, stateDir } from '../host/paths.js';
 import type { Host } from '../host/types.js';
 import { linesView, silentView } from '../output/apply-view.js';
@@ -249,7 +250,13 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         continue;
       }
       if (unsafeToUnmount.has(key)) {
-        say({ address: `mount.${key}`, status: 'kept', message: `left mounted at ${bucket.mount.path}: ${backendName} still holds files the store does not have, and keeps uploading them` });
+        // A dead daemon uploads nothing more: what its cache holds waits for the next mount.
+        const probe = await host.probe(bucket.mount.path, Math.max(500, Math.min(PROBE_TIMEOUT_MS, deadline.remaining())));
+        const why =
+          probe.state === 'ok'
+            ? `${backendName} still holds files the store does not have, and keeps uploading them`
+            : `${backendName} does not answer there (${probe.state === 'dead' ? probe.reason : 'the mount point is gone'}), so nothing is uploading; its cache may hold files the store does not have: the next apply or shutdown remounts and uploads them`;
+        say({ address: `mount.${key}`, status: 'kept', message: `left mounted at ${bucket.mount.path}: ${why}` });
         continue;
       }
       const backend = getBackend(bucket.mount.backend);

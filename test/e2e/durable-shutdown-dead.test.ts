@@ -2,16 +2,22 @@
 // wrote through a link and into a sync folder it exits 0 only once the server holds all of it,
 // releases the bucket lease, and leaves no mount and no daemon. And when the daemon died before
 // the stop (s3fs, or rclone with files still in its cache), shutdown mounts again first (rclone's
-// remount uploads what the dead daemon left) and saves, instead of reporting it as not saved.
+// remount uploads what the dead daemon left) and saves, instead of reporting it as not saved. When
+// rclone dies while shutdown waits for its uploads, the dead mount is left for the next remount to
+// upload from its cache, and said so (not that rclone "keeps uploading").
+import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { describeE2E, pidsWithArg, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server } from '../helpers/s3server.js';
 import { mountAt } from '../../src/host/mountinfo.js';
 import { RealHost } from '../../src/host/real.js';
 import { durableMachine, killDaemon, specWithWriteBack } from './durable-helpers.js';
-import { FUSE_BACKENDS, waitFor } from './flow-helpers.js';
+import { FUSE_BACKENDS, GOOD_KEYS, waitFor } from './flow-helpers.js';
+
+const PERSIST_BIN = fileURLToPath(new URL('../../bin/persist.js', import.meta.url));
 
 interface ShutdownJson {
   ok: boolean;
@@ -96,3 +102,40 @@ for (const backend of FUSE_BACKENDS) {
     });
   });
 }
+
+describeE2E('persist shutdown when the rclone daemon dies while it waits for the uploads', ['rclone'], () => {
+  const rig = e2eRig(() => startStrictS3Server());
+
+  it('leaves the dead mount and says that nothing uploads until the next apply or shutdown remounts (not that rclone keeps uploading)', { timeout: 120_000 }, async () => {
+    const bucket = 'shutdown-dies-waiting';
+    const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
+    expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
+    expect((await machine.persist(['shutdown'])).code).toBe(0);
+    // A write-back far longer than the test: the agent's files stay in rclone's cache, and
+    // shutdown's wait for them is still running when the daemon is killed.
+    await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '10m'));
+    expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
+    await agentWrites(join(machine.ws, 'memory', 'cached'), 3, 'unsaved');
+    await new Promise((resolve) => setTimeout(resolve, 500)); // FUSE's release reaches rclone
+
+    const env = { ...process.env, PERSIST_STATE_DIR: machine.stateDir, E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey, NO_COLOR: '1' };
+    const child = spawn(process.execPath, [PERSIST_BIN, 'shutdown', '--timeout', '30s', '-f', machine.spec], { cwd: machine.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    const code = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // Past the saves (nothing to save: a remount there would upload the cache), into the wait.
+    await waitFor('shutdown to be past its saves', () => /✔ sync\.state: /.test(stdout) && /✔ bundle\.ws: /.test(stdout), 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await killDaemon('rclone', machine.mnt, false); // the dead mount stays in the mount table
+    expect(await code, stdout).toBe(1);
+    expect(stdout).toMatch(/✖ mount\.data: rclone at .* does not answer on its rc port/);
+    expect(stdout).toMatch(new RegExp(`• mount\\.data: left mounted at ${machine.mnt}: rclone does not answer there \\(.+\\), so nothing is uploading; its cache may hold files the store does not have: the next apply or shutdown remounts and uploads them\\n`));
+    expect(stdout).not.toContain('keeps uploading');
+
+    // As it says: the next shutdown remounts and uploads them.
+    await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '1s'));
+    const next = await machine.persist(['shutdown']);
+    expect(next.code, next.output).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await rig.server.getObject(bucket, `workspace/memory/cached/unsaved-${i}.md`))?.toString()).toBe(`written by the agent ${i}\n`);
+  });
+});
