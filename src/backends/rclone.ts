@@ -11,7 +11,7 @@ import { dirtyItems, type DirtyItem } from './rclone-cache.js';
 import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
-import type { Backend, BackendContext, Leftovers, MountCommand, PendingWrites } from './types.js';
+import type { Backend, BackendContext, FlushReport, Leftovers, MountCommand, PendingWrites } from './types.js';
 
 export const options = {
   cacheMode: {
@@ -399,6 +399,76 @@ async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs:
   return { verified: keys.length, waitedMs: host.now().getTime() - started };
 }
 
+/**
+ * Shutdown's wait: every file rclone held unuploaded when the wait began (or written before it
+ * and found dirty since) must be in the store with the content it had then or later. A file the
+ * agent rewrote since counts only once the store holds one of the contents its cache copy was
+ * seen with from the wait's start on (an upload between two rewrites), or, once no longer dirty,
+ * the cache copy itself. So a file rewritten faster than the write-back delay is waited for until
+ * the writes pause, or until `timeoutMs`, which names it.
+ */
+async function flushEarlierWrites(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number): Promise<FlushReport> {
+  const { host, runtimeDir } = ctx;
+  const started = host.now().getTime();
+  const where = bucket.mount.path;
+  const port = await readNumber(host, rcPortFile(runtimeDir));
+  if (port === null) {
+    throw new ActionError(`cannot tell whether rclone at ${where} has uploaded everything: its rc port file ${rcPortFile(runtimeDir)} is missing (mounted by another program?)`);
+  }
+  const env = rcloneEnv(ctx.processEnv);
+  /** Per file waited for: the MD5s its cache copy had from the wait's start on, and the write time they were last taken at. */
+  const waiting = new Map<string, { md5s: Set<string>; modTimeMs: number }>();
+  let verified = 0;
+  let first = true;
+  for (;;) {
+    if ((await uploadQueue(host, port, env)) === null) {
+      throw new ActionError(`rclone at ${where} does not answer on its rc port ${port} (the daemon died?); its writes may not be in bucket ${bucket.name} (see ${join(runtimeDir, 'rclone.log')})`);
+    }
+    const dirtyNow = new Map((await ownDirty(host, bucket, runtimeDir)).map((item) => [item.key, item.modTimeMs]));
+    /** Files written since the last look: an upload may have come between two of their writes. */
+    const rewritten = new Set<string>();
+    for (const [key, modTimeMs] of dirtyNow) {
+      let entry = waiting.get(key);
+      if (!entry) {
+        if (!first && modTimeMs > started) continue; // written after the wait began: not this wait's
+        entry = { md5s: new Set(), modTimeMs: Number.NaN };
+        waiting.set(key, entry);
+      }
+      if (entry.modTimeMs === modTimeMs) continue;
+      if (!first) rewritten.add(key);
+      entry.modTimeMs = modTimeMs;
+      const md5 = await md5OfFile(cacheFile(bucket, runtimeDir, key));
+      if (md5 !== null) entry.md5s.add(md5);
+    }
+    first = false;
+    const toCheck = [...waiting.keys()].filter((key) => !dirtyNow.has(key) || rewritten.has(key));
+    const stored = await remoteObjects(bucket, ctx, toCheck);
+    const saved = async (key: string): Promise<boolean> => {
+      const object = stored.get(key);
+      if (object?.md5 != null && waiting.get(key)!.md5s.has(object.md5)) return true; // a content it had since the wait began
+      if (dirtyNow.has(key)) return false;
+      // No longer dirty: uploaded since (its cache copy, read now, is what rclone sent), or removed or renamed through the mount.
+      if (!object) return !(await host.lstat(join(where, key)));
+      return (await differsFromStore(host, object, cacheFile(bucket, runtimeDir, key))) === null;
+    };
+    for (const key of toCheck) {
+      if (!(await saved(key))) continue;
+      waiting.delete(key);
+      verified++;
+    }
+    if (waiting.size === 0) return { verified, waitedMs: host.now().getTime() - started };
+    if (host.now().getTime() > started + timeoutMs) {
+      const now = host.now().getTime();
+      const unsaved = [...waiting.keys()].map((key) => (dirtyNow.has(key) ? `${key} (last written ${formatDuration(now - dirtyNow.get(key)!)} ago)` : `${key} (the store holds other content)`));
+      throw new ActionError(
+        `rclone at ${where} still had ${plural(waiting.size, 'upload')} pending after ${formatDuration(timeoutMs)}, written before the wait began and not in bucket ${bucket.name}: ${sampleKeys(unsaved)}` +
+          `; a file rewritten more often than the write-back delay is uploaded only once its writes pause (see ${join(runtimeDir, 'rclone.log')})`,
+      );
+    }
+    await host.sleep(500);
+  }
+}
+
 /** Before unmounting: wait (bounded) until the writes cache has uploaded everything, or refuse. */
 async function flushBeforeUnmount(bucket: MountedBucket, mountPoint: string, ctx: BackendContext): Promise<void> {
   const port = await readNumber(ctx.host, rcPortFile(ctx.runtimeDir));
@@ -530,7 +600,7 @@ export const rclone: Backend = {
     await fuseUnmount(ctx.host, mountPoint);
     await stop(bucket, mountPoint, ctx);
   },
-  flush: (bucket, ctx, { timeoutMs }) => flushMount(bucket, ctx, timeoutMs),
+  flush: (bucket, ctx, { timeoutMs, everyEarlierWrite }) => (everyEarlierWrite ? flushEarlierWrites(bucket, ctx, timeoutMs) : flushMount(bucket, ctx, timeoutMs)),
   pendingWrites,
   leftovers,
   recover,

@@ -61,8 +61,10 @@ export interface Backend {
    * hold, and check what was pending against the store itself. Throws an ActionError naming the
    * reason (and the files) when it cannot. Absent: every write is in the store when it returns
    * (s3fs uploads on close and fsync; `local` is the store). See docs/backends.md.
+   * `everyEarlierWrite` (shutdown): every file written before the wait began, one the agent keeps
+   * rewriting included, must be in the store with its content of then or later.
    */
-  flush?(bucket: MountedBucket, ctx: BackendContext, options: { timeoutMs: number }): Promise<FlushReport>;
+  flush?(bucket: MountedBucket, ctx: BackendContext, options: { timeoutMs: number; everyEarlierWrite?: boolean }): Promise<FlushReport>;
   /** Writes the live mount holds that are not in the store yet (status); null when unknown. Read-only. */
   pendingWrites?(bucket: MountedBucket, ctx: BackendContext): Promise<PendingWrites | null>;
   /** Files a dead daemon left unuploaded in its local cache (looked at before mounting). Read-only. */

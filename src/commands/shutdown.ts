@@ -20,13 +20,12 @@ import { PROBE_TIMEOUT_MS } from '../resources/mount/index.js';
 import { bucketRuntimeDir, stateDir } from '../host/paths.js';
 import type { Host } from '../host/types.js';
 import { linesView, silentView } from '../output/apply-view.js';
-import { errorMessage, formatDuration } from '../output/format.js';
+import { errorMessage, formatDuration, plural } from '../output/format.js';
 import { leaseKept, leaseReleased } from '../output/lease-view.js';
 import { renderShutdown, shutdownItemLine, shutdownJson, shutdownOk, type ShutdownItem, type ShutdownReport } from '../output/shutdown-view.js';
 import { makeStyle } from '../output/style.js';
 import { parseDuration } from '../spec/duration.js';
 import { isMounted, type MountedBucket, type ResolvedEnvironment } from '../spec/types.js';
-import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
@@ -207,8 +206,9 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
       retrying = again;
     }
 
-    // 2. Wait until no mount holds anything unuploaded (what the agent wrote through links too).
-    const stores = storesFor(env, host);
+    // 2. Wait until every mount's backend has put into the store all that was written before this
+    // wait (what the agent wrote through links too, a file it keeps rewriting included: the store
+    // must hold its content of then or later).
     const mounted: { key: string; backendName: string }[] = [];
     /** Mounts whose backend still holds unuploaded files: unmounting would strand them. */
     const unsafeToUnmount = new Set<string>();
@@ -226,15 +226,16 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         continue;
       }
       // Bounded by the flush itself (so that its own reason, naming the files, is what is shown).
-      const flushed = await stores(key)
-        .flush(Math.max(500, deadline.remaining() - 300))
-        .then(() => null, (error: unknown) => errorMessage(error));
-      if (flushed !== null) {
+      const ctx = { host, runtimeDir: bucketRuntimeDir(host.env(), bucket), processEnv: host.env() };
+      const flushed = await backend
+        .flush(bucket, ctx, { timeoutMs: Math.max(500, deadline.remaining() - 300), everyEarlierWrite: true })
+        .then((report) => report, (error: unknown) => errorMessage(error));
+      if (typeof flushed === 'string') {
         if (deadline.passed()) timedOut = true;
         say({ address: `mount.${key}`, status: 'unsaved', message: flushed });
         unsafeToUnmount.add(key);
       }
-      else say({ address: `mount.${key}`, status: 'saved', message: `${backend.name} holds nothing unuploaded` });
+      else say({ address: `mount.${key}`, status: 'saved', message: `${backend.name} holds nothing unuploaded${flushed.verified ? `: ${plural(flushed.verified, 'file')} it held checked in the store` : ''}` });
     }
 
     // 3. Release the lease, only when everything is saved.
