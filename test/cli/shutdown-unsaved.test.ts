@@ -1,5 +1,5 @@
 // `persist shutdown` exits 0 only when everything it was asked to save is in the store. A push
-// that ran but left files out (a SQLite database without sqlite3 to snapshot it, a file that
+// that ran but left files out (a SQLite database without sqlite3 to snapshot it, or locked; a file that
 // changed at every read) is not saved, and neither is a repo without commits that holds files; a
 // push whose left-out file settles meanwhile is tried again until it is saved.
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
@@ -63,6 +63,24 @@ describe('shutdown and a push that left files out of the store', () => {
     expect(report.ok).toBe(false);
     expect(report.notSaved).toEqual(['sync.state']);
     expect(report.items.find((item) => item.address === 'sync.state')).toMatchObject({ status: 'unsaved', message: expect.stringContaining('roll.db: sqlite3 is not installed') });
+  });
+
+  it('a SQLite database locked longer than a snapshot waits: the push is tried again once the lock is gone, and shutdown exits 0 with it in the store', async () => {
+    const f = makeFixture({ sync: true });
+    mkdirSync(f.bucket);
+    const db = join(f.dir, 'state', 'roll.db');
+    execFileSync('sqlite3', [db, 'create table t(x); insert into t values (1);']);
+    // A writer holding an exclusive lock for 8 s (a snapshot waits 5 s for a lock), then committing a second row.
+    const locker = spawn('sqlite3', [db], { stdio: ['pipe', 'ignore', 'ignore'] });
+    children.push(locker);
+    locker.stdin.write('begin exclusive; insert into t values (2);\n');
+    setTimeout(() => locker.stdin.end('commit;\n'), 8_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const down = await f.run(['shutdown', '--timeout', '45s']);
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+    expect(down.stdout).toContain('1 save left files out of the store (sync.state): trying again in 2 s');
+    expect(down.stdout).toContain('everything is in the store');
+    expect(execFileSync('sqlite3', [join(f.bucket, 'state', 'roll.db'), 'select count(*) from t;'], { encoding: 'utf8' }).trim()).toBe('2');
   });
 
   it('a file held open and rewritten every 15 ms: the push does not call it saved, shutdown tries again until its timeout, then exits 1 naming it', async () => {
