@@ -327,10 +327,11 @@ function sampleKeys(keys: string[], max = 5): string {
  * before the wait began is uploaded or was written again since (found so on two looks a second
  * apart): a file the agent keeps rewriting re-arms rclone's write-back delay at every close and
  * keeps the queue busy for as long as it writes (docs/backends.md); it is not this action's to
- * wait for (`wholeQueue`: it is, before an unmount). Then check every file waited for that rclone
- * uploaded against the store itself: present, with the size rclone wrote.
+ * wait for (`wholeQueue`: it is, before an unmount; shutdown's wait is flushEarlierWrites). Then
+ * check every file waited for that rclone uploaded against the store itself: the bytes of its
+ * cache copy (size, MD5).
  */
-async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number, wholeQueue = false): Promise<{ verified: number; waitedMs: number }> {
+async function flushMount(bucket: MountedBucket, ctx: BackendContext, timeoutMs: number, wholeQueue = false): Promise<FlushReport> {
   const { host, runtimeDir } = ctx;
   const started = host.now().getTime();
   const port = await readNumber(host, rcPortFile(runtimeDir));
