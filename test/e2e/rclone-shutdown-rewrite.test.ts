@@ -39,9 +39,19 @@ function startPersist(machine: Machine, args: string[]): { stdout(): string; don
   return { stdout: () => stdout, done };
 }
 
-/** The agent: `v <n>` written over `file` every 300 ms (a process of its own: this one serves the S3 server and must never block on the mount). */
+/**
+ * The agent: `v <n>` written over `file` every 300 ms (a process of its own: this one serves the S3
+ * server and must never block on the mount). SIGTERM stops it between two writes, never inside one.
+ */
 function rewriter(file: string): ChildProcess {
-  return spawn(process.execPath, ['-e', `const fs=require('fs');let n=0;setInterval(()=>fs.writeFileSync(${JSON.stringify(file)},'v '+(++n)+'\\n'),300);`], { stdio: 'ignore' });
+  const script = `const fs=require('fs');let n=0;setInterval(()=>fs.writeFileSync(${JSON.stringify(file)},'v '+(++n)+'\\n'),300);process.on('SIGTERM',()=>process.exit(0));`;
+  return spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+}
+
+async function stopAgent(agent: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => agent.once('exit', resolve));
+  agent.kill('SIGTERM');
+  await exited;
 }
 
 /** The version the file holds now (read through the link; retried over the writer's truncate). */
@@ -81,7 +91,7 @@ describeE2E('persist shutdown while the agent keeps rewriting a file through an 
       // The saves are done (step 1): the mount wait begins. The agent writes on for 5 s more.
       await waitFor('shutdown to save the bundle', () => /bundle\.ws/.test(shutdown.stdout()), 60_000);
       await new Promise((resolve) => setTimeout(resolve, 5_000));
-      agent.kill('SIGKILL');
+      await stopAgent(agent);
       const stopped = await shutdown.done;
       // Read at the server the moment shutdown returned.
       const stored = await storedVersion(rig.server, bucket);
