@@ -499,7 +499,7 @@ describe('mirror states', () => {
 });
 
 describe('failures while applying', () => {
-  it('a local file that vanishes during a push is reported as moved; the push of the rest succeeds', async () => {
+  it('a local file that vanishes during a push is reported as vanished, not stored; the push of the rest succeeds', async () => {
     const sync = makeSync();
     await put(local, 'a', 'A');
     await planAndApply(sync);
@@ -516,7 +516,8 @@ describe('failures while applying', () => {
       },
     }) as typeof recorder;
     const outcome = await applyPlanned(action, { ...ctx, host: hostWithHook });
-    expect(outcome.summary).toMatch(/copied 1 file .*1 file moved during the push/);
+    expect(outcome.summary).toBe('copied 1 file (1 B)');
+    expect(outcome.notes).toContain('1 file vanished during the push (not stored; the next push takes what is there then): b');
     expect((await readdir(mirror)).filter((n) => n.includes('persist-tmp'))).toEqual([]);
     expect((await readdir(mirror)).sort()).toEqual([SHARD_DIR_NAME, MANIFEST_NAME, 'a', 'c']);
     expect(await plan(sync)).toBeNull(); // `b` is gone locally: nothing left to push
