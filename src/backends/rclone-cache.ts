@@ -49,8 +49,21 @@ async function listNames(host: Host, dir: string): Promise<string[]> {
   return host.readdir(dir);
 }
 
-/** Every dirty (written, not uploaded) item in a cache folder, of any remote and bucket. Read-only. */
-export async function dirtyItems(host: Host, cacheDir: string): Promise<DirtyItem[]> {
+/** A cached item whose metadata does not parse (rclone killed while it rewrote it): dirty or not, nobody can tell. */
+export interface UnreadableItem {
+  remote: string;
+  bucket: string;
+  key: string;
+  metaPath: string;
+  dataPath: string;
+}
+
+/**
+ * Every dirty (written, not uploaded) item in a cache folder, of any remote and bucket. Read-only.
+ * An item whose metadata does not parse is skipped (a live daemon may be rewriting it); with
+ * `unreadable`, those that have a data file are also added there (a dead daemon's are final).
+ */
+export async function dirtyItems(host: Host, cacheDir: string, unreadable?: UnreadableItem[]): Promise<DirtyItem[]> {
   const items: DirtyItem[] = [];
   const metaRoot = join(cacheDir, 'vfsMeta');
   for (const remote of await listNames(host, metaRoot)) {
@@ -60,14 +73,16 @@ export async function dirtyItems(host: Host, cacheDir: string): Promise<DirtyIte
       const walk = await walkFolder(host, bucketMeta, () => false);
       for (const key of Object.keys(walk.files)) {
         const metaPath = join(bucketMeta, key);
+        const dataPath = join(cacheDir, 'vfs', remote, bucket, key);
         let meta: ItemMeta;
         try {
           meta = JSON.parse((await host.readFile(metaPath)).toString('utf8')) as ItemMeta;
         } catch {
-          continue; // removed meanwhile, or being rewritten
+          // Removed meanwhile, or being rewritten (or, by a daemon killed meanwhile, left cut off).
+          if (unreadable && (await host.lstat(dataPath))?.type === 'file') unreadable.push({ remote, bucket, key, metaPath, dataPath });
+          continue;
         }
         if (meta.Dirty !== true) continue;
-        const dataPath = join(cacheDir, 'vfs', remote, bucket, key);
         const data = await host.lstat(dataPath);
         const size = meta.Size ?? 0;
         const modTimeMs = meta.ModTime ? Date.parse(meta.ModTime) : walk.files[key]!.mtimeMs;

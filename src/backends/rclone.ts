@@ -7,7 +7,7 @@ import { ActionError } from '../errors.js';
 import type { Host } from '../host/types.js';
 import { errorMessage, formatDuration, plural } from '../output/format.js';
 import { storedObjects, type StoredObject } from './store-check.js';
-import { dirtyItems, type DirtyItem } from './rclone-cache.js';
+import { dirtyItems, type DirtyItem, type UnreadableItem } from './rclone-cache.js';
 import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
 import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
@@ -497,7 +497,34 @@ async function pendingWrites(bucket: MountedBucket, ctx: BackendContext): Promis
 async function leftovers(bucket: MountedBucket, ctx: BackendContext): Promise<Leftovers> {
   const cacheDir = cacheDirOf(bucket, ctx.runtimeDir);
   const result: Leftovers = { uploadable: [], stranded: [] };
-  for (const item of await dirtyItems(ctx.host, cacheDir)) {
+  const unreadable: UnreadableItem[] = [];
+  const dirty = await dirtyItems(ctx.host, cacheDir, unreadable);
+  // A daemon killed while it rewrote an item's metadata leaves it cut off: whether the item was
+  // dirty is lost with it. Its data file is never dropped unseen: when the store holds exactly its
+  // bytes it was clean (or uploaded) and goes; when the store lacks the key, the bytes can only be
+  // a write through the mount (a read caches what the store holds) and are uploaded; otherwise
+  // (another content, or a file cached in parts) persist cannot tell, and says so.
+  const own = unreadable.filter((item) => item.remote === REMOTE && item.bucket === bucket.name);
+  let stored: Map<string, StoredObject> | Error;
+  try {
+    stored = await remoteObjects(bucket, ctx, own.map((item) => item.key));
+  } catch (error) {
+    stored = error as Error;
+  }
+  for (const item of own) {
+    const differs = stored instanceof Error ? `it could not be compared: ${errorMessage(stored)}` : await differsFromStore(ctx.host, stored.get(item.key), item.dataPath);
+    if (differs === null) {
+      (result.alreadyStored ??= []).push(item.metaPath, item.dataPath);
+      continue;
+    }
+    const size = (await ctx.host.lstat(item.dataPath))?.size ?? 0;
+    if (!(stored instanceof Error) && !stored.has(item.key)) {
+      result.uploadable.push({ key: item.key, size, where: item.dataPath });
+      continue;
+    }
+    result.stranded.push({ key: item.key, size, where: item.dataPath, reason: `rclone's record of it (${item.metaPath}) is cut off (the daemon died while writing it) and the store does not hold these bytes (${differs}): upload the file to ${item.key} or remove both by hand` });
+  }
+  for (const item of dirty) {
     // The data file's size: a daemon killed before closing a file never recorded its size.
     const data = await ctx.host.lstat(item.dataPath);
     const file = { key: item.key, size: data?.type === 'file' ? data.size : item.size, where: item.dataPath };
@@ -526,6 +553,7 @@ async function recover(bucket: MountedBucket, ctx: BackendContext, report: (line
   if (found.stranded.length) {
     throw new ActionError(`rclone's cache holds ${plural(found.stranded.length, 'unuploaded file')} persist will not upload by itself: ${sampleKeys(found.stranded.map((f) => `${f.where} (${f.reason})`), 3)}`);
   }
+  for (const path of found.alreadyStored ?? []) await host.remove(path);
   if (found.uploadable.length === 0) return 0;
   report(`uploading ${plural(found.uploadable.length, 'file')} a stopped rclone left in its cache`);
   const env = rcloneEnv(ctx.processEnv);
@@ -562,7 +590,10 @@ async function recover(bucket: MountedBucket, ctx: BackendContext, report: (line
   if (bad.length) {
     throw new ActionError(`after uploading ${plural(keys.length, 'file')} rclone left in its cache, bucket ${bucket.name} does not hold what the cache holds for ${plural(bad.length, 'file')}: ${sampleKeys(bad, 3)}`);
   }
-  for (const item of (await dirtyItems(host, cacheDir)).filter((i) => i.remote === REMOTE && i.bucket === bucket.name)) {
+  const cutOff: UnreadableItem[] = [];
+  const uploaded = new Set(keys);
+  const dirtyNow = await dirtyItems(host, cacheDir, cutOff);
+  for (const item of [...dirtyNow, ...cutOff.filter((i) => uploaded.has(i.key))].filter((i) => i.remote === REMOTE && i.bucket === bucket.name)) {
     await host.remove(item.metaPath);
     await host.remove(item.dataPath);
   }

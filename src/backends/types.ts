@@ -99,4 +99,6 @@ export interface LeftoverFile {
 export interface Leftovers {
   uploadable: LeftoverFile[];
   stranded: LeftoverFile[];
+  /** Cached copies whose record the dead daemon left cut off, and whose bytes the store holds: dropped before a new daemon starts. */
+  alreadyStored?: string[];
 }

@@ -19,39 +19,44 @@ import { waitFor } from './flow-helpers.js';
 describeE2E('rclone SIGKILLed right after a write through a link', ['rclone'], () => {
   const rig = e2eRig(() => startS3Server());
 
-  it('the next apply uploads the bytes in the cache, checks them in the store, and mounts again', { timeout: 90_000 }, async () => {
-    const bucket = 'killed-write';
-    const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
-    expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
-    expect((await machine.persist(['shutdown'])).code).toBe(0);
-    await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '10m'));
-    const up = await machine.persist(['apply', '--auto-approve']);
-    expect(up.code, up.output).toBe(0);
-    const [pid] = pidsWithArg('rclone', machine.mnt);
-    const memory = join(machine.ws, 'memory');
-    // A shell of its own (this process serves the S3 server: it must never block on the mount).
-    await promisify(execFile)('sh', ['-c', `echo hello > ${memory}/x1.md; echo hello2 > ${memory}/x2.md; kill -9 ${pid}`]);
-    await waitFor('rclone to exit', () => pidsWithArg('rclone', machine.mnt).length === 0);
-    const cache = join(bucketRuntimeDir({ PERSIST_STATE_DIR: machine.stateDir }, (await machine.bucket()) as MountedBucket), 'cache');
-    // As the kill leaves x2.md when it lands between the write and the close (it mostly does
-    // here; made certain): dirty, its metadata counting none of the 7 bytes in its data file.
-    const meta = join(cache, 'vfsMeta', 'persist', bucket, 'workspace', 'memory', 'x2.md');
-    await writeFile(meta, JSON.stringify({ ...JSON.parse(await readFile(meta, 'utf8')), Size: 0, Rs: null, Dirty: true }));
-    expect(await readFile(join(cache, 'vfs', 'persist', bucket, 'workspace', 'memory', 'x2.md'), 'utf8')).toBe('hello2\n');
+  for (const cut of [false, true]) {
+    const what = cut ? "x2.md's record cut off (killed while rclone wrote it)" : "x2.md's record counting none of its bytes";
+    it(`the next apply uploads the bytes in the cache, checks them in the store, and mounts again: ${what}`, { timeout: 90_000 }, async () => {
+      const bucket = cut ? 'killed-write-cut' : 'killed-write';
+      const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
+      expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
+      expect((await machine.persist(['shutdown'])).code).toBe(0);
+      await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '10m'));
+      const up = await machine.persist(['apply', '--auto-approve']);
+      expect(up.code, up.output).toBe(0);
+      const [pid] = pidsWithArg('rclone', machine.mnt);
+      const memory = join(machine.ws, 'memory');
+      // A shell of its own (this process serves the S3 server: it must never block on the mount).
+      await promisify(execFile)('sh', ['-c', `echo hello > ${memory}/x1.md; echo hello2 > ${memory}/x2.md; kill -9 ${pid}`]);
+      await waitFor('rclone to exit', () => pidsWithArg('rclone', machine.mnt).length === 0);
+      const cache = join(bucketRuntimeDir({ PERSIST_STATE_DIR: machine.stateDir }, (await machine.bucket()) as MountedBucket), 'cache');
+      // As the kill leaves x2.md when it lands between the write and the close (it mostly does
+      // here; made certain): dirty, its metadata counting none of the 7 bytes in its data file;
+      // here; made certain), or as a kill while rclone rewrites that record leaves it: empty.
+      const meta = join(cache, 'vfsMeta', 'persist', bucket, 'workspace', 'memory', 'x2.md');
+      const recorded = await readFile(meta, 'utf8');
+      await writeFile(meta, cut ? '' : JSON.stringify({ ...(recorded ? JSON.parse(recorded) : {}), Size: 0, Rs: null, Dirty: true }));
+      expect(await readFile(join(cache, 'vfs', 'persist', bucket, 'workspace', 'memory', 'x2.md'), 'utf8')).toBe('hello2\n');
 
-    const plan = await machine.persist(['plan']);
-    expect(plan.stdout).toMatch(/first uploads 2 files a stopped rclone left in its cache/);
-    const apply = await machine.persist(['apply', '--auto-approve']);
-    expect(apply.code, apply.output).toBe(0);
-    expect(apply.stdout).toMatch(/✔ 1\. ~ mount\.data {2}remount: .*first uploaded 2 files a stopped rclone had left in its cache/);
-    expect((await rig.server.getObject(bucket, 'workspace/memory/x1.md'))?.toString()).toBe('hello\n');
-    expect((await rig.server.getObject(bucket, 'workspace/memory/x2.md'))?.toString()).toBe('hello2\n');
-    // Mounted again, nothing left to upload: the next plan has nothing to do, and shutdown saves and releases.
-    expect(pidsWithArg('rclone', machine.mnt)).toHaveLength(1);
-    expect(await readFile(join(memory, 'x2.md'), 'utf8')).toBe('hello2\n');
-    const after = await machine.persist(['plan', '--detailed-exitcode']);
-    expect(after.code, after.output).toBe(0);
-    const down = await machine.persist(['shutdown']);
-    expect(down.code, down.output).toBe(0);
-  });
+      const plan = await machine.persist(['plan']);
+      expect(plan.stdout).toMatch(/first uploads 2 files a stopped rclone left in its cache/);
+      const apply = await machine.persist(['apply', '--auto-approve']);
+      expect(apply.code, apply.output).toBe(0);
+      expect(apply.stdout).toMatch(/✔ 1\. ~ mount\.data {2}remount: .*first uploaded 2 files a stopped rclone had left in its cache/);
+      expect((await rig.server.getObject(bucket, 'workspace/memory/x1.md'))?.toString()).toBe('hello\n');
+      expect((await rig.server.getObject(bucket, 'workspace/memory/x2.md'))?.toString()).toBe('hello2\n');
+      // Mounted again, nothing left to upload: the next plan has nothing to do, and shutdown saves and releases.
+      expect(pidsWithArg('rclone', machine.mnt)).toHaveLength(1);
+      expect(await readFile(join(memory, 'x2.md'), 'utf8')).toBe('hello2\n');
+      const after = await machine.persist(['plan', '--detailed-exitcode']);
+      expect(after.code, after.output).toBe(0);
+      const down = await machine.persist(['shutdown']);
+      expect(down.code, down.output).toBe(0);
+    });
+  }
 });
