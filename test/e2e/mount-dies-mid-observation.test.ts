@@ -28,14 +28,18 @@ for (const name of ['lstat', 'stat', 'readdir', 'readFile', 'readlink', 'open', 
   const original = promises[name];
   promises[name] = function (path, ...rest) {
     const text = String(path);
-    if (!fired && (text === under || text.startsWith(under + '/'))) {
+    const inMount = text === under || text.startsWith(under + '/');
+    if (!fired && inMount) {
       fired = true;
       process.kill(pid, 'SIGKILL');
       const pause = new Int32Array(new SharedArrayBuffer(4));
       while (!gone()) Atomics.wait(pause, 0, 0, 10);
       process.stderr.write('[test] killed ' + pid + ' at ' + name + ' ' + text + '\\n');
     }
-    return original.call(this, path, ...rest);
+    const result = original.call(this, path, ...rest);
+    // The kernel may answer a path it looked up lately from its cache, dead daemon or not.
+    if (fired && inMount) result.catch((error) => process.stderr.write('[test] a read in the dead mount failed: ' + error.code + '\\n'));
+    return result;
   };
 }
 syncBuiltinESMExports();
@@ -64,7 +68,7 @@ for (const backend of FUSE_BACKENDS) {
   describeE2E(`the ${backend} daemon killed while persist looks at the machine`, [backend], () => {
     const rig = e2eRig(() => startStrictS3Server());
 
-    it('plan shows a conflict per resource in the mount naming the dead mount, no internal error; the next plan remounts it', { timeout: 120_000 }, async () => {
+    it('plan shows a conflict naming the dead mount for each resource whose read there failed, no internal error; the next plan remounts it', { timeout: 120_000 }, async () => {
       const bucket = `dies-plan-${backend}`;
       const { machine } = await durableMachine(rig.server, rig.sandbox, backend, bucket, '1s', 0);
       expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
@@ -74,11 +78,17 @@ for (const backend of FUSE_BACKENDS) {
       expect(planned.stderr).toMatch(/\[test\] killed \d+ at /);
       expect(planned.output).not.toMatch(/internal error|ENOTCONN.*\n\s+at /);
       expect(pidsWithArg(backend, machine.mnt)).toEqual([]);
-      // Each resource in the mount: a conflict line that names the mount and says what to do.
+      // Each resource whose read in the mount failed: a conflict line that names the mount and says
+      // what to do. (The kernel can answer every read of this plan from its cache, as it did once
+      // for s3fs in CI; then this plan cannot tell, and the next one does.)
       const died = new RegExp(`cannot be looked into: the mount at ${machine.mnt} \\(mount\\.data\\) died while it was looked at \\((ENOTCONN|ECONNABORTED)`);
-      expect(planned.stdout).toMatch(died);
-      expect(planned.stdout).toContain('Run the command again: its plan finds mount.data dead and remounts it.');
-      expect(planned.stdout).toMatch(/sync\.state/);
+      if (/\[test\] a read in the dead mount failed: (ENOTCONN|ECONNABORTED)/.test(planned.stderr)) {
+        expect(planned.stdout).toMatch(died);
+        expect(planned.stdout).toContain('Run the command again: its plan finds mount.data dead and remounts it.');
+        expect(planned.stdout).toMatch(/sync\.state/);
+      } else {
+        expect(planned.code, planned.output).toBe(0);
+      }
 
       const next = await machine.persist(['plan']);
       expect(next.output).not.toMatch(/internal error/);
