@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import { bucketRuntimeDir } from '../../src/host/paths.js';
 import { describeE2E, pidsWithArg, e2eRig } from '../helpers/e2e.js';
 import { startS3Server } from '../helpers/s3server.js';
-import { durableMachine, forwarder, killDaemon, specWithWriteBack } from './durable-helpers.js';
+import { forwarder, holdingMachine, killDaemon, specWithWriteBack } from './durable-helpers.js';
 import type { Machine } from './flow-helpers.js';
 import type { MountedBucket } from '../../src/spec/types.js';
 
@@ -17,12 +17,7 @@ describeE2E('a dead rclone daemon with unuploaded files in its cache', ['rclone'
 
   /** A converged machine, remounted with a long write-back; the agent writes 5 files into a new folder; the daemon is killed. */
   async function strandedMachine(bucket: string): Promise<{ machine: Machine; cache: string }> {
-    const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
-    expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
-    expect((await machine.persist(['shutdown'])).code).toBe(0);
-    await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '10m'));
-    const up = await machine.persist(['apply', '--auto-approve']);
-    expect(up.code, up.output).toBe(0);
+    const machine = await holdingMachine(rig.server, rig.sandbox, bucket);
     await mkdir(join(machine.ws, 'memory', 'new', 'deeper'), { recursive: true });
     for (let i = 0; i < 5; i++) await writeFile(join(machine.ws, 'memory', 'new', 'deeper', `n${i}.md`), `unsaved ${i}\n`);
     await new Promise((resolve) => setTimeout(resolve, 500)); // FUSE's release reaches rclone

@@ -1,14 +1,16 @@
-// Pieces of the durability tests (durable-*.test.ts): a flow machine whose rclone waits long
-// before uploading (so that only persist's own durable wait can put the bytes in the store), the
-// daemon killed at once, a TCP forwarder that gives the same server another port.
-import { execFileSync } from 'node:child_process';
+// Pieces of the durability tests (durable-*.test.ts, rclone-*.test.ts): a flow machine whose rclone
+// waits long before uploading (so that only persist's own durable wait can put the bytes in the
+// store), the daemon killed at once, persist run in the background, a TCP forwarder that gives the
+// same server another port.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { pidsWithArg, type MountSandbox } from '../helpers/e2e.js';
 import type { S3TestServer } from '../helpers/s3server.js';
-import { buildWorkspace, CREDENTIALS, flowSpec, Machine, treeOf, waitFor, type FuseBackend } from './flow-helpers.js';
+import { buildWorkspace, CREDENTIALS, flowSpec, GOOD_KEYS, Machine, treeOf, waitFor, type FuseBackend, type RunResult } from './flow-helpers.js';
 
 /** The flow spec with rclone's write-back set to `writeBack` (and the bucket lease's time to live, if given). */
 export function specWithWriteBack(server: S3TestServer, backend: FuseBackend, bucket: string, writeBack: string, endpoint?: string, leaseTtl?: string): string {
@@ -27,6 +29,43 @@ export async function durableMachine(server: S3TestServer, sandbox: MountSandbox
   for (let i = 0; i < extra; i++) await writeFile(join(machine.ws, 'memory', 'many', `note-${String(i).padStart(2, '0')}.md`), `note ${i}\n`.repeat(i + 1));
   await writeFile(machine.spec, specWithWriteBack(server, backend, bucket, writeBack, undefined, leaseTtl));
   return { machine, original: await treeOf(machine) };
+}
+
+/**
+ * durableMachine, converged (applied, then shut down), then mounted again with rclone's write-back
+ * at 10 minutes: what the agent writes now stays in rclone's cache until persist uploads it.
+ */
+export async function holdingMachine(server: S3TestServer, sandbox: MountSandbox, bucket: string): Promise<Machine> {
+  const { machine } = await durableMachine(server, sandbox, 'rclone', bucket, '1s', 0);
+  expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
+  expect((await machine.persist(['shutdown'])).code).toBe(0);
+  await writeFile(machine.spec, specWithWriteBack(server, 'rclone', bucket, '10m'));
+  const up = await machine.persist(['apply', '--auto-approve']);
+  expect(up.code, up.output).toBe(0);
+  return machine;
+}
+
+const PERSIST_BIN = fileURLToPath(new URL('../../bin/persist.js', import.meta.url));
+
+/** `persist ARGS` of a machine, started in the background: its output so far, and its end. */
+export function startPersist(machine: Machine, args: string[]): { output(): string; stderr(): string; kill(signal: NodeJS.Signals): void; done: Promise<RunResult> } {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !['ENVIRONMENT', 'PERSIST_SPEC', 'FORCE_COLOR'].includes(name)) env[name] = value;
+  Object.assign(env, { PERSIST_STATE_DIR: machine.stateDir, E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey, NO_COLOR: '1' });
+  const started = Date.now();
+  const child = spawn(process.execPath, [PERSIST_BIN, ...args, '-f', machine.spec], { cwd: machine.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+  const done = new Promise<RunResult>((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started, output: `${stdout}${stderr ? `\n[stderr]\n${stderr}` : ''}` });
+    }),
+  );
+  return { output: () => stdout, stderr: () => stderr, kill: (signal) => child.kill(signal), done };
 }
 
 /** SIGKILL the FUSE daemon serving `mountPoint` and wait until it is gone; then drop its dead mount. */

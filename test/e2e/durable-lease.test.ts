@@ -2,38 +2,14 @@
 // writes make the bucket lease real: container A holds the lease under `persist watch`; container
 // B's first apply waits for it (before it mounts and restores); A's watch stops and A's
 // `persist shutdown` pushes A's last change and releases the lease; B then restores that change.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { describeE2E, pidsWithArg, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server } from '../helpers/s3server.js';
-import { durableMachine } from './durable-helpers.js';
-import { FUSE_BACKENDS, GOOD_KEYS, Machine, manifest, waitFor, type RunResult } from './flow-helpers.js';
-
-const PERSIST_BIN = fileURLToPath(new URL('../../bin/persist.js', import.meta.url));
-
-/** `persist ARGS` of a machine, started in the background: its output so far, and its end. */
-function start(machine: Machine, args: string[]): { output(): string; stderr(): string; kill(signal: NodeJS.Signals): void; done: Promise<RunResult> } {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !['ENVIRONMENT', 'PERSIST_SPEC', 'FORCE_COLOR'].includes(name)) env[name] = value;
-  Object.assign(env, { PERSIST_STATE_DIR: machine.stateDir, E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey, NO_COLOR: '1' });
-  const started = Date.now();
-  const child = spawn(process.execPath, [PERSIST_BIN, ...args, '-f', machine.spec], { cwd: machine.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-  const done = new Promise<RunResult>((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started, output: `${stdout}${stderr ? `\n[stderr]\n${stderr}` : ''}` });
-    }),
-  );
-  return { output: () => stdout, stderr: () => stderr, kill: (signal) => child.kill(signal), done };
-}
+import { durableMachine, startPersist } from './durable-helpers.js';
+import { FUSE_BACKENDS, Machine, manifest, waitFor } from './flow-helpers.js';
 
 for (const backend of FUSE_BACKENDS) {
   describeE2E(`a redeploy on ${backend}: the bucket lease`, [backend], () => {
@@ -49,13 +25,13 @@ for (const backend of FUSE_BACKENDS) {
       const booted = await a.persist(['apply', '--auto-approve']);
       expect(booted.code, booted.output).toBe(0);
       const machineA = (await readFile(join(a.stateDir, 'machine-id'), 'utf8')).trim();
-      const watchA = start(a, ['watch', '--interval', '1s', '--auto-approve']);
+      const watchA = startPersist(a, ['watch', '--interval', '1s', '--auto-approve']);
       await waitFor('A\'s first watch round', () => / round 0\] no changes$/m.test(watchA.output()), 30_000);
 
       // B: the same spec in a fresh container (its own folders and state folder).
       const b = new Machine(await rig.sandbox.tempDir(`persist-redeploy-${backend}-b-`));
       await cp(a.spec, b.spec);
-      const bootB = start(b, ['apply', '--auto-approve', '--lock-timeout', '120s']);
+      const bootB = startPersist(b, ['apply', '--auto-approve', '--lock-timeout', '120s']);
       await waitFor('B to wait for the lease', () => bootB.stderr().includes(`for the bucket lease s3://${bucket}/.persist-lease.json, held by machine ${machineA}`), 60_000);
       // Held under watch: past several watch rounds B still waits, and has neither mounted nor restored.
       await new Promise((resolve) => setTimeout(resolve, 3_000));

@@ -13,7 +13,7 @@ import { bucketRuntimeDir } from '../../src/host/paths.js';
 import type { MountedBucket } from '../../src/spec/types.js';
 import { describeE2E, e2eRig, pidsWithArg } from '../helpers/e2e.js';
 import { startS3Server } from '../helpers/s3server.js';
-import { durableMachine, specWithWriteBack } from './durable-helpers.js';
+import { holdingMachine } from './durable-helpers.js';
 import { waitFor } from './flow-helpers.js';
 
 describeE2E('rclone SIGKILLed right after a write through a link', ['rclone'], () => {
@@ -23,12 +23,7 @@ describeE2E('rclone SIGKILLed right after a write through a link', ['rclone'], (
     const what = cut ? "x2.md's record cut off (killed while rclone wrote it)" : "x2.md's record counting none of its bytes";
     it(`the next apply uploads the bytes in the cache, checks them in the store, and mounts again: ${what}`, { timeout: 90_000 }, async () => {
       const bucket = cut ? 'killed-write-cut' : 'killed-write';
-      const { machine } = await durableMachine(rig.server, rig.sandbox, 'rclone', bucket, '1s', 0);
-      expect((await machine.persist(['apply', '--auto-approve'])).code).toBe(0);
-      expect((await machine.persist(['shutdown'])).code).toBe(0);
-      await writeFile(machine.spec, specWithWriteBack(rig.server, 'rclone', bucket, '10m'));
-      const up = await machine.persist(['apply', '--auto-approve']);
-      expect(up.code, up.output).toBe(0);
+      const machine = await holdingMachine(rig.server, rig.sandbox, bucket);
       const [pid] = pidsWithArg('rclone', machine.mnt);
       const memory = join(machine.ws, 'memory');
       // A shell of its own (this process serves the S3 server: it must never block on the mount).

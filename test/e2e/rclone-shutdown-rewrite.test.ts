@@ -8,36 +8,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { describeE2E, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server } from '../helpers/s3server.js';
-import { durableMachine } from './durable-helpers.js';
-import { GOOD_KEYS, waitFor, type Machine, type RunResult } from './flow-helpers.js';
+import { durableMachine, startPersist } from './durable-helpers.js';
+import { waitFor, type Machine } from './flow-helpers.js';
 
-const PERSIST_BIN = fileURLToPath(new URL('../../bin/persist.js', import.meta.url));
 const LIVE_KEY = 'workspace/memory/live.md';
-
-/** `persist ARGS` of a machine in the background: its output so far, and its end. */
-function startPersist(machine: Machine, args: string[]): { stdout(): string; done: Promise<RunResult> } {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !['ENVIRONMENT', 'PERSIST_SPEC', 'FORCE_COLOR'].includes(name)) env[name] = value;
-  Object.assign(env, { PERSIST_STATE_DIR: machine.stateDir, E2E_S3_KEY: GOOD_KEYS.accessKeyId, E2E_S3_SECRET: GOOD_KEYS.secretAccessKey, NO_COLOR: '1' });
-  const started = Date.now();
-  const child = spawn(process.execPath, [PERSIST_BIN, ...args, '-f', machine.spec], { cwd: machine.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-  const done = new Promise<RunResult>((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started, output: `${stdout}${stderr ? `\n[stderr]\n${stderr}` : ''}` });
-    }),
-  );
-  return { stdout: () => stdout, done };
-}
 
 /**
  * The agent: `v <n>` written over `file` every 300 ms (a process of its own: this one serves the S3
@@ -89,7 +66,7 @@ describeE2E('persist shutdown while the agent keeps rewriting a file through an 
       const atStart = await versionOf(live);
       const shutdown = startPersist(machine, ['shutdown', '--keep-mounted', '--timeout', '60s']);
       // The saves are done (step 1): the mount wait begins. The agent writes on for 5 s more.
-      await waitFor('shutdown to save the bundle', () => /bundle\.ws/.test(shutdown.stdout()), 60_000);
+      await waitFor('shutdown to save the bundle', () => /bundle\.ws/.test(shutdown.output()), 60_000);
       await new Promise((resolve) => setTimeout(resolve, 5_000));
       await stopAgent(agent);
       const stopped = await shutdown.done;
