@@ -330,6 +330,39 @@ describe('files git cannot read while the snapshot is built', () => {
   });
 });
 
+describe('a file git reads short while the snapshot is built', () => {
+  /** A host whose `git add` reads 0 bytes from the named files (strace): a file shrunk between git's stat and its read, at every try. */
+  const shortReads = (repo: string, ...names: string[]) =>
+    Object.assign(Object.create(host) as RealHost, {
+      run: (command: string, args: string[], options: RunOptions = {}) =>
+        command === 'git' && args.includes('add')
+          ? host.run('strace', ['-f', '-qq', '-o', '/dev/null', ...names.flatMap((name) => ['-P', name]), '-e', 'trace=read', '-e', 'inject=read:retval=0', 'git', ...args], { ...options, cwd: repo })
+          : host.run(command, args, options),
+    });
+
+  it('a saved snapshot reads it whole itself: the commit holds what the file holds, with its mode', async () => {
+    const repo = initRepo(join(temp(), 'repo'), { 'SOUL.md': 'v1\n', 'a.txt': 'a\n' });
+    write(join(repo, 'SOUL.md'), 'v2, never read whole by git\n');
+    write(join(repo, 'new tool.sh'), '#!/bin/sh\n');
+    execFileSync('chmod', ['+x', join(repo, 'new tool.sh')]);
+    write(join(repo, 'a.txt'), 'a2\n');
+    const snapshot = await snapshotWorktree(shortReads(repo, 'SOUL.md', 'new tool.sh'), repo, { objects: 'repo' });
+    expect(snapshot.skipped).toEqual([]);
+    expect(git(repo, 'show', `${snapshot.sha}:SOUL.md`)).toBe('v2, never read whole by git');
+    expect(git(repo, 'show', `${snapshot.sha}:a.txt`)).toBe('a2');
+    expect(git(repo, 'ls-tree', snapshot.sha, 'new tool.sh')).toMatch(/^100755 blob [0-9a-f]+\tnew tool\.sh$/);
+    expect(git(repo, 'show', `${snapshot.sha}:new tool.sh`)).toBe('#!/bin/sh');
+    // The same work tree read by git itself gives the same commit.
+    expect((await snapshotWorktree(host, repo, { objects: 'repo' })).sha).toBe(snapshot.sha);
+  });
+
+  it("plan's snapshot does not guess: it names the file", async () => {
+    const repo = initRepo(join(temp(), 'repo'), { 'SOUL.md': 'v1\n' });
+    write(join(repo, 'SOUL.md'), 'v2\n');
+    await expect(snapshotWorktree(shortReads(repo, 'SOUL.md'), repo, { objects: 'temporary' })).rejects.toThrow(/kept changing while its snapshot was read \(SOUL\.md\)/);
+  });
+});
+
 describe('a file the agent rewrites in place while a saved snapshot is built', () => {
   it('is saved whole: of 40 snapshots none holds an emptied or short version, and at least three quarters are saved', { timeout: 120_000 }, async () => {
     const repo = initRepo(join(temp(), 'repo'), { 'SOUL.md': `version 0\n${'x'.repeat(4000)}\n` });

@@ -33,7 +33,7 @@ import { ActionError } from '../../errors.js';
 import { git, splitNul } from './git.js';
 import { copyIntoScratch, withScratchDir } from './scratch.js';
 import type { Host } from '../../host/types.js';
-import { isRecent, readWhole, SETTLE_MS } from '../../host/quiet.js';
+import { isRecent, readWhole } from '../../host/quiet.js';
 
 export const WORKTREE_REF = 'refs/persist/worktree';
 
@@ -172,8 +172,15 @@ export function unreadablePaths(stderr: string): string[] {
   return [...paths];
 }
 
-/** How many times a saved snapshot runs `git add -A` at most when git stops on a short read (see snapshotWorktree). */
-const SNAPSHOT_READS = 8;
+/**
+ * The paths git stopped reading part-way (`error: short read while indexing p`: the file shrank
+ * between git's stat and its read, the agent rewriting it). git leaves them as they were staged and
+ * names them again as unable to index.
+ */
+export function shortReadPaths(stderr: string): string[] {
+  return [...stderr.matchAll(/^error: short read while indexing (.+)$/gm)].map((match) => match[1]!);
+}
+
 /** Files changed lately whose writers a read looks at; more than this wait for quiet instead (as a push's look budget). */
 const LOOKS_PER_READ = 100;
 /** A file changed lately is read whole into memory up to this size; a larger one leaves the snapshot unsaved (the next tries again). */
@@ -199,25 +206,46 @@ export function blobIdOf(data: Buffer, idLength: number): string {
 }
 
 /**
- * Each file of `tree` (a saved snapshot's, in the scratch index) that changed lately, read whole
- * (readWhole): where `tree` holds other bytes than that read (git read it in the middle of a write,
- * or before the last one), the read goes into the index instead (`hash-object --path`, so that the
- * repo's filters apply), and the tree is written again; a file gone meanwhile leaves it. The paths
- * (relative) that never read whole, if any.
+ * `torn` (relative paths git stopped reading part-way), with the mode git would give each: its
+ * staged mode, else (a new file) its executable bit, as `git add` does. A blob id of '' stands for
+ * "whatever is staged is not what the file holds".
  */
-async function settleRecent(host: Host, top: string, env: Record<string, string | undefined>, head: string | null, tree: string, timeoutMs: number | undefined): Promise<{ tree: string } | { unsettled: string[] }> {
-  const recent = await recentlyChanged(host, top, env, head, tree, timeoutMs);
+async function tornFiles(host: Host, top: string, env: Record<string, string | undefined>, torn: readonly string[], timeoutMs: number | undefined): Promise<{ path: string; mode: string; blob: string }[]> {
+  if (torn.length === 0) return [];
+  const staged = new Map<string, string>();
+  const listed = await git(host, ['-C', top, 'ls-files', '-s', '-z', '--', ...torn.map((path) => `:(literal)${path}`)], { env, timeoutMs });
+  for (const entry of splitNul(listed.stdout)) {
+    const match = /^(\d+) [0-9a-f]+ \d\t(.*)$/s.exec(entry);
+    if (match) staged.set(match[2]!, match[1]!);
+  }
+  const infos = await Promise.all(torn.map((path) => host.lstat(join(top, path))));
+  return torn.map((path, i) => ({ path: join(top, path), mode: staged.get(path) ?? ((infos[i]?.mode ?? 0) & 0o111 ? '100755' : '100644'), blob: '' }));
+}
+
+/**
+ * Each file of `tree` (a saved snapshot's, in the scratch index) that changed lately, and each file
+ * git stopped reading part-way (`torn`), read whole (readWhole): where `tree` holds other bytes than
+ * that read (git read it in the middle of a write, or before the last one), the read goes into the
+ * index instead (`hash-object --path`, so that the repo's filters apply), and the tree is written
+ * again; a file gone meanwhile leaves it. The paths (relative) that never read whole, if any.
+ */
+async function settleRecent(host: Host, top: string, env: Record<string, string | undefined>, head: string | null, tree: string, torn: readonly string[], timeoutMs: number | undefined): Promise<{ tree: string } | { unsettled: string[] }> {
+  const changed = await recentlyChanged(host, top, env, head, tree, timeoutMs);
+  const forced = await tornFiles(host, top, env, torn, timeoutMs);
+  const recent = [...forced, ...changed.filter((file) => !forced.some((other) => other.path === file.path))];
   // A look reads every process's fd table: past LOOKS_PER_READ files, the quiet rule alone.
   // Looked at however long ago a file changed: a writer blocked inside its update leaves no recent stamp.
   const look = recent.length <= LOOKS_PER_READ ? (path: string) => host.writersOf(path) : async () => ({ writers: [], complete: false });
+  const idLength = tree.length; // 40 (sha1) or 64 (sha256)
   const entries: string[] = [];
   const unsettled: string[] = [];
   for (const { path, mode, blob } of recent) {
     const name = relative(top, path);
-    const whole = await readWhole(host, path, { maxBytes: WHOLE_READ_LIMIT, look: () => look(path), hadContent: blob !== blobIdOf(Buffer.alloc(0), blob.length) });
+    // A torn file had content when git looked at it (it read fewer bytes than its size).
+    const whole = await readWhole(host, path, { maxBytes: WHOLE_READ_LIMIT, look: () => look(path), hadContent: blob === '' || blob !== blobIdOf(Buffer.alloc(0), blob.length) });
     if (whole === 'unsettled' || whole === 'too large') unsettled.push(name);
-    else if (whole === 'gone') entries.push(`0 ${'0'.repeat(blob.length)}\t${name}`);
-    else if (blobIdOf(whole.data, blob.length) !== blob) {
+    else if (whole === 'gone') entries.push(`0 ${'0'.repeat(idLength)}\t${name}`);
+    else if (blob === '' || blobIdOf(whole.data, blob.length) !== blob) {
       const stored = (await git(host, ['-C', top, 'hash-object', '-w', '--stdin', `--path=${name}`], { env, input: whole.data, timeoutMs })).stdout.trim();
       if (stored !== blob) entries.push(`${mode} ${stored}\t${name}`);
     }
@@ -282,36 +310,29 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
     else if (head) await run(['read-tree', head]);
     const leaveOut = options.leaveOut ?? [];
     // --ignore-errors: a file git cannot read is left out (and named), not the end of the snapshot.
-    const addAll = async (): Promise<{ tree: string; skipped: string[] } | { torn: string }> => {
-      const added = await git(host, ['-C', top, '-c', 'advice.addIgnoredFile=false', 'add', '-A', '--ignore-errors', '--', ...snapshotPathspecs(leaveOut)], {
-        env: { ...env, LC_ALL: 'C', LANGUAGE: undefined },
-        timeoutMs: options.timeoutMs,
-        readOnly: temporary,
-        okExitCodes: [0, 1, 128],
-      });
-      if (/short read while indexing/.test(added.stderr)) return { torn: added.stderr.trim() };
-      const skipped = unreadablePaths(added.stderr);
-      if (added.exitCode !== 0 && skipped.length === 0 && !onlyIgnoredLeftOut(added.stderr, leaveOut)) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
-      return { tree: (await run(['write-tree'])).stdout.trim(), skipped };
-    };
+    const added = await git(host, ['-C', top, '-c', 'advice.addIgnoredFile=false', 'add', '-A', '--ignore-errors', '--', ...snapshotPathspecs(leaveOut)], {
+      env: { ...env, LC_ALL: 'C', LANGUAGE: undefined },
+      timeoutMs: options.timeoutMs,
+      readOnly: temporary,
+      okExitCodes: [0, 1, 128],
+    });
+    const torn = shortReadPaths(added.stderr);
+    const skipped = unreadablePaths(added.stderr).filter((path) => !torn.includes(path));
+    if (added.exitCode !== 0 && skipped.length === 0 && torn.length === 0 && !onlyIgnoredLeftOut(added.stderr, leaveOut)) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
+    const unsettledError = (named: readonly string[]) =>
+      new ActionError(`the work tree of ${top} kept changing while its snapshot was read (${named.join(', ')}); nothing of it was saved this time, the next save reads it again`);
+    // plan's snapshot only compares: a file git read part-way leaves it unknown, not saved wrong.
+    if (temporary && torn.length > 0) throw unsettledError(torn);
+    const readTree = (await run(['write-tree'])).stdout.trim();
     // A file the agent rewrites while git reads it can be read half-written (emptied by its
-    // truncate, or a short read git stops on). In a saved snapshot, each file the read found
-    // changed lately is read once more, whole (host/quiet.ts, readWhole: the rule of a sync's push);
-    // where git stored other bytes, the whole read takes their place (settleRecent). A read git
-    // stops on is made again (up to SNAPSHOT_READS, SETTLE_MS apart); a work tree with a file that
-    // never reads whole is not saved this time (the update fails naming it; the next tries again).
-    let read = await addAll();
-    for (let reads = 1; 'torn' in read && !temporary && reads < SNAPSHOT_READS; reads++) {
-      await host.sleep(SETTLE_MS);
-      read = await addAll();
-    }
-    const settled = 'torn' in read || temporary ? null : await settleRecent(host, top, env, head, read.tree, options.timeoutMs);
-    if ('torn' in read || (settled && 'unsettled' in settled)) {
-      const named = 'torn' in read ? read.torn : settled && 'unsettled' in settled ? settled.unsettled.join(', ') : '';
-      throw new ActionError(`the work tree of ${top} kept changing while its snapshot was read (${named}); nothing of it was saved this time, the next save reads it again`);
-    }
-    if (settled) read = { tree: settled.tree, skipped: read.skipped };
-    const { tree, skipped } = read;
+    // truncate, or a short read git stops on, leaving the file as staged). In a saved snapshot,
+    // each file the read found changed lately, and each file git stopped on, is read once more,
+    // whole (host/quiet.ts, readWhole: the rule of a sync's push); where git stored other bytes, the
+    // whole read takes their place (settleRecent). A work tree with a file that never reads whole
+    // is not saved this time (the update fails naming it; the next tries again).
+    const settled = temporary ? { tree: readTree } : await settleRecent(host, top, env, head, readTree, torn, options.timeoutMs);
+    if ('unsettled' in settled) throw unsettledError(settled.unsettled);
+    const { tree } = settled;
 
     const raw = headCommitText ? (await headCommitText).stdout : null;
     const headTree = raw ? (/^tree ([0-9a-f]+)$/m.exec(raw)?.[1] ?? '') : await emptyTree(host, top);
