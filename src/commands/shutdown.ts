@@ -7,10 +7,12 @@
 // bounds the whole, and past it the exit is 1 naming what is not saved.
 //
 // The saves need the machine's lease of their bucket (taken without waiting: a bucket whose lease
-// another machine holds is not saved into, and says so). The lease is released only when
+// another machine holds is not saved into, and says so; a `local` bucket's lease, a file in the
+// folder its mount makes, right after that mount). The lease is released only when
 // everything is saved; otherwise the next container waits for it to expire.
 import { getBackend } from '../backends/registry.js';
 import { executePlan } from '../engine/apply.js';
+import { LockError } from '../errors.js';
 import { bucketsActedOn, leasableBuckets, leaseTtlMs } from '../engine/lease-policy.js';
 import type { LeaseKeeper } from '../engine/lease.js';
 import { acquireLock } from '../engine/lock.js';
@@ -94,7 +96,7 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let timedOut = false;
-  let keeper: LeaseKeeper | null = null;
+  let keeper = null as LeaseKeeper | null; // assigned in a closure (TypeScript would narrow a plain null)
   const lostLeases = new Map<string, string>();
   try {
     // 1. Save: push every sync, update every bundle. What a passing cause stopped (the store
@@ -135,17 +137,31 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         else if (SAVING.has(action.action)) saving.push(action);
         else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
       }
-      // The saves need their bucket's lease (taken now, without waiting).
+      // The saves need their bucket's lease (taken now, without waiting). A `local` bucket's lease
+      // is a file in its folder, which its mount makes: when this shutdown mounts it, the lease
+      // is taken after that, before the bucket's first save (as apply does: engine/lease-policy.ts).
+      const bucketOfAction = (action: PlannedAction) => bucketsActedOn([action], planned.observation)[0] ?? '';
+      const mountOf = (key: string) =>
+        planned.actions.find((action) => {
+          const observed = planned.observation.resources.find((r) => r.address === action.address);
+          return action.action === 'mount' && !action.conflict && observed?.module.readiness?.bucketOf(observed.resource) === key;
+        });
       const leased = bucketsActedOn(saving, planned.observation);
-      if (leased.length) {
+      const leasedAfterMount = new Set(leased.filter((key) => env.buckets[key]?.mount?.backend === 'local' && mountOf(key)));
+      const leaseKeeper = async () => {
         if (!keeper) {
           const { LeaseKeeper } = await import('../engine/lease.js');
           keeper = new LeaseKeeper(host, { onLost: (bucket, message) => (lostLeases.set(bucket, message), controller.abort()) });
         }
-        const refused = await keeper.keep(leased.map((key) => env.buckets[key]!));
-        keeper.start();
+        return keeper;
+      };
+      const leasedNow = leased.filter((key) => !leasedAfterMount.has(key));
+      if (leasedNow.length) {
+        const taker = await leaseKeeper();
+        const refused = await taker.keep(leasedNow.map((key) => env.buckets[key]!));
+        taker.start();
         saving = saving.filter((action) => {
-          const why = refused.get(bucketsActedOn([action], planned.observation)[0] ?? '');
+          const why = refused.get(bucketOfAction(action));
           if (why) notSaved(action.address, `not saved: ${why.message}`, !why.held);
           return !why;
         });
@@ -159,6 +175,15 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         return action.action === 'remount' || (action.action === 'mount' && needed.has(observed.module.readiness.bucketOf(observed.resource)));
       });
       saving = [...mounting, ...saving];
+      /** Before a save into a bucket this shutdown mounted: its lease (a refusal fails the save, naming why). */
+      const leaseAfterMount = async (action: PlannedAction) => {
+        const key = bucketOfAction(action);
+        if (!leasedAfterMount.has(key)) return;
+        const taker = await leaseKeeper();
+        const why = (await taker.keep([env.buckets[key]!])).get(key);
+        taker.start();
+        if (why) throw new LockError(why.message);
+      };
       if (saving.length) {
         const release = await deadline.race(acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, Math.max(0, deadline.remaining())));
         if (release === 'timeout') {
@@ -169,7 +194,7 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
             const timer = setTimeout(() => controller.abort(), Math.max(0, deadline.remaining()));
             const view = opts.json ? silentView() : linesView(io.out);
             const report = await deadline.race(
-              executePlan(saving, { host, env, options: { allowShrink: false }, view, signal: controller.signal, deadlineMs: deadline.at }),
+              executePlan(saving, { host, env, options: { allowShrink: false }, view, signal: controller.signal, deadlineMs: deadline.at, beforeAction: leaseAfterMount }),
             );
             clearTimeout(timer);
             if (report === 'timeout') timedOut = true;

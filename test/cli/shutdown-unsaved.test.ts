@@ -166,3 +166,18 @@ describe('shutdown and a repo without commits', () => {
     expect(ignored.stdout).toContain('everything is in the store');
   });
 });
+
+describe('shutdown of a container that never applied, on a `local` bucket whose folder is not there yet', () => {
+  it('makes the folder (its mount), then takes the lease in it and saves: exit 0 at once, not retries until the timeout', async () => {
+    const f = makeFixture({ sync: true });
+    expect(existsSync(f.bucket)).toBe(false);
+    const down = await f.run(['shutdown', '--timeout', '20s']);
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+    expect(down.stdout).not.toContain('trying again');
+    expect(down.stdout).toContain('✔ sync.state: push: copied 1 file');
+    expect(down.stdout).toContain('everything is in the store');
+    expect(readFileSync(join(f.bucket, 'state', 'app.db'), 'utf8')).toBe('rows\n');
+    expect(existsSync(join(f.bucket, '.persist-lease.json')), 'released').toBe(false);
+    expect((await f.run(['plan'])).stdout).toContain('No changes');
+  });
+});
