@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import { executePlan } from '../engine/apply.js';
 import { acquireLock } from '../engine/lock.js';
 import { bucketsActedOn, bucketsWithoutLease, leaseGate, waitForHeldLeases, type LeaseGate } from '../engine/lease-policy.js';
+import { unsavedWorkNotes } from '../engine/observe.js';
 import { checkFresh, readSavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
 import { linesView, silentView, taskListView } from '../output/apply-view.js';
@@ -61,15 +62,16 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   if (saved) checkFresh(saved, opts.planFile!, { specFile: env.specFile, specHash: env.specHash, environment: env.environment, fingerprints: planned.fingerprints });
   let { actions } = planned;
 
+  const unsaved = unsavedWorkNotes(planned.observation, actions);
   if (actions.length === 0) {
-    if (opts.json) io.out(`${JSON.stringify({ ...planJson(env.environment, []), result: { applied: 0, failed: 0, skipped: 0 } }, null, 2)}\n`);
-    else io.out(`${header(env, 'apply')}\n\n${NO_CHANGES}\n${applySummaryLine(0, 0, 0)}\n`);
+    if (opts.json) io.out(`${JSON.stringify({ ...planJson(env.environment, [], unsaved.length ? { notes: unsaved } : {}), result: { applied: 0, failed: 0, skipped: 0 } }, null, 2)}\n`);
+    else io.out(`${header(env, 'apply')}\n\n${NO_CHANGES}\n${unsaved.map((note) => `${style.yellow('note:')} ${note}\n`).join('')}${applySummaryLine(0, 0, 0)}\n`);
     return 0;
   }
 
   if (!opts.json) {
     io.out(renderPlan(actions, style, header(env, 'apply')));
-    for (const bucket of bucketsWithoutLease(env, bucketsActedOn(actions, planned.observation))) io.out(`${style.yellow('note:')} ${noLeaseNote(bucket)}\n`);
+    for (const note of [...bucketsWithoutLease(env, bucketsActedOn(actions, planned.observation)).map(noLeaseNote), ...unsaved]) io.out(`${style.yellow('note:')} ${note}\n`);
   }
   if (!saved && !opts.autoApprove) {
     if (!io.interactive) throw new UsageError('apply needs --auto-approve or a saved plan file when not run on a terminal');

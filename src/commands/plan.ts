@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { makeStyle } from '../output/style.js';
 import { planJson, renderPlan } from '../output/render.js';
 import { bucketsActedOn, bucketsWithoutLease } from '../engine/lease-policy.js';
+import { unsavedWorkNotes } from '../engine/observe.js';
 import { noLeaseNote } from '../output/lease-view.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import type { CommandIO, SpecOptions } from './types.js';
@@ -44,7 +45,8 @@ export default async function plan(opts: PlanCommandOptions, io: CommandIO): Pro
   }
 
   // A bucket the plan writes into that cannot hold a lease: nothing keeps a second container out.
-  const notes = bucketsWithoutLease(env, bucketsActedOn(actions, result.observation)).map(noLeaseNote);
+  // Work that no action saves (a repo without commits): "No changes" is not "all saved".
+  const notes = [...bucketsWithoutLease(env, bucketsActedOn(actions, result.observation)).map(noLeaseNote), ...unsavedWorkNotes(result.observation, actions)];
   if (opts.json) io.out(`${JSON.stringify(planJson(env.environment, actions, notes.length ? { notes } : {}), null, 2)}\n`);
   else {
     const style = makeStyle(io.color);

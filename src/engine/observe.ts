@@ -10,7 +10,7 @@ import { getBackend } from '../backends/registry.js';
 import { addressOf, mountAddress, type Address } from './address.js';
 import type { ResourceRef } from './plan.js';
 import { StoreError } from '../errors.js';
-import type { Decision, ObserveContext, Phase, PlanOptions, Seen } from './types.js';
+import type { Decision, ObserveContext, Phase, PlannedAction, PlanOptions, Seen } from './types.js';
 
 /** A resource of the environment with its module. */
 export interface Entry {
@@ -32,6 +32,19 @@ export interface Observation {
   refs: ResourceRef[];
   mountReady: Record<string, boolean>;
   ctx: ObserveContext;
+}
+
+/**
+ * What resources with nothing to do hold outside the store all the same (ResourceModule.unsavedWork:
+ * a repo without commits holding files): one line each, so that a plan saying "No changes" does not
+ * read as "all saved".
+ */
+export function unsavedWorkNotes(observation: Observation, actions: readonly PlannedAction[]): string[] {
+  const acting = new Set(actions.map((action) => action.address));
+  return observation.resources.flatMap((observed) => {
+    const why = acting.has(observed.address) ? null : observed.module.unsavedWork?.(observed.resource, observed.seen.state);
+    return why ? [`${observed.address}: not saved: ${why}`] : [];
+  });
 }
 
 /** sha256 of what was observed (its `state`): a resource's fingerprint in a saved plan. */

@@ -145,6 +145,11 @@ describe('shutdown and a repo without commits', () => {
     expect(report.ok).toBe(false);
     expect(report.notSaved).toEqual(['bundle.repo']);
     expect((await f.run(['status'])).stdout).toContain(`!!  bundle.repo  nothing saved yet: ${why}\n`);
+    // plan and apply have nothing to do for it, and say so without reading as "all saved".
+    const planned = await f.run(['plan']);
+    expect(planned.stdout).toContain(`note: bundle.repo: not saved: ${why}\n`);
+    expect(JSON.parse((await f.run(['plan', '--json'])).stdout).notes).toContain(`bundle.repo: not saved: ${why}`);
+    expect((await f.run(['apply', '--auto-approve'])).stdout).toContain(`note: bundle.repo: not saved: ${why}\n`);
     // Staged counts too; once committed, shutdown saves it.
     execFileSync('git', ['-C', repo, 'add', 'NOTES.md']);
     expect((await f.run(['shutdown'])).stdout).toContain('its 1 file (NOTES.md) is not in the store');
