@@ -41,7 +41,7 @@ export default async function plan(opts: PlanCommandOptions, io: CommandIO): Pro
     });
     // The saved plan is the user's own output file, not machine state: the one write a plan
     // makes, through a host of its own (the one above stays read-only).
-    await writeSavedPlan(makeHost(io), resolve(io.cwd, opts.out), saved);
+    await writeSavedPlan(makeHost(io), resolve(io.cwd, opts.out), opts.out, saved);
   }
 
   // A bucket the plan writes into that cannot hold a lease: nothing keeps a second container out.

@@ -54,8 +54,15 @@ export function parseSavedPlan(text: string, file: string): SavedPlan {
 }
 
 /** Write a sealed plan to `path` (mode 0600: it names paths and buckets). */
-export async function writeSavedPlan(host: Host, path: string, plan: SavedPlan): Promise<void> {
-  await host.writeFile(path, `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o600 });
+/** Write the saved plan to `path`; `file` (as the user gave it) is named in an error. */
+export async function writeSavedPlan(host: Host, path: string, file: string, plan: SavedPlan): Promise<void> {
+  try {
+    await host.writeFile(path, `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o600 });
+  } catch (error) {
+    const code = errorCode(error);
+    const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'its folder does not exist' : code === 'EISDIR' ? 'it is a directory, expected a file name' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code;
+    throw new PersistError(`--out ${file}: cannot write the saved plan (${why})`);
+  }
 }
 
 /** Read and check the saved plan at `path`; `file` (as the user gave it) is named in every error. */

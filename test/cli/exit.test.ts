@@ -21,3 +21,17 @@ describe('the end of a command', () => {
     expect(result.code).toBe(1);
   });
 });
+
+describe('validate --json of a spec that cannot be read', () => {
+  it('still prints one JSON document naming the file (before: nothing on stdout)', async () => {
+    const fixture = makeFixture();
+    for (const [file, message] of [
+      ['missing.yaml', 'spec file missing.yaml does not exist (give one with -f, or set PERSIST_SPEC)'],
+      ['.', 'spec file . is a directory, expected a YAML file'],
+    ]) {
+      const result = await fixture.run(['validate', '-f', file!, '--json']);
+      expect(result.code).toBe(1);
+      expect(JSON.parse(result.stdout)).toEqual({ valid: false, environments: [], errors: [{ file, message }] });
+    }
+  });
+});

@@ -114,3 +114,15 @@ describe('plan --out / apply PLANFILE', () => {
     expect(await expectRefused(f, ['p.plan', '--target', 'link.memory'])).toContain('--target cannot be combined with a saved plan');
   });
 });
+
+describe('plan --out where no file can be written', () => {
+  it('names the path and what was expected (before: internal error ENOENT / EISDIR)', async () => {
+    const f = makeFixture({ links: ['memory'] });
+    const missing = await f.run(['plan', '--out', 'no/such/folder/p.plan']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe('persist: --out no/such/folder/p.plan: cannot write the saved plan (its folder does not exist)\n');
+    const folder = await f.run(['plan', '--out', '.']);
+    expect(folder.code).toBe(1);
+    expect(folder.stderr).toBe('persist: --out .: cannot write the saved plan (it is a directory, expected a file name)\n');
+  });
+});

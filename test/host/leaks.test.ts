@@ -36,7 +36,7 @@ describe('saved plans through the Host', () => {
   it('are written with mode 0600 and read back; a missing one is named', async () => {
     const host = new MemoryHost().addDir('/w');
     const plan = sealPlan({ specFile: 's', specHash: 'h', environment: 'dev', createdAt: host.now().toISOString(), options: { allowShrink: false }, targets: [], fingerprints: {}, actions: [] });
-    await writeSavedPlan(host, '/w/boot.plan', plan);
+    await writeSavedPlan(host, '/w/boot.plan', 'boot.plan', plan);
     expect(host.nodes.get('/w/boot.plan')).toMatchObject({ mode: 0o600 });
     expect(await readSavedPlan(host, '/w/boot.plan', 'boot.plan')).toEqual(plan);
     await expect(readSavedPlan(host, '/w/none.plan', 'none.plan')).rejects.toThrow('none.plan: cannot read the saved plan (no such file)');
