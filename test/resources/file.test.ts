@@ -70,6 +70,14 @@ describe('file restore', () => {
     expect(await plan()).toBeNull();
   });
 
+  it('a file where its parent folder belongs is a conflict naming it (before: a restore that failed with EEXIST)', async () => {
+    await writeFile(file.from, SECRET);
+    await writeFile(join(root, 'clawd'), 'a file, not a folder');
+    for (const ready of [true, false]) {
+      expect(await plan(ready)).toMatchObject({ action: 'conflict', reason: `${join(root, 'clawd')} is a file, not a folder: ${file.to} cannot be made inside it` });
+    }
+  });
+
   it('replaces different content, saying only that it differs, after keeping the local file in the backups (owner-only)', async () => {
     await writeFile(file.from, SECRET);
     await mkdir(join(root, 'clawd'));

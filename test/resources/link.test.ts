@@ -104,6 +104,16 @@ describe('link.<name> create', () => {
     await expectLinked(link);
   });
 
+  it('is a conflict naming the file that stands where a parent folder belongs (before: a create that failed with EEXIST)', async () => {
+    await fs.writeFile(join(workspace, 'agent'), 'a file, not a folder');
+    const link = { ...linkNamed('memory'), path: join(workspace, 'agent', 'deep', 'memory') };
+    expect(await plan(link)).toMatchObject({
+      action: 'conflict',
+      reason: `${join(workspace, 'agent')} is a file, not a folder: the link ${link.path} cannot be made inside it`,
+    });
+    expect(await fs.readFile(join(workspace, 'agent'), 'utf8')).toBe('a file, not a folder');
+  });
+
   it('refuses to act when the path changed since the plan', async () => {
     const link = linkNamed('memory');
     const planned = (await plan(link))!;

@@ -19,11 +19,13 @@ import { addressOf } from '../../engine/address.js';
 import { ActionError } from '../../errors.js';
 import { newAsideFolder } from '../../lineage/aside.js';
 import type { ApplyContext, ApplyOutcome, Change, Decision, Facts, PlanOptions, ResourceModule } from '../../engine/types.js';
+import { blockingAncestor } from '../../host/blocked.js';
 import type { FileInfo, Host } from '../../host/types.js';
 import type { ResolvedFile } from '../../spec/types.js';
 import type { Store } from '../../store/types.js';
 
-export type FileSideObserved = { state: 'missing' } | { state: 'not-file'; found: string } | { state: 'file'; size: number; mode: number };
+/** `missing`: `blockedBy`, a non-folder on the way that keeps it from being made (local side only). */
+export type FileSideObserved = { state: 'missing'; blockedBy?: { path: string; type: string } } | { state: 'not-file'; found: string } | { state: 'file'; size: number; mode: number };
 
 export interface FileObserved {
   /** The file in the mount; `unknown` until the mount is ready. */
@@ -47,6 +49,10 @@ function sideOf(info: Pick<FileInfo, 'type' | 'size' | 'mode'> | null): FileSide
 async function observeFile(file: ResolvedFile, host: Host, store: Store | null): Promise<FileObserved> {
   // The local side is not followed: a symlink there is reported, never written through.
   const local = sideOf(await host.lstat(file.to));
+  if (local.state === 'missing') {
+    const blockedBy = await blockingAncestor(host, file.to);
+    if (blockedBy) local.blockedBy = blockedBy;
+  }
   if (!store) return { source: { state: 'unknown' }, local, sameContent: null };
   const source = sideOf(await store.stat(file.relFrom));
   let sameContent: boolean | null = null;
@@ -74,6 +80,9 @@ export function diffFile(file: ResolvedFile, observed: FileObserved, _options: P
     return before === file.mode ? null : { field: 'mode', before: before === null ? null : formatMode(before), after: formatMode(file.mode) };
   };
 
+  if (local.state === 'missing' && local.blockedBy) {
+    return conflict(`${local.blockedBy.path} is a ${local.blockedBy.type}, not a folder: ${file.to} cannot be made inside it`, `Move it aside, or change files.${file.name}.to.`);
+  }
   if (local.state === 'not-file') {
     return conflict(`${file.to} is a ${local.found}, not a regular file`, `Move it aside so that persist can restore the file there, or change files.${file.name}.to.`);
   }

@@ -2,6 +2,7 @@
 // missing -> create; empty directory -> create (the directory is set aside); directory with
 // content -> adopt (adopt.ts); symlink elsewhere -> relink; anything else -> conflict.
 import { dirname, join, resolve } from 'node:path';
+import { blockingAncestor } from '../../host/blocked.js';
 import type { Host } from '../../host/types.js';
 import { addressOf } from '../../engine/address.js';
 import type { ApplyContext, ApplyOutcome, Decision, Facts, ObserveContext, ResourceModule } from '../../engine/types.js';
@@ -12,7 +13,7 @@ import { describeUnreadable, unreadableFix, unreadableIn, type Unreadable } from
 
 /** What lies at the link path. */
 export type LinkPathObserved =
-  | { state: 'missing' }
+  | { state: 'missing'; blockedBy?: { path: string; type: string } }
   | { state: 'symlink'; linkTo: string }
   | { state: 'dir'; entries: number }
   | { state: 'file'; size: number }
@@ -53,7 +54,10 @@ export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 
 
 async function observePath(host: Host, path: string): Promise<LinkPathObserved> {
   const info = await host.lstat(path);
-  if (info === null) return { state: 'missing' };
+  if (info === null) {
+    const blockedBy = await blockingAncestor(host, path);
+    return blockedBy ? { state: 'missing', blockedBy } : { state: 'missing' };
+  }
   switch (info.type) {
     case 'symlink':
       return { state: 'symlink', linkTo: await host.readlink(path) };
@@ -138,6 +142,12 @@ export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision |
   }
   switch (path.state) {
     case 'missing':
+      if (path.blockedBy) {
+        return conflict(
+          `${path.blockedBy.path} is a ${path.blockedBy.type}, not a folder: the link ${link.path} cannot be made inside it`,
+          `move it aside (or change the link's path, or the workspace, in the spec), then run persist apply again`,
+        );
+      }
       return {
         ...base,
         action: 'create',
