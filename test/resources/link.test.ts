@@ -114,6 +114,18 @@ describe('link.<name> create', () => {
     expect(await fs.readFile(join(workspace, 'agent'), 'utf8')).toBe('a file, not a folder');
   });
 
+  it("behind a correct link into a `local` bucket whose folder was lost: the target is known missing before the mount remakes the folder, so one apply converges", async () => {
+    const link = linkNamed('notes');
+    await fs.symlink(link.target, link.path);
+    await fs.rm(mount, { recursive: true });
+    const env = linkContext(link).env;
+    const before = diffLink(link, await observeLink(link, { host: readOnlyHost(host), mountReady: { data: false }, env }));
+    expect(before).toMatchObject({ action: 'create', reason: 'target directory missing in the mount' });
+    // A FUSE bucket that is not mounted yet: unknown, nothing planned until it is up.
+    const fuse = { ...env, buckets: { data: { ...env.buckets.data!, mount: { backend: 's3fs' as const, path: mount, options: {} } } } };
+    expect(diffLink(link, await observeLink(link, { host: readOnlyHost(host), mountReady: { data: false }, env: fuse }))).toBeNull();
+  });
+
   it('refuses to act when the path changed since the plan', async () => {
     const link = linkNamed('memory');
     const planned = (await plan(link))!;

@@ -33,11 +33,11 @@ export interface LinkObserved {
   unreadable?: Unreadable;
 }
 
-export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 'host' | 'mountReady'>): Promise<LinkObserved> {
+export async function observeLink(link: ResolvedLink, ctx: Pick<ObserveContext, 'host' | 'mountReady'> & { env?: ResolvedEnvironment }): Promise<LinkObserved> {
   const { host } = ctx;
   const observed: LinkObserved = {
     path: await observePath(host, link.path),
-    target: ctx.mountReady[link.bucket] ? await observeTarget(host, link.target) : 'unknown',
+    target: ctx.mountReady[link.bucket] ? await observeTarget(host, link.target) : await targetBeforeMount(host, link, ctx.env),
     journal: await observeJournal(host, link),
   };
   // Only a folder to adopt is looked for in /proc: writes through a handle held open inside it
@@ -68,6 +68,16 @@ async function observePath(host: Host, path: string): Promise<LinkPathObserved> 
     default:
       return { state: 'other' };
   }
+}
+
+/**
+ * The target while its bucket is not ready: unknown until a FUSE mount is up, but a `local`
+ * bucket's folder that does not exist is made empty by its mount, so the target is missing (a
+ * correct link into a bucket folder that was lost is then re-created in the same apply).
+ */
+async function targetBeforeMount(host: Host, link: ResolvedLink, env: ResolvedEnvironment | undefined): Promise<LinkTargetObserved> {
+  const mount = env?.buckets[link.bucket]?.mount;
+  return mount?.backend === 'local' && (await host.lstat(mount.path)) === null ? 'missing' : 'unknown';
 }
 
 async function observeTarget(host: Host, target: string): Promise<LinkTargetObserved> {
