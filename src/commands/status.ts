@@ -15,8 +15,11 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
   const { observation } = await computePlan(host, env, { allowShrink: false }, []);
   const rows: StatusRow[] = await Promise.all(
     observation.resources.map(async (r) => {
-      // Nothing to do is not the same as saved: a resource with no backup is never `ok`.
-      const unsaved = r.diff === null ? (r.module.unsaved?.(r.resource, r.seen.state) ?? null) : null;
+      // Nothing to do is not the same as saved: a resource with no backup, or holding work no save
+      // takes (unreadable files, a repo without commits: what shutdown counts as not saved), is never `ok`.
+      const nothingYet = r.diff === null ? (r.module.unsaved?.(r.resource, r.seen.state) ?? null) : null;
+      const work = r.diff === null && nothingYet === null ? (r.module.unsavedWork?.(r.resource, r.seen.state) ?? null) : null;
+      const unsaved = nothingYet ?? (work === null ? null : `not saved: ${work}`);
       return {
         address: r.address,
         ok: r.diff === null && unsaved === null,

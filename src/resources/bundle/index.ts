@@ -14,7 +14,7 @@ import { generationPath, writeBundle } from './update.js';
 import { BundleUpdate, bundleLineageFacts, bundleLineageVerdict, currentBundleRecord, observeBundleLineage, recordBundleSeen, type BundleLineage } from './generations.js';
 import { SHALLOW_REF_PREFIX, findGitDir, readRepoRefs, shallowRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
-import { isPersistRef, lostSavedWork, observeWorktree, restoreSavedWork, saveWorktree, savedWorkRefs, worktreeChange } from './saved-work.js';
+import { isPersistRef, lostSavedWork, observeWorktree, restoreSavedWork, saveWorktree, savedWorkRefs, unreadableWork, worktreeChange } from './saved-work.js';
 import { WORKTREE_REF, type WorktreeObserved } from './worktree.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
@@ -388,12 +388,14 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const repo = now.repo as Extract<RepoObserved, { state: 'git' }>;
     const generation = await BundleUpdate.begin(ctx.host, store, bundle, now.lineage?.current?.generation ?? null);
     const refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
+    let skipped: string[] = [];
     if (repo.head.sha) {
       ctx.report('snapshotting the work tree');
       // Made on the HEAD these refs record, whatever the agent commits meanwhile (a commit
       // changes no file of the work tree: that HEAD with the files as they are now existed).
       const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef, linksInRepo(bundle.repo, ctx.env.links), repo.head.sha);
       if (saved.sha) refs[WORKTREE_REF] = saved.sha;
+      skipped = saved.skipped;
     }
     // A repair (verify found the stored file damaged) replaces it without keeping it as <file>.1.
     const keep = decision.note === 'repair' ? 0 : bundle.keep;
@@ -406,7 +408,13 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
     // writeBundle checked the stored bundle against what it built: an agent that commits or edits
     // again before the executor verifies does not fail the update (the next one takes it).
-    return { summary: `wrote ${bundle.relFile} (${plural(committed, 'ref')}${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, notes: decision.warnings, verifiedInStore: true };
+    const summary = `wrote ${bundle.relFile} (${plural(committed, 'ref')}${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`;
+    // What git could not read is left out (shutdown then counts the bundle as not saved); the
+    // plan's warning about it is replaced by that line, which names what the update itself found.
+    if (skipped.length === 0) return { summary, ...(decision.warnings ? { notes: decision.warnings } : {}), verifiedInStore: true };
+    const left = unreadableWork(bundle.repo, skipped);
+    const notes = [left, ...(decision.warnings ?? []).filter((warning) => !warning.includes('cannot be read by git'))];
+    return { summary, notes, notSaved: [{ message: left, transient: false }], verifiedInStore: true };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
@@ -517,6 +525,18 @@ function uncommittedWork(bundle: ResolvedBundle, observed: BundleObserved): stri
   );
 }
 
+/**
+ * What a bundle with nothing to do leaves outside the store: the files of a repo without commits,
+ * or the paths of its work tree git cannot read (no update takes them until they change).
+ */
+export function bundleUnsavedWork(bundle: ResolvedBundle, observed: BundleObserved): string | null {
+  const uncommitted = uncommittedWork(bundle, observed);
+  if (uncommitted) return uncommitted;
+  const worktree = observed.repo.state === 'git' ? observed.repo.worktree : null;
+  const skipped = worktree && worktree.state !== 'unreadable' ? (worktree.skipped ?? []) : [];
+  return skipped.length ? unreadableWork(bundle.repo, skipped) : null;
+}
+
 export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   kind: 'bundle',
   // Restored first (links, syncs and files may lie in its repo); updated after the sync pushes.
@@ -540,5 +560,5 @@ export const bundleModule: ResourceModule<ResolvedBundle, BundleObserved> = {
   unattended: (decision, state) => decision.action === 'update' || (decision.action === 'restore' && (!hasCommits(state.repo) || decision.note === undefined)),
   facts: bundleFacts,
   unsaved: bundleUnsaved,
-  unsavedWork: uncommittedWork,
+  unsavedWork: bundleUnsavedWork,
 };

@@ -23,7 +23,7 @@
 // replacing it is a conflict.
 import type { Change } from '../../engine/types.js';
 import type { Host } from '../../host/types.js';
-import { plural } from '../../output/format.js';
+import { plural, samplePaths } from '../../output/format.js';
 import { errorMessage } from '../../output/format.js';
 import { STASH_REF_PREFIX } from './refs.js';
 import { WORKTREE_REF, describeSnapshot, ensureExcluded, restoreStash, restoreWorktree, snapshotWorktree, updateWorktreeRef, type WorktreeObserved } from './worktree.js';
@@ -106,12 +106,30 @@ export async function lostSavedWork(
  * point `refs/persist/worktree` at it (deleted when the work tree is clean). Returns the
  * snapshot's sha, or null when there is nothing beyond HEAD to save.
  */
-export async function saveWorktree(host: Host, repo: string, hadRef: string | null, leaveOut: readonly string[], head?: string): Promise<{ sha: string | null; excluded: boolean }> {
+export async function saveWorktree(
+  host: Host,
+  repo: string,
+  hadRef: string | null,
+  leaveOut: readonly string[],
+  head?: string,
+): Promise<{ sha: string | null; excluded: boolean; skipped: string[] }> {
   const excluded = await ensureExcluded(host, repo);
   const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo', leaveOut, head }), 'worktree', leaveOut);
   const sha = snapshot.clean ? null : snapshot.sha;
   if (sha !== hadRef) await updateWorktreeRef(host, repo, sha);
-  return { sha, excluded };
+  return { sha, excluded, skipped: snapshot.skipped };
+}
+
+/**
+ * Paths of the work tree git could not read (`skipped`): an untracked one is in no snapshot, a
+ * tracked one only as last staged. Not a cause that passes by itself: someone must make them readable.
+ */
+export function unreadableWork(repo: string, skipped: readonly string[]): string {
+  const one = skipped.length === 1;
+  return (
+    `${plural(skipped.length, 'path')} in ${repo} cannot be read by git and ${one ? 'is' : 'are'} not in the store as ${one ? 'it is' : 'they are'} now ` +
+    `(untracked: not saved; tracked: saved as last staged): ${samplePaths(skipped)}; make ${one ? 'it' : 'them'} readable, then persist apply saves ${one ? 'it' : 'them'}`
+  );
 }
 
 /** After a restore: the stash entries back in `git stash list`, the snapshot's files back in the work tree. Notes for the outcome. */

@@ -63,7 +63,7 @@ import { readFolderModes } from './folders.js';
 import { sameMtime, syncExcluder, walkTree, type TreeFile, type TreeListing } from './tree.js';
 import { listMirror, mirrorKey, storedKey } from './names.js';
 import { relativeKey } from '../../store/key-names.js';
-import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, type TrustDetail } from './trust.js';
+import { compareExtras, folderModesDiffer, isHeld, observeTrust, trustWarnings, unreadableNotSaved, type TrustDetail } from './trust.js';
 import { PushRun } from './push-run.js';
 import { RestoreRun } from './restore-run.js';
 import { formatAge, formatBytes, plural, samplePaths } from '../../output/format.js';
@@ -699,8 +699,19 @@ async function syncFacts(sync: ResolvedSync, observed: SyncObserved, host: Host)
 export function syncUnsaved(sync: ResolvedSync, observed: SyncObserved): string | null {
   const { local, mirror } = observed;
   const mirrorEmpty = mirror.state === 'missing' || (mirror.state === 'dir' && mirror.files === 0);
-  const localEmpty = local.state === 'missing' || (local.state === 'dir' && local.files === 0);
+  // A folder whose files cannot be read holds work all the same (syncUnsavedWork says so).
+  const localEmpty = local.state === 'missing' || (local.state === 'dir' && local.files === 0 && !local.unreadable?.length);
   return mirrorEmpty && localEmpty ? `nothing saved yet: ${describeLocal(sync, local)}` : null;
+}
+
+/**
+ * Paths of the local folder that cannot be read (files an earlier push could not read and that have
+ * not changed since, folders): no push takes them, so a plan with nothing to do does not mean they
+ * are saved (plan's and apply's notes, status `!!`, shutdown's exit 1).
+ */
+export function syncUnsavedWork(_sync: ResolvedSync, observed: SyncObserved): string | null {
+  const unreadable = observed.local.state === 'dir' ? (observed.local.unreadable ?? []) : [];
+  return unreadable.length === 0 ? null : unreadableNotSaved(unreadable);
 }
 
 export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> = {
@@ -725,4 +736,5 @@ export const syncModule: ResourceModule<ResolvedSync, SyncObserved, SyncDetail> 
   unattended: (decision, state) => decision.action === 'push' || (decision.action === 'restore' && restoreKeepsNothingAside(state)),
   facts: (sync, observed, ctx) => syncFacts(sync, observed, ctx.host),
   unsaved: syncUnsaved,
+  unsavedWork: syncUnsavedWork,
 };

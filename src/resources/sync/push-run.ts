@@ -15,7 +15,7 @@ import { noteTransfer, readKnownObjects, writeKnownObjects, type KnownObjects } 
 import { isFresh, SETTLE_MS } from '../../host/quiet.js';
 import { pushFile, Stage } from './stable.js';
 import { readTrustState, writeTrustState, type TrustState } from './trust-state.js';
-import { verifyPushed, type TrustDetail } from './trust.js';
+import { unreadableNotSaved, verifyPushed, type TrustDetail } from './trust.js';
 import type { ShardCache } from './manifest-cache.js';
 import type { TreeFile } from './tree.js';
 import { mirrorKey } from './names.js';
@@ -183,8 +183,16 @@ export class PushRun {
       // A snapshot that failed on a lock can succeed soon; without sqlite3 none can.
       this.notSaved.push({ message: `${plural(this.failed.length, 'SQLite database')} not pushed: ${samplePaths(this.failed)}`, transient: !this.trust?.observed.sqliteMissing });
     }
+    // Unreadable files and folders are left out: not saved, and not a cause that passes by itself
+    // (someone must make them readable), so shutdown counts the sync as not saved. Those found now
+    // and those an earlier push found (unchanged since: not tried again), and unreadable folders.
+    const unreadable = [
+      ...(this.trust?.listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`),
+      ...[...(this.trust?.unreadableFiles ?? [])].map((path) => `${path} (${this.trust!.state.unreadable?.[path]?.reason ?? 'unreadable'})`),
+      ...this.unreadable,
+    ];
+    if (unreadable.length) this.notSaved.push({ message: unreadableNotSaved(unreadable), transient: false });
     const notes = this.notSaved.map((left) => left.message);
-    if (this.unreadable.length) notes.push(`${plural(this.unreadable.length, 'file')} cannot be read and ${was(this.unreadable.length)} skipped (the mirror keeps what it had): ${samplePaths(this.unreadable)}`);
     if (this.vanished.length) notes.push(`${plural(this.vanished.length, 'file')} vanished during the push (not stored; the next push takes what is there then): ${samplePaths(this.vanished)}`);
     return notes;
   }

@@ -77,6 +77,12 @@ export function folderModesDiffer(recorded: FolderModes, trust: TrustDetail): bo
   return !sameModes(trust.folderModes, recorded);
 }
 
+/** Paths that cannot be read (`a (EACCES)`, `folder/ (EACCES)`): not in the store, and what to do. */
+export function unreadableNotSaved(unreadable: readonly string[]): string {
+  const one = unreadable.length === 1;
+  return `${plural(unreadable.length, 'path')} cannot be read and ${one ? 'is' : 'are'} not in the store (the mirror keeps any copy it had): ${samplePaths(unreadable)}; make ${one ? 'it' : 'them'} readable, then persist apply saves ${one ? 'it' : 'them'}`;
+}
+
 export function trustWarnings(local: { unreadable?: string[]; databases?: number; sqliteMissing?: boolean }): string[] {
   const warnings: string[] = [];
   if (local.unreadable?.length) warnings.push(`${plural(local.unreadable.length, 'path')} cannot be read and ${local.unreadable.length === 1 ? 'is' : 'are'} not synced (the mirror keeps what it had): ${samplePaths(local.unreadable)}`);
