@@ -67,7 +67,12 @@ export function identifiedBy(fsType: string): Pick<Backend, 'matches' | 'owns'> 
   };
 }
 
-/** Refuse to build a mount command from options the schema should already have rejected. */
+/**
+ * Refuse to build a mount command from options the spec's check should already have rejected (the
+ * same rules: src/backends/options.ts), in case a bucket reaches a driver some other way.
+ */
 export function assertValidOptions(backend: string, problems: OptionProblem[]): void {
-  if (problems.length) throw new ActionError(`invalid ${backend} options: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  if (problems.length) {
+    throw new ActionError(`invalid ${backend} options: ${problems.map((p) => `${p.key}${p.index === undefined ? '' : `[${p.index}]`}: ${p.message}`).join('; ')}`);
+  }
 }

@@ -11,8 +11,8 @@ import { isDuration } from '../spec/duration.js';
  * - `integer`: a whole number, 0 or more;
  * - `duration`: a duration as in src/spec/duration.ts (`500ms`, `30s`, `1m`, `2h`);
  * - `path`: a local path, relative ones resolved against the spec's folder (absolute once resolved);
- * - `arguments`: further arguments for the daemon, non-empty strings, none that persist refuses
- *   (FORBIDDEN_ARGUMENTS);
+ * - `arguments`: further arguments for the daemon, non-empty strings, none that the option's
+ *   `refuse` rules refuse (S3FS_REFUSALS, RCLONE_REFUSALS);
  * - `{ oneOf }`: one of the strings listed.
  */
 export type OptionType = 'boolean' | 'integer' | 'duration' | 'path' | 'arguments' | { oneOf: readonly string[] };
@@ -23,6 +23,8 @@ export interface OptionSpec {
   description: string;
   /** The value used when the option is left out, where it does not depend on the bucket. */
   default?: string | number | boolean;
+  /** `arguments` only: the items persist refuses, each rule with its reason. */
+  refuse?: readonly Refusal[];
 }
 
 /** A backend's options by key (the key under `mount.options`). */
@@ -31,6 +33,8 @@ export type OptionsTable = Readonly<Record<string, OptionSpec>>;
 export interface OptionProblem {
   /** Key under `mount.options`, e.g. `statCacheTtl`. */
   key: string;
+  /** The item of a list option at fault. */
+  index?: number;
   message: string;
 }
 
@@ -40,23 +44,159 @@ export function optionsDefinition(backend: string): string {
 }
 
 /**
- * Mount arguments persist refuses in every backend, each with its message, as the schema's
- * `forbiddenMountArgument` patterns. The last one (credentials) is the message for anything else
- * the schema refuses.
+ * One way an item of an `arguments` option is refused. `pattern` is a JavaScript regular
+ * expression as the schema's `pattern` takes it (flag `u`, no others: case-insensitivity is
+ * spelled out as `[Uu]`), so the schema (src/backends/schema.ts) and the mount-time check
+ * (checkOptions) refuse with the very same expressions. Group 1, when the pattern has one,
+ * captures what is refused, for the message.
  */
-export const FORBIDDEN_ARGUMENTS: readonly { pattern: string; message: (argument: string) => string }[] = [
-  { pattern: '^-{0,2}nonempty(=|$)', message: (argument) => `"${argument}" is refused: mounting over a non-empty folder hides its data` },
-  { pattern: '^-{0,2}(fsname|subtype)(=|$)', message: (argument) => `"${argument}" is refused: persist sets it to recognise its own mounts` },
+export interface Refusal {
+  pattern: string;
+  /** Why, given group 1. It never repeats the whole item: an item may hold a secret. */
+  message: (captured: string) => string;
+}
+
+/** `word` in any case, `-` and `_` standing for each other. */
+function anyCase(word: string): string {
+  return [...word].map((c) => (/[a-z]/.test(c) ? `[${c.toUpperCase()}${c}]` : c === '-' || c === '_' ? '[-_]' : c)).join('');
+}
+
+/** A name for a message: printable, short. */
+function shown(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text);
+}
+
+const HIDES_DATA = 'mounting over a non-empty folder hides its data';
+const NO_CREDENTIALS = 'credentials may not be passed as mount options (they would show on the command line); use `credentials:`';
+
+/** Anything that looks like a credential, anywhere in an item; the message never shows the item. */
+const CREDENTIALS: Refusal = {
+  pattern: [
+    '[Pp][Aa][Ss][Ss][Ww](?:[Oo][Rr])?[Dd]',
+    '[Ss][Ee][Cc][Rr][Ee][Tt]',
+    '[Aa][Cc][Cc][Ee][Ss][Ss][-_]?[Kk][Ee][Yy]',
+    '[Ss][Ee][Ss][Ss][Ii][Oo][Nn][-_]?[Tt][Oo][Kk][Ee][Nn]',
+  ].join('|'),
+  message: () => NO_CREDENTIALS,
+};
+
+/**
+ * s3fs options (each item goes as `-o <item>`). s3fs hands the item to FUSE's option parser,
+ * which splits it at every comma (`ro,url=x` is two options, and of two `url=` the last one
+ * wins: persist's own would be overridden) and reads `\` escapes (`\165rl` is `url`). So the
+ * check looks at each comma-separated part, in any case and with spaces or dashes around its
+ * name, and a part whose name is not plain lowercase letters, digits and `_` (what every s3fs
+ * and FUSE option is) is refused too: no escape, space or capital can smuggle a name through.
+ */
+function s3fsName(names: readonly string[], why: (name: string) => string): Refusal {
+  return {
+    pattern: `(?:^|,)[\\s-]*(${names.map(anyCase).join('|')})\\s*(?:=|,|$)`,
+    message: (captured) => {
+      const name = captured.toLowerCase().replace(/-/g, '_');
+      return `${shown(name)} is refused: ${why(name)}`;
+    },
+  };
+}
+
+const S3FS_SET = {
+  url: "it is set by persist from the bucket's endpoint",
+  host: "it is set by persist from the bucket's endpoint (host is s3fs's older name for url)",
+  endpoint: "it is set by persist from the bucket's region (s3fs 1.90 calls the region endpoint)",
+  region: "it is set by persist from the bucket's region",
+  bucket: "it is set by persist from the bucket's name",
+  fsname: 'it is set by persist to recognise its own mounts',
+  subtype: 'it is set by persist to recognise its own mounts',
+  logfile: "it is set by persist, which reads s3fs's errors from it",
+} as const;
+const S3FS_CREDENTIAL_SOURCES = ['profile', 'ecs', 'iam_role', 'ibm_iam_auth', 'ibm_iam_endpoint', 'use_session_token', 'credlib', 'credlib_opts'] as const;
+
+export const S3FS_REFUSALS: readonly Refusal[] = [
+  s3fsName(['nonempty'], () => HIDES_DATA),
+  s3fsName(['passwd_file'], () => `it is set by persist: ${NO_CREDENTIALS}`),
+  CREDENTIALS,
+  s3fsName(Object.keys(S3FS_SET), (name) => S3FS_SET[name as keyof typeof S3FS_SET] ?? 'it is set by persist'),
+  s3fsName(S3FS_CREDENTIAL_SOURCES, () => "credentials come from the bucket's `credentials:` (persist hands them to s3fs in a 0600 file)"),
   {
-    pattern: '[Pp][Aa][Ss][Ss][Ww][Dd]|[Ss][Ee][Cc][Rr][Ee][Tt]|[Aa][Cc][Cc][Ee][Ss][Ss]_?-?[Kk][Ee][Yy]',
-    message: () => 'credentials may not be passed as mount options (they would show on the command line); use `credentials:`',
+    // A part that does not start with a plain name followed by `=`, `,` or the end. Group 1 is
+    // its start, up to `=`, `,` or the first `\\` (so an escaped `=` shows no value).
+    pattern: '(?:^|,)(?![a-z0-9_]+(?:=|,|$))([^,=\\\\]*\\\\?)',
+    message: (captured) =>
+      captured.trim() === ''
+        ? 'an empty option (two commas in a row, or a comma at either end) is refused'
+        : `${shown(captured)} is refused: an s3fs option's name is lowercase letters, digits and _ (then =value), with no spaces, dashes, capitals or \\ escapes, so that no option persist sets can slip through`,
   },
 ];
 
-/** Why `argument` is refused (it matched a FORBIDDEN_ARGUMENTS pattern in the schema). */
-export function refusedArgument(argument: string): string {
-  const rule = FORBIDDEN_ARGUMENTS.find((candidate) => new RegExp(candidate.pattern).test(argument)) ?? FORBIDDEN_ARGUMENTS.at(-1)!;
-  return rule.message(argument);
+/**
+ * rclone arguments (each item one argument). rclone's flags take `--name value` and
+ * `--name=value`; the check finds a refused flag at the start of the item or after a space (an
+ * item holding several words), in any case, `-` and `_` alike, with one dash or two.
+ */
+function rcloneFlag(names: readonly string[], why: (flag: string) => string): Refusal {
+  return {
+    pattern: `(?:^|\\s)-{1,2}(${names.map(anyCase).join('|')})\\s*(?:=|\\s|$)`,
+    message: (captured) => {
+      const flag = `--${captured.toLowerCase().replace(/_/g, '-')}`;
+      return `${shown(flag)} is refused: ${why(flag)}`;
+    },
+  };
+}
+
+/** A family of flags: `rc`, `rc-addr`, `rc-no-auth`... */
+const family = (name: string) => `${anyCase(name)}(?:[-_][A-Za-z0-9_-]*)?`;
+const RCLONE_SET: Record<string, string> = {
+  '--config': "it is set by persist (the remote's configuration, credentials included, is a 0600 file persist writes)",
+  '--devname': 'it is set by persist to recognise its own mounts',
+  '--log-file': "it is set by persist, which reads rclone's errors from it",
+  '--cache-dir': 'it is set by persist; use the cacheDir option',
+  '--vfs-cache-mode': 'it is set by persist; use the cacheMode option',
+  '--s3-endpoint': "it is set by persist from the bucket's endpoint",
+  '--s3-region': "it is set by persist from the bucket's region",
+  '--s3-provider': "it is set by persist from the bucket's provider",
+  '--s3-force-path-style': "it is set by persist from the bucket's pathStyle",
+};
+
+export const RCLONE_REFUSALS: readonly Refusal[] = [
+  rcloneFlag(['allow-non-empty'], () => HIDES_DATA),
+  CREDENTIALS,
+  rcloneFlag(
+    Object.keys(RCLONE_SET).map((flag) => flag.slice(2)),
+    (flag) => RCLONE_SET[flag] ?? 'it is set by persist',
+  ),
+  {
+    pattern: `(?:^|\\s)-{1,2}(${family('rc')}|${family('daemon')})\\s*(?:=|\\s|$)`,
+    message: (captured) => {
+      const flag = `--${captured.toLowerCase().replace(/_/g, '-')}`;
+      const why = flag.startsWith('--rc')
+        ? 'it is set by persist (a loopback --rc, used to flush uploads before an unmount)'
+        : 'persist starts rclone in the background itself (--daemon cannot be combined with its --rc)';
+      return `${shown(flag)} is refused: ${why}`;
+    },
+  },
+  rcloneFlag(['s3-env-auth', 's3-profile', 's3-shared-credentials-file', 's3-session-token'], () => "credentials come from the bucket's `credentials:`"),
+  {
+    // -o (alone, with its value joined, or grouped after other short flags: -vo), --option and
+    // --fuse-flag: options for FUSE itself.
+    pattern: `(?:^|\\s)(-[A-Za-z]*[Oo]|--(?:${anyCase('option')}|${anyCase('fuse-flag')})(?==|\\s|$))`,
+    message: (captured) =>
+      `${shown(captured.startsWith('--') ? captured.toLowerCase().replace(/_/g, '-') : '-o')} is refused: persist passes no FUSE options to rclone (they could hide data, as nonempty does, or change how persist recognises its mount, as fsname does; the Debian build of rclone does not take them)`,
+  },
+];
+
+/** Why `item` is refused by `rules` (the first that matches), or undefined when it is not. */
+export function refusal(rules: readonly Refusal[], item: string): string | undefined {
+  for (const rule of rules) {
+    const match = compiled(rule).exec(item);
+    if (match) return rule.message(match[1] ?? '');
+  }
+  return undefined;
+}
+
+const expressions = new WeakMap<Refusal, RegExp>();
+function compiled(rule: Refusal): RegExp {
+  let expression = expressions.get(rule);
+  if (!expression) expressions.set(rule, (expression = new RegExp(rule.pattern, 'u')));
+  return expression;
 }
 
 /** Problems with `options` against the backend's table. */
@@ -76,6 +216,12 @@ export function checkOptions(backend: string, options: Record<string, unknown>, 
     }
     const problem = checkValue(value, spec.type);
     if (problem) problems.push({ key, message: problem });
+    else if (spec.refuse && Array.isArray(value)) {
+      for (const [index, item] of value.entries()) {
+        const refused = refusal(spec.refuse, String(item));
+        if (refused) problems.push({ key, index, message: refused });
+      }
+    }
   }
   return problems;
 }

@@ -10,7 +10,7 @@ import { storedObjects, type StoredObject } from './store-check.js';
 import { dirtyItems, type DirtyItem, type UnreadableItem } from './rclone-cache.js';
 import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
-import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
+import { checkOptions, RCLONE_REFUSALS, type OptionProblem, type OptionsTable } from './options.js';
 import type { Backend, BackendContext, FlushReport, Leftovers, MountCommand, PendingWrites } from './types.js';
 
 export const options = {
@@ -26,11 +26,13 @@ export const options = {
     description: "Delay before a closed file is uploaded (`--vfs-write-back`). Default 1s (rclone's own is 5s), so that the agent's writes through a link reach the store quickly.",
   },
   dirCacheTime: { type: 'duration', description: 'How long directory listings are cached (`--dir-cache-time`), e.g. 1m.' },
-  extraArgs: { type: 'arguments', description: 'Further rclone arguments, e.g. `--transfers=8`. Credential arguments are refused.' },
+  extraArgs: {
+    type: 'arguments',
+    description:
+      'Further rclone arguments, e.g. `--transfers=8`. Refused: `--allow-non-empty`, credential arguments, FUSE options (`-o`, `--option`, `--fuse-flag`), and the flags persist sets (`--config`, `--devname`, `--daemon*`, `--rc*`, `--log-file`, `--cache-dir`, `--vfs-cache-mode`, `--s3-endpoint`, `--s3-region`, `--s3-provider`, `--s3-force-path-style`), as `--flag value` or `--flag=value`.',
+    refuse: RCLONE_REFUSALS,
+  },
 } as const satisfies OptionsTable;
-
-/** Flags persist sets itself, or that would hide data (`--allow-non-empty`). */
-const RESERVED_ARGS = /^--(allow-non-empty|devname|daemon|rc|rc-addr|rc-no-auth|log-file|cache-dir|vfs-cache-mode|config)(=|$)/;
 
 /** The remote's name in the child's environment: `RCLONE_CONFIG_PERSIST_*` configure `persist:`. */
 const REMOTE = 'persist';
@@ -62,22 +64,9 @@ export function cacheDirOf(bucket: MountedBucket, runtimeDir: string): string {
 /** Upper bound on waiting for rclone to upload what was written before unmounting. */
 const FLUSH_TIMEOUT_MS = 120_000;
 
+/** Unknown keys, wrong types, refused extraArgs: the spec's check refuses them first, with the same rules. */
 function validateOptions(given: Record<string, unknown>): OptionProblem[] {
-  const problems = checkOptions('rclone', given, options);
-  const extra = given.extraArgs;
-  if (Array.isArray(extra)) {
-    for (const arg of extra) {
-      if (typeof arg === 'string' && RESERVED_ARGS.test(arg)) {
-        problems.push({
-          key: 'extraArgs',
-          message: arg.startsWith('--allow-non-empty')
-            ? '`--allow-non-empty` is refused: it would hide the files already in the mount point'
-            : `\`${arg.split('=')[0]}\` is set by persist (use the cacheMode/cacheDir options where they exist)`,
-        });
-      }
-    }
-  }
-  return problems;
+  return checkOptions('rclone', given, options);
 }
 
 function freeLoopbackPort(): Promise<number> {

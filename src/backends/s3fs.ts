@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { MountedBucket } from '../spec/types.js';
 import { assertValidOptions, childEnv, endpointOf, fuseUnmount, identifiedBy, regionOf, revealCredentials } from './common.js';
-import { checkOptions, type OptionProblem, type OptionsTable } from './options.js';
+import { checkOptions, S3FS_REFUSALS, type OptionProblem, type OptionsTable } from './options.js';
 import type { Backend, BackendContext, MountCommand } from './types.js';
 
 export const options = {
@@ -27,29 +27,15 @@ export const options = {
   },
   extraOptions: {
     type: 'arguments',
-    description: 'Further s3fs options, each passed as `-o <item>` (e.g. `max_stat_cache_size=10000`). `nonempty` and credential options are refused.',
+    description:
+      'Further s3fs options, each passed as `-o <item>` (e.g. `max_stat_cache_size=10000`). Refused, also inside a comma-separated item: `nonempty`, credential options, and the options persist sets (`url`, `host`, `endpoint`, `region`, `bucket`, `passwd_file`, `fsname`, `subtype`, `logfile`).',
+    refuse: S3FS_REFUSALS,
   },
 } as const satisfies OptionsTable;
 
-/** `nonempty` mounts over existing files and hides them; persist never allows it. */
-const FORBIDDEN_EXTRA = /^nonempty(=|$)/;
-/** Options persist sets itself: overriding them would break identification or credentials. */
-const RESERVED_EXTRA = /^(passwd_file|url|endpoint|fsname|subtype|logfile)(=|$)/;
-
+/** Unknown keys, wrong types, refused extraOptions: the spec's check refuses them first, with the same rules. */
 function validateOptions(given: Record<string, unknown>): OptionProblem[] {
-  const problems = checkOptions('s3fs', given, options);
-  const extra = given.extraOptions;
-  if (Array.isArray(extra)) {
-    for (const item of extra) {
-      if (typeof item !== 'string') continue;
-      if (FORBIDDEN_EXTRA.test(item)) {
-        problems.push({ key: 'extraOptions', message: '`nonempty` is refused: it would hide the files already in the mount point' });
-      } else if (RESERVED_EXTRA.test(item)) {
-        problems.push({ key: 'extraOptions', message: `\`${item.split('=')[0]}\` is set by persist and cannot be overridden` });
-      }
-    }
-  }
-  return problems;
+  return checkOptions('s3fs', given, options);
 }
 
 async function mountCommand(bucket: MountedBucket, ctx: BackendContext): Promise<MountCommand> {

@@ -1,11 +1,11 @@
 // The schema's backend parts, made from the registry: the backend enum, the per-backend `if/then`
 // that picks the options definition, each backend's options definition (from its driver's
-// options table), the duration definition and the mount arguments every backend refuses.
+// options table, with the items each list option refuses) and the duration definition.
 // scripts/schema.mjs writes them into schemas/persist.schema.json (the committed source of
 // truth that `persist schema` prints and editors read) or checks that they are up to date;
 // test/backends/schema.test.ts fails when they are not. Build and tests only: never loaded by the CLI.
 import { DURATION_DESCRIPTION, DURATION_PATTERN } from '../spec/duration.js';
-import { FORBIDDEN_ARGUMENTS, optionsDefinition, type OptionSpec, type OptionsTable } from './options.js';
+import { optionsDefinition, type OptionSpec, type OptionsTable } from './options.js';
 import { BACKEND_NAMES, backends } from './registry.js';
 
 type SchemaNode = { [keyword: string]: unknown };
@@ -28,9 +28,14 @@ function optionSchema(option: OptionSpec): SchemaNode {
       case 'path':
         node = { description, type: 'string', pattern: '\\S' };
         break;
-      case 'arguments':
-        node = { description, type: 'array', items: { type: 'string', pattern: '\\S', not: { $ref: '#/$defs/forbiddenMountArgument' } } };
+      case 'arguments': {
+        // The very patterns the mount-time check uses (options.ts), so both refuse the same items.
+        const refused = option.refuse?.length
+          ? { not: { description: 'Items persist refuses (see the option\'s description).', anyOf: option.refuse.map(({ pattern }) => ({ type: 'string', pattern })) } }
+          : {};
+        node = { description, type: 'array', items: { type: 'string', pattern: '\\S', ...refused } };
         break;
+      }
     }
   }
   return option.default === undefined ? node : { ...node, default: option.default };
@@ -65,18 +70,16 @@ export function withBackendParts(schema: SchemaNode): SchemaNode {
       properties: { ...mountBody.properties, backend: { ...mountBody.properties.backend, enum: [...BACKEND_NAMES] } },
       allOf: BACKEND_NAMES.map(pickOptions),
     },
-    forbiddenMountArgument: {
-      ...defs.forbiddenMountArgument,
-      type: 'string',
-      anyOf: FORBIDDEN_ARGUMENTS.map(({ pattern }) => ({ pattern, type: 'string' })),
-    },
   };
+  // Refused items used to be one definition shared by every backend; each list option now carries its own.
+  const dropped = new Set(['forbiddenMountArgument']);
   const optionDefs = Object.fromEntries(BACKEND_NAMES.map((name) => [optionsDefinition(name), optionsSchema(name, backends[name].options)]));
   // The options definitions go where the first of the old ones was (else after the mount's).
   const isOptions = (key: string) => key.endsWith('Options');
-  const anchor = Object.keys(defs).find(isOptions) ?? 'forbiddenMountArgument';
+  const anchor = Object.keys(defs).find(isOptions) ?? 'mountBody';
   const out: Record<string, SchemaNode> = {};
   for (const [key, value] of Object.entries(defs)) {
+    if (dropped.has(key)) continue;
     if (key === anchor && isOptions(key)) Object.assign(out, optionDefs);
     if (!isOptions(key)) out[key] = generated[key] ?? value;
     if (key === anchor && !isOptions(key)) Object.assign(out, optionDefs);

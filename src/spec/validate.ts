@@ -2,7 +2,8 @@
 // loaded at run time) and turns ajv's errors into messages a person can act on, each with the
 // key path it concerns.
 import schema from '../../schemas/persist.schema.json' with { type: 'json' };
-import { optionsDefinition, refusedArgument } from '../backends/options.js';
+import { optionsDefinition, refusal } from '../backends/options.js';
+import { BACKEND_NAMES, backends, type BackendName } from '../backends/registry.js';
 import validateSchema from '../generated/spec-validator.js';
 import { DURATION_PATTERN } from './duration.js';
 import { hasReference, isPlainObject } from './interpolate.js';
@@ -92,10 +93,23 @@ function describe(keyword: string, params: Record<string, unknown>, path: KeyPat
     case 'minProperties':
       return at(path.join('.') === 'buckets' ? 'declare at least one bucket' : 'must not be empty');
     case 'not':
-      return at(refusedArgument(String(value)));
+      return at(refusedItem(path, value, data) ?? `${shown} is refused`);
     default:
       return at(`${shown} is not valid here (${keyword})`);
   }
+}
+
+/**
+ * Why an item of a backend's list option (`mount.options.extraOptions[i]`) is refused: the rules
+ * of that option (src/backends/options.ts), whose patterns are the schema's.
+ */
+function refusedItem(path: KeyPath, value: unknown, data: unknown): string | undefined {
+  const [index, key, options, mount] = [...path].reverse();
+  if (typeof index !== 'number' || typeof key !== 'string' || options !== 'options' || mount !== 'mount') return undefined;
+  const backend = valueAt(data, [...path.slice(0, -3), 'backend']);
+  if (!BACKEND_NAMES.includes(backend as BackendName)) return undefined;
+  const rules = backends[backend as BackendName].options[key]?.refuse;
+  return rules ? refusal(rules, String(value)) : undefined;
 }
 
 /** A value for a message; credentials never appear. */
