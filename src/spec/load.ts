@@ -197,9 +197,15 @@ function quoteKeyAt(text: string, offset: number): string {
   return match?.[1] ? `"${match[1].replace(/^["']|["']$/g, '')}"` : '';
 }
 
+/** A scalar as shown in a message: at most 60 characters, control and non-UTF-8 bytes as `?` (a binary file given as the spec must not write raw bytes to the terminal). */
+function printable(text: string): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '?');
+  return clean.length > 60 ? `${clean.slice(0, 57)}...` : clean;
+}
+
 function describeNode(node: unknown): string {
   if (isSeq(node)) return 'a list';
-  if (isScalar(node)) return node.value === null ? 'null' : `a ${typeof node.value} (${String(node.value)})`;
+  if (isScalar(node)) return node.value === null ? 'null' : `a ${typeof node.value} (${printable(String(node.value))})`;
   return 'this';
 }
 

@@ -78,7 +78,7 @@ function describe(keyword: string, params: Record<string, unknown>, path: KeyPat
       return [{ path: [...path, String(params.propertyName)], part: 'key', message: `"${String(params.propertyName)}" is not a valid name: ${NAME_RULE}` }];
     case 'const':
       return path.join('.') === 'version'
-        ? at(`unsupported version ${shown}; this persist reads version 1`)
+        ? at(typeof value === 'string' ? `must be the number 1, not the string ${shown} (write version: 1, without quotes)` : `unsupported version ${shown}; this persist reads version 1`)
         : at(`must be ${JSON.stringify(params.allowedValue)}`);
     case 'enum':
       return at(`${shown} is not one of: ${(params.allowedValues as unknown[]).map(String).join(', ')}`);

@@ -54,6 +54,11 @@ const cases: Case[] = [
   { name: 'only comments', yaml: ['# nothing here', '# at all'], expect: [{ message: 'the spec is empty', line: 1, path: '' }] },
   { name: 'list at the root', yaml: ['- version: 1', '- buckets: {}'], expect: [{ message: 'must be a mapping of keys', line: 1, path: '' }] },
   { name: 'scalar at the root', yaml: ['just text'], expect: [{ message: 'must be a mapping of keys', line: 1, path: '' }] },
+  {
+    name: 'binary bytes at the root are not echoed raw',
+    yaml: [`\u0001\u001b[31m${'x'.repeat(100)}`],
+    expect: [{ message: `the spec must be a mapping of keys (version, buckets, ...), not a string (??[31m${'x'.repeat(51)}...)`, line: 1, path: '' }],
+  },
   { name: 'two documents', yaml: [...BASE, '---', 'version: 1'], expect: [{ message: 'exactly one YAML document', line: 8, path: '' }] },
   {
     name: 'alias bomb',
@@ -67,6 +72,7 @@ const cases: Case[] = [
   { name: 'unterminated flow list', yaml: [...BASE, 'links: [a,'], expect: [{ message: 'Flow sequence', line: 9, path: '' }], atLeast: true },
   // --- structure
   { name: 'wrong version', yaml: ['version: 2', ...BASE.slice(1)], expect: [{ message: 'unsupported version 2', line: 1, path: 'version' }] },
+  { name: 'version as a string', yaml: ['version: "1"', ...BASE.slice(1)], expect: [{ message: 'must be the number 1, not the string "1"', line: 1, path: 'version' }] },
   { name: 'missing version', yaml: BASE.slice(1), expect: [{ message: 'missing required key "version"', line: 1, path: '' }] },
   { name: 'no buckets', yaml: ['version: 1', 'buckets: {}'], expect: [{ message: 'declare at least one bucket', line: 2, path: 'buckets' }] },
   { name: 'unknown top-level key', yaml: [...BASE, 'colour: red'], expect: [{ message: 'unknown key "colour"; expected one of: version, defaultEnvironment', line: 8, path: 'colour' }] },
