@@ -23,7 +23,10 @@ const NAME_RULE = 'names start with a letter or digit and hold only letters, dig
 const PATTERN_MESSAGES: Record<string, (shown: string) => string> = {
   '^[A-Za-z0-9][A-Za-z0-9_.-]*$': (shown) => `${shown} is not a valid name: ${NAME_RULE}`,
   [DURATION_PATTERN]: (shown) => `${shown} is not a duration; expected a whole number and a unit, such as 500ms, 30s, 1m or 2h`,
-  '^0?[0-7]{3}$': (shown) => `${shown} is not a file mode; expected octal digits in quotes, such as "0600"`,
+  '^0?[0-7]{3}$': (shown) =>
+    /^"0?[0-7]{4}"$/.test(shown)
+      ? `${shown} sets setuid, setgid or sticky bits, which a restored file does not get; expected permission bits only, such as "0600"`
+      : `${shown} is not a file mode; expected octal digits in quotes, such as "0600"`,
   '\\S': () => 'must not be empty',
   '^https?://[^\\s]+$': (shown) => `${shown} is not a URL; expected https://host[:port]`,
 };

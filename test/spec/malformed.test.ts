@@ -72,6 +72,7 @@ const cases: Case[] = [
   { name: 'unterminated flow list', yaml: [...BASE, 'links: [a,'], expect: [{ message: 'Flow sequence', line: 9, path: '' }], atLeast: true },
   // --- structure
   { name: 'wrong version', yaml: ['version: 2', ...BASE.slice(1)], expect: [{ message: 'unsupported version 2', line: 1, path: 'version' }] },
+  { name: 'file mode with setuid', yaml: [...BASE, 'files:', '  creds: { from: a, to: ./a, mode: "4777" }'], expect: [{ message: '"4777" sets setuid, setgid or sticky bits', line: 9, path: 'files.creds.mode' }] },
   { name: 'version as a string', yaml: ['version: "1"', ...BASE.slice(1)], expect: [{ message: 'must be the number 1, not the string "1"', line: 1, path: 'version' }] },
   { name: 'missing version', yaml: BASE.slice(1), expect: [{ message: 'missing required key "version"', line: 1, path: '' }] },
   { name: 'no buckets', yaml: ['version: 1', 'buckets: {}'], expect: [{ message: 'declare at least one bucket', line: 2, path: 'buckets' }] },
