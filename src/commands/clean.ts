@@ -7,14 +7,25 @@
 // or a copy edited since, is named and left alone; the record goes with the copy it describes), and
 // every upload's parts are looked at again right before it is aborted (one written to in the last
 // hour, which a live push may still be sending, is left alone).
+//
+// A partial file is a leftover only once nobody is writing it. So clean holds this machine's apply
+// lock from its listing to its last removal (an apply, watch round, shutdown, rollback or detach
+// of this machine runs before or after it, never during it; one running now makes clean refuse at
+// once), and leaves alone the files of a bucket whose lease another machine holds (not expired):
+// that machine may be writing them right now (checked when listing and again right before removing).
 import { createInterface } from 'node:readline/promises';
 import { posix } from 'node:path';
+import { acquireLock } from '../engine/lock.js';
 import { UsageError } from '../errors.js';
+import { stateDir } from '../host/paths.js';
 import { formatBytes, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import { conflictRecordKey } from '../resources/link/conflict-records.js';
-import { abortIncompleteUploads, findIncompleteUploads, isRecordedConflictCopy, leftoverKind, renderIncompleteUploads, renderLeftovers, renderLookalikes, surveyLeftovers } from './leftovers.js';
+import { abortIncompleteUploads, findIncompleteUploads, isRecordedConflictCopy, leftoverKind, renderIncompleteUploads, renderLeftovers, renderLeftAloneForLease, renderLookalikes, surveyLeftovers, type Leftover } from './leftovers.js';
+import { otherLeaseHolder } from './other-lease.js';
+import type { Host } from '../host/types.js';
+import type { ResolvedEnvironment } from '../spec/types.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface CleanCommandOptions extends SpecOptions {
@@ -44,8 +55,30 @@ async function confirm(io: CommandIO, files: number, uploads: number): Promise<b
 export default async function clean(opts: CleanCommandOptions, io: CommandIO): Promise<number> {
   const readOnly = makeHost(io, { readOnly: true });
   const env = await loadSpec(opts, io, readOnly);
+  const host = makeHost(io);
+  // Not on a terminal and without --auto-approve, clean only lists and refuses: it writes nothing, not even the lock.
+  const removes = opts.autoApprove === true || io.interactive;
+  const release = removes ? await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, 0, 'wait for it to finish, then run this clean again') : async () => {};
+  try {
+    return await cleanLocked(opts, io, env, readOnly, host);
+  } finally {
+    await release();
+  }
+}
+
+async function cleanLocked(opts: CleanCommandOptions, io: CommandIO, env: ResolvedEnvironment, readOnly: Host, host: Host): Promise<number> {
   const { observation } = await computePlan(readOnly, env, { allowShrink: false }, []);
-  const { leftovers, lookalikes } = await surveyLeftovers(env, observation.ctx);
+  const survey = await surveyLeftovers(env, observation.ctx);
+  const { lookalikes } = survey;
+  // Another machine's live lease: its partial files may be being written; none of that bucket's files is touched.
+  const holderOf = await otherLeaseHolder(readOnly, env);
+  const busy = new Map<string, string>();
+  for (const bucket of new Set(survey.leftovers.map((leftover) => leftover.bucket))) {
+    const holder = await holderOf(bucket);
+    if (holder !== null) busy.set(bucket, holder);
+  }
+  const leftovers = survey.leftovers.filter((leftover) => !busy.has(leftover.bucket));
+  const leftAlone: Leftover[] = survey.leftovers.filter((leftover) => busy.has(leftover.bucket));
   const uploads = await findIncompleteUploads(env, readOnly.now().getTime());
   const failedToLook = uploads.failures.some((failure) => !failure.unsupported);
   io.out(`${header(env, 'clean')}\n\n`);
@@ -53,8 +86,10 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
   if (unready.length) io.out(`not looked into (not mounted): bucket ${unready.join(', ')}\n`);
   io.out(renderIncompleteUploads({ ...uploads, stale: [] }, readOnly.now()));
   io.out(renderLookalikes(lookalikes));
+  for (const [bucket, holder] of busy) io.out(renderLeftAloneForLease(bucket, holder, leftAlone.filter((leftover) => leftover.bucket === bucket)));
   if (leftovers.length === 0 && uploads.stale.length === 0) {
-    io.out(failedToLook ? 'No leftovers of persist found where clean could look.\n' : 'No leftovers of persist in the bucket.\n');
+    if (leftAlone.length) io.out('Nothing removed.\n');
+    else io.out(failedToLook ? 'No leftovers of persist found where clean could look.\n' : 'No leftovers of persist in the bucket.\n');
     return failedToLook ? 1 : 0;
   }
   io.out(renderLeftovers(leftovers));
@@ -66,11 +101,21 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
       return 1;
     }
   }
-  const storeOf = storesFor(env, makeHost(io));
+  const storeOf = storesFor(env, host);
   let removed = 0;
+  const takenSince = new Map<string, string | null>(); // per bucket: another machine's lease, looked at again right before
   for (const leftover of leftovers) {
     const kind = leftoverKind(posix.basename(leftover.key));
     if (kind === null) continue; // never anything persist did not name
+    if (!takenSince.has(leftover.bucket)) {
+      const holder = await holderOf(leftover.bucket);
+      takenSince.set(leftover.bucket, holder);
+      if (holder !== null) io.out(renderLeftAloneForLease(leftover.bucket, holder, leftovers.filter((other) => other.bucket === leftover.bucket)));
+    }
+    if (takenSince.get(leftover.bucket) !== null) {
+      leftAlone.push(leftover);
+      continue;
+    }
     const store = storeOf(leftover.bucket);
     const info = await store.stat(leftover.key);
     if (!info || info.type !== 'file') continue;
@@ -88,6 +133,7 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
     removed += 1;
   }
   const done = leftovers.length ? [`removed ${plural(removed, 'file')}`] : [];
+  if (leftAlone.length) done.push(`left ${plural(leftAlone.length, 'file')} alone (another machine holds the bucket's lease)`);
   let failed = failedToLook;
   if (uploads.stale.length) {
     const result = await abortIncompleteUploads(env, uploads.stale, readOnly.now().getTime());
