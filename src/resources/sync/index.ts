@@ -184,7 +184,9 @@ async function inspect(sync: ResolvedSync, host: Host, store: Store | null, cach
       localObserved = { state: 'unreadable', reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
     }
     if (local) {
-      trust = await observeTrust(host, sync, local);
+      // The manifest (asked for before the walk) says which files are unchanged since their push.
+      const pushed = await manifestRead.catch(() => null);
+      trust = await observeTrust(host, sync, local, pushed?.files);
       localObserved = { state: 'dir', files: Object.keys(local.files).length, skipped: local.skipped, restoreIncomplete: trust.state.restoring !== undefined, ...trust.observed };
     }
   }

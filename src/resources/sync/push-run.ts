@@ -165,7 +165,10 @@ export class PushRun {
       }
       state.sqlite = sqlite;
       const unreadable: NonNullable<TrustState['unreadable']> = { ...this.unreadableStamps };
-      for (const path of this.trust?.unreadableFiles ?? []) if (state.unreadable?.[path]) unreadable[path] = state.unreadable[path]!;
+      for (const path of this.trust?.unreadableFiles ?? []) {
+        const recorded = state.unreadable?.[path] ?? this.trust?.probed[path];
+        if (recorded) unreadable[path] = recorded;
+      }
       state.unreadable = unreadable;
       await writeTrustState(this.host, this.sync, state);
       for (const path of Object.keys(this.known)) if (!this.trust?.listing.files[path]) delete this.known[path];
@@ -188,7 +191,7 @@ export class PushRun {
     // and those an earlier push found (unchanged since: not tried again), and unreadable folders.
     const unreadable = [
       ...(this.trust?.listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`),
-      ...[...(this.trust?.unreadableFiles ?? [])].map((path) => `${path} (${this.trust!.state.unreadable?.[path]?.reason ?? 'unreadable'})`),
+      ...[...(this.trust?.unreadableFiles ?? [])].map((path) => `${path} (${(this.trust!.probed[path] ?? this.trust!.state.unreadable?.[path])?.reason ?? 'unreadable'})`),
       ...this.unreadable,
     ];
     if (unreadable.length) this.notSaved.push({ message: unreadableNotSaved(unreadable), transient: false });

@@ -1,6 +1,7 @@
 // What a sync observes beyond its files so that a push saves a state that existed (docs/architecture.md, durability):
 // its SQLite databases (sqlite-sync.ts), files and folders it cannot read, hard links whose
 // grouping changed (hardlinks.ts), folder modes (folders.ts), and the local trust state (trust-state.ts). index.ts calls these.
+import { join } from 'node:path';
 import { timestampTickMs } from '../../host/timestamps.js';
 import type { Host } from '../../host/types.js';
 import { plural, samplePaths } from '../../output/format.js';
@@ -12,7 +13,7 @@ import { readManifest, type ManifestEntry, type SyncManifest } from './manifest.
 import type { ShardCache } from './manifest-cache.js';
 import { findDatabases, findSqlite3, isSidecarOf, judgeDatabases } from './sqlite-sync.js';
 import { readTrustState, sameStamp, type TrustState } from './trust-state.js';
-import { underUnreadable, type TreeListing } from './tree.js';
+import { sameMtime, underUnreadable, type TreeListing } from './tree.js';
 import { shapeChanged } from './hardlinks.js';
 import { ActionError } from '../../errors.js';
 
@@ -21,14 +22,17 @@ export interface TrustDetail {
   listing: TreeListing;
   databases: Set<string>;
   sidecars: string[];
-  /** Files a push could not read that have not changed since: left out, their mirror copies kept. */
+  /** Files a push could not read that have not changed since, or that cannot be opened now: left out, their mirror copies kept. */
   unreadableFiles: Set<string>;
+  /** Of `unreadableFiles`, those no push recorded yet (found by opening them), with their stamp and why: the push records them. */
+  probed: NonNullable<TrustState['unreadable']>;
   /** The local folders the mirror records, by mode (recordedFolders; under unreadable folders, the recorded ones). */
   folderModes: FolderModes;
   observed: { unreadable?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number };
 }
 
-export async function observeTrust(host: Host, sync: ResolvedSync, listing: TreeListing): Promise<TrustDetail> {
+/** `pushed`: the files of the mirror's manifest, when it has one (a file unchanged since its push is not opened). */
+export async function observeTrust(host: Host, sync: ResolvedSync, listing: TreeListing, pushed?: Record<string, ManifestEntry>): Promise<TrustDetail> {
   const state = await readTrustState(host, sync);
   const unreadableFiles = new Set<string>();
   for (const [path, recorded] of Object.entries(state.unreadable ?? {})) {
@@ -38,9 +42,26 @@ export async function observeTrust(host: Host, sync: ResolvedSync, listing: Tree
       unreadableFiles.add(path);
     }
   }
+  // A file without every read bit may be one this process cannot open: tried (an open, no read),
+  // so that the plan does not count it as pushed. Not tried: files readable by all, files recorded
+  // above (their stamp says it), and files the manifest lists with their size, mtime and mode
+  // (unchanged since their push: nothing to push; a chmod changes the mode), so that a folder
+  // written with umask 077 costs a plan no open per file.
+  const probed: TrustDetail['probed'] = {};
+  for (const [path, file] of Object.entries(listing.files)) {
+    if ((file.mode & 0o444) === 0o444) continue;
+    const entry = pushed?.[path];
+    if (entry && entry.size === file.size && entry.mode === file.mode && sameMtime(entry.mtimeMs, file.mtimeMs)) continue;
+    const reason = await cannotOpen(host, join(sync.from, path));
+    if (reason === null) continue;
+    probed[path] = { size: file.size, mtimeMs: file.mtimeMs, ...(file.ctimeMs === undefined ? {} : { ctimeMs: file.ctimeMs }), reason };
+    delete listing.files[path];
+    unreadableFiles.add(path);
+  }
   const { databases, sidecars } = await findDatabases(host, sync.from, listing);
   const observed: TrustDetail['observed'] = {};
-  const unreadable = [...(listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`), ...[...unreadableFiles].map((path) => `${path} (${state.unreadable![path]!.reason})`)];
+  const why = (path: string) => (probed[path] ?? state.unreadable![path]!).reason;
+  const unreadable = [...(listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`), ...[...unreadableFiles].map((path) => `${path} (${why(path)})`)];
   if (unreadable.length > 0) observed.unreadable = unreadable;
   const repair = (state.damaged ?? []).filter((path) => path in listing.files).length;
   if (repair > 0) observed.repair = repair;
@@ -49,7 +70,18 @@ export async function observeTrust(host: Host, sync: ResolvedSync, listing: Tree
     if ((await findSqlite3(host)) === null) observed.sqliteMissing = true;
   }
   const folderModes = recordedFolders(listing.folders, listing.files, (path) => !underUnreadable(listing, path) || (listing.unreadable ?? []).some((entry) => entry.path === path));
-  return { state, listing, databases: new Set(databases), sidecars, unreadableFiles, folderModes, observed };
+  return { state, listing, databases: new Set(databases), sidecars, unreadableFiles, probed, folderModes, observed };
+}
+
+/** Why `path` cannot be opened for reading (EACCES, EPERM), or null (it can, or it is gone: the push sees that). */
+async function cannotOpen(host: Host, path: string): Promise<string | null> {
+  try {
+    await host.readHead(path, 0);
+    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' ? code : null;
+  }
 }
 
 /** Whether a manifest path missing from the listing is kept as it is (not "removed"). */
