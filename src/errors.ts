@@ -71,10 +71,33 @@ export class StoreError extends PersistError {
   }
 }
 
-/** Whether `error`, or an error it was caused by, is a StoreError of a passing outage. */
+/**
+ * A file or folder that a resource's observation had to read answered with an error of the file
+ * system (a symbolic link loop, permission denied, a file where a folder belongs, an I/O error):
+ * `path` is the one the system named, `code` its errno code, `fix` what to do. Only the resource
+ * that reads it stops on it (engine/observe.ts), as with a StoreError.
+ */
+export class PathError extends PersistError {
+  constructor(
+    message: string,
+    readonly path: string,
+    readonly code: string,
+    readonly fix: string,
+    /** The path changed while it was looked at (it went away): the next run may find it whole. */
+    readonly transient = false,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Why a resource could not be observed: its bucket's store, or a path it reads. */
+export type UnobservedError = StoreError | PathError;
+
+/** Whether `error`, or an error it was caused by, is a StoreError of a passing outage (or a PathError of a path that changed while it was read). */
 export function isTransientStoreFailure(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof StoreError) return e.transient;
+    if (e instanceof StoreError || e instanceof PathError) return e.transient;
   }
   return false;
 }

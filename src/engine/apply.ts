@@ -91,7 +91,7 @@ async function observeNow(entry: Entry, byAddress: Map<string, Entry>, host: Hos
   const maker = makerEntry ? await observeEntry(makerEntry, ctx, options) : undefined;
   if (maker) recordReadiness(ctx, maker);
   const bucket = key === null ? null : { key, ready: ctx.mountReady[key] === true };
-  return { observed: await observeEntry(entry, ctx, options), ctx, bucket, ...(maker ? { maker } : {}) };
+  return { observed: await observeEntry(entry, ctx, options, maker), ctx, bucket, ...(maker ? { maker } : {}) };
 }
 
 export type ActionContext = Omit<ApplyContext, 'store'>;
@@ -223,6 +223,9 @@ export async function executePlan(actions: PlannedAction[], run: ExecuteOptions)
       result.notes.push(`it changed again since it was read (${observed.diff.reason}); the next ${done} takes the newer state`);
     } else if (observed.diff && result.followedBy === observed.diff.action && !observed.diff.conflict) {
       result.notes.push(`it still needs "${observed.diff.action}" (${observed.diff.reason}): the next apply or watch round does it`);
+    } else if (observed.unobserved) {
+      result.status = 'failed';
+      result.message = `verification failed: ${observed.diff!.reason}. ${observed.unobserved.fix}`;
     } else if (observed.diff) {
       result.status = 'failed';
       result.message = `verification failed: after the action it still needs "${observed.diff.action}" (${observed.diff.reason})`;

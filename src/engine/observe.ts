@@ -9,7 +9,9 @@ import { storesFor } from '../store/index.js';
 import { getBackend } from '../backends/registry.js';
 import { addressOf, mountAddress, type Address } from './address.js';
 import type { ResourceRef } from './plan.js';
-import { StoreError } from '../errors.js';
+import { PathError, StoreError, type UnobservedError } from '../errors.js';
+import { PATH_TROUBLE, showPath } from '../output/format.js';
+import { pathString } from '../host/names.js';
 import type { Decision, ObserveContext, Phase, PlannedAction, PlanOptions, Seen } from './types.js';
 
 /** A resource of the environment with its module. */
@@ -23,8 +25,12 @@ export interface Entry {
 export interface ObservedResource extends Entry {
   seen: Seen<unknown, unknown>;
   diff: Decision | null;
-  /** Its bucket's store failed, or its bucket's mount died, while it was looked into: `seen` holds nothing, `diff` is a conflict saying so. */
-  unobserved?: StoreError;
+  /**
+   * Its bucket's store failed, its bucket's mount died, or a path it reads answered with a file
+   * system error (PathError), while it was looked into: `seen` holds nothing, `diff` is a conflict
+   * saying so.
+   */
+  unobserved?: UnobservedError;
 }
 
 export interface Observation {
@@ -78,20 +84,33 @@ export function observeContext(host: Host, env: ResolvedEnvironment): ObserveCon
   return { host, env, mountReady, store: storesFor(env, host) };
 }
 
-export async function observeEntry(entry: Entry, ctx: ObserveContext, options: PlanOptions): Promise<ObservedResource> {
+/**
+ * Observe one resource and diff it. `maker` is the observation of the resource that makes its
+ * bucket ready, when there is one: if that one could not be looked into, neither can this one
+ * (nothing is known of the bucket it compares with), and it says so without reading anything.
+ */
+export async function observeEntry(entry: Entry, ctx: ObserveContext, options: PlanOptions, maker?: ObservedResource): Promise<ObservedResource> {
+  if (maker?.unobserved) return unobservable(entry, maker.unobserved, `cannot be looked into while ${maker.address} cannot: `);
   let seen: Seen<unknown, unknown>;
   try {
     seen = await entry.module.observe(entry.resource, ctx);
   } catch (caught) {
-    // One bucket's store failing (or its mount dying under us) stops only its own resources: the
-    // others are planned and applied.
-    const error = caught instanceof StoreError ? caught : mountDiedUnder(entry, ctx, caught);
+    // One bucket's store failing (or its mount dying under us), or one bad path (a symbolic link
+    // loop, a folder the user may not read), stops only its own resource: the others are planned
+    // and applied.
+    const error = caught instanceof StoreError ? caught : (mountDiedUnder(entry, ctx, caught) ?? pathTrouble(caught));
     if (!error) throw caught;
-    const phase = (Object.keys(entry.module.phaseRank)[0] ?? 'push') as Phase;
-    const diff: Decision = { address: entry.address, kind: entry.module.kind, action: 'conflict', phase, reason: `cannot be looked into: ${error.message}`, changes: [], conflict: { message: `cannot be looked into: ${error.message}`, fix: error.fix } };
-    return { ...entry, seen: { state: null, detail: null }, diff, unobserved: error };
+    return unobservable(entry, error, 'cannot be looked into: ');
   }
   return { ...entry, seen, diff: entry.module.diff(entry.resource, seen.state, options) };
+}
+
+/** A resource whose observation failed on `error`: nothing seen, and a conflict saying why, with the error's fix. */
+function unobservable(entry: Entry, error: UnobservedError, lead: string): ObservedResource {
+  const phase = (Object.keys(entry.module.phaseRank)[0] ?? 'push') as Phase;
+  const message = `${lead}${error.message}`;
+  const diff: Decision = { address: entry.address, kind: entry.module.kind, action: 'conflict', phase, reason: message, changes: [], conflict: { message, fix: error.fix } };
+  return { ...entry, seen: { state: null, detail: null }, diff, unobserved: error };
 }
 
 /** What a FUSE mount answers once its daemon is gone (ENOTCONN), or while a failed mount tears down (ECONNABORTED). */
@@ -124,10 +143,30 @@ function mountDiedUnder(entry: Entry, ctx: ObserveContext, error: unknown): Stor
   );
 }
 
-/** Whether a bucket-readying resource's observation says its bucket can be looked into. */
+/**
+ * A file system error of a path (ELOOP, EACCES, EPERM, ENOTDIR, EIO, ...: PATH_TROUBLE), found on
+ * the error or what caused it, as a PathError naming the path and the trouble in words. Undefined
+ * for any other error, and for one that names no path (not a path's trouble: persist's own).
+ */
+export function pathTrouble(error: unknown): PathError | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof PathError) return e;
+    const { code, path } = e as NodeJS.ErrnoException & { path?: string | Buffer };
+    const trouble = code !== undefined && Object.hasOwn(PATH_TROUBLE, code) ? PATH_TROUBLE[code] : undefined;
+    if (!trouble || (typeof path !== 'string' && !Buffer.isBuffer(path)) || path.length === 0) continue;
+    const named = pathString(path);
+    return new PathError(`${showPath(named)}: ${trouble.words} (${code})`, named, code!, trouble.fix(named), trouble.transient === true, { cause: error });
+  }
+  return undefined;
+}
+
+/**
+ * Whether a bucket-readying resource's observation says its bucket can be looked into (not when
+ * the observation itself failed: nothing is known of the bucket, so nothing is read or written in it).
+ */
 export function recordReadiness(ctx: ObserveContext, observed: ObservedResource): void {
   const readiness = observed.module.readiness;
-  if (readiness) ctx.mountReady[readiness.bucketOf(observed.resource)] = readiness.ready(observed.seen.state);
+  if (readiness) ctx.mountReady[readiness.bucketOf(observed.resource)] = !observed.unobserved && readiness.ready(observed.seen.state);
 }
 
 /** Observe every resource and diff each against the spec. */
@@ -136,6 +175,7 @@ export async function observeEnvironment(host: Host, env: ResolvedEnvironment, o
   const ctx = observeContext(host, env);
   const makers = await Promise.all(all.filter((e) => e.module.readiness).map((e) => observeEntry(e, ctx, options)));
   for (const m of makers) recordReadiness(ctx, m);
-  const others = await Promise.all(all.filter((e) => !e.module.readiness).map((e) => observeEntry(e, ctx, options)));
+  const makerOf = new Map(makers.map((m) => [m.address, m]));
+  const others = await Promise.all(all.filter((e) => !e.module.readiness).map((e) => observeEntry(e, ctx, options, e.ref.mount === undefined ? undefined : makerOf.get(e.ref.mount))));
   return { resources: [...makers, ...others], refs: all.map((e) => e.ref), mountReady: ctx.mountReady, ctx };
 }

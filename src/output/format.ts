@@ -84,3 +84,69 @@ export function errorCode(error: unknown): string {
   if (typeof code === 'string' && code) return code;
   return error instanceof Error ? error.name : typeof error;
 }
+
+/**
+ * What a file system error says about a path, in words, and what to do about it (`fix`, one
+ * sentence). `transient`: the path changed while it was read; the same read may pass in a moment.
+ */
+export interface PathTrouble {
+  words: string;
+  fix: (path: string) => string;
+  transient?: boolean;
+}
+
+const ANOTHER_PATH = 'or name another path in the spec';
+
+/** By errno code: the codes a path itself can answer (its own trouble, not persist's); engine/observe.ts turns them into a conflict on the resource. */
+export const PATH_TROUBLE: Readonly<Record<string, PathTrouble>> = {
+  ELOOP: {
+    words: 'too many levels of symbolic links, as when a link on the way leads back to itself',
+    fix: (path) => `Make every symbolic link on the way to ${showPath(path)} lead to a real file or folder (ls -l shows where each one leads), ${ANOTHER_PATH}.`,
+  },
+  EACCES: {
+    words: 'permission denied',
+    fix: (path) => `Let the user persist runs as read ${showPath(path)} and search every folder above it (chmod or chown), run persist as a user who may, ${ANOTHER_PATH}.`,
+  },
+  EPERM: {
+    words: 'operation not permitted',
+    fix: (path) => `Let the user persist runs as read ${showPath(path)} and search every folder above it (chmod, chown, or chattr for an immutable file), ${ANOTHER_PATH}.`,
+  },
+  ENOTDIR: {
+    words: 'a part of the path is not a folder',
+    fix: (path) => `Make each part of ${showPath(path)} above its last name a folder (move the file that stands in the way aside), ${ANOTHER_PATH}.`,
+  },
+  EISDIR: {
+    words: 'it is a folder, where a file was expected',
+    fix: (path) => `Move the folder ${showPath(path)} aside, ${ANOTHER_PATH}.`,
+  },
+  ENAMETOOLONG: {
+    words: 'the name is too long for the file system',
+    fix: () => `Use a shorter path in the spec.`,
+  },
+  EIO: {
+    words: 'input/output error, the disk or file system under it failed',
+    fix: (path) => `Check the disk or file system holding ${showPath(path)} (dmesg shows its errors), then run the command again.`,
+  },
+  ENXIO: {
+    words: 'no such device or address, a special file whose device is gone',
+    fix: (path) => `Move ${showPath(path)} aside, ${ANOTHER_PATH}.`,
+  },
+  ENODEV: {
+    words: 'no such device',
+    fix: (path) => `Move ${showPath(path)} aside, ${ANOTHER_PATH}.`,
+  },
+  ENOTCONN: {
+    words: 'not connected, a FUSE mount whose program is gone',
+    fix: (path) => `Unmount the dead FUSE mount holding ${showPath(path)} (fusermount3 -u or umount -l on its mount point), then run the command again.`,
+  },
+  ESTALE: {
+    words: 'stale file handle, the network file system lost it',
+    fix: (path) => `Remount the file system holding ${showPath(path)}, then run the command again.`,
+    transient: true,
+  },
+  ENOENT: {
+    words: 'no such file or folder, it went away while it was looked at',
+    fix: () => 'Run the command again.',
+    transient: true,
+  },
+};
