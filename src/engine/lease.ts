@@ -22,7 +22,7 @@ import { basename, dirname, join } from 'node:path';
 import { LockError } from '../errors.js';
 import { ensureMachine } from '../lineage/machine.js';
 import type { Host } from '../host/types.js';
-import { errorMessage } from '../output/format.js';
+import { errorMessage, PATH_TROUBLE } from '../output/format.js';
 import { bucketFolderMissing, leaseFailedMessage, leaseHeldMessage, leaseTakenMessage } from '../output/lease-view.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
 import { DEFAULT_LEASE_TTL_MS, leaseTtlMs } from './lease-policy.js';
@@ -321,7 +321,17 @@ export async function releaseLease(host: Host, env: ResolvedEnvironment): Promis
   for (const bucket of Object.values(env.buckets)) {
     const store = await leaseStoreFor(host, bucket);
     if (!store) continue;
-    const current = await store.read();
+    let current: Awaited<ReturnType<LeaseStore['read']>>;
+    try {
+      current = await store.read();
+    } catch (error) {
+      // A local bucket's folder that cannot be read (a symbolic link loop, no permission): plan and
+      // apply name it (its mount's conflict); no lease can be read there, so none is released, and
+      // one this machine took before expires after its time to live.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (bucket.mount?.backend === 'local' && code !== undefined && Object.hasOwn(PATH_TROUBLE, code)) continue;
+      throw error;
+    }
     if (current?.body?.machine === machine) {
       await store.remove(current.etag);
       released.push(store.where);
