@@ -31,6 +31,7 @@ import { describeStore, parseRecord, sameStore, storeIdentity, type GenerationRe
 import { readLocalRecords, writeLocalRecord } from '../../lineage/record.js';
 import { formatAge, plural } from '../../output/format.js';
 import { generationPath } from './update.js';
+import { verifyFoundDamaged } from './damage.js';
 
 /** A bundle's generation record: a generation record plus the sha256 of the bundle it describes. */
 export interface BundleRecord extends GenerationRecord {
@@ -106,7 +107,13 @@ async function recordOf(store: Store, slot: Omit<KeptBundle, 'record'>, own: Bun
   return own && own.sha256 === null && own.bytes === slot.size ? own : null;
 }
 
-export async function readBundleSlots(store: Store, bundle: ResolvedBundle): Promise<BundleSlots> {
+/**
+ * `damagedCurrent`: `<file>` is one `persist verify` found damaged (bundleFoundDamaged). Its size
+ * then tells nothing: it holds the generation recorded at its position, which it was written as.
+ * Without that finding, a `<file>` that matches no record (damaged, or put there by something
+ * other than persist) holds no known generation.
+ */
+export async function readBundleSlots(store: Store, bundle: ResolvedBundle, damagedCurrent = false): Promise<BundleSlots> {
   const files: Omit<KeptBundle, 'record'>[] = [];
   const stored: (BundleRecord | null)[] = [];
   for (let rotation = 0; rotation <= bundle.keep; rotation++) {
@@ -118,15 +125,40 @@ export async function readBundleSlots(store: Store, bundle: ResolvedBundle): Pro
   const pending = await readRecord(store, pendingKey(bundle.relFile));
   const candidates = [...stored, pending].filter((record): record is BundleRecord => record !== null);
   const kept: KeptBundle[] = [];
-  for (const file of files) kept.push({ ...file, record: await recordOf(store, file, stored[file.rotation] ?? null, candidates) });
+  for (const file of files) {
+    const own = stored[file.rotation] ?? null;
+    kept.push({ ...file, record: file.rotation === 0 && damagedCurrent ? own : await recordOf(store, file, own, candidates) });
+  }
   return { kept, stored, pending };
 }
 
-/** The current bundle's record (null: none, e.g. written before lineage). One stat more than reading it, unless an update was interrupted. */
-export async function currentBundleRecord(store: Store, bundle: ResolvedBundle): Promise<BundleRecord | null> {
+/**
+ * The current bundle's record (null: none, e.g. written before lineage). One stat more than reading
+ * it, unless an update was interrupted; then `damaged` (asked only then) says whether verify found
+ * `<file>` damaged (readBundleSlots).
+ */
+export async function currentBundleRecord(store: Store, bundle: ResolvedBundle, damaged?: () => Promise<boolean>): Promise<BundleRecord | null> {
   if (!(await store.stat(pendingKey(bundle.relFile)))) return readRecord(store, metadataKey(bundle.relFile));
-  const slots = await readBundleSlots(store, bundle);
+  const slots = await readBundleSlots(store, bundle, (await damaged?.()) ?? false);
   return slots.kept.find((slot) => slot.rotation === 0)?.record ?? null;
+}
+
+/**
+ * Whether `persist verify` found the stored bundle damaged, it is still that file (its size and
+ * mtime, damage.ts), and no generation record (current, pending or kept) has its sha256: a file
+ * that one describes is whole, whoever wrote it. Costs one lstat unless verify found damage; then
+ * the records and a hash of the file.
+ */
+export async function bundleFoundDamaged(host: Host, store: Store, bundle: ResolvedBundle): Promise<boolean> {
+  if (!(await verifyFoundDamaged(host, store, bundle))) return false;
+  const records: BundleRecord[] = [];
+  for (const key of [pendingKey(bundle.relFile), ...Array.from({ length: bundle.keep + 1 }, (_, rotation) => metadataKey(bundle.relFile, rotation))]) {
+    const record = await readRecord(store, key);
+    if (record?.sha256) records.push(record);
+  }
+  if (records.length === 0) return true;
+  const sha256 = await store.hash(bundle.relFile);
+  return !records.some((record) => record.sha256 === sha256);
 }
 
 /** Generations kept: each bundle file whose generation is known, oldest first (a generation held twice is listed once). */
@@ -168,12 +200,24 @@ export class BundleUpdate {
     private readonly machine: { id: string; host: string },
     /** Where an interrupted update left the rotation (update.ts, BundleWriteHooks.firstGap). */
     readonly firstGap: number | null,
+    /** verify found `<file>` damaged: it is replaced, not kept as `<file>.1` (update.ts, BundleWriteHooks.replacesDamaged). */
+    readonly replacesDamaged: boolean,
   ) {}
 
-  /** `expected`: the generation the action was decided on (the store's current one, null for none). */
+  /**
+   * `expected`: the generation the action was decided on (the store's current one, null for none).
+   *
+   * A `<file>` that `persist verify` found damaged (and that is still that file: same size and
+   * mtime, damage.ts) holds the generation recorded beside it, whose bytes it no longer has: the
+   * update goes on from that generation, and the damaged file is not kept. That is no way around
+   * the lineage guard: another machine's update writes its record (pending, then current) around
+   * its upload, so its bundle matches a record and is another file than the one verify saw; a
+   * file that matches no record and was not found damaged is still refused.
+   */
   static async begin(host: Host, store: Store, bundle: ResolvedBundle, expected: number | null): Promise<BundleUpdate> {
     const machine = await ensureMachine(host);
-    const slots = await readBundleSlots(store, bundle);
+    const damaged = await bundleFoundDamaged(host, store, bundle);
+    const slots = await readBundleSlots(store, bundle, damaged);
     const records: (BundleRecord | null)[] = [];
     for (let rotation = 0; rotation <= bundle.keep; rotation++) records.push(slots.kept.find((slot) => slot.rotation === rotation)?.record ?? null);
     let firstGap: number | null = null;
@@ -200,7 +244,13 @@ export class BundleUpdate {
         }
       }
     }
-    const update = new BundleUpdate(host, store, bundle, records, machine, firstGap);
+    const update = new BundleUpdate(host, store, bundle, records, machine, firstGap, damaged);
+    const unmatched = !damaged && !records[0] && slots.kept.some((slot) => slot.rotation === 0) ? (slots.stored[0] ?? null) : null;
+    if (unmatched && unmatched.generation === expected) {
+      throw new ActionError(
+        `bundle.${bundle.name}: ${bundle.relFile} is not what generation ${unmatched.generation} recorded in ${metadataKey(bundle.relFile)} (its size or sha256 differs: damaged, or put there by something other than persist); nothing was written. Run persist verify: a bundle it finds damaged is written again by the next apply.`,
+      );
+    }
     update.check(records[0] ?? null, expected, 'when the update began');
     return update;
   }
@@ -279,7 +329,7 @@ export async function observeBundleLineage(bundle: ResolvedBundle, ctx: Pick<Obs
   const { host, env } = ctx;
   const identity = storeIdentity(env.buckets[bundle.bucket]!, bundle.relFile);
   const records = await readLocalRecords(host, env.environment, `bundle.${bundle.name}`, bundle.repo);
-  const record = await (store ? currentBundleRecord(store, bundle) : null);
+  const record = await (store ? currentBundleRecord(store, bundle, () => bundleFoundDamaged(host, store, bundle)) : null);
   const current = record ? (({ sha256: _sha256, ...rest }) => rest)(record) : null;
   const me = await peekMachine(host);
   const mine = records.resource && sameStore(records.resource.store, identity) ? records.resource : null;

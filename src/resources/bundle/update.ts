@@ -47,6 +47,11 @@ export interface BundleWriteHooks {
    * is already kept as `<file>.1` and nothing moves.
    */
   firstGap: number | null;
+  /**
+   * `persist verify` found the current bundle damaged: it is replaced without being kept as
+   * `<file>.1` (a damaged file is no way back), and nothing rotates.
+   */
+  replacesDamaged?: boolean;
 }
 
 export function generationPath(file: string, generation: number): string {
@@ -92,9 +97,11 @@ export async function writeBundle(
     // The refs a history lists: branches, tags, notes (not HEAD, not persist's own).
     await hooks?.beforeRotate({ size, sha256, refs: header.refs.filter((ref) => ref.name !== 'HEAD' && !ref.name.startsWith('refs/persist/')).length });
 
-    progress('rotating earlier generations');
-    await rotateGenerations(store, key, keep, hooks?.firstGap ?? null, hooks?.moved);
-    checkInterrupted();
+    if (!hooks?.replacesDamaged) {
+      progress('rotating earlier generations');
+      await rotateGenerations(store, key, keep, hooks?.firstGap ?? null, hooks?.moved);
+      checkInterrupted();
+    }
 
     progress('copying the bundle into the store');
     const written = await store.upload(local, key, { mode: 0o644, mtimeMs: host.now().getTime() });

@@ -5,18 +5,21 @@
 // repository inflates every object of the pack and checks its checksum (`git bundle verify` and
 // `list-heads` read only the header and pass a bundle whose pack is damaged).
 //
-// What verify finds damaged is recorded on local disk with the stored file's size and mtime, and
-// the next plan writes the bundle again from the repo (`~ bundle.x update (repair)`) while the
-// stored file is still that one; the repair replaces it without keeping it as a generation.
-import { createHash } from 'node:crypto';
+// What verify finds damaged is recorded on local disk with the stored file's size and mtime
+// (damage.ts), and the next plan writes the bundle again from the repo (`~ bundle.x update
+// (repair)`) while the stored file is still that one and no generation record has its sha256
+// (generations.ts, bundleFoundDamaged); the repair replaces it without keeping it as a generation,
+// as a new generation on top of the one recorded beside it (whatever its size now: BundleUpdate.begin).
 import { join } from 'node:path';
-import { stateDir } from '../../host/paths.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ResolvedBundle } from '../../spec/types.js';
 import { currentBundleRecord, metadataKey } from './generations.js';
 import { readBundleHeader } from './header.js';
 import { makeLocalTemp } from './scratch.js';
+
+export { recordBundleDamage } from './damage.js';
+export { bundleFoundDamaged } from './generations.js';
 
 export interface BundleProblem {
   path: string;
@@ -72,35 +75,5 @@ async function gitCannotRead(host: Host, file: string, objectFormat: 'sha1' | 's
     return `git bundle unbundle: exit ${read.exitCode}${said ? `: ${said}` : ''}`;
   } finally {
     await host.remove(scratch);
-  }
-}
-
-/** `<state>/bundles/damaged-<id>.json`: verify's finding for one stored bundle. */
-function damagePath(host: Host, bundle: ResolvedBundle): string {
-  const id = createHash('sha256').update(`${bundle.bucket}\0${bundle.file}\0${bundle.relFile}\0${bundle.repo}`).digest('hex').slice(0, 16);
-  return join(stateDir(host.env()), 'bundles', `damaged-${id}.json`);
-}
-
-/** After verify: the stored file found damaged (its size and mtime), or null when it was found whole. */
-export async function recordBundleDamage(host: Host, bundle: ResolvedBundle, damaged: { size: number; mtimeMs: number } | null): Promise<void> {
-  const path = damagePath(host, bundle);
-  if (!damaged) {
-    if (await host.lstat(path)) await host.remove(path);
-    return;
-  }
-  await host.mkdir(join(stateDir(host.env()), 'bundles'), { mode: 0o700 });
-  await host.writeFileAtomic(path, `${JSON.stringify({ key: bundle.relFile, size: damaged.size, mtimeMs: damaged.mtimeMs })}\n`, { mode: 0o600 });
-}
-
-/** Whether verify found the stored bundle damaged and it is still that file (one lstat when it did not). */
-export async function bundleFoundDamaged(host: Host, store: Store, bundle: ResolvedBundle): Promise<boolean> {
-  const path = damagePath(host, bundle);
-  if (!(await host.lstat(path))) return false;
-  try {
-    const found = JSON.parse((await host.readFile(path)).toString('utf8')) as { key?: unknown; size?: unknown; mtimeMs?: unknown };
-    const info = await store.stat(bundle.relFile);
-    return !!info && found.key === bundle.relFile && found.size === info.size && found.mtimeMs === info.mtimeMs;
-  } catch {
-    return false;
   }
 }
