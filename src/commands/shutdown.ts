@@ -124,6 +124,12 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         break;
       }
       let saving: PlannedAction[] = [];
+      /** Buckets whose mount is a conflict (a file at the mount path, say): nothing can be saved into them until a person acts. */
+      const blockedMounts = new Map<string, { action: PlannedAction; transient: boolean }>();
+      for (const action of planned.actions) {
+        const observed = planned.observation.resources.find((r) => r.address === action.address);
+        if (action.conflict && observed?.module.readiness) blockedMounts.set(observed.module.readiness.bucketOf(observed.resource), { action, transient: observed.unobserved?.transient === true });
+      }
       for (const observed of planned.observation.resources) {
         if ((observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') || !inRound(observed.address)) continue;
         const action = planned.actions.find((a) => a.address === observed.address);
@@ -134,7 +140,10 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         else if (nothingYet) say({ address: observed.address, status: 'saved', message: `nothing to save (${nothingYet})` });
         else if (!action) say({ address: observed.address, status: 'saved', message: 'already in the store' });
         else if (action.conflict) notSaved(action.address, `not saved: ${action.conflict.message}. ${action.conflict.fix}`, observed.unobserved?.transient === true);
-        else if (SAVING.has(action.action)) saving.push(action);
+        else if (SAVING.has(action.action) && blockedMounts.has(observed.module.needsBucket(observed.resource) ?? '')) {
+          const { action: mount, transient } = blockedMounts.get(observed.module.needsBucket(observed.resource)!)!;
+          notSaved(action.address, `not saved: ${mount.address} is a conflict: ${mount.conflict!.message}. ${mount.conflict!.fix}`, transient);
+        } else if (SAVING.has(action.action)) saving.push(action);
         else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
       }
       // The saves need their bucket's lease (taken now, without waiting). A `local` bucket's lease

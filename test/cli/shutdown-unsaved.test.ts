@@ -186,3 +186,15 @@ describe('shutdown of a container that never applied, on a `local` bucket whose 
     expect((await f.run(['plan'])).stdout).toContain('No changes');
   });
 });
+
+describe('shutdown when a bucket\'s mount is a conflict', () => {
+  it('a file at a local bucket\'s path: each save into it is not saved, naming the mount\'s conflict, at once (before: the lease was retried until the timeout)', async () => {
+    const f = makeFixture({ sync: true });
+    writeFileSync(f.bucket, 'a file where the bucket folder belongs\n');
+    const down = await f.run(['shutdown', '--timeout', '20s']);
+    expect(down.code, down.stdout + down.stderr).toBe(1);
+    expect(down.stdout).not.toContain('trying again');
+    expect(down.stdout).toContain(`✖ sync.state: not saved: mount.data is a conflict: ${f.bucket} is a file, not a directory.`);
+    expect(readFileSync(f.bucket, 'utf8')).toBe('a file where the bucket folder belongs\n');
+  });
+});
