@@ -1,7 +1,7 @@
 // Entry point: parse the command line with commander and hand over to a command module, loaded
 // lazily so that each command pays only for what it uses. Errors are mapped to exit codes here.
 import { Command, Option } from 'commander';
-import { PersistError, SpecError, StoreError } from './errors.js';
+import { PathError, PersistError, SpecError, StoreError } from './errors.js';
 import { errorMessage } from './output/format.js';
 import type { CommandIO } from './commands/types.js';
 
@@ -195,7 +195,7 @@ export async function main(argv: string[]): Promise<void> {
     const debug = argv.includes('--debug');
     if (error instanceof SpecError) {
       process.stderr.write(`${error.message}\n`);
-    } else if (error instanceof StoreError) {
+    } else if (error instanceof StoreError || error instanceof PathError) {
       process.stderr.write(`persist: ${error.message}\n${error.fix}\n`);
     } else if (error instanceof PersistError) {
       process.stderr.write(`persist: ${error.message}\n`);

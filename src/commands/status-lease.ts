@@ -2,6 +2,7 @@
 // lease (read-only: a HEAD and a GET of the lease object, or a read of a `local` bucket's file),
 // or saying that the bucket cannot have one (a FUSE mount without credentials).
 import { canHoldLease, leaseTtlMs } from '../engine/lease-policy.js';
+import { pathTrouble } from '../engine/observe.js';
 import type { Host } from '../host/types.js';
 import { errorMessage } from '../output/format.js';
 import { leaseTtlFact, noLeaseFact } from '../output/lease-view.js';
@@ -30,7 +31,7 @@ export async function leaseRows(host: Host, env: ResolvedEnvironment): Promise<S
           facts: { lease: store.where, holder: holder.machine, host: holder.host, pid: holder.pid, expires: holder.expiresAt, expired: holder.expired, thisMachine: holder.machine === self, ttl },
         };
       } catch (error) {
-        return { address, ok: false, state: `cannot read the lease: ${errorMessage(error)}`, facts: {} };
+        return { address, ok: false, state: `cannot read the lease: ${errorMessage(pathTrouble(error) ?? error)}`, facts: {} };
       }
     }),
   );

@@ -21,7 +21,8 @@ export function renderStatus(header: string, rows: StatusRow[], style: Style): s
       .filter(([, v]) => v !== null && v !== undefined)
       .map(([k, v]) => `${k}=${String(v)}`)
       .join('  ');
-    return `${mark} ${style.bold(row.address)}  ${row.ok ? '' : `${row.state}\n      `}${details}`;
+    if (row.ok) return `${mark} ${style.bold(row.address)}  ${details}`;
+    return `${mark} ${style.bold(row.address)}  ${row.state}${details ? `\n      ${details}` : ''}`;
   });
   return `${header}\n\n${lines.join('\n')}\n`;
 }
