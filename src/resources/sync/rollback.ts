@@ -5,9 +5,13 @@
 // moved back into it (they are not part of any generation). The store is not changed:
 // its current generation stays current, and this machine records that it has seen it, so the
 // next push makes a new generation whose parent is the current one.
-import { randomBytes } from 'node:crypto';
+// The new folder is `<from>.persist-rollback-<pid>-<8 hex>`, named in a marker in the state folder
+// first (host/state-leftovers.ts): if this process is killed while it builds, the next run that
+// takes the lock sees the pid dead and removes the folder.
 import { join } from 'node:path';
 import { PersistError } from '../../errors.js';
+import { stateDir } from '../../host/paths.js';
+import { buildingPath, markBuilding } from '../../host/state-leftovers.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
 import type { ResolvedEnvironment, ResolvedSync } from '../../spec/types.js';
@@ -34,7 +38,8 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
   if (!manifest) throw new PersistError(`${address}: ${store.where(sync.relTo)} has no manifest, so no generations to roll back to`);
   const current = manifestStamp(manifest);
   const { files, keyOf, folderModes } = await readGeneration(sync, store, manifest, generation);
-  const building = `${sync.from}.persist-rollback-${randomBytes(4).toString('hex')}`;
+  const building = buildingPath(host, sync.from, 'rollback');
+  const unmark = await markBuilding(host, stateDir(host.env()), [building]);
   let bytes = 0;
   try {
     const rootMode = (await host.lstat(sync.from))?.mode ?? 0o755;
@@ -81,5 +86,6 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
     return { generation, current: current.generation, files: paths.length, bytes, keptAside };
   } finally {
     await host.remove(building);
+    await unmark();
   }
 }
