@@ -1,4 +1,6 @@
-// `persist history`: the generations kept in the store, per sync (and bundle), read-only.
+// `persist history`: the generations kept in the store, per sync (and bundle), read-only. Exit 1
+// when the generations of any of them could not be listed (the store unreachable, a mount not
+// there): the rows that could be are printed all the same.
 import { UsageError } from '../errors.js';
 import { historyJson, renderHistory, type HistoryRow } from '../output/history-view.js';
 import { makeStyle } from '../output/style.js';
@@ -26,5 +28,5 @@ export default async function history(opts: HistoryOptions, io: CommandIO): Prom
   }
   if (opts.json) io.out(historyJson(env.environment, rows));
   else io.out(renderHistory(header(env, 'history'), rows, makeStyle(io.color)));
-  return 0;
+  return rows.some((row) => row.problem !== undefined) ? 1 : 0;
 }

@@ -1,5 +1,5 @@
 // The view of `persist verify`: per sync and bundle, what was checked and what is missing or damaged.
-import { plural } from './format.js';
+import { formatDuration, plural } from './format.js';
 import type { Style } from './style.js';
 
 export interface VerifyRow {
@@ -8,6 +8,15 @@ export interface VerifyRow {
   problems: { path: string; problem: string }[];
   /** Why nothing could be checked (mount not ready, no manifest...), when so. */
   note?: string;
+  /** What verify found missing or damaged was recorded: the next plan repairs it. */
+  repair?: boolean;
+  /** Another machine held the bucket's lease when verify stopped waiting: it may be pushing what mismatches. */
+  maybePushing?: string;
+}
+
+/** Said (on standard error) when verify waits for an apply of this machine. */
+export function verifyLockWait(ms: number): string {
+  return `persist: an apply (or watch round, shutdown) of this machine is running; verify waits up to ${formatDuration(ms)} for it to finish, so as not to check a push half done\n`;
 }
 
 export function renderVerify(title: string, rows: VerifyRow[], style: Style, hash: boolean): string {
@@ -18,10 +27,21 @@ export function renderVerify(title: string, rows: VerifyRow[], style: Style, has
     lines.push(`${ok ? style.green('ok  ') : style.red('FAIL')} ${row.address}: ${what}${row.problems.length ? `, ${row.problems.length} missing or damaged` : ''}`);
     for (const problem of row.problems.slice(0, 50)) lines.push(`     ${problem.path}: ${problem.problem}`);
     if (row.problems.length > 50) lines.push(`     ... and ${row.problems.length - 50} more`);
+    if (row.maybePushing) lines.push(`     the bucket's lease is held by ${row.maybePushing}: it may still be pushing, and a push replaces files before its manifest; run verify again once it is done`);
   }
   const bad = rows.filter((row) => row.problems.length > 0 || row.note).length;
-  lines.push('', bad === 0 ? `Verified: everything stored matches its manifest or header.` : `${plural(bad, 'resource')} with problems; the next apply pushes the missing or damaged sync files again (plan shows "repair").`);
+  lines.push('', bad === 0 ? `Verified: everything stored matches its manifest or header.` : `${plural(bad, 'resource')} with problems; ${nextStep(rows)}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** What happens next: a repair only where verify recorded damage for one. */
+function nextStep(rows: VerifyRow[]): string {
+  const repairs = rows.filter((row) => row.repair);
+  if (repairs.length === 0) return 'nothing was recorded for repair (verify records only what it finds missing or damaged).';
+  const syncs = repairs.some((row) => row.address.startsWith('sync.'));
+  const bundles = repairs.some((row) => row.address.startsWith('bundle.'));
+  const what = [syncs ? 'pushes the missing or damaged sync files again' : '', bundles ? 'writes the damaged bundles again' : ''].filter(Boolean).join(' and ');
+  return `the next apply ${what} (plan shows "repair": ${repairs.map((row) => row.address).join(', ')}).`;
 }
 
 export function verifyJson(environment: string, rows: VerifyRow[]): string {
