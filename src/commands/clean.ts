@@ -71,7 +71,7 @@ async function cleanLocked(opts: CleanCommandOptions, io: CommandIO, env: Resolv
   const survey = await surveyLeftovers(env, observation.ctx);
   const { lookalikes } = survey;
   // Another machine's live lease: its partial files may be being written; none of that bucket's files is touched.
-  const holderOf = await otherLeaseHolder(readOnly, env);
+  const holderOf = await otherLeaseHolder(readOnly, env, { unreadable: 'busy' });
   const busy = new Map<string, string>();
   for (const bucket of new Set(survey.leftovers.map((leftover) => leftover.bucket))) {
     const holder = await holderOf(bucket);

@@ -151,9 +151,9 @@ export function renderLeftovers(leftovers: Leftover[]): string {
  * What clean says about the leftovers it leaves in a bucket whose lease another machine holds:
  * that machine may be writing its partial files (and adopting with its conflict copies) right now.
  */
-export function renderLeftAloneForLease(bucket: string, holder: string, leftovers: Leftover[]): string {
+export function renderLeftAloneForLease(bucket: string, why: string, leftovers: Leftover[]): string {
   const lines = leftovers.map((l) => `  ${l.where}  (${l.kind})`);
-  return `Left alone: ${leftovers.length === 1 ? '1 leftover' : `${leftovers.length} leftovers`} in bucket ${bucket}, whose lease is held by ${holder}: it may be writing ${leftovers.length === 1 ? 'it' : 'them'} right now. Run clean on that machine, or once its lease is released (persist shutdown) or expired:\n${lines.join('\n')}\n`;
+  return `Left alone: ${leftovers.length === 1 ? '1 leftover' : `${leftovers.length} leftovers`} in bucket ${bucket}: ${why}, and another machine may be writing ${leftovers.length === 1 ? 'it' : 'them'} right now. Run clean on the machine that holds the lease, or once it is released (persist shutdown) or expired:\n${lines.join('\n')}\n`;
 }
 
 // --- incomplete multipart uploads ---

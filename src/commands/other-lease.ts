@@ -7,10 +7,13 @@ import type { Host } from '../host/types.js';
 import type { ResolvedEnvironment } from '../spec/types.js';
 
 /**
- * A function naming the other machine that holds a bucket's live lease (for messages), or null:
- * nobody, this machine, a bucket that cannot have a lease, or a lease that cannot be read.
+ * A function saying which other machine holds a bucket's live lease (`its lease is held by machine
+ * ...`, for messages), or null: nobody, this machine, or a bucket that cannot have a lease. A lease
+ * that cannot be read is null, or with `unreadable: 'busy'` (clean: when in doubt, leave files
+ * alone) `its lease could not be read (...)`.
  */
-export async function otherLeaseHolder(host: Host, env: ResolvedEnvironment): Promise<(bucket: string) => Promise<string | null>> {
+export async function otherLeaseHolder(host: Host, env: ResolvedEnvironment, options: { unreadable?: 'free' | 'busy' } = {}): Promise<(bucket: string) => Promise<string | null>> {
+  const { errorMessage } = await import('../output/format.js');
   const { peekMachine } = await import('../lineage/machine.js');
   const { describeHolder } = await import('../output/lease-view.js');
   const self = (await peekMachine(host).catch(() => null))?.id ?? null; // none yet: every holder is another machine
@@ -21,9 +24,9 @@ export async function otherLeaseHolder(host: Host, env: ResolvedEnvironment): Pr
       const { leaseHolder, leaseStoreFor } = await import('../engine/lease.js');
       const store = await leaseStoreFor(host, bucket);
       const holder = store ? await leaseHolder(host, store) : null;
-      return holder && !holder.expired && holder.machine !== self ? describeHolder(holder) : null;
-    } catch {
-      return null;
+      return holder && !holder.expired && holder.machine !== self ? `its lease is held by ${describeHolder(holder)}` : null;
+    } catch (error) {
+      return options.unreadable === 'busy' ? `its lease could not be read (${errorMessage(error)})` : null;
     }
   };
 }

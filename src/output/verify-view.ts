@@ -10,7 +10,7 @@ export interface VerifyRow {
   note?: string;
   /** What verify found missing or damaged was recorded: the next plan repairs it. */
   repair?: boolean;
-  /** Another machine held the bucket's lease when verify stopped waiting: it may be pushing what mismatches. */
+  /** Another machine held the bucket's lease when verify stopped waiting (`its lease is held by ...`): it may be pushing what mismatches. */
   maybePushing?: string;
 }
 
@@ -27,7 +27,7 @@ export function renderVerify(title: string, rows: VerifyRow[], style: Style, has
     lines.push(`${ok ? style.green('ok  ') : style.red('FAIL')} ${row.address}: ${what}${row.problems.length ? `, ${row.problems.length} missing or damaged` : ''}`);
     for (const problem of row.problems.slice(0, 50)) lines.push(`     ${problem.path}: ${problem.problem}`);
     if (row.problems.length > 50) lines.push(`     ... and ${row.problems.length - 50} more`);
-    if (row.maybePushing) lines.push(`     the bucket's lease is held by ${row.maybePushing}: it may still be pushing, and a push replaces files before its manifest; run verify again once it is done`);
+    if (row.maybePushing) lines.push(`     ${row.maybePushing}: that machine may still be pushing, and a push replaces files before its manifest; run verify again once it is done`);
   }
   const bad = rows.filter((row) => row.problems.length > 0 || row.note).length;
   lines.push('', bad === 0 ? `Verified: everything stored matches its manifest or header.` : `${plural(bad, 'resource')} with problems; ${nextStep(rows)}`);

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { converge, makeFixture, sleep, type CliResult } from './helpers.js';
+import { converge, makeFixture, sleep, until, type CliResult } from './helpers.js';
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -60,6 +60,9 @@ describe('clean and the writes of persist', () => {
     const cleans: CliResult[] = [];
     let running = true;
     void apply.done.then(() => (running = false));
+    // Started once the apply holds the lock: a clean holding it first would make the apply fail at once (--lock-timeout 0).
+    const lock = join(f.stateDir, 'apply.lock');
+    await until(() => !running || (existsSync(lock) && readFileSync(lock, 'utf8').includes(`"pid":${apply.child.pid}`)), 'the apply holds the lock', 60_000);
     while (running) {
       cleans.push(await f.run(['clean', '--auto-approve']));
       await sleep(50);
@@ -67,6 +70,7 @@ describe('clean and the writes of persist', () => {
     const applied = await apply.done;
     expect(applied.code, `${applied.stdout}\n${applied.stderr}`).toBe(0);
     expect(cleans.length).toBeGreaterThan(0);
+    expect(cleans[0]!.stderr).toMatch(/another apply holds the lock .*; wait for it to finish, then run this clean again/);
     // Each clean either ran before or after the apply's lock, or refused naming it; none removed a file of the adopt.
     for (const clean of cleans) {
       if (clean.code !== 0) expect(clean.stderr).toMatch(/another apply holds the lock .*; wait for it to finish, then run this clean again/);
@@ -94,8 +98,8 @@ describe('clean and the writes of persist', () => {
     writeFileSync(lease, body(new Date(Date.now() + 60_000)));
     const cleaned = await f.run(['clean', '--auto-approve']);
     expect(cleaned.code, cleaned.stderr).toBe(0);
-    expect(cleaned.stdout).toContain(`Left alone: 2 leftovers in bucket data, whose lease is held by machine ${'b'.repeat(32)} (host other-box, pid 4242`);
-    expect(cleaned.stdout).toContain('it may be writing them right now');
+    expect(cleaned.stdout).toContain(`Left alone: 2 leftovers in bucket data: its lease is held by machine ${'b'.repeat(32)} (host other-box, pid 4242`);
+    expect(cleaned.stdout).toContain('and another machine may be writing them right now. Run clean on the machine that holds the lease');
     expect(cleaned.stdout).toContain(`  ${partial}  (partial file)`);
     expect(cleaned.stdout).toContain(`  ${adoptPartial}  (partial file)`);
     expect(cleaned.stdout).toContain('Nothing removed.\n');

@@ -121,8 +121,8 @@ describe('verify during a push', () => {
     expect(took).toBeGreaterThan(25_000);
     expect(took).toBeLessThan(60_000);
     expect(result.stdout).toContain('     app.db: damaged: 1 bytes, the manifest says 5');
-    expect(result.stdout).toContain(`     the bucket's lease is held by machine ${'c'.repeat(32)} (host other-box, pid 4242`);
-    expect(result.stdout).toContain('it may still be pushing, and a push replaces files before its manifest; run verify again once it is done');
+    expect(result.stdout).toContain(`     its lease is held by machine ${'c'.repeat(32)} (host other-box, pid 4242`);
+    expect(result.stdout).toContain('that machine may still be pushing, and a push replaces files before its manifest; run verify again once it is done');
     expect(result.stdout).toContain('the next apply pushes the missing or damaged sync files again (plan shows "repair": sync.state).');
   });
 
