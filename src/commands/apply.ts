@@ -82,7 +82,7 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
   }
 
   const host = makeHost(io);
-  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, lockTimeoutMs);
+  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment, command: 'apply' }, lockTimeoutMs);
   const controller = new AbortController();
   const leaseEvents = {
     onLost: (_bucket: string, message: string) => {

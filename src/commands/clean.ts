@@ -58,7 +58,7 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
   const host = makeHost(io);
   // Not on a terminal and without --auto-approve, clean only lists and refuses: it writes nothing, not even the lock.
   const removes = opts.autoApprove === true || io.interactive;
-  const release = removes ? await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, 0, 'wait for it to finish, then run this clean again') : async () => {};
+  const release = removes ? await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment, command: 'clean' }, 0, 'wait for it to finish, then run this clean again') : async () => {};
   try {
     return await cleanLocked(opts, io, env, readOnly, host);
   } finally {

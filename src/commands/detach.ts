@@ -335,7 +335,7 @@ export default async function detach(opts: DetachOptions, io: CommandIO): Promis
     }
   }
   const host = makeHost(io);
-  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, 0, 'wait for it to finish, then run this detach again');
+  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment, command: 'detach' }, 0, 'wait for it to finish, then run this detach again');
   try {
     let code = 0;
     for (const link of todo) {

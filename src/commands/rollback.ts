@@ -58,7 +58,7 @@ export default async function rollback(opts: RollbackOptions, io: CommandIO): Pr
     }
   }
   const host = makeHost(io);
-  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, 0, 'wait for it to finish, then run this rollback again');
+  const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment, command: 'rollback' }, 0, 'wait for it to finish, then run this rollback again');
   try {
     const store = storesFor(env, host)(target.bucket);
     let json: Record<string, unknown>;

@@ -194,7 +194,7 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         if (why) throw new LockError(why.message);
       };
       if (saving.length) {
-        const release = await deadline.race(acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, Math.max(0, deadline.remaining())));
+        const release = await deadline.race(acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment, command: 'shutdown' }, Math.max(0, deadline.remaining())));
         if (release === 'timeout') {
           timedOut = true;
           for (const action of saving) say({ address: action.address, status: 'unsaved', message: 'not saved: another persist held the apply lock until the timeout' });

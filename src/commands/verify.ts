@@ -34,7 +34,7 @@ export const SETTLE_MS = 30_000;
 export default async function verify(opts: SpecOptions & { hash?: boolean }, io: CommandIO): Promise<number> {
   const env = await loadSpec(opts, io);
   const host = makeHost(io, { readOnly: false }); // writes only its findings (and its lock), in the state folder
-  const holder = { spec: env.specFile, environment: env.environment };
+  const holder = { spec: env.specFile, environment: env.environment, command: 'verify' };
   const retry = `verify waited ${formatDuration(VERIFY_LOCK_WAIT_MS)} for it; run verify again once it is done`;
   let release: () => Promise<void>;
   try {

@@ -121,7 +121,7 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
           if (waiting.length) log(watchBackingOff(waiting));
           if (safe.length) {
             const host = makeHost(io);
-            const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment }, intervalMs);
+            const release = await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment, command: 'watch' }, intervalMs);
             try {
               const report = await executePlan(safe, { host, env, options: { allowShrink: false }, view: linesView(out), signal: controller.signal, unattendedOnly: true });
               const saved: string[] = [];

@@ -12,6 +12,8 @@ export interface LockHolder {
   startedAt: string;
   spec: string;
   environment: string;
+  /** The persist command holding it (apply, watch, verify, ...); absent in a lock written before it was recorded. */
+  command?: string;
 }
 
 async function readHolder(host: Host, path: string): Promise<LockHolder | null> {
@@ -68,7 +70,8 @@ export async function acquireLock(
     }
     if (host.now().getTime() >= deadline) {
       const who = current ? `pid ${current.pid} (started ${current.startedAt}, environment "${current.environment}")` : 'another process';
-      throw new LockError(`another apply holds the lock ${path}: ${who}; ${retry}`);
+      const by = current?.command && current.command !== 'apply' ? `persist ${current.command}` : 'another apply';
+      throw new LockError(`${by} holds the lock ${path}: ${who}; ${retry}`);
     }
     await host.sleep(Math.min(200, Math.max(10, deadline - host.now().getTime())));
   }

@@ -18,10 +18,10 @@ function holder(seconds: number): ChildProcess {
   return child;
 }
 
-function writeLock(f: Fixture, pid: number): string {
+function writeLock(f: Fixture, pid: number, command?: string): string {
   mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
   const path = join(f.stateDir, 'apply.lock');
-  writeFileSync(path, `${JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00.000Z', spec: f.spec, environment: 'default' })}\n`);
+  writeFileSync(path, `${JSON.stringify({ pid, startedAt: '2026-01-01T00:00:00.000Z', spec: f.spec, environment: 'default', ...(command ? { command } : {}) })}\n`);
   return path;
 }
 
@@ -40,6 +40,17 @@ describe('the apply lock', () => {
     );
     expect(result.stderr).not.toMatch(STACK_LINE);
     expect(treeChanges(before, snapshotTree(f.dir))).toEqual([]);
+  });
+
+  it('names the command holding it when that is not an apply (a verify, a clean)', async () => {
+    const f = makeFixture({ links: ['memory'] });
+    const sleeper = holder(30);
+    const lock = writeLock(f, sleeper.pid!, 'verify');
+    const result = await f.run(['apply', '--auto-approve']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `persist: persist verify holds the lock ${lock}: pid ${sleeper.pid} (started 2026-01-01T00:00:00.000Z, environment "default"); wait for it to finish or pass --lock-timeout\n`,
+    );
   });
 
   it('rollback and detach, which have no --lock-timeout, do not tell to pass one', async () => {
