@@ -2,11 +2,13 @@
 // matches the spec (else the action a plan would take) and the facts its module reports (mount
 // alive and what is mounted, where a link points, bundle refs, age and size, last sync times).
 import { StoreError } from '../errors.js';
-import { statusJson, renderStatus, type StatusRow } from '../output/status-view.js';
+import { killedRunFolders, statusJson, renderStatus, type StatusRow } from '../output/status-view.js';
 import { makeStyle } from '../output/style.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
 import { cleanCommand, findLeftovers, renderLeftovers } from './leftovers.js';
 import { leaseRows } from './status-lease.js';
+import { deadBuildings } from '../host/state-leftovers.js';
+import { stateDir } from '../host/paths.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export default async function status(opts: SpecOptions, io: CommandIO): Promise<number> {
@@ -36,10 +38,18 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
     unchecked = error;
     return [];
   });
-  if (opts.json) io.out(statusJson(env.environment, rows, leftovers.length ? { leftovers: leftovers.map(({ bucket, key, where, kind }) => ({ bucket, key, path: where, kind })), clean: cleanCommand(env.specFile, env.environment) } : {}));
-  else {
+  // Folders a killed rollback or detach was building beside a local folder (host/state-leftovers.ts).
+  const building = await deadBuildings(host, stateDir(io.env));
+  if (opts.json) {
+    const extra = {
+      ...(leftovers.length ? { leftovers: leftovers.map(({ bucket, key, where, kind }) => ({ bucket, key, path: where, kind })), clean: cleanCommand(env.specFile, env.environment) } : {}),
+      ...(building.length ? { killedRunFolders: building } : {}),
+    };
+    io.out(statusJson(env.environment, rows, extra));
+  } else {
     io.out(renderStatus(header(env, 'status'), rows, makeStyle(io.color)));
     if (leftovers.length) io.out(`\n${renderLeftovers(leftovers)}Remove them with: ${cleanCommand(env.specFile, env.environment)}\n`);
+    if (building.length) io.out(`\n${killedRunFolders(building)}Removed by the next command that takes the apply lock, e.g.: ${cleanCommand(env.specFile, env.environment)}\n`);
     if (unchecked) io.out(`\nLeftovers not looked for: ${(unchecked as StoreError).message}\n`);
   }
   return 0; // status reports; drift is not an error (use `plan --detailed-exitcode` to test for it)
