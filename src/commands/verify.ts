@@ -1,8 +1,10 @@
 // `persist verify [--hash]`: every stored file of every sync against its manifest (size; with
 // --hash, content) and every bundle against its header and generation record (size; with --hash,
 // the recorded sha256, and git reading the whole pack where the store is a folder: see
-// resources/bundle/verify.ts). Exit 1 listing what is missing or damaged; the findings are recorded
-// on local disk so that the next plan pushes those files again (a bundle: writes it again).
+// resources/bundle/verify.ts), a sync's manifest shards as stored (resources/sync/verify-manifest.ts:
+// plan reads this machine's copies), and the kept generations of both (history, rollback; reported,
+// not repairable). Exit 1 listing what is missing or damaged; the findings are recorded on local
+// disk so that the next plan pushes those files (or manifest shards) again (a bundle: writes it again).
 //
 // A push rewrites files first and its manifest last, so a push under way makes files it already
 // replaced mismatch the manifest read before it. So verify holds this machine's apply lock (an
@@ -20,7 +22,10 @@ import { makeStyle } from '../output/style.js';
 import { errorMessage, formatDuration } from '../output/format.js';
 import type { SyncDetail } from '../resources/sync/index.js';
 import { recheckProblems, recordDamaged, verifyMirror } from '../resources/sync/verify.js';
+import { recordStoredManifestDamage, verifyStoredManifest } from '../resources/sync/verify-manifest.js';
 import { checkStoredBundle, recordBundleDamage } from '../resources/bundle/verify.js';
+import { verifySyncGenerations } from '../resources/sync/generations.js';
+import { verifyBundleGenerations } from '../resources/bundle/generations.js';
 import type { ResolvedBundle, ResolvedSync } from '../spec/types.js';
 import { otherLeaseHolder } from './other-lease.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
@@ -46,7 +51,7 @@ export default async function verify(opts: SpecOptions & { hash?: boolean }, io:
   }
   try {
     const { observation } = await computePlan(host, env, { allowShrink: false }, []);
-    const rows = await checkStored(host, observation, opts.hash === true, { pushMayRun: await otherLeaseHolder(host, env) });
+    const rows = await checkStored(host, observation, opts.hash === true, { pushMayRun: await otherLeaseHolder(host, env), generations: true });
     if (opts.json) io.out(verifyJson(env.environment, rows));
     else io.out(renderVerify(header(env, 'verify'), rows, makeStyle(io.color), opts.hash === true));
     return rows.every((row) => row.problems.length === 0 && !row.note) ? 0 : 1;
@@ -55,10 +60,23 @@ export default async function verify(opts: SpecOptions & { hash?: boolean }, io:
   }
 }
 
+/** A resource's kept generations as verify found them: counted, each problem named with its generation. */
+function addGenerationProblems(row: VerifyRow, kept: { checked: number; problems: { generation: number | null; path: string; problem: string }[] }): void {
+  row.checked += kept.checked;
+  if (kept.problems.length === 0) return;
+  for (const { generation, path, problem } of kept.problems) row.problems.push({ path: `${generation === null ? 'a kept generation' : `generation ${generation}`}: ${path}`, problem });
+  row.damagedGenerations = [...new Set(kept.problems.map((p) => p.generation))];
+}
+
 export interface CheckOptions {
   /** Who may be pushing into the bucket now (null: nobody): mismatches wait for its manifest, up to SETTLE_MS. */
   pushMayRun?: (bucket: string) => Promise<string | null>;
   settleMs?: number;
+  /**
+   * Also check the kept generations (history, rollback): `persist verify` does; watch's periodic
+   * check does not (they cannot be repaired, and reading every generation's manifest costs).
+   */
+  generations?: boolean;
 }
 
 /**
@@ -99,6 +117,12 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
         const sync = r.resource as ResolvedSync;
         const manifest = (r.seen.detail as SyncDetail).manifest;
         if (!manifest) {
+          // A manifest the store holds but no one can read (a damaged part): named, not "no manifest".
+          const stored = await verifyStoredManifest(host, store, observation.ctx.env.buckets[bucket]!, sync, true);
+          if (stored.problems.length > 0) {
+            row.problems = stored.problems.map(({ path, problem }) => ({ path, problem }));
+            continue;
+          }
           row.note = (await store.stat(sync.relTo)) ? 'the mirror has no manifest: nothing to check it against' : undefined;
           if (!row.note) delete row.note;
           continue;
@@ -112,7 +136,13 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
           if (settled.problems.length && settled.maybePushing) row.maybePushing = settled.maybePushing;
         }
         await recordDamaged(host, sync, row.problems.map((p) => p.path));
+        // The manifest's shards as stored (plan reads this machine's copies of them).
+        const stored = await verifyStoredManifest(host, store, observation.ctx.env.buckets[bucket]!, sync, opts.hash === true);
+        row.problems.push(...stored.problems.map(({ path, problem }) => ({ path, problem })));
+        await recordStoredManifestDamage(host, observation.ctx.env.buckets[bucket]!, sync, manifest, stored.problems);
         if (row.problems.length) row.repair = true;
+        // The kept generations (history, rollback): reported, not repairable.
+        if (options.generations) addGenerationProblems(row, await verifySyncGenerations(sync, store, manifest, opts.hash === true));
       } else {
         const bundle = r.resource as ResolvedBundle;
         let info = await store.stat(bundle.relFile);
@@ -141,6 +171,7 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
         // The next plan writes a damaged bundle again from the repo (`update (repair)`).
         await recordBundleDamage(host, bundle, row.problems.length ? info : null);
         if (row.problems.length) row.repair = true;
+        if (options.generations) addGenerationProblems(row, await verifyBundleGenerations(store, bundle, opts.hash === true));
       }
     } catch (error) {
       row.problems.push({ path: r.address, problem: errorMessage(error) });

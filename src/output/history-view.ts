@@ -13,6 +13,8 @@ export interface HistoryRow {
   generations: (GenerationRecord & { current: boolean })[];
   /** Set when the store could not be looked into (mount not ready...). */
   problem?: string;
+  /** Kept generations whose record cannot be read (generation null: its number is unknown): listed as damaged. */
+  damaged?: { generation: number | null; path: string; problem: string }[];
 }
 
 export function historyJson(environment: string, rows: HistoryRow[]): string {
@@ -23,6 +25,7 @@ export function historyJson(environment: string, rows: HistoryRow[]): string {
       resources: rows.map((row) => ({
         address: row.address,
         ...(row.problem ? { problem: row.problem } : {}),
+        ...(row.damaged?.length ? { damaged: row.damaged } : {}),
         generations: [...row.generations].reverse().map((g) => ({
           generation: g.generation,
           parent: g.parent,
@@ -46,7 +49,7 @@ export function renderHistory(header: string, rows: HistoryRow[], style: Style):
   for (const row of rows) {
     lines.push(`${style.bold(row.address)}  ${row.where}`);
     if (row.problem) lines.push(`  ${style.yellow(row.problem)}`);
-    else if (row.generations.length === 0) lines.push('  no generations yet');
+    else if (row.generations.length === 0 && !row.damaged?.length) lines.push('  no generations yet');
     else {
       const table = [...row.generations].reverse().map((g) => [
         `${g.current ? '*' : ' '} ${g.generation}`,
@@ -58,6 +61,9 @@ export function renderHistory(header: string, rows: HistoryRow[], style: Style):
       ]);
       const widths = table[0]!.map((_, column) => Math.max(...table.map((cells) => cells[column]!.length)));
       for (const cells of table) lines.push(`  ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}`);
+    }
+    for (const damaged of row.damaged ?? []) {
+      lines.push(`  ${style.red('!')} ${damaged.generation ?? '?'}  damaged: ${damaged.path}: ${damaged.problem}; it cannot be rolled back to (persist verify lists what is damaged)`);
     }
     lines.push('');
   }

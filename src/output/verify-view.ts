@@ -12,6 +12,8 @@ export interface VerifyRow {
   repair?: boolean;
   /** Another machine held the bucket's lease when verify stopped waiting (`its lease is held by ...`): it may be pushing what mismatches. */
   maybePushing?: string;
+  /** Kept generations found damaged (null: one whose record cannot be read): they cannot be rolled back to. */
+  damagedGenerations?: (number | null)[];
 }
 
 /** Said (on standard error) when verify waits for an apply of this machine. */
@@ -27,11 +29,19 @@ export function renderVerify(title: string, rows: VerifyRow[], style: Style, has
     lines.push(`${ok ? style.green('ok  ') : style.red('FAIL')} ${row.address}: ${what}${row.problems.length ? `, ${row.problems.length} missing or damaged` : ''}`);
     for (const problem of row.problems.slice(0, 50)) lines.push(`     ${problem.path}: ${problem.problem}`);
     if (row.problems.length > 50) lines.push(`     ... and ${row.problems.length - 50} more`);
+    if (row.damagedGenerations?.length) lines.push(`     ${describeGenerations(row.damagedGenerations)} cannot be rolled back to: what the store kept of ${row.damagedGenerations.length === 1 ? 'it' : 'them'} is damaged (an earlier generation cannot be repaired; newer ones are not affected)`);
     if (row.maybePushing) lines.push(`     ${row.maybePushing}: that machine may still be pushing, and a push replaces files before its manifest; run verify again once it is done`);
   }
   const bad = rows.filter((row) => row.problems.length > 0 || row.note).length;
   lines.push('', bad === 0 ? `Verified: everything stored matches its manifest or header.` : `${plural(bad, 'resource')} with problems; ${nextStep(rows)}`);
   return `${lines.join('\n')}\n`;
+}
+
+function describeGenerations(generations: (number | null)[]): string {
+  const numbers = [...new Set(generations.filter((g): g is number => g !== null))].sort((a, b) => a - b);
+  const unknown = generations.some((g) => g === null);
+  const named = numbers.length === 0 ? '' : `${numbers.length === 1 ? 'generation' : 'generations'} ${numbers.join(', ')}`;
+  return [named, unknown ? 'the generation whose record cannot be read' : ''].filter(Boolean).join(' and ');
 }
 
 /** What happens next: a repair only where verify recorded damage for one. */

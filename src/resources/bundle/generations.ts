@@ -439,3 +439,69 @@ export function bundleLineageFacts(lineage: BundleLineage | undefined, now: Date
   if (lineage.foreign) facts.holds = describeStore(lineage.foreign.store);
   return facts;
 }
+
+// --- verify and history: kept generations that cannot be read back ---
+
+export interface BundleGenerationProblem {
+  /** The generation (null: unknown, its record cannot be read). */
+  generation: number | null;
+  /** The store key: a kept bundle file or a record. */
+  path: string;
+  problem: string;
+}
+
+/**
+ * Records of kept bundle files (`<file>.<k>.lineage.json`, k >= 1) that are in the store but cannot
+ * be read: the file beside it holds a generation nobody can name, which history would otherwise
+ * leave out without a word. `onlyKept`: only those whose bundle file is there (history).
+ */
+export async function damagedBundleRecords(store: Store, bundle: ResolvedBundle, onlyKept = true): Promise<BundleGenerationProblem[]> {
+  const problems: BundleGenerationProblem[] = [];
+  for (let rotation = 1; rotation <= bundle.keep; rotation++) {
+    const key = metadataKey(bundle.relFile, rotation);
+    if (!(await store.stat(key)) || (await readRecord(store, key))) continue;
+    const file = bundleKey(bundle.relFile, rotation);
+    const kept = (await store.stat(file))?.type === 'file';
+    if (onlyKept && !kept) continue;
+    problems.push({ generation: null, path: key, problem: `the record of ${file}${kept ? '' : ' (itself not there)'} cannot be read (not JSON, or not a generation record): which generation ${file} holds is unknown` });
+  }
+  return problems;
+}
+
+/**
+ * Check the kept generations of a bundle (`<file>.1` .. `<file>.<keep>`): each record stored beside
+ * them is readable, each generation a record names is held by a file of its recorded size (with
+ * `hash`: its recorded sha256). Skipped while an update is unfinished (a pending record: records
+ * may be one off from their files until the next update puts them back).
+ */
+export async function verifyBundleGenerations(store: Store, bundle: ResolvedBundle, hash: boolean): Promise<{ checked: number; problems: BundleGenerationProblem[] }> {
+  const slots = await readBundleSlots(store, bundle);
+  const problems = await damagedBundleRecords(store, bundle, false);
+  const older = slots.kept.filter((slot) => slot.rotation >= 1);
+  if (slots.pending) return { checked: older.length, problems };
+  const current = slots.kept.find((slot) => slot.rotation === 0)?.record ?? slots.stored[0] ?? null;
+  const held = new Set(slots.kept.flatMap((slot) => (slot.record ? [slot.record.generation] : [])));
+  for (let rotation = 1; rotation < slots.stored.length; rotation++) {
+    const record = slots.stored[rotation];
+    if (!record || held.has(record.generation) || record.generation === current?.generation) continue;
+    const file = bundleKey(bundle.relFile, rotation);
+    const info = await store.stat(file);
+    const recordedIn = metadataKey(bundle.relFile, rotation);
+    const what = !info
+      ? 'missing'
+      : info.type !== 'file'
+        ? `a ${info.type}, not a bundle file`
+        : info.size !== record.bytes
+          ? `damaged: ${info.size} bytes, not the ${record.bytes} recorded in ${recordedIn}`
+          : `damaged: its content is not what was written as generation ${record.generation} (sha256 in ${recordedIn})`;
+    problems.push({ generation: record.generation, path: file, problem: what });
+  }
+  if (hash) {
+    for (const slot of older) {
+      if (!slot.record?.sha256) continue;
+      const sha256 = await store.hash(slot.key);
+      if (sha256 !== slot.record.sha256) problems.push({ generation: slot.record.generation, path: slot.key, problem: `damaged: its content (sha256 ${sha256.slice(0, 16)}…) is not what was written as generation ${slot.record.generation} (sha256 ${slot.record.sha256.slice(0, 16)}…)` });
+    }
+  }
+  return { checked: older.length, problems: problems.sort((a, b) => (a.generation ?? -1) - (b.generation ?? -1)) };
+}

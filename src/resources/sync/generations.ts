@@ -43,8 +43,9 @@ import { moveAsideExcept } from '../../lineage/aside.js';
 import { formatAge, plural } from '../../output/format.js';
 import { createPathMatcher } from './glob.js';
 import { FOLDERS_NAME, readFolderModes, writeFolderModes, type FolderModes } from './folders.js';
-import { GENERATIONS_DIR_NAME, manifestPath, parseManifestFile, readManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
+import { GENERATIONS_DIR_NAME, SHARD_DIR_NAME, manifestPath, parseManifestFile, readManifestFile, parseShard, shardDirPath, shardFileName, type ManifestEntry, type SyncManifest } from './manifest.js';
 import { readSyncState } from './state.js';
+import { readTrustState } from './trust-state.js';
 import type { TreeComparison } from './compare.js';
 import { syncExcluder, walkTree, type TreeFile } from './tree.js';
 import { mirrorKey, storedKey } from './names.js';
@@ -325,6 +326,8 @@ export class SyncGeneration {
   private readonly base: LineageStamp | null;
   private readonly deltas: string | null;
   private stampWritten: LineageStamp | null = null;
+  /** Stored files verify found damaged (trust-state.ts): their copies are kept only if whole after all. */
+  private readonly damaged = new Set<string>();
 
   private constructor(
     private readonly sync: ResolvedSync,
@@ -342,6 +345,9 @@ export class SyncGeneration {
   static async begin(sync: ResolvedSync, store: Store, manifest: SyncManifest | null, ctx: ApplyContext, foldersChange = false): Promise<SyncGeneration> {
     const machine = await ensureMachine(ctx.host);
     const generation = new SyncGeneration(sync, store, ctx, manifest, machine, foldersChange);
+    const trust = await readTrustState(ctx.host, sync);
+    const manifestOnly = new Set(trust.damagedManifest?.paths ?? []);
+    for (const path of trust.damaged ?? []) if (!manifestOnly.has(path)) generation.damaged.add(path);
     await generation.checkRoot('before the push');
     return generation;
   }
@@ -370,9 +376,25 @@ export class SyncGeneration {
     else await this.store.copy(key, target);
   }
 
-  /** Before a file listed in the manifest is overwritten. */
+  /**
+   * Before a file listed in the manifest is overwritten. A stored copy `persist verify` found
+   * damaged (trust-state.ts) is not kept as the old generation's when it still does not hold that
+   * generation's bytes: kept, it would make the generation unrestorable; left out, the generation
+   * reads the file from the newer copy, which is its bytes when the local file did not change
+   * (a repair).
+   */
   async beforeOverwrite(path: string): Promise<void> {
-    if (this.manifest?.files[path]) await this.preserve(mirrorKey(this.sync, path), join('files', relativeKey(path)), false);
+    const entry = this.manifest?.files[path];
+    if (!entry) return;
+    const key = mirrorKey(this.sync, path);
+    if (this.damaged.has(path) && !(await this.holds(key, entry))) return;
+    await this.preserve(key, join('files', relativeKey(path)), false);
+  }
+
+  private async holds(key: string, entry: ManifestEntry): Promise<boolean> {
+    const info = await this.store.stat(key).catch(() => null);
+    if (!info || info.type !== 'file' || info.size !== entry.size) return false;
+    return (await this.store.hash(key).catch(() => null)) === entry.sha256;
   }
 
   /** For the ManifestWriter: a shard about to be rewritten or removed. */
@@ -541,3 +563,116 @@ export function lineageFacts(lineage: SyncLineage | undefined, now: Date): Recor
 }
 
 export { peekMachine };
+
+// --- verify and history: kept generations that cannot be read back ---
+
+export interface GenerationProblem {
+  /** The generation (null: not known, its record cannot be read). */
+  generation: number | null;
+  /** Relative to the mirror (sync) or the bundle's folder key. */
+  path: string;
+  problem: string;
+}
+
+/** The numbers of the generation records (`<n>.json`) and kept states (`<n>/`) in the store. */
+async function keptNumbers(sync: ResolvedSync, store: Store): Promise<{ records: number[]; deltas: number[] }> {
+  const records: number[] = [];
+  const deltas: number[] = [];
+  for (const name of await store.readdir(generationsKey(sync)).catch(() => [] as string[])) {
+    const match = /^(\d+)(\.json)?$/.exec(name);
+    if (!match) continue;
+    (match[2] ? records : deltas).push(Number(match[1]));
+  }
+  return { records: records.sort((a, b) => a - b), deltas: deltas.sort((a, b) => a - b) };
+}
+
+function readRecordProblem(error: unknown): string {
+  return error instanceof SyntaxError ? `not valid JSON (${error.message})` : error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Generation records in the store that cannot be read (not JSON, not a record, another number)
+ * while their kept state is there: history lists them as damaged instead of leaving them out.
+ * Only generations older than the current one (a newer record is an uncommitted push's).
+ */
+export async function damagedSyncRecords(sync: ResolvedSync, store: Store, manifest: SyncManifest | null): Promise<GenerationProblem[]> {
+  const current = manifest ? manifestStamp(manifest).generation : null;
+  const { records, deltas } = await keptNumbers(sync, store);
+  const problems: GenerationProblem[] = [];
+  for (const generation of records) {
+    if (current !== null && generation >= current) continue;
+    const key = recordKey(sync, generation);
+    let reason: string | null = null;
+    try {
+      const record = parseRecord(JSON.parse((await store.read(key)).toString('utf8')));
+      if (!record) reason = 'not a generation record ({generation, parent, time, machine, host, files, bytes})';
+      else if (record.generation !== generation) reason = `it records generation ${record.generation}, not ${generation}`;
+    } catch (error) {
+      reason = readRecordProblem(error);
+    }
+    if (reason === null) continue;
+    if (!deltas.includes(generation)) continue; // pruned while listed: not offered anyway
+    problems.push({ generation, path: `${SHARD_DIR_NAME}/${GENERATIONS_DIR_NAME}/${generation}.json`, problem: `its record cannot be read: ${reason}` });
+  }
+  return problems;
+}
+
+/**
+ * Check every kept generation older than the current one (the current one is the live mirror,
+ * checked against its manifest): its record, its saved root and shards, and each file it lists
+ * whose bytes are kept under generations/ (size; with `hash`, content), or, for a file no later
+ * push saved, that the live copy is still that file. Returns what was checked and the problems,
+ * by generation.
+ */
+export async function verifySyncGenerations(sync: ResolvedSync, store: Store, manifest: SyncManifest, hash: boolean): Promise<{ checked: number; problems: GenerationProblem[] }> {
+  const current = manifestStamp(manifest).generation;
+  const { deltas } = await keptNumbers(sync, store);
+  const problems: GenerationProblem[] = await damagedSyncRecords(sync, store, manifest);
+  const where = (key: string) => (key.startsWith(`${sync.relTo}/`) ? key.slice(sync.relTo.length + 1) : key);
+  // Each kept state's files, listed once: relative key -> size.
+  const listed = new Map<number, Record<string, { size: number }>>();
+  const filesOf = async (generation: number) => {
+    let files = listed.get(generation);
+    if (!files) {
+      files = await store.list(join(deltaKey(sync, generation), 'files'), () => false).then((listing) => listing.files, () => ({}));
+      listed.set(generation, files);
+    }
+    return files;
+  };
+  let checked = 0;
+  for (const generation of deltas) {
+    if (generation >= current) continue;
+    let stored: StoredGeneration;
+    try {
+      stored = await readGeneration(sync, store, manifest, generation);
+    } catch (error) {
+      problems.push({ generation, path: where(join(deltaKey(sync, generation), 'root.json')), problem: `its manifest cannot be read: ${error instanceof Error ? error.message : String(error)}` });
+      continue;
+    }
+    for (const [path, entry] of Object.entries(stored.files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (entry.link !== undefined) continue;
+      const relative = relativeKey(path);
+      let key: string | null = null;
+      let size: number | undefined;
+      for (let k = generation; k < current && key === null; k++) {
+        const kept = (await filesOf(k))[relative];
+        if (kept) {
+          key = join(deltaKey(sync, k), 'files', relative);
+          size = kept.size;
+        }
+      }
+      if (key === null) {
+        // No later push saved it: the live copy is that file, as long as the current manifest lists the same bytes.
+        const live = manifest.files[path];
+        if (live && live.link === undefined && live.sha256 === entry.sha256 && live.size === entry.size) continue;
+        checked += 1;
+        problems.push({ generation, path, problem: `its kept copy is missing (expected in ${where(join(deltaKey(sync, generation), 'files', relative))} or a later generation's)` });
+        continue;
+      }
+      checked += 1;
+      if (size !== entry.size) problems.push({ generation, path, problem: `damaged: ${where(key)} holds ${size} bytes, generation ${generation}'s manifest says ${entry.size}` });
+      else if (hash && (await store.hash(key)) !== entry.sha256) problems.push({ generation, path, problem: `damaged: ${where(key)} differs from generation ${generation}'s manifest (sha256)` });
+    }
+  }
+  return { checked, problems: problems.sort((a, b) => (a.generation ?? -1) - (b.generation ?? -1)) };
+}

@@ -27,6 +27,8 @@ import type { ResolvedBucket } from '../../spec/types.js';
 import type { ManifestEntry } from './manifest.js';
 
 const PUSHING = 'pushing';
+/** Shard files `persist verify` found damaged in the store: the next push writes them again. */
+const STORED_DAMAGED = 'stored-damaged.json';
 const SUFFIX = '.json';
 
 function sha256(data: string | Buffer): string {
@@ -127,9 +129,39 @@ export class ShardCache {
     await this.inFolder(() => this.host.writeFileAtomic(join(this.dir, PUSHING), `${this.host.pid()}\n`, { mode: 0o600 }));
   }
 
-  /** After the root is written. */
+  /**
+   * The size of the local copy of the shard with this sha256 (null: none). verify compares it with
+   * the stored shard's size (a mismatch is then confirmed by reading and hashing the stored one).
+   */
+  async copySize(hash: string): Promise<number | null> {
+    const info = await this.host.lstat(this.copyPath(hash)).catch(() => null);
+    return info && info.type === 'file' ? info.size : null;
+  }
+
+  /** Shard file names (e.g. `0-of-1.json`) verify found damaged or missing in the store ([]: none). */
+  async storedDamaged(): Promise<string[]> {
+    try {
+      const data = JSON.parse((await this.host.readFile(join(this.dir, STORED_DAMAGED))).toString('utf8')) as { shards?: unknown };
+      return Array.isArray(data.shards) ? data.shards.filter((name): name is string => typeof name === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** Record (or, with [], clear) the shards verify found damaged in the store. */
+  async markStoredDamaged(names: readonly string[]): Promise<void> {
+    const path = join(this.dir, STORED_DAMAGED);
+    if (names.length === 0) {
+      if (await this.host.lstat(path)) await this.host.remove(path);
+      return;
+    }
+    await this.inFolder(() => this.host.writeFileAtomic(path, `${JSON.stringify({ shards: [...names].sort() })}\n`, { mode: 0o600 }));
+  }
+
+  /** After the root is written (every shard verify found damaged was written again: ManifestWriter). */
   async endPush(hashes: readonly string[]): Promise<void> {
     await this.host.remove(join(this.dir, PUSHING));
+    await this.markStoredDamaged([]);
     await this.keepOnly(hashes);
   }
 }

@@ -361,6 +361,8 @@ export class ManifestWriter {
   /** The shards written (text and entries), kept in the local cache once the root names them. */
   private readonly texts: ({ text: string; files: Record<string, ManifestEntry> } | undefined)[];
   private pushMarked = false;
+  /** Shard names verify found damaged in the store (read once, from the cache). */
+  private storedDamaged: Set<string> | undefined;
 
   /** `previous`: the manifest as read (null when there is none); `files`: how many files the new one will list. */
   constructor(
@@ -389,9 +391,15 @@ export class ManifestWriter {
     const text = serializeShard(files);
     const hash = sha256(text);
     this.written[index] = { files: Object.keys(files).length, sha256: hash };
-    if (this.previousHashes[index] === hash) return false;
-    const key = join(shardDirPath(this.mirrorKey), shardFileName(index, this.shardCount));
-    if (this.beforeReplace && this.previousHashes[index] !== undefined) await this.beforeReplace(key);
+    const name = shardFileName(index, this.shardCount);
+    // A shard `persist verify` found damaged in the store (manifest-cache.ts) is written again even
+    // when its text is unchanged; its damaged bytes are then not kept as the old generation's (the
+    // text written back is the one that generation's root records).
+    this.storedDamaged ??= new Set(this.cache ? await this.cache.storedDamaged() : []);
+    const repair = this.storedDamaged.has(name);
+    if (this.previousHashes[index] === hash && !repair) return false;
+    const key = join(shardDirPath(this.mirrorKey), name);
+    if (this.beforeReplace && this.previousHashes[index] !== undefined && !(repair && this.previousHashes[index] === hash)) await this.beforeReplace(key);
     if (this.cache && !this.pushMarked) {
       await this.cache.beginPush();
       this.pushMarked = true;

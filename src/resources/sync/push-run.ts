@@ -113,7 +113,9 @@ export class PushRun {
     const options: Parameters<typeof pushFile>[6] = { sqlite };
     // A stored copy verify found damaged is uploaded again even when the local file has its hash;
     // so is a former hard link, which had no stored copy of its own.
-    if (previous && previous.link === undefined && !(this.trust?.state.damaged ?? []).includes(path)) options.previous = previous;
+    // (A path listed only because its manifest shard was found damaged keeps its stored copy.)
+    const damagedFile = (this.trust?.state.damaged ?? []).includes(path) && !(this.trust?.state.damagedManifest?.paths ?? []).includes(path);
+    if (previous && previous.link === undefined && !damagedFile) options.previous = previous;
     if (mirrorHash) options.mirrorHash = mirrorHash;
     if (this.known[path]) options.known = this.known[path];
     if (this.inPlace(path)) options.inPlace = true;
@@ -156,7 +158,10 @@ export class PushRun {
       const state = await readTrustState(this.host, this.sync);
       state.pushStartedMs = this.startedMs;
       delete state.restoring;
-      if (state.damaged) state.damaged = state.damaged.filter((path) => !(path in this.uploaded) && this.manifest?.files[path] !== undefined && !this.trust?.listing.files[path]);
+      // The root is written: every shard verify found damaged was written again (ManifestWriter).
+      const manifestOnly = new Set(state.damagedManifest?.paths ?? []);
+      delete state.damagedManifest;
+      if (state.damaged) state.damaged = state.damaged.filter((path) => !manifestOnly.has(path) && !(path in this.uploaded) && this.manifest?.files[path] !== undefined && !this.trust?.listing.files[path]);
       if (state.damaged?.length === 0) delete state.damaged;
       const sqlite: NonNullable<TrustState['sqlite']> = {};
       for (const db of this.trust?.databases ?? []) {

@@ -7,7 +7,11 @@
 //  - `unreadable`: files a push could not read, with the size, mtime and ctime they had: left out
 //    of later plans (reported, never a change) until they change;
 //  - `pushStartedMs`: when the last push began reading files (the racily-clean threshold);
-//  - `damaged`: stored files `persist verify` found missing or damaged (pushed again, "repair").
+//  - `damaged`: stored files `persist verify` found missing or damaged (pushed again, "repair"),
+//    and the files listed by a manifest shard it found damaged in the store;
+//  - `damagedManifest`: those shards (names such as `0-of-1.json`) and the paths that are in
+//    `damaged` only because of them (their stored copies are fine: the push writes the shard
+//    again, not the files).
 // A lost or damaged file only costs a re-check (a snapshot, a hash): never data.
 import { join } from 'node:path';
 import type { Host } from '../../host/types.js';
@@ -27,6 +31,8 @@ export interface TrustState {
   pushStartedMs?: number;
   /** Stored files `persist verify` found missing or damaged: the next push uploads them again. */
   damaged?: string[];
+  /** Manifest shards verify found damaged in the store, and the paths `damaged` holds only for them. */
+  damagedManifest?: { shards: string[]; paths: string[] };
 }
 
 export function trustStatePath(host: Host, sync: ResolvedSync): string {
@@ -58,4 +64,26 @@ export async function updateTrustState(host: Host, sync: ResolvedSync, change: (
 
 export function sameStamp(a: StatStamp, b: StatStamp): boolean {
   return a.size === b.size && Math.abs(a.mtimeMs - b.mtimeMs) < 1 && (a.ctimeMs === undefined || b.ctimeMs === undefined || Math.abs(a.ctimeMs - b.ctimeMs) < 1);
+}
+
+/**
+ * After verify checked the stored manifest: the shards it found damaged (by name) and the paths
+ * they list (taken from this machine's copy). Their paths join `damaged`, so that the next plan
+ * shows `push (repair)`; the push writes the shards again (ManifestWriter, from the cache's mark).
+ * An empty list clears what an earlier verify recorded.
+ */
+export async function recordManifestDamage(host: Host, sync: ResolvedSync, shards: readonly string[], paths: readonly string[]): Promise<void> {
+  await updateTrustState(host, sync, (state) => {
+    const before = new Set(state.damagedManifest?.paths ?? []);
+    const files = (state.damaged ?? []).filter((path) => !before.has(path));
+    delete state.damagedManifest;
+    if (shards.length > 0) {
+      const fileSet = new Set(files);
+      const only = [...new Set(paths)].filter((path) => !fileSet.has(path)).sort();
+      state.damagedManifest = { shards: [...shards].sort(), paths: only };
+      files.push(...only);
+    }
+    if (files.length > 0) state.damaged = files;
+    else delete state.damaged;
+  });
 }

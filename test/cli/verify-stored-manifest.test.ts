@@ -1,0 +1,60 @@
+// `persist verify` checks the manifest as the store holds it. Plan and push read a manifest's
+// shards from this machine's copies (manifest-cache.ts) whenever the root names their sha256, so a
+// shard damaged in the store went unseen on the machine that pushed (verify --hash "Verified",
+// plan "No changes") while any other machine could not read the manifest at all (plan: conflict
+// "not valid JSON", nothing restorable). Now verify reads every shard from the store, names the
+// damaged one, exits 1 and records it; the next plan shows `push (repair)` and the push writes
+// the shard again although no file changed; then another machine reads the manifest.
+import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeFixture, type CliResult } from './helpers.js';
+
+function ok(done: CliResult): string {
+  if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
+  return done.stdout;
+}
+
+const DAMAGE = {
+  'overwritten with garbage': (shard: string) => writeFileSync(shard, 'garbage{'),
+  deleted: (shard: string) => unlinkSync(shard),
+};
+
+describe('verify reads the manifest shards from the store', () => {
+  for (const [name, damage] of Object.entries(DAMAGE)) {
+    for (const hash of [false, true]) {
+      it(`a shard ${name}: verify${hash ? ' --hash' : ''} fails naming it, plan repairs it, another machine can then read the manifest`, async () => {
+        const fixture = makeFixture({ sync: true });
+        ok(await fixture.run(['apply', '--auto-approve']));
+        const shard = join(fixture.bucket, 'state', '.persist-sync', '0-of-1.json');
+        const good = readFileSync(shard, 'utf8');
+        damage(shard);
+        const other = { PERSIST_STATE_DIR: join(fixture.dir, '.state-b') };
+
+        const verified = await fixture.run(['verify', ...(hash ? ['--hash'] : [])]);
+        expect(verified.code, verified.stdout).toBe(1);
+        expect(verified.stdout).toMatch(name === 'deleted' ? /\.persist-sync\/0-of-1\.json: missing/ : /\.persist-sync\/0-of-1\.json: damaged: its content \(8 bytes, sha256 [0-9a-f]+…\) is not the manifest part \.persist-sync\.json records/);
+        expect(verified.stdout).toMatch(/FAIL sync\.state/);
+        expect(verified.stdout).not.toContain('Verified');
+
+        const plan = ok(await fixture.run(['plan']));
+        expect(plan).toMatch(/~ sync\.state {2}push \(repair\)/);
+        ok(await fixture.run(['apply', '--auto-approve']));
+        expect(readFileSync(shard, 'utf8')).toBe(good);
+        expect(ok(await fixture.run(['verify', '--hash']))).toMatch(/Verified/);
+        expect(ok(await fixture.run(['plan']))).toMatch(/No changes/);
+        // A machine without copies reads the manifest from the store.
+        expect(ok(await fixture.run(['verify', '--hash'], { env: other }))).toMatch(/ok +sync\.state/);
+      });
+    }
+  }
+
+  it('a machine without a copy names the damaged part instead of "no manifest"', async () => {
+    const fixture = makeFixture({ sync: true });
+    ok(await fixture.run(['apply', '--auto-approve']));
+    writeFileSync(join(fixture.bucket, 'state', '.persist-sync', '0-of-1.json'), 'garbage{');
+    const verified = await fixture.run(['verify'], { env: { PERSIST_STATE_DIR: join(fixture.dir, '.state-b') } });
+    expect(verified.code).toBe(1);
+    expect(verified.stdout).toMatch(/\.persist-sync\/0-of-1\.json: damaged/);
+  });
+});
