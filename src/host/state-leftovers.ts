@@ -6,8 +6,9 @@
 // rules are not walked: `mounts` (backends' caches), `tmp` and `stage` (bundle/scratch.ts,
 // sync/push-run.ts).
 //
-// And the folders a killed rollback or detach was building beside the local folder it replaces
-// (`<folder>.persist-rollback-<pid>-<8 hex>`, `<folder>.persist-detach-<pid>-<8 hex>`, and the
+// And the folders a killed rollback, detach or bundle restore was building beside the local folder
+// it replaces (`<folder>.persist-rollback-<pid>-<8 hex>`, `<folder>.persist-detach-<pid>-<8 hex>`,
+// a restored repo's `.<repo>.persist-restore-<pid>-<8 hex>`, and the
 // link set aside during detach's swap, `<folder>.persist-detach-link-<pid>-<8 hex>`). They lie in
 // the workspace, which the lock does not know: before making one, the run names it in a marker
 // `building/<pid>-<8 hex>.json` in the state folder (markBuilding), removed with the folder. The next
@@ -23,10 +24,10 @@ const OWN_RULES = new Set(['mounts', 'tmp', 'stage', 'building']);
 const BUILDING = 'building';
 const MARKER = /^(\d+)-[0-9a-f]{8}\.json$/;
 /** A path a rollback or detach builds beside a local folder; group 1 the kind, group 2 its pid. */
-const BUILT_PATH = /\.persist-(rollback|detach|detach-link)-(\d+)-[0-9a-f]{8}$/s;
+const BUILT_PATH = /\.persist-(rollback|detach|detach-link|restore)-(\d+)-[0-9a-f]{8}$/s;
 
 /** `<path>.persist-<kind>-<pid>-<8 hex>`: a fresh name for what this run builds beside `path`. */
-export function buildingPath(host: Host, path: string, kind: 'rollback' | 'detach' | 'detach-link'): string {
+export function buildingPath(host: Host, path: string, kind: 'rollback' | 'detach' | 'detach-link' | 'restore'): string {
   return `${path}.persist-${kind}-${host.pid()}-${randomBytes(4).toString('hex')}`;
 }
 

@@ -27,7 +27,7 @@ export function renderStatus(header: string, rows: StatusRow[], style: Style): s
   return `${header}\n\n${lines.join('\n')}\n`;
 }
 
-/** The folders a killed rollback or detach left beside a local folder (the original is intact). */
+/** The folders a killed rollback, detach or bundle restore left beside a local folder (the original is intact). */
 export function killedRunFolders(paths: string[]): string {
-  return `Left by a killed rollback or detach (the folder it was replacing is intact):\n${paths.map((path) => `  ${path}\n`).join('')}`;
+  return `Left by a killed rollback, detach or restore (the folder it was replacing is intact):\n${paths.map((path) => `  ${path}\n`).join('')}`;
 }

@@ -42,7 +42,7 @@ describe('what a killed rollback or detach leaves beside the folder', () => {
     expect(readFileSync(join(state, 'app.db'), 'utf8')).toBe('rows two\n');
     // status names it until then (a plan or a no-op apply takes no lock).
     const shown = await f.run(['status']);
-    expect(shown.stdout).toContain(`Left by a killed rollback or detach (the folder it was replacing is intact):\n  ${join(dirname(state), name)}\n`);
+    expect(shown.stdout).toContain(`Left by a killed rollback, detach or restore (the folder it was replacing is intact):\n  ${join(dirname(state), name)}\n`);
     expect(JSON.parse((await f.run(['status', '--json'])).stdout).killedRunFolders).toEqual([join(dirname(state), name)]);
 
     // An apply with something to do takes the lock: the dead run's folder goes there.

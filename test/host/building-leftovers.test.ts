@@ -35,6 +35,21 @@ function marker(state: string, pid: number, paths: string[]): void {
 }
 
 describe('building folders of a killed rollback or detach', () => {
+  it("a killed bundle restore's repo built beside the repo folder is removed too", async () => {
+    const { ws, state } = scratch();
+    const pid = deadPid();
+    const staging = join(ws, `.repo.persist-restore-${pid}-0000000a`);
+    mkdirSync(join(staging, '.git', 'objects'), { recursive: true });
+    mkdirSync(join(ws, 'repo'));
+    marker(state, pid, [staging]);
+    expect(await removeDeadTemporaries(host, state)).toEqual([staging]);
+    expect(readdirSync(ws)).toEqual(['repo']);
+  });
+
+  it('buildingPath names a restore beside a hidden name as the marker rule reads it', () => {
+    expect(buildingPath(host, join('/w', '.repo'), 'restore')).toMatch(new RegExp(`^/w/\\.repo\\.persist-restore-${process.pid}-[0-9a-f]{8}$`));
+  });
+
   it("a dead run's folders are removed, a link it set aside is put back, the marker goes", async () => {
     const { ws, state } = scratch();
     const pid = deadPid();

@@ -15,7 +15,8 @@ import { basename, dirname, join } from 'node:path';
 import { ActionError } from '../../errors.js';
 import type { Host } from '../../host/types.js';
 import { moveExactly, newAsideFolder } from '../../lineage/aside.js';
-import { backupDir } from '../../host/paths.js';
+import { backupDir, stateDir } from '../../host/paths.js';
+import { buildingPath, markBuilding } from '../../host/state-leftovers.js';
 import { SHALLOW_REF_PREFIX, findGitDir, isBundledRef } from './refs.js';
 import { git, splitNul } from './git.js';
 import { ensureExcluded, readWorktreeRef } from './worktree.js';
@@ -177,14 +178,17 @@ async function writeShallowBoundary(host: Host, gitDir: string, recorded: string
 
 export async function restoreFromBundle(host: Host, request: RestoreRequest, progress: (message: string) => void): Promise<RestoreResult> {
   const { repo, file } = request;
-  const staging = join(dirname(repo), `.${basename(repo)}.persist-restore-${host.pid()}`);
+  // A fresh repo is built beside its folder; a run killed meanwhile leaves it named in a marker,
+  // which the next run holding the apply lock removes (host/state-leftovers.ts).
+  const staging = buildingPath(host, join(dirname(repo), `.${basename(repo)}`), 'restore');
   const building = request.existingGitDir === null;
+  let unmark: (() => Promise<void>) | null = null;
   try {
     let gitDir: string;
     if (building) {
       if (await host.lstat(join(repo, '.git'))) throw new ActionError(`${repo}/.git appeared during the restore; run persist plan again`);
       await host.mkdir(repo);
-      await host.remove(staging);
+      unmark = await markBuilding(host, stateDir(host.env()), [staging]);
       await git(host, ['init', '-q', `--object-format=${request.objectFormat}`, staging]);
       gitDir = join(staging, '.git');
     } else {
@@ -243,5 +247,6 @@ export async function restoreFromBundle(host: Host, request: RestoreRequest, pro
     return { unrecordedBoundary, refs: Object.keys(refs).length, headRef, headSha: headRef ? refs[headRef]! : headSha, checkedOut, differing, blocked, persistRefs };
   } finally {
     if (building) await host.remove(staging);
+    await unmark?.();
   }
 }
