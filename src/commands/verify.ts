@@ -118,7 +118,7 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
         const manifest = (r.seen.detail as SyncDetail).manifest;
         if (!manifest) {
           // A manifest the store holds but no one can read (a damaged part): named, not "no manifest".
-          const stored = await verifyStoredManifest(host, store, observation.ctx.env.buckets[bucket]!, sync, true);
+          const stored = await verifyStoredManifest(host, store, observation.ctx.env.buckets[bucket]!, sync, true, waitFor(bucket));
           if (stored.problems.length > 0) {
             row.problems = stored.problems.map(({ path, problem }) => ({ path, problem }));
             continue;
@@ -137,8 +137,9 @@ export async function checkStored(host: Host, observation: Observation, hash: bo
         }
         await recordDamaged(host, sync, row.problems.map((p) => p.path));
         // The manifest's shards as stored (plan reads this machine's copies of them).
-        const stored = await verifyStoredManifest(host, store, observation.ctx.env.buckets[bucket]!, sync, opts.hash === true);
+        const stored = await verifyStoredManifest(host, store, observation.ctx.env.buckets[bucket]!, sync, opts.hash === true, waitFor(bucket));
         row.problems.push(...stored.problems.map(({ path, problem }) => ({ path, problem })));
+        if (stored.maybePushing) row.maybePushing = stored.maybePushing;
         await recordStoredManifestDamage(host, observation.ctx.env.buckets[bucket]!, sync, manifest, stored.problems);
         if (row.problems.length) row.repair = true;
         // The kept generations (history, rollback): reported, not repairable.

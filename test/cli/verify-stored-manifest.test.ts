@@ -5,10 +5,11 @@
 // "not valid JSON", nothing restorable). Now verify reads every shard from the store, names the
 // damaged one, exits 1 and records it; the next plan shows `push (repair)` and the push writes
 // the shard again although no file changed; then another machine reads the manifest.
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeFixture, type CliResult } from './helpers.js';
+import { makeFixture, sleep, type CliResult } from './helpers.js';
 
 function ok(done: CliResult): string {
   if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
@@ -49,10 +50,30 @@ describe('verify reads the manifest shards from the store', () => {
     }
   }
 
-  it('a machine without a copy names the damaged part instead of "no manifest"', async () => {
+  it('a shard another machine is pushing (its root not written yet, its lease live): verify waits for the root and finds nothing wrong', { timeout: 60_000 }, async () => {
     const fixture = makeFixture({ sync: true });
     ok(await fixture.run(['apply', '--auto-approve']));
+    const shard = join(fixture.bucket, 'state', '.persist-sync', '0-of-1.json');
+    const rootPath = join(fixture.bucket, 'state', '.persist-sync.json');
+    const now = new Date();
+    writeFileSync(join(fixture.bucket, '.persist-lease.json'), `${JSON.stringify({ machine: 'c'.repeat(32), host: 'other-box', pid: 4242, acquiredAt: now.toISOString(), renewedAt: now.toISOString(), expiresAt: new Date(now.getTime() + 120_000).toISOString() })}\n`);
+    // The other machine's push: a new shard text (another mtime), its root a moment later.
+    const text = readFileSync(shard, 'utf8').replace(/"mtimeMs":[0-9.]+/, '"mtimeMs":1000');
+    const root = readFileSync(rootPath, 'utf8').replace(/"sha256":"[0-9a-f]{64}"/, `"sha256":"${createHash('sha256').update(text).digest('hex')}"`);
+    writeFileSync(shard, text);
+    const running = fixture.start(['verify']);
+    await sleep(1_500);
+    writeFileSync(rootPath, root);
+    const done = await running.done;
+    expect(done.code, done.stdout).toBe(0);
+    expect(done.stdout).toMatch(/Verified/);
+  });
+
+  it('a machine without a copy names the damaged part instead of "no manifest"', async () => {
+    const fixture = makeFixture({ sync: true, leaseTtl: '2s' });
+    ok(await fixture.run(['apply', '--auto-approve']));
     writeFileSync(join(fixture.bucket, 'state', '.persist-sync', '0-of-1.json'), 'garbage{');
+    await sleep(2_500); // the first machine's lease has expired: it is not pushing
     const verified = await fixture.run(['verify'], { env: { PERSIST_STATE_DIR: join(fixture.dir, '.state-b') } });
     expect(verified.code).toBe(1);
     expect(verified.stdout).toMatch(/\.persist-sync\/0-of-1\.json: damaged/);

@@ -61,7 +61,22 @@ async function checkAgainst(store: Store, sync: ResolvedSync, root: ManifestRoot
  * is checked once more against the root as it is then: another machine's push writes its shards
  * before its root.
  */
-export async function verifyStoredManifest(host: Host, store: Store, bucket: ResolvedBucket, sync: ResolvedSync, hash: boolean): Promise<{ checked: number; problems: ManifestProblem[] }> {
+export interface SettleWait {
+  /** Who may be pushing now (another machine holding the bucket's lease), or null. */
+  pushMayRun: () => Promise<string | null>;
+  deadlineMs: number;
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export async function verifyStoredManifest(
+  host: Host,
+  store: Store,
+  bucket: ResolvedBucket,
+  sync: ResolvedSync,
+  hash: boolean,
+  wait?: SettleWait,
+): Promise<{ checked: number; problems: ManifestProblem[]; maybePushing?: string }> {
   const cache = shardCacheFor(host, bucket, sync.relTo);
   const sizes = (sha: string) => cache.copySize(sha);
   let parsed: Awaited<ReturnType<typeof readManifestFile>>;
@@ -74,14 +89,22 @@ export async function verifyStoredManifest(host: Host, store: Store, bucket: Res
   if (parsed.version === 1) return { checked: 1, problems: [] }; // one file, read from the store by every plan
   let root = parsed.root;
   let problems = await checkAgainst(store, sync, root, sizes, hash);
-  if (problems.length > 0) {
+  // While another machine may be pushing (it writes shards before its root), its root is awaited
+  // (up to the deadline), and the shards are checked again each time the root changed.
+  let maybePushing: string | null = null;
+  while (problems.length > 0) {
     const again = await readManifestFile(store, sync.relTo).catch(() => null);
     if (again?.version === 2 && JSON.stringify(again.root) !== JSON.stringify(root)) {
       root = again.root;
       problems = await checkAgainst(store, sync, root, sizes, hash);
+      if (problems.length === 0) break;
     }
+    if (!wait) break;
+    maybePushing = await wait.pushMayRun();
+    if (maybePushing === null || wait.now() >= wait.deadlineMs) break;
+    await wait.sleep(Math.min(500, Math.max(10, wait.deadlineMs - wait.now())));
   }
-  return { checked: 1 + root.shards.length, problems };
+  return { checked: 1 + root.shards.length, problems, ...(problems.length > 0 && maybePushing ? { maybePushing } : {}) };
 }
 
 /**
