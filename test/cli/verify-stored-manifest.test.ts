@@ -46,6 +46,12 @@ describe('verify reads the manifest shards from the store', () => {
         expect(ok(await fixture.run(['plan']))).toMatch(/No changes/);
         // A machine without copies reads the manifest from the store.
         expect(ok(await fixture.run(['verify', '--hash'], { env: other }))).toMatch(/ok +sync\.state/);
+        // The damaged shard was not kept as generation 1's: generation 1 can still be rolled back to.
+        writeFileSync(join(fixture.dir, 'state', 'app.db'), 'rows changed\n');
+        ok(await fixture.run(['apply', '--auto-approve']));
+        expect(ok(await fixture.run(['verify', '--hash']))).toMatch(/Verified/);
+        ok(await fixture.run(['rollback', 'sync.state', '--to', '1', '--auto-approve']));
+        expect(readFileSync(join(fixture.dir, 'state', 'app.db'), 'utf8')).toBe('rows\n');
       });
     }
   }
