@@ -40,6 +40,8 @@ describe('verify reads the manifest shards from the store', () => {
 
         const plan = ok(await fixture.run(['plan']));
         expect(plan).toMatch(/~ sync\.state {2}push \(repair\)/);
+        expect(plan).toContain('repair: the manifest part 0-of-1.json damaged in the store (found by persist verify)\n');
+        expect(plan).not.toContain('stored file');
         ok(await fixture.run(['apply', '--auto-approve']));
         expect(readFileSync(shard, 'utf8')).toBe(good);
         expect(ok(await fixture.run(['verify', '--hash']))).toMatch(/Verified/);

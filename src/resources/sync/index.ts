@@ -89,6 +89,8 @@ export type SyncLocalObserved =
       sqliteMissing?: boolean;
       /** Stored files `persist verify` found missing or damaged: the push uploads them again. */
       repair?: number;
+      /** Manifest shards `persist verify` found damaged in the store: the push writes them again. */
+      repairShards?: string[];
     }
   /** The local folder itself cannot be read. */
   | { state: 'unreadable'; reason: string };
@@ -413,8 +415,13 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
     { field: 'changes', before: null, after: counts.join(', ') },
     { field: 'paths', before: null, after: samplePaths([...added, ...changed, ...removed]) },
   ];
-  const repair = local.state === 'dir' && local.repair ? `repair: ${plural(local.repair, 'stored file')} missing or damaged (found by persist verify); ` : '';
-  const reason = repair + (mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`);
+  const damage: string[] = [];
+  if (local.state === 'dir' && local.repair) damage.push(`${plural(local.repair, 'stored file')} missing or damaged`);
+  if (local.state === 'dir' && local.repairShards?.length) damage.push(`the manifest part${local.repairShards.length === 1 ? '' : 's'} ${local.repairShards.join(', ')} damaged in the store`);
+  const repair = damage.length ? `repair: ${damage.join(' and ')} (found by persist verify)` : '';
+  // A manifest repair alone lists the files of the damaged part as changed: they are not sent again.
+  const onlyManifest = repair !== '' && !(local.state === 'dir' && local.repair) && added.length === 0 && removed.length === 0;
+  const reason = onlyManifest ? repair : `${repair ? `${repair}; ` : ''}${mirrorFiles === 0 ? `first push into ${sync.to}` : `${sync.from} changed since the last push${pushedAt}`}`;
   const decision = pushAction(sync, observed, reason, changes);
   if (repair) decision.note = 'repair'; // `~ sync.x  push (repair)`
   decision.files = fileLists({ add: added, change: changed, [deleting ? 'delete' : 'keep']: removed });

@@ -28,7 +28,7 @@ export interface TrustDetail {
   probed: NonNullable<TrustState['unreadable']>;
   /** The local folders the mirror records, by mode (recordedFolders; under unreadable folders, the recorded ones). */
   folderModes: FolderModes;
-  observed: { unreadable?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number };
+  observed: { unreadable?: string[]; databases?: number; sqliteMissing?: boolean; repair?: number; repairShards?: string[] };
 }
 
 /** `pushed`: the files of the mirror's manifest, when it has one (a file unchanged since its push is not opened). */
@@ -63,8 +63,10 @@ export async function observeTrust(host: Host, sync: ResolvedSync, listing: Tree
   const why = (path: string) => (probed[path] ?? state.unreadable![path]!).reason;
   const unreadable = [...(listing.unreadable ?? []).map((entry) => `${entry.path}/ (${entry.reason})`), ...[...unreadableFiles].map((path) => `${path} (${why(path)})`)];
   if (unreadable.length > 0) observed.unreadable = unreadable;
-  const repair = (state.damaged ?? []).filter((path) => path in listing.files).length;
+  const manifestOnly = new Set(state.damagedManifest?.paths ?? []);
+  const repair = (state.damaged ?? []).filter((path) => path in listing.files && !manifestOnly.has(path)).length;
   if (repair > 0) observed.repair = repair;
+  if (state.damagedManifest?.shards.length) observed.repairShards = state.damagedManifest.shards;
   if (databases.length > 0) {
     observed.databases = databases.length;
     if ((await findSqlite3(host)) === null) observed.sqliteMissing = true;
