@@ -24,6 +24,11 @@ export interface LocalRecord {
   /** ISO time of the event, and what it was. */
   at: string;
   event: 'push' | 'restore' | 'rollback' | 'seen';
+  /**
+   * A sync rollback: how many files the generation rolled back to holds, and how many of the
+   * current generation's it left out (the push of the rolled-back folder removes them on purpose).
+   */
+  rollback?: { files: number; dropped: number };
 }
 
 function hashOf(text: string): string {
@@ -52,6 +57,11 @@ function parseIdentity(value: unknown): StoreIdentity | null {
   return { bucket: v.bucket, endpoint: v.endpoint, prefix: v.prefix, key: v.key, path: v.path };
 }
 
+function isRollbackCounts(value: unknown): value is { files: number; dropped: number } {
+  const v = value as { files?: unknown; dropped?: unknown } | null;
+  return typeof v === 'object' && v !== null && Number.isInteger(v.files) && Number.isInteger(v.dropped);
+}
+
 function parseLocalRecord(text: string): LocalRecord | null {
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
@@ -69,6 +79,7 @@ function parseLocalRecord(text: string): LocalRecord | null {
       tree: typeof v.tree === 'string' ? v.tree : null,
       at: v.at,
       event: v.event as LocalRecord['event'],
+      ...(isRollbackCounts(v.rollback) ? { rollback: { files: v.rollback.files, dropped: v.rollback.dropped } } : {}),
     };
   } catch {
     return null;

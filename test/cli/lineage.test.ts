@@ -304,6 +304,36 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
     expect(contents(local)).toEqual(saves[1]);
   }, 90_000);
 
+  it('a rollback to a smaller generation that the agent then writes to is pushed (the files the rollback left out are not a shrink); losing the generation\'s own files still is one', async () => {
+    const { local, machine } = setup();
+    const one = machine('box');
+    write(local, 'a.md', 'one\n');
+    write(local, 'keep/x.md', 'x\n');
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    for (let i = 0; i < 10; i++) write(local, `more/n${i}.md`, `n${i}\n`);
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    await ok(one.run(['rollback', 'sync.clawdbot', '--to', '1', '--env', 'production', '--auto-approve']));
+    // The agent goes on: one new file. Before, a conflict ("lacks 10 of the mirror's 12 files ...
+    // looks fresh or partial") whose fix restored the generation rolled back from.
+    write(local, 'agent.md', 'written after the rollback\n');
+    const plan = await ok(one.run(['plan', '--env', 'production']));
+    expect(plan).toMatch(/sync\.clawdbot {2}push/);
+    expect(plan).not.toContain('conflict');
+    // Had the agent also lost the generation's own files, the guard would still stop the push.
+    const lost = join(local, '..', 'lost-a.md');
+    execFileSync('mv', [join(local, 'a.md'), lost]);
+    rmSync(join(local, 'keep'), { recursive: true });
+    const refused = await one.run(['plan', '--env', 'production']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('looks fresh or partial');
+    execFileSync('mv', [lost, join(local, 'a.md')]);
+    write(local, 'keep/x.md', 'x\n');
+    await ok(one.run(['apply', '--env', 'production', '--auto-approve']));
+    const after = JSON.parse(await ok(one.run(['history', '--env', 'production', '--json']))) as { resources: { generations: { generation: number; files: number; parent: number | null; current: boolean }[] }[] };
+    expect(after.resources[0]!.generations[0]).toMatchObject({ generation: 3, files: 3, parent: 2, current: true });
+    expect(await ok(one.run(['plan', '--env', 'production']))).toMatch(/No changes/);
+  }, 90_000);
+
   it('rollback brings back the folders of the generation with their modes, empty ones too', async () => {
     const { local, machine } = setup();
     const one = machine('box');

@@ -66,6 +66,8 @@ export interface SyncLineage {
   unchangedSinceSeen: boolean;
   /** The local folder is as `persist rollback` left it: its push may shrink the mirror. */
   rolledBack?: boolean;
+  /** The last event on this folder was a rollback (changed since or not): its counts (LocalRecord.rollback). */
+  rollback?: { files: number; dropped: number };
 }
 
 export function addressOfSync(sync: ResolvedSync): string {
@@ -130,7 +132,8 @@ export async function observeSyncLineage(
   const recordTree = records.resource && sameStore(records.resource.store, store) ? records.resource.tree : null;
   const unchangedSinceSeen = local !== null && recordTree !== null && digestOf(local) === recordTree;
   const rolledBack = unchangedSinceSeen && records.resource?.event === 'rollback';
-  return { store, current, seen, foreign, unchangedSinceSeen, ...(rolledBack ? { rolledBack } : {}) };
+  const rollback = recordTree !== null && records.resource?.event === 'rollback' ? records.resource.rollback : undefined;
+  return { store, current, seen, foreign, unchangedSinceSeen, ...(rolledBack ? { rolledBack } : {}), ...(rollback ? { rollback } : {}) };
 }
 
 // --- diff (pure) ---
@@ -142,6 +145,11 @@ export interface LineageVerdict {
   aside: boolean;
   /** The push of a rolled-back folder is what the user asked for: the shrink guard does not apply. */
   allowShrink?: boolean;
+  /**
+   * A rolled-back folder the agent has written to since: the shrink guard measures against the
+   * generation rolled back to (its file count), the files the rollback left out not counted.
+   */
+  shrinkSince?: { files: number; dropped: number };
 }
 
 function whoWrote(stamp: LineageStamp): string {
@@ -220,7 +228,10 @@ export function syncLineageDecision(
       [generationChange, ...asideChange],
     );
   }
-  if (lineage.seen === current.generation) return lineage.rolledBack ? { aside: false, allowShrink: true } : { aside: false };
+  if (lineage.seen === current.generation) {
+    if (lineage.rolledBack) return { aside: false, allowShrink: true };
+    return lineage.rollback ? { aside: false, shrinkSince: lineage.rollback } : { aside: false };
+  }
 
   const takeIt = `persist rollback ${address} --to ${current.generation}`;
   if (lineage.seen < current.generation) {

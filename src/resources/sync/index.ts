@@ -368,8 +368,13 @@ export function diffSync(sync: ResolvedSync, observed: SyncObserved, options: Pl
   const hasManifest = mirror.state === 'dir' && mirror.manifest;
   const { added, changed, removed, unverified } = comparison;
 
-  // Rule 5: the shrink guard (both delete modes: see the top of this file).
-  if (mirrorFiles > 0 && removed.length > 0 && removed.length / mirrorFiles > sync.maxDeleteRatio && !options.allowShrink) {
+  // Rule 5: the shrink guard (both delete modes: see the top of this file). After a rollback the
+  // agent has written to since, measured against the generation rolled back to: the files the
+  // rollback left out are removed on purpose.
+  const since = lineage.shrinkSince;
+  const lacking = since ? Math.max(0, removed.length - since.dropped) : removed.length;
+  const base = since ? since.files : mirrorFiles;
+  if (base > 0 && lacking > 0 && lacking / base > sync.maxDeleteRatio && !options.allowShrink) {
     const percent = Math.round((removed.length / mirrorFiles) * 100);
     const effect = hasManifest && sync.delete ? 'delete them from the mirror' : 'drop them from the manifest';
     const replaced = changed.length + unverified.length;

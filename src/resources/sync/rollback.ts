@@ -82,6 +82,7 @@ export async function rollbackSync(host: Host, env: ResolvedEnvironment, sync: R
       tree: treeDigest(treeDigestInput(local.files)),
       at: host.now().toISOString(),
       event: 'rollback',
+      rollback: { files: paths.length, dropped: Object.keys(manifest.files).filter((path) => !(path in files)).length },
     });
     return { generation, current: current.generation, files: paths.length, bytes, keptAside };
   } finally {
