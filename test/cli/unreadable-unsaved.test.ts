@@ -9,18 +9,11 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runPersist, tempDir } from '../hardening/helpers.js';
+import { git, runPersist, tempDir } from '../hardening/helpers.js';
 
 const IS_ROOT = process.getuid?.() === 0;
 const NOBODY = 65534;
 
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1' },
-  });
-}
 
 /** A sync holding an unreadable file and folder, and a repo (one commit) holding an unreadable untracked file. */
 function fixture(): { dir: string; run: (args: string[]) => ReturnType<typeof runPersist> } {

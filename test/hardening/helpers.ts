@@ -1,7 +1,7 @@
 // Shared by the hardening tests: run the built CLI as a real process (from a private copy of
 // bin/ and dist/, so that a rebuild by a concurrent test run cannot swap chunks under it), and
 // fingerprint folders with sha256 to prove that nothing was lost.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,4 +114,13 @@ export function treeManifest(dir: string, skip: (relative: string) => boolean = 
 /** Only the regular files of a manifest (content), for comparing copies whose modes may differ. */
 export function filesOf(manifest: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(manifest).filter(([, value]) => value.startsWith('file ')));
+}
+
+/** Run git in `cwd` with a fixed identity and no system config; its output without the last newline. */
+export function git(cwd: string, ...args: string[]): string {
+  return execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1' },
+  }).replace(/\n$/, '');
 }
