@@ -4,23 +4,13 @@
 // left on local disk is removed by the next one. Each case failed on the code before (the restored
 // shallow repo could not be read and never saved again; verify --hash passed the damaged bundle;
 // the killed update's folder stayed in $TMPDIR for good).
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeFixture, type CliResult } from './helpers.js';
+import { git, makeFixture, ok } from './helpers.js';
 
-const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1' };
 
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, { cwd, encoding: 'utf8', env: GIT_ENV, stdio: ['pipe', 'pipe', 'pipe'] }).trim();
-}
-
-function ok(done: CliResult): string {
-  if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
-  return done.stdout;
-}
 
 /** A repo name a shell or a careless format string would trip on. */
 const HOSTILE = `we ird 'q' "dq" $HOME ü -x`;

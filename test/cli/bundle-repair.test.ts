@@ -5,23 +5,13 @@
 // generation ... not generation 1 this update was planned on") and every apply failed the same
 // way, the store keeping a bundle git cannot read. The lineage guard stays: a valid bundle another
 // machine pushed since verify is never written over.
-import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { commit, makeFixture, type CliResult, type Fixture } from './helpers.js';
+import { commit, git, makeFixture, ok, type Fixture } from './helpers.js';
 
-const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1' };
 
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, { cwd, encoding: 'utf8', env: GIT_ENV, stdio: ['pipe', 'pipe', 'pipe'] }).trim();
-}
-
-function ok(done: CliResult): string {
-  if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
-  return done.stdout;
-}
 
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 const record = (path: string): { generation: number; parent: number | null; host: string; bytes: number; sha256: string } => JSON.parse(readFileSync(path, 'utf8'));

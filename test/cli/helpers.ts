@@ -81,12 +81,20 @@ function tempDir(prefix = 'persist-clitest-'): string {
   return autoTempDir(prefix);
 }
 
-function git(cwd: string, ...args: string[]): string {
+/** Run git in `cwd` with a fixed identity and no system config; its output trimmed. */
+export function git(cwd: string, ...args: string[]): string {
   return execFileSync('git', args, {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-  });
+    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  }).trim();
+}
+
+/** A command's stdout, or an error with its exit code and both outputs. */
+export function ok(done: CliResult): string {
+  if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
+  return done.stdout;
 }
 
 function makeRepo(dir: string): void {

@@ -6,12 +6,8 @@
 import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { commit, makeFixture, type CliResult, type Fixture } from './helpers.js';
+import { commit, makeFixture, ok, type Fixture } from './helpers.js';
 
-function ok(done: CliResult): string {
-  if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
-  return done.stdout;
-}
 
 /** Three pushes of ./state: generations 1, 2 (kept) and 3 (current). */
 async function threeSyncGenerations(): Promise<{ fixture: Fixture; generations: string }> {

@@ -9,12 +9,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeFixture, sleep, type CliResult } from './helpers.js';
+import { makeFixture, ok, sleep } from './helpers.js';
 
-function ok(done: CliResult): string {
-  if (done.code !== 0) throw new Error(`exit ${done.code}\n${done.stdout}\n${done.stderr}`);
-  return done.stdout;
-}
 
 const DAMAGE = {
   'overwritten with garbage': (shard: string) => writeFileSync(shard, 'garbage{'),
