@@ -18,6 +18,7 @@ import { posix } from 'node:path';
 import { acquireLock } from '../engine/lock.js';
 import { UsageError } from '../errors.js';
 import { stateDir } from '../host/paths.js';
+import { deadBuildings } from '../host/state-leftovers.js';
 import { formatBytes, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
@@ -58,15 +59,20 @@ export default async function clean(opts: CleanCommandOptions, io: CommandIO): P
   const host = makeHost(io);
   // Not on a terminal and without --auto-approve, clean only lists and refuses: it writes nothing, not even the lock.
   const removes = opts.autoApprove === true || io.interactive;
+  // Taking the lock removes what killed rollbacks, detaches and restores left beside local folders (host/state-leftovers.ts): said here.
+  const killed = removes ? await deadBuildings(readOnly, stateDir(io.env)) : [];
   const release = removes ? await acquireLock(host, stateDir(io.env), { spec: env.specFile, environment: env.environment, command: 'clean' }, 0, 'wait for it to finish, then run this clean again') : async () => {};
   try {
-    return await cleanLocked(opts, io, env, readOnly, host);
+    const gone: string[] = [];
+    for (const path of killed) if (!(await readOnly.lstat(path))) gone.push(path);
+    return await cleanLocked(opts, io, env, readOnly, host, gone);
   } finally {
     await release();
   }
 }
 
-async function cleanLocked(opts: CleanCommandOptions, io: CommandIO, env: ResolvedEnvironment, readOnly: Host, host: Host): Promise<number> {
+/** `killedRunFolders`: what taking the lock removed beside local folders (said after the header). */
+async function cleanLocked(opts: CleanCommandOptions, io: CommandIO, env: ResolvedEnvironment, readOnly: Host, host: Host, killedRunFolders: string[]): Promise<number> {
   const { observation } = await computePlan(readOnly, env, { allowShrink: false }, []);
   const survey = await surveyLeftovers(env, observation.ctx);
   const { lookalikes } = survey;
@@ -82,6 +88,7 @@ async function cleanLocked(opts: CleanCommandOptions, io: CommandIO, env: Resolv
   const uploads = await findIncompleteUploads(env, readOnly.now().getTime());
   const failedToLook = uploads.failures.some((failure) => !failure.unsupported);
   io.out(`${header(env, 'clean')}\n\n`);
+  if (killedRunFolders.length) io.out(`Removed ${plural(killedRunFolders.length, 'folder')} a killed rollback, detach or restore left beside a local folder:\n${killedRunFolders.map((path) => `  ${path}\n`).join('')}`);
   const unready = Object.entries(observation.mountReady).filter(([, ready]) => !ready).map(([bucket]) => bucket);
   if (unready.length) io.out(`not looked into (not mounted): bucket ${unready.join(', ')}\n`);
   io.out(renderIncompleteUploads({ ...uploads, stale: [] }, readOnly.now()));

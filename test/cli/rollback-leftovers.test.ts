@@ -62,7 +62,7 @@ describe('what a killed rollback or detach leaves beside the folder', () => {
     expect(readdirSync(join(f.stateDir, 'building'))).toEqual([]);
   }, 240_000);
 
-  it('a killed detach: the next detach removes its building folder and detaches', async () => {
+  it('a killed detach: clean removes its building folder and says so; the next detach detaches', async () => {
     const f = makeFixture({ links: ['memory'] });
     await converge(f);
     mkdirSync(join(f.target('memory'), 'many'));
@@ -71,6 +71,12 @@ describe('what a killed rollback or detach leaves beside the folder', () => {
     const name = await killWhileBuilding(f, ['detach', '--auto-approve'], f.link('memory'), 'detach');
     expect(leftovers(f.link('memory'))).toContain(name);
     expect(lstatSync(f.link('memory')).isSymbolicLink()).toBe(true);
+
+    // clean takes the lock, which removes it: clean says so.
+    const cleaned = await f.run(['clean', '--auto-approve']);
+    expect(cleaned.code, cleaned.stdout + cleaned.stderr).toBe(0);
+    expect(cleaned.stdout).toContain(`Removed 1 folder a killed rollback, detach or restore left beside a local folder:\n  ${join(dirname(f.link('memory')), name)}\n`);
+    expect(leftovers(f.link('memory'))).toEqual([]);
 
     const done = await f.run(['detach', '--auto-approve'], { timeoutMs: 120_000 });
     expect(done.code, done.stdout + done.stderr).toBe(0);
