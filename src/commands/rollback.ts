@@ -46,8 +46,17 @@ export default async function rollback(opts: RollbackOptions, io: CommandIO): Pr
   if (resource.unobserved) throw resource.unobserved;
   const local = kind === 'sync' ? (target as ResolvedSync).from : (target as ResolvedBundle).repo;
   // Before saying what the rollback will do: a generation that is not kept stops it here.
-  const kept = (await lineageHistory(resource, observation.ctx)).generations.map((g) => g.generation);
-  if (!kept.includes(generation)) throw new UsageError(`${opts.address}: generation ${generation} is not kept in the store (kept: ${kept.join(', ') || 'none'}; persist history lists them)`);
+  const history = await lineageHistory(resource, observation.ctx);
+  const kept = history.generations.map((g) => g.generation);
+  if (!kept.includes(generation)) {
+    // A generation whose record cannot be read is damaged, not gone (history and verify say so too).
+    const readable = `kept and readable: ${kept.join(', ') || 'none'}; persist history lists them`;
+    const damaged = history.damaged?.find((entry) => entry.generation === generation);
+    if (damaged) throw new UsageError(`${opts.address}: generation ${generation} cannot be rolled back to: ${damaged.path}: ${damaged.problem} (${readable})`);
+    const unknown = history.damaged?.find((entry) => entry.generation === null);
+    if (unknown) throw new UsageError(`${opts.address}: generation ${generation} is not among the readable ones, and ${unknown.path} may hold it but cannot be read: ${unknown.problem} (${readable})`);
+    throw new UsageError(`${opts.address}: generation ${generation} is not kept in the store (kept: ${kept.join(', ') || 'none'}; persist history lists them)`);
+  }
 
   if (!opts.json) io.out(`${header(env, 'rollback')}\n\n${rollbackIntro(opts.address, local, generation, kind)}`);
   if (!opts.autoApprove) {

@@ -110,6 +110,10 @@ describe('history lists a kept generation whose record cannot be read', () => {
     const verified = await fixture.run(['verify']);
     expect(verified.code).toBe(1);
     expect(verified.stdout).toMatch(/generation 2: \.persist-sync\/generations\/2\.json: its record cannot be read/);
+    // rollback says the same, not "not kept in the store".
+    const rolled = await fixture.run(['rollback', 'sync.state', '--to', '2', '--auto-approve']);
+    expect(rolled.code).toBe(1);
+    expect(rolled.stderr).toMatch(/^persist: sync\.state: generation 2 cannot be rolled back to: \.persist-sync\/generations\/2\.json: its record cannot be read: .*\(kept and readable: 3, 1; persist history lists them\)\n$/);
   });
 
   it('a bundle: <file>.1.lineage.json damaged', async () => {
@@ -120,5 +124,8 @@ describe('history lists a kept generation whose record cannot be read', () => {
     const verified = await fixture.run(['verify']);
     expect(verified.code).toBe(1);
     expect(verified.stdout).toMatch(/a kept generation: bundles\/repo\.bundle\.1\.lineage\.json: the record of bundles\/repo\.bundle\.1 cannot be read/);
+    const rolled = await fixture.run(['rollback', 'bundle.repo', '--to', '2', '--auto-approve']);
+    expect(rolled.code).toBe(1);
+    expect(rolled.stderr).toContain('persist: bundle.repo: generation 2 is not among the readable ones, and bundles/repo.bundle.1.lineage.json may hold it but cannot be read');
   });
 });
