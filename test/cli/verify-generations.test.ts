@@ -113,7 +113,7 @@ describe('history lists a kept generation whose record cannot be read', () => {
     // rollback says the same, not "not kept in the store".
     const rolled = await fixture.run(['rollback', 'sync.state', '--to', '2', '--auto-approve']);
     expect(rolled.code).toBe(1);
-    expect(rolled.stderr).toMatch(/^persist: sync\.state: generation 2 cannot be rolled back to: \.persist-sync\/generations\/2\.json: its record cannot be read: .*\(kept and readable: 3, 1; persist history lists them\)\n$/);
+    expect(rolled.stderr).toMatch(/^persist: sync\.state: generation 2 cannot be rolled back to: \.persist-sync\/generations\/2\.json: its record cannot be read: .*\(kept and readable: 1, 3; persist history lists them\)\n$/);
   });
 
   it('a bundle: <file>.1.lineage.json damaged', async () => {
