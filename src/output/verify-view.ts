@@ -26,7 +26,9 @@ export function renderVerify(title: string, rows: VerifyRow[], style: Style, has
   for (const row of rows) {
     const ok = row.problems.length === 0 && !row.note;
     const what = row.note ?? `${plural(row.checked, 'stored file')} checked (${hash ? 'size and content' : 'size'})`;
-    lines.push(`${ok ? style.green('ok  ') : style.red('FAIL')} ${row.address}: ${what}${row.problems.length ? `, ${row.problems.length} missing or damaged` : ''}`);
+    // Counted by path: one bundle can be damaged two ways (its size, and git cannot read it).
+    const damaged = new Set(row.problems.map((problem) => problem.path)).size;
+    lines.push(`${ok ? style.green('ok  ') : style.red('FAIL')} ${row.address}: ${what}${damaged ? `, ${damaged} missing or damaged` : ''}`);
     for (const problem of row.problems.slice(0, 50)) lines.push(`     ${problem.path}: ${problem.problem}`);
     if (row.problems.length > 50) lines.push(`     ... and ${row.problems.length - 50} more`);
     if (row.damagedGenerations?.length) lines.push(`     ${describeGenerations(row.damagedGenerations)} cannot be rolled back to: what the store kept of ${row.damagedGenerations.length === 1 ? 'it' : 'them'} is damaged (an earlier generation cannot be repaired; newer ones are not affected)`);

@@ -39,6 +39,9 @@ describe('a stored bundle verify found damaged, its size changed', () => {
       const verified = await fixture.run(['verify']);
       expect(verified.code).toBe(1);
       expect(verified.stdout).toMatch(/bundles\/repo\.bundle: damaged: \d+ bytes, not the \d+ recorded in bundles\/repo\.bundle\.lineage\.json when generation 1 was written/);
+      // One file, however many ways it is damaged (with --hash git cannot read it either).
+      const hashed = await fixture.run(['verify', '--hash']);
+      expect(hashed.stdout).toMatch(/FAIL bundle\.repo: 1 stored file checked \(size and content\), 1 missing or damaged\n/);
       expect(ok(await fixture.run(['plan']))).toMatch(/1\. ~ bundle\.repo {2}update \(repair\)/);
 
       const applied = ok(await fixture.run(['apply', '--auto-approve']));
