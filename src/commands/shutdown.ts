@@ -16,6 +16,7 @@ import { LockError } from '../errors.js';
 import { bucketsActedOn, leasableBuckets, leaseTtlMs } from '../engine/lease-policy.js';
 import type { LeaseKeeper } from '../engine/lease.js';
 import { acquireLock } from '../engine/lock.js';
+import type { ObservedResource } from '../engine/observe.js';
 import type { PlannedAction } from '../engine/types.js';
 import { mountAt } from '../host/mountinfo.js';
 import { PROBE_TIMEOUT_MS } from '../resources/mount/index.js';
@@ -124,12 +125,17 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         break;
       }
       let saving: PlannedAction[] = [];
-      /** Buckets whose mount is a conflict (a file at the mount path, say): nothing can be saved into them until a person acts. */
-      const blockedMounts = new Map<string, { action: PlannedAction; transient: boolean }>();
+      /** Per bucket, the planned action of the resource that makes it ready (its mount), with that resource's observation. */
+      const mountActions = new Map<string, { action: PlannedAction; observed: ObservedResource }>();
       for (const action of planned.actions) {
         const observed = planned.observation.resources.find((r) => r.address === action.address);
-        if (action.conflict && observed?.module.readiness) blockedMounts.set(observed.module.readiness.bucketOf(observed.resource), { action, transient: observed.unobserved?.transient === true });
+        if (observed?.module.readiness) mountActions.set(observed.module.readiness.bucketOf(observed.resource), { action, observed });
       }
+      /** A bucket whose mount is a conflict (a file at the mount path, say): nothing can be saved into it until a person acts. */
+      const blockedMount = (key: string | null) => {
+        const mount = key === null ? undefined : mountActions.get(key);
+        return mount?.action.conflict ? mount : undefined;
+      };
       for (const observed of planned.observation.resources) {
         if ((observed.module.kind !== 'sync' && observed.module.kind !== 'bundle') || !inRound(observed.address)) continue;
         const action = planned.actions.find((a) => a.address === observed.address);
@@ -140,23 +146,19 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
         else if (nothingYet) say({ address: observed.address, status: 'saved', message: `nothing to save (${nothingYet})` });
         else if (!action) say({ address: observed.address, status: 'saved', message: 'already in the store' });
         else if (action.conflict) notSaved(action.address, `not saved: ${action.conflict.message}. ${action.conflict.fix}`, observed.unobserved?.transient === true);
-        else if (SAVING.has(action.action) && blockedMounts.has(observed.module.needsBucket(observed.resource) ?? '')) {
-          const { action: mount, transient } = blockedMounts.get(observed.module.needsBucket(observed.resource)!)!;
-          notSaved(action.address, `not saved: ${mount.address} is a conflict: ${mount.conflict!.message}. ${mount.conflict!.fix}`, transient);
-        } else if (SAVING.has(action.action)) saving.push(action);
+        else if (SAVING.has(action.action)) {
+          const blocked = blockedMount(observed.module.needsBucket(observed.resource));
+          if (blocked) notSaved(action.address, `not saved: ${blocked.action.address} is a conflict: ${blocked.action.conflict!.message}. ${blocked.action.conflict!.fix}`, blocked.observed.unobserved?.transient === true);
+          else saving.push(action);
+        }
         else say({ address: action.address, status: 'saved', message: `nothing here to save (it needs ${action.action}: ${action.reason})` });
       }
       // The saves need their bucket's lease (taken now, without waiting). A `local` bucket's lease
       // is a file in its folder, which its mount makes: when this shutdown mounts it, the lease
       // is taken after that, before the bucket's first save (as apply does: engine/lease-policy.ts).
       const bucketOfAction = (action: PlannedAction) => bucketsActedOn([action], planned.observation)[0] ?? '';
-      const mountOf = (key: string) =>
-        planned.actions.find((action) => {
-          const observed = planned.observation.resources.find((r) => r.address === action.address);
-          return action.action === 'mount' && !action.conflict && observed?.module.readiness?.bucketOf(observed.resource) === key;
-        });
       const leased = bucketsActedOn(saving, planned.observation);
-      const leasedAfterMount = new Set(leased.filter((key) => env.buckets[key]?.mount?.backend === 'local' && mountOf(key)));
+      const leasedAfterMount = new Set(leased.filter((key) => env.buckets[key]?.mount?.backend === 'local' && mountActions.get(key)?.action.action === 'mount'));
       const leaseKeeper = async () => {
         if (!keeper) {
           const { LeaseKeeper } = await import('../engine/lease.js');
@@ -178,11 +180,9 @@ export default async function shutdown(opts: ShutdownCommandOptions, io: Command
       // A dead mount comes back first (a remount of rclone uploads what the dead daemon left in its
       // cache), and so does a missing mount that a save needs.
       const needed = new Set(bucketsActedOn(saving, planned.observation));
-      const mounting = planned.actions.filter((action) => {
-        const observed = planned.observation.resources.find((r) => r.address === action.address);
-        if (!observed?.module.readiness || action.conflict) return false;
-        return action.action === 'remount' || (action.action === 'mount' && needed.has(observed.module.readiness.bucketOf(observed.resource)));
-      });
+      const mounting = [...mountActions]
+        .filter(([key, { action }]) => action.action === 'remount' || (action.action === 'mount' && needed.has(key)))
+        .map(([, { action }]) => action);
       saving = [...mounting, ...saving];
       /** Before a save into a bucket this shutdown mounted: its lease (a refusal fails the save, naming why). */
       const leaseAfterMount = async (action: PlannedAction) => {
