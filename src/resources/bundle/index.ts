@@ -14,7 +14,7 @@ import { generationPath, writeBundle } from './update.js';
 import { BundleUpdate, bundleLineageFacts, bundleLineageVerdict, currentBundleRecord, observeBundleLineage, recordBundleSeen, type BundleLineage } from './generations.js';
 import { SHALLOW_REF_PREFIX, findGitDir, readRepoRefs, shallowRefs, type HeadState } from './refs.js';
 import { splitNul } from './git.js';
-import { isPersistRef, lostSavedWork, observeWorktree, restoreSavedWork, saveWorktree, savedWorkRefs, unreadableWork, worktreeChange } from './saved-work.js';
+import { isPersistRef, lostSavedWork, observeWorktree, restoreSavedWork, saveWorktree, savedWorkRefs, unreadableWork, unsettledWork, worktreeChange } from './saved-work.js';
 import { WORKTREE_REF, type WorktreeObserved } from './worktree.js';
 import type { Host } from '../../host/types.js';
 import type { Store } from '../../store/types.js';
@@ -389,6 +389,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const generation = await BundleUpdate.begin(ctx.host, store, bundle, now.lineage?.current?.generation ?? null);
     const refs = Object.fromEntries(Object.entries(repoRefMap(repo)).filter(([name]) => name !== WORKTREE_REF));
     let skipped: string[] = [];
+    let unsettled: string[] = [];
     if (repo.head.sha) {
       ctx.report('snapshotting the work tree');
       // Made on the HEAD these refs record, whatever the agent commits meanwhile (a commit
@@ -396,6 +397,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
       const saved = await saveWorktree(ctx.host, bundle.repo, repo.worktreeRef, linksInRepo(bundle.repo, ctx.env.links), repo.head.sha);
       if (saved.sha) refs[WORKTREE_REF] = saved.sha;
       skipped = saved.skipped;
+      unsettled = saved.unsettled;
     }
     // A repair (verify found the stored file damaged) replaces it without keeping it as <file>.1.
     const keep = decision.note === 'repair' ? 0 : bundle.keep;
@@ -411,10 +413,13 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const summary = `wrote ${bundle.relFile} (${plural(committed, 'ref')}${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`;
     // What git could not read is left out (shutdown then counts the bundle as not saved); the
     // plan's warning about it is replaced by that line, which names what the update itself found.
-    if (skipped.length === 0) return { summary, ...(decision.warnings ? { notes: decision.warnings } : {}), verifiedInStore: true };
-    const left = unreadableWork(bundle.repo, skipped);
-    const notes = [left, ...(decision.warnings ?? []).filter((warning) => !warning.includes('cannot be read by git'))];
-    return { summary, notes, notSaved: [{ message: left, transient: false }], verifiedInStore: true };
+    const notSaved = [
+      ...(skipped.length ? [{ message: unreadableWork(bundle.repo, skipped), transient: false }] : []),
+      ...(unsettled.length ? [{ message: unsettledWork(bundle.repo, unsettled), transient: true }] : []),
+    ];
+    if (notSaved.length === 0) return { summary, ...(decision.warnings ? { notes: decision.warnings } : {}), verifiedInStore: true };
+    const notes = [...notSaved.map((left) => left.message), ...(decision.warnings ?? []).filter((warning) => !skipped.length || !warning.includes('cannot be read by git'))];
+    return { summary, notes, notSaved, verifiedInStore: true };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;

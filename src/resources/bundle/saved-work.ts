@@ -112,12 +112,12 @@ export async function saveWorktree(
   hadRef: string | null,
   leaveOut: readonly string[],
   head?: string,
-): Promise<{ sha: string | null; excluded: boolean; skipped: string[] }> {
+): Promise<{ sha: string | null; excluded: boolean; skipped: string[]; unsettled: string[] }> {
   const excluded = await ensureExcluded(host, repo);
   const snapshot = await rememberWorktree(host, repo, () => snapshotWorktree(host, repo, { objects: 'repo', leaveOut, head }), 'worktree', leaveOut);
   const sha = snapshot.clean ? null : snapshot.sha;
   if (sha !== hadRef) await updateWorktreeRef(host, repo, sha);
-  return { sha, excluded, skipped: snapshot.skipped };
+  return { sha, excluded, skipped: snapshot.skipped, unsettled: snapshot.unsettled };
 }
 
 /**
@@ -129,6 +129,18 @@ export function unreadableWork(repo: string, skipped: readonly string[]): string
   return (
     `${plural(skipped.length, 'path')} in ${repo} cannot be read by git and ${one ? 'is' : 'are'} not in the store as ${one ? 'it is' : 'they are'} now ` +
     `(untracked: not saved; tracked: saved as last staged): ${samplePaths(skipped)}; make ${one ? 'it' : 'them'} readable, then persist apply saves ${one ? 'it' : 'them'}`
+  );
+}
+
+/**
+ * Files of the work tree that changed at every read (the agent rewriting them without pause): saved
+ * at their last saved version, the rest of the repo as it is. A cause that passes by itself.
+ */
+export function unsettledWork(repo: string, unsettled: readonly string[]): string {
+  const one = unsettled.length === 1;
+  return (
+    `${plural(unsettled.length, 'file')} in ${repo} changed at every read: the store keeps ${one ? 'its' : 'their'} last saved version (none for a new file), ` +
+    `not the one now (everything else is saved; the next save reads ${one ? 'it' : 'them'} again): ${samplePaths(unsettled)}`
   );
 }
 

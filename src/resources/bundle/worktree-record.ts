@@ -331,7 +331,8 @@ async function recordOf(
 ): Promise<WorktreeRecord | null> {
   const head = snapshot.head;
   if (!head || before.head !== head) return null;
-  if (snapshot.skipped.length || before.skipped.length) return null;
+  // A file left at its last saved version (unsettled) is not as the snapshot holds it.
+  if (snapshot.skipped.length || snapshot.unsettled.length || before.skipped.length) return null;
   if (before.status.includes('\uFFFD')) return null; // names that are not UTF-8 cannot be stat'ed from here
   const entries = await changedEntries(host, layout.top, head, snapshot.tree);
   if (entries.size !== before.infos.size) return null;

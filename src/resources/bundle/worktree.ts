@@ -69,6 +69,11 @@ export interface WorktreeSnapshot {
    * everything else is saved. Empty when git read everything.
    */
   skipped: string[];
+  /**
+   * Files that never read whole (the agent rewrote them at every read): the snapshot holds their
+   * last saved version (settleRecent), so that everything else is saved. Empty when all read whole.
+   */
+  unsettled: string[];
 }
 
 export interface SnapshotWorktreeOptions {
@@ -187,9 +192,9 @@ const LOOKS_PER_READ = 100;
 const WHOLE_READ_LIMIT = 256 * 1024 * 1024;
 
 /** The files whose content in `tree` differs from HEAD's and that changed within RECENT_MS: absolute path, and mode and blob id in `tree`. */
-async function recentlyChanged(host: Host, top: string, env: Record<string, string | undefined>, head: string | null, tree: string, timeoutMs: number | undefined): Promise<{ path: string; mode: string; blob: string }[]> {
+async function recentlyChanged(host: Host, top: string, head: string | null, tree: string, run: GitRun): Promise<{ path: string; mode: string; blob: string }[]> {
   const base = head ? `${head}^{tree}` : await emptyTree(host, top);
-  const fields = splitNul((await git(host, ['-C', top, 'diff-tree', '-r', '--no-renames', '-z', base, tree], { env, timeoutMs })).stdout);
+  const fields = splitNul((await run(['-C', top, 'diff-tree', '-r', '--no-renames', '-z', base, tree])).stdout);
   const changed: { path: string; mode: string; blob: string }[] = [];
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const [, mode, , blob, status] = fields[i]!.split(' ');
@@ -210,10 +215,10 @@ export function blobIdOf(data: Buffer, idLength: number): string {
  * staged mode, else (a new file) its executable bit, as `git add` does. A blob id of '' stands for
  * "whatever is staged is not what the file holds".
  */
-async function tornFiles(host: Host, top: string, env: Record<string, string | undefined>, torn: readonly string[], timeoutMs: number | undefined): Promise<{ path: string; mode: string; blob: string }[]> {
+async function tornFiles(host: Host, top: string, torn: readonly string[], run: GitRun): Promise<{ path: string; mode: string; blob: string }[]> {
   if (torn.length === 0) return [];
   const staged = new Map<string, string>();
-  const listed = await git(host, ['-C', top, 'ls-files', '-s', '-z', '--', ...torn.map((path) => `:(literal)${path}`)], { env, timeoutMs });
+  const listed = await run(['-C', top, 'ls-files', '-s', '-z', '--', ...torn.map((path) => `:(literal)${path}`)]);
   for (const entry of splitNul(listed.stdout)) {
     const match = /^(\d+) [0-9a-f]+ \d\t(.*)$/s.exec(entry);
     if (match) staged.set(match[2]!, match[1]!);
@@ -223,15 +228,56 @@ async function tornFiles(host: Host, top: string, env: Record<string, string | u
 }
 
 /**
+ * The index entries (`mode blob\tpath`, or mode 0 for "not in the snapshot") that give `paths`
+ * (relative) their last saved version: the one in the repo's own snapshot ref (what this machine
+ * saved or restored) while the file's committed version has not moved since that snapshot was made,
+ * else HEAD's (the agent committed it since: that is newer), else none (a new file never saved).
+ */
+async function lastSavedEntries(top: string, head: string | null, paths: readonly string[], run: GitRun): Promise<string[]> {
+  const entriesOf = async (treeish: string | null): Promise<Map<string, string>> => {
+    const entries = new Map<string, string>();
+    if (!treeish) return entries;
+    const listed = await run(['--literal-pathspecs', '-C', top, 'ls-tree', '-r', '-z', '--full-tree', treeish, '--', ...paths], [0, 128]);
+    for (const line of splitNul(listed.stdout)) {
+      const match = /^(\d+) blob ([0-9a-f]+)\t(.*)$/s.exec(line);
+      if (match) entries.set(match[3]!, `${match[1]} ${match[2]}`);
+    }
+    return entries;
+  };
+  const savedRef = await run(['-C', top, 'rev-parse', '--verify', '--quiet', `${WORKTREE_REF}^{commit}`], [0, 1]);
+  const saved = savedRef.exitCode === 0 ? savedRef.stdout.trim() : null;
+  const parent = saved ? await run(['-C', top, 'rev-parse', '--verify', '--quiet', `${saved}^1`], [0, 1]) : null;
+  const [atHead, inSaved, underSaved] = await Promise.all([entriesOf(head), entriesOf(saved), entriesOf(parent?.exitCode === 0 ? parent.stdout.trim() : null)]);
+  const zero = '0'.repeat((head ?? saved ?? '').length || 40);
+  return paths.map((path) => {
+    const entry = saved && underSaved.get(path) === atHead.get(path) ? inSaved.get(path) : atHead.get(path);
+    return entry ? `${entry}\t${path}` : `0 ${zero}\t${path}`;
+  });
+}
+
+type GitRun = (args: string[], okExitCodes?: number[], input?: string | Buffer) => Promise<Awaited<ReturnType<typeof git>>>;
+
+/**
  * Each file of `tree` (a saved snapshot's, in the scratch index) that changed lately, and each file
  * git stopped reading part-way (`torn`), read whole (readWhole): where `tree` holds other bytes than
  * that read (git read it in the middle of a write, or before the last one), the read goes into the
  * index instead (`hash-object --path`, so that the repo's filters apply), and the tree is written
- * again; a file gone meanwhile leaves it. The paths (relative) that never read whole, if any.
+ * again; a file gone meanwhile leaves it. A file that never reads whole (the agent rewrites it
+ * without pause) gets its last saved version (lastSavedEntries) and is named in `unsettled`, so
+ * that it does not keep the rest of the repo out of the store. `recentToo: false` (plan's
+ * throwaway snapshot, which only compares): the torn files alone.
  */
-async function settleRecent(host: Host, top: string, env: Record<string, string | undefined>, head: string | null, tree: string, torn: readonly string[], timeoutMs: number | undefined): Promise<{ tree: string } | { unsettled: string[] }> {
-  const changed = await recentlyChanged(host, top, env, head, tree, timeoutMs);
-  const forced = await tornFiles(host, top, env, torn, timeoutMs);
+async function settleRecent(
+  host: Host,
+  top: string,
+  head: string | null,
+  tree: string,
+  torn: readonly string[],
+  recentToo: boolean,
+  run: GitRun,
+): Promise<{ tree: string; unsettled: string[] }> {
+  const changed = recentToo ? await recentlyChanged(host, top, head, tree, run) : [];
+  const forced = await tornFiles(host, top, torn, run);
   const recent = [...forced, ...changed.filter((file) => !forced.some((other) => other.path === file.path))];
   // A look reads every process's fd table: past LOOKS_PER_READ files, the quiet rule alone.
   // Looked at however long ago a file changed: a writer blocked inside its update leaves no recent stamp.
@@ -246,14 +292,14 @@ async function settleRecent(host: Host, top: string, env: Record<string, string 
     if (whole === 'unsettled' || whole === 'too large') unsettled.push(name);
     else if (whole === 'gone') entries.push(`0 ${'0'.repeat(idLength)}\t${name}`);
     else if (blob === '' || blobIdOf(whole.data, blob.length) !== blob) {
-      const stored = (await git(host, ['-C', top, 'hash-object', '-w', '--stdin', `--path=${name}`], { env, input: whole.data, timeoutMs })).stdout.trim();
+      const stored = (await run(['-C', top, 'hash-object', '-w', '--stdin', `--path=${name}`], [0], whole.data)).stdout.trim();
       if (stored !== blob) entries.push(`${mode} ${stored}\t${name}`);
     }
   }
-  if (unsettled.length > 0) return { unsettled };
-  if (entries.length === 0) return { tree };
-  await git(host, ['-C', top, 'update-index', '-z', '--index-info'], { env, input: entries.map((entry) => `${entry}\0`).join(''), timeoutMs });
-  return { tree: (await git(host, ['-C', top, 'write-tree'], { env, timeoutMs })).stdout.trim() };
+  if (unsettled.length > 0) entries.push(...(await lastSavedEntries(top, head, unsettled, run)));
+  if (entries.length === 0) return { tree, unsettled };
+  await run(['-C', top, 'update-index', '-z', '--index-info'], [0], entries.map((entry) => `${entry}\0`).join(''));
+  return { tree: (await run(['-C', top, 'write-tree'])).stdout.trim(), unsettled };
 }
 
 const IGNORED_HEADER = 'The following paths are ignored by one of your .gitignore files:';
@@ -319,20 +365,15 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
     const torn = shortReadPaths(added.stderr);
     const skipped = unreadablePaths(added.stderr).filter((path) => !torn.includes(path));
     if (added.exitCode !== 0 && skipped.length === 0 && torn.length === 0 && !onlyIgnoredLeftOut(added.stderr, leaveOut)) throw new ActionError(`git add -A in ${top} failed (exit ${added.exitCode}): ${added.stderr.trim()}`);
-    const unsettledError = (named: readonly string[]) =>
-      new ActionError(`the work tree of ${top} kept changing while its snapshot was read (${named.join(', ')}); nothing of it was saved this time, the next save reads it again`);
-    // plan's snapshot only compares: a file git read part-way leaves it unknown, not saved wrong.
-    if (temporary && torn.length > 0) throw unsettledError(torn);
     const readTree = (await run(['write-tree'])).stdout.trim();
     // A file the agent rewrites while git reads it can be read half-written (emptied by its
-    // truncate, or a short read git stops on, leaving the file as staged). In a saved snapshot,
-    // each file the read found changed lately, and each file git stopped on, is read once more,
-    // whole (host/quiet.ts, readWhole: the rule of a sync's push); where git stored other bytes, the
-    // whole read takes their place (settleRecent). A work tree with a file that never reads whole
-    // is not saved this time (the update fails naming it; the next tries again).
-    const settled = temporary ? { tree: readTree } : await settleRecent(host, top, env, head, readTree, torn, options.timeoutMs);
-    if ('unsettled' in settled) throw unsettledError(settled.unsettled);
-    const { tree } = settled;
+    // truncate, or a short read git stops on, leaving the file as staged). Each file git stopped
+    // on, and in a saved snapshot each file the read found changed lately, is read once more, whole
+    // (host/quiet.ts, readWhole: the rule of a sync's push); where git stored other bytes, the whole
+    // read takes their place. One that never reads whole keeps its last saved version and is named
+    // (settleRecent): the rest of the repo is saved all the same.
+    const gitRun: GitRun = (args, okExitCodes, input) => git(host, args, { env, timeoutMs: options.timeoutMs, readOnly: temporary, ...(okExitCodes ? { okExitCodes } : {}), ...(input === undefined ? {} : { input }) });
+    const { tree, unsettled } = await settleRecent(host, top, head, readTree, torn, !temporary, gitRun);
 
     const raw = headCommitText ? (await headCommitText).stdout : null;
     const headTree = raw ? (/^tree ([0-9a-f]+)$/m.exec(raw)?.[1] ?? '') : await emptyTree(host, top);
@@ -357,7 +398,7 @@ export async function snapshotWorktree(host: Host, repo: string, options: Snapsh
         else changes.modified++;
       }
     }
-    return { sha, tree, head, clean: tree === headTree, ...(changes ? { changes } : {}), skipped };
+    return { sha, tree, head, clean: tree === headTree, ...(changes ? { changes } : {}), skipped, unsettled };
   });
 }
 
@@ -370,10 +411,10 @@ export async function describeSnapshot(host: Host, repo: string, sha: string | n
   const run = async (args: string[]) => (await git(host, ['-C', repo, 'rev-parse', ...args], { env: repoEnv(host), readOnly: true })).stdout.trim().split('\n');
   if (sha === null) {
     const [head, tree] = await run(['HEAD^{commit}', 'HEAD^{tree}']);
-    return { sha: head!, tree: tree!, head: head!, clean: true, skipped: [] };
+    return { sha: head!, tree: tree!, head: head!, clean: true, skipped: [], unsettled: [] };
   }
   const [tree, parent, headTree] = await run([`${sha}^{tree}`, `${sha}^1`, 'HEAD^{tree}']);
-  return { sha, tree: tree!, head: parent!, clean: tree === headTree, skipped: [] };
+  return { sha, tree: tree!, head: parent!, clean: tree === headTree, skipped: [], unsettled: [] };
 }
 
 /** git's environment for reading `repo` itself: a GIT_DIR or GIT_WORK_TREE of the caller's process would point it elsewhere. */
