@@ -65,6 +65,8 @@ export interface S3TestServer {
   putObject(bucket: string, key: string, content: Buffer): Promise<void>;
   /** Keys in a bucket, read straight from the store. */
   listObjects(bucket: string): Promise<string[]>;
+  /** Remove an object straight from the store (no request counted), as another machine would have. */
+  deleteObject(bucket: string, key: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -283,6 +285,9 @@ async function launchS3rver(buckets: string[]): Promise<{ api: S3TestServer; sto
     async listObjects(bucket) {
       const result = await server.store.listObjects(bucket, { maxKeys: 10_000 });
       return result.objects.map((o) => o.key).sort();
+    },
+    async deleteObject(bucket, key) {
+      await server.store.deleteObject(bucket, key);
     },
     async stop() {
       server.httpServer.closeAllConnections?.();

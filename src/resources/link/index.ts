@@ -1,6 +1,8 @@
 // `link.<name>`: `<workspace>/<name>` is an absolute symlink to `<mount>/<path>`.
 // missing -> create; empty directory -> create (the directory is set aside); directory with
-// content -> adopt (adopt.ts); symlink elsewhere -> relink; anything else -> conflict.
+// content -> adopt (adopt.ts); symlink elsewhere -> relink; the right symlink with its target
+// missing, or not known before a FUSE mount is up -> create (the re-check after the mount
+// decides); anything else -> conflict.
 import { dirname, join, resolve } from 'node:path';
 import { blockingAncestor } from '../../host/blocked.js';
 import type { Host } from '../../host/types.js';
@@ -183,6 +185,11 @@ export function diffLink(link: ResolvedLink, observed: LinkObserved): Decision |
       };
     case 'symlink':
       if (path.linkTo === link.target) {
+        // A bucket emptied (or a new one) under a link that is right: its target is looked for
+        // once the mount is up, by the re-check before this action (nothing is done if it is there).
+        if (observed.target === 'unknown') {
+          return { ...base, action: 'create', reason: `the mount of bucket ${link.bucket} is not ready yet: the target directory is made after the mount if it is missing`, changes: [] };
+        }
         if (observed.target !== 'missing') return null;
         return { ...base, action: 'create', reason: 'target directory missing in the mount', changes: [{ field: 'target directory', before: null, after: link.target }] };
       }
