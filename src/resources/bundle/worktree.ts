@@ -233,11 +233,11 @@ async function tornFiles(host: Host, top: string, torn: readonly string[], run: 
  * saved or restored) while the file's committed version has not moved since that snapshot was made,
  * else HEAD's (the agent committed it since: that is newer), else none (a new file never saved).
  */
-async function lastSavedEntries(top: string, head: string | null, paths: readonly string[], run: GitRun): Promise<string[]> {
+async function lastSavedEntries(top: string, head: string | null, paths: readonly string[], idLength: number, run: GitRun): Promise<string[]> {
   const entriesOf = async (treeish: string | null): Promise<Map<string, string>> => {
     const entries = new Map<string, string>();
     if (!treeish) return entries;
-    const listed = await run(['--literal-pathspecs', '-C', top, 'ls-tree', '-r', '-z', '--full-tree', treeish, '--', ...paths], [0, 128]);
+    const listed = await run(['--literal-pathspecs', '-C', top, 'ls-tree', '-r', '-z', '--full-tree', treeish, '--', ...paths]);
     for (const line of splitNul(listed.stdout)) {
       const match = /^(\d+) blob ([0-9a-f]+)\t(.*)$/s.exec(line);
       if (match) entries.set(match[3]!, `${match[1]} ${match[2]}`);
@@ -248,10 +248,9 @@ async function lastSavedEntries(top: string, head: string | null, paths: readonl
   const saved = savedRef.exitCode === 0 ? savedRef.stdout.trim() : null;
   const parent = saved ? await run(['-C', top, 'rev-parse', '--verify', '--quiet', `${saved}^1`], [0, 1]) : null;
   const [atHead, inSaved, underSaved] = await Promise.all([entriesOf(head), entriesOf(saved), entriesOf(parent?.exitCode === 0 ? parent.stdout.trim() : null)]);
-  const zero = '0'.repeat((head ?? saved ?? '').length || 40);
   return paths.map((path) => {
     const entry = saved && underSaved.get(path) === atHead.get(path) ? inSaved.get(path) : atHead.get(path);
-    return entry ? `${entry}\t${path}` : `0 ${zero}\t${path}`;
+    return entry ? `${entry}\t${path}` : `0 ${'0'.repeat(idLength)}\t${path}`;
   });
 }
 
@@ -296,7 +295,7 @@ async function settleRecent(
       if (stored !== blob) entries.push(`${mode} ${stored}\t${name}`);
     }
   }
-  if (unsettled.length > 0) entries.push(...(await lastSavedEntries(top, head, unsettled, run)));
+  if (unsettled.length > 0) entries.push(...(await lastSavedEntries(top, head, unsettled, idLength, run)));
   if (entries.length === 0) return { tree, unsettled };
   await run(['-C', top, 'update-index', '-z', '--index-info'], [0], entries.map((entry) => `${entry}\0`).join(''));
   return { tree: (await run(['-C', top, 'write-tree'])).stdout.trim(), unsettled };
