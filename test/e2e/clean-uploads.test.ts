@@ -3,7 +3,7 @@
 // strict loopback server (which answers ListMultipartUploads, ListParts and AbortMultipartUpload
 // as S3 does). clean leaves an upload written to in the last hour alone (a live push may be
 // sending it), lists and aborts one left longer (backdated at the server), and never touches
-// uploads outside the folders persist writes.
+// uploads outside the folders persist writes; status names the ones clean would abort.
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -87,6 +87,18 @@ describe('persist clean and incomplete multipart uploads', () => {
 
     // The killed push's upload left two hours ago: listed; without --auto-approve (not a terminal) nothing is aborted.
     await server.backdateUpload(BUCKET, killed.uploadId, new Date(Date.now() - 2 * HOURS));
+    // status names it too (not the young one, which a live push may be sending), and how to remove it.
+    const status = await m.persist(['status']);
+    expect(status.code, status.output).toBe(0);
+    expect(status.stdout).toContain(
+      `\n1 incomplete upload of persist in the bucket (parts an interrupted push or write sent and never completed, ${formatBytes(bytesOf(killed))}):\n` +
+        `  s3://${BUCKET}/env1/notes/big.bin  (incomplete upload: ${formatBytes(bytesOf(killed))} in ${plural(killed.parts.length, 'part')}, last written 2h ago)\n` +
+        'Remove them with: persist clean',
+    );
+    expect(status.stdout).not.toContain('young.bin');
+    const statusJson = JSON.parse((await m.persist(['status', '--json'])).stdout) as { incompleteUploads: { key: string; parts: number; bytes: number }[]; clean: string };
+    expect(statusJson.incompleteUploads).toEqual([expect.objectContaining({ key: 'env1/notes/big.bin', parts: killed.parts.length, bytes: bytesOf(killed) })]);
+    expect(statusJson.clean).toMatch(/^persist clean/);
     const listed = await m.persist(['clean']);
     expect(listed.code).toBe(1);
     expect(listed.stdout).toContain(
