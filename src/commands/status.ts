@@ -31,17 +31,22 @@ export default async function status(opts: SpecOptions, io: CommandIO): Promise<
       };
     }),
   );
-  rows.push(...(await leaseRows(host, env)));
+  // The lease, the leftovers and the incomplete uploads are looked up side by side (each retries
+  // on its own when a store does not answer).
   // A store that fails was named on its resources' rows: leftovers are looked for where it lets them be.
   let unchecked: StoreError | null = null;
-  const leftovers = await findLeftovers(env, observation.ctx).catch((error: unknown) => {
-    if (!(error instanceof StoreError)) throw error;
-    unchecked = error;
-    return [];
-  });
-  // Multipart uploads a killed push left in a bucket reached through the API, idle for long enough
-  // that clean aborts them (the store bills their parts); young ones may be a live push's.
-  const uploads = await findIncompleteUploads(env, host.now().getTime());
+  const [leases, leftovers, uploads] = await Promise.all([
+    leaseRows(host, env),
+    findLeftovers(env, observation.ctx).catch((error: unknown) => {
+      if (!(error instanceof StoreError)) throw error;
+      unchecked = error;
+      return [];
+    }),
+    // Multipart uploads a killed push left in a bucket reached through the API, idle for long
+    // enough that clean aborts them (the store bills their parts); young ones may be a live push's.
+    findIncompleteUploads(env, host.now().getTime()),
+  ]);
+  rows.push(...leases);
   const stale = uploads.stale;
   const uploadsUnchecked = uploads.failures.filter((failure) => !failure.unsupported);
   // Folders a killed rollback or detach was building beside a local folder (host/state-leftovers.ts).
