@@ -8,6 +8,8 @@ import { bucketsActedOn, bucketsWithoutLease, leaseGate, waitForHeldLeases, type
 import { unsavedWorkNotes } from '../engine/observe.js';
 import { checkFresh, readSavedPlan } from '../engine/saved-plan.js';
 import { stateDir } from '../host/paths.js';
+import { deadBuildings } from '../host/state-leftovers.js';
+import { killedRunFoldersRemoved } from '../output/status-view.js';
 import { linesView, silentView, taskListView } from '../output/apply-view.js';
 import { LEASE_REPLANNED, leaseLostStop, leaseTakenOverMessage, leaseWaitMessage, noLeaseNote, type LeaseHolderText } from '../output/lease-view.js';
 import { applySummaryLine, NO_CHANGES, planJson, renderPlan } from '../output/render.js';
@@ -16,6 +18,7 @@ import { loadEnvironment, rememberSpec } from '../spec/index.js';
 import { checkStateFolder, computePlan, header, makeHost, specInput } from './common.js';
 import { parseDuration } from '../spec/duration.js';
 import type { PlannedAction } from '../engine/types.js';
+import type { Host } from '../host/types.js';
 import type { CommandIO, SpecOptions } from './types.js';
 
 export interface ApplyCommandOptions extends SpecOptions {
@@ -64,8 +67,10 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
 
   const unsaved = unsavedWorkNotes(planned.observation, actions);
   if (actions.length === 0) {
-    if (opts.json) io.out(`${JSON.stringify({ ...planJson(env.environment, [], unsaved.length ? { notes: unsaved } : {}), result: { applied: 0, failed: 0, skipped: 0 } }, null, 2)}\n`);
-    else io.out(`${header(env, 'apply')}\n\n${NO_CHANGES}\n${unsaved.map((note) => `${style.yellow('note:')} ${note}\n`).join('')}${applySummaryLine(0, 0, 0)}\n`);
+    const swept = await sweepKilledRuns(io, env, reader);
+    const extra = { ...(unsaved.length ? { notes: unsaved } : {}), ...(swept.length ? { killedRunFoldersRemoved: swept } : {}) };
+    if (opts.json) io.out(`${JSON.stringify({ ...planJson(env.environment, [], extra), result: { applied: 0, failed: 0, skipped: 0 } }, null, 2)}\n`);
+    else io.out(`${header(env, 'apply')}\n\n${NO_CHANGES}\n${unsaved.map((note) => `${style.yellow('note:')} ${note}\n`).join('')}${swept.length ? killedRunFoldersRemoved(swept) : ''}${applySummaryLine(0, 0, 0)}\n`);
     return 0;
   }
 
@@ -150,4 +155,26 @@ export default async function apply(opts: ApplyCommandOptions, io: CommandIO): P
     await leases?.stop();
     await release();
   }
+}
+
+/**
+ * An apply with nothing to do writes nothing, but the folders a killed rollback, detach or restore
+ * left beside a local folder (possibly a whole copy of it) would then stay for good on a machine
+ * that only boots: when there are some, it takes the lock (which removes them,
+ * host/state-leftovers.ts) and lets go. A lock held by another command is left to it.
+ */
+async function sweepKilledRuns(io: CommandIO, env: { specFile: string; environment: string }, reader: Host): Promise<string[]> {
+  const dir = stateDir(io.env);
+  const killed = await deadBuildings(reader, dir);
+  if (killed.length === 0) return [];
+  let release: () => Promise<void>;
+  try {
+    release = await acquireLock(makeHost(io), dir, { spec: env.specFile, environment: env.environment, command: 'apply' }, 0);
+  } catch {
+    return [];
+  }
+  await release();
+  const gone: string[] = [];
+  for (const path of killed) if (!(await reader.lstat(path))) gone.push(path);
+  return gone;
 }

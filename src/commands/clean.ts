@@ -19,6 +19,7 @@ import { acquireLock } from '../engine/lock.js';
 import { UsageError } from '../errors.js';
 import { stateDir } from '../host/paths.js';
 import { deadBuildings } from '../host/state-leftovers.js';
+import { killedRunFoldersRemoved } from '../output/status-view.js';
 import { formatBytes, plural } from '../output/format.js';
 import { storesFor } from '../store/index.js';
 import { computePlan, header, loadSpec, makeHost } from './common.js';
@@ -88,7 +89,7 @@ async function cleanLocked(opts: CleanCommandOptions, io: CommandIO, env: Resolv
   const uploads = await findIncompleteUploads(env, readOnly.now().getTime());
   const failedToLook = uploads.failures.some((failure) => !failure.unsupported);
   io.out(`${header(env, 'clean')}\n\n`);
-  if (killedRunFolders.length) io.out(`Removed ${plural(killedRunFolders.length, 'folder')} a killed rollback, detach or restore left beside a local folder:\n${killedRunFolders.map((path) => `  ${path}\n`).join('')}`);
+  if (killedRunFolders.length) io.out(killedRunFoldersRemoved(killedRunFolders));
   const unready = Object.entries(observation.mountReady).filter(([, ready]) => !ready).map(([bucket]) => bucket);
   if (unready.length) io.out(`not looked into (not mounted): bucket ${unready.join(', ')}\n`);
   io.out(renderIncompleteUploads({ ...uploads, stale: [] }, readOnly.now()));

@@ -1,5 +1,6 @@
 // The views of `persist status`: one line per resource (`ok` or `!!`, then its facts), or JSON.
 import type { Facts } from '../engine/types.js';
+import { plural } from './format.js';
 import type { Style } from './style.js';
 
 export interface StatusRow {
@@ -25,6 +26,11 @@ export function renderStatus(header: string, rows: StatusRow[], style: Style): s
     return `${mark} ${style.bold(row.address)}  ${row.state}${details ? `\n      ${details}` : ''}`;
   });
   return `${header}\n\n${lines.join('\n')}\n`;
+}
+
+/** What taking the apply lock removed (or put back) of the folders killed runs left (host/state-leftovers.ts). */
+export function killedRunFoldersRemoved(paths: string[]): string {
+  return `Removed ${plural(paths.length, 'folder')} a killed rollback, detach or restore left beside a local folder:\n${paths.map((path) => `  ${path}\n`).join('')}`;
 }
 
 /** The folders a killed rollback, detach or bundle restore left beside a local folder (the original is intact). */

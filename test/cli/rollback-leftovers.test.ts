@@ -1,6 +1,7 @@
 // What a killed rollback or detach was building beside the local folder (QA: a hidden
 // `<folder>.persist-rollback-<hex>` or `.persist-detach-<hex>` stayed in the workspace after the
-// next plan/apply, named by nothing) is removed by the next run that takes the lock: its name
+// next plan/apply, named by nothing) is removed by the next run that takes the lock (an apply
+// with nothing else to do takes it for that): its name
 // carries the dead pid, and a marker in the state folder names it (host/state-leftovers.ts).
 import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
@@ -28,7 +29,7 @@ async function killWhileBuilding(f: Fixture, args: string[], folder: string, kin
 }
 
 describe('what a killed rollback or detach leaves beside the folder', () => {
-  it('a killed rollback: the next run holding the lock (an apply that pushes) removes its building folder; the folder stays as it was', async () => {
+  it('a killed rollback: the next apply, even one with nothing else to do, takes the lock and removes its building folder; the folder stays as it was', async () => {
     const f = makeFixture({ sync: true });
     const state = join(f.dir, 'state');
     mkdirSync(join(state, 'many'));
@@ -40,19 +41,27 @@ describe('what a killed rollback or detach leaves beside the folder', () => {
     const name = await killWhileBuilding(f, ['rollback', 'sync.state', '--to', '1', '--auto-approve'], state, 'rollback');
     expect(leftovers(state)).toContain(name);
     expect(readFileSync(join(state, 'app.db'), 'utf8')).toBe('rows two\n');
-    // status names it until then (a plan or a no-op apply takes no lock).
+    // status names it until then (a plan takes no lock).
+    expect((await f.run(['plan'])).stdout).toContain('No changes');
     const shown = await f.run(['status']);
     expect(shown.stdout).toContain(`Left by a killed rollback, detach or restore (the folder it was replacing is intact):\n  ${join(dirname(state), name)}\n`);
     expect(JSON.parse((await f.run(['status', '--json'])).stdout).killedRunFolders).toEqual([join(dirname(state), name)]);
 
-    // An apply with something to do takes the lock: the dead run's folder goes there.
+    // An apply with nothing else to do takes the lock for it (a machine that only boots would keep it
+    // for good otherwise): the dead run's folder goes, said after "No changes".
+    const swept = await f.run(['apply', '--auto-approve']);
+    expect(swept.code, swept.stdout + swept.stderr).toBe(0);
+    expect(swept.stdout).toContain(`No changes. The machine matches the spec.\nRemoved 1 folder a killed rollback, detach or restore left beside a local folder:\n  ${join(dirname(state), name)}\n`);
+    expect(leftovers(state)).toEqual([]);
+    expect(name).toMatch(/^state\.persist-rollback-\d+-[0-9a-f]{8}$/);
+    expect(readdirSync(join(f.stateDir, 'building'))).toEqual([]);
+    expect(readFileSync(join(state, 'app.db'), 'utf8')).toBe('rows two\n');
+    expect((await f.run(['apply', '--auto-approve'])).stdout).not.toContain('Removed');
+
     writeFileSync(join(state, 'app.db'), 'rows three\n');
     const applied = await f.run(['apply', '--auto-approve']);
     expect(applied.code, applied.stdout + applied.stderr).toBe(0);
     expect(applied.stdout).toMatch(/sync\.state/);
-    expect(leftovers(state)).toEqual([]);
-    expect(name).toMatch(/^state\.persist-rollback-\d+-[0-9a-f]{8}$/);
-    expect(readdirSync(join(f.stateDir, 'building'))).toEqual([]);
     expect(readFileSync(join(state, 'app.db'), 'utf8')).toBe('rows three\n');
     // And a rollback run to its end leaves nothing either.
     const rolled = await f.run(['rollback', 'sync.state', '--to', '1', '--auto-approve'], { timeoutMs: 120_000 });
