@@ -1,7 +1,7 @@
 // The built CLI: an uncommitted edit in a bundled repo shows in plan, and apply saves it, even
 // while a file of it never reads whole.
 import { execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { converge, makeFixture } from './helpers.js';
@@ -47,6 +47,16 @@ describe('a file of a bundled repo that the agent holds open mid-update at every
     const show = (path: string) => execFileSync('git', ['-C', stored, 'show', `refs/persist/worktree:${path}`], { encoding: 'utf8' });
     expect(show('notes.md')).toBe('a new note\n');
     expect(show('README.md')).toBe('# repo, saved uncommitted\n');
+    // Still held and written again, nothing else changed: the stored bundle holds these very refs, and another copy
+    // would only push a real generation out of the kept ones.
+    const generations = () => readdirSync(join(f.bucket, 'bundles')).filter((name) => /^repo\.bundle\.\d+$/.test(name)).length;
+    const kept = generations();
+    writeFileSync(join(repo, 'README.md'), '# repo, being written again\n'); // changed lately: read again
+    const again = await f.run(['apply', '--auto-approve']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/✔ 1\. ~ bundle\.repo +update: bundles\/repo\.bundle already holds these refs: nothing written/);
+    expect(again.stdout).toMatch(/changed at every read: .*: README\.md/);
+    expect(generations()).toBe(kept);
     // Let go without another write: the file's stats stay those the apply saw, and still the
     // next plan must not take the save for the work tree as it is.
     holder.kill('SIGKILL');

@@ -399,6 +399,20 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
       skipped = saved.skipped;
       unsettled = saved.unsettled;
     }
+    // What git could not read is left out (shutdown then counts the bundle as not saved); the
+    // plan's warning about it is replaced by that line, which names what the update itself found.
+    const notSaved = [
+      ...(skipped.length ? [{ message: unreadableWork(bundle.repo, skipped), transient: false }] : []),
+      ...(unsettled.length ? [{ message: unsettledWork(bundle.repo, unsettled), transient: true }] : []),
+    ];
+    const notes = [...notSaved.map((left) => left.message), ...(decision.warnings ?? []).filter((warning) => !skipped.length || !warning.includes('cannot be read by git'))];
+    const left = { ...(notes.length ? { notes } : {}), ...(notSaved.length ? { notSaved } : {}), verifiedInStore: true as const };
+    // The stored bundle already holds these very refs (a file that changed at every read kept its
+    // last saved version, and nothing else changed): another copy would only push a real
+    // generation out of the kept ones.
+    if (decision.note !== 'repair' && now.bundle.state === 'present' && sameRefs(refs, now.bundle.refs)) {
+      return { summary: `${bundle.relFile} already holds these refs: nothing written`, ...left };
+    }
     // A repair (verify found the stored file damaged) replaces it without keeping it as <file>.1.
     const keep = decision.note === 'repair' ? 0 : bundle.keep;
     const written = await writeBundle(ctx.host, store, { repo: bundle.repo, key: bundle.relFile, keep, refs }, ctx.report, ctx.signal, generation);
@@ -410,16 +424,7 @@ async function applyBundle(bundle: ResolvedBundle, decision: Decision, now: Bund
     const extra = [repo.stash.length ? plural(repo.stash.length, 'stash entry', 'stash entries') : '', refs[WORKTREE_REF] ? 'the uncommitted work' : ''].filter(Boolean).join(' and ');
     // writeBundle checked the stored bundle against what it built: an agent that commits or edits
     // again before the executor verifies does not fail the update (the next one takes it).
-    const summary = `wrote ${bundle.relFile} (${plural(committed, 'ref')}${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`;
-    // What git could not read is left out (shutdown then counts the bundle as not saved); the
-    // plan's warning about it is replaced by that line, which names what the update itself found.
-    const notSaved = [
-      ...(skipped.length ? [{ message: unreadableWork(bundle.repo, skipped), transient: false }] : []),
-      ...(unsettled.length ? [{ message: unsettledWork(bundle.repo, unsettled), transient: true }] : []),
-    ];
-    if (notSaved.length === 0) return { summary, ...(decision.warnings ? { notes: decision.warnings } : {}), verifiedInStore: true };
-    const notes = [...notSaved.map((left) => left.message), ...(decision.warnings ?? []).filter((warning) => !skipped.length || !warning.includes('cannot be read by git'))];
-    return { summary, notes, notSaved, verifiedInStore: true };
+    return { summary: `wrote ${bundle.relFile} (${plural(committed, 'ref')}${extra ? `, ${extra}` : ''}, ${written.size} bytes${kept})`, ...left };
   }
 
   const file = now.bundle as Extract<BundleFileObserved, { state: 'present' }>;
