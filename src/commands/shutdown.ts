@@ -24,7 +24,7 @@ import { bucketRuntimeDir, stateDir } from '../host/paths.js';
 import type { Host } from '../host/types.js';
 import { linesView, silentView } from '../output/apply-view.js';
 import { errorMessage, formatDuration, plural } from '../output/format.js';
-import { leaseKept, leaseReleased } from '../output/lease-view.js';
+import { leaseKept, leaseNotReleased, leaseReleased } from '../output/lease-view.js';
 import { renderShutdown, shutdownItemLine, shutdownJson, shutdownOk, type ShutdownItem, type ShutdownReport } from '../output/shutdown-view.js';
 import { makeStyle } from '../output/style.js';
 import { parseDuration } from '../spec/duration.js';
@@ -50,7 +50,11 @@ const RETRY_PAUSE_MS = 2_000;
 export async function releaseBucketLeases(host: Host, env: ResolvedEnvironment): Promise<ShutdownItem[]> {
   if (leasableBuckets(env).length === 0) return [];
   const { releaseLease } = await import('../engine/lease.js');
-  return (await releaseLease(host, env)).map((where) => ({ address: 'lease', status: 'saved', message: leaseReleased(where) }));
+  // A lease that cannot be released (the store stopped answering after the last save) loses
+  // nothing: it is kept, and expires after its time to live.
+  const kept: ShutdownItem[] = [];
+  const released = await releaseLease(host, env, (where, message) => kept.push({ address: 'lease', status: 'kept', message: leaseNotReleased(where, message) }));
+  return [...released.map((where): ShutdownItem => ({ address: 'lease', status: 'saved', message: leaseReleased(where) })), ...kept];
 }
 
 class Deadline {

@@ -26,7 +26,7 @@ import { errorMessage } from '../output/format.js';
 import { leaseWaitLine } from '../output/lease-view.js';
 import { renderPlan } from '../output/render.js';
 import { makeStyle } from '../output/style.js';
-import { WATCH_NO_CHANGES, WATCH_STOPPED, watchApplied, watchBackingOff, watchDrift, watchError, watchNeedsPerson, watchStamp, watchVerified } from '../output/watch-view.js';
+import { WATCH_NO_CHANGES, WATCH_STOPPED, watchApplied, watchBackingOff, watchDrift, watchError, watchNeedsPerson, watchStamp, watchUnreachable, watchVerified } from '../output/watch-view.js';
 import { computePlan, loadSpec, makeHost, type PlanResult } from './common.js';
 import { parseDuration } from '../spec/duration.js';
 import type { CommandIO, SpecOptions } from './types.js';
@@ -105,18 +105,22 @@ export default async function watch(opts: WatchCommandOptions, io: CommandIO): P
           const byAddress = new Map(observation.resources.map((r) => [r.address, r]));
           const safe: PlannedAction[] = [];
           const unsafe: PlannedAction[] = [];
+          /** Not looked into this round: their store did not answer (a passing outage, not a conflict). */
+          const unreachable: PlannedAction[] = [];
           const waiting: { address: string; failures: number; nextRound: number }[] = [];
           const notOurs = new Map<string, string[]>();
           for (const action of actions) {
             const observed = byAddress.get(action.address);
             const bucket = bucketsActedOn([action], observation)[0];
             const backoff = failing.get(action.address);
-            if (action.conflict || !observed || !observed.module.unattended(action, observed.seen.state)) unsafe.push(action);
+            if (action.conflict && observed?.unobserved?.transient) unreachable.push(action);
+            else if (action.conflict || !observed || !observed.module.unattended(action, observed.seen.state)) unsafe.push(action);
             else if (bucket !== undefined && refused.has(bucket)) notOurs.set(bucket, [...(notOurs.get(bucket) ?? []), `${action.address} ${action.action}`]);
             else if (backoff && backoff.until > round) waiting.push({ address: action.address, failures: backoff.failures, nextRound: backoff.until });
             else safe.push(action);
           }
-          if (unsafe.length) log(watchNeedsPerson(unsafe.map((a) => `${a.address} ${a.action}${resolvingCommand(a) ? ` (run: ${resolvingCommand(a)})` : ''}`)));
+          if (unreachable.length) log(watchUnreachable(unreachable.map((a) => `${a.address}: ${a.conflict!.message}`)));
+          if (unsafe.length) log(watchNeedsPerson(unsafe.map((a) => `${a.address} ${a.action}${a.conflict ? `: ${a.conflict.message}` : ''}${resolvingCommand(a) ? ` (run: ${resolvingCommand(a)})` : ''}`)));
           for (const [bucket, addresses] of notOurs) log(leaseWaitLine(bucket, refused.get(bucket)!.message, addresses));
           if (waiting.length) log(watchBackingOff(waiting));
           if (safe.length) {

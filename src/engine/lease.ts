@@ -24,6 +24,7 @@ import { ensureMachine } from '../lineage/machine.js';
 import type { Host } from '../host/types.js';
 import { errorMessage, PATH_TROUBLE } from '../output/format.js';
 import { bucketFolderMissing, leaseFailedMessage, leaseHeldMessage, leaseTakenMessage } from '../output/lease-view.js';
+import { closeWriteFence, setWriteFence } from '../store/fence.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
 import { DEFAULT_LEASE_TTL_MS, leaseTtlMs } from './lease-policy.js';
 
@@ -43,6 +44,12 @@ export interface LeaseBody {
 export interface LeaseVersion {
   body: LeaseBody | null; // null: unreadable (half-written, foreign): treated as expired
   etag: string;
+  /**
+   * How long ago this version was written, by the store's own clock (an S3 answer's `Date` less
+   * the object's `Last-Modified`; a file's mtime against this machine's clock), when it tells.
+   * Expiry is judged by it: a machine whose clock runs ahead would take a live lease by `expiresAt`.
+   */
+  ageMs?: number;
 }
 
 /** Where a lease lives: conditional create, replace and delete of one object. */
@@ -92,7 +99,9 @@ export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> 
     where: `${apiLabel(bucket)}/${LEASE_KEY}`,
     async read() {
       const got = await client.getTagged(key).catch((error: unknown) => (error instanceof NoSuchKey ? null : Promise.reject(error)));
-      return got && { body: parse(got.data), etag: got.etag };
+      if (!got) return null;
+      const ageMs = Date.parse(got.date) - Date.parse(got.lastModified);
+      return { body: parse(got.data), etag: got.etag, ...(Number.isFinite(ageMs) ? { ageMs } : {}) };
     },
     async create(body) {
       try {
@@ -136,6 +145,14 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
       throw error;
     }
   };
+  /**
+   * The version read, with its age by its mtime (a version is put in place whole, just written:
+   * placeExclusive). Stat'ed after the read: a newer version in between only makes it look younger.
+   */
+  const agedVersionOf = async (data: Buffer): Promise<LeaseVersion> => {
+    const info = await host.stat(path).catch(() => null);
+    return info ? { ...versionOf(data), ageMs: host.now().getTime() - info.mtimeMs } : versionOf(data);
+  };
   const asidePrefix = `${LEASE_KEY}.taking-`;
   /**
    * One listing of the lease's folder: the lease there, moved aside by a replacement (below) whose
@@ -178,7 +195,7 @@ export function fileLeaseStore(host: Host, folder: string, prefix = ''): LeaseSt
       let misses = 0;
       for (let waited = 0; ; waited += 5) {
         const data = await readRaw();
-        if (data) return versionOf(data);
+        if (data) return agedVersionOf(data);
         if (waited >= 1_000) return null;
         const found = await listed();
         if (found === 'lease') continue;
@@ -273,7 +290,7 @@ export async function acquireLease(host: Host, store: LeaseStore, options: Lease
       continue; // someone created it meanwhile: look at theirs
     }
     const ours = current.body?.machine === machine;
-    const expired = !current.body || Date.parse(current.body.expiresAt) <= now.getTime() || Number.isNaN(Date.parse(current.body.expiresAt));
+    const expired = isExpired(current, now.getTime());
     if (ours || expired) {
       const next = ours && current.body ? { ...body, acquiredAt: current.body.acquiredAt } : body;
       const etag = await store.replace(next, current.etag);
@@ -308,14 +325,37 @@ export async function renewLease(host: Host, held: HeldLease, ttlMs = DEFAULT_LE
 export async function leaseHolder(host: Host, store: LeaseStore): Promise<(LeaseBody & { expired: boolean }) | null> {
   const current = await store.read();
   if (!current?.body) return null;
-  return { ...current.body, expired: Date.parse(current.body.expiresAt) <= host.now().getTime() };
+  return { ...current.body, expired: isExpired(current, host.now().getTime()) };
 }
+
+/** The store's clock counts in whole seconds (HTTP dates): an age is this much short at worst. */
+const AGE_RESOLUTION_MS = 1_000;
+
+/**
+ * Whether a lease version may be taken over: unreadable, or not renewed for its holder's time to
+ * live (`expiresAt` less `renewedAt`: both the holder's clock, so their difference is not skewed),
+ * measured by the store's clock where it tells the version's age, else by `expiresAt` against
+ * this machine's clock.
+ */
+export function isExpired(version: LeaseVersion, nowMs: number): boolean {
+  const body = version.body;
+  if (!body) return true;
+  const expiresAt = Date.parse(body.expiresAt);
+  const ttl = expiresAt - Date.parse(body.renewedAt);
+  if (!Number.isFinite(ttl)) return true;
+  if (version.ageMs !== undefined) return version.ageMs >= ttl + AGE_RESOLUTION_MS;
+  return expiresAt <= nowMs;
+}
+
+
 
 /**
  * Release this machine's lease of every bucket of `env` (for shutdown): deleted only while it is
- * still ours. Returns the leases released.
+ * still ours. Returns the leases released. With `onFailure`, a lease that cannot be read or
+ * deleted (the store unreachable) is said there and the others are still released; without it,
+ * the error is thrown.
  */
-export async function releaseLease(host: Host, env: ResolvedEnvironment): Promise<string[]> {
+export async function releaseLease(host: Host, env: ResolvedEnvironment, onFailure?: (where: string, message: string) => void): Promise<string[]> {
   const machine = await machineId(host);
   const released: string[] = [];
   for (const bucket of Object.values(env.buckets)) {
@@ -324,17 +364,17 @@ export async function releaseLease(host: Host, env: ResolvedEnvironment): Promis
     let current: Awaited<ReturnType<LeaseStore['read']>>;
     try {
       current = await store.read();
+      if (current?.body?.machine !== machine) continue;
+      await store.remove(current.etag);
+      released.push(store.where);
     } catch (error) {
       // A local bucket's folder that cannot be read (a symbolic link loop, no permission): plan and
       // apply name it (its mount's conflict); no lease can be read there, so none is released, and
       // one this machine took before expires after its time to live.
       const code = (error as NodeJS.ErrnoException).code;
       if (bucket.mount?.backend === 'local' && code !== undefined && Object.hasOwn(PATH_TROUBLE, code)) continue;
-      throw error;
-    }
-    if (current?.body?.machine === machine) {
-      await store.remove(current.etag);
-      released.push(store.where);
+      if (!onFailure) throw error;
+      onFailure(store.where, errorMessage(error));
     }
   }
   return released;
@@ -380,7 +420,7 @@ export class LeaseKeeper {
         store = await leaseStoreFor(this.host, bucket);
         if (!store) continue;
         const lease = await acquireLease(this.host, store, { timeoutMs, ttlMs, ...(this.events.onWait ? { onWait: this.events.onWait } : {}) });
-        this.#held.set(bucket.key, { lease, ttlMs });
+        this.#hold(bucket.key, { lease, ttlMs });
         if (lease.tookOverFrom) this.events.onTakeOver?.(lease.tookOverFrom, store.where);
       } catch (error) {
         if (error instanceof LeaseHeld) throw error;
@@ -402,6 +442,7 @@ export class LeaseKeeper {
         await this.take([bucket], 0);
       } catch (error) {
         this.#held.delete(bucket.key);
+        if (error instanceof LeaseHeld) closeWriteFence(bucket.key, errorMessage(error));
         refused.set(bucket.key, { message: errorMessage(error), held: error instanceof LeaseHeld });
       }
     }
@@ -425,6 +466,40 @@ export class LeaseKeeper {
     await this.#renewing;
   }
 
+  /** Hold `entry` for `bucket`; writes into it may start until its `expiresAt`, then once a renewal confirms it (store/fence.ts). */
+  #hold(bucket: string, entry: { lease: HeldLease; ttlMs: number }): void {
+    this.#held.set(bucket, entry);
+    setWriteFence(bucket, Date.parse(entry.lease.body.expiresAt), async () => {
+      const now = this.#held.get(bucket);
+      if (!now) return 'the lease is not held';
+      try {
+        await this.#renew(bucket, now);
+        return null;
+      } catch (error) {
+        return errorMessage(error);
+      }
+    });
+  }
+
+  /**
+   * Renew the lease of `bucket`. A lease another machine took is lost for good (said once through
+   * onLost, and no write into the bucket starts any more); a store that does not answer throws, and
+   * the lease is lost only once it has expired.
+   */
+  async #renew(bucket: string, held: { lease: HeldLease; ttlMs: number }): Promise<void> {
+    try {
+      this.#hold(bucket, { ...held, lease: await renewLease(this.host, held.lease, held.ttlMs) });
+    } catch (error) {
+      const expired = this.host.now().getTime() >= Date.parse(held.lease.body.expiresAt);
+      if ((error instanceof LeaseHeld || expired) && this.#held.has(bucket)) {
+        this.#held.delete(bucket);
+        closeWriteFence(bucket, errorMessage(error));
+        this.events.onLost(bucket, errorMessage(error));
+      }
+      throw error;
+    }
+  }
+
   #due(held: { lease: HeldLease; ttlMs: number }): boolean {
     return this.host.now().getTime() - Date.parse(held.lease.body.renewedAt) >= held.ttlMs / 3;
   }
@@ -432,17 +507,7 @@ export class LeaseKeeper {
   async #renewDue(): Promise<void> {
     for (const [bucket, held] of [...this.#held]) {
       if (!this.#due(held)) continue;
-      try {
-        this.#held.set(bucket, { ...held, lease: await renewLease(this.host, held.lease, held.ttlMs) });
-      } catch (error) {
-        // A lease another machine took is lost for good; a store that did not answer is tried
-        // again at the next tick, while the lease has not expired.
-        const expired = this.host.now().getTime() >= Date.parse(held.lease.body.expiresAt);
-        if (error instanceof LeaseHeld || expired) {
-          this.#held.delete(bucket);
-          this.events.onLost(bucket, errorMessage(error));
-        }
-      }
+      await this.#renew(bucket, held).catch(() => undefined); // tried again at the next tick
     }
   }
 }

@@ -23,6 +23,11 @@ export function leaseTakenMessage(where: string, holder: LeaseHolderText | null)
   return `the bucket lease ${where} was taken by ${describeHolder(holder)}; this machine must not save into that bucket any more`;
 }
 
+/** A write refused because this process could not renew the bucket's lease in time. */
+export function leaseLapsedMessage(bucket: string, until: Date): string {
+  return `the lease of bucket ${bucket} was not renewed in time (it expired at ${until.toISOString()} by this machine's clock), so nothing more is written into that bucket`;
+}
+
 export function bucketFolderMissing(folder: string): string {
   return `the bucket folder ${folder} is not there yet (its mount action makes it)`;
 }
@@ -73,6 +78,11 @@ export function leaseTtlFact(ttlMs: number): string {
 
 export function leaseReleased(where: string): string {
   return `released the lease ${where}`;
+}
+
+/** Shutdown saved everything but could not delete its lease: the next container waits for it to expire. */
+export function leaseNotReleased(where: string, reason: string): string {
+  return `not released: ${where}: ${reason}; everything is saved, and the lease expires after its time to live (the next container waits for that)`;
 }
 
 export function leaseKept(where: string, ttlMs: number): string {

@@ -19,6 +19,10 @@ export function watchNeedsPerson(actions: string[]): string {
   return `needs a person (not applied): ${actions.join(', ')}`;
 }
 
+export function watchUnreachable(causes: string[]): string {
+  return `not looked into this round (the store did not answer; tried again next round): ${causes.join('; ')}`;
+}
+
 export function watchBackingOff(waiting: { address: string; failures: number; nextRound: number }[]): string {
   return `backing off after failures: ${waiting.map((w) => `${w.address} (failed ${plural(w.failures, 'time')} in a row; next try in round ${w.nextRound})`).join(', ')}`;
 }

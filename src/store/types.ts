@@ -65,6 +65,8 @@ export interface TransferOptions {
    * in (one syncfs for a restore of many files instead of an fsync each). A store may fsync anyway.
    */
   flushLater?: boolean;
+  /** An upload: see WriteOptions.unchangedSince. */
+  unchangedSince?: string | null;
 }
 
 export interface WriteOptions {
@@ -79,6 +81,13 @@ export interface WriteOptions {
    * which nothing reads. See docs/backends.md, "Writes in place".
    */
   inPlace?: boolean;
+  /**
+   * The object's ETag as this machine last wrote or read it (null: there was none). Where the
+   * store can check it in the same request (the S3 API, an object sent in one request), the write
+   * happens only if the object is still so, and fails with StoreChanged otherwise: a write another
+   * machine made since is never overwritten unawares (store/index.ts, fencedStore, decides what then).
+   */
+  unchangedSince?: string | null;
 }
 
 export interface Store {
@@ -144,6 +153,14 @@ export class StoreMissing extends Error {
 }
 
 /** A conditional write found the key taken. */
+/** A conditional write (WriteOptions.unchangedSince) found the object changed since. */
+export class StoreChanged extends Error {
+  constructor(readonly key: string) {
+    super(`${key} changed in the store since this machine last wrote or read it`);
+    this.name = 'StoreChanged';
+  }
+}
+
 export class StoreConflict extends Error {
   constructor(readonly key: string) {
     super(`${key} already exists`);

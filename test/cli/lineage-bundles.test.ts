@@ -231,7 +231,7 @@ describe('two machines, one bundle', () => {
     expect(status).toMatch(/seenHere=1/);
     expect(status).toMatch(/newerBy=a \([0-9a-f]{8}\)/);
     const watching = fixture.start(['watch', '--interval', '1s', '--auto-approve', '-f', 'lineage-b.yaml', '--env', 'production'], { env: b.env });
-    await watching.waitFor(/\] needs a person \(not applied\): bundle\.repo conflict \(run: persist rollback bundle\.repo --to 2\)$/m, 20_000);
+    await watching.waitFor(/\] needs a person \(not applied\): bundle\.repo conflict: repo\.bundle holds generation 2, written by a .* \(run: persist rollback bundle\.repo --to 2\)$/m, 20_000);
     watching.child.kill('SIGTERM');
     expect((await watching.done).code).toBe(0);
 

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeE2E, e2eRig } from '../helpers/e2e.js';
 import { startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
-import { apiBucketYaml, buildWorkspace, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256 } from './flow-helpers.js';
+import { startPersist } from './durable-helpers.js';
+import { apiBucketYaml, buildWorkspace, bucketYaml, CREDENTIALS, Machine, manifest, repoSnapshot, sha256, waitFor } from './flow-helpers.js';
 
 /** Bundle of ./ws, syncs of ./state and ./data, a restored file: no links (they need a mount). */
 export function apiSpec(bucketLines: string): string {
@@ -231,6 +232,48 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
     await writeFile(b.spec, await readFile(m.spec, 'utf8'));
     expect((await b.persist(['apply', '--auto-approve'])).code).toBe(0);
     expect(await readFile(join(b.state, 'memory.md'), 'utf8')).toBe('the last words before the container stops\n');
+  });
+
+  it('shutdown whose lease cannot be deleted (the store gone after the last save) says the lease is kept, not an internal error, and exits 0', { timeout: 120_000 }, async () => {
+    await rig.server.createBucket('api-release');
+    const m = new Machine(await rig.sandbox.tempDir('persist-api-release-'));
+    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, 'api-release'), 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
+    await mkdir(m.state, { recursive: true });
+    await writeFile(join(m.state, 'memory.md'), 'first\n');
+    expect((await m.persist(['apply', '--auto-approve'])).code).toBe(0);
+    await writeFile(join(m.state, 'memory.md'), 'the last words\n');
+    // Every DELETE of the lease fails: more than the client's own retries.
+    rig.server.injectFailures({ method: 'DELETE', match: (url) => url.split('?')[0]!.endsWith('/.persist-lease.json'), count: 20, status: 503 });
+    const stopped = await m.persist(['shutdown', '--timeout', '30s']);
+    expect(stopped.code, stopped.output).toBe(0);
+    expect(stopped.stdout).toMatch(/✔ sync\.state: push: copied 1 file/);
+    expect(stopped.stdout).toContain('• lease: not released: s3://api-release/.persist-lease.json: ');
+    expect(stopped.stdout).toContain('everything is saved, and the lease expires after its time to live (the next container waits for that)');
+    expect(stopped.stdout).toContain('everything is in the store');
+    expect(stopped.output).not.toMatch(/internal error/);
+    expect(await rig.server.getObject('api-release', '.persist-lease.json')).not.toBeNull();
+  });
+
+  it('watch through a store outage says the store did not answer (not a conflict that needs a person), then saves', { timeout: 120_000 }, async () => {
+    await rig.server.createBucket('api-outage');
+    const m = new Machine(await rig.sandbox.tempDir('persist-api-outage-'));
+    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, 'api-outage'), 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
+    await mkdir(m.state, { recursive: true });
+    await writeFile(join(m.state, 'memory.md'), 'first\n');
+    expect((await m.persist(['apply', '--auto-approve'])).code).toBe(0);
+    const watch = startPersist(m, ['watch', '--interval', '1s', '--auto-approve']);
+    try {
+      await waitFor('the first round', () => / round 0\] no changes$/m.test(watch.output()), 30_000);
+      rig.server.injectFailures({ count: 40, status: 503 });
+      await waitFor('a round in the outage', () => / round \d+\] not looked into this round \(the store did not answer; tried again next round\): sync\.state: cannot be looked into: /m.test(watch.output()), 60_000);
+      expect(watch.output()).not.toContain('needs a person');
+      await writeFile(join(m.state, 'memory.md'), 'after the outage\n');
+      await waitFor('the push after the outage', () => / round \d+\] applied 1, failed 0, skipped 0: sync\.state push$/m.test(watch.output()), 60_000);
+    } finally {
+      watch.kill('SIGTERM');
+      await watch.done;
+    }
+    expect((await rig.server.getObject('api-outage', 'state/memory.md'))?.toString()).toBe('after the outage\n');
   });
 
   it("a bucket whose store fails stops only its own resources: named with what to check, the other bucket saved, no internal error", { timeout: 120_000 }, async () => {

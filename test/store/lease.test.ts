@@ -1,6 +1,7 @@
 // The bucket lease over real HTTP (the strict server enforces If-None-Match / If-Match) and as an
 // exclusive file for a `local` bucket: create, renew, hold against another machine, release,
-// take over after expiry, and two racing acquirers of which exactly one wins.
+// take over after expiry (judged by the store's clock), two racing acquirers of which exactly one
+// wins, and the write fence that keeps a holder frozen past its lease from writing when it wakes.
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireLease, fileLeaseStore, LEASE_KEY, LeaseHeld, leaseHolder, LeaseKeeper, machineId, releaseLease, renewLease, s3LeaseStore, type LeaseStore } from '../../src/engine/lease.js';
 import { Sensitive } from '../../src/spec/sensitive.js';
 import type { ResolvedBucket, ResolvedEnvironment } from '../../src/spec/types.js';
+import { storesFor } from '../../src/store/index.js';
 import { hostWithState } from '../e2e/flow-helpers.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startStrictS3Server, type StrictS3TestServer } from '../helpers/s3server.js';
 
@@ -94,7 +96,8 @@ for (const kind of ['s3', 'file'] as const) {
     it('is taken over after its time to live, by one of two racing machines', async () => {
       const store = await storeFor('p2/');
       const old = await acquireLease(machine(`${kind}-old`), store, { timeoutMs: 0, ttlMs: 300 });
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      // Expired by the store's clock: its age counts in whole seconds, so a second more than the ttl.
+      await new Promise((resolve) => setTimeout(resolve, 1_400));
       const racers = Array.from({ length: 4 }, (_, i) => machine(`${kind}-racer-${i}`));
       const results = await Promise.allSettled(racers.map((host) => acquireLease(host, store, { timeoutMs: 0 })));
       const won = results.filter((r) => r.status === 'fulfilled');
@@ -105,6 +108,20 @@ for (const kind of ['s3', 'file'] as const) {
       if (kind === 's3') expect(winner.tookOverFrom?.machine).toBe(old.body.machine);
       expect((await leaseHolder(racers[0]!, store))?.machine).toBe(winner.body.machine);
       for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(LeaseHeld);
+    });
+
+    it("is judged expired by the store's clock: a machine whose clock runs 90 s ahead waits for it like any other", async () => {
+      const store = await storeFor('p-skew/');
+      const holder = await acquireLease(machine(`${kind}-on-time`), store, { timeoutMs: 0, ttlMs: 2_000 });
+      const ahead = machine(`${kind}-ahead`);
+      const realNow = ahead.now.bind(ahead);
+      ahead.now = () => new Date(realNow().getTime() + 90_000);
+      // By its own clock the holder's expiresAt is long past; by the store's, the lease is 0-1 s old.
+      await expect(acquireLease(ahead, store, { timeoutMs: 0 })).rejects.toBeInstanceOf(LeaseHeld);
+      expect((await leaseHolder(ahead, store))?.expired).toBe(false);
+      // Not renewed for its time to live (plus the store clock's second): taken over.
+      await new Promise((resolve) => setTimeout(resolve, 3_100));
+      expect((await acquireLease(ahead, store, { timeoutMs: 0 })).body.machine).not.toBe(holder.body.machine);
     });
 
     it('of a fresh key: two racing creators, exactly one wins', async () => {
@@ -329,5 +346,45 @@ describe('lease: { ttl } in the spec', () => {
     expect(leaseTtlMs(dev.buckets.data!)).toBe(90_000);
     expect(leaseTtlMs(prod.buckets.data!)).toBe(120_000);
     expect(leaseTtlMs(dev.buckets.logs!)).toBe(60_000);
+  });
+});
+
+describe('the write fence of a held lease (a container frozen past its lease, then resumed)', () => {
+  const localBucket = (name: string, ttl: number): ResolvedBucket => ({
+    key: name, name: `bucket-${name}`, pathStyle: true, provider: 'other', leaseTtlMs: ttl, mount: { backend: 'local', path: join(work, `fence-${name}`), options: {} },
+  });
+  /** The bucket's store as the commands get it (fenced by the lease this process holds). */
+  const storeOf = (host: ReturnType<typeof machine>, b: ResolvedBucket) => storesFor(env({ ...b, key: 'data' }), host)('data');
+
+  it('refuses every write once another machine took the lease over, and lets writes go on after a late renewal that finds it still ours', async () => {
+    const taken = localBucket('fence-taken', 1_000);
+    const quiet = localBucket('fence-quiet', 1_000);
+    for (const b of [taken, quiet]) await mkdir(b.mount!.path);
+    const host = machine('fence-holder');
+    const lost: string[] = [];
+    const keeper = new LeaseKeeper(host, { onLost: (key, message) => lost.push(`${key}: ${message}`) });
+    // Held but never renewed in the background: the process is frozen.
+    await keeper.take([{ ...taken, key: 'data' }], 0);
+    const store = storeOf(host, taken);
+    await store.write('before.txt', 'written while held\n');
+    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    const thief = machine('fence-thief');
+    await acquireLease(thief, fileLeaseStore(thief, taken.mount!.path), { timeoutMs: 0, ttlMs: 60_000 });
+    await expect(store.write('after.txt', 'the frozen holder wakes up\n')).rejects.toThrow(/the lease of bucket data was not renewed in time .*taken by machine/);
+    await expect(store.remove('before.txt')).rejects.toThrow(/taken by machine/);
+    expect(await readFile(join(taken.mount!.path, 'before.txt'), 'utf8')).toBe('written while held\n');
+    await expect(readFile(join(taken.mount!.path, 'after.txt'))).rejects.toThrow(/ENOENT/);
+    expect(lost).toHaveLength(1);
+
+    // Nobody took it: the write renews it (compare-and-swap) and goes on.
+    const other = machine('fence-holder-2');
+    const keeper2 = new LeaseKeeper(other, { onLost: () => undefined });
+    await keeper2.take([{ ...quiet, key: 'data' }], 0);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await storeOf(other, quiet).write('late.txt', 'after a late renewal\n');
+    expect(await readFile(join(quiet.mount!.path, 'late.txt'), 'utf8')).toBe('after a late renewal\n');
+    expect((await leaseHolder(other, fileLeaseStore(other, quiet.mount!.path)))?.expired).toBe(false);
+    await keeper.stop();
+    await keeper2.stop();
   });
 });

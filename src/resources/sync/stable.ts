@@ -129,6 +129,16 @@ function failure(error: unknown, before: FileInfo, sqlite: boolean): PushedFile 
 }
 
 /** Stage `source` stably (or snapshot it), then upload the stage to `key`. */
+/**
+ * What this machine knows of the object a push replaces (WriteOptions.unchangedSince): the ETag it
+ * last transferred, or that there is none (a file no manifest lists and no mirror may hold), so
+ * that the write overwrites nothing another machine stored since (store/index.ts, fencedStore).
+ */
+function unchangedSince(options: PushFileOptions): { unchangedSince?: string | null } {
+  if (options.known) return options.known.etag ? { unchangedSince: options.known.etag } : {};
+  return options.previous || options.mirrorHash ? {} : { unchangedSince: null };
+}
+
 export async function pushFile(host: Host, store: Store, stage: Stage, source: string, key: string, listed: TreeFile, options: PushFileOptions): Promise<PushedFile> {
   let moved = false;
   let interrupted = 0;
@@ -164,7 +174,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
       const entry: ManifestEntry = { size: data.length, mtimeMs: info.mtimeMs, sha256, mode: info.mode };
       const known = options.previous ? (options.previous.size === data.length && options.previous.mode === info.mode ? options.previous.sha256 : null) : options.mirrorHash ? await options.mirrorHash() : null;
       if (known === sha256) return { kind: 'stored', entry, bytes: 0, moved, uploaded: false };
-      await store.write(key, data, { mode: info.mode, ...(options.inPlace ? { inPlace: true } : {}) });
+      await store.write(key, data, { mode: info.mode, ...(options.inPlace ? { inPlace: true } : {}), ...unchangedSince(options) });
       return { kind: 'stored', entry, bytes: data.length, moved, uploaded: true };
     }
     const temp = await stage.next();
@@ -208,7 +218,7 @@ export async function pushFile(host: Host, store: Store, stage: Stage, source: s
           if (!options.previous || options.previous.mode === mode) return result;
         }
       }
-      const transfer = { mode, mtimeMs: before.mtimeMs, ...(options.inPlace ? { inPlace: true } : {}) };
+      const transfer = { mode, mtimeMs: before.mtimeMs, ...(options.inPlace ? { inPlace: true } : {}), ...unchangedSince(options) };
       const written = options.known && staged!.size > options.known.size ? await store.uploadGrown(temp, key, transfer, options.known) : await store.upload(temp, key, transfer);
       const result: PushedFile = { kind: 'stored', entry: { size: written.size, mtimeMs: before.mtimeMs, sha256: written.sha256, mode }, bytes: written.size, moved, uploaded: true };
       if (token !== undefined) result.token = token;

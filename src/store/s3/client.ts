@@ -431,9 +431,10 @@ export class S3Client {
   }
 
   /** A whole object and its ETag, in one GET (a HEAD first could name another version than the GET reads). */
-  async getTagged(key: string): Promise<{ data: Buffer; etag: string }> {
+  /** An object with its ETag, its `Last-Modified` and the answer's `Date` (the server's clock; '' when absent). */
+  async getTagged(key: string): Promise<{ data: Buffer; etag: string; lastModified: string; date: string }> {
     const response = await this.#send({ operation: 'get', key, object: true, method: 'GET' });
-    return { data: response.body, etag: headerString(response.headers.etag) };
+    return { data: response.body, etag: headerString(response.headers.etag), lastModified: headerString(response.headers['last-modified']), date: headerString(response.headers.date) };
   }
 
   /** Streams an object (or a range) into `file` (created or truncated; rewritten on a retry). */

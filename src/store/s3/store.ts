@@ -28,7 +28,7 @@ import type { Host } from '../../host/types.js';
 import { API_TRANSFERS, Slots } from '../limit.js';
 import { normalizePrefix } from '../prefix.js';
 import { tempPathFor } from '../temp-name.js';
-import { HEAD_BYTES, StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
+import { HEAD_BYTES, StoreChanged, StoreConflict, StoreMissing, type KnownObject, type Store, type StoredFile, type StoredInfo, type StoreListing, type Transferred, type TransferOptions, type WriteOptions } from '../types.js';
 import { DEFAULT_PART_SIZE, NoSuchKey, PreconditionFailed, type AppendResult, type S3Client } from './client.js';
 
 /** Objects up to this size are read into memory (one read: its hash and its upload); larger ones are streamed. */
@@ -161,18 +161,20 @@ export class S3Store implements Store {
   async write(key: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
     const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const metadata = metadataFor(options.mode ?? 0o644, this.host.now().getTime());
+    await this.putChecked(key, body, { metadata, ...conditionsOf(options) }, options.ifAbsent ? () => new StoreConflict(key) : () => new StoreChanged(key));
+  }
+
+  /** One PUT; a condition that failed is `refused()`, unless an earlier attempt without an answer stored these very bytes. */
+  private async putChecked(key: string, body: Buffer, options: Parameters<S3Client['put']>[2], refused: () => Error): Promise<{ etag: string }> {
     try {
-      await this.client.put(this.objectKey(key), body, { metadata, ...(options.ifAbsent ? { ifNoneMatch: '*' as const } : {}) });
+      return await this.client.put(this.objectKey(key), body, options);
     } catch (error) {
-      if (options.ifAbsent && error instanceof PreconditionFailed) {
-        // An earlier attempt without an answer may have been ours: same bytes there means it was.
-        if (error.ambiguous) {
-          const there = await this.client.get(this.objectKey(key)).catch(() => null);
-          if (there && there.equals(body)) return;
-        }
-        throw new StoreConflict(key);
+      if (!(error instanceof PreconditionFailed)) throw error;
+      if (error.ambiguous) {
+        const there = await this.client.getTagged(this.objectKey(key)).catch(() => null);
+        if (there && there.data.equals(body)) return { etag: there.etag };
       }
-      throw error;
+      throw refused();
     }
   }
 
@@ -182,7 +184,7 @@ export class S3Store implements Store {
     const metadata = metadataFor(options.mode, options.mtimeMs);
     if (source.size <= S3_SINGLE_READ_LIMIT) {
       const data = await this.host.readFile(localPath);
-      const { etag } = await this.transfers.use(() => this.client.put(this.objectKey(key), data, { metadata }));
+      const { etag } = await this.transfers.use(() => this.putChecked(key, data, { metadata, ...conditionsOf(options) }, () => new StoreChanged(key)));
       return { size: data.length, sha256: createHash('sha256').update(data).digest('hex'), etag };
     }
     // Streamed: hashed before and after; a file that changed meanwhile is an error (retried by the next push).
@@ -361,4 +363,14 @@ async function hashWithPrefix(path: string, length: number): Promise<{ prefix: s
 
 function metadataFor(mode: number, mtimeMs: number): Record<string, string> {
   return { mode: String(S_IFREG | (mode & 0o7777)), mtime: String(Math.floor(mtimeMs / 1000)) };
+}
+
+/**
+ * The conditions of a PUT: created only (`ifAbsent`, or an object known absent), or replacing only
+ * the version known (WriteOptions.unchangedSince). A large file's multipart upload is sent
+ * without them (docs/backends.md).
+ */
+function conditionsOf(options: { ifAbsent?: boolean; unchangedSince?: string | null }): { ifNoneMatch?: '*'; ifMatch?: string } {
+  if (options.ifAbsent || options.unchangedSince === null) return { ifNoneMatch: '*' };
+  return options.unchangedSince === undefined ? {} : { ifMatch: options.unchangedSince };
 }
