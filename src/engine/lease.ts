@@ -347,8 +347,6 @@ export function isExpired(version: LeaseVersion, nowMs: number): boolean {
   return expiresAt <= nowMs;
 }
 
-
-
 /**
  * Release this machine's lease of every bucket of `env` (for shutdown): deleted only while it is
  * still ours. Returns the leases released. With `onFailure`, a lease that cannot be read or
