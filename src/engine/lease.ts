@@ -29,6 +29,8 @@ import type { ResolvedBucket, ResolvedEnvironment } from '../spec/types.js';
 import { DEFAULT_LEASE_TTL_MS, leaseTtlMs } from './lease-policy.js';
 
 export const LEASE_KEY = '.persist-lease.json';
+/** HTTP dates (`Date`, `Last-Modified`) count in whole seconds. */
+const HTTP_DATE_RESOLUTION_MS = 1_000;
 const POLL_MS = 1_000;
 const RENEW_TICK_MS = 250;
 
@@ -45,8 +47,9 @@ export interface LeaseVersion {
   body: LeaseBody | null; // null: unreadable (half-written, foreign): treated as expired
   etag: string;
   /**
-   * How long ago this version was written, by the store's own clock (an S3 answer's `Date` less
-   * the object's `Last-Modified`; a file's mtime against this machine's clock), when it tells.
+   * How long ago this version was written at least, by the store's own clock (an S3 answer's
+   * `Date` less the object's `Last-Modified`, less a second for their resolution; a file's mtime
+   * against this machine's clock), when it tells.
    * Expiry is judged by it: a machine whose clock runs ahead would take a live lease by `expiresAt`.
    */
   ageMs?: number;
@@ -100,7 +103,8 @@ export async function s3LeaseStore(bucket: ResolvedBucket): Promise<LeaseStore> 
     async read() {
       const got = await client.getTagged(key).catch((error: unknown) => (error instanceof NoSuchKey ? null : Promise.reject(error)));
       if (!got) return null;
-      const ageMs = Date.parse(got.date) - Date.parse(got.lastModified);
+      // HTTP dates count in whole seconds: the youngest the version can be.
+      const ageMs = Date.parse(got.date) - Date.parse(got.lastModified) - HTTP_DATE_RESOLUTION_MS;
       return { body: parse(got.data), etag: got.etag, ...(Number.isFinite(ageMs) ? { ageMs } : {}) };
     },
     async create(body) {
@@ -328,8 +332,6 @@ export async function leaseHolder(host: Host, store: LeaseStore): Promise<(Lease
   return { ...current.body, expired: isExpired(current, host.now().getTime()) };
 }
 
-/** The store's clock counts in whole seconds (HTTP dates): an age is this much short at worst. */
-const AGE_RESOLUTION_MS = 1_000;
 
 /**
  * Whether a lease version may be taken over: unreadable, or not renewed for its holder's time to
@@ -343,7 +345,7 @@ export function isExpired(version: LeaseVersion, nowMs: number): boolean {
   const expiresAt = Date.parse(body.expiresAt);
   const ttl = expiresAt - Date.parse(body.renewedAt);
   if (!Number.isFinite(ttl)) return true;
-  if (version.ageMs !== undefined) return version.ageMs >= ttl + AGE_RESOLUTION_MS;
+  if (version.ageMs !== undefined) return version.ageMs >= ttl;
   return expiresAt <= nowMs;
 }
 

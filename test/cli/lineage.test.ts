@@ -216,7 +216,7 @@ describe('lineage: a push never overwrites what this machine has not seen', () =
 
     // watch on b pushes nothing over it: it logs the conflict once a round with the one command.
     const watching = fixture.start(['watch', '--interval', '1s', '--auto-approve', '-f', 'lineage-b.yaml', '--env', 'production'], { env: { PERSIST_STATE_DIR: b.state, HOSTNAME: 'b' } });
-    await watching.waitFor(/\] needs a person \(not applied\): sync\.clawdbot conflict \(run: persist rollback sync\.clawdbot --to 2\)$/m, 15_000);
+    await watching.waitFor(/\] needs a person \(not applied\): sync\.clawdbot conflict: the store holds generation 2, written by a .* \(run: persist rollback sync\.clawdbot --to 2\)$/m, 15_000);
     watching.child.kill('SIGTERM');
     expect((await watching.done).code).toBe(0);
     expect(readFileSync(join(mirror, 'notes.md'), 'utf8')).toBe('a2\n');

@@ -49,7 +49,7 @@ describe('persist watch', () => {
     // A round that logs after this point began after the safe actions were done: it must find only
     // the unsafe ones left, and apply nothing.
     const done = run.output().stdout.length;
-    const unsafeLeft = /\] needs a person \(not applied\): link\.notes conflict, link\.logs relink$/m;
+    const unsafeLeft = /\] needs a person \(not applied\): link\.notes conflict: [^\n]* is a regular file [^\n]*, link\.logs relink$/m;
     await run.waitFor((stdout) => unsafeLeft.test(stdout.slice(done)), 5000);
     const settled = done + unsafeLeft.exec(run.output().stdout.slice(done))!.index;
     await sleep(300);

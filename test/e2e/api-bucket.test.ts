@@ -60,6 +60,17 @@ async function mountsUnder(root: string): Promise<string[]> {
 describe('a bucket without a mount (the S3 API) through the CLI', () => {
   const rig = e2eRig(() => startStrictS3Server());
 
+  /** A machine with one sync (`./state`, holding memory.md) into a new bucket `name`, saved once. */
+  async function savedSyncMachine(name: string): Promise<Machine> {
+    await rig.server.createBucket(name);
+    const m = new Machine(await rig.sandbox.tempDir(`persist-${name}-`));
+    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, name), 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
+    await mkdir(m.state, { recursive: true });
+    await writeFile(join(m.state, 'memory.md'), 'first\n');
+    expect((await m.persist(['apply', '--auto-approve'])).code).toBe(0);
+    return m;
+  }
+
   it('saves, sends 0 writes on a no-op apply, and a new container restores it all byte for byte', { timeout: 120_000 }, async () => {
     const bucket = 'api-flow';
     await rig.server.createBucket(bucket);
@@ -215,12 +226,7 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
   });
 
   it('shutdown saves through a passing store outage: what the outage stopped is tried again until its timeout', { timeout: 120_000 }, async () => {
-    await rig.server.createBucket('api-blip');
-    const m = new Machine(await rig.sandbox.tempDir('persist-api-blip-'));
-    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, 'api-blip'), 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
-    await mkdir(m.state, { recursive: true });
-    await writeFile(join(m.state, 'memory.md'), 'first\n');
-    expect((await m.persist(['apply', '--auto-approve'])).code).toBe(0);
+    const m = await savedSyncMachine('api-blip');
     await writeFile(join(m.state, 'memory.md'), 'the last words before the container stops\n');
     // Every request answered 503 SlowDown for a while: more than the client's own retries of one request.
     rig.server.injectFailures({ count: 14, status: 503 });
@@ -235,12 +241,7 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
   });
 
   it('shutdown whose lease cannot be deleted (the store gone after the last save) says the lease is kept, not an internal error, and exits 0', { timeout: 120_000 }, async () => {
-    await rig.server.createBucket('api-release');
-    const m = new Machine(await rig.sandbox.tempDir('persist-api-release-'));
-    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, 'api-release'), 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
-    await mkdir(m.state, { recursive: true });
-    await writeFile(join(m.state, 'memory.md'), 'first\n');
-    expect((await m.persist(['apply', '--auto-approve'])).code).toBe(0);
+    const m = await savedSyncMachine('api-release');
     await writeFile(join(m.state, 'memory.md'), 'the last words\n');
     // Every DELETE of the lease fails: more than the client's own retries.
     rig.server.injectFailures({ method: 'DELETE', match: (url) => url.split('?')[0]!.endsWith('/.persist-lease.json'), count: 20, status: 503 });
@@ -255,12 +256,7 @@ describe('a bucket without a mount (the S3 API) through the CLI', () => {
   });
 
   it('watch through a store outage says the store did not answer (not a conflict that needs a person), then saves', { timeout: 120_000 }, async () => {
-    await rig.server.createBucket('api-outage');
-    const m = new Machine(await rig.sandbox.tempDir('persist-api-outage-'));
-    await writeFile(m.spec, ['version: 1', 'workspace: ./ws', 'buckets:', '  data:', apiBucketYaml(rig.server, 'api-outage'), 'syncs:', '  state: { from: ./state, to: state }', ''].join('\n'));
-    await mkdir(m.state, { recursive: true });
-    await writeFile(join(m.state, 'memory.md'), 'first\n');
-    expect((await m.persist(['apply', '--auto-approve'])).code).toBe(0);
+    const m = await savedSyncMachine('api-outage');
     const watch = startPersist(m, ['watch', '--interval', '1s', '--auto-approve']);
     try {
       await waitFor('the first round', () => / round 0\] no changes$/m.test(watch.output()), 30_000);
