@@ -128,7 +128,6 @@ function failure(error: unknown, before: FileInfo, sqlite: boolean): PushedFile 
   throw error;
 }
 
-/** Stage `source` stably (or snapshot it), then upload the stage to `key`. */
 /**
  * What this machine knows of the object a push replaces (WriteOptions.unchangedSince): the ETag it
  * last transferred, or that there is none (a file no manifest lists and no mirror may hold), so
@@ -139,6 +138,7 @@ function unchangedSince(options: PushFileOptions): { unchangedSince?: string | n
   return options.previous || options.mirrorHash ? {} : { unchangedSince: null };
 }
 
+/** Stage `source` stably (or snapshot it), then upload the stage to `key`. */
 export async function pushFile(host: Host, store: Store, stage: Stage, source: string, key: string, listed: TreeFile, options: PushFileOptions): Promise<PushedFile> {
   let moved = false;
   let interrupted = 0;
